@@ -1,0 +1,2 @@
+//! The `ocap` command.
+fn main() {}

@@ -1,0 +1,1 @@
+//! ocap-example-vats (work in progress).

@@ -1,0 +1,1 @@
+//! ocap-kernel (work in progress).

@@ -1,0 +1,1 @@
+//! ocap-queue (work in progress).

@@ -1,0 +1,1 @@
+//! ocap-router (work in progress).

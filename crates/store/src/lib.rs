@@ -1,0 +1,20 @@
+//! The ocap kernel's store: every piece of kernel state, in LMDB, changed only inside crank
+//! transactions that commit whole or not at all.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let mut store = ocap_store::Store::open(dir.path())?;
+//! store.start_crank()?;
+//! store.savepoint("start")?;
+//! store.set(b"a", b"1")?;
+//! store.rollback_to("start")?;
+//! assert_eq!(store.get(b"a")?, None);
+//! store.end_crank()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod kv;
+
+pub use error::{BackendError, StoreError};
+pub use kv::{Durability, SCHEMA_VERSION, Store, StoreConfig};

@@ -1,0 +1,66 @@
+//! Run-queue items: what one crank delivers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::capdata::Message;
+use crate::refs::{EndpointId, KObjectId, KPromiseId, KRef};
+
+/// One unit of work. Only `Send` and `Notify` are stored in the run queue; GC and reap items
+/// are synthesized from their own tables (spec §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunQueueItem {
+    /// Deliver `message` to whatever `target` routes to.
+    Send {
+        /// An object or a promise.
+        target: KRef,
+        /// The message, in kernel space.
+        message: Message<KRef>,
+    },
+    /// Tell `endpoint` that `promise` is settled.
+    Notify {
+        /// The subscriber.
+        endpoint: EndpointId,
+        /// The settled promise.
+        promise: KPromiseId,
+    },
+    /// Tell an owner its exports are no longer reachable.
+    DropExports {
+        /// The owner.
+        endpoint: EndpointId,
+        /// The objects.
+        objects: Vec<KObjectId>,
+    },
+    /// Tell an owner its exports are no longer recognizable.
+    RetireExports {
+        /// The owner.
+        endpoint: EndpointId,
+        /// The objects.
+        objects: Vec<KObjectId>,
+    },
+    /// Tell an importer the objects it imports are gone.
+    RetireImports {
+        /// The importer.
+        endpoint: EndpointId,
+        /// The objects.
+        objects: Vec<KObjectId>,
+    },
+    /// Ask an endpoint to collect its garbage and report it.
+    BringOutYourDead {
+        /// The endpoint.
+        endpoint: EndpointId,
+    },
+}
+
+impl RunQueueItem {
+    /// A short name of the item's kind, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunQueueItem::Send { .. } => "send",
+            RunQueueItem::Notify { .. } => "notify",
+            RunQueueItem::DropExports { .. } => "dropExports",
+            RunQueueItem::RetireExports { .. } => "retireExports",
+            RunQueueItem::RetireImports { .. } => "retireImports",
+            RunQueueItem::BringOutYourDead { .. } => "bringOutYourDead",
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The vocabulary of the ocap kernel: references, passable values, capdata, messages,
+//! run-queue items, kernel error codes, and the vat protocol.
+//!
+//! Every id is a newtype whose text form exists only through `Display` and `FromStr`:
+//!
+//! ```
+//! use ocap_types::{CapData, KRef, VRef, Value};
+//!
+//! let kref: KRef = "ko4".parse()?;
+//! assert_eq!(kref.to_string(), "ko4");
+//! assert!("k4".parse::<KRef>().is_err());
+//! assert!("p+7".parse::<VRef>()?.is_export());
+//!
+//! let value = Value::List(vec![Value::str("hi"), Value::Slot { index: 0, iface: None }]);
+//! let data = CapData::new(&value, vec![kref]);
+//! assert_eq!(data.decode()?, value);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod bytes;
+mod capdata;
+pub mod cbor;
+mod error_code;
+mod item;
+mod refs;
+mod value;
+mod vat;
+
+#[cfg(test)]
+mod tests;
+
+pub use capdata::{CapData, Message, MethargsError};
+pub use error_code::{ErrorCode, SplatReason};
+pub use item::RunQueueItem;
+pub use refs::{
+    EndpointId, ExportId, KObjectId, KPromiseId, KRef, ParseRefError, RemoteId, SubclusterId, VRef,
+    VatId,
+};
+pub use value::{
+    DecodeError, MAX_DEPTH, TAG_BIGINT, TAG_ERROR, TAG_SLOT, TAG_TAGGED, TAG_UNDEFINED, Value,
+};
+pub use vat::{
+    ByteBuf, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Resolution, Syscall, VatHost,
+    VatLog, VatMessage, VatRuntime, VatStart,
+};

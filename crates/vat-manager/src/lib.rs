@@ -1,0 +1,1 @@
+//! ocap-vat-manager (work in progress).

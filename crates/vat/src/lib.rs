@@ -1,0 +1,1 @@
+//! ocap-vat (work in progress).
