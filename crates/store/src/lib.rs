@@ -15,6 +15,11 @@
 
 mod error;
 mod kv;
+mod tables;
 
 pub use error::{BackendError, StoreError};
 pub use kv::{Durability, SCHEMA_VERSION, Store, StoreConfig};
+pub use tables::{
+    CListEntry, KernelStore, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds,
+    RefCounts, SubclusterRecord, VatRecord,
+};

@@ -20,6 +20,7 @@
 mod bytes;
 mod capdata;
 pub mod cbor;
+mod config;
 mod error_code;
 mod item;
 mod refs;
@@ -30,6 +31,7 @@ mod vat;
 mod tests;
 
 pub use capdata::{CapData, Message, MethargsError};
+pub use config::{ClusterConfig, ConfigError, OrderedVats, VatConfig, WorkerKind};
 pub use error_code::{ErrorCode, SplatReason};
 pub use item::RunQueueItem;
 pub use refs::{

@@ -25,11 +25,12 @@ pub const MAX_DEPTH: usize = 128;
 
 /// A passable value. References appear as [`Value::Slot`], an index into the slots of the
 /// [`crate::CapData`] that carries the value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum Value {
     /// The absence of a value.
     Undefined,
     /// `null`.
+    #[default]
     Null,
     /// A boolean.
     Bool(bool),

@@ -1,1 +1,26 @@
-//! ocap-vat-manager (work in progress).
+//! Vats from the kernel's side: the registry of vat code, running workers, c-list
+//! translation between vat refs and kernel refs, syscall validation, launch, delivery,
+//! termination (inside a crank without waiting, or on a host's request) and the cleanup of
+//! terminated vats.
+//!
+//! ```
+//! use ocap_vat_manager::{VatManager, VatRegistry};
+//!
+//! let manager = VatManager::new(VatRegistry::new(), None);
+//! assert_eq!(manager.running().count(), 0);
+//! ```
+
+mod error;
+mod manager;
+mod registry;
+mod syscall;
+mod translate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::VatError;
+pub use manager::{CleanupReport, VatManager};
+pub use registry::{VatFactory, VatRegistry};
+pub use syscall::LogSink;
+pub use translate::ForgedRef;

@@ -1,0 +1,60 @@
+//! The queue crate's error type.
+
+use ocap_types::KPromiseId;
+use ocap_store::{Owner, StoreError};
+
+/// What can go wrong in the queues and the crank machinery.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// A cached queue was used after a rollback without `refresh`.
+    #[error("queue {name:?} used after rollback without refresh")]
+    StaleCache {
+        /// The queue's name.
+        name: String,
+    },
+    /// A stored item does not decode.
+    #[error("queue {name:?} holds an item that does not decode: {reason}")]
+    Corrupt {
+        /// The queue's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A resolution was refused (spec §5.5).
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a promise could not be resolved. These texts name krefs: they go to logs and to the
+/// vat-termination path, never into a rejection value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The promise is unknown.
+    #[error("unknown kernel promise {0}")]
+    Unknown(KPromiseId),
+    /// The promise is already settled.
+    #[error("{0} was already resolved")]
+    AlreadyResolved(KPromiseId),
+    /// The resolver is not the decider.
+    #[error("{resolver} not permitted to resolve {promise} because {}", decider_text(.decider))]
+    NotDecider {
+        /// Who tried.
+        resolver: String,
+        /// The promise.
+        promise: KPromiseId,
+        /// Its decider.
+        decider: Option<Owner>,
+    },
+}
+
+fn decider_text(decider: &Option<Owner>) -> String {
+    match decider {
+        Some(owner) => format!("its decider is {owner}"),
+        None => "it has no decider".to_owned(),
+    }
+}

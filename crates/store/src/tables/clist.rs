@@ -1,0 +1,183 @@
+//! C-lists (spec §2.6): per endpoint, a bijection between its refs and kernel refs, stored
+//! both ways under `<ep>.c.`: `<ep>.c.<vref>` → kref and `<ep>.c.<kref>` → `R <vref>` or
+//! `_ <vref>` (reachable flag).
+
+use ocap_types::{EndpointId, KRef, VRef};
+
+use super::{KernelStore, keys};
+use crate::error::StoreError;
+
+/// A c-list entry seen from the kernel side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CListEntry {
+    /// The endpoint's ref.
+    pub vref: VRef,
+    /// True while the endpoint can reach (not just recognize) the kref.
+    pub reachable: bool,
+}
+
+impl KernelStore {
+    /// The kref that `vref` names in `ep`'s c-list.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the entry does not parse.
+    pub fn clist_kref(&self, ep: EndpointId, vref: VRef) -> Result<Option<KRef>, StoreError> {
+        let key = keys::clist(ep, vref);
+        match self.kv.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map(Some)
+                .ok_or_else(|| StoreError::corrupt("clist", &key, "not a kref")),
+        }
+    }
+
+    /// The entry for `kref` in `ep`'s c-list.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the entry does not parse.
+    pub fn clist_entry(&self, ep: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
+        let key = keys::clist(ep, kref);
+        let Some(bytes) = self.kv.get(&key)? else {
+            return Ok(None);
+        };
+        let parsed = std::str::from_utf8(&bytes).ok().and_then(|text| {
+            let (flag, vref) = text.split_once(' ')?;
+            let reachable = match flag {
+                "R" => true,
+                "_" => false,
+                _ => return None,
+            };
+            Some(CListEntry {
+                vref: vref.parse().ok()?,
+                reachable,
+            })
+        });
+        parsed
+            .map(Some)
+            .ok_or_else(|| StoreError::corrupt("clist", &key, "not a flagged vref"))
+    }
+
+    /// Adds `kref ↔ vref` to `ep`'s c-list, flagged reachable. Refcounts are the caller's.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn add_clist_entry(
+        &mut self,
+        ep: EndpointId,
+        kref: KRef,
+        vref: VRef,
+    ) -> Result<(), StoreError> {
+        self.kv
+            .set(&keys::clist(ep, vref), kref.to_string().as_bytes())?;
+        self.write_flag(ep, kref, vref, true)
+    }
+
+    fn write_flag(
+        &mut self,
+        ep: EndpointId,
+        kref: KRef,
+        vref: VRef,
+        reachable: bool,
+    ) -> Result<(), StoreError> {
+        let flag = if reachable { 'R' } else { '_' };
+        self.kv.set(
+            &keys::clist(ep, kref),
+            format!("{flag} {vref}").as_bytes(),
+        )
+    }
+
+    /// Clears the reachable flag; for an imported object that still exists this releases
+    /// one reachable hold (spec §2.6). Returns false if there is no entry.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn clear_reachable_flag(&mut self, ep: EndpointId, kref: KRef) -> Result<bool, StoreError> {
+        let Some(entry) = self.clist_entry(ep, kref)? else {
+            return Ok(false);
+        };
+        if entry.reachable {
+            self.write_flag(ep, kref, entry.vref, false)?;
+            if let (KRef::Object(id), false) = (kref, entry.vref.is_export()) {
+                self.decref_reachable(id)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes the entry, releasing the holds it stood for (spec §2.6): an import of an
+    /// object loses its reachable flag and one recognizable hold; a promise entry releases
+    /// one hold; an export entry changes no object counts.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn delete_clist_entry(&mut self, ep: EndpointId, kref: KRef) -> Result<(), StoreError> {
+        let Some(entry) = self.clist_entry(ep, kref)? else {
+            return Ok(());
+        };
+        self.clear_reachable_flag(ep, kref)?;
+        match kref {
+            KRef::Object(id) if !entry.vref.is_export() => self.decref_recognizable(id)?,
+            KRef::Object(_) => {}
+            KRef::Promise(_) => self.decref(kref)?,
+        }
+        self.forget_clist_entry(ep, kref, entry.vref)
+    }
+
+    /// Removes both directions of the entry without touching refcounts.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn forget_clist_entry(
+        &mut self,
+        ep: EndpointId,
+        kref: KRef,
+        vref: VRef,
+    ) -> Result<(), StoreError> {
+        self.kv.delete(&keys::clist(ep, vref))?;
+        self.kv.delete(&keys::clist(ep, kref))
+    }
+
+    /// Allocates the next import number (`o-N` or `p-N`) of `ep`.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn allocate_import(&mut self, ep: EndpointId, promise: bool) -> Result<u64, StoreError> {
+        self.allocate(&keys::endpoint_counter(ep, promise))
+    }
+
+    /// Every `(vref, kref)` in `ep`'s c-list, in vref byte order (exports `o+`, imports `o-`,
+    /// then promises).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an entry that does not parse.
+    pub fn clist_entries(&self, ep: EndpointId) -> Result<Vec<(VRef, KRef)>, StoreError> {
+        let prefix = keys::clist_prefix(ep);
+        let mut out = Vec::new();
+        for (key, value) in self.kv.scan_prefix(&prefix)? {
+            let suffix = &key[prefix.len()..];
+            if suffix.first() == Some(&b'k') {
+                continue; // the kref → vref direction
+            }
+            let parse = || -> Option<(VRef, KRef)> {
+                let vref = std::str::from_utf8(suffix).ok()?.parse().ok()?;
+                let kref = std::str::from_utf8(&value).ok()?.parse().ok()?;
+                Some((vref, kref))
+            };
+            out.push(parse().ok_or_else(|| StoreError::corrupt("clist", &key, "bad entry"))?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes every key of endpoint `ep` (c-list, counters, vat store, record).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn delete_endpoint_keys(&mut self, ep: EndpointId) -> Result<(), StoreError> {
+        for (key, _) in self.kv.scan_prefix(&keys::endpoint_prefix(ep))? {
+            self.kv.delete(&key)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! The kernel's tables as typed operations over the byte store: id allocation, kernel
+//! objects, kernel promises, raw queues, c-lists, vats, vat stores and subclusters.
+//!
+//! Invariant: the only in-memory state kept here is (a) the id high-water marks, which may
+//! run ahead of the store after a rollback but never behind it (ids are never reused), and
+//! (b) the crank's maybe-free set, which [`KernelStore::rollback_to`] clears together with
+//! the refcount changes that filled it.
+
+mod clist;
+mod keys;
+mod objects;
+mod promises;
+mod queues;
+mod vats;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use ocap_types::{EndpointId, KRef};
+use serde::de::DeserializeOwned;
+
+use crate::error::StoreError;
+use crate::kv::Store;
+
+pub use clist::CListEntry;
+pub use objects::{ObjectRecord, RefCounts};
+pub use queues::QueueBounds;
+pub use promises::{PromiseRecord, PromiseState};
+pub use vats::{SubclusterRecord, VatRecord};
+
+/// Who owns an object or decides a promise: an endpoint, or the kernel itself (services).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    /// The kernel (a kernel service).
+    Kernel,
+    /// A vat or remote.
+    Endpoint(EndpointId),
+}
+
+impl From<EndpointId> for Owner {
+    fn from(ep: EndpointId) -> Self {
+        Owner::Endpoint(ep)
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::Kernel => f.write_str("kernel"),
+            Owner::Endpoint(ep) => ep.fmt(f),
+        }
+    }
+}
+
+impl std::str::FromStr for Owner {
+    type Err = ocap_types::ParseRefError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "kernel" {
+            Ok(Owner::Kernel)
+        } else {
+            text.parse().map(Owner::Endpoint)
+        }
+    }
+}
+
+impl serde::Serialize for Owner {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Owner {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The kernel's store: the byte store plus typed tables.
+#[derive(Debug)]
+pub struct KernelStore {
+    kv: Store,
+    high_water: BTreeMap<Vec<u8>, u64>,
+    maybe_free: BTreeSet<KRef>,
+}
+
+impl KernelStore {
+    /// Wraps an open byte store.
+    pub fn new(kv: Store) -> Self {
+        KernelStore {
+            kv,
+            high_water: BTreeMap::new(),
+            maybe_free: BTreeSet::new(),
+        }
+    }
+
+    /// The byte store, for reads.
+    pub fn kv(&self) -> &Store {
+        &self.kv
+    }
+
+    /// The byte store, for writes that have no table of their own (tests, queues).
+    pub fn kv_mut(&mut self) -> &mut Store {
+        &mut self.kv
+    }
+
+    /// Opens a crank (see [`Store::start_crank`]).
+    ///
+    /// # Errors
+    /// As [`Store::start_crank`].
+    pub fn start_crank(&mut self) -> Result<(), StoreError> {
+        self.kv.start_crank()
+    }
+
+    /// Takes a savepoint (see [`Store::savepoint`]).
+    ///
+    /// # Errors
+    /// As [`Store::savepoint`].
+    pub fn savepoint(&mut self, name: &str) -> Result<(), StoreError> {
+        self.kv.savepoint(name)
+    }
+
+    /// Rolls back to a savepoint and forgets the maybe-free set, whose entries came from
+    /// refcount changes that the rollback undid.
+    ///
+    /// # Errors
+    /// As [`Store::rollback_to`].
+    pub fn rollback_to(&mut self, name: &str) -> Result<(), StoreError> {
+        self.kv.rollback_to(name)?;
+        self.maybe_free.clear();
+        Ok(())
+    }
+
+    /// Ends the crank (see [`Store::end_crank`]).
+    ///
+    /// # Errors
+    /// As [`Store::end_crank`].
+    pub fn end_crank(&mut self) -> Result<(), StoreError> {
+        self.kv.end_crank()
+    }
+
+    /// Takes the set of krefs whose counts reached zero during this crank.
+    pub fn take_maybe_free(&mut self) -> BTreeSet<KRef> {
+        std::mem::take(&mut self.maybe_free)
+    }
+
+    /// Allocates the next number of `counter` (starting at 1). Never reuses a number, even
+    /// after a rollback undid the stored increment.
+    pub(crate) fn allocate(&mut self, counter: &[u8]) -> Result<u64, StoreError> {
+        let stored = self.read_u64(counter)?.unwrap_or(1);
+        let high = self.high_water.get(counter).copied().unwrap_or(1);
+        let next = stored.max(high);
+        self.kv.set(counter, (next + 1).to_string().as_bytes())?;
+        self.high_water.insert(counter.to_vec(), next + 1);
+        Ok(next)
+    }
+
+    pub(crate) fn read_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        match self.kv.get(key)? {
+            None => Ok(None),
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map(Some)
+                .ok_or_else(|| StoreError::corrupt("counters", key, "not a decimal number")),
+        }
+    }
+
+    pub(crate) fn read_cbor<T: DeserializeOwned>(
+        &self,
+        table: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.kv.get(key)? {
+            None => Ok(None),
+            Some(bytes) => ocap_types::cbor::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(table, key, e)),
+        }
+    }
+
+    pub(crate) fn write_cbor<T: serde::Serialize>(
+        &mut self,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
+        self.kv.set(key, &ocap_types::cbor::to_vec(value))
+    }
+
+    pub(crate) fn note_maybe_free(&mut self, kref: KRef) {
+        self.maybe_free.insert(kref);
+    }
+}

@@ -1,0 +1,157 @@
+//! Kernel objects: owner, refcounts, revocation (spec §4), and the refcount operations that
+//! span objects and promises (spec §14.2).
+
+use ocap_types::{KObjectId, KRef};
+use serde::{Deserialize, Serialize};
+
+use super::{KernelStore, Owner, keys};
+use crate::error::StoreError;
+
+/// Reachable and recognizable counts of an object. Invariant: `reachable <= recognizable`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefCounts {
+    /// Holders that can send to it.
+    pub reachable: u32,
+    /// Holders that can recognize it.
+    pub recognizable: u32,
+}
+
+/// A kernel object record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// Who implements it; `None` once orphaned.
+    pub owner: Option<Owner>,
+    /// Its counts.
+    pub counts: RefCounts,
+    /// True once revoked (permanent).
+    pub revoked: bool,
+}
+
+impl KernelStore {
+    /// Creates an object owned by `owner` with the owner baseline counts (1,1).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn create_object(&mut self, owner: Owner) -> Result<KObjectId, StoreError> {
+        let id = KObjectId(self.allocate(keys::COUNTER_OBJECT.as_bytes())?);
+        let record = ObjectRecord {
+            owner: Some(owner),
+            counts: RefCounts {
+                reachable: 1,
+                recognizable: 1,
+            },
+            revoked: false,
+        };
+        self.put_object(id, &record)?;
+        Ok(id)
+    }
+
+    /// The object's record, `None` if it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    pub fn object(&self, id: KObjectId) -> Result<Option<ObjectRecord>, StoreError> {
+        self.read_cbor("objects", &keys::object(id))
+    }
+
+    /// Writes the object's record.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn put_object(&mut self, id: KObjectId, record: &ObjectRecord) -> Result<(), StoreError> {
+        self.write_cbor(&keys::object(id), record)
+    }
+
+    /// Deletes the object's record.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn delete_object(&mut self, id: KObjectId) -> Result<(), StoreError> {
+        self.kv.delete(&keys::object(id))
+    }
+
+    /// Marks the object revoked. Idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if the object does not exist.
+    pub fn revoke(&mut self, id: KObjectId) -> Result<(), StoreError> {
+        let mut record = self.object(id)?.ok_or_else(|| StoreError::NotFound {
+            what: format!("object {id}"),
+        })?;
+        record.revoked = true;
+        self.put_object(id, &record)
+    }
+
+    /// Adds one hold to `kref`: (+1,+1) for an object, +1 for a promise. A missing record is
+    /// left alone (holds on deleted objects are not resurrected).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn incref(&mut self, kref: KRef) -> Result<(), StoreError> {
+        self.adjust(kref, 1, 1)
+    }
+
+    /// Releases one hold on `kref`, clamping at zero (spec §4.2).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn decref(&mut self, kref: KRef) -> Result<(), StoreError> {
+        self.adjust(kref, -1, -1)
+    }
+
+    /// Releases one reachable hold on an object (a cleared reachable flag).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn decref_reachable(&mut self, id: KObjectId) -> Result<(), StoreError> {
+        self.adjust(KRef::Object(id), -1, 0)
+    }
+
+    /// Releases one recognizable hold on an object.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn decref_recognizable(&mut self, id: KObjectId) -> Result<(), StoreError> {
+        self.adjust(KRef::Object(id), 0, -1)
+    }
+
+    fn adjust(&mut self, kref: KRef, reachable: i64, recognizable: i64) -> Result<(), StoreError> {
+        let step = |count: u32, delta: i64| -> u32 {
+            let next = i64::from(count) + delta;
+            if next < 0 {
+                tracing::error!(%kref, "refcount underflow; clamped at zero");
+            }
+            u32::try_from(next.max(0)).unwrap_or(u32::MAX)
+        };
+        match kref {
+            KRef::Object(id) => {
+                let Some(mut record) = self.object(id)? else {
+                    return Ok(());
+                };
+                let counts = &mut record.counts;
+                counts.reachable = step(counts.reachable, reachable);
+                counts.recognizable = step(counts.recognizable, recognizable);
+                if counts.reachable > counts.recognizable {
+                    tracing::error!(%kref, "reachable count above recognizable; clamped");
+                    counts.reachable = counts.recognizable;
+                }
+                if (reachable < 0 && counts.reachable == 0)
+                    || (recognizable < 0 && counts.recognizable == 0)
+                {
+                    self.note_maybe_free(kref);
+                }
+                self.put_object(id, &record)
+            }
+            KRef::Promise(id) => {
+                let Some(mut record) = self.promise(id)? else {
+                    return Ok(());
+                };
+                record.refcount = step(record.refcount, reachable);
+                if reachable < 0 && record.refcount == 0 {
+                    self.note_maybe_free(kref);
+                }
+                self.put_promise(id, &record)
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Raw persistent FIFO queues (spec §6.2): `queue.<name>.head` is where the next entry is
+//! written, `queue.<name>.tail` the next entry to read; both start at 1. These operations
+//! read the bounds from the store every time; the run queue's cached wrapper lives in the
+//! queue crate.
+
+use super::{KernelStore, keys};
+use crate::error::StoreError;
+
+/// The bounds of a queue: `tail..head` are its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// Index of the next entry to write.
+    pub head: u64,
+    /// Index of the next entry to read.
+    pub tail: u64,
+}
+
+impl QueueBounds {
+    /// Number of entries.
+    pub fn len(self) -> u64 {
+        self.head.saturating_sub(self.tail)
+    }
+
+    /// True when empty.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl KernelStore {
+    /// Creates queue `name` (empty) if it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn queue_init(&mut self, name: &str) -> Result<(), StoreError> {
+        if self.queue_bounds(name)?.is_none() {
+            self.write_bounds(name, QueueBounds { head: 1, tail: 1 })?;
+        }
+        Ok(())
+    }
+
+    /// The queue's bounds, `None` if it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when only one bound exists or a bound is not a number.
+    pub fn queue_bounds(&self, name: &str) -> Result<Option<QueueBounds>, StoreError> {
+        let head = self.read_u64(&keys::queue_head(name))?;
+        let tail = self.read_u64(&keys::queue_tail(name))?;
+        match (head, tail) {
+            (None, None) => Ok(None),
+            (Some(head), Some(tail)) if tail <= head => Ok(Some(QueueBounds { head, tail })),
+            _ => Err(StoreError::corrupt(
+                "queues",
+                name.as_bytes(),
+                "queue head/tail missing or inconsistent",
+            )),
+        }
+    }
+
+    /// Writes the queue's bounds.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn write_bounds(&mut self, name: &str, bounds: QueueBounds) -> Result<(), StoreError> {
+        self.kv
+            .set(&keys::queue_head(name), bounds.head.to_string().as_bytes())?;
+        self.kv
+            .set(&keys::queue_tail(name), bounds.tail.to_string().as_bytes())
+    }
+
+    /// Writes entry `index` of queue `name` (the caller advances the head).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn queue_write_entry(
+        &mut self,
+        name: &str,
+        index: u64,
+        item: &[u8],
+    ) -> Result<(), StoreError> {
+        self.kv.set(&keys::queue_entry(name, index), item)
+    }
+
+    /// Reads and deletes entry `index` of queue `name` (the caller advances the tail).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the entry is missing.
+    pub fn queue_take_entry(&mut self, name: &str, index: u64) -> Result<Vec<u8>, StoreError> {
+        let key = keys::queue_entry(name, index);
+        let item = self
+            .kv
+            .get(&key)?
+            .ok_or_else(|| StoreError::corrupt("queues", &key, "queue entry missing"))?;
+        self.kv.delete(&key)?;
+        Ok(item)
+    }
+
+    /// Appends to queue `name`.
+    ///
+    /// # Errors
+    /// [`StoreError::DeletedQueue`] if the queue does not exist.
+    pub fn queue_push(&mut self, name: &str, item: &[u8]) -> Result<(), StoreError> {
+        let mut bounds = self
+            .queue_bounds(name)?
+            .ok_or_else(|| StoreError::DeletedQueue {
+                name: name.to_owned(),
+            })?;
+        self.queue_write_entry(name, bounds.head, item)?;
+        bounds.head += 1;
+        self.write_bounds(name, bounds)
+    }
+
+    /// Removes and returns the oldest entry of queue `name`, `None` if empty or absent.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the store is inconsistent.
+    pub fn queue_pop(&mut self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(mut bounds) = self.queue_bounds(name)? else {
+            return Ok(None);
+        };
+        if bounds.is_empty() {
+            return Ok(None);
+        }
+        let item = self.queue_take_entry(name, bounds.tail)?;
+        bounds.tail += 1;
+        self.write_bounds(name, bounds)?;
+        Ok(Some(item))
+    }
+
+    /// Deletes queue `name` and its entries (a no-op if absent).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn queue_delete(&mut self, name: &str) -> Result<(), StoreError> {
+        if let Some(bounds) = self.queue_bounds(name)? {
+            for index in bounds.tail..bounds.head {
+                self.kv.delete(&keys::queue_entry(name, index))?;
+            }
+            self.kv.delete(&keys::queue_head(name))?;
+            self.kv.delete(&keys::queue_tail(name))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Vat and subcluster records, vat stores, and the terminated-vat list.
+
+use ocap_types::{
+    ByteBuf, Checkpoint, ClusterConfig, EndpointId, SubclusterId, VatConfig, VatId,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{KernelStore, keys};
+use crate::error::StoreError;
+
+/// What the kernel keeps about a live vat: its existence means "start this vat".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VatRecord {
+    /// The vat's name in its subcluster.
+    pub name: String,
+    /// How to build it.
+    pub config: VatConfig,
+    /// The subcluster it belongs to.
+    pub subcluster: Option<SubclusterId>,
+}
+
+/// A subcluster: its config and its vats by name, in launch order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubclusterRecord {
+    /// The config it was launched from.
+    pub config: ClusterConfig,
+    /// Its vats.
+    pub vats: Vec<(String, VatId)>,
+}
+
+impl KernelStore {
+    /// Allocates a vat id.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn allocate_vat_id(&mut self) -> Result<VatId, StoreError> {
+        let n = self.allocate(keys::COUNTER_VAT.as_bytes())?;
+        u32::try_from(n)
+            .map(VatId)
+            .map_err(|_| StoreError::corrupt("counters", keys::COUNTER_VAT.as_bytes(), "vat ids exhausted"))
+    }
+
+    /// Allocates a subcluster id.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn allocate_subcluster_id(&mut self) -> Result<SubclusterId, StoreError> {
+        let n = self.allocate(keys::COUNTER_SUBCLUSTER.as_bytes())?;
+        u32::try_from(n).map(SubclusterId).map_err(|_| {
+            StoreError::corrupt("counters", keys::COUNTER_SUBCLUSTER.as_bytes(), "ids exhausted")
+        })
+    }
+
+    /// Writes a vat's record (making it live).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn put_vat(&mut self, vat: VatId, record: &VatRecord) -> Result<(), StoreError> {
+        self.write_cbor(&keys::vat_record(vat), record)?;
+        self.kv.set(&keys::vat_index(vat), b"")
+    }
+
+    /// A live vat's record.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    pub fn vat(&self, vat: VatId) -> Result<Option<VatRecord>, StoreError> {
+        self.read_cbor("vats", &keys::vat_record(vat))
+    }
+
+    /// Deletes a vat's record and its whole vat store (the vat is no longer live).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn delete_vat(&mut self, vat: VatId) -> Result<(), StoreError> {
+        self.kv.delete(&keys::vat_record(vat))?;
+        self.kv.delete(&keys::vat_index(vat))?;
+        for (key, _) in self.kv.scan_prefix(&keys::vatstore_prefix(vat))? {
+            self.kv.delete(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Ids of every live vat, in id order.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an index key that does not parse.
+    pub fn vat_ids(&self) -> Result<Vec<VatId>, StoreError> {
+        let mut ids = Vec::new();
+        for (key, _) in self.kv.scan_prefix(keys::VAT_INDEX_PREFIX)? {
+            let id = std::str::from_utf8(&key[keys::VAT_INDEX_PREFIX.len()..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError::corrupt("vats", &key, "bad vat index key"))?;
+            ids.push(id);
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The vat's whole store, sorted by key.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a key that is not UTF-8.
+    pub fn vatstore_entries(&self, vat: VatId) -> Result<Vec<(String, ByteBuf)>, StoreError> {
+        let prefix = keys::vatstore_prefix(vat);
+        self.kv
+            .scan_prefix(&prefix)?
+            .into_iter()
+            .map(|(key, value)| {
+                String::from_utf8(key[prefix.len()..].to_vec())
+                    .map(|k| (k, ByteBuf(value)))
+                    .map_err(|_| StoreError::corrupt("vatstore", &key, "key is not UTF-8"))
+            })
+            .collect()
+    }
+
+    /// One key of the vat's store.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn vatstore_get(&self, vat: VatId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(&keys::vatstore(vat, key))
+    }
+
+    /// Applies a delivery's vat-store changes.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn apply_checkpoint(&mut self, vat: VatId, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        for (key, value) in &checkpoint.sets {
+            self.kv.set(&keys::vatstore(vat, key), &value.0)?;
+        }
+        for key in &checkpoint.deletes {
+            self.kv.delete(&keys::vatstore(vat, key))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a subcluster record.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn put_subcluster(&mut self, id: SubclusterId, record: &SubclusterRecord) -> Result<(), StoreError> {
+        self.write_cbor(&keys::subcluster(id), record)
+    }
+
+    /// A subcluster record.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    pub fn subcluster(&self, id: SubclusterId) -> Result<Option<SubclusterRecord>, StoreError> {
+        self.read_cbor("subclusters", &keys::subcluster(id))
+    }
+
+    /// Deletes a subcluster record.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn delete_subcluster(&mut self, id: SubclusterId) -> Result<(), StoreError> {
+        self.kv.delete(&keys::subcluster(id))
+    }
+
+    /// Every subcluster, in id order.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a record that does not decode.
+    pub fn subclusters(&self) -> Result<Vec<(SubclusterId, SubclusterRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for (key, value) in self.kv.scan_prefix(keys::SUBCLUSTER_PREFIX)? {
+            let id = std::str::from_utf8(&key[keys::SUBCLUSTER_PREFIX.len()..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError::corrupt("subclusters", &key, "bad key"))?;
+            let record = ocap_types::cbor::from_slice(&value)
+                .map_err(|e| StoreError::corrupt("subclusters", &key, e))?;
+            out.push((id, record));
+        }
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
+    /// Vats terminated but not yet cleaned up, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the list does not decode.
+    pub fn terminated_vats(&self) -> Result<Vec<EndpointId>, StoreError> {
+        Ok(self
+            .read_cbor("terminated", keys::TERMINATED)?
+            .unwrap_or_default())
+    }
+
+    /// Appends a vat to the terminated list (if absent).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn mark_terminated(&mut self, ep: EndpointId) -> Result<(), StoreError> {
+        let mut list = self.terminated_vats()?;
+        if !list.contains(&ep) {
+            list.push(ep);
+            self.write_cbor(keys::TERMINATED, &list)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a vat from the terminated list.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn unmark_terminated(&mut self, ep: EndpointId) -> Result<(), StoreError> {
+        let mut list = self.terminated_vats()?;
+        list.retain(|e| *e != ep);
+        if list.is_empty() {
+            self.kv.delete(keys::TERMINATED)
+        } else {
+            self.write_cbor(keys::TERMINATED, &list)
+        }
+    }
+}

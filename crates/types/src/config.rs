@@ -1,0 +1,178 @@
+//! Cluster and vat configuration (spec §12.1, §15.1), as written in a cluster file.
+
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::value::Value;
+
+/// How a vat's code is run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WorkerKind {
+    /// In the kernel's process.
+    #[default]
+    InProcess,
+    /// In a worker process of its own.
+    Subprocess,
+}
+
+/// One vat of a cluster. Exactly one of the three source fields names the vat's code; for
+/// Rust vats all three name a vat compiled into the host (its registry name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VatConfig {
+    /// The registered vat's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_name: Option<String>,
+    /// Accepted for compatibility: same meaning as `bundle_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_spec: Option<String>,
+    /// Accepted for compatibility: same meaning as `bundle_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_spec: Option<String>,
+    /// Parameters handed to the vat's build function.
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub parameters: Value,
+    /// Where the vat runs.
+    #[serde(default)]
+    pub worker: WorkerKind,
+}
+
+fn is_null(value: &Value) -> bool {
+    matches!(value, Value::Null)
+}
+
+/// A configuration that is well-formed text but not a valid cluster.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A vat config names no source or several.
+    #[error("invalid cluster config: vat {vat:?} must name exactly one of bundleName, sourceSpec, bundleSpec")]
+    Source {
+        /// The vat's name.
+        vat: String,
+    },
+    /// The cluster has no vats.
+    #[error("invalid cluster config: no vats")]
+    NoVats,
+    /// The bootstrap vat is not one of the vats.
+    #[error("invalid bootstrap vat name {name}")]
+    Bootstrap {
+        /// The name given.
+        name: String,
+    },
+    /// Parameters must be a record (or absent).
+    #[error("invalid cluster config: parameters of vat {vat:?} must be a record")]
+    Parameters {
+        /// The vat's name.
+        vat: String,
+    },
+}
+
+impl VatConfig {
+    /// A vat running the registered code `name`, in process, without parameters.
+    pub fn named(name: &str) -> VatConfig {
+        VatConfig {
+            bundle_name: Some(name.to_owned()),
+            source_spec: None,
+            bundle_spec: None,
+            parameters: Value::Null,
+            worker: WorkerKind::InProcess,
+        }
+    }
+
+    /// The registered code this vat runs.
+    pub fn code(&self) -> Option<&str> {
+        match (&self.bundle_name, &self.source_spec, &self.bundle_spec) {
+            (Some(s), None, None) | (None, Some(s), None) | (None, None, Some(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A subcluster: vats launched together, one of which is bootstrapped with the others' roots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConfig {
+    /// The bootstrap vat's name.
+    pub bootstrap: String,
+    /// The vats, in launch order.
+    pub vats: OrderedVats,
+    /// Kernel services handed to bootstrap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// Accepted, unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_reset: Option<bool>,
+}
+
+impl ClusterConfig {
+    /// Checks the rules a cluster must follow beyond its shape.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.vats.0.is_empty() {
+            return Err(ConfigError::NoVats);
+        }
+        for (name, vat) in &self.vats.0 {
+            if vat.code().is_none() {
+                return Err(ConfigError::Source { vat: name.clone() });
+            }
+            if !matches!(vat.parameters, Value::Null | Value::Record(_)) {
+                return Err(ConfigError::Parameters { vat: name.clone() });
+            }
+        }
+        if self.vat(&self.bootstrap).is_none() {
+            return Err(ConfigError::Bootstrap {
+                name: self.bootstrap.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The vat named `name`.
+    pub fn vat(&self, name: &str) -> Option<&VatConfig> {
+        self.vats.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// Vats by name, keeping the order in which they were written (it is the launch order).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderedVats(pub Vec<(String, VatConfig)>);
+
+impl Serialize for OrderedVats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, vat) in &self.0 {
+            map.serialize_entry(name, vat)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderedVats {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor;
+        impl<'de> Visitor<'de> for OrderedVisitor {
+            type Value = OrderedVats;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of vat name to vat config")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedVats, A::Error> {
+                let mut vats: Vec<(String, VatConfig)> = Vec::new();
+                while let Some((name, vat)) = map.next_entry::<String, VatConfig>()? {
+                    if vats.iter().any(|(n, _)| *n == name) {
+                        return Err(serde::de::Error::custom(format!("duplicate vat {name:?}")));
+                    }
+                    vats.push((name, vat));
+                }
+                Ok(OrderedVats(vats))
+            }
+        }
+        deserializer.deserialize_map(OrderedVisitor)
+    }
+}

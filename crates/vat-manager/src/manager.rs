@@ -1,0 +1,426 @@
+//! `VatManager`: the running vats, and delivering to, launching and terminating them.
+//!
+//! Invariant: there are two termination paths. [`VatManager::terminate_in_crank`] is the
+//! only one the crank loop may use: it works inside the crank's transaction and never waits.
+//! [`VatManager::terminate`] is for host requests: it opens a transaction of its own, and so
+//! can only run between cranks (the kernel serializes host requests with cranks).
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+
+use ocap_queue::{CrankResult, KernelQueue, Mode, Termination};
+use ocap_store::{KernelStore, Owner, PromiseState, VatRecord};
+use ocap_types::{
+    CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
+    Message, Resolution, VRef, VatHost, VatId, VatRuntime, VatStart,
+};
+
+use crate::error::VatError;
+use crate::registry::VatRegistry;
+use crate::syscall::{LogSink, SyscallProcessor};
+use crate::translate::{capdata_to_vat, kref_to_vref};
+
+struct VatHandle {
+    runtime: Box<dyn VatRuntime>,
+}
+
+/// The running vats.
+pub struct VatManager {
+    registry: VatRegistry,
+    running: BTreeMap<VatId, VatHandle>,
+    logs: Option<LogSink>,
+}
+
+impl std::fmt::Debug for VatManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VatManager")
+            .field("registry", &self.registry)
+            .field("running", &self.running.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happened to a vat's promises and objects when it was cleaned up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// Exports orphaned.
+    pub exports: usize,
+    /// Imports released.
+    pub imports: usize,
+    /// Promise entries released.
+    pub promises: usize,
+}
+
+/// Renders a termination reason for `Vat termination: <message>` (spec §3.4, D15).
+fn render_reason(info: &CapData<KRef>) -> String {
+    match info.decode() {
+        Ok(ocap_types::Value::Error { message, .. }) => message,
+        Ok(ocap_types::Value::Str(text)) => text,
+        Ok(other) => other.to_string(),
+        Err(_) => "malformed reason".to_owned(),
+    }
+}
+
+/// Runs `f` on the vat's runtime, turning a panic in vat code into a delivery error.
+fn guarded(f: impl FnOnce() -> DeliveryOutcome) -> DeliveryOutcome {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".to_owned());
+            DeliveryOutcome::failed(format!("vat panicked: {message}"))
+        }
+    }
+}
+
+impl VatManager {
+    /// A manager with no running vats.
+    pub fn new(registry: VatRegistry, logs: Option<LogSink>) -> Self {
+        VatManager {
+            registry,
+            running: BTreeMap::new(),
+            logs,
+        }
+    }
+
+    /// True if the vat has a running worker.
+    pub fn is_running(&self, vat: VatId) -> bool {
+        self.running.contains_key(&vat)
+    }
+
+    /// The running vats, in id order.
+    pub fn running(&self) -> impl Iterator<Item = VatId> + '_ {
+        self.running.keys().copied()
+    }
+
+    /// Starts a worker for `vat` from its record and stored state; the record must already
+    /// be in the store or be `record`. Runs inside the caller's transaction.
+    ///
+    /// # Errors
+    /// [`VatError::AlreadyRunning`], [`VatError::UnknownCode`], [`VatError::Start`].
+    pub fn run_vat(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+        record: &VatRecord,
+    ) -> Result<(), VatError> {
+        if self.running.contains_key(&vat) {
+            return Err(VatError::AlreadyRunning(vat));
+        }
+        let code = record.config.code().unwrap_or_default();
+        let factory = self
+            .registry
+            .get(code)
+            .ok_or_else(|| VatError::UnknownCode(code.to_owned()))?;
+        let mut runtime = factory();
+        let start = VatStart {
+            name: record.name.clone(),
+            parameters: record.config.parameters.clone(),
+            state: queue.store().vatstore_entries(vat)?,
+        };
+        let mut host = SyscallProcessor {
+            queue: &mut *queue,
+            vat,
+            illegal: None,
+            exit: None,
+            logs: self.logs.as_ref(),
+        };
+        let outcome = guarded(|| runtime.start(start, &mut host));
+        if let Some(message) = outcome.error.or(host.illegal) {
+            return Err(VatError::Start { vat, message });
+        }
+        queue.store_mut().apply_checkpoint(vat, &outcome.checkpoint)?;
+        self.running.insert(vat, VatHandle { runtime });
+        Ok(())
+    }
+
+    /// Launches a new vat (spec §12.2): starts it, exports its root `o+0` and persists its
+    /// record. Returns the root object.
+    ///
+    /// # Errors
+    /// [`VatError::Launch`] with the cause.
+    pub fn launch_vat(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+        record: &VatRecord,
+    ) -> Result<KObjectId, VatError> {
+        let launch_error = |cause: VatError| VatError::Launch {
+            vat,
+            name: record.name.clone(),
+            cause: Box::new(cause),
+        };
+        self.run_vat(queue, vat, record).map_err(launch_error)?;
+        let store = queue.store_mut();
+        let ep = EndpointId::Vat(vat);
+        let root = store.create_object(Owner::Endpoint(ep))?;
+        store.add_clist_entry(ep, KRef::Object(root), VRef::ROOT)?;
+        store.put_vat(vat, record)?;
+        Ok(root)
+    }
+
+    /// Delivers a send that routed to `object`, owned by `vat` (spec §8.4). `target` is the
+    /// item's original target, whose hold is released here.
+    ///
+    /// # Errors
+    /// [`VatError::NoSuchVat`] when the vat has no worker (the caller splats the message as
+    /// unreachable); [`VatError::NotExported`] when the vat does not export the object.
+    pub fn deliver_send(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+        object: KObjectId,
+        target: KRef,
+        message: &Message<KRef>,
+    ) -> Result<CrankResult, VatError> {
+        if !self.running.contains_key(&vat) {
+            return Err(VatError::NoSuchVat(vat));
+        }
+        let ep = EndpointId::Vat(vat);
+        let store = queue.store_mut();
+        let entry = store
+            .clist_entry(ep, KRef::Object(object))?
+            .filter(|entry| entry.vref.is_export())
+            .ok_or(VatError::NotExported)?;
+        if let Some(KRef::Promise(result)) = message.result {
+            store.set_decider(result, Some(Owner::Endpoint(ep)))?;
+            store.decref(KRef::Promise(result))?;
+        }
+        let methargs = capdata_to_vat(store, vat, &message.methargs)?;
+        let result = match message.result {
+            Some(result) => Some(kref_to_vref(store, vat, result)?),
+            None => None,
+        };
+        store.decref(target)?;
+        for slot in &message.methargs.slots {
+            store.decref(*slot)?;
+        }
+        let delivery = Delivery::Message {
+            target: entry.vref,
+            message: Message { methargs, result },
+        };
+        self.deliver(queue, vat, delivery)
+    }
+
+    /// Delivers a notify of `promise` to `vat` (spec §9), releasing the notify's hold on
+    /// every path. A vat that is gone, or never knew the promise, is skipped.
+    ///
+    /// # Errors
+    /// [`VatError::Queue`] when the store fails.
+    pub fn deliver_notify(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+        promise: KPromiseId,
+    ) -> Result<CrankResult, VatError> {
+        let ep = EndpointId::Vat(vat);
+        let store = queue.store_mut();
+        store.decref(KRef::Promise(promise))?;
+        if !self.running.contains_key(&vat)
+            || store.clist_entry(ep, KRef::Promise(promise))?.is_none()
+        {
+            return Ok(CrankResult::default());
+        }
+        let mut resolutions = Vec::new();
+        for (id, record) in ocap_router::retire_list(&*store, promise)? {
+            let (rejected, value) = match &record.state {
+                PromiseState::Fulfilled(value) => (false, value),
+                PromiseState::Rejected(value) => (true, value),
+                PromiseState::Unresolved { .. } => continue,
+            };
+            resolutions.push(Resolution {
+                promise: kref_to_vref(store, vat, KRef::Promise(id))?,
+                rejected,
+                data: capdata_to_vat(store, vat, value)?,
+            });
+        }
+        if resolutions.is_empty() {
+            return Ok(CrankResult::default());
+        }
+        self.deliver(queue, vat, Delivery::Notify(resolutions))
+    }
+
+    /// Hands one delivery to a running vat and turns its outcome into a crank result
+    /// (spec §11.5).
+    fn deliver(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+        delivery: Delivery,
+    ) -> Result<CrankResult, VatError> {
+        let handle = self.running.get_mut(&vat).ok_or(VatError::NoSuchVat(vat))?;
+        let _span = tracing::debug_span!("delivery", %vat, kind = delivery.kind()).entered();
+        let mut host = SyscallProcessor {
+            queue: &mut *queue,
+            vat,
+            illegal: None,
+            exit: None,
+            logs: self.logs.as_ref(),
+        };
+        let runtime = &mut handle.runtime;
+        let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
+        let (illegal, exit) = (host.illegal, host.exit);
+        let fatal = |code: ErrorCode, detail: &str| Termination {
+            vat,
+            failure: true,
+            info: code.capdata(detail),
+        };
+        if let Some(detail) = illegal {
+            tracing::warn!(%vat, %detail, "illegal syscall");
+            return Ok(CrankResult {
+                abort: true,
+                terminate: Some(fatal(
+                    ErrorCode::IllegalSyscall,
+                    "Syscall translation error: prepare to die",
+                )),
+            });
+        }
+        if let Some(error) = outcome.error {
+            tracing::warn!(%vat, %error, "delivery error");
+            return Ok(CrankResult {
+                abort: true,
+                terminate: Some(fatal(ErrorCode::InternalError, &error)),
+            });
+        }
+        queue
+            .store_mut()
+            .apply_checkpoint(vat, &outcome.checkpoint)?;
+        Ok(match exit {
+            Some(exit) => CrankResult {
+                abort: exit.failure,
+                terminate: Some(Termination {
+                    vat,
+                    failure: exit.failure,
+                    info: exit.info,
+                }),
+            },
+            None => CrankResult::default(),
+        })
+    }
+
+    /// Terminates a vat inside the crank in progress (spec §7.8, §12.5): stops its worker,
+    /// rejects the promises it decides, deletes its record and vat store, and marks it for
+    /// cleanup in later cranks. Never waits.
+    ///
+    /// # Errors
+    /// [`VatError::Queue`] when the store fails.
+    pub fn terminate_in_crank(
+        &mut self,
+        queue: &mut KernelQueue,
+        termination: &Termination,
+    ) -> Result<(), VatError> {
+        let vat = termination.vat;
+        let reason = format!("Vat termination: {}", render_reason(&termination.info));
+        tracing::warn!(%vat, %reason, "vat terminated");
+        self.running.remove(&vat);
+        let ep = EndpointId::Vat(vat);
+        let rejection = ErrorCode::VatTerminated.capdata::<KRef>(&reason);
+        let mut decided = Vec::new();
+        for (_, kref) in queue.store().clist_entries(ep)? {
+            if let KRef::Promise(id) = kref {
+                let record = queue.store().promise(id)?;
+                if record.and_then(|r| r.decider()) == Some(Owner::Endpoint(ep)) {
+                    decided.push((id, true, rejection.clone()));
+                }
+            }
+        }
+        queue.resolve_promises(Some(Owner::Endpoint(ep)), decided, Mode::Immediate)?;
+        let store = queue.store_mut();
+        if let Some(record) = store.vat(vat)? {
+            if let Some(sc) = record.subcluster {
+                if let Some(mut sub) = store.subcluster(sc)? {
+                    sub.vats.retain(|(_, v)| *v != vat);
+                    store.put_subcluster(sc, &sub)?;
+                }
+            }
+        }
+        store.delete_vat(vat)?;
+        store.mark_terminated(ep)?;
+        Ok(())
+    }
+
+    /// Terminates a vat on a host's request, in a transaction of its own. Only between
+    /// cranks.
+    ///
+    /// # Errors
+    /// [`VatError::NoSuchVat`] for a vat that is not running.
+    pub fn terminate(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+        reason: Option<CapData<KRef>>,
+    ) -> Result<Vec<KPromiseId>, VatError> {
+        if !self.running.contains_key(&vat) {
+            return Err(VatError::NoSuchVat(vat));
+        }
+        let info = reason.unwrap_or_else(|| CapData::error("Vat was deleted."));
+        queue.start_crank()?;
+        let res = self.terminate_in_crank(
+            queue,
+            &Termination {
+                vat,
+                failure: true,
+                info,
+            },
+        );
+        let settled = queue.end_crank()?;
+        res.map(|()| settled)
+    }
+
+    /// Cleans up the oldest terminated vat completely (spec §12.5.5): orphans its exports,
+    /// releases its imports and promise entries, deletes its keys.
+    ///
+    /// # Errors
+    /// [`VatError::Queue`] when the store fails.
+    pub fn cleanup_next_terminated(
+        queue: &mut KernelQueue,
+    ) -> Result<Option<CleanupReport>, VatError> {
+        let store = queue.store_mut();
+        let Some(ep) = store.terminated_vats()?.first().copied() else {
+            return Ok(None);
+        };
+        let report = cleanup_endpoint(store, ep)?;
+        store.unmark_terminated(ep)?;
+        tracing::debug!(%ep, ?report, "terminated vat cleaned up");
+        Ok(Some(report))
+    }
+
+    /// Stops every worker without touching the store (kernel shutdown).
+    pub fn stop_all(&mut self) {
+        self.running.clear();
+    }
+}
+
+fn cleanup_endpoint(store: &mut KernelStore, ep: EndpointId) -> Result<CleanupReport, VatError> {
+    let mut report = CleanupReport::default();
+    for (vref, kref) in store.clist_entries(ep)? {
+        match (vref.is_export(), kref) {
+            (true, KRef::Object(id)) => {
+                if let Some(mut record) = store.object(id)? {
+                    record.owner = None;
+                    store.put_object(id, &record)?;
+                }
+                store.forget_clist_entry(ep, kref, vref)?;
+                store.decref(kref)?;
+                report.exports += 1;
+            }
+            (false, KRef::Object(_)) => {
+                store.delete_clist_entry(ep, kref)?;
+                report.imports += 1;
+            }
+            (_, KRef::Promise(id)) => {
+                let decided = store.promise(id)?.and_then(|r| r.decider()) == Some(ep.into());
+                store.delete_clist_entry(ep, kref)?;
+                if decided {
+                    store.decref(kref)?;
+                }
+                report.promises += 1;
+            }
+        }
+    }
+    store.delete_endpoint_keys(ep)?;
+    Ok(report)
+}

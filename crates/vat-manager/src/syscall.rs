@@ -1,0 +1,193 @@
+//! Syscall handling during a delivery (spec §11): each syscall is translated from the vat's
+//! refs, validated and applied in the crank, in emission order.
+//!
+//! Invariant: the first illegal syscall of a delivery is sticky; later syscalls of the same
+//! delivery are ignored, and the delivery ends in an abort and the vat's termination (D4).
+
+use ocap_queue::{KernelQueue, KernelResolution, Mode};
+use ocap_store::{Owner, PromiseState};
+use ocap_types::{
+    CapData, EndpointId, KRef, Message, Resolution, Syscall, VRef, VatHost, VatId, VatLog,
+};
+
+use crate::translate::{TranslateError, capdata_to_kernel, vref_to_kref};
+
+/// Receives the log lines vats emit, tagged with the vat id.
+pub type LogSink = std::sync::Arc<dyn Fn(VatId, &VatLog) + Send + Sync>;
+
+/// A vat's `exit` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExitRequest {
+    pub(crate) failure: bool,
+    pub(crate) info: CapData<KRef>,
+}
+
+/// The kernel side of one delivery to one vat.
+pub(crate) struct SyscallProcessor<'a> {
+    pub(crate) queue: &'a mut KernelQueue,
+    pub(crate) vat: VatId,
+    pub(crate) illegal: Option<String>,
+    pub(crate) exit: Option<ExitRequest>,
+    pub(crate) logs: Option<&'a LogSink>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SyscallError {
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    #[error(transparent)]
+    Queue(#[from] ocap_queue::QueueError),
+    #[error(transparent)]
+    Store(#[from] ocap_store::StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SyscallProcessor<'_> {
+    fn ep(&self) -> EndpointId {
+        EndpointId::Vat(self.vat)
+    }
+
+    fn to_kernel(&mut self, vref: VRef) -> Result<KRef, SyscallError> {
+        Ok(vref_to_kref(self.queue.store_mut(), self.vat, vref)?)
+    }
+
+    fn promise_to_kernel(&mut self, vref: VRef) -> Result<ocap_types::KPromiseId, SyscallError> {
+        match self.to_kernel(vref)? {
+            KRef::Promise(id) => Ok(id),
+            KRef::Object(_) => Err(SyscallError::Invalid(format!("{vref} is not a promise"))),
+        }
+    }
+
+    fn apply(&mut self, syscall: Syscall) -> Result<(), SyscallError> {
+        match syscall {
+            Syscall::Send { target, message } => self.send(target, &message),
+            Syscall::Subscribe(vref) => {
+                let promise = self.promise_to_kernel(vref)?;
+                let ep = self.ep();
+                if !self.queue.store_mut().add_subscriber(promise, ep)? {
+                    self.queue.enqueue_notify(ep, promise, Mode::Buffered)?;
+                }
+                Ok(())
+            }
+            Syscall::Resolve(resolutions) => {
+                let mut kernel = Vec::with_capacity(resolutions.len());
+                for Resolution {
+                    promise,
+                    rejected,
+                    data,
+                } in resolutions
+                {
+                    let promise = self.promise_to_kernel(promise)?;
+                    let data = capdata_to_kernel(self.queue.store_mut(), self.vat, &data)?;
+                    kernel.push((promise, rejected, data) as KernelResolution);
+                }
+                let resolver = Some(Owner::Endpoint(self.ep()));
+                self.queue
+                    .resolve_promises(resolver, kernel, Mode::Buffered)?;
+                Ok(())
+            }
+            Syscall::Exit { failure, info } => {
+                let info = capdata_to_kernel(self.queue.store_mut(), self.vat, &info)?;
+                self.exit = Some(ExitRequest { failure, info });
+                Ok(())
+            }
+            Syscall::DropImports(vrefs) => {
+                for vref in vrefs {
+                    if vref.is_export() || vref.is_promise() {
+                        return Err(SyscallError::Invalid(format!(
+                            "dropImports of {vref}, which is not an imported object"
+                        )));
+                    }
+                    let kref = self.to_kernel(vref)?;
+                    let ep = self.ep();
+                    self.queue.store_mut().clear_reachable_flag(ep, kref)?;
+                }
+                Ok(())
+            }
+            Syscall::RetireImports(vrefs) => self.retire(vrefs, false, true),
+            Syscall::RetireExports(vrefs) => self.retire(vrefs, true, true),
+            Syscall::AbandonExports(vrefs) => self.retire(vrefs, true, false),
+        }
+    }
+
+    fn send(&mut self, target: VRef, message: &Message<VRef>) -> Result<(), SyscallError> {
+        let target = self.to_kernel(target)?;
+        let methargs = capdata_to_kernel(self.queue.store_mut(), self.vat, &message.methargs)?;
+        let result = match message.result {
+            None => None,
+            Some(vref) => {
+                let promise = self.promise_to_kernel(vref)?;
+                // SwingSet rule: a result must be a fresh promise this vat decides.
+                let record = self.queue.store().existing_promise(promise)?;
+                match record.state {
+                    PromiseState::Unresolved {
+                        decider: Some(Owner::Endpoint(ep)),
+                        ..
+                    } if ep == self.ep() => {}
+                    _ => {
+                        return Err(SyscallError::Invalid(format!(
+                            "send result {vref} is not an unresolved promise decided by the sender"
+                        )));
+                    }
+                }
+                Some(KRef::Promise(promise))
+            }
+        };
+        let message = Message { methargs, result };
+        self.queue.enqueue_send(target, message, Mode::Buffered)?;
+        Ok(())
+    }
+
+    fn retire(&mut self, vrefs: Vec<VRef>, exports: bool, check: bool) -> Result<(), SyscallError> {
+        for vref in vrefs {
+            if vref.is_promise() || vref.is_export() != exports {
+                return Err(SyscallError::Invalid(format!("invalid retire/abandon of {vref}")));
+            }
+            let kref = self.to_kernel(vref)?;
+            let ep = self.ep();
+            let store = self.queue.store_mut();
+            let entry = store
+                .clist_entry(ep, kref)?
+                .ok_or_else(|| SyscallError::Invalid(format!("{vref} has no c-list entry")))?;
+            if check && entry.reachable {
+                return Err(SyscallError::Invalid(format!("{vref} is still reachable")));
+            }
+            if exports {
+                // Orphan the object: later sends splat as deleted (spec D10).
+                store.forget_clist_entry(ep, kref, vref)?;
+                if let KRef::Object(id) = kref {
+                    if let Some(mut record) = store.object(id)? {
+                        record.owner = None;
+                        store.put_object(id, &record)?;
+                        store.decref(kref)?;
+                    }
+                }
+            } else {
+                store.delete_clist_entry(ep, kref)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl VatHost for SyscallProcessor<'_> {
+    fn syscall(&mut self, syscall: Syscall) {
+        if self.illegal.is_some() {
+            return;
+        }
+        let kind = syscall.kind();
+        tracing::trace!(vat = %self.vat, kind, "syscall");
+        if let Err(error) = self.apply(syscall) {
+            tracing::warn!(vat = %self.vat, kind, %error, "Fatal syscall error in vat");
+            self.illegal = Some(error.to_string());
+        }
+    }
+
+    fn log(&mut self, log: VatLog) {
+        tracing::info!(vat = %self.vat, tags = ?log.tags, level = ?log.level, "{}", log.message);
+        if let Some(sink) = self.logs {
+            sink(self.vat, &log);
+        }
+    }
+}
