@@ -388,6 +388,11 @@ impl VatManager {
         Ok(Some(report))
     }
 
+    /// Stops a vat's worker without touching the store (a launch that is being undone).
+    pub fn forget(&mut self, vat: VatId) {
+        self.running.remove(&vat);
+    }
+
     /// Stops every worker without touching the store (kernel shutdown).
     pub fn stop_all(&mut self) {
         self.running.clear();

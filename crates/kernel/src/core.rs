@@ -1,0 +1,239 @@
+//! The kernel thread's state and its [`CrankHandler`]: what a crank does with its item,
+//! and the host subscriptions that are told about settled results after each commit.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::Sender;
+
+use ocap_queue::{
+    CrankHandler, CrankResult, KernelQueue, Mode, QueueError, Termination,
+};
+use ocap_router::{Route, Splat, route};
+use ocap_store::{Owner, PromiseState};
+use ocap_types::{
+    CapData, EndpointId, ErrorCode, KPromiseId, KRef, Message, RunQueueItem, SplatReason,
+};
+use ocap_vat_manager::{VatError, VatManager};
+
+use crate::handle::Settlement;
+
+/// Everything the kernel thread owns besides the queue.
+pub(crate) struct Core {
+    pub(crate) vats: VatManager,
+    subscriptions: BTreeMap<KPromiseId, Sender<Settlement>>,
+    /// Settlements decided during the crank, sent only once it has committed.
+    outbox: Vec<(Sender<Settlement>, Settlement)>,
+    pub(crate) idle_waiters: Vec<Sender<()>>,
+}
+
+impl Core {
+    pub(crate) fn new(vats: VatManager) -> Self {
+        Core {
+            vats,
+            subscriptions: BTreeMap::new(),
+            outbox: Vec::new(),
+            idle_waiters: Vec::new(),
+        }
+    }
+
+    pub(crate) fn subscribe(&mut self, promise: KPromiseId, sender: Sender<Settlement>) {
+        self.subscriptions.insert(promise, sender);
+    }
+
+    fn reject_subscription(&mut self, promise: KPromiseId, value: CapData<KRef>) {
+        if let Some(sender) = self.subscriptions.remove(&promise) {
+            self.outbox.push((sender, Err(value)));
+        }
+    }
+
+    /// Sends the settlements collected so far. Only after a commit.
+    pub(crate) fn send_outbox(&mut self) {
+        for (sender, settlement) in self.outbox.drain(..) {
+            // The host may have stopped waiting; that is its business.
+            let _ = sender.send(settlement);
+        }
+    }
+
+    /// Tells host subscribers about promises that are settled in the committed store.
+    pub(crate) fn fire_settled(&mut self, queue: &KernelQueue, settled: &[KPromiseId]) {
+        for promise in settled {
+            if !self.subscriptions.contains_key(promise) {
+                continue;
+            }
+            let settlement = match queue.store().promise(*promise) {
+                Ok(Some(record)) => match record.state {
+                    PromiseState::Fulfilled(value) => Ok(value),
+                    PromiseState::Rejected(value) => Err(value),
+                    PromiseState::Unresolved { .. } => continue,
+                },
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::error!(%promise, %error, "cannot read settled promise");
+                    continue;
+                }
+            };
+            if let Some(sender) = self.subscriptions.remove(promise) {
+                self.outbox.push((sender, settlement));
+            }
+        }
+        self.send_outbox();
+    }
+
+    /// A message that cannot be delivered: reject its result on behalf of the result's
+    /// current decider and release the item's holds (spec §8.2).
+    fn splat(
+        queue: &mut KernelQueue,
+        target: KRef,
+        message: &Message<KRef>,
+        splat: &Splat,
+    ) -> Result<(), QueueError> {
+        tracing::warn!(%target, ?splat, "message went splat");
+        if let Some(KRef::Promise(result)) = message.result {
+            let record = queue.store().promise(result)?;
+            if let Some(record) = record.filter(|r| r.is_unresolved()) {
+                let resolution = (result, true, splat.rejection());
+                queue.resolve_promises(record.decider(), vec![resolution], Mode::Immediate)?;
+            }
+        }
+        let store = queue.store_mut();
+        store.decref(target)?;
+        if let Some(result) = message.result {
+            store.decref(result)?;
+        }
+        for slot in &message.methargs.slots {
+            store.decref(*slot)?;
+        }
+        Ok(())
+    }
+
+    fn deliver_send(
+        &mut self,
+        queue: &mut KernelQueue,
+        target: KRef,
+        message: &Message<KRef>,
+    ) -> Result<CrankResult, QueueError> {
+        let splat = match route(queue.store(), target)? {
+            Route::Requeue(promise) => {
+                queue.store_mut().promise_queue_push(promise, message)?;
+                return Ok(CrankResult::default());
+            }
+            Route::Splat(splat) => splat,
+            Route::Deliver {
+                owner: Owner::Endpoint(EndpointId::Vat(vat)),
+                object,
+            } => match self.vats.deliver_send(queue, vat, object, target, message) {
+                Ok(result) => return Ok(result),
+                // Only "no such endpoint" is a splat (D14); anything else propagates.
+                Err(VatError::NoSuchVat(_)) => Splat::Reason(SplatReason::Unreachable),
+                Err(VatError::NotExported) => Splat::Reason(SplatReason::Deleted),
+                Err(VatError::Queue(error)) => return Err(error),
+                Err(other) => return Err(internal(other)),
+            },
+            // Kernel services and remotes are not implemented yet: nobody can receive.
+            Route::Deliver { .. } => Splat::Reason(SplatReason::Unreachable),
+        };
+        Self::splat(queue, target, message, &splat)?;
+        Ok(CrankResult::default())
+    }
+}
+
+fn internal(error: VatError) -> QueueError {
+    QueueError::Corrupt {
+        name: "delivery".to_owned(),
+        reason: error.to_string(),
+    }
+}
+
+fn vat_error(error: VatError) -> QueueError {
+    match error {
+        VatError::Queue(error) => error,
+        other => internal(other),
+    }
+}
+
+impl CrankHandler for Core {
+    fn before_delivery(&mut self, queue: &mut KernelQueue) -> Result<(), QueueError> {
+        VatManager::cleanup_next_terminated(queue).map_err(vat_error)?;
+        Ok(())
+    }
+
+    fn deliver(
+        &mut self,
+        queue: &mut KernelQueue,
+        item: &RunQueueItem,
+    ) -> Result<CrankResult, QueueError> {
+        match item {
+            RunQueueItem::Send { target, message } => self.deliver_send(queue, *target, message),
+            RunQueueItem::Notify {
+                endpoint: EndpointId::Vat(vat),
+                promise,
+            } => self
+                .vats
+                .deliver_notify(queue, *vat, *promise)
+                .map_err(vat_error),
+            RunQueueItem::Notify { promise, .. } => {
+                queue.store_mut().decref(KRef::Promise(*promise))?;
+                Ok(CrankResult::default())
+            }
+            // GC and reap deliveries are not produced yet.
+            _ => Ok(CrankResult::default()),
+        }
+    }
+
+    fn aborted_with_termination(&mut self, item: &RunQueueItem, info: &CapData<KRef>) {
+        if let RunQueueItem::Send {
+            message:
+                Message {
+                    result: Some(KRef::Promise(result)),
+                    ..
+                },
+            ..
+        } = item
+        {
+            self.reject_subscription(*result, info.clone());
+        }
+    }
+
+    fn terminate_in_crank(
+        &mut self,
+        queue: &mut KernelQueue,
+        termination: Termination,
+    ) -> Result<(), QueueError> {
+        self.vats
+            .terminate_in_crank(queue, &termination)
+            .map_err(vat_error)
+    }
+
+    fn collect_garbage(&mut self, queue: &mut KernelQueue) -> Result<(), QueueError> {
+        // FIXME(#4): process the maybe-free set (spec §14.3); until then it is dropped.
+        queue.store_mut().take_maybe_free();
+        Ok(())
+    }
+
+    fn after_commit(&mut self, queue: &KernelQueue, settled: &[KPromiseId]) {
+        self.fire_settled(queue, settled);
+    }
+
+    fn discarded(&mut self, item: &RunQueueItem, error: &QueueError) {
+        if let RunQueueItem::Send {
+            message:
+                Message {
+                    result: Some(KRef::Promise(result)),
+                    ..
+                },
+            ..
+        } = item
+        {
+            let detail = format!("delivery failed inside the kernel ({})", error_kind(error));
+            self.reject_subscription(*result, ErrorCode::InternalError.capdata(&detail));
+        }
+    }
+}
+
+/// A fixed description of an internal error, safe to show (no refs or paths).
+fn error_kind(error: &QueueError) -> &'static str {
+    match error {
+        QueueError::Store(_) => "store",
+        QueueError::Resolve(_) => "promise resolution",
+        _ => "internal",
+    }
+}

@@ -1,0 +1,120 @@
+//! Launching a subcluster (spec §15.1): its vats in order, then the bootstrap message.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+
+use ocap_queue::{KernelQueue, Mode};
+use ocap_store::{SubclusterRecord, VatRecord};
+use ocap_types::{
+    CapData, ClusterConfig, KObjectId, KRef, Message, SubclusterId, Value, VatId,
+};
+
+use crate::core::Core;
+use crate::error::KernelError;
+use crate::handle::ResultHandle;
+
+/// What a launched subcluster looks like before its bootstrap result is in.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    pub(crate) subcluster: SubclusterId,
+    pub(crate) root: KObjectId,
+    pub(crate) bootstrap: ResultHandle,
+}
+
+/// Launches every vat of `config` and queues `bootstrap(roots, services)` to the bootstrap
+/// vat, all in one transaction: if any vat fails to launch nothing is kept (the ids it
+/// consumed stay consumed) and the vats already started are stopped.
+pub(crate) fn launch(
+    core: &mut Core,
+    queue: &mut KernelQueue,
+    config: &ClusterConfig,
+) -> Result<Launched, KernelError> {
+    config.validate()?;
+    queue.start_crank()?;
+    let mut started = Vec::new();
+    let res = launch_in_crank(core, queue, config, &mut started);
+    if res.is_err() {
+        queue.abort_crank()?;
+        for vat in started {
+            core.vats.forget(vat);
+        }
+    }
+    queue.end_crank()?;
+    res
+}
+
+fn launch_in_crank(
+    core: &mut Core,
+    queue: &mut KernelQueue,
+    config: &ClusterConfig,
+    started: &mut Vec<VatId>,
+) -> Result<Launched, KernelError> {
+    let subcluster = queue.store_mut().allocate_subcluster_id()?;
+    let mut roots = BTreeMap::new();
+    let mut members = Vec::new();
+    for (name, vat_config) in &config.vats.0 {
+        let vat = queue.store_mut().allocate_vat_id()?;
+        let record = VatRecord {
+            name: name.clone(),
+            config: vat_config.clone(),
+            subcluster: Some(subcluster),
+        };
+        let root = core.vats.launch_vat(queue, vat, &record)?;
+        started.push(vat);
+        roots.insert(name.clone(), root);
+        members.push((name.clone(), vat));
+    }
+    queue.store_mut().put_subcluster(
+        subcluster,
+        &SubclusterRecord {
+            config: config.clone(),
+            vats: members,
+        },
+    )?;
+    let root = *roots
+        .get(&config.bootstrap)
+        .expect("invariant: validate checked the bootstrap vat exists");
+    // Records have sorted keys, so slots follow the sorted vat names.
+    let mut slots = Vec::new();
+    let mut record = BTreeMap::new();
+    for (index, (name, object)) in roots.iter().enumerate() {
+        let index = u32::try_from(index).expect("invariant: fewer than 2^32 vats");
+        record.insert(
+            name.clone(),
+            Value::Slot {
+                index,
+                iface: Some(name.clone()),
+            },
+        );
+        slots.push(KRef::Object(*object));
+    }
+    let args = vec![Value::Record(record), Value::Record(BTreeMap::new())];
+    let bootstrap = queue_host_message(core, queue, KRef::Object(root), "bootstrap", args, slots)?;
+    Ok(Launched {
+        subcluster,
+        root,
+        bootstrap,
+    })
+}
+
+/// Queues a message from the host with a fresh result promise the host subscribes to
+/// (spec §13.1). Runs inside the caller's transaction.
+pub(crate) fn queue_host_message(
+    core: &mut Core,
+    queue: &mut KernelQueue,
+    target: KRef,
+    method: &str,
+    args: Vec<Value>,
+    slots: Vec<KRef>,
+) -> Result<ResultHandle, KernelError> {
+    let result = queue.store_mut().create_promise(None)?;
+    let (sender, receiver) = mpsc::channel();
+    core.subscribe(result, sender);
+    let methargs = Value::List(vec![Value::str(method), Value::List(args)]);
+    let message = Message {
+        methargs: CapData::new(&methargs, slots),
+        result: Some(KRef::Promise(result)),
+    };
+    queue.enqueue_send(target, message, Mode::Immediate)?;
+    Ok(ResultHandle::new(result, receiver))
+}

@@ -1,0 +1,160 @@
+//! Unit tests of the kernel, with vats written directly against the vat protocol (no SDK),
+//! so that they test the kernel alone.
+
+use std::time::Duration;
+
+use ocap_types::{
+    CapData, ClusterConfig, Delivery, DeliveryOutcome, KRef, Message, OrderedVats, Resolution,
+    Syscall, VRef, Value, VatConfig, VatHost, VatRuntime, VatStart,
+};
+use ocap_vat_manager::VatRegistry;
+
+use crate::{Kernel, KernelConfig, KernelError};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Answers every method with `"<method> ok"`; `bootstrap` sends `hello` to the root named
+/// `peer` in its first argument and resolves its result with the reply when notified.
+#[derive(Default)]
+struct RawVat {
+    next_promise: u64,
+    waiting: Option<(VRef, VRef)>,
+}
+
+impl VatRuntime for RawVat {
+    fn start(&mut self, _: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::default()
+    }
+
+    fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        match delivery {
+            Delivery::Message { message, .. } => {
+                let Ok((method, args)) = message.method_and_args() else {
+                    return DeliveryOutcome::failed("bad methargs");
+                };
+                let Some(result) = message.result else {
+                    return DeliveryOutcome::default();
+                };
+                if method == "bootstrap" {
+                    let Some(Value::Record(roots)) = args.first() else {
+                        return DeliveryOutcome::failed("no roots");
+                    };
+                    let Some(Value::Slot { index, .. }) = roots.get("peer") else {
+                        return DeliveryOutcome::failed("no peer");
+                    };
+                    let peer = message.methargs.slots[*index as usize];
+                    self.next_promise += 1;
+                    let answer = VRef::ExportPromise(self.next_promise);
+                    host.syscall(Syscall::Send {
+                        target: peer,
+                        message: Message::new("hello", vec![], vec![], Some(answer)),
+                    });
+                    host.syscall(Syscall::Subscribe(answer));
+                    self.waiting = Some((answer, result));
+                } else {
+                    let reply = Value::str(format!("{method} ok"));
+                    host.syscall(Syscall::Resolve(vec![Resolution {
+                        promise: result,
+                        rejected: false,
+                        data: CapData::data(&reply),
+                    }]));
+                }
+                DeliveryOutcome::default()
+            }
+            Delivery::Notify(resolutions) => {
+                for resolution in resolutions {
+                    if let Some((answer, result)) = self.waiting {
+                        if resolution.promise == answer {
+                            let reply = resolution.data.decode().unwrap_or_default();
+                            let text = Value::str(format!("peer said: {reply}"));
+                            host.syscall(Syscall::Resolve(vec![Resolution {
+                                promise: result,
+                                rejected: resolution.rejected,
+                                data: CapData::data(&text),
+                            }]));
+                            self.waiting = None;
+                        }
+                    }
+                }
+                DeliveryOutcome::default()
+            }
+            _ => DeliveryOutcome::default(),
+        }
+    }
+}
+
+fn registry() -> VatRegistry {
+    let mut registry = VatRegistry::new();
+    registry.register("raw", || Box::new(RawVat::default()));
+    registry
+}
+
+fn two_vats() -> ClusterConfig {
+    ClusterConfig {
+        bootstrap: "main".to_owned(),
+        vats: OrderedVats(vec![
+            ("main".to_owned(), VatConfig::named("raw")),
+            ("peer".to_owned(), VatConfig::named("raw")),
+        ]),
+        services: Vec::new(),
+        force_reset: None,
+    }
+}
+
+#[test]
+fn bootstrap_result_comes_from_the_other_vat() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    let launched = kernel.launch_subcluster(&two_vats()).unwrap();
+    assert_eq!(
+        launched.bootstrap_result.decode().unwrap(),
+        Value::str("peer said: hello ok")
+    );
+    assert_eq!(kernel.vat_ids().unwrap().len(), 2);
+}
+
+#[test]
+fn message_to_object_without_owner_is_rejected_without_refs() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    let handle = kernel
+        .queue_message("ko99".parse::<KRef>().unwrap(), "hello", vec![])
+        .unwrap();
+    let err = handle.wait(WAIT).unwrap_err();
+    let KernelError::Rejected(rejection) = err else {
+        panic!("expected a rejection, got {err:?}");
+    };
+    assert_eq!(
+        rejection.message(),
+        "[KERNEL:OBJECT_DELETED] Target object has no owner; it may have been deleted"
+    );
+}
+
+#[test]
+fn revoked_root_rejects_later_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    let launched = kernel.launch_subcluster(&two_vats()).unwrap();
+    let ok = kernel.queue_message(launched.root, "ping", vec![]).unwrap();
+    assert_eq!(ok.wait(WAIT).unwrap().decode().unwrap(), Value::str("ping ok"));
+    kernel.revoke(launched.root).unwrap();
+    let err = kernel
+        .queue_message(launched.root, "ping", vec![])
+        .unwrap()
+        .wait(WAIT)
+        .unwrap_err();
+    assert!(err.to_string().starts_with("[KERNEL:OBJECT_REVOKED]"), "{err}");
+}
+
+#[test]
+fn vats_come_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = {
+        let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+        kernel.launch_subcluster(&two_vats()).unwrap().root
+    };
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    assert_eq!(kernel.vat_ids().unwrap().len(), 2);
+    let reply = kernel.queue_message(root, "ping", vec![]).unwrap();
+    assert_eq!(reply.wait(WAIT).unwrap().decode().unwrap(), Value::str("ping ok"));
+}
