@@ -1,1 +1,5 @@
-//! The integration test binary.
+//! The one integration test binary.
+
+mod example;
+mod splat;
+mod tidy;

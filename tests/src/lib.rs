@@ -1,1 +1,83 @@
-//! Test support for the cross-crate tests.
+//! Support for the cross-crate tests: a kernel on a temporary store with the example vats,
+//! and helpers to build clusters and read results.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ocap_kernel::{Kernel, KernelConfig, LaunchResult};
+use ocap_types::{CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig};
+
+/// How long any test waits for the kernel before failing instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A kernel on a temporary store, with every example vat registered.
+pub struct TestKernel {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// The store directory (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl TestKernel {
+    /// A fresh kernel.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = Kernel::open(dir.path(), KernelConfig::new(ocap_cli::registry())).unwrap();
+        TestKernel { kernel, dir }
+    }
+
+    /// Launches a cluster and returns the launch result.
+    pub fn launch(&self, config: &ClusterConfig) -> LaunchResult {
+        self.kernel.launch_subcluster(config).unwrap()
+    }
+}
+
+impl Default for TestKernel {
+    fn default() -> Self {
+        TestKernel::new()
+    }
+}
+
+/// A cluster of `vats` (name, registered code), the first one bootstrapped.
+pub fn cluster(vats: &[(&str, &str)]) -> ClusterConfig {
+    ClusterConfig {
+        bootstrap: vats[0].0.to_owned(),
+        vats: OrderedVats(
+            vats.iter()
+                .map(|(name, code)| ((*name).to_owned(), VatConfig::named(code)))
+                .collect(),
+        ),
+        services: Vec::new(),
+        force_reset: None,
+    }
+}
+
+/// Decodes a result.
+pub fn decode(data: &CapData<KRef>) -> Value {
+    data.decode().unwrap()
+}
+
+/// True if `text` contains something shaped like an internal id: a kref (`ko1`, `kp2`), a
+/// vref (`o+4`, `p-5`), an endpoint or subcluster id (`v3`, `r1`, `s2`).
+pub fn has_ref_shaped_text(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digit_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    let boundary_before = |i: usize| i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+    (0..bytes.len()).any(|i| {
+        if !boundary_before(i) {
+            return false;
+        }
+        match bytes[i] {
+            b'k' => matches!(bytes.get(i + 1), Some(b'o' | b'p')) && digit_at(i + 2),
+            b'o' | b'p' => matches!(bytes.get(i + 1), Some(b'+' | b'-')) && digit_at(i + 2),
+            b'v' | b'r' | b's' => digit_at(i + 1),
+            _ => false,
+        }
+    })
+}

@@ -1,2 +1,79 @@
 //! The `ocap` command.
-fn main() {}
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ocap_cli::{RunOptions, render, run_cluster};
+use tracing_subscriber::EnvFilter;
+
+/// Run clusters of vats on an object-capability kernel.
+#[derive(Parser)]
+#[command(name = "ocap", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Launch the subcluster in a cluster file, run it until idle, print the bootstrap result.
+    Run {
+        /// The cluster config (JSON).
+        cluster: PathBuf,
+        /// Keep the kernel's store in this directory (default: a temporary one).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Share one synced commit among many cranks.
+        #[arg(long)]
+        group_commit: bool,
+        /// Seconds to wait for bootstrap and for the kernel to go idle.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// List the vats compiled into this binary.
+    Vats,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::from_env("OCAP_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run {
+            cluster,
+            store,
+            group_commit,
+            timeout,
+        } => {
+            let options = RunOptions {
+                store,
+                group_commit,
+                timeout: Duration::from_secs(timeout),
+            };
+            match run_cluster(&cluster, &options) {
+                Ok(result) => {
+                    println!("{}", render(&result));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("ocap: {error}");
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        eprintln!("  caused by: {cause}");
+                        source = cause.source();
+                    }
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Vats => {
+            for name in ocap_cli::registry().names() {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `ocap run`: launch a cluster file's subcluster, run to idle, report the bootstrap result.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ocap_kernel::{Kernel, KernelConfig, KernelError};
+use ocap_store::Durability;
+use ocap_types::{CapData, ClusterConfig, KRef, Value};
+use ocap_vat_manager::VatRegistry;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The cluster file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cluster file is not a valid cluster config.
+    #[error("invalid cluster config: {0}")]
+    Parse(String),
+    /// No temporary store directory could be made.
+    #[error("cannot create a temporary store: {0}")]
+    TempDir(std::io::Error),
+    /// The kernel failed.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// How to run a cluster.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The store directory; `None` for a fresh temporary one.
+    pub store: Option<PathBuf>,
+    /// Group commits instead of syncing every crank.
+    pub group_commit: bool,
+    /// How long to wait for bootstrap and for the kernel to go idle.
+    pub timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            store: None,
+            group_commit: false,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The vats compiled into this binary.
+pub fn registry() -> VatRegistry {
+    let mut registry = VatRegistry::new();
+    for (name, factory) in ocap_example_vats::registry() {
+        registry.register(name, factory);
+    }
+    registry
+}
+
+/// Parses a cluster config from JSON text and validates it.
+///
+/// # Errors
+/// [`CliError::Parse`] with what is wrong.
+pub fn parse_cluster(text: &str) -> Result<ClusterConfig, CliError> {
+    let config: ClusterConfig =
+        serde_json::from_str(text).map_err(|e| CliError::Parse(e.to_string()))?;
+    config
+        .validate()
+        .map_err(|e| CliError::Parse(e.to_string()))?;
+    Ok(config)
+}
+
+/// Runs the cluster in `path` and returns its bootstrap result.
+///
+/// # Errors
+/// [`CliError`] when the file is unreadable or invalid, or the kernel fails (including a
+/// failed launch or bootstrap).
+pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let config = parse_cluster(&text)?;
+    let temp;
+    let store = match &options.store {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().map_err(CliError::TempDir)?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut kernel_config = KernelConfig::new(registry());
+    kernel_config.bootstrap_timeout = options.timeout;
+    if options.group_commit {
+        kernel_config.durability = Durability::GROUP;
+    }
+    let kernel = Kernel::open(&store, kernel_config)?;
+    let launched = kernel.launch_subcluster(&config)?;
+    kernel.run_until_idle(options.timeout)?;
+    kernel.shutdown()?;
+    Ok(launched.bootstrap_result)
+}
+
+/// Renders a result for the terminal: strings as they are, other values in a short form.
+pub fn render(result: &CapData<KRef>) -> String {
+    match result.decode() {
+        Ok(Value::Str(text)) => text,
+        Ok(value) => value.to_string(),
+        Err(e) => format!("<undecodable result: {e}>"),
+    }
+}

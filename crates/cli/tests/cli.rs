@@ -1,0 +1,55 @@
+//! The `ocap` binary, run as a user would.
+
+use std::path::Path;
+use std::process::Command;
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().and_then(Path::parent).unwrap()
+}
+
+#[test]
+fn run_prints_the_bootstrap_result() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .arg("run")
+        .arg(repo_root().join("examples/alice-bob.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "alice got: hello, alice, from bob"
+    );
+}
+
+#[test]
+fn malformed_config_fails_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, r#"{"bootstrap": "nobody", "vats": {"a": {"bundleName": "bob"}}}"#)
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid bootstrap vat name nobody"), "{stderr}");
+}
+
+#[test]
+fn unknown_vat_code_fails_the_launch_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unknown.json");
+    std::fs::write(&path, r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "nope"}}}"#)
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Failed to launch vat v1 (a)"), "{stderr}");
+    assert!(stderr.contains("no vat named \"nope\" is registered"), "{stderr}");
+}
