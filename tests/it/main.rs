@@ -1,5 +1,6 @@
 //! The one integration test binary.
 
+mod crank;
 mod example;
 mod splat;
 mod tidy;

@@ -2,6 +2,10 @@
 //! and helpers to build clusters and read results.
 #![allow(clippy::unwrap_used)]
 
+mod probe;
+
+pub use probe::Probe;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +32,7 @@ impl TestKernel {
     /// A fresh kernel.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let kernel = Kernel::open(dir.path(), KernelConfig::new(ocap_cli::registry())).unwrap();
+        let kernel = Kernel::open(dir.path(), config()).unwrap();
         TestKernel { kernel, dir }
     }
 
@@ -42,6 +46,13 @@ impl Default for TestKernel {
     fn default() -> Self {
         TestKernel::new()
     }
+}
+
+/// The kernel config of the tests: every example vat, plus `probe`.
+pub fn config() -> KernelConfig {
+    let mut registry = ocap_cli::registry();
+    registry.register("probe", || Box::new(Probe::default()));
+    KernelConfig::new(registry)
 }
 
 /// A cluster of `vats` (name, registered code), the first one bootstrapped.

@@ -280,6 +280,19 @@ impl Kernel {
         self.call(|core, _| core.vats.running().collect())
     }
 
+    /// The root object of a live vat (its `o+0`), `None` if it has none.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn vat_root(&self, vat: VatId) -> Result<Option<KRef>, KernelError> {
+        self.call(move |_, queue| {
+            queue
+                .store()
+                .clist_kref(ocap_types::EndpointId::Vat(vat), ocap_types::VRef::ROOT)
+        })?
+        .map_err(KernelError::from)
+    }
+
     /// Runs `f` on the store between cranks (inspection and tests).
     ///
     /// # Errors

@@ -1,1 +1,235 @@
-//! Unit tests of the queue crate.
+//! Unit tests of the queue crate: the cached run queue across rollbacks, one item per
+//! crank, the crank buffer, and promise resolution rules.
+
+use ocap_store::{KernelStore, Owner, PromiseState, Store};
+use ocap_types::{
+    CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId,
+};
+
+use crate::{
+    CrankHandler, CrankReport, CrankResult, KernelQueue, Mode, QueueError, StoredQueue,
+    Termination, run_crank,
+};
+
+fn queue() -> (tempfile::TempDir, KernelQueue) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KernelStore::new(Store::open(dir.path()).unwrap());
+    (dir, KernelQueue::new(store).unwrap())
+}
+
+fn vat(n: u32) -> EndpointId {
+    EndpointId::Vat(VatId(n))
+}
+
+fn send(target: u64, method: &str) -> (KRef, Message<KRef>) {
+    (
+        format!("ko{target}").parse().unwrap(),
+        Message::new(method, vec![], vec![], None),
+    )
+}
+
+/// Counts the entries of the stored run queue by scanning the store.
+fn stored_run_queue_len(queue: &KernelQueue) -> u64 {
+    let entries = queue.store().kv().scan_prefix(b"queue.run.").unwrap();
+    entries
+        .iter()
+        .filter(|(k, _)| !k.ends_with(b"head") && !k.ends_with(b"tail"))
+        .count() as u64
+}
+
+#[derive(Default)]
+struct Scripted {
+    abort_first: bool,
+    delivered: Vec<RunQueueItem>,
+    aborted_terminations: usize,
+}
+
+impl CrankHandler for Scripted {
+    fn before_delivery(&mut self, _: &mut KernelQueue) -> Result<(), QueueError> {
+        Ok(())
+    }
+    fn deliver(&mut self, queue: &mut KernelQueue, item: &RunQueueItem) -> Result<CrankResult, QueueError> {
+        self.delivered.push(item.clone());
+        // Every delivery emits one more send, buffered.
+        let (target, message) = send(500, "echo");
+        queue.enqueue_send(target, message, Mode::Buffered)?;
+        if std::mem::take(&mut self.abort_first) {
+            return Ok(CrankResult {
+                abort: true,
+                terminate: Some(Termination {
+                    vat: VatId(1),
+                    failure: true,
+                    info: CapData::error("boom"),
+                }),
+            });
+        }
+        Ok(CrankResult::default())
+    }
+    fn aborted_with_termination(&mut self, _: &RunQueueItem, _: &CapData<KRef>) {
+        self.aborted_terminations += 1;
+    }
+    fn terminate_in_crank(&mut self, _: &mut KernelQueue, _: Termination) -> Result<(), QueueError> {
+        Ok(())
+    }
+    fn collect_garbage(&mut self, _: &mut KernelQueue) -> Result<(), QueueError> {
+        Ok(())
+    }
+    fn after_commit(&mut self, _: &KernelQueue, _: &[KPromiseId]) {}
+    fn discarded(&mut self, _: &RunQueueItem, _: &QueueError) {}
+}
+
+fn enqueue(queue: &mut KernelQueue, target: u64, method: &str) {
+    queue.start_crank().unwrap();
+    let (target, message) = send(target, method);
+    queue.enqueue_send(target, message, Mode::Immediate).unwrap();
+    queue.end_crank().unwrap();
+}
+
+#[test]
+fn after_an_aborted_crank_the_next_dequeue_returns_the_restored_item() {
+    let (_dir, mut queue) = queue();
+    enqueue(&mut queue, 1, "first");
+    enqueue(&mut queue, 2, "second");
+    let mut handler = Scripted {
+        abort_first: true,
+        ..Scripted::default()
+    };
+    let report = run_crank(&mut queue, &mut handler).unwrap();
+    assert!(matches!(report, CrankReport::Delivered { aborted: true, .. }));
+    assert_eq!(handler.aborted_terminations, 1);
+    // The item is back, nothing buffered survived, and the length agrees with the store.
+    assert_eq!(queue.run_queue_len().unwrap(), 2);
+    assert_eq!(stored_run_queue_len(&queue), 2);
+    run_crank(&mut queue, &mut handler).unwrap();
+    assert_eq!(handler.delivered[0], handler.delivered[1], "the restored item came next");
+    // The successful crank flushed its one buffered send.
+    assert_eq!(queue.run_queue_len().unwrap(), 2);
+    assert_eq!(stored_run_queue_len(&queue), 2);
+}
+
+#[test]
+fn each_crank_delivers_exactly_one_item() {
+    let (_dir, mut queue) = queue();
+    enqueue(&mut queue, 1, "a");
+    enqueue(&mut queue, 2, "b");
+    let mut handler = Scripted::default();
+    run_crank(&mut queue, &mut handler).unwrap();
+    assert_eq!(handler.delivered.len(), 1);
+    run_crank(&mut queue, &mut handler).unwrap();
+    assert_eq!(handler.delivered.len(), 2);
+}
+
+#[test]
+fn idle_crank_commits_nothing_and_reports_idle() {
+    let (_dir, mut queue) = queue();
+    let mut handler = Scripted::default();
+    assert_eq!(run_crank(&mut queue, &mut handler).unwrap(), CrankReport::Idle);
+    assert!(handler.delivered.is_empty());
+    assert!(!queue.store().kv().in_crank());
+}
+
+#[test]
+fn stored_queue_refuses_a_stale_cache_until_refreshed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KernelStore::new(Store::open(dir.path()).unwrap());
+    store.start_crank().unwrap();
+    let mut q: StoredQueue<i64> = StoredQueue::open(&mut store, "q").unwrap();
+    q.push(&mut store, &1).unwrap();
+    store.savepoint("s").unwrap();
+    q.push(&mut store, &2).unwrap();
+    assert_eq!(q.pop(&mut store).unwrap(), Some(1));
+    store.rollback_to("s").unwrap();
+    assert!(matches!(q.pop(&mut store), Err(QueueError::StaleCache { .. })));
+    assert!(matches!(q.len(&store), Err(QueueError::StaleCache { .. })));
+    q.refresh(&store).unwrap();
+    assert_eq!(q.len(&store).unwrap(), 1);
+    assert_eq!(q.pop(&mut store).unwrap(), Some(1));
+    assert_eq!(q.pop(&mut store).unwrap(), None);
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn enqueue_send_takes_a_hold_on_target_result_and_slots() {
+    let (_dir, mut queue) = queue();
+    queue.start_crank().unwrap();
+    let store = queue.store_mut();
+    let target = store.create_object(Owner::Endpoint(vat(1))).unwrap();
+    let slot = store.create_object(Owner::Endpoint(vat(2))).unwrap();
+    let result = store.create_promise(None).unwrap();
+    let message = Message::new(
+        "m",
+        vec![Value::Slot { index: 0, iface: None }],
+        vec![KRef::Object(slot)],
+        Some(KRef::Promise(result)),
+    );
+    queue
+        .enqueue_send(KRef::Object(target), message, Mode::Immediate)
+        .unwrap();
+    let store = queue.store();
+    assert_eq!(store.object(target).unwrap().unwrap().counts.reachable, 2);
+    assert_eq!(store.object(slot).unwrap().unwrap().counts.recognizable, 2);
+    assert_eq!(store.promise(result).unwrap().unwrap().refcount, 2);
+    queue.end_crank().unwrap();
+}
+
+#[test]
+fn resolution_rules_name_the_refused_resolver() {
+    let (_dir, mut queue) = queue();
+    queue.start_crank().unwrap();
+    let decided = queue
+        .store_mut()
+        .create_promise(Some(Owner::Endpoint(vat(2))))
+        .unwrap();
+    let err = queue
+        .resolve_promises(
+            Some(Owner::Endpoint(vat(1))),
+            vec![(decided, false, CapData::data(&Value::Null))],
+            Mode::Immediate,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("v1 not permitted to resolve {decided} because its decider is v2")
+    );
+    let open = queue.store_mut().create_promise(None).unwrap();
+    queue
+        .resolve_promises(None, vec![(open, true, CapData::error("no"))], Mode::Immediate)
+        .unwrap();
+    let err = queue
+        .resolve_promises(None, vec![(open, false, CapData::data(&Value::Null))], Mode::Immediate)
+        .unwrap_err();
+    assert_eq!(err.to_string(), format!("{open} was already resolved"));
+    let record = queue.store().promise(open).unwrap().unwrap();
+    assert!(matches!(record.state, PromiseState::Rejected(_)));
+    queue.end_crank().unwrap();
+}
+
+#[test]
+fn resolving_moves_queued_messages_after_the_notifies() {
+    let (_dir, mut queue) = queue();
+    queue.start_crank().unwrap();
+    let promise = queue.store_mut().create_promise(None).unwrap();
+    queue.store_mut().add_subscriber(promise, vat(10)).unwrap();
+    queue.store_mut().add_subscriber(promise, vat(2)).unwrap();
+    let (_, message) = send(1, "waiting");
+    queue.store_mut().promise_queue_push(promise, &message).unwrap();
+    queue
+        .resolve_promises(None, vec![(promise, false, CapData::data(&Value::Int(1)))], Mode::Buffered)
+        .unwrap();
+    assert_eq!(queue.run_queue_len().unwrap(), 0, "buffered until the crank succeeds");
+    queue.flush_buffer().unwrap();
+    let settled = queue.end_crank().unwrap();
+    assert_eq!(settled, vec![promise]);
+    queue.start_crank().unwrap();
+    let items: Vec<_> = std::iter::from_fn(|| queue.dequeue().unwrap()).collect();
+    queue.end_crank().unwrap();
+    assert_eq!(
+        items,
+        vec![
+            RunQueueItem::Notify { endpoint: vat(10), promise },
+            RunQueueItem::Notify { endpoint: vat(2), promise },
+            RunQueueItem::Send { target: KRef::Promise(promise), message },
+        ],
+        "subscribers in string order (v10 before v2), then the queued message"
+    );
+}

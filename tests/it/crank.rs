@@ -1,0 +1,155 @@
+//! Crank semantics (issue 4): one delivery per crank, rollbacks that undo only their own
+//! crank, terminations from inside a crank, and results that tell the host what happened.
+//! Each test is named after the bug it prevents.
+
+use ocap_kernel::{Kernel, KernelError};
+use ocap_tests::{TestKernel, WAIT, cluster, decode};
+use ocap_types::{EndpointId, KRef, Value, VatId};
+
+fn rejection(err: KernelError) -> String {
+    match err {
+        KernelError::Rejected(rejection) => rejection.message().to_owned(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+fn roots(kernel: &Kernel) -> Vec<(VatId, KRef)> {
+    kernel
+        .vat_ids()
+        .unwrap()
+        .into_iter()
+        .map(|vat| (vat, kernel.vat_root(vat).unwrap().unwrap()))
+        .collect()
+}
+
+fn call(kernel: &Kernel, target: KRef, method: &str, args: Vec<Value>) -> Result<Value, String> {
+    kernel
+        .queue_message(target, method, args)
+        .unwrap()
+        .wait(WAIT)
+        .map(|data| decode(&data))
+        .map_err(rejection)
+}
+
+#[test]
+fn aborted_delivery_does_not_undo_an_earlier_delivery() {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
+    let vats = roots(&test.kernel);
+    let (vat_a, a) = vats[0];
+    let (_, b) = vats[1];
+    // Both queued before either is delivered: the second delivery aborts.
+    let counted = test.kernel.queue_message(a, "count", vec![]).unwrap();
+    let panicked = test.kernel.queue_message(b, "panic", vec![]).unwrap();
+    assert_eq!(decode(&counted.wait(WAIT).unwrap()), Value::Int(1));
+    let text = rejection(panicked.wait(WAIT).unwrap_err());
+    assert!(text.starts_with("[KERNEL:VAT_FATAL:INTERNAL_ERROR]"), "{text}");
+    // The earlier delivery's effect is in the store, and was not redelivered.
+    let stored = test
+        .kernel
+        .inspect(move |s| s.vatstore_get(vat_a, "count"))
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(Value::from_cbor(&stored).unwrap(), Value::Int(1));
+    assert_eq!(call(&test.kernel, a, "count", vec![]), Ok(Value::Int(2)));
+}
+
+#[test]
+fn terminating_a_vat_from_within_a_crank_completes() {
+    for method in ["panic", "crash", "forge", "resolve_twice", "exit"] {
+        let test = TestKernel::new();
+        test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
+        let vats = roots(&test.kernel);
+        let args = if method == "exit" { vec![Value::Bool(true)] } else { vec![] };
+        // The wait is the guard: a deadlock fails here within WAIT instead of hanging.
+        let res = call(&test.kernel, vats[0].1, method, args);
+        assert!(res.is_err(), "{method}: {res:?}");
+        test.kernel.run_until_idle(WAIT).unwrap();
+        assert_eq!(test.kernel.vat_ids().unwrap(), vec![vats[1].0], "{method}");
+        // The other vat still works.
+        assert_eq!(
+            call(&test.kernel, vats[1].1, "echo", vec![Value::str("hi")]),
+            Ok(Value::str("hi")),
+            "{method}"
+        );
+    }
+}
+
+#[test]
+fn queue_message_to_vat_terminated_while_handling_it_rejects_with_the_reason() {
+    let cases = [
+        ("panic", "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic"),
+        ("crash", "[KERNEL:VAT_FATAL:INTERNAL_ERROR] probe crashed on purpose"),
+        (
+            "forge",
+            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
+        ),
+    ];
+    for (method, expected) in cases {
+        let test = TestKernel::new();
+        let launched = test.launch(&cluster(&[("a", "probe")]));
+        assert_eq!(call(&test.kernel, launched.root, method, vec![]), Err(expected.to_owned()));
+    }
+}
+
+#[test]
+fn clean_exit_keeps_the_delivery_and_rejects_what_the_vat_decided() {
+    let test = TestKernel::new();
+    let launched = test.launch(&cluster(&[("a", "probe")]));
+    let text = call(&test.kernel, launched.root, "exit", vec![Value::Bool(false)]).unwrap_err();
+    assert_eq!(text, "[KERNEL:VAT_TERMINATED] Vat termination: probe exits");
+    assert!(test.kernel.vat_ids().unwrap().is_empty());
+}
+
+#[test]
+fn rejected_kernel_promise_rejects_the_handle_and_fulfilled_resolves_it() {
+    let test = TestKernel::new();
+    let launched = test.launch(&cluster(&[("a", "probe")]));
+    assert_eq!(
+        call(&test.kernel, launched.root, "fail", vec![Value::str("boom")]),
+        Err("boom".to_owned())
+    );
+    assert_eq!(
+        call(&test.kernel, launched.root, "echo", vec![Value::str("fine")]),
+        Ok(Value::str("fine"))
+    );
+}
+
+#[test]
+fn message_to_vanished_endpoint_splats_as_unreachable_and_releases_its_holds() {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[("a", "probe"), ("b", "probe"), ("c", "probe")]));
+    let vats = roots(&test.kernel);
+    let (b, c) = (vats[1], vats[2]);
+    test.kernel.terminate_vat(vats[0].0, None).unwrap();
+    test.kernel.terminate_vat(b.0, None).unwrap();
+    let counts = |kref: KRef| {
+        let id = kref.as_object().unwrap();
+        test.kernel
+            .inspect(move |s| s.object(id))
+            .unwrap()
+            .unwrap()
+            .map(|r| r.counts)
+    };
+    let (b_before, c_before) = (counts(b.1), counts(c.1));
+    // This crank cleans up the first terminated vat only, so b's root still names b.
+    let handle = test
+        .kernel
+        .queue_message_with_slots(b.1, "echo", vec![Value::Slot { index: 0, iface: None }], vec![c.1])
+        .unwrap();
+    let text = rejection(handle.wait(WAIT).unwrap_err());
+    assert_eq!(
+        text,
+        "[KERNEL:ENDPOINT_UNREACHABLE] Target endpoint is unreachable (terminated or disconnected)"
+    );
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert_eq!(counts(b.1), b_before, "target hold released");
+    assert_eq!(counts(c.1), c_before, "slot hold released");
+    let result = handle.promise();
+    let record = test.kernel.inspect(move |s| s.promise(result)).unwrap().unwrap().unwrap();
+    // Only the resolution's own hold remains (spec §13.1 keeps settled results alive).
+    assert_eq!(record.refcount, 1);
+    let terminated = test.kernel.inspect(|s| s.terminated_vats()).unwrap().unwrap();
+    assert_eq!(terminated, vec![EndpointId::Vat(b.0)]);
+}

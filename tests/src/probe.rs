@@ -1,0 +1,139 @@
+//! `probe`: a vat written directly against the vat protocol (no SDK), so kernel tests can
+//! make it misbehave in exact ways. Every method answers through its result promise:
+//!
+//! - `echo(x)` → x; `data()` → 42; `fail(msg)` → rejected with `Error(msg)`;
+//! - `count()` → increments `count` in its vat store and returns the new value;
+//! - `forward(ref, method)` → sends `method()` to `ref` and answers with the reply;
+//! - `panic()` → panics in vat code; `crash()` → reports a delivery error;
+//! - `exit(failure)` → asks to be terminated (the result is left to the kernel);
+//! - `forge()` → sends to an import it never received (illegal syscall);
+//! - `resolve_twice()` → resolves its result twice (the second is illegal);
+//! - `pending()` → never answers.
+
+use std::collections::BTreeMap;
+
+use ocap_types::{
+    ByteBuf, CapData, Checkpoint, Delivery, DeliveryOutcome, Message, Resolution, Syscall,
+    VRef, Value, VatHost, VatRuntime, VatStart,
+};
+
+/// The probe vat.
+#[derive(Debug, Default)]
+pub struct Probe {
+    count: i64,
+    next_promise: u64,
+    forwarded: BTreeMap<VRef, VRef>,
+}
+
+fn resolve(host: &mut dyn VatHost, promise: VRef, rejected: bool, data: CapData<VRef>) {
+    host.syscall(Syscall::Resolve(vec![Resolution {
+        promise,
+        rejected,
+        data,
+    }]));
+}
+
+impl Probe {
+    fn message(&mut self, message: Message<VRef>, host: &mut dyn VatHost) -> DeliveryOutcome {
+        let Ok((method, args)) = message.method_and_args() else {
+            return DeliveryOutcome::failed("probe: malformed methargs");
+        };
+        let Some(result) = message.result else {
+            return DeliveryOutcome::default();
+        };
+        let answer = |host: &mut dyn VatHost, value: Value| {
+            resolve(host, result, false, CapData::data(&value));
+        };
+        match method.as_str() {
+            "echo" => {
+                let data = CapData {
+                    body: args.first().cloned().unwrap_or(Value::Undefined).to_cbor(),
+                    slots: message.methargs.slots.clone(),
+                };
+                resolve(host, result, false, data);
+            }
+            "data" => answer(host, Value::Int(42)),
+            "bootstrap" => answer(host, Value::str("probe bootstrapped")),
+            "fail" => {
+                let text = args.first().and_then(Value::as_str).unwrap_or("failed");
+                resolve(host, result, true, CapData::error(text));
+            }
+            "count" => {
+                self.count += 1;
+                answer(host, Value::Int(self.count));
+                return DeliveryOutcome {
+                    checkpoint: Checkpoint {
+                        sets: vec![("count".to_owned(), ByteBuf(Value::Int(self.count).to_cbor()))],
+                        deletes: Vec::new(),
+                    },
+                    error: None,
+                };
+            }
+            "forward" => {
+                let (Some(Value::Slot { index, .. }), Some(Value::Str(method))) =
+                    (args.first(), args.get(1))
+                else {
+                    return DeliveryOutcome::failed("probe: forward(ref, method)");
+                };
+                let Some(target) = message.methargs.slots.get(*index as usize) else {
+                    return DeliveryOutcome::failed("probe: bad slot");
+                };
+                self.next_promise += 1;
+                let reply = VRef::ExportPromise(self.next_promise);
+                host.syscall(Syscall::Send {
+                    target: *target,
+                    message: Message::new(method, vec![], vec![], Some(reply)),
+                });
+                host.syscall(Syscall::Subscribe(reply));
+                self.forwarded.insert(reply, result);
+            }
+            "panic" => panic!("probe was asked to panic"),
+            "crash" => return DeliveryOutcome::failed("probe crashed on purpose"),
+            "exit" => {
+                let failure = args.first() == Some(&Value::Bool(true));
+                host.syscall(Syscall::Exit {
+                    failure,
+                    info: CapData::error("probe exits"),
+                });
+            }
+            "forge" => host.syscall(Syscall::Send {
+                target: VRef::ImportObject(999),
+                message: Message::new("hello", vec![], vec![], None),
+            }),
+            "resolve_twice" => {
+                answer(host, Value::Int(1));
+                answer(host, Value::Int(2));
+            }
+            "pending" => {}
+            other => {
+                let text = format!("probe has no method {other}");
+                resolve(host, result, true, CapData::error(text));
+            }
+        }
+        DeliveryOutcome::default()
+    }
+}
+
+impl VatRuntime for Probe {
+    fn start(&mut self, start: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        if let Some((_, bytes)) = start.state.iter().find(|(k, _)| k == "count") {
+            self.count = Value::from_cbor(&bytes.0).ok().and_then(|v| v.as_int()).unwrap_or(0);
+        }
+        DeliveryOutcome::default()
+    }
+
+    fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        match delivery {
+            Delivery::Message { message, .. } => self.message(message, host),
+            Delivery::Notify(resolutions) => {
+                for resolution in resolutions {
+                    if let Some(result) = self.forwarded.remove(&resolution.promise) {
+                        resolve(host, result, resolution.rejected, resolution.data);
+                    }
+                }
+                DeliveryOutcome::default()
+            }
+            _ => DeliveryOutcome::default(),
+        }
+    }
+}
