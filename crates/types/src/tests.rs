@@ -1,0 +1,187 @@
+//! Unit tests of the vocabulary: ref grammar, value encoding, wire types.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use crate::{
+    CapData, EndpointId, KRef, Message, RunQueueItem, Syscall, VRef, Value, VatId, cbor,
+};
+
+#[test]
+fn refs_round_trip_through_text() {
+    for text in ["ko1", "kp42", "ko0"] {
+        assert_eq!(text.parse::<KRef>().unwrap().to_string(), text);
+    }
+    for text in ["o+0", "o-3", "p+7", "p-1", "o+d10/1", "o+v3/4:0", "o+d1/2:3"] {
+        assert_eq!(text.parse::<VRef>().unwrap().to_string(), text);
+    }
+    for text in ["v1", "r0", "v42"] {
+        assert_eq!(text.parse::<EndpointId>().unwrap().to_string(), text);
+    }
+}
+
+#[test]
+fn malformed_refs_are_errors() {
+    for text in ["", "k", "kox", "ko", "ko-1", "ko+1", "kq1", "invalid-kref", "ko1 ", "ko１"] {
+        assert!(text.parse::<KRef>().is_err(), "{text:?}");
+    }
+    for text in ["", "o", "o+", "o-d1/2", "p+d1/1", "o+d1", "o+d1/", "o+x1", "p*1", "o-1:2"] {
+        assert!(text.parse::<VRef>().is_err(), "{text:?}");
+    }
+    assert!("v".parse::<VatId>().is_err());
+    assert!("v99999999999".parse::<VatId>().is_err(), "overflow is an error");
+    let err = "kox".parse::<KRef>().unwrap_err();
+    assert!(err.to_string().contains("invalid reference"), "{err}");
+}
+
+#[test]
+fn vref_directions() {
+    assert!(VRef::ROOT.is_export() && !VRef::ROOT.is_promise());
+    assert!("p-3".parse::<VRef>().unwrap().is_promise());
+    assert!(!"o-3".parse::<VRef>().unwrap().is_export());
+}
+
+fn sample() -> Value {
+    let mut record = BTreeMap::new();
+    record.insert("b".to_owned(), Value::Slot { index: 1, iface: Some("Bob".to_owned()) });
+    record.insert("a".to_owned(), Value::Slot { index: 0, iface: None });
+    Value::List(vec![
+        Value::Undefined,
+        Value::Null,
+        Value::Bool(true),
+        Value::Int(-5),
+        Value::Float(1.5),
+        Value::BigInt(i128::MAX),
+        Value::str("hi"),
+        Value::Bytes(vec![0, 255]),
+        Value::Record(record),
+        Value::error("boom"),
+        Value::Tagged { tag: "t".to_owned(), payload: Box::new(Value::Int(1)) },
+    ])
+}
+
+#[test]
+fn values_round_trip_and_encode_deterministically() {
+    let value = sample();
+    let bytes = value.to_cbor();
+    assert_eq!(Value::from_cbor(&bytes).unwrap(), value);
+    assert_eq!(value.clone().to_cbor(), bytes);
+    let mut slots = Vec::new();
+    value.for_each_slot(&mut |i| slots.push(i));
+    assert_eq!(slots, vec![0, 1], "records are walked in sorted key order");
+}
+
+#[test]
+fn golden_bytes_of_plain_values() {
+    // Plain data is plain CBOR: a reader in any language can decode it.
+    assert_eq!(Value::str("hi").to_cbor(), vec![0x62, b'h', b'i']);
+    assert_eq!(Value::Int(1).to_cbor(), vec![0x01]);
+    assert_eq!(Value::List(vec![]).to_cbor(), vec![0x80]);
+    // A slot is tag 27001 over [index, iface].
+    assert_eq!(
+        Value::Slot { index: 0, iface: None }.to_cbor(),
+        vec![0xd9, 0x69, 0x79, 0x82, 0x00, 0xf6]
+    );
+}
+
+#[test]
+fn golden_bytes_of_a_run_queue_item() {
+    let item = RunQueueItem::Send {
+        target: "ko4".parse().unwrap(),
+        message: Message::new("hi", vec![], vec![], Some("kp1".parse().unwrap())),
+    };
+    let bytes = cbor::to_vec(&item);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // {"Send": {"target": "ko4", "message": {"methargs": {"body": h'8262686980',
+    // "slots": []}, "result": "kp1"}}}
+    assert_eq!(
+        hex,
+        concat!(
+            "a16453656e64a266746172676574636b6f34676d657373616765a2686d65746861726773",
+            "a264626f647945826268698065736c6f74738066726573756c74636b7031"
+        )
+    );
+    assert_eq!(cbor::from_slice::<RunQueueItem>(&bytes).unwrap(), item);
+}
+
+#[test]
+fn malformed_cbor_is_an_error_not_a_panic() {
+    let cases: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff],
+        vec![0x9f],                    // unterminated indefinite array
+        vec![0xd9, 0x69, 0x79, 0x01],  // slot tag over a non-array
+        vec![0xd9, 0x69, 0x7a, 0x82, 0x01, 0x02], // error tag with non-text
+        vec![0xa1, 0x01, 0x02],        // record with an integer key
+        vec![0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02], // duplicate key
+        vec![0xc0, 0x61, 0x61],        // unknown tag
+        vec![0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // absurd length
+    ];
+    for bytes in cases {
+        assert!(Value::from_cbor(&bytes).is_err(), "{bytes:02x?}");
+    }
+    assert!(cbor::from_slice::<Syscall>(&[0xa1, 0x64, b'S', b'e', b'n', b'd', 0x00]).is_err());
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let mut bytes = vec![0x81; 10_000];
+    bytes.push(0x00);
+    assert!(Value::from_cbor(&bytes).is_err());
+}
+
+#[test]
+fn single_ref_finds_a_top_level_slot_only() {
+    let kref: KRef = "ko9".parse().unwrap();
+    let single = CapData::new(&Value::Slot { index: 0, iface: None }, vec![kref]);
+    assert_eq!(single.single_ref(), Some(&kref));
+    let nested = CapData::new(&Value::List(vec![Value::Slot { index: 0, iface: None }]), vec![kref]);
+    assert_eq!(nested.single_ref(), None);
+}
+
+#[test]
+fn methargs_decode_or_refuse() {
+    let message: Message<KRef> = Message::new("m", vec![Value::Int(1)], vec![], None);
+    assert_eq!(message.method_and_args().unwrap(), ("m".to_owned(), vec![Value::Int(1)]));
+    let bad: Message<KRef> = Message { methargs: CapData::data(&Value::Int(3)), result: None };
+    assert!(bad.method_and_args().is_err());
+}
+
+fn arb_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Undefined),
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        any::<i128>().prop_map(|n| Value::from_cbor(&Value::BigInt(n).to_cbor()).unwrap()),
+        "[a-z]{0,8}".prop_map(Value::Str),
+        proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
+        (0u32..4, proptest::option::of("[A-Z][a-z]{0,4}"))
+            .prop_map(|(index, iface)| Value::Slot { index, iface }),
+        ("[a-z]{0,5}", "[a-z ]{0,10}").prop_map(|(name, message)| Value::Error { name, message }),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
+            proptest::collection::btree_map("[a-z]{0,4}", inner.clone(), 0..5)
+                .prop_map(Value::Record),
+            ("[a-z]{1,4}", inner).prop_map(|(tag, p)| Value::Tagged { tag, payload: Box::new(p) }),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_value_round_trips(value in arb_value()) {
+        let bytes = value.to_cbor();
+        prop_assert_eq!(Value::from_cbor(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = Value::from_cbor(&bytes);
+        let _ = cbor::from_slice::<RunQueueItem>(&bytes);
+        let _ = cbor::from_slice::<Syscall>(&bytes);
+    }
+}
