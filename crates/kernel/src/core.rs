@@ -23,6 +23,8 @@ pub(crate) struct Core {
     /// Settlements decided during the crank, sent only once it has committed.
     outbox: Vec<(Sender<Settlement>, Settlement)>,
     pub(crate) idle_waiters: Vec<Sender<()>>,
+    /// Cranks that delivered an item since the kernel started.
+    pub(crate) cranks: u64,
 }
 
 impl Core {
@@ -32,6 +34,7 @@ impl Core {
             subscriptions: BTreeMap::new(),
             outbox: Vec::new(),
             idle_waiters: Vec::new(),
+            cranks: 0,
         }
     }
 
@@ -210,6 +213,7 @@ impl CrankHandler for Core {
     }
 
     fn after_commit(&mut self, queue: &KernelQueue, settled: &[KPromiseId]) {
+        self.cranks += 1;
         self.fire_settled(queue, settled);
     }
 

@@ -293,6 +293,14 @@ impl Kernel {
         .map_err(KernelError::from)
     }
 
+    /// How many cranks have delivered an item since this kernel was opened.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`].
+    pub fn crank_count(&self) -> Result<u64, KernelError> {
+        self.call(|core, _| core.cranks)
+    }
+
     /// Runs `f` on the store between cranks (inspection and tests).
     ///
     /// # Errors

@@ -1,0 +1,179 @@
+//! Crank-loop benchmark with in-process vats: ping-pong (N sequential round trips between
+//! two vats, two cranks each) and burst (N host messages queued at once, then awaited), in
+//! both durability modes. Reports cranks per second and the process's peak RSS.
+//!
+//! `cargo bench -p ocap-kernel --bench crank` runs N = 10^4 and 10^5; `-- --quick` runs
+//! N = 10^4 only. Each case runs in a fresh child process so that peak RSS is its own.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ocap_kernel::{Kernel, KernelConfig};
+use ocap_store::Durability;
+use ocap_types::{
+    CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, OrderedVats, Resolution,
+    Syscall, VRef, Value, VatConfig, VatHost, VatRuntime, VatStart,
+};
+use ocap_vat_manager::VatRegistry;
+
+/// `start(peer, n)`: pings `peer` n times in sequence, then answers n. `ping()`: "pong".
+#[derive(Default)]
+struct PingPong {
+    peer: Option<VRef>,
+    remaining: i64,
+    next: u64,
+    answer: Option<VRef>,
+}
+
+impl PingPong {
+    fn ping(&mut self, host: &mut dyn VatHost) {
+        self.next += 1;
+        let reply = VRef::ExportPromise(self.next);
+        let peer = self.peer.expect("start set the peer");
+        host.syscall(Syscall::Send {
+            target: peer,
+            message: Message::new("ping", vec![], vec![], Some(reply)),
+        });
+        host.syscall(Syscall::Subscribe(reply));
+    }
+}
+
+fn resolve(host: &mut dyn VatHost, promise: VRef, value: Value) {
+    host.syscall(Syscall::Resolve(vec![Resolution {
+        promise,
+        rejected: false,
+        data: CapData::data(&value),
+    }]));
+}
+
+impl VatRuntime for PingPong {
+    fn start(&mut self, _: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::default()
+    }
+
+    fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        match delivery {
+            Delivery::Message { message, .. } => {
+                let (method, args) = message.method_and_args().expect("well-formed");
+                let result = message.result.expect("has a result");
+                match method.as_str() {
+                    "start" => {
+                        self.peer = Some(message.methargs.slots[0]);
+                        self.remaining = args[1].as_int().expect("n");
+                        self.answer = Some(result);
+                        self.ping(host);
+                    }
+                    _ => resolve(host, result, Value::str("pong")),
+                }
+            }
+            Delivery::Notify(_) => {
+                self.remaining -= 1;
+                if self.remaining > 0 {
+                    self.ping(host);
+                } else if let Some(answer) = self.answer.take() {
+                    resolve(host, answer, Value::str("done"));
+                }
+            }
+            _ => {}
+        }
+        DeliveryOutcome::default()
+    }
+}
+
+fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut registry = VatRegistry::new();
+    registry.register("pingpong", || Box::new(PingPong::default()));
+    let mut config = KernelConfig::new(registry);
+    config.durability = if group { Durability::GROUP } else { Durability::EveryCrank };
+    let kernel = Kernel::open(dir.path(), config).expect("open");
+    let cluster = ClusterConfig {
+        bootstrap: "a".to_owned(),
+        vats: OrderedVats(vec![
+            ("a".to_owned(), VatConfig::named("pingpong")),
+            ("b".to_owned(), VatConfig::named("pingpong")),
+        ]),
+        services: vec![],
+        force_reset: None,
+    };
+    let launched = kernel.launch_subcluster(&cluster).expect("launch");
+    let vats = kernel.vat_ids().expect("vats");
+    let a = launched.root;
+    let b = kernel.vat_root(vats[1]).expect("root").expect("root");
+    let wait = Duration::from_secs(3600);
+    let before = kernel.crank_count().expect("count");
+    let start = Instant::now();
+    match case {
+        "pingpong" => {
+            let args = vec![Value::Slot { index: 0, iface: None }, Value::Int(n)];
+            let handle = kernel
+                .queue_message_with_slots(a, "start", args, vec![b])
+                .expect("queue");
+            handle.wait(wait).expect("done");
+        }
+        _ => {
+            let handles: Vec<_> = (0..n)
+                .map(|_| kernel.queue_message(b, "ping", vec![]).expect("queue"))
+                .collect();
+            for handle in handles {
+                handle.wait(wait).expect("pong");
+            }
+        }
+    }
+    kernel.run_until_idle(wait).expect("idle");
+    let elapsed = start.elapsed();
+    let cranks = kernel.crank_count().expect("count") - before;
+    kernel.shutdown().expect("shutdown");
+    (cranks, elapsed)
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--case") {
+        let case = &args[pos + 1];
+        let n: i64 = args[pos + 2].parse().expect("n");
+        let group = args[pos + 3] == "group";
+        let (cranks, elapsed) = run_case(case, n, group);
+        let rate = cranks as f64 / elapsed.as_secs_f64();
+        println!(
+            "{case:<9} {:<6} n={n:<7} cranks={cranks:<7} {:>9.0} cranks/s  peak RSS {} MiB",
+            args[pos + 3],
+            rate,
+            peak_rss_kib() / 1024
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let sizes: &[i64] = if quick { &[10_000] } else { &[10_000, 100_000] };
+    let exe = std::env::current_exe().expect("exe");
+    for mode in ["group", "every"] {
+        for case in ["pingpong", "burst"] {
+            for n in sizes {
+                // Every-crank mode syncs each crank: keep it to the smaller size.
+                if mode == "every" && *n > 10_000 {
+                    continue;
+                }
+                let status = Command::new(&exe)
+                    .args(["--case", case, &n.to_string(), mode])
+                    .status()
+                    .expect("run case");
+                assert!(status.success(), "case {case} {n} {mode} failed");
+            }
+        }
+    }
+}
