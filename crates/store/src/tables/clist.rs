@@ -37,7 +37,11 @@ impl KernelStore {
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] if the entry does not parse.
-    pub fn clist_entry(&self, ep: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
+    pub fn clist_entry(
+        &self,
+        ep: EndpointId,
+        kref: KRef,
+    ) -> Result<Option<CListEntry>, StoreError> {
         let key = keys::clist(ep, kref);
         let Some(bytes) = self.kv.get(&key)? else {
             return Ok(None);
@@ -82,10 +86,8 @@ impl KernelStore {
         reachable: bool,
     ) -> Result<(), StoreError> {
         let flag = if reachable { 'R' } else { '_' };
-        self.kv.set(
-            &keys::clist(ep, kref),
-            format!("{flag} {vref}").as_bytes(),
-        )
+        self.kv
+            .set(&keys::clist(ep, kref), format!("{flag} {vref}").as_bytes())
     }
 
     /// Clears the reachable flag; for an imported object that still exists this releases

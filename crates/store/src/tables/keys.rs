@@ -25,6 +25,10 @@ pub(crate) fn promise(id: KPromiseId) -> Vec<u8> {
     text(format_args!("{id}"))
 }
 
+pub(crate) fn promise_refcount(id: KPromiseId) -> Vec<u8> {
+    text(format_args!("{id}.rc"))
+}
+
 pub(crate) fn endpoint_prefix(ep: EndpointId) -> Vec<u8> {
     text(format_args!("{ep}."))
 }

@@ -7,6 +7,7 @@
 //! the refcount changes that filled it.
 
 mod clist;
+mod codec;
 mod keys;
 mod objects;
 mod promises;
@@ -28,8 +29,8 @@ use crate::kv::Store;
 
 pub use clist::CListEntry;
 pub use objects::{ObjectRecord, RefCounts};
-pub use queues::QueueBounds;
 pub use promises::{PromiseRecord, PromiseState};
+pub use queues::QueueBounds;
 pub use vats::{SubclusterRecord, VatRecord};
 
 /// Who owns an object or decides a promise: an endpoint, or the kernel itself (services).

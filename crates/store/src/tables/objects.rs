@@ -2,13 +2,13 @@
 //! span objects and promises (spec §14.2).
 
 use ocap_types::{KObjectId, KRef};
-use serde::{Deserialize, Serialize};
 
+use super::codec::{Malformed, Reader, Writer};
 use super::{KernelStore, Owner, keys};
 use crate::error::StoreError;
 
 /// Reachable and recognizable counts of an object. Invariant: `reachable <= recognizable`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefCounts {
     /// Holders that can send to it.
     pub reachable: u32,
@@ -17,7 +17,7 @@ pub struct RefCounts {
 }
 
 /// A kernel object record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
     /// Who implements it; `None` once orphaned.
     pub owner: Option<Owner>,
@@ -25,6 +25,31 @@ pub struct ObjectRecord {
     pub counts: RefCounts,
     /// True once revoked (permanent).
     pub revoked: bool,
+}
+
+impl ObjectRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.owner(self.owner);
+        w.u32(self.counts.reachable);
+        w.u32(self.counts.recognizable);
+        w.u8(u8::from(self.revoked));
+        w.0
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+        let mut r = Reader(bytes);
+        let record = ObjectRecord {
+            owner: r.owner()?,
+            counts: RefCounts {
+                reachable: r.u32()?,
+                recognizable: r.u32()?,
+            },
+            revoked: r.u8()? != 0,
+        };
+        r.finish()?;
+        Ok(record)
+    }
 }
 
 impl KernelStore {
@@ -51,7 +76,13 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn object(&self, id: KObjectId) -> Result<Option<ObjectRecord>, StoreError> {
-        self.read_cbor("objects", &keys::object(id))
+        let key = keys::object(id);
+        match self.kv.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => ObjectRecord::decode(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt("objects", &key, e)),
+        }
     }
 
     /// Writes the object's record.
@@ -59,7 +90,7 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn put_object(&mut self, id: KObjectId, record: &ObjectRecord) -> Result<(), StoreError> {
-        self.write_cbor(&keys::object(id), record)
+        self.kv.set(&keys::object(id), &record.encode())
     }
 
     /// Deletes the object's record.
@@ -143,14 +174,14 @@ impl KernelStore {
                 self.put_object(id, &record)
             }
             KRef::Promise(id) => {
-                let Some(mut record) = self.promise(id)? else {
+                let Some(count) = self.promise_refcount(id)? else {
                     return Ok(());
                 };
-                record.refcount = step(record.refcount, reachable);
-                if reachable < 0 && record.refcount == 0 {
+                let count = step(count, reachable);
+                if reachable < 0 && count == 0 {
                     self.note_maybe_free(kref);
                 }
-                self.put_promise(id, &record)
+                self.put_promise_refcount(id, count)
             }
         }
     }

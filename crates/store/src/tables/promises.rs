@@ -2,13 +2,13 @@
 //! unresolved promise's message queue.
 
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message};
-use serde::{Deserialize, Serialize};
 
+use super::codec::{Malformed, Reader, Writer};
 use super::{KernelStore, Owner, keys};
 use crate::error::StoreError;
 
 /// Where a promise stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PromiseState {
     /// Not settled: messages sent to it wait in its queue.
     Unresolved {
@@ -24,7 +24,7 @@ pub enum PromiseState {
 }
 
 /// A kernel promise record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromiseRecord {
     /// State, decider, subscribers or value.
     pub state: PromiseState,
@@ -44,6 +44,63 @@ impl PromiseRecord {
     /// True unless settled.
     pub fn is_unresolved(&self) -> bool {
         matches!(self.state, PromiseState::Unresolved { .. })
+    }
+}
+
+impl PromiseState {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            PromiseState::Unresolved {
+                decider,
+                subscribers,
+            } => {
+                w.u8(0);
+                w.owner(*decider);
+                w.u32(u32::try_from(subscribers.len()).expect("invariant: < 2^32 subscribers"));
+                for ep in subscribers {
+                    w.owner(Some(Owner::Endpoint(*ep)));
+                }
+            }
+            PromiseState::Fulfilled(value) => {
+                w.u8(1);
+                w.capdata(value);
+            }
+            PromiseState::Rejected(value) => {
+                w.u8(2);
+                w.capdata(value);
+            }
+        }
+        w.0
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+        let mut r = Reader(bytes);
+        let state = match r.u8()? {
+            0 => {
+                let decider = r.owner()?;
+                let n = r.u32()? as usize;
+                if n > bytes.len() {
+                    return Err(Malformed("subscriber count beyond record"));
+                }
+                let mut subscribers = Vec::with_capacity(n);
+                for _ in 0..n {
+                    match r.owner()? {
+                        Some(Owner::Endpoint(ep)) => subscribers.push(ep),
+                        _ => return Err(Malformed("subscriber is not an endpoint")),
+                    }
+                }
+                PromiseState::Unresolved {
+                    decider,
+                    subscribers,
+                }
+            }
+            1 => PromiseState::Fulfilled(r.capdata()?),
+            2 => PromiseState::Rejected(r.capdata()?),
+            _ => return Err(Malformed("bad promise state tag")),
+        };
+        r.finish()?;
+        Ok(state)
     }
 }
 
@@ -75,7 +132,52 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn promise(&self, id: KPromiseId) -> Result<Option<PromiseRecord>, StoreError> {
-        self.read_cbor("promises", &keys::promise(id))
+        let Some(state) = self.promise_state(id)? else {
+            return Ok(None);
+        };
+        let refcount = self.promise_refcount(id)?.unwrap_or(0);
+        Ok(Some(PromiseRecord { state, refcount }))
+    }
+
+    /// The promise's state alone, `None` if unknown.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    pub fn promise_state(&self, id: KPromiseId) -> Result<Option<PromiseState>, StoreError> {
+        let key = keys::promise(id);
+        match self.kv.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => PromiseState::decode(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt("promises", &key, e)),
+        }
+    }
+
+    pub(crate) fn promise_refcount(&self, id: KPromiseId) -> Result<Option<u32>, StoreError> {
+        let key = keys::promise_refcount(id);
+        match self.kv.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+                .map(|b| Some(u32::from_le_bytes(b)))
+                .map_err(|_| StoreError::corrupt("promises", &key, "refcount is not 4 bytes")),
+        }
+    }
+
+    pub(crate) fn put_promise_refcount(
+        &mut self,
+        id: KPromiseId,
+        count: u32,
+    ) -> Result<(), StoreError> {
+        self.kv
+            .set(&keys::promise_refcount(id), &count.to_le_bytes())
+    }
+
+    fn put_promise_state(
+        &mut self,
+        id: KPromiseId,
+        state: &PromiseState,
+    ) -> Result<(), StoreError> {
+        self.kv.set(&keys::promise(id), &state.encode())
     }
 
     /// The promise's record, or [`StoreError::NotFound`].
@@ -92,8 +194,13 @@ impl KernelStore {
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
-    pub fn put_promise(&mut self, id: KPromiseId, record: &PromiseRecord) -> Result<(), StoreError> {
-        self.write_cbor(&keys::promise(id), record)
+    pub fn put_promise(
+        &mut self,
+        id: KPromiseId,
+        record: &PromiseRecord,
+    ) -> Result<(), StoreError> {
+        self.put_promise_state(id, &record.state)?;
+        self.put_promise_refcount(id, record.refcount)
     }
 
     /// Sets the decider of an unresolved promise (a no-op on a settled one).
@@ -101,12 +208,20 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn set_decider(&mut self, id: KPromiseId, owner: Option<Owner>) -> Result<(), StoreError> {
-        let mut record = self.existing_promise(id)?;
-        if let PromiseState::Unresolved { decider, .. } = &mut record.state {
-            *decider = owner;
-            self.put_promise(id, &record)?;
+        let mut state = self.existing_state(id)?;
+        if let PromiseState::Unresolved { decider, .. } = &mut state {
+            if *decider != owner {
+                *decider = owner;
+                self.put_promise_state(id, &state)?;
+            }
         }
         Ok(())
+    }
+
+    fn existing_state(&self, id: KPromiseId) -> Result<PromiseState, StoreError> {
+        self.promise_state(id)?.ok_or_else(|| StoreError::NotFound {
+            what: format!("kernel promise {id}"),
+        })
     }
 
     /// Adds `ep` to the subscribers of an unresolved promise. Returns false (and changes
@@ -115,14 +230,13 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn add_subscriber(&mut self, id: KPromiseId, ep: EndpointId) -> Result<bool, StoreError> {
-        let mut record = self.existing_promise(id)?;
-        let PromiseState::Unresolved { subscribers, .. } = &mut record.state else {
+        let mut state = self.existing_state(id)?;
+        let PromiseState::Unresolved { subscribers, .. } = &mut state else {
             return Ok(false);
         };
-        if let Err(pos) = subscribers.binary_search_by_key(&ep.to_string(), ToString::to_string)
-        {
+        if let Err(pos) = subscribers.binary_search_by_key(&ep.to_string(), ToString::to_string) {
             subscribers.insert(pos, ep);
-            self.put_promise(id, &record)?;
+            self.put_promise_state(id, &state)?;
         }
         Ok(true)
     }
@@ -152,17 +266,16 @@ impl KernelStore {
         rejected: bool,
         value: CapData<KRef>,
     ) -> Result<(Vec<Message<KRef>>, Vec<EndpointId>), StoreError> {
-        let mut record = self.existing_promise(id)?;
-        let subscribers = match &mut record.state {
-            PromiseState::Unresolved { subscribers, .. } => std::mem::take(subscribers),
+        let subscribers = match self.existing_state(id)? {
+            PromiseState::Unresolved { subscribers, .. } => subscribers,
             _ => Vec::new(),
         };
-        record.state = if rejected {
+        let state = if rejected {
             PromiseState::Rejected(value)
         } else {
             PromiseState::Fulfilled(value)
         };
-        self.put_promise(id, &record)?;
+        self.put_promise_state(id, &state)?;
         let name = queue_name(id);
         let mut messages = Vec::new();
         while let Some(bytes) = self.queue_pop(&name)? {
@@ -181,6 +294,7 @@ impl KernelStore {
     /// [`StoreError`] from the byte store.
     pub fn delete_promise(&mut self, id: KPromiseId) -> Result<(), StoreError> {
         self.queue_delete(&queue_name(id))?;
+        self.kv.delete(&keys::promise_refcount(id))?;
         self.kv.delete(&keys::promise(id))
     }
 }

@@ -1,8 +1,6 @@
 //! Vat and subcluster records, vat stores, and the terminated-vat list.
 
-use ocap_types::{
-    ByteBuf, Checkpoint, ClusterConfig, EndpointId, SubclusterId, VatConfig, VatId,
-};
+use ocap_types::{ByteBuf, Checkpoint, ClusterConfig, EndpointId, SubclusterId, VatConfig, VatId};
 use serde::{Deserialize, Serialize};
 
 use super::{KernelStore, keys};
@@ -35,9 +33,13 @@ impl KernelStore {
     /// [`StoreError`] from the byte store.
     pub fn allocate_vat_id(&mut self) -> Result<VatId, StoreError> {
         let n = self.allocate(keys::COUNTER_VAT.as_bytes())?;
-        u32::try_from(n)
-            .map(VatId)
-            .map_err(|_| StoreError::corrupt("counters", keys::COUNTER_VAT.as_bytes(), "vat ids exhausted"))
+        u32::try_from(n).map(VatId).map_err(|_| {
+            StoreError::corrupt(
+                "counters",
+                keys::COUNTER_VAT.as_bytes(),
+                "vat ids exhausted",
+            )
+        })
     }
 
     /// Allocates a subcluster id.
@@ -47,7 +49,11 @@ impl KernelStore {
     pub fn allocate_subcluster_id(&mut self) -> Result<SubclusterId, StoreError> {
         let n = self.allocate(keys::COUNTER_SUBCLUSTER.as_bytes())?;
         u32::try_from(n).map(SubclusterId).map_err(|_| {
-            StoreError::corrupt("counters", keys::COUNTER_SUBCLUSTER.as_bytes(), "ids exhausted")
+            StoreError::corrupt(
+                "counters",
+                keys::COUNTER_SUBCLUSTER.as_bytes(),
+                "ids exhausted",
+            )
         })
     }
 
@@ -127,7 +133,11 @@ impl KernelStore {
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
-    pub fn apply_checkpoint(&mut self, vat: VatId, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+    pub fn apply_checkpoint(
+        &mut self,
+        vat: VatId,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
         for (key, value) in &checkpoint.sets {
             self.kv.set(&keys::vatstore(vat, key), &value.0)?;
         }
@@ -141,7 +151,11 @@ impl KernelStore {
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
-    pub fn put_subcluster(&mut self, id: SubclusterId, record: &SubclusterRecord) -> Result<(), StoreError> {
+    pub fn put_subcluster(
+        &mut self,
+        id: SubclusterId,
+        record: &SubclusterRecord,
+    ) -> Result<(), StoreError> {
         self.write_cbor(&keys::subcluster(id), record)
     }
 
