@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::value::{DecodeError, MAX_DEPTH};
+use crate::value::DecodeError;
 
 /// Encodes `item` as CBOR.
 pub fn to_vec<T: Serialize + ?Sized>(item: &T) -> Vec<u8> {
@@ -19,6 +19,9 @@ pub fn to_vec<T: Serialize + ?Sized>(item: &T) -> Vec<u8> {
 /// # Errors
 /// [`DecodeError`] when the bytes are malformed, too deep, or of another shape.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    ciborium::de::from_reader_with_recursion_limit(bytes, MAX_DEPTH * 2 + 8)
+    // A small scratch buffer: the default 4 KiB one is zeroed on every call, which showed
+    // in crank profiles. Longer strings fall back to allocation; nesting is capped at 256.
+    let mut scratch = [0u8; 128];
+    ciborium::de::from_reader_with_buffer(bytes, &mut scratch)
         .map_err(|e| DecodeError::new(e.to_string()))
 }

@@ -137,9 +137,7 @@ impl Value {
     /// # Errors
     /// [`DecodeError`] when the bytes are not a valid value encoding.
     pub fn from_cbor(bytes: &[u8]) -> Result<Value, DecodeError> {
-        let cbor: Cbor =
-            ciborium::de::from_reader_with_recursion_limit(bytes, MAX_DEPTH * 2 + 8)
-                .map_err(|e| DecodeError::new(e.to_string()))?;
+        let cbor: Cbor = crate::cbor::from_slice(bytes)?;
         Value::from_cbor_value(cbor, 0)
     }
 
