@@ -2,7 +2,7 @@
 //! two vats, two cranks each) and burst (N host messages queued at once, then awaited), in
 //! both durability modes. Reports cranks per second and the process's peak RSS.
 //!
-//! `cargo bench -p ocap-kernel --bench crank` runs N = 10^4 and 10^5; `-- --quick` runs
+//! `cargo bench -p ocap-kernel --bench crank_loop` runs N = 10^4 and 10^5; `-- --quick` runs
 //! N = 10^4 only. Each case runs in a fresh child process so that peak RSS is its own.
 
 use std::process::Command;
