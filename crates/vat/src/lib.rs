@@ -1,1 +1,139 @@
-//! ocap-vat (work in progress).
+//! The vat SDK: what vat code is written against. It plays the role Agoric's liveslots plays
+//! for JavaScript vats, and the kernel only ever sees it through `ocap_types::VatRuntime`.
+//!
+//! # The model
+//!
+//! * **A vat is a build function** `(vat, parameters, baggage) -> root`. [`Runtime`] runs it
+//!   once per incarnation, at `start`; the root it returns is the vat's `o+0`.
+//! * **Objects** are made with [`Vat::object`] from named methods (closures, plain or
+//!   `async`), or from any [`Object`] implementation. A method answers with a [`Val`], a
+//!   [`Promise`] (the caller's result settles when it does), or an [`Error`] (the caller's
+//!   result is *rejected*: a failing method is not a failing vat). A method nobody defined
+//!   is rejected the same way.
+//! * **Values** ([`Val`]) are plain data plus references: local objects and presences
+//!   ([`Ref`]) and [`Promise`]s. The runtime marshals them to and from the kernel's capdata:
+//!   a local object leaving the vat for the first time is exported as a fresh `o+N` and is
+//!   recognised as itself when it comes back; imports become presences and promises.
+//! * **Eventual send**: `E(&target).send(method, args)` returns a [`Promise`] for the answer
+//!   at once. Through the kernel it is a `send` with a fresh result `p+N` followed by a
+//!   `subscribe` to it; to a local object it runs later on this vat's executor.
+//! * **Awaiting** happens on a tiny single-threaded executor owned by the vat. After every
+//!   delivery the runtime polls it until no task can make progress; a task awaiting a kernel
+//!   promise stays parked until a `notify` settles that promise. Awaiting an imported promise
+//!   subscribes to it.
+//! * **State** that must survive a restart goes in [`Baggage`], kept in the vat store; each
+//!   delivery reports the store's changes as its checkpoint. Everything else (local objects
+//!   other than the root, promises) belongs to one incarnation.
+//! * **Logging and exit**: [`Vat::test_log`] writes a line tagged `test` (plus the vat's
+//!   name); [`Vat::exit`] and [`Vat::exit_with_failure`] ask the kernel to end the vat.
+//!
+//! What the runtime itself cannot handle — a message to an export it does not know (such as
+//! an ephemeral object of an earlier incarnation), a malformed message, a failing build
+//! function — is a delivery error, and the kernel terminates the vat. A panic in vat code
+//! unwinds out of the runtime; the kernel catches it at the worker boundary.
+//!
+//! # Design notes
+//!
+//! * Methods take the [`Vat`] handle as an argument instead of capturing it, and every
+//!   handle ([`Vat`], [`Ref`], [`Promise`], [`Baggage`]) points at the vat weakly: objects
+//!   held by the runtime's export table never keep the runtime alive through a cycle.
+//! * The executor's wakers queue task ids on an mpsc channel, so tasks resume in the order
+//!   they were woken, deterministically, without `unsafe` or locks.
+//! * A [`Runtime`] is not `Send` (vat state is `Rc`/`RefCell`): construct it on the thread
+//!   that drives it — a registry of `fn() -> Box<dyn VatRuntime>` constructors allows that.
+//! * The `o+N`/`p+N` counters are saved in the vat store (key `sdk.idCounters`), so a
+//!   restarted vat never reuses a vref an earlier incarnation gave the kernel. Baggage lives
+//!   under `baggage.<key>`.
+//!
+//! Not yet: durable objects (`o+d…`, kinds redefined at restart), reporting unreachable
+//! imports on `bringOutYourDead`, and syscalls outside a delivery (spec §19.8, §19.11).
+//!
+//! # Example
+//!
+//! Two vats: `alice` (the bootstrap vat) asks `bob` for a greeting. Here bob is driven by
+//! hand, as the kernel would drive it.
+//!
+//! ```
+//! use ocap_types::{Delivery, Message, Syscall, VRef, Value, VatHost, VatLog, VatRuntime, VatStart};
+//! use ocap_vat::{Baggage, E, Ref, Result, Runtime, Val, Vat};
+//!
+//! fn alice(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
+//!     Ok(vat
+//!         .object("alice")
+//!         .bootstrap(async |_vat, roots| {
+//!             let reply = E(&roots.vat("bob")?).send("hello", ["alice"]).await?;
+//!             Ok(format!("alice got: {reply}"))
+//!         })
+//!         .build())
+//! }
+//!
+//! fn bob(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
+//!     Ok(vat
+//!         .object("bob")
+//!         .method("hello", |vat, args| {
+//!             let name = args.str(0)?;
+//!             vat.test_log(format!("greeting {name}"));
+//!             Ok(format!("hello, {name}, from bob"))
+//!         })
+//!         .build())
+//! }
+//!
+//! /// A host that records what the vat asks for.
+//! #[derive(Default)]
+//! struct Host(Vec<Syscall>);
+//! impl VatHost for Host {
+//!     fn syscall(&mut self, syscall: Syscall) {
+//!         self.0.push(syscall);
+//!     }
+//!     fn log(&mut self, _log: VatLog) {}
+//! }
+//!
+//! let mut runtime = Runtime::new(bob);
+//! let mut host = Host::default();
+//! let start = VatStart { name: "bob".into(), parameters: Value::Null, state: Vec::new() };
+//! assert_eq!(runtime.start(start, &mut host).error, None);
+//!
+//! // The kernel delivers hello("alice") to bob's root, with a result promise p-1.
+//! let result: VRef = "p-1".parse()?;
+//! let message = Message::new("hello", vec![Value::str("alice")], Vec::new(), Some(result));
+//! let outcome = runtime.deliver(Delivery::Message { target: VRef::ROOT, message }, &mut host);
+//! assert_eq!(outcome.error, None);
+//!
+//! // Bob resolved p-1 with his greeting.
+//! let [Syscall::Resolve(resolutions)] = host.0.as_slice() else { panic!("{:?}", host.0) };
+//! assert_eq!(resolutions[0].promise, result);
+//! assert!(!resolutions[0].rejected);
+//! assert_eq!(resolutions[0].data.decode()?, Value::str("hello, alice, from bob"));
+//! # let _ = Runtime::boxed(alice);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+
+mod args;
+mod baggage;
+mod bootstrap;
+mod core;
+mod error;
+mod executor;
+mod marshal;
+mod object;
+mod promise;
+mod reference;
+mod runtime;
+mod send;
+mod store;
+mod val;
+mod vat;
+
+pub use args::Args;
+pub use baggage::Baggage;
+pub use bootstrap::Bootstrap;
+pub use error::{Error, Result};
+pub use object::{Object, ObjectBuilder, Reply};
+pub use promise::{Promise, PromiseFuture, Resolver};
+pub use reference::Ref;
+pub use runtime::Runtime;
+pub use send::{E, Eventual, IntoArgs};
+pub use val::Val;
+pub use vat::{Logger, Vat};

@@ -1,0 +1,108 @@
+//! `tester`: a general-purpose vat for kernel tests. Each method exercises one behaviour the
+//! kernel must handle: answers, rejections, panics, exits, sends, pending results, exports,
+//! baggage and test logs.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use ocap_types::VatRuntime;
+use ocap_vat::{Args, Baggage, E, Error, Ref, Result, Runtime, Val, Vat};
+
+pub(crate) fn runtime() -> Box<dyn VatRuntime> {
+    Runtime::boxed(build)
+}
+
+/// Baggage key of the vats record received by `bootstrap`.
+const VATS_KEY: &str = "vats";
+
+/// The tester's root. Methods:
+///
+/// * `echo(x)` → `x`; `fail(msg)` → rejects with `Error(msg)`; `panic()` panics;
+/// * `exit(reason)` → exit with failure (reason `Error(reason)`), answers `"exiting"`;
+///   `exit_cleanly(reason)` → the same as a clean exit;
+/// * `call(target, method, args?)` → sends and answers the awaited reply;
+///   `send_only(target, method, args?)` → sends, answers `"sent"` without waiting;
+/// * `pending()` → a promise that never settles (the result stays unresolved);
+/// * `make_counter()` → a new object with `increment(by = 1)` and `value()`;
+/// * `store(key, value)` / `load(key)` → baggage (`load` of a missing key is `undefined`);
+/// * `log(text)` → a test log line; `parameters()` → the vat's parameters;
+/// * `bootstrap(vats, services)` → keeps `vats` in baggage, answers `"bootstrapped"`;
+///   `vats()` → that record.
+fn build(vat: &Vat, parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
+    vat.logger().with_tag("tester").info(format!(
+        "{} started with parameters {parameters}",
+        vat.name()
+    ));
+    let parameters = parameters.clone();
+    Ok(vat
+        .object("tester")
+        .method("echo", |_vat, args| Ok(args.val_or_undefined(0)))
+        .method("fail", |_vat, args| -> Result<Val> {
+            Err(Error::new(args.str(0)?))
+        })
+        .method("panic", |_vat, _args| -> Result<Val> {
+            panic!("tester panicked on purpose")
+        })
+        .method("exit", |vat, args| {
+            vat.exit_with_failure(Val::error(args.str(0)?));
+            Ok("exiting")
+        })
+        .method("exit_cleanly", |vat, args| {
+            vat.exit(args.val_or_undefined(0));
+            Ok("exiting")
+        })
+        .method_async("call", async |_vat, args| {
+            E(args.val(0)?).send(args.str(1)?, call_args(&args)?).await
+        })
+        .method("send_only", |_vat, args| {
+            drop(E(args.val(0)?).send(args.str(1)?, call_args(&args)?));
+            Ok("sent")
+        })
+        .method("pending", |vat, _args| Ok(vat.promise_kit().0))
+        .method("make_counter", |vat, _args| Ok(make_counter(&vat)))
+        .method("store", |vat, args| {
+            vat.baggage().set(args.str(0)?, args.val(1)?)?;
+            Ok(())
+        })
+        .method("load", |vat, args| {
+            Ok(vat.baggage().get(args.str(0)?)?.unwrap_or_default())
+        })
+        .method("log", |vat, args| {
+            vat.test_log(args.str(0)?);
+            Ok(())
+        })
+        .method("parameters", move |_vat, _args| Ok(parameters.clone()))
+        .method("vats", |vat, _args| {
+            Ok(vat.baggage().get(VATS_KEY)?.unwrap_or_default())
+        })
+        .bootstrap(async |vat, roots| {
+            vat.baggage().set(VATS_KEY, roots.vats)?;
+            Ok("bootstrapped")
+        })
+        .build())
+}
+
+/// The optional third argument of `call` and `send_only`: the arguments to send.
+fn call_args(args: &Args) -> Result<Vec<Val>> {
+    match args.val_or_undefined(2) {
+        Val::Undefined => Ok(Vec::new()),
+        Val::List(items) => Ok(items),
+        other => Err(Error::new(format!(
+            "{}: argument 2 must be a list of arguments, not {other}",
+            args.method()
+        ))),
+    }
+}
+
+fn make_counter(vat: &Vat) -> Ref {
+    let count = Rc::new(Cell::new(0_i64));
+    let read = Rc::clone(&count);
+    vat.object("counter")
+        .method("increment", move |_vat, args| {
+            let by = if args.is_empty() { 1 } else { args.int(0)? };
+            count.set(count.get() + by);
+            Ok(count.get())
+        })
+        .method("value", move |_vat, _args| Ok(read.get()))
+        .build()
+}

@@ -1,0 +1,338 @@
+//! The vat's shared state: the vref tables (exports, imports, promises), the id counters, the
+//! vat store, the executor, and the outbox of syscalls and logs waiting for the host.
+//!
+//! Invariants: vat code never runs while `Core::state` is borrowed (so handles may call back
+//! in); the id counters only grow and are saved in the vat store, so no incarnation reuses a
+//! vref an earlier one handed to the kernel.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+
+use ocap_types::{CapData, ExportId, Message, Resolution, Syscall, VRef, Value, VatLog};
+
+use crate::error::{Error, Result};
+use crate::executor::Executor;
+use crate::promise::{Decider, Promise, PromiseCell};
+use crate::reference::{LocalObject, Presence, Ref, Target};
+use crate::store::VatStore;
+use crate::val::Val;
+
+/// Vat-store key of the id counters.
+const COUNTERS_KEY: &str = "sdk.idCounters";
+
+/// What vat code asked of the host, in order.
+pub(crate) enum Out {
+    Syscall(Syscall),
+    Log(VatLog),
+}
+
+/// Next ids to allocate for `o+N` and `p+N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) next_object: u64,
+    pub(crate) next_promise: u64,
+}
+
+impl Counters {
+    const FIRST: Counters = Counters {
+        next_object: 1,
+        next_promise: 1,
+    };
+
+    fn load(store: &VatStore) -> std::result::Result<Counters, String> {
+        let Some(bytes) = store.get(COUNTERS_KEY) else {
+            return Ok(Counters::FIRST);
+        };
+        let corrupt = || format!("vat store key {COUNTERS_KEY:?} is corrupt");
+        let value = Value::from_cbor(bytes).map_err(|_| corrupt())?;
+        let field = |name: &str| match &value {
+            Value::Record(fields) => fields
+                .get(name)
+                .and_then(Value::as_int)
+                .and_then(|n| u64::try_from(n).ok()),
+            _ => None,
+        };
+        Ok(Counters {
+            next_object: field("object").ok_or_else(corrupt)?,
+            next_promise: field("promise").ok_or_else(corrupt)?,
+        })
+    }
+
+    fn to_cbor(self) -> Vec<u8> {
+        let as_int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+        Value::Record(BTreeMap::from([
+            ("object".to_owned(), as_int(self.next_object)),
+            ("promise".to_owned(), as_int(self.next_promise)),
+        ]))
+        .to_cbor()
+    }
+}
+
+pub(crate) struct Core {
+    pub(crate) me: Weak<Core>,
+    pub(crate) state: RefCell<State>,
+    pub(crate) executor: Executor,
+}
+
+pub(crate) struct State {
+    pub(crate) me: Weak<Core>,
+    pub(crate) name: String,
+    counters: Counters,
+    saved_counters: Counters,
+    next_local_id: u64,
+    /// Exported local objects by vref; strong, because the kernel may send to them.
+    pub(crate) exports: BTreeMap<VRef, Rc<LocalObject>>,
+    /// The vref of each exported local object, by its local id.
+    pub(crate) export_vrefs: BTreeMap<u64, VRef>,
+    /// Presences by vref; weak, so identity holds while anyone holds one.
+    pub(crate) imports: BTreeMap<VRef, Weak<Presence>>,
+    /// Every promise the kernel knows by a vref; weak, so dropped promises are forgotten.
+    pub(crate) promises: BTreeMap<VRef, Weak<PromiseCell>>,
+    /// Exported vat-decided promises that settled but whose `resolve` is not yet emitted.
+    pub(crate) unreported: Vec<Promise>,
+    pub(crate) outbox: Vec<Out>,
+    pub(crate) store: VatStore,
+}
+
+impl Core {
+    pub(crate) fn new(name: String, store: VatStore) -> std::result::Result<Rc<Core>, String> {
+        let counters = Counters::load(&store)?;
+        Ok(Rc::new_cyclic(|me: &Weak<Core>| Core {
+            me: me.clone(),
+            state: RefCell::new(State {
+                me: me.clone(),
+                name,
+                counters,
+                saved_counters: counters,
+                next_local_id: 1,
+                exports: BTreeMap::new(),
+                export_vrefs: BTreeMap::new(),
+                imports: BTreeMap::new(),
+                promises: BTreeMap::new(),
+                unreported: Vec::new(),
+                outbox: Vec::new(),
+                store,
+            }),
+            executor: Executor::new(),
+        }))
+    }
+
+    pub(crate) fn push_syscall(&self, syscall: Syscall) {
+        self.state.borrow_mut().outbox.push(Out::Syscall(syscall));
+    }
+
+    pub(crate) fn push_log(&self, log: VatLog) {
+        self.state.borrow_mut().outbox.push(Out::Log(log));
+    }
+
+    pub(crate) fn take_outbox(&self) -> Vec<Out> {
+        std::mem::take(&mut self.state.borrow_mut().outbox)
+    }
+
+    /// Makes a local object with a fresh local id.
+    pub(crate) fn make_object(&self, iface: &str, behavior: Box<dyn crate::Object>) -> Ref {
+        let local_id = {
+            let mut state = self.state.borrow_mut();
+            let local_id = state.next_local_id;
+            state.next_local_id += 1;
+            local_id
+        };
+        Ref(Target::Local(Rc::new(LocalObject {
+            local_id,
+            iface: iface.to_owned(),
+            behavior,
+            core: self.me.clone(),
+        })))
+    }
+
+    /// A pending local promise decided by this vat.
+    pub(crate) fn local_promise(&self) -> Promise {
+        Promise::new(self.me.clone(), None, Decider::Vat, false)
+    }
+
+    /// Registers `root` as `o+0`.
+    ///
+    /// # Errors
+    /// When `root` is not an object of this vat.
+    pub(crate) fn set_root(&self, root: &Ref) -> std::result::Result<(), String> {
+        let Target::Local(object) = &root.0 else {
+            return Err("the build function must return a local object".to_owned());
+        };
+        if !Weak::ptr_eq(&object.core, &self.me) {
+            return Err("the build function returned another vat's object".to_owned());
+        }
+        let mut state = self.state.borrow_mut();
+        state.exports.insert(VRef::ROOT, Rc::clone(object));
+        state.export_vrefs.insert(object.local_id, VRef::ROOT);
+        Ok(())
+    }
+
+    /// Sends `method(args)` to `target` through the kernel: a fresh result `p+N`, then a
+    /// subscription to it (spec §19.3). Promises exported by the arguments that are already
+    /// settled are resolved right after the send.
+    pub(crate) fn send_to_vref(&self, target: VRef, method: &str, args: Vec<Val>) -> Promise {
+        let methargs = Val::List(vec![Val::Str(method.to_owned()), Val::List(args)]);
+        let promise = {
+            let mut state = self.state.borrow_mut();
+            let methargs = match state.serialize(&methargs) {
+                Ok(methargs) => methargs,
+                Err(error) => return Promise::rejected(error),
+            };
+            let vpid = state.allocate_promise_vref();
+            let promise = Promise::new(self.me.clone(), Some(vpid), Decider::Kernel, true);
+            state.promises.insert(vpid, promise.downgrade());
+            state.outbox.push(Out::Syscall(Syscall::Send {
+                target,
+                message: Message {
+                    methargs,
+                    result: Some(vpid),
+                },
+            }));
+            state.outbox.push(Out::Syscall(Syscall::Subscribe(vpid)));
+            promise
+        };
+        self.flush_resolutions(Vec::new());
+        promise
+    }
+
+    /// Resolves `vpid` (the result of a message delivered to this vat) with `res`.
+    pub(crate) fn resolve_vpid(&self, vpid: VRef, res: Result<Val>) {
+        let (rejected, data, local) = {
+            let mut state = self.state.borrow_mut();
+            let (rejected, data) = state.resolution_data(&res);
+            let local = state.live_promise(vpid);
+            (rejected, data, local)
+        };
+        // Someone handed us this promise before: settle our copy too.
+        if let Some(local) = local {
+            local.settle(res);
+        }
+        self.flush_resolutions(vec![Resolution {
+            promise: vpid,
+            rejected,
+            data,
+        }]);
+    }
+
+    /// Called when an exported vat-decided promise settles.
+    pub(crate) fn report_settled(&self, promise: Promise) {
+        self.state.borrow_mut().unreported.push(promise);
+        self.flush_resolutions(Vec::new());
+    }
+
+    /// Emits one `resolve` with `resolutions` plus every unreported settled export, including
+    /// those that serializing these resolutions exports in turn.
+    fn flush_resolutions(&self, mut resolutions: Vec<Resolution<VRef>>) {
+        let mut state = self.state.borrow_mut();
+        loop {
+            let batch = std::mem::take(&mut state.unreported);
+            if batch.is_empty() {
+                break;
+            }
+            for promise in batch {
+                let (vref, settlement) = {
+                    let promise_state = promise.0.state.borrow();
+                    (promise_state.vref, promise_state.settlement.clone())
+                };
+                let (Some(vref), Some(res)) = (vref, settlement) else {
+                    continue;
+                };
+                let (rejected, data) = state.resolution_data(&res);
+                resolutions.push(Resolution {
+                    promise: vref,
+                    rejected,
+                    data,
+                });
+            }
+        }
+        if !resolutions.is_empty() {
+            state
+                .outbox
+                .push(Out::Syscall(Syscall::Resolve(resolutions)));
+        }
+    }
+
+    /// The local object exported as `vref`, if any.
+    pub(crate) fn exported_object(&self, vref: VRef) -> Option<Rc<LocalObject>> {
+        self.state.borrow().exports.get(&vref).cloned()
+    }
+
+    /// The promise the kernel knows as `vref`, if anyone still holds it.
+    pub(crate) fn live_promise(&self, vref: VRef) -> Option<Promise> {
+        self.state.borrow().live_promise(vref)
+    }
+
+    /// Saves the id counters if they moved, so the next incarnation continues from them.
+    pub(crate) fn save_counters(&self) {
+        let mut state = self.state.borrow_mut();
+        if state.counters != state.saved_counters {
+            let bytes = state.counters.to_cbor();
+            state.store.set(COUNTERS_KEY, bytes);
+            state.saved_counters = state.counters;
+        }
+    }
+
+    /// The kernel no longer knows these exports: forget their vrefs (the root stays).
+    pub(crate) fn retire_exports(&self, vrefs: &[VRef]) {
+        let mut state = self.state.borrow_mut();
+        for vref in vrefs {
+            if *vref == VRef::ROOT {
+                continue;
+            }
+            if let Some(object) = state.exports.remove(vref) {
+                state.export_vrefs.remove(&object.local_id);
+            }
+        }
+    }
+
+    /// The kernel forgot these imports.
+    pub(crate) fn retire_imports(&self, vrefs: &[VRef]) {
+        let mut state = self.state.borrow_mut();
+        for vref in vrefs {
+            state.imports.remove(vref);
+        }
+    }
+}
+
+impl State {
+    pub(crate) fn allocate_promise_vref(&mut self) -> VRef {
+        let vref = VRef::ExportPromise(self.counters.next_promise);
+        self.counters.next_promise += 1;
+        vref
+    }
+
+    pub(crate) fn allocate_object_vref(&mut self) -> VRef {
+        let vref = VRef::ExportObject(ExportId::Ephemeral(self.counters.next_object));
+        self.counters.next_object += 1;
+        vref
+    }
+
+    pub(crate) fn live_promise(&self, vref: VRef) -> Option<Promise> {
+        self.promises
+            .get(&vref)
+            .and_then(Weak::upgrade)
+            .map(Promise)
+    }
+
+    /// The `(rejected, data)` of a resolution with `res`. A value that cannot be serialized
+    /// rejects instead, with the reason.
+    fn resolution_data(&mut self, res: &Result<Val>) -> (bool, CapData<VRef>) {
+        let (rejected, val) = match res {
+            Ok(val) => (false, val),
+            Err(error) => (true, error.reason()),
+        };
+        match self.serialize(val) {
+            Ok(data) => (rejected, data),
+            Err(error) => (true, CapData::error(error.message())),
+        }
+    }
+
+    /// The error for a local object that belongs to another vat.
+    pub(crate) fn foreign_object(object: &LocalObject) -> Error {
+        Error::new(format!(
+            "{:?} belongs to another vat and cannot be passed from this one",
+            object.iface
+        ))
+    }
+}
