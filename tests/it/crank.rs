@@ -43,7 +43,10 @@ fn aborted_delivery_does_not_undo_an_earlier_delivery() {
     let panicked = test.kernel.queue_message(b, "panic", vec![]).unwrap();
     assert_eq!(decode(&counted.wait(WAIT).unwrap()), Value::Int(1));
     let text = rejection(panicked.wait(WAIT).unwrap_err());
-    assert!(text.starts_with("[KERNEL:VAT_FATAL:INTERNAL_ERROR]"), "{text}");
+    assert!(
+        text.starts_with("[KERNEL:VAT_FATAL:INTERNAL_ERROR]"),
+        "{text}"
+    );
     // The earlier delivery's effect is in the store, and was not redelivered.
     let stored = test
         .kernel
@@ -61,7 +64,11 @@ fn terminating_a_vat_from_within_a_crank_completes() {
         let test = TestKernel::new();
         test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
         let vats = roots(&test.kernel);
-        let args = if method == "exit" { vec![Value::Bool(true)] } else { vec![] };
+        let args = if method == "exit" {
+            vec![Value::Bool(true)]
+        } else {
+            vec![]
+        };
         // The wait is the guard: a deadlock fails here within WAIT instead of hanging.
         let res = call(&test.kernel, vats[0].1, method, args);
         assert!(res.is_err(), "{method}: {res:?}");
@@ -79,8 +86,14 @@ fn terminating_a_vat_from_within_a_crank_completes() {
 #[test]
 fn queue_message_to_vat_terminated_while_handling_it_rejects_with_the_reason() {
     let cases = [
-        ("panic", "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic"),
-        ("crash", "[KERNEL:VAT_FATAL:INTERNAL_ERROR] probe crashed on purpose"),
+        (
+            "panic",
+            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic",
+        ),
+        (
+            "crash",
+            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] probe crashed on purpose",
+        ),
         (
             "forge",
             "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
@@ -89,7 +102,10 @@ fn queue_message_to_vat_terminated_while_handling_it_rejects_with_the_reason() {
     for (method, expected) in cases {
         let test = TestKernel::new();
         let launched = test.launch(&cluster(&[("a", "probe")]));
-        assert_eq!(call(&test.kernel, launched.root, method, vec![]), Err(expected.to_owned()));
+        assert_eq!(
+            call(&test.kernel, launched.root, method, vec![]),
+            Err(expected.to_owned())
+        );
     }
 }
 
@@ -97,7 +113,13 @@ fn queue_message_to_vat_terminated_while_handling_it_rejects_with_the_reason() {
 fn clean_exit_keeps_the_delivery_and_rejects_what_the_vat_decided() {
     let test = TestKernel::new();
     let launched = test.launch(&cluster(&[("a", "probe")]));
-    let text = call(&test.kernel, launched.root, "exit", vec![Value::Bool(false)]).unwrap_err();
+    let text = call(
+        &test.kernel,
+        launched.root,
+        "exit",
+        vec![Value::Bool(false)],
+    )
+    .unwrap_err();
     assert_eq!(text, "[KERNEL:VAT_TERMINATED] Vat termination: probe exits");
     assert!(test.kernel.vat_ids().unwrap().is_empty());
 }
@@ -107,22 +129,39 @@ fn rejected_kernel_promise_rejects_the_handle_and_fulfilled_resolves_it() {
     let test = TestKernel::new();
     let launched = test.launch(&cluster(&[("a", "probe")]));
     assert_eq!(
-        call(&test.kernel, launched.root, "fail", vec![Value::str("boom")]),
+        call(
+            &test.kernel,
+            launched.root,
+            "fail",
+            vec![Value::str("boom")]
+        ),
         Err("boom".to_owned())
     );
     assert_eq!(
-        call(&test.kernel, launched.root, "echo", vec![Value::str("fine")]),
+        call(
+            &test.kernel,
+            launched.root,
+            "echo",
+            vec![Value::str("fine")]
+        ),
         Ok(Value::str("fine"))
     );
 }
 
 #[test]
 fn message_to_vanished_endpoint_splats_as_unreachable_and_releases_its_holds() {
+    // The bootstrap vat imports every root; the others import nothing, so cleaning one of
+    // them up touches no other vat's counts.
     let test = TestKernel::new();
-    test.launch(&cluster(&[("a", "probe"), ("b", "probe"), ("c", "probe")]));
+    test.launch(&cluster(&[
+        ("x", "probe"),
+        ("a", "probe"),
+        ("b", "probe"),
+        ("c", "probe"),
+    ]));
     let vats = roots(&test.kernel);
-    let (b, c) = (vats[1], vats[2]);
-    test.kernel.terminate_vat(vats[0].0, None).unwrap();
+    let (a, b, c) = (vats[1], vats[2], vats[3]);
+    test.kernel.terminate_vat(a.0, None).unwrap();
     test.kernel.terminate_vat(b.0, None).unwrap();
     let counts = |kref: KRef| {
         let id = kref.as_object().unwrap();
@@ -133,10 +172,19 @@ fn message_to_vanished_endpoint_splats_as_unreachable_and_releases_its_holds() {
             .map(|r| r.counts)
     };
     let (b_before, c_before) = (counts(b.1), counts(c.1));
+    assert!(b_before.is_some() && c_before.is_some());
     // This crank cleans up the first terminated vat only, so b's root still names b.
     let handle = test
         .kernel
-        .queue_message_with_slots(b.1, "echo", vec![Value::Slot { index: 0, iface: None }], vec![c.1])
+        .queue_message_with_slots(
+            b.1,
+            "echo",
+            vec![Value::Slot {
+                index: 0,
+                iface: None,
+            }],
+            vec![c.1],
+        )
         .unwrap();
     let text = rejection(handle.wait(WAIT).unwrap_err());
     assert_eq!(
@@ -147,9 +195,18 @@ fn message_to_vanished_endpoint_splats_as_unreachable_and_releases_its_holds() {
     assert_eq!(counts(b.1), b_before, "target hold released");
     assert_eq!(counts(c.1), c_before, "slot hold released");
     let result = handle.promise();
-    let record = test.kernel.inspect(move |s| s.promise(result)).unwrap().unwrap().unwrap();
+    let record = test
+        .kernel
+        .inspect(move |s| s.promise(result))
+        .unwrap()
+        .unwrap()
+        .unwrap();
     // Only the resolution's own hold remains (spec §13.1 keeps settled results alive).
     assert_eq!(record.refcount, 1);
-    let terminated = test.kernel.inspect(|s| s.terminated_vats()).unwrap().unwrap();
+    let terminated = test
+        .kernel
+        .inspect(|s| s.terminated_vats())
+        .unwrap()
+        .unwrap();
     assert_eq!(terminated, vec![EndpointId::Vat(b.0)]);
 }

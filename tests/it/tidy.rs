@@ -108,7 +108,11 @@ fn external_crates_stay_in_their_home_crate() {
     rust_files(&repo_root().join("crates"), &mut files);
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
-        let rel = file.strip_prefix(repo_root()).unwrap().to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(repo_root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let folder = rel.split('/').nth(1).unwrap_or_default().to_owned();
         for (needle, homes) in HOMES {
             if text.contains(needle) {

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use ocap_types::{
-    ByteBuf, CapData, Checkpoint, Delivery, DeliveryOutcome, Message, Resolution, Syscall,
-    VRef, Value, VatHost, VatRuntime, VatStart,
+    ByteBuf, CapData, Checkpoint, Delivery, DeliveryOutcome, Message, Resolution, Syscall, VRef,
+    Value, VatHost, VatRuntime, VatStart,
 };
 
 /// The probe vat.
@@ -63,7 +63,10 @@ impl Probe {
                 answer(host, Value::Int(self.count));
                 return DeliveryOutcome {
                     checkpoint: Checkpoint {
-                        sets: vec![("count".to_owned(), ByteBuf(Value::Int(self.count).to_cbor()))],
+                        sets: vec![(
+                            "count".to_owned(),
+                            ByteBuf(Value::Int(self.count).to_cbor()),
+                        )],
                         deletes: Vec::new(),
                     },
                     error: None,
@@ -117,7 +120,10 @@ impl Probe {
 impl VatRuntime for Probe {
     fn start(&mut self, start: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
         if let Some((_, bytes)) = start.state.iter().find(|(k, _)| k == "count") {
-            self.count = Value::from_cbor(&bytes.0).ok().and_then(|v| v.as_int()).unwrap_or(0);
+            self.count = Value::from_cbor(&bytes.0)
+                .ok()
+                .and_then(|v| v.as_int())
+                .unwrap_or(0);
         }
         DeliveryOutcome::default()
     }

@@ -1,10 +1,14 @@
 //! The `ocap` binary, run as a user would.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::Command;
 
 fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().and_then(Path::parent).unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
 }
 
 #[test]
@@ -14,7 +18,11 @@ fn run_prints_the_bootstrap_result() {
         .arg(repo_root().join("examples/alice-bob.json"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "alice got: hello, alice, from bob"
@@ -25,8 +33,11 @@ fn run_prints_the_bootstrap_result() {
 fn malformed_config_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.json");
-    std::fs::write(&path, r#"{"bootstrap": "nobody", "vats": {"a": {"bundleName": "bob"}}}"#)
-        .unwrap();
+    std::fs::write(
+        &path,
+        r#"{"bootstrap": "nobody", "vats": {"a": {"bundleName": "bob"}}}"#,
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
         .arg("run")
         .arg(&path)
@@ -34,15 +45,21 @@ fn malformed_config_fails_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("invalid bootstrap vat name nobody"), "{stderr}");
+    assert!(
+        stderr.contains("invalid bootstrap vat name nobody"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn unknown_vat_code_fails_the_launch_with_its_cause() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("unknown.json");
-    std::fs::write(&path, r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "nope"}}}"#)
-        .unwrap();
+    std::fs::write(
+        &path,
+        r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "nope"}}}"#,
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
         .arg("run")
         .arg(&path)
@@ -51,5 +68,8 @@ fn unknown_vat_code_fails_the_launch_with_its_cause() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Failed to launch vat v1 (a)"), "{stderr}");
-    assert!(stderr.contains("no vat named \"nope\" is registered"), "{stderr}");
+    assert!(
+        stderr.contains("no vat named \"nope\" is registered"),
+        "{stderr}"
+    );
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use ocap_kernel::{Kernel, KernelConfig};
 use ocap_store::Durability;
 use ocap_types::{
-    CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, OrderedVats, Resolution,
-    Syscall, VRef, Value, VatConfig, VatHost, VatRuntime, VatStart,
+    CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, OrderedVats, Resolution, Syscall,
+    VRef, Value, VatConfig, VatHost, VatRuntime, VatStart,
 };
 use ocap_vat_manager::VatRegistry;
 
@@ -85,7 +85,11 @@ fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
     let mut registry = VatRegistry::new();
     registry.register("pingpong", || Box::new(PingPong::default()));
     let mut config = KernelConfig::new(registry);
-    config.durability = if group { Durability::GROUP } else { Durability::EveryCrank };
+    config.durability = if group {
+        Durability::GROUP
+    } else {
+        Durability::EveryCrank
+    };
     let kernel = Kernel::open(dir.path(), config).expect("open");
     let cluster = ClusterConfig {
         bootstrap: "a".to_owned(),
@@ -105,7 +109,13 @@ fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
     let start = Instant::now();
     match case {
         "pingpong" => {
-            let args = vec![Value::Slot { index: 0, iface: None }, Value::Int(n)];
+            let args = vec![
+                Value::Slot {
+                    index: 0,
+                    iface: None,
+                },
+                Value::Int(n),
+            ];
             let handle = kernel
                 .queue_message_with_slots(a, "start", args, vec![b])
                 .expect("queue");

@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
 
-use ocap_queue::{
-    CrankHandler, CrankResult, KernelQueue, Mode, QueueError, Termination,
-};
+use ocap_queue::{CrankHandler, CrankResult, KernelQueue, Mode, QueueError, Termination};
 use ocap_router::{Route, Splat, route};
 use ocap_store::{Owner, PromiseState};
 use ocap_types::{
@@ -177,8 +175,19 @@ impl CrankHandler for Core {
                 queue.store_mut().decref(KRef::Promise(*promise))?;
                 Ok(CrankResult::default())
             }
-            // GC and reap deliveries are not produced yet.
-            _ => Ok(CrankResult::default()),
+            RunQueueItem::DropExports { endpoint, objects }
+            | RunQueueItem::RetireExports { endpoint, objects }
+            | RunQueueItem::RetireImports { endpoint, objects } => match endpoint {
+                EndpointId::Vat(vat) => self
+                    .vats
+                    .deliver_gc(queue, *vat, item.kind(), objects)
+                    .map_err(vat_error),
+                EndpointId::Remote(_) => Ok(CrankResult::default()),
+            },
+            RunQueueItem::BringOutYourDead {
+                endpoint: EndpointId::Vat(vat),
+            } => self.vats.deliver_boyd(queue, *vat).map_err(vat_error),
+            RunQueueItem::BringOutYourDead { .. } => Ok(CrankResult::default()),
         }
     }
 
@@ -207,9 +216,7 @@ impl CrankHandler for Core {
     }
 
     fn collect_garbage(&mut self, queue: &mut KernelQueue) -> Result<(), QueueError> {
-        // FIXME(#4): process the maybe-free set (spec §14.3); until then it is dropped.
-        queue.store_mut().take_maybe_free();
-        Ok(())
+        crate::gc::collect_garbage(queue)
     }
 
     fn after_commit(&mut self, queue: &KernelQueue, settled: &[KPromiseId]) {

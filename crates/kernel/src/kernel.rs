@@ -252,7 +252,9 @@ impl Kernel {
     /// object.
     pub fn revoke(&self, target: KRef) -> Result<(), KernelError> {
         let KRef::Object(object) = target else {
-            return Err(KernelError::Invalid(format!("cannot revoke promise {target}")));
+            return Err(KernelError::Invalid(format!(
+                "cannot revoke promise {target}"
+            )));
         };
         self.call(move |_, queue| -> Result<(), KernelError> {
             queue.start_crank()?;

@@ -14,6 +14,7 @@
 
 mod core;
 mod error;
+mod gc;
 mod handle;
 mod kernel;
 mod subcluster;

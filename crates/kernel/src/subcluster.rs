@@ -5,9 +5,7 @@ use std::sync::mpsc;
 
 use ocap_queue::{KernelQueue, Mode};
 use ocap_store::{SubclusterRecord, VatRecord};
-use ocap_types::{
-    CapData, ClusterConfig, KObjectId, KRef, Message, SubclusterId, Value, VatId,
-};
+use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, Message, SubclusterId, Value, VatId};
 
 use crate::core::Core;
 use crate::error::KernelError;

@@ -63,17 +63,17 @@ impl VatRuntime for RawVat {
             }
             Delivery::Notify(resolutions) => {
                 for resolution in resolutions {
-                    if let Some((answer, result)) = self.waiting {
-                        if resolution.promise == answer {
-                            let reply = resolution.data.decode().unwrap_or_default();
-                            let text = Value::str(format!("peer said: {reply}"));
-                            host.syscall(Syscall::Resolve(vec![Resolution {
-                                promise: result,
-                                rejected: resolution.rejected,
-                                data: CapData::data(&text),
-                            }]));
-                            self.waiting = None;
-                        }
+                    if let Some((answer, result)) = self.waiting
+                        && resolution.promise == answer
+                    {
+                        let reply = resolution.data.decode().unwrap_or_default();
+                        let text = Value::str(format!("peer said: {reply}"));
+                        host.syscall(Syscall::Resolve(vec![Resolution {
+                            promise: result,
+                            rejected: resolution.rejected,
+                            data: CapData::data(&text),
+                        }]));
+                        self.waiting = None;
                     }
                 }
                 DeliveryOutcome::default()
@@ -136,14 +136,20 @@ fn revoked_root_rejects_later_messages() {
     let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
     let launched = kernel.launch_subcluster(&two_vats()).unwrap();
     let ok = kernel.queue_message(launched.root, "ping", vec![]).unwrap();
-    assert_eq!(ok.wait(WAIT).unwrap().decode().unwrap(), Value::str("ping ok"));
+    assert_eq!(
+        ok.wait(WAIT).unwrap().decode().unwrap(),
+        Value::str("ping ok")
+    );
     kernel.revoke(launched.root).unwrap();
     let err = kernel
         .queue_message(launched.root, "ping", vec![])
         .unwrap()
         .wait(WAIT)
         .unwrap_err();
-    assert!(err.to_string().starts_with("[KERNEL:OBJECT_REVOKED]"), "{err}");
+    assert!(
+        err.to_string().starts_with("[KERNEL:OBJECT_REVOKED]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,5 +162,8 @@ fn vats_come_back_after_a_restart() {
     let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
     assert_eq!(kernel.vat_ids().unwrap().len(), 2);
     let reply = kernel.queue_message(root, "ping", vec![]).unwrap();
-    assert_eq!(reply.wait(WAIT).unwrap().decode().unwrap(), Value::str("ping ok"));
+    assert_eq!(
+        reply.wait(WAIT).unwrap().decode().unwrap(),
+        Value::str("ping ok")
+    );
 }

@@ -103,7 +103,7 @@ pub fn run_crank(
     handler: &mut impl CrankHandler,
 ) -> Result<CrankReport, QueueError> {
     queue.start_crank()?;
-    let Some(item) = queue.dequeue()? else {
+    let Some(item) = queue.next_item()? else {
         queue.end_crank()?;
         return Ok(CrankReport::Idle);
     };
@@ -117,7 +117,7 @@ pub fn run_crank(
             // Undo whatever the failed delivery did, but keep the item consumed so that it is
             // not retried forever.
             queue.abort_crank()?;
-            let again = queue.dequeue()?;
+            let again = queue.next_item()?;
             debug_assert_eq!(again.as_ref(), Some(&item));
             handler.discarded(&item, &error);
             handler.collect_garbage(queue)?;

@@ -1,7 +1,7 @@
 //! The queue crate's error type.
 
-use ocap_types::KPromiseId;
 use ocap_store::{Owner, StoreError};
+use ocap_types::KPromiseId;
 
 /// What can go wrong in the queues and the crank machinery.
 #[derive(Debug, thiserror::Error)]

@@ -89,6 +89,21 @@ impl KernelQueue {
         Ok(())
     }
 
+    /// Takes the next work item, in priority order (spec §6.3): a GC action, then a reap,
+    /// then the head of the run queue. Consuming it is part of the crank.
+    ///
+    /// # Errors
+    /// [`QueueError`] from the store or the queue.
+    pub fn next_item(&mut self) -> Result<Option<RunQueueItem>, QueueError> {
+        if let Some(item) = crate::gc::next_gc_item(&mut self.store)? {
+            return Ok(Some(item));
+        }
+        if let Some(endpoint) = self.store.next_reap()? {
+            return Ok(Some(RunQueueItem::BringOutYourDead { endpoint }));
+        }
+        self.dequeue()
+    }
+
     /// Removes the next run-queue item.
     ///
     /// # Errors

@@ -14,6 +14,7 @@
 
 mod crank;
 mod error;
+mod gc;
 mod kernel_queue;
 mod stored_queue;
 

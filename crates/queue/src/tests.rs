@@ -2,9 +2,7 @@
 //! crank, the crank buffer, and promise resolution rules.
 
 use ocap_store::{KernelStore, Owner, PromiseState, Store};
-use ocap_types::{
-    CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId,
-};
+use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId};
 
 use crate::{
     CrankHandler, CrankReport, CrankResult, KernelQueue, Mode, QueueError, StoredQueue,
@@ -48,7 +46,11 @@ impl CrankHandler for Scripted {
     fn before_delivery(&mut self, _: &mut KernelQueue) -> Result<(), QueueError> {
         Ok(())
     }
-    fn deliver(&mut self, queue: &mut KernelQueue, item: &RunQueueItem) -> Result<CrankResult, QueueError> {
+    fn deliver(
+        &mut self,
+        queue: &mut KernelQueue,
+        item: &RunQueueItem,
+    ) -> Result<CrankResult, QueueError> {
         self.delivered.push(item.clone());
         // Every delivery emits one more send, buffered.
         let (target, message) = send(500, "echo");
@@ -68,7 +70,11 @@ impl CrankHandler for Scripted {
     fn aborted_with_termination(&mut self, _: &RunQueueItem, _: &CapData<KRef>) {
         self.aborted_terminations += 1;
     }
-    fn terminate_in_crank(&mut self, _: &mut KernelQueue, _: Termination) -> Result<(), QueueError> {
+    fn terminate_in_crank(
+        &mut self,
+        _: &mut KernelQueue,
+        _: Termination,
+    ) -> Result<(), QueueError> {
         Ok(())
     }
     fn collect_garbage(&mut self, _: &mut KernelQueue) -> Result<(), QueueError> {
@@ -81,7 +87,9 @@ impl CrankHandler for Scripted {
 fn enqueue(queue: &mut KernelQueue, target: u64, method: &str) {
     queue.start_crank().unwrap();
     let (target, message) = send(target, method);
-    queue.enqueue_send(target, message, Mode::Immediate).unwrap();
+    queue
+        .enqueue_send(target, message, Mode::Immediate)
+        .unwrap();
     queue.end_crank().unwrap();
 }
 
@@ -95,13 +103,19 @@ fn after_an_aborted_crank_the_next_dequeue_returns_the_restored_item() {
         ..Scripted::default()
     };
     let report = run_crank(&mut queue, &mut handler).unwrap();
-    assert!(matches!(report, CrankReport::Delivered { aborted: true, .. }));
+    assert!(matches!(
+        report,
+        CrankReport::Delivered { aborted: true, .. }
+    ));
     assert_eq!(handler.aborted_terminations, 1);
     // The item is back, nothing buffered survived, and the length agrees with the store.
     assert_eq!(queue.run_queue_len().unwrap(), 2);
     assert_eq!(stored_run_queue_len(&queue), 2);
     run_crank(&mut queue, &mut handler).unwrap();
-    assert_eq!(handler.delivered[0], handler.delivered[1], "the restored item came next");
+    assert_eq!(
+        handler.delivered[0], handler.delivered[1],
+        "the restored item came next"
+    );
     // The successful crank flushed its one buffered send.
     assert_eq!(queue.run_queue_len().unwrap(), 2);
     assert_eq!(stored_run_queue_len(&queue), 2);
@@ -123,7 +137,10 @@ fn each_crank_delivers_exactly_one_item() {
 fn idle_crank_commits_nothing_and_reports_idle() {
     let (_dir, mut queue) = queue();
     let mut handler = Scripted::default();
-    assert_eq!(run_crank(&mut queue, &mut handler).unwrap(), CrankReport::Idle);
+    assert_eq!(
+        run_crank(&mut queue, &mut handler).unwrap(),
+        CrankReport::Idle
+    );
     assert!(handler.delivered.is_empty());
     assert!(!queue.store().kv().in_crank());
 }
@@ -139,7 +156,10 @@ fn stored_queue_refuses_a_stale_cache_until_refreshed() {
     q.push(&mut store, &2).unwrap();
     assert_eq!(q.pop(&mut store).unwrap(), Some(1));
     store.rollback_to("s").unwrap();
-    assert!(matches!(q.pop(&mut store), Err(QueueError::StaleCache { .. })));
+    assert!(matches!(
+        q.pop(&mut store),
+        Err(QueueError::StaleCache { .. })
+    ));
     assert!(matches!(q.len(&store), Err(QueueError::StaleCache { .. })));
     q.refresh(&store).unwrap();
     assert_eq!(q.len(&store).unwrap(), 1);
@@ -158,7 +178,10 @@ fn enqueue_send_takes_a_hold_on_target_result_and_slots() {
     let result = store.create_promise(None).unwrap();
     let message = Message::new(
         "m",
-        vec![Value::Slot { index: 0, iface: None }],
+        vec![Value::Slot {
+            index: 0,
+            iface: None,
+        }],
         vec![KRef::Object(slot)],
         Some(KRef::Promise(result)),
     );
@@ -193,10 +216,18 @@ fn resolution_rules_name_the_refused_resolver() {
     );
     let open = queue.store_mut().create_promise(None).unwrap();
     queue
-        .resolve_promises(None, vec![(open, true, CapData::error("no"))], Mode::Immediate)
+        .resolve_promises(
+            None,
+            vec![(open, true, CapData::error("no"))],
+            Mode::Immediate,
+        )
         .unwrap();
     let err = queue
-        .resolve_promises(None, vec![(open, false, CapData::data(&Value::Null))], Mode::Immediate)
+        .resolve_promises(
+            None,
+            vec![(open, false, CapData::data(&Value::Null))],
+            Mode::Immediate,
+        )
         .unwrap_err();
     assert_eq!(err.to_string(), format!("{open} was already resolved"));
     let record = queue.store().promise(open).unwrap().unwrap();
@@ -212,11 +243,22 @@ fn resolving_moves_queued_messages_after_the_notifies() {
     queue.store_mut().add_subscriber(promise, vat(10)).unwrap();
     queue.store_mut().add_subscriber(promise, vat(2)).unwrap();
     let (_, message) = send(1, "waiting");
-    queue.store_mut().promise_queue_push(promise, &message).unwrap();
     queue
-        .resolve_promises(None, vec![(promise, false, CapData::data(&Value::Int(1)))], Mode::Buffered)
+        .store_mut()
+        .promise_queue_push(promise, &message)
         .unwrap();
-    assert_eq!(queue.run_queue_len().unwrap(), 0, "buffered until the crank succeeds");
+    queue
+        .resolve_promises(
+            None,
+            vec![(promise, false, CapData::data(&Value::Int(1)))],
+            Mode::Buffered,
+        )
+        .unwrap();
+    assert_eq!(
+        queue.run_queue_len().unwrap(),
+        0,
+        "buffered until the crank succeeds"
+    );
     queue.flush_buffer().unwrap();
     let settled = queue.end_crank().unwrap();
     assert_eq!(settled, vec![promise]);
@@ -226,9 +268,18 @@ fn resolving_moves_queued_messages_after_the_notifies() {
     assert_eq!(
         items,
         vec![
-            RunQueueItem::Notify { endpoint: vat(10), promise },
-            RunQueueItem::Notify { endpoint: vat(2), promise },
-            RunQueueItem::Send { target: KRef::Promise(promise), message },
+            RunQueueItem::Notify {
+                endpoint: vat(10),
+                promise
+            },
+            RunQueueItem::Notify {
+                endpoint: vat(2),
+                promise
+            },
+            RunQueueItem::Send {
+                target: KRef::Promise(promise),
+                message
+            },
         ],
         "subscribers in string order (v10 before v2), then the queued message"
     );

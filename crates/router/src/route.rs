@@ -136,10 +136,10 @@ pub fn retire_list(
         };
         // Push in reverse so that slots are visited in order.
         for slot in value.slots.iter().rev() {
-            if let KRef::Promise(inner) = slot {
-                if !seen.contains(inner) {
-                    stack.push(*inner);
-                }
+            if let KRef::Promise(inner) = slot
+                && !seen.contains(inner)
+            {
+                stack.push(*inner);
             }
         }
         out.push((next, record));

@@ -41,7 +41,13 @@ fn promise(state: PromiseState) -> PromiseRecord {
 }
 
 fn ref_to(kref: KRef) -> CapData<KRef> {
-    CapData::new(&Value::Slot { index: 0, iface: None }, vec![kref])
+    CapData::new(
+        &Value::Slot {
+            index: 0,
+            iface: None,
+        },
+        vec![kref],
+    )
 }
 
 fn world() -> World {
@@ -50,7 +56,8 @@ fn world() -> World {
     w.objects.insert(KObjectId(2), object(Some(V1), true));
     w.objects.insert(KObjectId(3), object(None, false));
     w.objects.insert(KObjectId(4), object(None, true));
-    w.objects.insert(KObjectId(5), object(Some(Owner::Kernel), false));
+    w.objects
+        .insert(KObjectId(5), object(Some(Owner::Kernel), false));
     let unresolved = PromiseState::Unresolved {
         decider: None,
         subscribers: vec![],
@@ -116,7 +123,10 @@ fn every_target_kind_routes_as_the_spec_says() {
 #[test]
 fn splat_rejections_are_the_fixed_texts() {
     let cases = [
-        (SplatReason::Revoked, "[KERNEL:OBJECT_REVOKED] Target object has been revoked"),
+        (
+            SplatReason::Revoked,
+            "[KERNEL:OBJECT_REVOKED] Target object has been revoked",
+        ),
         (
             SplatReason::Deleted,
             "[KERNEL:OBJECT_DELETED] Target object has no owner; it may have been deleted",

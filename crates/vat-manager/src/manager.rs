@@ -132,7 +132,9 @@ impl VatManager {
         if let Some(message) = outcome.error.or(host.illegal) {
             return Err(VatError::Start { vat, message });
         }
-        queue.store_mut().apply_checkpoint(vat, &outcome.checkpoint)?;
+        queue
+            .store_mut()
+            .apply_checkpoint(vat, &outcome.checkpoint)?;
         self.running.insert(vat, VatHandle { runtime });
         Ok(())
     }
@@ -243,6 +245,75 @@ impl VatManager {
         self.deliver(queue, vat, Delivery::Notify(resolutions))
     }
 
+    /// Delivers a GC item (`dropExports`, `retireExports`, `retireImports`, named by
+    /// `kind`) to `vat` (spec §10.1). Objects the vat no longer has in its c-list are left
+    /// out; with none left, or a vat that is gone, nothing is delivered. After a successful
+    /// delivery dropped exports lose their reachable flag and retired imports are deleted.
+    ///
+    /// # Errors
+    /// [`VatError::Queue`] when the store fails.
+    pub fn deliver_gc(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+        kind: &str,
+        objects: &[KObjectId],
+    ) -> Result<CrankResult, VatError> {
+        if !self.running.contains_key(&vat) {
+            return Ok(CrankResult::default());
+        }
+        let ep = EndpointId::Vat(vat);
+        let mut held = Vec::new();
+        for object in objects {
+            let kref = KRef::Object(*object);
+            if let Some(entry) = queue.store().clist_entry(ep, kref)? {
+                held.push((kref, entry.vref));
+            }
+        }
+        if held.is_empty() {
+            return Ok(CrankResult::default());
+        }
+        let vrefs: Vec<VRef> = held.iter().map(|(_, vref)| *vref).collect();
+        let delivery = match kind {
+            "dropExports" => Delivery::DropExports(vrefs),
+            "retireExports" => Delivery::RetireExports(vrefs),
+            _ => Delivery::RetireImports(vrefs),
+        };
+        let result = self.deliver(queue, vat, delivery)?;
+        if result.abort {
+            return Ok(result);
+        }
+        let store = queue.store_mut();
+        for (kref, _) in held {
+            match kind {
+                "dropExports" => {
+                    store.clear_reachable_flag(ep, kref)?;
+                }
+                // The reference accounting counts no imports (spec §14.7), so an owner can
+                // be told to retire an export it still uses (a vat root whose importer was
+                // cleaned up): like the reference kernel, keep the object and its entry.
+                "retireExports" => {}
+                _ => store.delete_clist_entry(ep, kref)?,
+            }
+        }
+        Ok(result)
+    }
+
+    /// Asks `vat` to collect its garbage and report it through syscalls (spec §10.2).
+    ///
+    /// # Errors
+    /// [`VatError::Queue`] when the store fails.
+    pub fn deliver_boyd(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+    ) -> Result<CrankResult, VatError> {
+        if !self.running.contains_key(&vat) {
+            return Ok(CrankResult::default());
+        }
+        self.deliver(queue, vat, Delivery::BringOutYourDead)
+    }
+
     /// Hands one delivery to a running vat and turns its outcome into a crank result
     /// (spec §11.5).
     fn deliver(
@@ -329,13 +400,12 @@ impl VatManager {
         }
         queue.resolve_promises(Some(Owner::Endpoint(ep)), decided, Mode::Immediate)?;
         let store = queue.store_mut();
-        if let Some(record) = store.vat(vat)? {
-            if let Some(sc) = record.subcluster {
-                if let Some(mut sub) = store.subcluster(sc)? {
-                    sub.vats.retain(|(_, v)| *v != vat);
-                    store.put_subcluster(sc, &sub)?;
-                }
-            }
+        if let Some(record) = store.vat(vat)?
+            && let Some(sc) = record.subcluster
+            && let Some(mut sub) = store.subcluster(sc)?
+        {
+            sub.vats.retain(|(_, v)| *v != vat);
+            store.put_subcluster(sc, &sub)?;
         }
         store.delete_vat(vat)?;
         store.mark_terminated(ep)?;

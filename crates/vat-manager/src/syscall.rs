@@ -48,12 +48,12 @@ impl SyscallProcessor<'_> {
         EndpointId::Vat(self.vat)
     }
 
-    fn to_kernel(&mut self, vref: VRef) -> Result<KRef, SyscallError> {
+    fn kref_of(&mut self, vref: VRef) -> Result<KRef, SyscallError> {
         Ok(vref_to_kref(self.queue.store_mut(), self.vat, vref)?)
     }
 
     fn promise_to_kernel(&mut self, vref: VRef) -> Result<ocap_types::KPromiseId, SyscallError> {
-        match self.to_kernel(vref)? {
+        match self.kref_of(vref)? {
             KRef::Promise(id) => Ok(id),
             KRef::Object(_) => Err(SyscallError::Invalid(format!("{vref} is not a promise"))),
         }
@@ -99,7 +99,7 @@ impl SyscallProcessor<'_> {
                             "dropImports of {vref}, which is not an imported object"
                         )));
                     }
-                    let kref = self.to_kernel(vref)?;
+                    let kref = self.kref_of(vref)?;
                     let ep = self.ep();
                     self.queue.store_mut().clear_reachable_flag(ep, kref)?;
                 }
@@ -112,7 +112,7 @@ impl SyscallProcessor<'_> {
     }
 
     fn send(&mut self, target: VRef, message: &Message<VRef>) -> Result<(), SyscallError> {
-        let target = self.to_kernel(target)?;
+        let target = self.kref_of(target)?;
         let methargs = capdata_to_kernel(self.queue.store_mut(), self.vat, &message.methargs)?;
         let result = match message.result {
             None => None,
@@ -142,9 +142,11 @@ impl SyscallProcessor<'_> {
     fn retire(&mut self, vrefs: Vec<VRef>, exports: bool, check: bool) -> Result<(), SyscallError> {
         for vref in vrefs {
             if vref.is_promise() || vref.is_export() != exports {
-                return Err(SyscallError::Invalid(format!("invalid retire/abandon of {vref}")));
+                return Err(SyscallError::Invalid(format!(
+                    "invalid retire/abandon of {vref}"
+                )));
             }
-            let kref = self.to_kernel(vref)?;
+            let kref = self.kref_of(vref)?;
             let ep = self.ep();
             let store = self.queue.store_mut();
             let entry = store
@@ -156,12 +158,12 @@ impl SyscallProcessor<'_> {
             if exports {
                 // Orphan the object: later sends splat as deleted (spec D10).
                 store.forget_clist_entry(ep, kref, vref)?;
-                if let KRef::Object(id) = kref {
-                    if let Some(mut record) = store.object(id)? {
-                        record.owner = None;
-                        store.put_object(id, &record)?;
-                        store.decref(kref)?;
-                    }
+                if let KRef::Object(id) = kref
+                    && let Some(mut record) = store.object(id)?
+                {
+                    record.owner = None;
+                    store.put_object(id, &record)?;
+                    store.decref(kref)?;
                 }
             } else {
                 store.delete_clist_entry(ep, kref)?;

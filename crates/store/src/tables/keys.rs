@@ -72,6 +72,9 @@ pub(crate) fn subcluster(id: SubclusterId) -> Vec<u8> {
     text(format_args!("subcluster.{id}"))
 }
 
+pub(crate) const GC_ACTIONS: &[u8] = b"gcActions";
+pub(crate) const REAP_QUEUE: &[u8] = b"reapQueue";
+
 pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 
 pub(crate) fn queue_head(name: &str) -> Vec<u8> {

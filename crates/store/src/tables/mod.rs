@@ -8,6 +8,7 @@
 
 mod clist;
 mod codec;
+mod gc;
 mod keys;
 mod objects;
 mod promises;
@@ -28,6 +29,7 @@ use crate::error::StoreError;
 use crate::kv::Store;
 
 pub use clist::CListEntry;
+pub use gc::{GcAction, GcKind};
 pub use objects::{ObjectRecord, RefCounts};
 pub use promises::{PromiseRecord, PromiseState};
 pub use queues::QueueBounds;

@@ -209,11 +209,11 @@ impl KernelStore {
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn set_decider(&mut self, id: KPromiseId, owner: Option<Owner>) -> Result<(), StoreError> {
         let mut state = self.existing_state(id)?;
-        if let PromiseState::Unresolved { decider, .. } = &mut state {
-            if *decider != owner {
-                *decider = owner;
-                self.put_promise_state(id, &state)?;
-            }
+        if let PromiseState::Unresolved { decider, .. } = &mut state
+            && *decider != owner
+        {
+            *decider = owner;
+            self.put_promise_state(id, &state)?;
         }
         Ok(())
     }
