@@ -18,6 +18,12 @@ pub enum StoreError {
         /// The operation attempted.
         operation: &'static str,
     },
+    /// An operation that needs the crank to be over, called inside one.
+    #[error("{operation} inside a crank")]
+    InCrank {
+        /// The operation attempted.
+        operation: &'static str,
+    },
     /// A write outside a crank.
     #[error("write outside of a crank: every change must belong to a transaction")]
     WriteOutsideCrank,
@@ -40,6 +46,48 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// A key the store cannot hold: empty, longer than LMDB allows, or in the store's own
+    /// reserved range (keys starting with byte 0).
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key, escaped.
+        key: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A value longer than LMDB can store (4 GiB).
+    #[error("value for key {key:?} is too large ({len} bytes)")]
+    ValueTooLarge {
+        /// The key, escaped.
+        key: String,
+        /// The value's length.
+        len: usize,
+    },
+    /// The store's file is damaged: not an LMDB file, a damaged header, truncated, or a
+    /// B-tree page LMDB rejects. The file is left as it was.
+    #[error("store file at {path} is corrupt: {reason}")]
+    CorruptFile {
+        /// The store directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The directory holds a valid LMDB environment that is not an ocap store (no schema
+    /// version key but other content, or another LMDB format version). Left as it was.
+    #[error("{path} is not an ocap store: {reason}")]
+    ForeignFile {
+        /// The store directory.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The store is already open in this process (LMDB allows one environment per file
+    /// per process).
+    #[error("store at {path} is already open in this process")]
+    AlreadyOpen {
+        /// The store directory.
+        path: PathBuf,
     },
     /// The store was written by another schema version.
     #[error("store schema version {found} is not supported (expected {expected})")]

@@ -1,14 +1,24 @@
 //! The byte-keyed store: committed state in LMDB, uncommitted state in an in-memory write
 //! overlay, crank transactions with named savepoints.
 //!
-//! Design (see ARCHITECTURE.md): every write lands in `overlay` (key → `Some(value)` or
-//! `None` for a deletion) and appends the key's previous overlay state to an undo log. A
+//! Design (see docs/store.md): every write lands in `overlay` (key → `Some(value)`, or
+//! `None` for a deletion) and appends the key's previous overlay entry to an undo log. A
 //! savepoint is a mark in the undo log; `rollback_to` replays the log back to the mark.
 //! `end_crank` forgets the undo log, and, when the durability mode says so, writes the whole
 //! overlay (every crank since the last commit, coalesced per key) into one LMDB write
-//! transaction and commits it. A commit therefore only ever contains whole cranks.
+//! transaction and commits it. Reads look in the overlay, then in a long-lived LMDB read
+//! transaction that is renewed after each commit.
 //!
-//! Invariant: the overlay is never written to LMDB in the middle of a crank.
+//! Invariants: the overlay is never written to LMDB in the middle of a crank, so an LMDB
+//! commit holds whole cranks only; the undo log covers every write of the open crank, so
+//! the crank can always be discarded whole; no read transaction is open while the map is
+//! resized; keys starting with byte 0 belong to the store (its schema version) and are
+//! neither written, read nor scanned through the public API.
+
+mod open;
+#[cfg(test)]
+mod tests;
+mod undo;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -16,16 +26,31 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use heed::types::Bytes;
-use heed::{Database, Env, EnvOpenOptions, RoTxn, WithoutTls};
+use heed::{Database, Env, RoTxn, WithoutTls};
 
 use crate::error::StoreError;
+use undo::UndoLog;
 
 type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// A key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
-const SCHEMA_KEY: &[u8] = b"schemaVersion";
+/// First byte of the store's own keys; the kernel's keyspace is every other key.
+const RESERVED_PREFIX: u8 = 0;
+/// The smallest key outside the reserved range.
+const FIRST_USER_KEY: &[u8] = &[1];
+const SCHEMA_KEY: &[u8] = b"\0schemaVersion";
 const INITIAL_MAP_SIZE: usize = 64 << 20;
+/// A group commit is also due once this many bytes were written since the last commit: it
+/// bounds the overlay's memory and keeps a group's LMDB write transaction far below LMDB's
+/// limit on dirty pages per transaction.
+const GROUP_MAX_BYTES: usize = 32 << 20;
+/// LMDB stores values up to 4 GiB.
+const MAX_VALUE_LEN: usize = u32::MAX as usize;
+/// Map doublings tried for one commit before giving up with LMDB's `MapFull`.
+const MAX_GROWTHS_PER_COMMIT: u32 = 32;
 
 /// When committed cranks reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +58,8 @@ pub enum Durability {
     /// Every `end_crank` commits and syncs before it returns.
     EveryCrank,
     /// Several cranks share one synced commit: at most `max_cranks` cranks or `max_delay`
-    /// of time. A crash may lose the last unsynced cranks, never part of one.
+    /// of time (checked when a crank ends, and by [`Store::flush_if_due`]). A crash may lose
+    /// the last unsynced cranks, never part of one.
     Group {
         /// Commit after this many cranks.
         max_cranks: u32,
@@ -55,7 +81,8 @@ impl Durability {
 pub struct StoreConfig {
     /// The durability mode.
     pub durability: Durability,
-    /// The LMDB map size to start with; it grows by itself when full.
+    /// The LMDB map size to start with (rounded up to a multiple of 64 KiB); it grows by
+    /// itself when full.
     pub initial_map_size: usize,
 }
 
@@ -73,19 +100,29 @@ struct Savepoint {
     undo_mark: usize,
 }
 
-/// The kernel's store. Owned by one thread (the kernel's); not `Sync`.
+/// The kernel's store. Owned by one thread (the kernel's); `Send`, not `Sync`.
+///
+/// Dropping the store discards an open crank (as a crash would) and commits the ended
+/// cranks a group commit still holds, best effort: use [`Store::close`] to see errors.
 pub struct Store {
     env: Env<WithoutTls>,
     db: Database<Bytes, Bytes>,
+    /// Absent only while committing, or if renewing it after a commit failed (reads then
+    /// use a short read transaction each).
     reader: Option<RoTxn<'static, WithoutTls>>,
+    max_key_size: usize,
     overlay: Overlay,
-    undo: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+    undo: UndoLog,
     savepoints: Vec<Savepoint>,
     in_crank: bool,
     durability: Durability,
     uncommitted_cranks: u32,
     oldest_uncommitted: Option<Instant>,
+    bytes_since_commit: usize,
     generation: u64,
+    /// Test-only fault injection: the next this-many commits fail after their puts.
+    #[cfg(test)]
+    fail_commits: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,13 +141,38 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The lower bound of a scan of `prefix` that starts at `from`, or `None` if the scan can
+/// only meet reserved keys.
+fn scan_start<'a>(prefix: &'a [u8], from: &'a [u8], inclusive: bool) -> Option<Bound<&'a [u8]>> {
+    if prefix.first() == Some(&RESERVED_PREFIX) {
+        return None;
+    }
+    let (from, inclusive) = if from < prefix {
+        (prefix, true)
+    } else {
+        (from, inclusive)
+    };
+    // Every key below FIRST_USER_KEY is empty or reserved. This also keeps LMDB from seeing
+    // an empty search key, which it rejects.
+    Some(if from < FIRST_USER_KEY {
+        Bound::Included(FIRST_USER_KEY)
+    } else if inclusive {
+        Bound::Included(from)
+    } else {
+        Bound::Excluded(from)
+    })
+}
+
 impl Store {
     /// Opens (creating if missing) the store at directory `path`, syncing every crank.
     ///
     /// # Errors
     /// [`StoreError::BadPath`] if `path` is not a directory that can hold a store,
-    /// [`StoreError::SchemaVersion`] for a store of another version, and
-    /// [`StoreError::Backend`] when LMDB refuses the file (e.g. a corrupt or foreign file).
+    /// [`StoreError::CorruptFile`] for a damaged or truncated `data.mdb`,
+    /// [`StoreError::ForeignFile`] for an LMDB environment that is not an ocap store,
+    /// [`StoreError::SchemaVersion`] for a store of another version,
+    /// [`StoreError::AlreadyOpen`] if this process has it open, [`StoreError::Backend`] if
+    /// LMDB fails otherwise. A refused directory is left as it was.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Store::open_with(path, &StoreConfig::default())
     }
@@ -120,46 +182,25 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with(path: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
-        let bad = |reason: &str| StoreError::BadPath {
-            path: path.to_path_buf(),
-            reason: reason.to_owned(),
-        };
-        if path.exists() && !path.is_dir() {
-            return Err(bad("not a directory"));
-        }
-        std::fs::create_dir_all(path).map_err(|e| bad(&e.to_string()))?;
-        let env = open_env(path, config.initial_map_size)?;
-        let mut wtxn = env.write_txn()?;
-        let db: Database<Bytes, Bytes> = env.create_database(&mut wtxn, None)?;
-        match db.get(&wtxn, SCHEMA_KEY)? {
-            None => {
-                if db.first(&wtxn)?.is_some() {
-                    return Err(bad("database has data but no schema version (foreign file)"));
-                }
-                db.put(&mut wtxn, SCHEMA_KEY, SCHEMA_VERSION.to_string().as_bytes())?;
-                wtxn.commit()?;
-            }
-            Some(found) if found == SCHEMA_VERSION.to_string().as_bytes() => wtxn.abort(),
-            Some(found) => {
-                return Err(StoreError::SchemaVersion {
-                    found: String::from_utf8_lossy(found).into_owned(),
-                    expected: SCHEMA_VERSION,
-                });
-            }
-        }
+        let (env, db) = open::open_store(path, config.initial_map_size)?;
+        let max_key_size = env.max_key_size();
         let reader = Some(env.clone().static_read_txn()?);
         Ok(Store {
             env,
             db,
             reader,
+            max_key_size,
             overlay: Overlay::new(),
-            undo: Vec::new(),
+            undo: UndoLog::default(),
             savepoints: Vec::new(),
             in_crank: false,
             durability: config.durability,
             uncommitted_cranks: 0,
             oldest_uncommitted: None,
+            bytes_since_commit: 0,
             generation: 0,
+            #[cfg(test)]
+            fail_commits: 0,
         })
     }
 
@@ -174,13 +215,23 @@ impl Store {
         self.in_crank
     }
 
-    fn reader(&self) -> &RoTxn<'static, WithoutTls> {
-        self.reader
-            .as_ref()
-            .expect("invariant: the reader is only absent during a commit")
+    /// True if `key` could have been written: non-empty, not too long, not reserved.
+    fn is_user_key(&self, key: &[u8]) -> bool {
+        key.len() <= self.max_key_size && key.first().is_some_and(|b| *b != RESERVED_PREFIX)
     }
 
-    /// Reads a key, seeing this transaction's own writes.
+    fn with_reader<R>(
+        &self,
+        read: impl FnOnce(&RoTxn<'_, WithoutTls>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        match &self.reader {
+            Some(reader) => read(reader),
+            None => read(&self.env.read_txn()?),
+        }
+    }
+
+    /// Reads a key, seeing this transaction's own writes. A key that cannot be written
+    /// (empty, too long, reserved) reads as absent.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
@@ -188,7 +239,10 @@ impl Store {
         if let Some(entry) = self.overlay.get(key) {
             return Ok(entry.clone());
         }
-        Ok(self.db.get(self.reader(), key)?.map(<[u8]>::to_vec))
+        if !self.is_user_key(key) {
+            return Ok(None);
+        }
+        self.with_reader(|txn| Ok(self.db.get(txn, key)?.map(<[u8]>::to_vec)))
     }
 
     /// True if the key has a value.
@@ -199,36 +253,122 @@ impl Store {
         if let Some(entry) = self.overlay.get(key) {
             return Ok(entry.is_some());
         }
-        Ok(self.db.get(self.reader(), key)?.is_some())
+        if !self.is_user_key(key) {
+            return Ok(false);
+        }
+        self.with_reader(|txn| Ok(self.db.get(txn, key)?.is_some()))
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), StoreError> {
+        let reason = if key.is_empty() {
+            "empty"
+        } else if key.len() > self.max_key_size {
+            "longer than LMDB's maximum key size"
+        } else if key[0] == RESERVED_PREFIX {
+            "keys starting with byte 0 are reserved for the store"
+        } else {
+            return Ok(());
+        };
+        Err(StoreError::InvalidKey {
+            key: key.escape_ascii().to_string(),
+            reason,
+        })
     }
 
     fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(StoreError::WriteOutsideCrank);
         }
-        let previous = self.overlay.insert(key.to_vec(), value);
-        self.undo.push((key.to_vec(), previous));
+        self.check_key(key)?;
+        let n_bytes = key.len() + value.as_ref().map_or(0, Vec::len);
+        self.bytes_since_commit = self.bytes_since_commit.saturating_add(n_bytes);
+        let previous = match self.overlay.get_mut(key) {
+            Some(entry) => Some(std::mem::replace(entry, value)),
+            None => {
+                self.overlay.insert(key.to_vec(), value);
+                None
+            }
+        };
+        self.undo.push(key, previous);
         Ok(())
     }
 
     /// Sets a key. Only inside a crank.
     ///
     /// # Errors
-    /// [`StoreError::WriteOutsideCrank`] outside a crank.
+    /// [`StoreError::WriteOutsideCrank`] outside a crank, [`StoreError::InvalidKey`] for an
+    /// empty, over-long (LMDB: 511 bytes) or reserved key, [`StoreError::ValueTooLarge`].
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StoreError::ValueTooLarge {
+                key: key.escape_ascii().to_string(),
+                len: value.len(),
+            });
+        }
         self.write(key, Some(value.to_vec()))
     }
 
     /// Deletes a key (a no-op if absent). Only inside a crank.
     ///
     /// # Errors
-    /// [`StoreError::WriteOutsideCrank`] outside a crank.
+    /// [`StoreError::WriteOutsideCrank`] outside a crank, [`StoreError::InvalidKey`].
     pub fn delete(&mut self, key: &[u8]) -> Result<(), StoreError> {
         self.write(key, None)
     }
 
+    /// Visits the live entries with keys `>= lower` (by the bound) that start with
+    /// `prefix`, in byte order, merging the overlay over LMDB, until `visit` returns false.
+    fn walk(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        prefix: &[u8],
+        lower: Bound<&[u8]>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut db_iter = self.db.range(txn, &(lower, Bound::Unbounded))?;
+        let mut next_db = move || -> Result<_, StoreError> {
+            Ok(db_iter
+                .next()
+                .transpose()?
+                .filter(|(key, _)| key.starts_with(prefix)))
+        };
+        let mut overlay_iter = self
+            .overlay
+            .range::<[u8], _>((lower, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .peekable();
+        let mut db_head = next_db()?;
+        loop {
+            let overlay_first = match (overlay_iter.peek(), db_head) {
+                (None, None) => return Ok(()),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((overlay_key, _)), Some((db_key, _))) => overlay_key.as_slice() <= db_key,
+            };
+            if overlay_first {
+                let Some((key, entry)) = overlay_iter.next() else {
+                    return Ok(());
+                };
+                // The overlay entry shadows LMDB's entry for the same key.
+                if db_head.is_some_and(|(db_key, _)| db_key == key.as_slice()) {
+                    db_head = next_db()?;
+                }
+                if let Some(value) = entry
+                    && !visit(key, value)
+                {
+                    return Ok(());
+                }
+            } else if let Some((key, value)) = db_head {
+                if !visit(key, value) {
+                    return Ok(());
+                }
+                db_head = next_db()?;
+            }
+        }
+    }
+
     /// The first key-value pair whose key is `>= from` (or `> from` if not `inclusive`) and
-    /// starts with `prefix`, in byte order.
+    /// starts with `prefix`, in byte order. A `from` below `prefix` starts at `prefix`.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
@@ -237,62 +377,35 @@ impl Store {
         prefix: &[u8],
         from: &[u8],
         inclusive: bool,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let mut from = if from < prefix { prefix } else { from }.to_vec();
-        let mut inclusive = inclusive || from.as_slice() == prefix;
-        loop {
-            let lower = if inclusive {
-                Bound::Included(from.as_slice())
-            } else {
-                Bound::Excluded(from.as_slice())
-            };
-            let from_overlay = self
-                .overlay
-                .range::<[u8], _>((lower, Bound::Unbounded))
-                .next()
-                .filter(|(k, _)| k.starts_with(prefix));
-            let from_db = self
-                .db
-                .range(self.reader(), &(lower, Bound::Unbounded))?
-                .next()
-                .transpose()?
-                .filter(|(k, _)| k.starts_with(prefix));
-            let (key, value) = match (from_overlay, from_db) {
-                (None, None) => return Ok(None),
-                (Some((k, v)), None) => (k.clone(), v.clone()),
-                (None, Some((k, v))) => (k.to_vec(), Some(v.to_vec())),
-                (Some((ok, ov)), Some((dk, dv))) => {
-                    if ok.as_slice() <= dk {
-                        (ok.clone(), ov.clone())
-                    } else {
-                        (dk.to_vec(), Some(dv.to_vec()))
-                    }
-                }
-            };
-            match value {
-                Some(value) => return Ok(Some((key, value))),
-                // Deleted in the overlay: skip past it.
-                None => {
-                    from = key;
-                    inclusive = false;
-                }
-            }
-        }
+    ) -> Result<Option<Entry>, StoreError> {
+        let Some(lower) = scan_start(prefix, from, inclusive) else {
+            return Ok(None);
+        };
+        let mut found = None;
+        self.with_reader(|txn| {
+            self.walk(txn, prefix, lower, |key, value| {
+                found = Some((key.to_vec(), value.to_vec()));
+                false
+            })
+        })?;
+        Ok(found)
     }
 
     /// Every key-value pair whose key starts with `prefix`, in byte order.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        let Some(lower) = scan_start(prefix, prefix, true) else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
-        let mut cursor = prefix.to_vec();
-        let mut inclusive = true;
-        while let Some((key, value)) = self.next_entry(prefix, &cursor, inclusive)? {
-            cursor.clone_from(&key);
-            inclusive = false;
-            out.push((key, value));
-        }
+        self.with_reader(|txn| {
+            self.walk(txn, prefix, lower, |key, value| {
+                out.push((key.to_vec(), value.to_vec()));
+                true
+            })
+        })?;
         Ok(out)
     }
 
@@ -308,8 +421,9 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a named savepoint inside the crank. Names are identifiers; the same name may be
-    /// used twice (rollback goes to the first).
+    /// Takes a named savepoint inside the crank. Names are identifiers
+    /// (`^[A-Za-z_][A-Za-z0-9_]*$`); the same name may be used twice, and `rollback_to` and
+    /// `release` then act on the first (oldest) of them.
     ///
     /// # Errors
     /// [`StoreError::NotInCrank`] outside a crank, [`StoreError::InvalidSavepointName`].
@@ -344,7 +458,8 @@ impl Store {
     /// discards that savepoint and those after it. Bumps [`Store::generation`].
     ///
     /// # Errors
-    /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`].
+    /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`] (also for a savepoint
+    /// already released or rolled back).
     pub fn rollback_to(&mut self, name: &str) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(StoreError::NotInCrank {
@@ -352,20 +467,15 @@ impl Store {
             });
         }
         let idx = self.find_savepoint(name)?;
-        let mark = self.savepoints[idx].undo_mark;
-        while self.undo.len() > mark {
-            let (key, previous) = self.undo.pop().expect("invariant: length checked");
-            match previous {
-                Some(entry) => self.overlay.insert(key, entry),
-                None => self.overlay.remove(&key),
-            };
-        }
+        self.undo
+            .undo_to(self.savepoints[idx].undo_mark, &mut self.overlay);
         self.savepoints.truncate(idx);
         self.generation += 1;
         Ok(())
     }
 
-    /// Forgets savepoint `name` and those after it, keeping their writes.
+    /// Forgets savepoint `name` (the first with that name) and those after it, keeping
+    /// their writes: they now belong to the enclosing savepoint, or to the crank.
     ///
     /// # Errors
     /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`].
@@ -386,11 +496,13 @@ impl Store {
     }
 
     /// Ends the crank: its writes become part of the committed state, and reach LMDB (and
-    /// the disk) now or at the next group commit, as the durability mode says.
+    /// the disk) now or at the next group commit, as the durability mode says. Open
+    /// savepoints are released.
     ///
     /// # Errors
     /// [`StoreError::NotInCrank`] outside a crank; [`StoreError::Backend`] if the commit
-    /// fails (the crank's writes then stay pending and the next commit retries them).
+    /// fails. The crank has ended either way; after a failed commit its writes stay pending
+    /// (readable, in [`Store::has_unflushed`]) and the next commit retries them.
     pub fn end_crank(&mut self) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(StoreError::NotInCrank {
@@ -399,58 +511,123 @@ impl Store {
         }
         self.in_crank = false;
         self.savepoints.clear();
+        // Undo entries left at the end are writes that survived: the crank counts towards
+        // a group's bound only if it changed something.
+        let wrote = !self.undo.is_empty();
         self.undo.clear();
         if self.overlay.is_empty() {
             return Ok(());
         }
-        self.uncommitted_cranks += 1;
-        let oldest = *self.oldest_uncommitted.get_or_insert_with(Instant::now);
-        let due = match self.durability {
+        if wrote {
+            self.uncommitted_cranks = self.uncommitted_cranks.saturating_add(1);
+            self.oldest_uncommitted.get_or_insert_with(Instant::now);
+        }
+        if self.commit_due() {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn commit_due(&self) -> bool {
+        match self.durability {
             Durability::EveryCrank => true,
             Durability::Group {
                 max_cranks,
                 max_delay,
-            } => self.uncommitted_cranks >= max_cranks || oldest.elapsed() >= max_delay,
-        };
-        if due { self.flush() } else { Ok(()) }
+            } => {
+                self.uncommitted_cranks >= max_cranks
+                    || self.bytes_since_commit >= GROUP_MAX_BYTES
+                    || self
+                        .oldest_uncommitted
+                        .is_some_and(|oldest| oldest.elapsed() >= max_delay)
+            }
+        }
     }
 
-    /// True when ended cranks are waiting for a group commit.
+    /// True when ended cranks are waiting for a commit (a group commit, or a retry after a
+    /// failed one).
     pub fn has_unflushed(&self) -> bool {
-        !self.in_crank && !self.overlay.is_empty()
+        self.uncommitted_cranks > 0
     }
 
-    /// Commits and syncs every ended crank now. Outside a crank only (inside one it is a
-    /// no-op that returns `Ok`: a commit never contains part of a crank).
+    /// Commits the ended cranks if the durability mode's bounds say it is time: for an
+    /// idle kernel, whose cranks no longer trigger group commits. Outside a crank only;
+    /// inside one it does nothing. Returns whether it committed.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] if LMDB fails; the writes stay pending.
+    /// As [`Store::flush`].
+    pub fn flush_if_due(&mut self) -> Result<bool, StoreError> {
+        if self.in_crank || !self.has_unflushed() || !self.commit_due() {
+            return Ok(false);
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Commits and syncs every ended crank now.
+    ///
+    /// # Errors
+    /// [`StoreError::InCrank`] inside a crank (a commit never holds part of a crank);
+    /// [`StoreError::Backend`] if LMDB fails, and the writes then stay pending.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        if self.in_crank || self.overlay.is_empty() {
+        if self.in_crank {
+            return Err(StoreError::InCrank { operation: "flush" });
+        }
+        if self.overlay.is_empty() {
             return Ok(());
         }
-        // The reader pins a snapshot and must not be open while the map is resized.
+        // The reader pins a snapshot and must not be open while the map is resized; closing
+        // it also lets this commit reuse every page the previous one freed.
         self.reader = None;
         let res = self.commit_overlay();
-        let reader = self.env.clone().static_read_txn();
-        self.reader = Some(reader?);
+        match self.env.clone().static_read_txn() {
+            Ok(reader) => self.reader = Some(reader),
+            Err(err) => tracing::warn!(error = %err, "store read txn not renewed"),
+        }
         res?;
         self.overlay.clear();
         self.uncommitted_cranks = 0;
         self.oldest_uncommitted = None;
+        self.bytes_since_commit = 0;
         Ok(())
     }
 
+    /// Commits ended cranks and closes the store, reporting what dropping it would only
+    /// log. An open crank is discarded, as a crash would.
+    ///
+    /// # Errors
+    /// As [`Store::flush`]; the store is closed either way.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.discard_and_flush()
+    }
+
+    fn discard_and_flush(&mut self) -> Result<(), StoreError> {
+        if self.in_crank {
+            self.undo.undo_to(0, &mut self.overlay);
+            self.savepoints.clear();
+            self.in_crank = false;
+            self.generation += 1;
+        }
+        self.flush()
+    }
+
     fn commit_overlay(&mut self) -> Result<(), StoreError> {
+        let mut n_growths = 0;
         loop {
             match self.try_commit_overlay() {
-                Err(heed::Error::Mdb(heed::MdbError::MapFull)) => self.grow()?,
+                Err(heed::Error::Mdb(heed::MdbError::MapFull))
+                    if n_growths < MAX_GROWTHS_PER_COMMIT =>
+                {
+                    n_growths += 1;
+                    self.grow()?;
+                }
                 other => return other.map_err(StoreError::from),
             }
         }
     }
 
-    fn try_commit_overlay(&self) -> Result<(), heed::Error> {
+    fn try_commit_overlay(&mut self) -> Result<(), heed::Error> {
         let mut wtxn = self.env.write_txn()?;
         for (key, value) in &self.overlay {
             match value {
@@ -460,28 +637,33 @@ impl Store {
                 }
             }
         }
+        #[cfg(test)]
+        if self.fail_commits > 0 {
+            self.fail_commits -= 1;
+            return Err(heed::Error::Io(std::io::Error::other(
+                "injected commit failure",
+            )));
+        }
         wtxn.commit()
     }
 
     fn grow(&mut self) -> Result<(), StoreError> {
-        let new_size = self.env.info().map_size.saturating_mul(2);
-        tracing::info!(new_size, "store map full; growing");
+        let old_size = self.env.info().map_size;
+        let new_size = open::round_map_size(old_size.saturating_mul(2));
+        tracing::info!(old_size, new_size, "store map full; growing");
         // SAFETY: no transaction of this environment is open: the reader was dropped by
-        // `flush`, the failed write transaction was aborted, and the store owns the only
-        // handle to the environment in this process.
+        // `flush`, the failed write transaction was aborted when dropped, and the store
+        // owns the only handle to the environment in this process.
         #[allow(unsafe_code)]
-        unsafe {
-            self.env.resize(new_size)?;
-        }
-        Ok(())
+        let res = unsafe { self.env.resize(new_size) };
+        res.map_err(StoreError::from)
     }
 }
 
-#[allow(unsafe_code)]
-fn open_env(path: &Path, map_size: usize) -> Result<Env<WithoutTls>, StoreError> {
-    let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    options.map_size(map_size).max_dbs(4);
-    // SAFETY: the environment is opened once per process per path (the kernel owns the
-    // store), never with WRITE_MAP, and its file is not truncated while open.
-    unsafe { options.open(path) }.map_err(StoreError::from)
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(err) = self.discard_and_flush() {
+            tracing::warn!(error = %err, "store: commit on drop failed; ended cranks lost");
+        }
+    }
 }

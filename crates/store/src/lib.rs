@@ -20,6 +20,6 @@ mod tables;
 pub use error::{BackendError, StoreError};
 pub use kv::{Durability, SCHEMA_VERSION, Store, StoreConfig};
 pub use tables::{
-    CListEntry, KernelStore, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds,
-    RefCounts, SubclusterRecord, VatRecord,
+    CListEntry, GcAction, GcKind, KernelStore, ObjectRecord, Owner, PromiseRecord, PromiseState,
+    QueueBounds, RefCounts, SubclusterRecord, VatRecord,
 };

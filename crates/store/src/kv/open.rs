@@ -1,0 +1,211 @@
+//! Opening a store directory: recognising an ocap store of this schema version before
+//! anything is written, and the one call that maps the LMDB file.
+//!
+//! Invariant: a directory that is refused is left as it was. Nothing is written to an
+//! existing `data.mdb` before it has been recognised as ours, a file too short for the pages
+//! its header claims is refused before any page is read (reading past the end of a mapped
+//! file is SIGBUS, not an error), and a lock file created by a refused open is removed.
+
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use heed::types::Bytes;
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
+
+use super::{SCHEMA_KEY, SCHEMA_VERSION};
+use crate::error::StoreError;
+
+const DATA_FILE: &str = "data.mdb";
+const LOCK_FILE: &str = "lock.mdb";
+/// LMDB wants map sizes that are multiples of the OS page size; 64 KiB is a multiple of
+/// every common one (4, 16 and 64 KiB).
+const MAP_SIZE_GRANULE: usize = 64 << 10;
+/// The smallest map we ask for: room for the meta pages and the first commits.
+const MIN_MAP_SIZE: usize = 256 << 10;
+
+/// `size` rounded up to a map size LMDB accepts (saturating near `usize::MAX`).
+pub(super) fn round_map_size(size: usize) -> usize {
+    let size = size.max(MIN_MAP_SIZE);
+    match size.checked_next_multiple_of(MAP_SIZE_GRANULE) {
+        Some(rounded) => rounded,
+        None => usize::MAX - usize::MAX % MAP_SIZE_GRANULE,
+    }
+}
+
+/// Opens (creating if missing) the store in directory `path` and checks it is an ocap store
+/// of [`SCHEMA_VERSION`], writing the schema version key into a new, empty one.
+pub(super) fn open_store(
+    path: &Path,
+    map_size: usize,
+) -> Result<(Env<WithoutTls>, Database<Bytes, Bytes>), StoreError> {
+    let map_size = round_map_size(map_size);
+    if prepare_dir(path)? == DataFile::Existing {
+        // Judge an existing file through a read-only environment without locking: LMDB then
+        // opens data.mdb read-only and never creates or rewrites lock.mdb, so a refusal
+        // cannot have changed anything.
+        let env = open_env(path, map_size, Access::Inspect)?;
+        check_contents(&env, path, Access::Inspect)?;
+    }
+    let lock_file = path.join(LOCK_FILE);
+    let lock_existed = fs::symlink_metadata(&lock_file).is_ok();
+    // The closure owns the environment: on error it is dropped, and so closed, before the
+    // lock file is removed below.
+    let res = open_env(path, map_size, Access::ReadWrite).and_then(|env| {
+        let db = check_contents(&env, path, Access::ReadWrite)?;
+        Ok((env, db))
+    });
+    if res.is_err() && !lock_existed {
+        // Best effort: the lock file is ours and unused, and the open's error is the news.
+        let _ = fs::remove_file(&lock_file);
+    }
+    res
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum DataFile {
+    /// No `data.mdb`, or an empty one: LMDB writes a new header (an empty file is what a
+    /// crash between LMDB creating the file and writing its header leaves).
+    New,
+    /// A `data.mdb` with content, to be judged before anything is written.
+    Existing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Inspect,
+    ReadWrite,
+}
+
+fn prepare_dir(path: &Path) -> Result<DataFile, StoreError> {
+    let bad = |reason: String| StoreError::BadPath {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(bad("not a directory".to_owned())),
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            fs::create_dir_all(path).map_err(|err| bad(err.to_string()))?;
+        }
+        Err(err) => return Err(bad(err.to_string())),
+    }
+    match fs::metadata(path.join(DATA_FILE)) {
+        Ok(meta) if !meta.is_file() => Err(bad(format!("{DATA_FILE} is not a regular file"))),
+        Ok(meta) if meta.len() == 0 => Ok(DataFile::New),
+        Ok(_) => Ok(DataFile::Existing),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(DataFile::New),
+        Err(err) => Err(bad(format!("{DATA_FILE}: {err}"))),
+    }
+}
+
+/// Turns LMDB's verdicts on a file into the store's typed errors.
+fn classify(path: &Path, err: heed::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match err {
+        heed::Error::Mdb(MdbError::Invalid) => StoreError::CorruptFile {
+            path,
+            reason: "not an LMDB file, or its header is damaged".to_owned(),
+        },
+        heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound) => StoreError::CorruptFile {
+            path,
+            reason: err.to_string(),
+        },
+        heed::Error::Mdb(MdbError::VersionMismatch) => StoreError::ForeignFile {
+            path,
+            reason: "written by another LMDB data format version".to_owned(),
+        },
+        heed::Error::EnvAlreadyOpened => StoreError::AlreadyOpen { path },
+        other => StoreError::from(other),
+    }
+}
+
+#[allow(unsafe_code)]
+fn open_env(path: &Path, map_size: usize, access: Access) -> Result<Env<WithoutTls>, StoreError> {
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.map_size(map_size).max_dbs(4);
+    if access == Access::Inspect {
+        // SAFETY: without locking, LMDB cannot keep a writer in another process from
+        // changing pages under our reads. The inspection only reads the header and two
+        // keys, and the store is owned by one process (the kernel's).
+        unsafe {
+            options.flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK);
+        }
+    }
+    // SAFETY: the environment is opened once per process per path (heed refuses a second
+    // open), never with WRITE_MAP, and the store never truncates its file while it is open.
+    let res = unsafe { options.open(path) };
+    res.map_err(|err| classify(path, err))
+}
+
+/// Refuses a `data.mdb` shorter than the pages its header says are in use. LMDB itself
+/// does not check: it would map the file and fault (SIGBUS) on the first missing page.
+fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<(), StoreError> {
+    let page_size = u64::from(env.stat().page_size);
+    let last_page = u64::try_from(env.info().last_page_number).unwrap_or(u64::MAX);
+    let needed = last_page.saturating_add(1).saturating_mul(page_size);
+    let actual = fs::metadata(path.join(DATA_FILE))
+        .map_err(|err| StoreError::BadPath {
+            path: path.to_path_buf(),
+            reason: format!("{DATA_FILE}: {err}"),
+        })?
+        .len();
+    if actual < needed {
+        return Err(StoreError::CorruptFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{DATA_FILE} is {actual} bytes but its header uses pages up to byte {needed}: truncated"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_contents(
+    env: &Env<WithoutTls>,
+    path: &Path,
+    access: Access,
+) -> Result<Database<Bytes, Bytes>, StoreError> {
+    check_length(env, path)?;
+    let classify = |err| classify(path, err);
+    let rtxn = env.read_txn().map_err(classify)?;
+    let db: Database<Bytes, Bytes> = env
+        .open_database(&rtxn, None)
+        .map_err(classify)?
+        .ok_or_else(|| StoreError::ForeignFile {
+            path: path.to_path_buf(),
+            reason: "no main database".to_owned(),
+        })?;
+    let found = db
+        .get(&rtxn, SCHEMA_KEY)
+        .map_err(classify)?
+        .map(<[u8]>::to_vec);
+    let has_entries = db.first(&rtxn).map_err(classify)?.is_some();
+    drop(rtxn);
+    let expected = SCHEMA_VERSION.to_string();
+    match found {
+        Some(found) if found == expected.as_bytes() => Ok(db),
+        Some(found) => Err(StoreError::SchemaVersion {
+            found: String::from_utf8_lossy(&found).into_owned(),
+            expected: SCHEMA_VERSION,
+        }),
+        None if has_entries => Err(StoreError::ForeignFile {
+            path: path.to_path_buf(),
+            reason: "it holds data but no ocap schema version".to_owned(),
+        }),
+        None => {
+            // Reached only for an empty database: new, or an inspection that found nothing
+            // to refuse; the read-write open then writes the version.
+            if access == Access::Inspect {
+                return Ok(db);
+            }
+            let mut wtxn = env.write_txn()?;
+            db.put(&mut wtxn, SCHEMA_KEY, expected.as_bytes())?;
+            wtxn.commit()?;
+            Ok(db)
+        }
+    }
+}

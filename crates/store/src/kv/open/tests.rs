@@ -1,0 +1,236 @@
+//! Opening bad input: every refusal is a typed error and leaves the directory as it was.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+
+use heed::types::Bytes;
+use heed::{Database, EnvOpenOptions};
+
+use super::{DATA_FILE, LOCK_FILE, round_map_size};
+use crate::error::StoreError;
+use crate::kv::{SCHEMA_KEY, Store};
+
+/// Every file under `path` (or `path` itself if it is a file) with its length and a hash
+/// of its bytes.
+fn snapshot(path: &Path) -> BTreeMap<String, (u64, u64)> {
+    let digest = |bytes: &[u8]| {
+        let mut hasher = DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        (bytes.len() as u64, hasher.finish())
+    };
+    let mut out = BTreeMap::new();
+    if path.is_file() {
+        out.insert(String::new(), digest(&fs::read(path).unwrap()));
+        return out;
+    }
+    for entry in fs::read_dir(path).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = if entry.path().is_file() {
+            fs::read(entry.path()).unwrap()
+        } else {
+            b"<dir>".to_vec()
+        };
+        out.insert(name, digest(&bytes));
+    }
+    out
+}
+
+/// Opens `path`, expects a refusal, and checks that nothing on disk changed.
+#[track_caller]
+fn refused(path: &Path) -> StoreError {
+    let before = snapshot(path);
+    let err = Store::open(path).expect_err("opening bad input must fail");
+    assert_eq!(snapshot(path), before, "open changed the files ({err})");
+    err
+}
+
+/// Deterministic pseudo-random bytes (splitmix64).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as u8
+        })
+        .collect()
+}
+
+/// A closed store holding `n_keys` keys, so that its file has many pages.
+fn make_store(path: &Path, n_keys: u32) {
+    let mut store = Store::open(path).unwrap();
+    store.start_crank().unwrap();
+    for key_idx in 0..n_keys {
+        store
+            .set(format!("key{key_idx:06}").as_bytes(), &[7; 64])
+            .unwrap();
+    }
+    store.end_crank().unwrap();
+    store.close().unwrap();
+}
+
+/// Writes a raw LMDB environment with other content, as some other program would.
+fn make_foreign(path: &Path, named_db: Option<&str>) {
+    let mut options = EnvOpenOptions::new();
+    options.map_size(1 << 20).max_dbs(2);
+    // SAFETY: a fresh directory, opened once, by this test only.
+    #[allow(unsafe_code)]
+    let env = unsafe { options.open(path) }.unwrap();
+    let mut wtxn = env.write_txn().unwrap();
+    let db: Database<Bytes, Bytes> = env.create_database(&mut wtxn, named_db).unwrap();
+    db.put(&mut wtxn, b"theirs", b"data").unwrap();
+    wtxn.commit().unwrap();
+}
+
+fn overwrite_schema(path: &Path, value: &[u8]) {
+    let mut options = EnvOpenOptions::new();
+    options.max_dbs(2);
+    // SAFETY: the store is closed; this test is its only user.
+    #[allow(unsafe_code)]
+    let env = unsafe { options.open(path) }.unwrap();
+    let mut wtxn = env.write_txn().unwrap();
+    let db: Database<Bytes, Bytes> = env.create_database(&mut wtxn, None).unwrap();
+    db.put(&mut wtxn, SCHEMA_KEY, value).unwrap();
+    wtxn.commit().unwrap();
+}
+
+#[test]
+fn a_regular_file_is_not_a_store_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    fs::write(&file, b"not a directory").unwrap();
+    let err = refused(&file);
+    assert!(matches!(err, StoreError::BadPath { ref reason, .. } if reason == "not a directory"));
+    assert!(
+        matches!(
+            Store::open(&file.join("below")),
+            Err(StoreError::BadPath { .. })
+        ),
+        "a path below a file"
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"not a directory");
+}
+
+#[test]
+fn a_data_file_that_is_a_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join(DATA_FILE)).unwrap();
+    assert!(matches!(refused(dir.path()), StoreError::BadPath { .. }));
+}
+
+#[test]
+fn random_bytes_are_a_corrupt_file() {
+    for (seed, len) in [(1, 100), (2, 4096), (3, 8192), (4, 65536), (5, 1 << 20)] {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(DATA_FILE), noise(seed, len)).unwrap();
+        let err = refused(dir.path());
+        assert!(
+            matches!(err, StoreError::CorruptFile { .. }),
+            "seed {seed}: {err:?}"
+        );
+        assert!(
+            !dir.path().join(LOCK_FILE).exists(),
+            "lock file left behind"
+        );
+    }
+}
+
+#[test]
+fn a_truncated_store_is_a_corrupt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 5000);
+    let full = fs::read(dir.path().join(DATA_FILE)).unwrap();
+    assert!(full.len() > 100 * 4096, "the store should span many pages");
+    let page = 4096;
+    for len in [
+        1,
+        100,
+        page,
+        page + 100,
+        2 * page,
+        2 * page + 1,
+        full.len() / 2,
+        full.len() - page,
+        full.len() - 1,
+    ] {
+        let case = tempfile::tempdir().unwrap();
+        fs::write(case.path().join(DATA_FILE), &full[..len]).unwrap();
+        let err = refused(case.path());
+        assert!(
+            matches!(err, StoreError::CorruptFile { .. }),
+            "truncated to {len}: {err:?}"
+        );
+        assert!(!case.path().join(LOCK_FILE).exists());
+    }
+    // The untruncated copy still opens.
+    let case = tempfile::tempdir().unwrap();
+    fs::write(case.path().join(DATA_FILE), &full).unwrap();
+    let store = Store::open(case.path()).unwrap();
+    assert_eq!(store.scan_prefix(b"key").unwrap().len(), 5000);
+}
+
+#[test]
+fn an_empty_data_file_is_a_new_store() {
+    // LMDB writes the header right after creating the file; a crash in between leaves an
+    // empty file, which must not make the store unopenable.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(DATA_FILE), b"").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.scan_prefix(b"").unwrap(), Vec::new());
+}
+
+#[test]
+fn a_foreign_lmdb_environment_is_refused() {
+    for named_db in [None, Some("other")] {
+        let dir = tempfile::tempdir().unwrap();
+        make_foreign(dir.path(), named_db);
+        let err = refused(dir.path());
+        assert!(
+            matches!(err, StoreError::ForeignFile { .. }),
+            "{named_db:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("is not an ocap store"), "{err}");
+    }
+}
+
+#[test]
+fn another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3);
+    overwrite_schema(dir.path(), b"2");
+    match refused(dir.path()) {
+        StoreError::SchemaVersion { found, expected } => {
+            assert_eq!(found, "2");
+            assert_eq!(expected, 1);
+        }
+        other => panic!("expected SchemaVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_new_store_records_its_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let mut options = EnvOpenOptions::new();
+    options.max_dbs(2);
+    // SAFETY: the store is closed; this test is its only user.
+    #[allow(unsafe_code)]
+    let env = unsafe { options.open(dir.path()) }.unwrap();
+    let rtxn = env.read_txn().unwrap();
+    let db: Database<Bytes, Bytes> = env.open_database(&rtxn, None).unwrap().unwrap();
+    assert_eq!(db.get(&rtxn, SCHEMA_KEY).unwrap(), Some(&b"1"[..]));
+    assert_eq!(db.len(&rtxn).unwrap(), 1);
+}
+
+#[test]
+fn map_sizes_are_rounded_to_what_lmdb_accepts() {
+    assert_eq!(round_map_size(0), 256 << 10);
+    assert_eq!(round_map_size(1 << 20), 1 << 20);
+    assert_eq!(round_map_size((1 << 20) + 1), (1 << 20) + (64 << 10));
+    assert_eq!(round_map_size(usize::MAX) % (64 << 10), 0);
+}

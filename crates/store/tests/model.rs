@@ -1,0 +1,327 @@
+//! Model check of the store: random sequences of writes, savepoints, rollbacks, releases,
+//! crank boundaries, flushes and reopens, applied both to the store and to an in-memory
+//! model (a `BTreeMap` plus a stack of savepoint snapshots), compared after every step
+//! through `get` on every key, full and prefix scans, and `next_entry`.
+//!
+//! Reopen is modelled on `Store`'s `Drop`: an open crank is discarded and every ended
+//! crank survives, in both durability modes (dropping commits what a group still holds).
+//! Losing unflushed cranks to a crash is the crash test's subject (`tests/crash.rs`).
+
+// Helpers outside #[test] functions do not get clippy's test exemption; a failed unwrap
+// here is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use ocap_store::{Durability, Store, StoreConfig, StoreError};
+use proptest::prelude::*;
+
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set(Vec<u8>, u8),
+    Delete(Vec<u8>),
+    Savepoint(&'static str),
+    RollbackTo(&'static str),
+    Release(&'static str),
+    StartCrank,
+    EndCrank,
+    Flush,
+    Reopen,
+    Scan(Vec<u8>),
+    NextEntry(Vec<u8>, Vec<u8>, bool),
+}
+
+/// What an operation returned, as far as the model predicts it.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    WriteOutsideCrank,
+    NotInCrank(&'static str),
+    AlreadyInCrank,
+    InCrank(&'static str),
+    NoSuchSavepoint(String),
+}
+
+impl From<Result<(), StoreError>> for Outcome {
+    fn from(res: Result<(), StoreError>) -> Self {
+        match res {
+            Ok(()) => Outcome::Ok,
+            Err(StoreError::WriteOutsideCrank) => Outcome::WriteOutsideCrank,
+            Err(StoreError::NotInCrank { operation }) => Outcome::NotInCrank(operation),
+            Err(StoreError::AlreadyInCrank) => Outcome::AlreadyInCrank,
+            Err(StoreError::InCrank { operation }) => Outcome::InCrank(operation),
+            Err(StoreError::NoSuchSavepoint { name }) => Outcome::NoSuchSavepoint(name),
+            Err(other) => panic!("unexpected store error: {other}"),
+        }
+    }
+}
+
+/// Keys over a two-letter alphabet, 1 to 3 long: 14 keys, so writes collide and prefix
+/// scans cut through the middle of the keyspace.
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(vec![b'a', b'b']), 1..=3)
+}
+
+fn prefix() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(vec![b'a', b'b']), 0..=2)
+}
+
+fn name() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["s", "t", "u"])
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (key(), any::<u8>()).prop_map(|(k, v)| Op::Set(k, v)),
+        2 => key().prop_map(Op::Delete),
+        2 => name().prop_map(Op::Savepoint),
+        2 => name().prop_map(Op::RollbackTo),
+        1 => name().prop_map(Op::Release),
+        3 => Just(Op::StartCrank),
+        3 => Just(Op::EndCrank),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Reopen),
+        1 => prefix().prop_map(Op::Scan),
+        1 => (prefix(), prefix(), any::<bool>()).prop_map(|(p, f, i)| Op::NextEntry(p, f, i)),
+    ]
+}
+
+fn durability() -> impl Strategy<Value = Durability> {
+    prop_oneof![
+        Just(Durability::EveryCrank),
+        (1u32..5).prop_map(|max_cranks| Durability::Group {
+            max_cranks,
+            max_delay: Duration::MAX,
+        }),
+        Just(Durability::Group {
+            max_cranks: u32::MAX,
+            max_delay: Duration::ZERO,
+        }),
+        Just(Durability::GROUP),
+    ]
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    /// The state after the last ended crank (committed or waiting for a group commit).
+    ended: Map,
+    /// The state seen now: `ended` plus the open crank's writes.
+    current: Map,
+    savepoints: Vec<(&'static str, Map)>,
+    in_crank: bool,
+}
+
+impl Model {
+    fn apply(&mut self, op: &Op) -> Outcome {
+        match op {
+            Op::Set(_, _) | Op::Delete(_) if !self.in_crank => Outcome::WriteOutsideCrank,
+            Op::Set(key, value) => {
+                self.current.insert(key.clone(), vec![*value]);
+                Outcome::Ok
+            }
+            Op::Delete(key) => {
+                self.current.remove(key);
+                Outcome::Ok
+            }
+            Op::Savepoint(_) if !self.in_crank => Outcome::NotInCrank("createCrankSavepoint"),
+            Op::Savepoint(name) => {
+                self.savepoints.push((name, self.current.clone()));
+                Outcome::Ok
+            }
+            Op::RollbackTo(_) if !self.in_crank => Outcome::NotInCrank("rollbackCrank"),
+            Op::Release(_) if !self.in_crank => Outcome::NotInCrank("releaseSavepoint"),
+            Op::RollbackTo(name) | Op::Release(name) => {
+                let Some(idx) = self.savepoints.iter().position(|(n, _)| n == name) else {
+                    return Outcome::NoSuchSavepoint((*name).to_owned());
+                };
+                let (_, snapshot) = self.savepoints.swap_remove(idx);
+                if matches!(op, Op::RollbackTo(_)) {
+                    self.current = snapshot;
+                }
+                self.savepoints.truncate(idx);
+                Outcome::Ok
+            }
+            Op::StartCrank if self.in_crank => Outcome::AlreadyInCrank,
+            Op::StartCrank => {
+                self.in_crank = true;
+                Outcome::Ok
+            }
+            Op::EndCrank if !self.in_crank => Outcome::NotInCrank("endCrank"),
+            Op::EndCrank => {
+                self.in_crank = false;
+                self.savepoints.clear();
+                self.ended = self.current.clone();
+                Outcome::Ok
+            }
+            Op::Flush if self.in_crank => Outcome::InCrank("flush"),
+            Op::Flush | Op::Scan(_) | Op::NextEntry(..) => Outcome::Ok,
+            Op::Reopen => {
+                self.in_crank = false;
+                self.savepoints.clear();
+                self.current = self.ended.clone();
+                Outcome::Ok
+            }
+        }
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.current
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn next_entry(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        inclusive: bool,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.current
+            .iter()
+            .find(|(k, _)| {
+                k.starts_with(prefix)
+                    && if inclusive {
+                        k.as_slice() >= from
+                    } else {
+                        k.as_slice() > from
+                    }
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+    }
+}
+
+fn open(path: &Path, durability: Durability) -> Store {
+    let config = StoreConfig {
+        durability,
+        ..StoreConfig::default()
+    };
+    Store::open_with(path, &config).unwrap()
+}
+
+fn all_keys() -> Vec<Vec<u8>> {
+    let mut keys = vec![Vec::new()];
+    for len in 1..=3 {
+        for bits in 0..1u32 << len {
+            keys.push(
+                (0..len)
+                    .map(|i| if bits >> i & 1 == 1 { b'b' } else { b'a' })
+                    .collect(),
+            );
+        }
+    }
+    keys
+}
+
+fn check_same(store: &Store, model: &Model, step: usize, op: &Op) -> Result<(), TestCaseError> {
+    for key in all_keys() {
+        prop_assert_eq!(
+            store.get(&key).unwrap(),
+            model.current.get(&key).cloned(),
+            "step {} {:?}: get {:?}",
+            step,
+            op,
+            String::from_utf8_lossy(&key)
+        );
+        prop_assert_eq!(
+            store.contains(&key).unwrap(),
+            model.current.contains_key(&key)
+        );
+    }
+    prop_assert_eq!(
+        store.scan_prefix(b"").unwrap(),
+        model.scan(b""),
+        "step {} {:?}: full scan",
+        step,
+        op
+    );
+    prop_assert_eq!(store.in_crank(), model.in_crank);
+    let names: Vec<&str> = model.savepoints.iter().map(|(n, _)| *n).collect();
+    prop_assert_eq!(store.savepoints().collect::<Vec<_>>(), names);
+    Ok(())
+}
+
+fn run(durability: Durability, ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), durability);
+    let mut model = Model::default();
+    for (step, op) in ops.iter().enumerate() {
+        let generation = store.generation();
+        let got: Outcome = match op {
+            Op::Set(key, value) => store.set(key, &[*value]).into(),
+            Op::Delete(key) => store.delete(key).into(),
+            Op::Savepoint(name) => store.savepoint(name).into(),
+            Op::RollbackTo(name) => store.rollback_to(name).into(),
+            Op::Release(name) => store.release(name).into(),
+            Op::StartCrank => store.start_crank().into(),
+            Op::EndCrank => store.end_crank().into(),
+            Op::Flush => store.flush().into(),
+            Op::Reopen => {
+                drop(store);
+                store = open(dir.path(), durability);
+                Outcome::Ok
+            }
+            Op::Scan(prefix) => {
+                prop_assert_eq!(
+                    store.scan_prefix(prefix).unwrap(),
+                    model.scan(prefix),
+                    "step {}: {:?}",
+                    step,
+                    op
+                );
+                Outcome::Ok
+            }
+            Op::NextEntry(prefix, from, inclusive) => {
+                prop_assert_eq!(
+                    store.next_entry(prefix, from, *inclusive).unwrap(),
+                    model.next_entry(prefix, from, *inclusive),
+                    "step {}: {:?}",
+                    step,
+                    op
+                );
+                Outcome::Ok
+            }
+        };
+        let expected = model.apply(op);
+        prop_assert_eq!(&got, &expected, "step {}: {:?}", step, op);
+        if matches!(op, Op::RollbackTo(_)) && got == Outcome::Ok {
+            prop_assert!(
+                store.generation() > generation,
+                "rollback must bump the generation"
+            );
+        }
+        let flushed = matches!(op, Op::Flush) && got == Outcome::Ok
+            || matches!(op, Op::EndCrank) && durability == Durability::EveryCrank;
+        if flushed {
+            prop_assert!(
+                !store.has_unflushed(),
+                "step {}: {:?} left cranks unflushed",
+                step,
+                op
+            );
+        }
+        check_same(&store, &model, step, op)?;
+    }
+    // Whatever happened, a reopen shows exactly the ended cranks.
+    drop(store);
+    let store = open(dir.path(), durability);
+    prop_assert_eq!(
+        store.scan_prefix(b"").unwrap(),
+        model.ended.into_iter().collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_matches_model(durability in durability(), ops in prop::collection::vec(op(), 1..80)) {
+        run(durability, &ops)?;
+    }
+}
