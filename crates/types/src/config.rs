@@ -50,7 +50,9 @@ fn is_null(value: &Value) -> bool {
 #[non_exhaustive]
 pub enum ConfigError {
     /// A vat config names no source or several.
-    #[error("invalid cluster config: vat {vat:?} must name exactly one of bundleName, sourceSpec, bundleSpec")]
+    #[error(
+        "invalid cluster config: vat {vat:?} must name exactly one of bundleName, sourceSpec, bundleSpec"
+    )]
     Source {
         /// The vat's name.
         vat: String,

@@ -111,9 +111,7 @@ impl SplatReason {
         match self {
             SplatReason::Revoked => "Target object has been revoked",
             SplatReason::Deleted => "Target object has no owner; it may have been deleted",
-            SplatReason::NotAnObject => {
-                "Promise fulfilled but did not contain an object reference"
-            }
+            SplatReason::NotAnObject => "Promise fulfilled but did not contain an object reference",
             SplatReason::Unreachable => {
                 "Target endpoint is unreachable (terminated or disconnected)"
             }

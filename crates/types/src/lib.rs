@@ -42,6 +42,6 @@ pub use value::{
     DecodeError, MAX_DEPTH, TAG_BIGINT, TAG_ERROR, TAG_SLOT, TAG_TAGGED, TAG_UNDEFINED, Value,
 };
 pub use vat::{
-    ByteBuf, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Resolution, Syscall, VatHost,
-    VatLog, VatMessage, VatRuntime, VatStart,
+    ByteBuf, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Resolution, Syscall, VatHost, VatLog,
+    VatMessage, VatRuntime, VatStart,
 };

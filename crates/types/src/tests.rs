@@ -4,16 +4,16 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use crate::{
-    CapData, EndpointId, KRef, Message, RunQueueItem, Syscall, VRef, Value, VatId, cbor,
-};
+use crate::{CapData, EndpointId, KRef, Message, RunQueueItem, Syscall, VRef, Value, VatId, cbor};
 
 #[test]
 fn refs_round_trip_through_text() {
     for text in ["ko1", "kp42", "ko0"] {
         assert_eq!(text.parse::<KRef>().unwrap().to_string(), text);
     }
-    for text in ["o+0", "o-3", "p+7", "p-1", "o+d10/1", "o+v3/4:0", "o+d1/2:3"] {
+    for text in [
+        "o+0", "o-3", "p+7", "p-1", "o+d10/1", "o+v3/4:0", "o+d1/2:3",
+    ] {
         assert_eq!(text.parse::<VRef>().unwrap().to_string(), text);
     }
     for text in ["v1", "r0", "v42"] {
@@ -23,14 +23,30 @@ fn refs_round_trip_through_text() {
 
 #[test]
 fn malformed_refs_are_errors() {
-    for text in ["", "k", "kox", "ko", "ko-1", "ko+1", "kq1", "invalid-kref", "ko1 ", "ko１"] {
+    for text in [
+        "",
+        "k",
+        "kox",
+        "ko",
+        "ko-1",
+        "ko+1",
+        "kq1",
+        "invalid-kref",
+        "ko1 ",
+        "ko１",
+    ] {
         assert!(text.parse::<KRef>().is_err(), "{text:?}");
     }
-    for text in ["", "o", "o+", "o-d1/2", "p+d1/1", "o+d1", "o+d1/", "o+x1", "p*1", "o-1:2"] {
+    for text in [
+        "", "o", "o+", "o-d1/2", "p+d1/1", "o+d1", "o+d1/", "o+x1", "p*1", "o-1:2",
+    ] {
         assert!(text.parse::<VRef>().is_err(), "{text:?}");
     }
     assert!("v".parse::<VatId>().is_err());
-    assert!("v99999999999".parse::<VatId>().is_err(), "overflow is an error");
+    assert!(
+        "v99999999999".parse::<VatId>().is_err(),
+        "overflow is an error"
+    );
     let err = "kox".parse::<KRef>().unwrap_err();
     assert!(err.to_string().contains("invalid reference"), "{err}");
 }
@@ -44,8 +60,20 @@ fn vref_directions() {
 
 fn sample() -> Value {
     let mut record = BTreeMap::new();
-    record.insert("b".to_owned(), Value::Slot { index: 1, iface: Some("Bob".to_owned()) });
-    record.insert("a".to_owned(), Value::Slot { index: 0, iface: None });
+    record.insert(
+        "b".to_owned(),
+        Value::Slot {
+            index: 1,
+            iface: Some("Bob".to_owned()),
+        },
+    );
+    record.insert(
+        "a".to_owned(),
+        Value::Slot {
+            index: 0,
+            iface: None,
+        },
+    );
     Value::List(vec![
         Value::Undefined,
         Value::Null,
@@ -57,7 +85,10 @@ fn sample() -> Value {
         Value::Bytes(vec![0, 255]),
         Value::Record(record),
         Value::error("boom"),
-        Value::Tagged { tag: "t".to_owned(), payload: Box::new(Value::Int(1)) },
+        Value::Tagged {
+            tag: "t".to_owned(),
+            payload: Box::new(Value::Int(1)),
+        },
     ])
 }
 
@@ -80,7 +111,11 @@ fn golden_bytes_of_plain_values() {
     assert_eq!(Value::List(vec![]).to_cbor(), vec![0x80]);
     // A slot is tag 27001 over [index, iface].
     assert_eq!(
-        Value::Slot { index: 0, iface: None }.to_cbor(),
+        Value::Slot {
+            index: 0,
+            iface: None
+        }
+        .to_cbor(),
         vec![0xd9, 0x69, 0x79, 0x82, 0x00, 0xf6]
     );
 }
@@ -110,12 +145,12 @@ fn malformed_cbor_is_an_error_not_a_panic() {
     let cases: Vec<Vec<u8>> = vec![
         vec![],
         vec![0xff],
-        vec![0x9f],                    // unterminated indefinite array
-        vec![0xd9, 0x69, 0x79, 0x01],  // slot tag over a non-array
-        vec![0xd9, 0x69, 0x7a, 0x82, 0x01, 0x02], // error tag with non-text
-        vec![0xa1, 0x01, 0x02],        // record with an integer key
+        vec![0x9f],                                     // unterminated indefinite array
+        vec![0xd9, 0x69, 0x79, 0x01],                   // slot tag over a non-array
+        vec![0xd9, 0x69, 0x7a, 0x82, 0x01, 0x02],       // error tag with non-text
+        vec![0xa1, 0x01, 0x02],                         // record with an integer key
         vec![0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02], // duplicate key
-        vec![0xc0, 0x61, 0x61],        // unknown tag
+        vec![0xc0, 0x61, 0x61],                         // unknown tag
         vec![0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // absurd length
     ];
     for bytes in cases {
@@ -134,17 +169,35 @@ fn deep_nesting_is_refused() {
 #[test]
 fn single_ref_finds_a_top_level_slot_only() {
     let kref: KRef = "ko9".parse().unwrap();
-    let single = CapData::new(&Value::Slot { index: 0, iface: None }, vec![kref]);
+    let single = CapData::new(
+        &Value::Slot {
+            index: 0,
+            iface: None,
+        },
+        vec![kref],
+    );
     assert_eq!(single.single_ref(), Some(&kref));
-    let nested = CapData::new(&Value::List(vec![Value::Slot { index: 0, iface: None }]), vec![kref]);
+    let nested = CapData::new(
+        &Value::List(vec![Value::Slot {
+            index: 0,
+            iface: None,
+        }]),
+        vec![kref],
+    );
     assert_eq!(nested.single_ref(), None);
 }
 
 #[test]
 fn methargs_decode_or_refuse() {
     let message: Message<KRef> = Message::new("m", vec![Value::Int(1)], vec![], None);
-    assert_eq!(message.method_and_args().unwrap(), ("m".to_owned(), vec![Value::Int(1)]));
-    let bad: Message<KRef> = Message { methargs: CapData::data(&Value::Int(3)), result: None };
+    assert_eq!(
+        message.method_and_args().unwrap(),
+        ("m".to_owned(), vec![Value::Int(1)])
+    );
+    let bad: Message<KRef> = Message {
+        methargs: CapData::data(&Value::Int(3)),
+        result: None,
+    };
     assert!(bad.method_and_args().is_err());
 }
 
@@ -166,7 +219,10 @@ fn arb_value() -> impl Strategy<Value = Value> {
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
             proptest::collection::btree_map("[a-z]{0,4}", inner.clone(), 0..5)
                 .prop_map(Value::Record),
-            ("[a-z]{1,4}", inner).prop_map(|(tag, p)| Value::Tagged { tag, payload: Box::new(p) }),
+            ("[a-z]{1,4}", inner).prop_map(|(tag, p)| Value::Tagged {
+                tag,
+                payload: Box::new(p)
+            }),
         ]
     })
 }

@@ -222,7 +222,9 @@ impl Value {
                 let first = items.pop().expect("invariant: length checked");
                 Ok((first, second))
             }
-            _ => Err(DecodeError::new(format!("tag {tag} needs a two-item array"))),
+            _ => Err(DecodeError::new(format!(
+                "tag {tag} needs a two-item array"
+            ))),
         };
         let text = |v: Cbor, what: &str| match v {
             Cbor::Text(s) => Ok(s),
@@ -241,8 +243,9 @@ impl Value {
             TAG_SLOT => {
                 let (index, iface) = pair(payload)?;
                 let index = match index {
-                    Cbor::Integer(n) => u32::try_from(n)
-                        .map_err(|_| DecodeError::new("slot index out of range"))?,
+                    Cbor::Integer(n) => {
+                        u32::try_from(n).map_err(|_| DecodeError::new("slot index out of range"))?
+                    }
                     _ => return Err(DecodeError::new("slot index is not an integer")),
                 };
                 let iface = match iface {
