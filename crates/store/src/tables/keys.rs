@@ -72,6 +72,7 @@ pub(crate) fn subcluster(id: SubclusterId) -> Vec<u8> {
     text(format_args!("subcluster.{id}"))
 }
 
+pub(crate) const PINNED: &[u8] = b"pinnedObjects";
 pub(crate) const GC_ACTIONS: &[u8] = b"gcActions";
 pub(crate) const REAP_QUEUE: &[u8] = b"reapQueue";
 

@@ -186,3 +186,62 @@ impl KernelStore {
         }
     }
 }
+
+impl KernelStore {
+    /// Every pinned object, with repeats (pins are a multiset), sorted.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the list does not parse.
+    pub fn pinned_objects(&self) -> Result<Vec<KObjectId>, StoreError> {
+        let Some(bytes) = self.kv.get(keys::PINNED)? else {
+            return Ok(Vec::new());
+        };
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.split(',').map(|s| s.parse().ok()).collect())
+            .ok_or_else(|| StoreError::corrupt("pinnedObjects", keys::PINNED, "bad list"))
+    }
+
+    fn set_pinned(&mut self, mut pinned: Vec<KObjectId>) -> Result<(), StoreError> {
+        if pinned.is_empty() {
+            return self.kv.delete(keys::PINNED);
+        }
+        pinned.sort();
+        let text = pinned
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.kv.set(keys::PINNED, text.as_bytes())
+    }
+
+    /// Pins the object once more, holding it (+1,+1) (spec §4.5).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if the object does not exist.
+    pub fn pin_object(&mut self, id: KObjectId) -> Result<(), StoreError> {
+        if self.object(id)?.is_none() {
+            return Err(StoreError::NotFound {
+                what: format!("object {id}"),
+            });
+        }
+        let mut pinned = self.pinned_objects()?;
+        pinned.push(id);
+        self.set_pinned(pinned)?;
+        self.incref(KRef::Object(id))
+    }
+
+    /// Removes one pin of the object and its hold; a no-op if it is not pinned.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn unpin_object(&mut self, id: KObjectId) -> Result<(), StoreError> {
+        let mut pinned = self.pinned_objects()?;
+        let Some(pos) = pinned.iter().position(|p| *p == id) else {
+            return Ok(());
+        };
+        pinned.remove(pos);
+        self.set_pinned(pinned)?;
+        self.decref(KRef::Object(id))
+    }
+}

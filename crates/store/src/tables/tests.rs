@@ -1,1 +1,291 @@
-//! Unit tests of the kernel tables.
+//! Unit tests of the kernel tables: records round-trip, c-lists both ways, id allocation
+//! across rollbacks, the vat-store namespace against hostile keys, and the GC set.
+
+use ocap_types::{
+    ByteBuf, CapData, Checkpoint, EndpointId, KObjectId, KRef, VRef, Value, VatConfig, VatId,
+};
+
+use crate::{GcAction, GcKind, KernelStore, Owner, PromiseState, Store, StoreError, VatRecord};
+
+fn store() -> (tempfile::TempDir, KernelStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KernelStore::new(Store::open(dir.path()).unwrap());
+    store.start_crank().unwrap();
+    (dir, store)
+}
+
+fn vat(n: u32) -> EndpointId {
+    EndpointId::Vat(VatId(n))
+}
+
+#[test]
+fn ids_are_never_reused_after_a_rollback() {
+    let (_dir, mut store) = store();
+    store.savepoint("s").unwrap();
+    let first = store.create_object(Owner::Kernel).unwrap();
+    let promise = store.create_promise(None).unwrap();
+    store.rollback_to("s").unwrap();
+    assert_eq!(
+        store.object(first).unwrap(),
+        None,
+        "the rollback undid the record"
+    );
+    let second = store.create_object(Owner::Kernel).unwrap();
+    let promise2 = store.create_promise(None).unwrap();
+    assert!(second > first, "{second} reuses {first}");
+    assert!(promise2 > promise);
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn reads_after_a_rollback_see_the_restored_state() {
+    let (_dir, mut store) = store();
+    let object = store.create_object(Owner::Endpoint(vat(1))).unwrap();
+    let promise = store.create_promise(Some(Owner::Endpoint(vat(1)))).unwrap();
+    store.savepoint("s").unwrap();
+    store.incref(KRef::Object(object)).unwrap();
+    store.revoke(object).unwrap();
+    store.add_subscriber(promise, vat(2)).unwrap();
+    store
+        .settle_promise(promise, false, CapData::data(&Value::Int(1)))
+        .unwrap();
+    store
+        .add_gc_actions(&[GcAction {
+            endpoint: vat(1),
+            kind: GcKind::DropExport,
+            object,
+        }])
+        .unwrap();
+    store.schedule_reap(vat(1)).unwrap();
+    store.mark_terminated(vat(3)).unwrap();
+    store.rollback_to("s").unwrap();
+    let record = store.object(object).unwrap().unwrap();
+    assert_eq!((record.counts.reachable, record.revoked), (1, false));
+    let promise = store.promise(promise).unwrap().unwrap();
+    assert_eq!(
+        promise.state,
+        PromiseState::Unresolved {
+            decider: Some(Owner::Endpoint(vat(1))),
+            subscribers: vec![],
+        }
+    );
+    assert!(store.gc_actions().unwrap().is_empty());
+    assert!(store.reap_queue().unwrap().is_empty());
+    assert!(store.terminated_vats().unwrap().is_empty());
+    assert!(
+        store.take_maybe_free().is_empty(),
+        "maybe-free set dropped with the rollback"
+    );
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn clist_maps_both_ways_and_scans_per_endpoint() {
+    let (_dir, mut store) = store();
+    let object = KRef::Object(store.create_object(Owner::Endpoint(vat(2))).unwrap());
+    let import = VRef::ImportObject(store.allocate_import(vat(1), false).unwrap());
+    store.add_clist_entry(vat(1), object, import).unwrap();
+    store
+        .add_clist_entry(vat(10), object, VRef::ImportObject(1))
+        .unwrap();
+    assert_eq!(store.clist_kref(vat(1), import).unwrap(), Some(object));
+    let entry = store.clist_entry(vat(1), object).unwrap().unwrap();
+    assert_eq!((entry.vref, entry.reachable), (import, true));
+    assert_eq!(store.clist_entries(vat(1)).unwrap(), vec![(import, object)]);
+    assert!(store.clear_reachable_flag(vat(1), object).unwrap());
+    assert!(
+        !store
+            .clist_entry(vat(1), object)
+            .unwrap()
+            .unwrap()
+            .reachable
+    );
+    store.delete_clist_entry(vat(1), object).unwrap();
+    assert_eq!(store.clist_kref(vat(1), import).unwrap(), None);
+    assert_eq!(
+        store.clist_entries(vat(10)).unwrap().len(),
+        1,
+        "v10 is not under v1."
+    );
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn hostile_vatstore_keys_stay_inside_their_vat() {
+    let (_dir, mut store) = store();
+    let v1 = VatId(1);
+    let v2 = VatId(2);
+    store
+        .put_vat(
+            v2,
+            &VatRecord {
+                name: "victim".to_owned(),
+                config: VatConfig::named("x"),
+                subcluster: None,
+            },
+        )
+        .unwrap();
+    store
+        .apply_checkpoint(
+            v2,
+            &Checkpoint {
+                sets: vec![("secret".to_owned(), ByteBuf(b"v2".to_vec()))],
+                deletes: vec![],
+            },
+        )
+        .unwrap();
+    let hostile = [
+        "../v2.vs.secret",
+        "\u{0}v2.vs.secret",
+        "x\nv2.vs.secret",
+        ".v2.vs.secret",
+        "",
+        "v2.config",
+        "n.ko",
+        "queue.run.head",
+    ];
+    let checkpoint = Checkpoint {
+        sets: hostile
+            .iter()
+            .map(|k| ((*k).to_owned(), ByteBuf(b"evil".to_vec())))
+            .collect(),
+        deletes: vec!["secret".to_owned(), "../v2.vs.secret".to_owned()],
+    };
+    store.apply_checkpoint(v1, &checkpoint).unwrap();
+    for key in hostile {
+        assert_eq!(store.vatstore_get(v1, key).unwrap(), Some(b"evil".to_vec()), "{key:?}");
+    }
+    assert_eq!(
+        store.vatstore_get(v2, "secret").unwrap(),
+        Some(b"v2".to_vec())
+    );
+    assert!(store.vat(v2).unwrap().is_some());
+    assert_eq!(store.read_u64(b"n.ko").unwrap(), None);
+    for (key, _) in store.vatstore_entries(v1).unwrap() {
+        assert!(hostile.contains(&key.as_str()), "{key:?}");
+    }
+    for (key, value) in store.kv().scan_prefix(b"").unwrap() {
+        if value == b"evil" {
+            assert!(
+                key.starts_with(b"v1.vs."),
+                "{}",
+                String::from_utf8_lossy(&key)
+            );
+        }
+    }
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn refcounts_clamp_at_zero_and_report_maybe_free() {
+    let (_dir, mut store) = store();
+    let object = store.create_object(Owner::Endpoint(vat(1))).unwrap();
+    store.decref(KRef::Object(object)).unwrap();
+    store.decref(KRef::Object(object)).unwrap();
+    let counts = store.object(object).unwrap().unwrap().counts;
+    assert_eq!((counts.reachable, counts.recognizable), (0, 0));
+    assert!(store.take_maybe_free().contains(&KRef::Object(object)));
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn pins_are_a_multiset_that_holds_the_object() {
+    let (_dir, mut store) = store();
+    let object = store.create_object(Owner::Kernel).unwrap();
+    store.pin_object(object).unwrap();
+    store.pin_object(object).unwrap();
+    assert_eq!(store.pinned_objects().unwrap(), vec![object, object]);
+    assert_eq!(store.object(object).unwrap().unwrap().counts.reachable, 3);
+    store.unpin_object(object).unwrap();
+    store.unpin_object(object).unwrap();
+    store.unpin_object(object).unwrap();
+    assert!(store.pinned_objects().unwrap().is_empty());
+    assert_eq!(store.object(object).unwrap().unwrap().counts.reachable, 1);
+    assert!(matches!(
+        store.pin_object(KObjectId(999)),
+        Err(StoreError::NotFound { .. })
+    ));
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn gc_actions_are_a_sorted_set() {
+    let (_dir, mut store) = store();
+    let action = |ep, kind, n| GcAction {
+        endpoint: vat(ep),
+        kind,
+        object: KObjectId(n),
+    };
+    store
+        .add_gc_actions(&[
+            action(2, GcKind::RetireImport, 5),
+            action(10, GcKind::DropExport, 1),
+            action(2, GcKind::DropExport, 5),
+            action(2, GcKind::DropExport, 5),
+        ])
+        .unwrap();
+    let text: Vec<String> = store
+        .gc_actions()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        text,
+        [
+            "v10 dropExport ko1",
+            "v2 dropExport ko5",
+            "v2 retireImport ko5"
+        ]
+    );
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn records_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (object, promise) = {
+        let mut store = KernelStore::new(Store::open(dir.path()).unwrap());
+        store.start_crank().unwrap();
+        let object = store.create_object(Owner::Endpoint(vat(1))).unwrap();
+        store.revoke(object).unwrap();
+        let promise = store.create_promise(None).unwrap();
+        store
+            .settle_promise(
+                promise,
+                true,
+                CapData::new(
+                    &Value::Slot {
+                        index: 0,
+                        iface: None,
+                    },
+                    vec![KRef::Object(object)],
+                ),
+            )
+            .unwrap();
+        store.end_crank().unwrap();
+        (object, promise)
+    };
+    let store = KernelStore::new(Store::open(dir.path()).unwrap());
+    assert!(store.object(object).unwrap().unwrap().revoked);
+    let record = store.promise(promise).unwrap().unwrap();
+    assert!(
+        matches!(record.state, PromiseState::Rejected(ref v) if v.slots == vec![KRef::Object(object)])
+    );
+}
+
+#[test]
+fn corrupt_records_are_typed_errors() {
+    let (_dir, mut store) = store();
+    store.kv_mut().set(b"ko7", b"\x09garbage").unwrap();
+    assert!(matches!(
+        store.object(KObjectId(7)),
+        Err(StoreError::Corrupt { .. })
+    ));
+    store.kv_mut().set(b"kp7", b"").unwrap();
+    assert!(matches!(
+        store.promise(ocap_types::KPromiseId(7)),
+        Err(StoreError::Corrupt { .. })
+    ));
+    store.end_crank().unwrap();
+}
