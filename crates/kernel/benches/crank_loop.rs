@@ -1,6 +1,7 @@
 //! Crank-loop benchmark with in-process vats: ping-pong (N sequential round trips between
-//! two vats, two cranks each) and burst (N host messages queued at once, then awaited), in
-//! both durability modes. Reports cranks per second and the process's peak RSS.
+//! two vats, two cranks each), burst (one vat sends N messages in one delivery, then awaits
+//! every answer: 2N cranks), and host-burst (N host messages queued through the API, then
+//! awaited: measures the host API as well), in both durability modes. Reports cranks per second and the process's peak RSS.
 //!
 //! `cargo bench -p ocap-kernel --bench crank_loop` runs N = 10^4 and 10^5; `-- --quick` runs
 //! N = 10^4 only. Each case runs in a fresh child process so that peak RSS is its own.
@@ -23,6 +24,7 @@ struct PingPong {
     remaining: i64,
     next: u64,
     answer: Option<VRef>,
+    burst: bool,
 }
 
 impl PingPong {
@@ -63,13 +65,24 @@ impl VatRuntime for PingPong {
                         self.answer = Some(result);
                         self.ping(host);
                     }
+                    "burst" => {
+                        self.peer = Some(message.methargs.slots[0]);
+                        self.remaining = args[1].as_int().expect("n");
+                        self.answer = Some(result);
+                        self.burst = true;
+                        for _ in 0..self.remaining {
+                            self.ping(host);
+                        }
+                    }
                     _ => resolve(host, result, Value::str("pong")),
                 }
             }
             Delivery::Notify(_) => {
                 self.remaining -= 1;
                 if self.remaining > 0 {
-                    self.ping(host);
+                    if !self.burst {
+                        self.ping(host);
+                    }
                 } else if let Some(answer) = self.answer.take() {
                     resolve(host, answer, Value::str("done"));
                 }
@@ -108,7 +121,8 @@ fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
     let before = kernel.crank_count().expect("count");
     let start = Instant::now();
     match case {
-        "pingpong" => {
+        "pingpong" | "burst" => {
+            let method = if case == "burst" { "burst" } else { "start" };
             let args = vec![
                 Value::Slot {
                     index: 0,
@@ -117,7 +131,7 @@ fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
                 Value::Int(n),
             ];
             let handle = kernel
-                .queue_message_with_slots(a, "start", args, vec![b])
+                .queue_message_with_slots(a, method, args, vec![b])
                 .expect("queue");
             handle.wait(wait).expect("done");
         }
@@ -137,12 +151,14 @@ fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
     (cranks, elapsed)
 }
 
-fn peak_rss_kib() -> u64 {
+/// A `kB` field of /proc/self/status (`VmHWM`: peak RSS; `RssAnon`: heap and stacks now,
+/// without the store's memory-mapped file).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
         })
         .and_then(|v| v.parse().ok())
@@ -158,10 +174,11 @@ fn main() {
         let (cranks, elapsed) = run_case(case, n, group);
         let rate = cranks as f64 / elapsed.as_secs_f64();
         println!(
-            "{case:<9} {:<6} n={n:<7} cranks={cranks:<7} {:>9.0} cranks/s  peak RSS {} MiB",
+            "{case:<10} {:<6} n={n:<7} cranks={cranks:<7} {:>9.0} cranks/s  peak RSS {:>4} MiB  anon {:>4} MiB",
             args[pos + 3],
             rate,
-            peak_rss_kib() / 1024
+            status_kib("VmHWM:") / 1024,
+            status_kib("RssAnon:") / 1024,
         );
         return;
     }
@@ -172,7 +189,7 @@ fn main() {
     let sizes: &[i64] = if quick { &[10_000] } else { &[10_000, 100_000] };
     let exe = std::env::current_exe().expect("exe");
     for mode in ["group", "every"] {
-        for case in ["pingpong", "burst"] {
+        for case in ["pingpong", "burst", "host-burst"] {
             for n in sizes {
                 // Every-crank mode syncs each crank: keep it to the smaller size.
                 if mode == "every" && *n > 10_000 {
