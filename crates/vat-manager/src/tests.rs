@@ -1,1 +1,311 @@
-//! Unit tests of the vat manager.
+//! Unit tests of the vat manager with scripted protocol-level vats: launch, translation of
+//! deliveries, syscall validation (sticky illegal marker), panics, exits, termination and
+//! cleanup.
+
+use ocap_queue::{KernelQueue, Mode};
+use ocap_store::{KernelStore, Owner, PromiseState, Store, VatRecord};
+use ocap_types::{
+    CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KRef, Message,
+    Resolution, Syscall, VRef, Value, VatConfig, VatHost, VatId, VatRuntime, VatStart,
+};
+
+use crate::{VatError, VatManager, VatRegistry};
+
+type Script = fn(&Delivery, &mut dyn VatHost) -> DeliveryOutcome;
+
+/// A vat whose every delivery runs `script`, and which records what it was given.
+struct Scripted(Script);
+
+impl VatRuntime for Scripted {
+    fn start(&mut self, _: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::default()
+    }
+    fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        (self.0)(&delivery, host)
+    }
+}
+
+fn answer(delivery: &Delivery, host: &mut dyn VatHost, value: Value) {
+    if let Delivery::Message { message, .. } = delivery {
+        host.syscall(Syscall::Resolve(vec![Resolution {
+            promise: message.result.unwrap(),
+            rejected: false,
+            data: CapData::data(&value),
+        }]));
+    }
+}
+
+fn setup(script: Script) -> (tempfile::TempDir, KernelQueue, VatManager, VatId, KObjectId) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut queue = KernelQueue::new(KernelStore::new(Store::open(dir.path()).unwrap())).unwrap();
+    let mut registry = VatRegistry::new();
+    // Registry factories are plain functions; the script travels in a static table.
+    SCRIPT.with(|s| s.set(Some(script)));
+    registry.register("scripted", || {
+        Box::new(Scripted(SCRIPT.with(|s| s.get().unwrap())))
+    });
+    let mut manager = VatManager::new(registry, None);
+    queue.start_crank().unwrap();
+    let vat = queue.store_mut().allocate_vat_id().unwrap();
+    let record = VatRecord {
+        name: "v".to_owned(),
+        config: VatConfig::named("scripted"),
+        subcluster: None,
+    };
+    let root = manager.launch_vat(&mut queue, vat, &record).unwrap();
+    queue.end_crank().unwrap();
+    (dir, queue, manager, vat, root)
+}
+
+thread_local! {
+    static SCRIPT: std::cell::Cell<Option<Script>> = const { std::cell::Cell::new(None) };
+}
+
+/// Queues a host send to `root` with a fresh result (one crank), then delivers it (the next).
+fn send(
+    queue: &mut KernelQueue,
+    manager: &mut VatManager,
+    vat: VatId,
+    root: KObjectId,
+    slots: Vec<KRef>,
+) -> (ocap_queue::CrankResult, ocap_types::KPromiseId) {
+    queue.start_crank().unwrap();
+    let result = queue.store_mut().create_promise(None).unwrap();
+    let args = slots
+        .iter()
+        .enumerate()
+        .map(|(i, _)| Value::Slot {
+            index: i as u32,
+            iface: None,
+        })
+        .collect();
+    let message = Message::new("m", args, slots, Some(KRef::Promise(result)));
+    queue
+        .enqueue_send(KRef::Object(root), message.clone(), Mode::Immediate)
+        .unwrap();
+    queue.end_crank().unwrap();
+    // The delivery's own crank, as the crank loop runs it.
+    queue.start_crank().unwrap();
+    let _ = queue.dequeue().unwrap();
+    let res = manager
+        .deliver_send(queue, vat, root, KRef::Object(root), &message)
+        .unwrap();
+    if res.abort {
+        queue.abort_crank().unwrap();
+    } else {
+        queue.flush_buffer().unwrap();
+    }
+    queue.end_crank().unwrap();
+    (res, result)
+}
+
+#[test]
+fn launch_exports_the_root_with_the_owner_baseline() {
+    let (_dir, queue, manager, vat, root) = setup(|_, _| DeliveryOutcome::default());
+    assert!(manager.is_running(vat));
+    let store = queue.store();
+    let ep = EndpointId::Vat(vat);
+    assert_eq!(
+        store.clist_kref(ep, VRef::ROOT).unwrap(),
+        Some(KRef::Object(root))
+    );
+    let record = store.object(root).unwrap().unwrap();
+    assert_eq!(record.owner, Some(Owner::Endpoint(ep)));
+    assert_eq!(
+        (record.counts.reachable, record.counts.recognizable),
+        (1, 1)
+    );
+    assert!(store.vat(vat).unwrap().is_some());
+}
+
+#[test]
+fn a_delivery_sees_only_vrefs_and_the_vat_becomes_decider() {
+    fn script(delivery: &Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        let Delivery::Message { target, message } = delivery else {
+            return DeliveryOutcome::failed("not a message");
+        };
+        assert_eq!(*target, VRef::ROOT);
+        assert_eq!(message.result, Some(VRef::ImportPromise(1)));
+        assert_eq!(message.methargs.slots, vec![VRef::ImportObject(1)]);
+        answer(delivery, host, Value::str("ok"));
+        DeliveryOutcome::default()
+    }
+    let (_dir, mut queue, mut manager, vat, root) = setup(script);
+    queue.start_crank().unwrap();
+    let other = queue.store_mut().create_object(Owner::Kernel).unwrap();
+    queue.end_crank().unwrap();
+    let (res, result) = send(
+        &mut queue,
+        &mut manager,
+        vat,
+        root,
+        vec![KRef::Object(other)],
+    );
+    assert_eq!(res, ocap_queue::CrankResult::default());
+    let record = queue.store().promise(result).unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        PromiseState::Fulfilled(CapData::data(&Value::str("ok")))
+    );
+    // Holds taken by the send were released: target and slot are back at their baseline.
+    let counts = |id| queue.store().object(id).unwrap().unwrap().counts;
+    assert_eq!(counts(root).reachable, 1);
+    assert_eq!(counts(other).reachable, 1);
+}
+
+#[test]
+fn the_first_illegal_syscall_wins_and_aborts_the_delivery() {
+    fn script(delivery: &Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        // A forged import, then a perfectly legal answer that must not hide it.
+        host.syscall(Syscall::Send {
+            target: VRef::ImportObject(42),
+            message: Message::new("x", vec![], vec![], None),
+        });
+        answer(delivery, host, Value::Null);
+        DeliveryOutcome::default()
+    }
+    let (_dir, mut queue, mut manager, vat, root) = setup(script);
+    let (res, result) = send(&mut queue, &mut manager, vat, root, vec![]);
+    assert!(res.abort);
+    let termination = res.terminate.unwrap();
+    assert_eq!(termination.vat, vat);
+    assert_eq!(
+        termination.info.decode().unwrap(),
+        Value::error(
+            ErrorCode::IllegalSyscall.message("Syscall translation error: prepare to die")
+        )
+    );
+    // The rollback undid the delivery: the result is unsettled again, decided by nobody.
+    let record = queue.store().promise(result).unwrap().unwrap();
+    assert_eq!(record.decider(), None);
+    assert!(record.is_unresolved());
+}
+
+#[test]
+fn resolving_a_promise_the_vat_does_not_decide_is_illegal() {
+    fn script(_: &Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        host.syscall(Syscall::Resolve(vec![Resolution {
+            promise: VRef::ImportPromise(7),
+            rejected: false,
+            data: CapData::data(&Value::Null),
+        }]));
+        DeliveryOutcome::default()
+    }
+    let (_dir, mut queue, mut manager, vat, root) = setup(script);
+    let (res, _) = send(&mut queue, &mut manager, vat, root, vec![]);
+    assert!(res.abort && res.terminate.is_some());
+}
+
+#[test]
+fn a_panicking_vat_reports_a_delivery_error() {
+    fn script(_: &Delivery, _: &mut dyn VatHost) -> DeliveryOutcome {
+        panic!("scripted panic")
+    }
+    let (_dir, mut queue, mut manager, vat, root) = setup(script);
+    let (res, _) = send(&mut queue, &mut manager, vat, root, vec![]);
+    assert!(res.abort);
+    let info = res.terminate.unwrap().info.decode().unwrap();
+    assert_eq!(
+        info,
+        Value::error("[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: scripted panic")
+    );
+}
+
+#[test]
+fn a_clean_exit_keeps_the_delivery_and_a_failing_one_aborts_it() {
+    fn clean(delivery: &Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        answer(delivery, host, Value::Int(1));
+        host.syscall(Syscall::Exit {
+            failure: false,
+            info: CapData::error("bye"),
+        });
+        DeliveryOutcome::default()
+    }
+    fn failing(delivery: &Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        answer(delivery, host, Value::Int(1));
+        host.syscall(Syscall::Exit {
+            failure: true,
+            info: CapData::error("bye"),
+        });
+        DeliveryOutcome::default()
+    }
+    let (_dir, mut queue, mut manager, vat, root) = setup(clean);
+    let (res, result) = send(&mut queue, &mut manager, vat, root, vec![]);
+    assert!(!res.abort && res.terminate.is_some());
+    assert!(
+        !queue
+            .store()
+            .promise(result)
+            .unwrap()
+            .unwrap()
+            .is_unresolved()
+    );
+    let (_dir, mut queue, mut manager, vat, root) = setup(failing);
+    let (res, result) = send(&mut queue, &mut manager, vat, root, vec![]);
+    assert!(res.abort && res.terminate.is_some());
+    assert!(
+        queue
+            .store()
+            .promise(result)
+            .unwrap()
+            .unwrap()
+            .is_unresolved()
+    );
+}
+
+#[test]
+fn termination_rejects_decided_promises_and_cleanup_orphans_exports() {
+    fn script(_: &Delivery, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::default() // never answers: the vat stays decider
+    }
+    let (_dir, mut queue, mut manager, vat, root) = setup(script);
+    let (_, result) = send(&mut queue, &mut manager, vat, root, vec![]);
+    let settled = manager
+        .terminate(&mut queue, vat, Some(CapData::error("enough")))
+        .unwrap();
+    assert_eq!(settled, vec![result]);
+    let record = queue.store().promise(result).unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        PromiseState::Rejected(CapData::error(
+            "[KERNEL:VAT_TERMINATED] Vat termination: enough"
+        ))
+    );
+    assert!(!manager.is_running(vat));
+    assert!(queue.store().vat(vat).unwrap().is_none());
+    assert_eq!(
+        queue.store().terminated_vats().unwrap(),
+        vec![EndpointId::Vat(vat)]
+    );
+    queue.start_crank().unwrap();
+    VatManager::cleanup_next_terminated(&mut queue)
+        .unwrap()
+        .unwrap();
+    queue.end_crank().unwrap();
+    assert_eq!(queue.store().object(root).unwrap().unwrap().owner, None);
+    assert!(
+        queue
+            .store()
+            .clist_entries(EndpointId::Vat(vat))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(queue.store().terminated_vats().unwrap().is_empty());
+    assert!(matches!(
+        manager.terminate(&mut queue, vat, None),
+        Err(VatError::NoSuchVat(_))
+    ));
+}
+
+#[test]
+fn a_send_to_a_vat_without_a_worker_is_the_no_such_endpoint_error() {
+    let (_dir, mut queue, mut manager, vat, root) = setup(|_, _| DeliveryOutcome::default());
+    manager.forget(vat);
+    queue.start_crank().unwrap();
+    let message = Message::new("m", vec![], vec![], None);
+    let err = manager
+        .deliver_send(&mut queue, vat, root, KRef::Object(root), &message)
+        .unwrap_err();
+    assert!(matches!(err, VatError::NoSuchVat(v) if v == vat));
+    queue.end_crank().unwrap();
+}
