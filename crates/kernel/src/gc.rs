@@ -6,8 +6,8 @@ use ocap_queue::{KernelQueue, QueueError};
 use ocap_store::{GcAction, GcKind, KernelStore, Owner, PromiseState, StoreError};
 use ocap_types::{EndpointId, KObjectId, KRef};
 
-/// Processes the crank's maybe-free set, including krefs it adds while running, then drops
-/// subclusters that have no vats left.
+/// Processes the crank's maybe-free set, including krefs it adds while running. (Empty
+/// subclusters are deleted when their last vat is terminated.)
 pub(crate) fn collect_garbage(queue: &mut KernelQueue) -> Result<(), QueueError> {
     let store = queue.store_mut();
     let mut actions = Vec::new();
@@ -24,11 +24,6 @@ pub(crate) fn collect_garbage(queue: &mut KernelQueue) -> Result<(), QueueError>
         }
     }
     store.add_gc_actions(&actions)?;
-    for (id, record) in store.subclusters()? {
-        if record.vats.is_empty() {
-            store.delete_subcluster(id)?;
-        }
-    }
     Ok(())
 }
 

@@ -9,14 +9,16 @@ use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 
 use ocap_queue::{CrankResult, KernelQueue, Mode, Termination};
-use ocap_store::{KernelStore, Owner, PromiseState, VatRecord};
+use ocap_store::{Owner, PromiseState, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
-    Message, Resolution, VRef, VatHost, VatId, VatRuntime, VatStart,
+    Message, Resolution, VRef, VatHost, VatId, VatRuntime, VatStart, WorkerKind,
 };
 
+use crate::cleanup::{CLEANUP_BUDGET, CleanupReport, cleanup_step};
 use crate::error::VatError;
 use crate::registry::VatRegistry;
+use crate::subprocess::{SubprocessRuntime, WorkerConfig};
 use crate::syscall::{LogSink, SyscallProcessor};
 use crate::translate::{capdata_to_vat, kref_to_vref};
 
@@ -29,6 +31,7 @@ pub struct VatManager {
     registry: VatRegistry,
     running: BTreeMap<VatId, VatHandle>,
     logs: Option<LogSink>,
+    workers: WorkerConfig,
 }
 
 impl std::fmt::Debug for VatManager {
@@ -38,17 +41,6 @@ impl std::fmt::Debug for VatManager {
             .field("running", &self.running.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-/// What happened to a vat's promises and objects when it was cleaned up.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CleanupReport {
-    /// Exports orphaned.
-    pub exports: usize,
-    /// Imports released.
-    pub imports: usize,
-    /// Promise entries released.
-    pub promises: usize,
 }
 
 /// Renders a termination reason for `Vat termination: <message>` (spec §3.4, D15).
@@ -83,7 +75,15 @@ impl VatManager {
             registry,
             running: BTreeMap::new(),
             logs,
+            workers: WorkerConfig::default(),
         }
+    }
+
+    /// Sets how subprocess vats (`worker: subprocess`) are started.
+    #[must_use]
+    pub fn with_workers(mut self, workers: WorkerConfig) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// True if the vat has a running worker.
@@ -111,11 +111,16 @@ impl VatManager {
             return Err(VatError::AlreadyRunning(vat));
         }
         let code = record.config.code().unwrap_or_default();
-        let factory = self
-            .registry
-            .get(code)
-            .ok_or_else(|| VatError::UnknownCode(code.to_owned()))?;
-        let mut runtime = factory();
+        let mut runtime: Box<dyn VatRuntime> = match record.config.worker {
+            WorkerKind::InProcess => {
+                let factory = self
+                    .registry
+                    .get(code)
+                    .ok_or_else(|| VatError::UnknownCode(code.to_owned()))?;
+                factory()
+            }
+            WorkerKind::Subprocess => Box::new(SubprocessRuntime::spawn(&self.workers, vat, code)?),
+        };
         let start = VatStart {
             name: record.name.clone(),
             parameters: record.config.parameters.clone(),
@@ -383,12 +388,22 @@ impl VatManager {
         queue: &mut KernelQueue,
         termination: &Termination,
     ) -> Result<(), VatError> {
-        let vat = termination.vat;
         let reason = format!("Vat termination: {}", render_reason(&termination.info));
+        self.terminate_with(queue, termination.vat, &reason)
+    }
+
+    /// Stops `vat`, rejects the promises it decides with `[KERNEL:VAT_TERMINATED] <reason>`
+    /// (spec §12.5.2, D3), deletes its record and vat store, and marks it for cleanup.
+    fn terminate_with(
+        &mut self,
+        queue: &mut KernelQueue,
+        vat: VatId,
+        reason: &str,
+    ) -> Result<(), VatError> {
         tracing::warn!(%vat, %reason, "vat terminated");
         self.running.remove(&vat);
         let ep = EndpointId::Vat(vat);
-        let rejection = ErrorCode::VatTerminated.capdata::<KRef>(&reason);
+        let rejection = ErrorCode::VatTerminated.capdata::<KRef>(reason);
         let mut decided = Vec::new();
         for (_, kref) in queue.store().clist_entries(ep)? {
             if let KRef::Promise(id) = kref {
@@ -405,7 +420,13 @@ impl VatManager {
             && let Some(mut sub) = store.subcluster(sc)?
         {
             sub.vats.retain(|(_, v)| *v != vat);
-            store.put_subcluster(sc, &sub)?;
+            // A subcluster without vats is gone (spec §15.1 does this at the next GC; doing
+            // it here spares every crank a scan of all subclusters).
+            if sub.vats.is_empty() {
+                store.delete_subcluster(sc)?;
+            } else {
+                store.put_subcluster(sc, &sub)?;
+            }
         }
         store.delete_vat(vat)?;
         store.mark_terminated(ep)?;
@@ -426,36 +447,41 @@ impl VatManager {
         if !self.running.contains_key(&vat) {
             return Err(VatError::NoSuchVat(vat));
         }
-        let info = reason.unwrap_or_else(|| CapData::error("Vat was deleted."));
+        // Spec §12.5.2: a given reason is rendered; without one the vat "was deleted".
+        let reason = match reason {
+            Some(info) => format!("Vat termination: {}", render_reason(&info)),
+            None => "Vat was deleted.".to_owned(),
+        };
         queue.start_crank()?;
-        let res = self.terminate_in_crank(
-            queue,
-            &Termination {
-                vat,
-                failure: true,
-                info,
-            },
-        );
+        let res = self.terminate_with(queue, vat, &reason);
         let settled = queue.end_crank()?;
         res.map(|()| settled)
     }
 
-    /// Cleans up the oldest terminated vat completely (spec §12.5.5): orphans its exports,
-    /// releases its imports and promise entries, deletes its keys.
+    /// One step of the cleanup of the oldest terminated vat (spec §12.5.5): at most
+    /// [`CLEANUP_BUDGET`] of its c-list entries (exports orphaned, imports and promise
+    /// entries released); the step that empties its c-list deletes its keys and takes it off
+    /// the terminated list. `None` when no vat waits for cleanup.
     ///
     /// # Errors
     /// [`VatError::Queue`] when the store fails.
     pub fn cleanup_next_terminated(
         queue: &mut KernelQueue,
     ) -> Result<Option<CleanupReport>, VatError> {
-        let store = queue.store_mut();
-        let Some(ep) = store.terminated_vats()?.first().copied() else {
-            return Ok(None);
-        };
-        let report = cleanup_endpoint(store, ep)?;
-        store.unmark_terminated(ep)?;
-        tracing::debug!(%ep, ?report, "terminated vat cleaned up");
-        Ok(Some(report))
+        cleanup_step(queue.store_mut(), CLEANUP_BUDGET)
+    }
+
+    /// Cleans up every terminated vat completely, in this transaction (the host's debug
+    /// `collectGarbage`, subcluster termination). Returns how many vats were finished.
+    ///
+    /// # Errors
+    /// [`VatError::Queue`] when the store fails.
+    pub fn cleanup_all_terminated(queue: &mut KernelQueue) -> Result<usize, VatError> {
+        let mut finished = 0;
+        while let Some(report) = cleanup_step(queue.store_mut(), CLEANUP_BUDGET)? {
+            finished += usize::from(report.finished);
+        }
+        Ok(finished)
     }
 
     /// Stops a vat's worker without touching the store (a launch that is being undone).
@@ -467,35 +493,4 @@ impl VatManager {
     pub fn stop_all(&mut self) {
         self.running.clear();
     }
-}
-
-fn cleanup_endpoint(store: &mut KernelStore, ep: EndpointId) -> Result<CleanupReport, VatError> {
-    let mut report = CleanupReport::default();
-    for (vref, kref) in store.clist_entries(ep)? {
-        match (vref.is_export(), kref) {
-            (true, KRef::Object(id)) => {
-                if let Some(mut record) = store.object(id)? {
-                    record.owner = None;
-                    store.put_object(id, &record)?;
-                }
-                store.forget_clist_entry(ep, kref, vref)?;
-                store.decref(kref)?;
-                report.exports += 1;
-            }
-            (false, KRef::Object(_)) => {
-                store.delete_clist_entry(ep, kref)?;
-                report.imports += 1;
-            }
-            (_, KRef::Promise(id)) => {
-                let decided = store.promise(id)?.and_then(|r| r.decider()) == Some(ep.into());
-                store.delete_clist_entry(ep, kref)?;
-                if decided {
-                    store.decref(kref)?;
-                }
-                report.promises += 1;
-            }
-        }
-    }
-    store.delete_endpoint_keys(ep)?;
-    Ok(report)
 }

@@ -172,6 +172,40 @@ impl KernelStore {
         Ok(out)
     }
 
+    /// At most `limit` of the `(vref, kref)` pairs of `ep`'s c-list, in the order of
+    /// [`KernelStore::clist_entries`]; reads no more than it returns (bounded cleanup).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an entry that does not parse.
+    pub fn first_clist_entries(
+        &self,
+        ep: EndpointId,
+        limit: usize,
+    ) -> Result<Vec<(VRef, KRef)>, StoreError> {
+        let prefix = keys::clist_prefix(ep);
+        // Vref keys start with `o` or `p`; the kref → vref direction (`k…`) sorts before
+        // them, so start the walk just past it.
+        let mut from = prefix.clone();
+        from.push(b'o');
+        let mut inclusive = true;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some((key, value)) = self.kv.next_entry(&prefix, &from, inclusive)? else {
+                break;
+            };
+            let suffix = &key[prefix.len()..];
+            let parse = || -> Option<(VRef, KRef)> {
+                let vref = std::str::from_utf8(suffix).ok()?.parse().ok()?;
+                let kref = std::str::from_utf8(&value).ok()?.parse().ok()?;
+                Some((vref, kref))
+            };
+            out.push(parse().ok_or_else(|| StoreError::corrupt("clist", &key, "bad entry"))?);
+            from = key;
+            inclusive = false;
+        }
+        Ok(out)
+    }
+
     /// Deletes every key of endpoint `ep` (c-list, counters, vat store, record).
     ///
     /// # Errors

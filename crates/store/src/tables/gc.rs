@@ -84,6 +84,9 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the set does not parse.
     pub fn gc_actions(&self) -> Result<Vec<GcAction>, StoreError> {
+        if self.empty_hints()?.0 {
+            return Ok(Vec::new());
+        }
         let Some(bytes) = self.kv.get(keys::GC_ACTIONS)? else {
             return Ok(Vec::new());
         };
@@ -103,11 +106,15 @@ impl KernelStore {
     /// [`StoreError`] from the byte store.
     pub fn set_gc_actions(&mut self, actions: &[GcAction]) -> Result<(), StoreError> {
         let lines: BTreeSet<String> = actions.iter().map(ToString::to_string).collect();
-        if lines.is_empty() {
-            return self.kv.delete(keys::GC_ACTIONS);
+        let empty = lines.is_empty();
+        if empty {
+            self.kv.delete(keys::GC_ACTIONS)?;
+        } else {
+            let text = lines.into_iter().collect::<Vec<_>>().join("\n");
+            self.kv.set(keys::GC_ACTIONS, text.as_bytes())?;
         }
-        let text = lines.into_iter().collect::<Vec<_>>().join("\n");
-        self.kv.set(keys::GC_ACTIONS, text.as_bytes())
+        self.set_empty_hint(Some(empty), None);
+        Ok(())
     }
 
     /// Adds GC actions (a set union).
@@ -128,6 +135,9 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if it does not parse.
     pub fn reap_queue(&self) -> Result<Vec<EndpointId>, StoreError> {
+        if self.empty_hints()?.1 {
+            return Ok(Vec::new());
+        }
         let Some(bytes) = self.kv.get(keys::REAP_QUEUE)? else {
             return Ok(Vec::new());
         };
@@ -139,14 +149,17 @@ impl KernelStore {
 
     fn set_reap_queue(&mut self, queue: &[EndpointId]) -> Result<(), StoreError> {
         if queue.is_empty() {
-            return self.kv.delete(keys::REAP_QUEUE);
+            self.kv.delete(keys::REAP_QUEUE)?;
+        } else {
+            let text = queue
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            self.kv.set(keys::REAP_QUEUE, text.as_bytes())?;
         }
-        let text = queue
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        self.kv.set(keys::REAP_QUEUE, text.as_bytes())
+        self.set_empty_hint(None, Some(queue.is_empty()));
+        Ok(())
     }
 
     /// Appends `ep` to the reap queue unless it is already there.

@@ -89,3 +89,7 @@ pub(crate) fn queue_tail(name: &str) -> Vec<u8> {
 pub(crate) fn queue_entry(name: &str, index: u64) -> Vec<u8> {
     text(format_args!("queue.{name}.{index}"))
 }
+
+pub(crate) fn kernel_service(name: &str) -> Vec<u8> {
+    text(format_args!("kernelService.{name}"))
+}

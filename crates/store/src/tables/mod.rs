@@ -13,6 +13,7 @@ mod keys;
 mod objects;
 mod promises;
 mod queues;
+mod services;
 mod vats;
 
 #[cfg(test)]
@@ -89,6 +90,9 @@ pub struct KernelStore {
     kv: Store,
     high_water: BTreeMap<Vec<u8>, u64>,
     maybe_free: BTreeSet<KRef>,
+    /// Whether the GC action set and the reap queue are empty, as last read or written at
+    /// store generation `.0`; checked on every crank, so worth not re-reading.
+    empty_hints: std::cell::Cell<Option<(u64, bool, bool)>>,
 }
 
 impl KernelStore {
@@ -98,6 +102,7 @@ impl KernelStore {
             kv,
             high_water: BTreeMap::new(),
             maybe_free: BTreeSet::new(),
+            empty_hints: std::cell::Cell::new(None),
         }
     }
 
@@ -135,6 +140,7 @@ impl KernelStore {
     pub fn rollback_to(&mut self, name: &str) -> Result<(), StoreError> {
         self.kv.rollback_to(name)?;
         self.maybe_free.clear();
+        self.empty_hints.set(None);
         Ok(())
     }
 
@@ -192,6 +198,29 @@ impl KernelStore {
         value: &T,
     ) -> Result<(), StoreError> {
         self.kv.set(key, &ocap_types::cbor::to_vec(value))
+    }
+
+    /// `(gc set empty, reap queue empty)`, from the hint when it is current.
+    pub(crate) fn empty_hints(&self) -> Result<(bool, bool), StoreError> {
+        let generation = self.kv.generation();
+        if let Some((g, gc, reap)) = self.empty_hints.get()
+            && g == generation
+        {
+            return Ok((gc, reap));
+        }
+        let gc = !self.kv.contains(keys::GC_ACTIONS)?;
+        let reap = !self.kv.contains(keys::REAP_QUEUE)?;
+        self.empty_hints.set(Some((generation, gc, reap)));
+        Ok((gc, reap))
+    }
+
+    pub(crate) fn set_empty_hint(&self, gc: Option<bool>, reap: Option<bool>) {
+        if let Some((g, old_gc, old_reap)) = self.empty_hints.get()
+            && g == self.kv.generation()
+        {
+            let hint = (g, gc.unwrap_or(old_gc), reap.unwrap_or(old_reap));
+            self.empty_hints.set(Some(hint));
+        }
     }
 
     pub(crate) fn note_maybe_free(&mut self, kref: KRef) {

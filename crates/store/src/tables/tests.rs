@@ -153,7 +153,11 @@ fn hostile_vatstore_keys_stay_inside_their_vat() {
     };
     store.apply_checkpoint(v1, &checkpoint).unwrap();
     for key in hostile.iter().filter(|k| **k != "../v2.vs.secret") {
-        assert_eq!(store.vatstore_get(v1, key).unwrap(), Some(b"evil".to_vec()), "{key:?}");
+        assert_eq!(
+            store.vatstore_get(v1, key).unwrap(),
+            Some(b"evil".to_vec()),
+            "{key:?}"
+        );
     }
     assert_eq!(store.vatstore_get(v1, "../v2.vs.secret").unwrap(), None);
     assert_eq!(
