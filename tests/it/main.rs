@@ -3,5 +3,8 @@
 
 mod crank;
 mod example;
+mod lifecycle;
+mod promises;
 mod splat;
 mod tidy;
+mod workers;

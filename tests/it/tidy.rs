@@ -37,6 +37,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ocap-store",
             "ocap-vat-manager",
             "ocap-example-vats",
+            "ocap-vat",
         ],
     ),
 ];

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ocap_kernel::{Kernel, KernelConfig, LaunchResult};
-use ocap_types::{CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig};
+use ocap_types::{CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig, WorkerKind};
+use ocap_vat_manager::VatRegistry;
 
 /// How long any test waits for the kernel before failing instead of hanging.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -29,19 +30,58 @@ pub struct TestKernel {
     pub kernel: Kernel,
     /// The store directory (removed on drop).
     pub dir: tempfile::TempDir,
+    workers: WorkerKind,
 }
 
 impl TestKernel {
     /// A fresh kernel.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let kernel = Kernel::open(dir.path(), config()).unwrap();
-        TestKernel { kernel, dir }
+        TestKernel::open(config(), WorkerKind::InProcess)
     }
 
-    /// Launches a cluster and returns the launch result.
+    /// A fresh kernel whose vats all run as `workers`: with [`WorkerKind::Subprocess`],
+    /// every vat [`TestKernel::launch`] starts runs in an `ocap-test-worker` process.
+    pub fn with_workers(workers: WorkerKind) -> Self {
+        TestKernel::open(config(), workers)
+    }
+
+    /// A fresh kernel from `config`; for subprocess workers the worker program is
+    /// [`worker_program`] unless `config` names one.
+    pub fn open(mut config: KernelConfig, workers: WorkerKind) -> Self {
+        if workers == WorkerKind::Subprocess && config.workers.program.is_none() {
+            config.workers.program = Some(worker_program());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = Kernel::open(dir.path(), config).unwrap();
+        TestKernel {
+            kernel,
+            dir,
+            workers,
+        }
+    }
+
+    /// Where this kernel's vats run.
+    pub fn workers(&self) -> WorkerKind {
+        self.workers
+    }
+
+    /// `config` as this kernel launches it: for subprocess workers, every vat's `worker`
+    /// is forced to `subprocess`.
+    pub fn prepare(&self, config: &ClusterConfig) -> ClusterConfig {
+        let mut config = config.clone();
+        if self.workers == WorkerKind::Subprocess {
+            for (_, vat) in &mut config.vats.0 {
+                vat.worker = WorkerKind::Subprocess;
+            }
+        }
+        config
+    }
+
+    /// Launches a cluster (see [`TestKernel::prepare`]) and returns the launch result.
     pub fn launch(&self, config: &ClusterConfig) -> LaunchResult {
-        self.kernel.launch_subcluster(config).unwrap()
+        self.kernel
+            .launch_subcluster(&self.prepare(config))
+            .unwrap()
     }
 }
 
@@ -51,11 +91,33 @@ impl Default for TestKernel {
     }
 }
 
-/// The kernel config of the tests: every example vat, plus `probe`.
-pub fn config() -> KernelConfig {
+/// Every example vat, plus `probe`: what the tests' kernels and `ocap-test-worker` serve.
+pub fn registry() -> VatRegistry {
     let mut registry = ocap_cli::registry();
     registry.register("probe", || Box::new(Probe::default()));
-    KernelConfig::new(registry)
+    registry
+}
+
+/// The kernel config of the tests: [`registry`], in-process workers by default.
+pub fn config() -> KernelConfig {
+    KernelConfig::new(registry())
+}
+
+/// The `ocap-test-worker` program, built by cargo next to the test binaries (which live in
+/// `target/<profile>/deps`).
+pub fn worker_program() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
+    let program = dir.join(format!("ocap-test-worker{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        program.is_file(),
+        "{} is missing: build it with `cargo build -p ocap-tests --bins`",
+        program.display()
+    );
+    program
 }
 
 /// A cluster of `vats` (name, registered code), the first one bootstrapped.

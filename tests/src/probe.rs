@@ -8,13 +8,15 @@
 //! - `exit(failure)` → asks to be terminated (the result is left to the kernel);
 //! - `forge()` → sends to an import it never received (illegal syscall);
 //! - `resolve_twice()` → resolves its result twice (the second is illegal);
-//! - `pending()` → never answers.
+//! - `pending()` → never answers;
+//! - `pid()` → the id of the process it runs in (the kernel's, in process);
+//! - `sleep(ms)` → logs `sleeping`, blocks for `ms` milliseconds, answers `"slept"`.
 
 use std::collections::BTreeMap;
 
 use ocap_types::{
-    ByteBuf, CapData, Checkpoint, Delivery, DeliveryOutcome, Message, Resolution, Syscall, VRef,
-    Value, VatHost, VatRuntime, VatStart,
+    ByteBuf, CapData, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Message, Resolution,
+    Syscall, VRef, Value, VatHost, VatLog, VatRuntime, VatStart,
 };
 
 /// The probe vat.
@@ -108,6 +110,17 @@ impl Probe {
                 answer(host, Value::Int(2));
             }
             "pending" => {}
+            "pid" => answer(host, Value::Int(i64::from(std::process::id()))),
+            "sleep" => {
+                let ms = args.first().and_then(Value::as_int).unwrap_or(0);
+                host.log(VatLog {
+                    level: LogLevel::Info,
+                    tags: vec!["probe".to_owned()],
+                    message: "sleeping".to_owned(),
+                });
+                std::thread::sleep(std::time::Duration::from_millis(ms.unsigned_abs()));
+                answer(host, Value::str("slept"));
+            }
             other => {
                 let text = format!("probe has no method {other}");
                 resolve(host, result, true, CapData::error(text));

@@ -34,6 +34,12 @@ enum Command {
     },
     /// List the vats compiled into this binary.
     Vats,
+    /// Serve one vat over the frame protocol on stdin/stdout (what the kernel runs for a
+    /// vat with `"worker": "subprocess"`; see docs/vat-protocol.md).
+    Worker {
+        /// The vat code's name (as `ocap vats` lists it).
+        vat: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
                 store,
                 group_commit,
                 timeout: Duration::from_secs(timeout),
+                // Subprocess vats run in this same binary: `ocap worker <vat>`.
+                worker_program: std::env::current_exe().ok(),
             };
             match run_cluster(&cluster, &options) {
                 Ok(result) => {
@@ -64,6 +72,22 @@ fn main() -> ExitCode {
                     while let Some(cause) = source {
                         eprintln!("  caused by: {cause}");
                         source = cause.source();
+                    }
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Worker { vat } => {
+            let runtime = match ocap_cli::registry().get(&vat) {
+                Some(factory) => factory(),
+                None => ocap_vat::worker::unknown_vat(&vat),
+            };
+            match ocap_vat::worker::serve_stdio(runtime) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("ocap worker: {error}");
+                    if let Some(cause) = std::error::Error::source(&error) {
+                        eprintln!("  caused by: {cause}");
                     }
                     ExitCode::FAILURE
                 }

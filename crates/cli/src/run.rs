@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub group_commit: bool,
     /// How long to wait for bootstrap and for the kernel to go idle.
     pub timeout: Duration,
+    /// The program subprocess vats run in (`<program> worker <vat>`); `ocap run` passes its
+    /// own executable. `None`: a cluster with a subprocess vat fails to launch.
+    pub worker_program: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -49,6 +52,7 @@ impl Default for RunOptions {
             store: None,
             group_commit: false,
             timeout: Duration::from_secs(60),
+            worker_program: None,
         }
     }
 }
@@ -96,6 +100,7 @@ pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, C
     };
     let mut kernel_config = KernelConfig::new(registry());
     kernel_config.bootstrap_timeout = options.timeout;
+    kernel_config.workers.program = options.worker_program.clone();
     if options.group_commit {
         kernel_config.durability = Durability::GROUP;
     }

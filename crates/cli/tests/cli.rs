@@ -73,3 +73,41 @@ fn unknown_vat_code_fails_the_launch_with_its_cause() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_works_with_subprocess_vats() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .arg("run")
+        .arg(repo_root().join("examples/alice-bob-subprocess.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "alice got: hello, alice, from bob"
+    );
+}
+
+#[test]
+fn worker_answers_ping_and_exits_when_its_input_ends() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .args(["worker", "bob"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // "Ping" as a frame; closing stdin afterwards ends the worker.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&[0, 0, 0, 5, 0x64, b'P', b'i', b'n', b'g'])
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, [0, 0, 0, 5, 0x64, b'P', b'o', b'n', b'g']);
+}

@@ -1,6 +1,9 @@
 //! Example vats written against the vat SDK (`ocap-vat`), compiled into the `ocap` binary and
-//! used by the kernel's tests: `alice` and `bob` (a two-vat greeting) and `tester` (a
-//! general-purpose vat whose methods exercise the kernel's behaviours).
+//! used by the kernel's tests: `alice` and `bob` (a two-vat greeting), `tester` (a
+//! general-purpose vat whose methods exercise the kernel's behaviours), and the vats of the
+//! conformance scenarios: `liveslots` (promise semantics), `rejection-bootstrap` and
+//! `rejection-rejector` (a failing method), `exporter` and `observer` (syscall validation and
+//! revocation).
 //!
 //! Invariant: vat code here uses only the SDK; `ocap_types` appears only in the registry's
 //! signature, which is what the kernel consumes.
@@ -23,6 +26,14 @@
 
 mod alice;
 mod bob;
+mod exporter;
+mod hoarder;
+mod launch_errors;
+mod liveslots;
+mod orphan;
+mod persistence;
+mod rejection;
+mod service_user;
 mod tester;
 
 #[cfg(test)]
@@ -38,6 +49,24 @@ pub fn registry() -> Vec<(&'static str, VatConstructor)> {
     vec![
         ("alice", alice::runtime as VatConstructor),
         ("bob", bob::runtime),
+        ("exporter", exporter::exporter_runtime),
+        ("hoarder", hoarder::runtime),
+        ("liveslots", liveslots::runtime),
+        ("logger-vat", launch_errors::logger),
+        ("observer", exporter::observer_runtime),
+        ("orphan-consumer", orphan::consumer),
+        ("orphan-provider", orphan::provider),
+        ("persistence-announcer", persistence::announcer),
+        ("persistence-coordinator", persistence::coordinator),
+        ("persistence-counter", persistence::counter),
+        ("persistence-worker", persistence::worker),
+        ("rejection-bootstrap", rejection::bootstrap_runtime),
+        ("rejection-rejector", rejection::rejector_runtime),
+        ("service-vat", service_user::runtime),
         ("tester", tester::runtime),
+        ("throw-bootstrap", launch_errors::bootstrap),
+        ("throw-build", launch_errors::build),
+        ("throw-global", launch_errors::global),
+        ("throw-restart", launch_errors::restart),
     ]
 }

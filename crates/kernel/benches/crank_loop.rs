@@ -5,6 +5,10 @@
 //!
 //! `cargo bench -p ocap-kernel --bench crank_loop` runs N = 10^4 and 10^5; `-- --quick` runs
 //! N = 10^4 only. Each case runs in a fresh child process so that peak RSS is its own.
+//!
+//! Cases ending in `-sub` run both vats as subprocess workers (this same executable, as
+//! `crank_loop worker pingpong`); `lifecycle` times launching a 10-vat subcluster of
+//! subprocess vats, shutting the kernel down and reopening it (which restarts all 10).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +17,7 @@ use ocap_kernel::{Kernel, KernelConfig};
 use ocap_store::Durability;
 use ocap_types::{
     CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, OrderedVats, Resolution, Syscall,
-    VRef, Value, VatConfig, VatHost, VatRuntime, VatStart,
+    VRef, Value, VatConfig, VatHost, VatRuntime, VatStart, WorkerKind,
 };
 use ocap_vat_manager::VatRegistry;
 
@@ -93,8 +97,7 @@ impl VatRuntime for PingPong {
     }
 }
 
-fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
-    let dir = tempfile::tempdir().expect("tempdir");
+fn kernel_config(group: bool) -> KernelConfig {
     let mut registry = VatRegistry::new();
     registry.register("pingpong", || Box::new(PingPong::default()));
     let mut config = KernelConfig::new(registry);
@@ -103,16 +106,54 @@ fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
     } else {
         Durability::EveryCrank
     };
-    let kernel = Kernel::open(dir.path(), config).expect("open");
-    let cluster = ClusterConfig {
-        bootstrap: "a".to_owned(),
-        vats: OrderedVats(vec![
-            ("a".to_owned(), VatConfig::named("pingpong")),
-            ("b".to_owned(), VatConfig::named("pingpong")),
-        ]),
+    // Subprocess vats run in this executable (see `main`).
+    config.workers.program = Some(std::env::current_exe().expect("exe"));
+    config
+}
+
+/// `n_vats` ping-pong vats named `v0`, `v1`, …; `v0` is bootstrapped.
+fn pingpong_cluster(n_vats: usize, worker: WorkerKind) -> ClusterConfig {
+    let vat = |i: usize| {
+        let mut config = VatConfig::named("pingpong");
+        config.worker = worker;
+        (format!("v{i}"), config)
+    };
+    ClusterConfig {
+        bootstrap: "v0".to_owned(),
+        vats: OrderedVats((0..n_vats).map(vat).collect()),
         services: vec![],
         force_reset: None,
+    }
+}
+
+/// Launches 10 subprocess vats, shuts down, reopens: the three durations.
+fn run_lifecycle(group: bool) -> [Duration; 3] {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kernel = Kernel::open(dir.path(), kernel_config(group)).expect("open");
+    let start = Instant::now();
+    kernel
+        .launch_subcluster(&pingpong_cluster(10, WorkerKind::Subprocess))
+        .expect("launch");
+    let launch = start.elapsed();
+    let start = Instant::now();
+    kernel.shutdown().expect("shutdown");
+    let shutdown = start.elapsed();
+    let start = Instant::now();
+    let kernel = Kernel::open(dir.path(), kernel_config(group)).expect("reopen");
+    let reopen = start.elapsed();
+    assert_eq!(kernel.vat_ids().expect("vats").len(), 10);
+    kernel.shutdown().expect("shutdown");
+    [launch, shutdown, reopen]
+}
+
+fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (case, worker) = match case.strip_suffix("-sub") {
+        Some(base) => (base, WorkerKind::Subprocess),
+        None => (case, WorkerKind::InProcess),
     };
+    let kernel = Kernel::open(dir.path(), kernel_config(group)).expect("open");
+    let cluster = pingpong_cluster(2, worker);
     let launched = kernel.launch_subcluster(&cluster).expect("launch");
     let vats = kernel.vat_ids().expect("vats");
     let a = launched.root;
@@ -167,14 +208,29 @@ fn status_kib(field: &str) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "worker") {
+        ocap_vat::worker::serve_stdio(Box::new(PingPong::default())).expect("serve");
+        return;
+    }
     if let Some(pos) = args.iter().position(|a| a == "--case") {
         let case = &args[pos + 1];
+        if case == "lifecycle" {
+            let [launch, shutdown, reopen] = run_lifecycle(args[pos + 3] == "group");
+            println!(
+                "{case:<14} {:<6} 10 subprocess vats: launch {:.1} ms, shutdown {:.1} ms, reopen {:.1} ms",
+                args[pos + 3],
+                launch.as_secs_f64() * 1e3,
+                shutdown.as_secs_f64() * 1e3,
+                reopen.as_secs_f64() * 1e3,
+            );
+            return;
+        }
         let n: i64 = args[pos + 2].parse().expect("n");
         let group = args[pos + 3] == "group";
         let (cranks, elapsed) = run_case(case, n, group);
         let rate = cranks as f64 / elapsed.as_secs_f64();
         println!(
-            "{case:<10} {:<6} n={n:<7} cranks={cranks:<7} {:>9.0} cranks/s  peak RSS {:>4} MiB  anon {:>4} MiB",
+            "{case:<14} {:<6} n={n:<7} cranks={cranks:<7} {:>9.0} cranks/s  peak RSS {:>4} MiB  anon {:>4} MiB",
             args[pos + 3],
             rate,
             status_kib("VmHWM:") / 1024,
@@ -189,7 +245,15 @@ fn main() {
     let sizes: &[i64] = if quick { &[10_000] } else { &[10_000, 100_000] };
     let exe = std::env::current_exe().expect("exe");
     for mode in ["group", "every"] {
-        for case in ["pingpong", "burst", "host-burst"] {
+        let cases = [
+            "pingpong",
+            "burst",
+            "host-burst",
+            "pingpong-sub",
+            "burst-sub",
+            "host-burst-sub",
+        ];
+        for case in cases {
             for n in sizes {
                 // Every-crank mode syncs each crank: keep it to the smaller size.
                 if mode == "every" && *n > 10_000 {
@@ -202,5 +266,10 @@ fn main() {
                 assert!(status.success(), "case {case} {n} {mode} failed");
             }
         }
+        let status = Command::new(&exe)
+            .args(["--case", "lifecycle", "10", mode])
+            .status()
+            .expect("run case");
+        assert!(status.success(), "case lifecycle {mode} failed");
     }
 }

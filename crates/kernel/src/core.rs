@@ -13,10 +13,13 @@ use ocap_types::{
 use ocap_vat_manager::{VatError, VatManager};
 
 use crate::handle::Settlement;
+use crate::services::Services;
 
 /// Everything the kernel thread owns besides the queue.
 pub(crate) struct Core {
     pub(crate) vats: VatManager,
+    /// Kernel services registered in this run (spec §15.2).
+    pub(crate) services: Services,
     subscriptions: BTreeMap<KPromiseId, Sender<Settlement>>,
     /// Settlements decided during the crank, sent only once it has committed.
     outbox: Vec<(Sender<Settlement>, Settlement)>,
@@ -29,6 +32,7 @@ impl Core {
     pub(crate) fn new(vats: VatManager) -> Self {
         Core {
             vats,
+            services: Services::default(),
             subscriptions: BTreeMap::new(),
             outbox: Vec::new(),
             idle_waiters: Vec::new(),
@@ -113,8 +117,17 @@ impl Core {
         message: &Message<KRef>,
     ) -> Result<CrankResult, QueueError> {
         let splat = match route(queue.store(), target)? {
+            // Sends are parked on the promise they wait for when they are enqueued, so only
+            // an item stored by an older kernel gets here.
             Route::Requeue(promise) => {
-                queue.store_mut().promise_queue_push(promise, message)?;
+                let store = queue.store_mut();
+                store.promise_queue_push(promise, message)?;
+                // Reached through a promise fulfilled with `promise` (D11): the message comes
+                // back targeting `promise` when it settles, so the item's hold moves there.
+                if KRef::Promise(promise) != target {
+                    store.incref(KRef::Promise(promise))?;
+                    store.decref(target)?;
+                }
                 return Ok(CrankResult::default());
             }
             Route::Splat(splat) => splat,
@@ -129,7 +142,15 @@ impl Core {
                 Err(VatError::Queue(error)) => return Err(error),
                 Err(other) => return Err(internal(other)),
             },
-            // Kernel services and remotes are not implemented yet: nobody can receive.
+            Route::Deliver {
+                owner: Owner::Kernel,
+                object,
+            } => match self.services.deliver(queue, object, target, message)? {
+                Some(result) => return Ok(result),
+                // No implementation registered in this run (spec §15.2).
+                None => Splat::Reason(SplatReason::Unreachable),
+            },
+            // Remotes are not implemented yet: nobody can receive.
             Route::Deliver { .. } => Splat::Reason(SplatReason::Unreachable),
         };
         Self::splat(queue, target, message, &splat)?;

@@ -10,11 +10,13 @@ use std::time::Duration;
 use ocap_queue::{Command, KernelQueue, run_loop};
 use ocap_store::{Durability, KernelStore, Store, StoreConfig};
 use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, SubclusterId, Value, VatId};
-use ocap_vat_manager::{LogSink, VatManager, VatRegistry};
+use ocap_vat_manager::{LogSink, VatManager, VatRegistry, WorkerConfig};
 
 use crate::core::Core;
 use crate::error::{KernelError, Rejection};
 use crate::handle::ResultHandle;
+use crate::lifecycle::{self, SubclusterInfo, VatInfo};
+use crate::services::KernelService;
 use crate::subcluster::{launch, queue_host_message};
 
 /// How to open a kernel.
@@ -28,6 +30,9 @@ pub struct KernelConfig {
     pub log_sink: Option<LogSink>,
     /// How long `launch_subcluster` waits for the bootstrap result.
     pub bootstrap_timeout: Duration,
+    /// How subprocess vats are started: the worker program (none by default, so launching
+    /// a subprocess vat fails) and the per-delivery time limit (30 s).
+    pub workers: WorkerConfig,
 }
 
 impl std::fmt::Debug for KernelConfig {
@@ -36,6 +41,7 @@ impl std::fmt::Debug for KernelConfig {
             .field("durability", &self.durability)
             .field("registry", &self.registry)
             .field("bootstrap_timeout", &self.bootstrap_timeout)
+            .field("workers", &self.workers)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +54,7 @@ impl KernelConfig {
             registry,
             log_sink: None,
             bootstrap_timeout: Duration::from_secs(60),
+            workers: WorkerConfig::default(),
         }
     }
 }
@@ -98,13 +105,14 @@ impl Kernel {
         };
         let registry = config.registry;
         let logs = config.log_sink;
+        let workers = config.workers;
         let thread = std::thread::Builder::new()
             .name("ocap-kernel".to_owned())
             .spawn(move || {
                 let started = (|| -> Result<(KernelQueue, Core), KernelError> {
                     let store = Store::open_with(&path, &store_config)?;
                     let mut queue = KernelQueue::new(KernelStore::new(store))?;
-                    let mut core = Core::new(VatManager::new(registry, logs));
+                    let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
                     relaunch_vats(&mut core, &mut queue)?;
                     Ok((queue, core))
                 })();
@@ -178,8 +186,9 @@ impl Kernel {
             },
             Err(error) => error,
         };
+        // D17: a failed launch leaves no running vats behind.
         let subcluster = launched.subcluster;
-        self.call(move |core, queue| terminate_subcluster(core, queue, subcluster))??;
+        self.call(move |core, queue| lifecycle::terminate_subcluster(core, queue, subcluster))??;
         Err(failure)
     }
 
@@ -194,6 +203,22 @@ impl Kernel {
         args: Vec<Value>,
     ) -> Result<ResultHandle, KernelError> {
         self.queue_message_with_slots(target, method, args, Vec::new())
+    }
+
+    /// As [`Kernel::queue_message`], with the target as text (spec §2.8). The text is
+    /// checked against the kref grammar before anything is allocated.
+    ///
+    /// # Errors
+    /// [`KernelError::Invalid`] for a malformed target: one that is empty (`incrementRefCount
+    /// called with empty kref`), does not start with `k` (`invalid reference context`), or is
+    /// not `ko<number>`/`kp<number>`; [`KernelError::Stopped`].
+    pub fn queue_message_text(
+        &self,
+        target: &str,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<ResultHandle, KernelError> {
+        self.queue_message(parse_kref(target)?, method, args)
     }
 
     /// As [`Kernel::queue_message`], with `args` referring to `slots`.
@@ -235,7 +260,7 @@ impl Kernel {
     /// Terminates a vat on the host's request, between cranks.
     ///
     /// # Errors
-    /// [`KernelError::Vat`] (`Vat does not exist.`) for a vat that is not running.
+    /// [`KernelError::Vat`] (`Vat does not exist.`) for a vat that is not live.
     pub fn terminate_vat(&self, vat: VatId, reason: Option<String>) -> Result<(), KernelError> {
         self.call(move |core, queue| -> Result<(), KernelError> {
             let reason = reason.map(CapData::error);
@@ -245,11 +270,134 @@ impl Kernel {
         })?
     }
 
-    /// Revokes an object: later sends to it go splat (spec §4.4).
+    /// Restarts a vat (spec §12.6): a fresh incarnation from its stored record and vat
+    /// store, keeping its c-list, objects and promises; bootstrap is not run again.
     ///
     /// # Errors
-    /// [`KernelError::Invalid`] for a promise, [`KernelError::NotFound`] for an unknown
-    /// object.
+    /// [`KernelError::Vat`]: `Vat does not exist.` for an unknown or terminated vat, or the
+    /// new incarnation's start failure (the vat is then left stopped).
+    pub fn restart_vat(&self, vat: VatId) -> Result<(), KernelError> {
+        self.call(move |core, queue| lifecycle::restart_vat(core, queue, vat))?
+    }
+
+    /// Terminates a subcluster (spec §15.1): its vats in reverse launch order, each cleaned
+    /// up at once, then its record.
+    ///
+    /// # Errors
+    /// [`KernelError::NotFound`] (`Subcluster does not exist.`).
+    pub fn terminate_subcluster(&self, subcluster: SubclusterId) -> Result<(), KernelError> {
+        self.call(move |core, queue| lifecycle::terminate_subcluster(core, queue, subcluster))?
+    }
+
+    /// Every subcluster, in id order.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn subclusters(&self) -> Result<Vec<SubclusterInfo>, KernelError> {
+        self.call(|_, queue| lifecycle::subclusters(queue))?
+    }
+
+    /// One subcluster, `None` if there is no such subcluster.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn subcluster(&self, id: SubclusterId) -> Result<Option<SubclusterInfo>, KernelError> {
+        self.call(move |_, queue| lifecycle::subcluster(queue, id))?
+    }
+
+    /// The vats of a subcluster, in launch order.
+    ///
+    /// # Errors
+    /// [`KernelError::NotFound`] (`Subcluster does not exist.`).
+    pub fn subcluster_vats(&self, id: SubclusterId) -> Result<Vec<VatId>, KernelError> {
+        self.call(move |_, queue| lifecycle::subcluster_vats(queue, id))?
+    }
+
+    /// True if `vat` belongs to the subcluster `id`.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn is_vat_in_subcluster(&self, vat: VatId, id: SubclusterId) -> Result<bool, KernelError> {
+        Ok(self
+            .subcluster(id)?
+            .is_some_and(|sub| sub.vats.iter().any(|(_, v)| *v == vat)))
+    }
+
+    /// The running vats, in id order, with their names, configs and subclusters.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn vats(&self) -> Result<Vec<VatInfo>, KernelError> {
+        self.call(|core, queue| lifecycle::vats(core, queue))?
+    }
+
+    /// Pins a vat's root object so that it is never collected, and returns it (spec §4.5).
+    ///
+    /// # Errors
+    /// [`KernelError::Vat`] (`Vat does not exist.`) for a vat without a root.
+    pub fn pin_vat_root(&self, vat: VatId) -> Result<KRef, KernelError> {
+        self.call(move |_, queue| lifecycle::pin_vat_root(queue, vat))?
+    }
+
+    /// Removes one pin from a vat's root object.
+    ///
+    /// # Errors
+    /// [`KernelError::Vat`] (`Vat does not exist.`) for a vat without a root.
+    pub fn unpin_vat_root(&self, vat: VatId) -> Result<(), KernelError> {
+        self.call(move |_, queue| lifecycle::unpin_vat_root(queue, vat))?
+    }
+
+    /// Schedules a `bringOutYourDead` for every running vat (spec §6.5).
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn reap_vats(&self) -> Result<(), KernelError> {
+        self.call(|core, queue| lifecycle::reap_vats(core, queue))?
+    }
+
+    /// Debug garbage collection (spec §17): cleans up every terminated vat completely, then
+    /// collects what became unreachable.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn collect_garbage(&self) -> Result<(), KernelError> {
+        self.call(|_, queue| lifecycle::collect_garbage(queue))?
+    }
+
+    /// Registers a kernel service (spec §15.2) and returns its object. The same name gets
+    /// the same object across restarts; the implementation must be registered again after
+    /// each one. It runs on the kernel thread and must not call this API (see
+    /// [`KernelService`]).
+    ///
+    /// # Errors
+    /// [`KernelError::Invalid`] if `name` is already registered in this run.
+    pub fn register_service(
+        &self,
+        name: &str,
+        service: impl KernelService,
+    ) -> Result<KRef, KernelError> {
+        let name = name.to_owned();
+        let service: Box<dyn KernelService> = Box::new(service);
+        self.call(move |core, queue| core.services.register(queue, &name, service))?
+            .map(KRef::Object)
+    }
+
+    /// Unregisters a kernel service: forgets its implementation, unpins its object and
+    /// forgets its name. Unknown names are ignored.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn unregister_service(&self, name: &str) -> Result<(), KernelError> {
+        let name = name.to_owned();
+        self.call(move |core, queue| core.services.unregister(queue, &name))?
+    }
+
+    /// Revokes an object: later sends to it go splat (spec §4.4). Revocation is permanent
+    /// and survives restarts.
+    ///
+    /// # Errors
+    /// [`KernelError::Invalid`] for a promise or an object already revoked,
+    /// [`KernelError::NotFound`] for an unknown object.
     pub fn revoke(&self, target: KRef) -> Result<(), KernelError> {
         let KRef::Object(object) = target else {
             return Err(KernelError::Invalid(format!(
@@ -257,10 +405,23 @@ impl Kernel {
             )));
         };
         self.call(move |_, queue| -> Result<(), KernelError> {
+            match queue.store().object(object)? {
+                None => {
+                    return Err(KernelError::NotFound(format!(
+                        "object {object} does not exist"
+                    )));
+                }
+                Some(record) if record.revoked => {
+                    return Err(KernelError::Invalid(format!(
+                        "object {object} already revoked"
+                    )));
+                }
+                Some(_) => {}
+            }
             queue.start_crank()?;
             let res = queue.store_mut().revoke(object);
             queue.end_crank()?;
-            res.map_err(|_| KernelError::NotFound(format!("object {object} does not exist")))
+            Ok(res?)
         })?
     }
 
@@ -337,6 +498,25 @@ impl Drop for Kernel {
     }
 }
 
+/// A host-supplied kref (spec §2.8); the phrases are the ones the reference kernel's callers
+/// match on.
+fn parse_kref(text: &str) -> Result<KRef, KernelError> {
+    if text.is_empty() {
+        return Err(KernelError::Invalid(
+            "invalid reference: incrementRefCount called with empty kref".to_owned(),
+        ));
+    }
+    if !text.starts_with('k') {
+        // Cap the echoed text: it is the caller's input.
+        let shown: String = text.chars().take(64).collect();
+        return Err(KernelError::Invalid(format!(
+            "invalid reference context: {shown:?} is not a kernel reference"
+        )));
+    }
+    text.parse()
+        .map_err(|e: ocap_types::ParseRefError| KernelError::Invalid(e.to_string()))
+}
+
 fn relaunch_vats(core: &mut Core, queue: &mut KernelQueue) -> Result<(), KernelError> {
     let vats = queue.store().vat_ids()?;
     if vats.is_empty() {
@@ -349,30 +529,14 @@ fn relaunch_vats(core: &mut Core, queue: &mut KernelQueue) -> Result<(), KernelE
             .vat(vat)?
             .ok_or_else(|| KernelError::NotFound(format!("vat {vat} record")))?;
         if let Err(error) = core.vats.run_vat(queue, vat, &record) {
+            queue.abort_crank()?;
             queue.end_crank()?;
             return Err(error.into());
         }
     }
-    queue.end_crank()?;
-    Ok(())
-}
-
-fn terminate_subcluster(
-    core: &mut Core,
-    queue: &mut KernelQueue,
-    subcluster: SubclusterId,
-) -> Result<(), KernelError> {
-    let Some(record) = queue.store().subcluster(subcluster)? else {
-        return Ok(());
-    };
-    for (_, vat) in record.vats.iter().rev() {
-        if core.vats.is_running(*vat) {
-            let settled = core.vats.terminate(queue, *vat, None)?;
-            core.fire_settled(queue, &settled);
-        }
-    }
-    queue.start_crank()?;
-    queue.store_mut().delete_subcluster(subcluster)?;
+    // Work the new incarnations emitted while starting joins the run queue, after what was
+    // queued before the restart.
+    queue.flush_buffer()?;
     queue.end_crank()?;
     Ok(())
 }

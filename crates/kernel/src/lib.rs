@@ -17,6 +17,8 @@ mod error;
 mod gc;
 mod handle;
 mod kernel;
+mod lifecycle;
+mod services;
 mod subcluster;
 
 #[cfg(test)]
@@ -25,3 +27,5 @@ mod tests;
 pub use error::{KernelError, Rejection};
 pub use handle::ResultHandle;
 pub use kernel::{Kernel, KernelConfig, LaunchResult};
+pub use lifecycle::{SubclusterInfo, VatInfo};
+pub use services::{KernelService, ServiceCall};

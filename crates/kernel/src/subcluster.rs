@@ -48,6 +48,7 @@ fn launch_in_crank(
     started: &mut Vec<VatId>,
 ) -> Result<Launched, KernelError> {
     let subcluster = queue.store_mut().allocate_subcluster_id()?;
+    let services = services_of(core, config)?;
     let mut roots = BTreeMap::new();
     let mut members = Vec::new();
     for (name, vat_config) in &config.vats.0 {
@@ -86,7 +87,19 @@ fn launch_in_crank(
         );
         slots.push(KRef::Object(*object));
     }
-    let args = vec![Value::Record(record), Value::Record(BTreeMap::new())];
+    let mut service_record = BTreeMap::new();
+    for (name, object) in services {
+        let index = u32::try_from(slots.len()).expect("invariant: fewer than 2^32 slots");
+        service_record.insert(
+            name.clone(),
+            Value::Slot {
+                index,
+                iface: Some(name),
+            },
+        );
+        slots.push(KRef::Object(object));
+    }
+    let args = vec![Value::Record(record), Value::Record(service_record)];
     let bootstrap = queue_host_message(core, queue, KRef::Object(root), "bootstrap", args, slots)?;
     Ok(Launched {
         subcluster,
@@ -115,4 +128,19 @@ pub(crate) fn queue_host_message(
     };
     queue.enqueue_send(target, message, Mode::Immediate)?;
     Ok(ResultHandle::new(result, receiver))
+}
+
+/// The kernel services the config asks for, by name (spec §15.1 step 4b).
+fn services_of(
+    core: &Core,
+    config: &ClusterConfig,
+) -> Result<BTreeMap<String, KObjectId>, KernelError> {
+    let mut out = BTreeMap::new();
+    for name in &config.services {
+        let object = core.services.get(name).ok_or_else(|| {
+            KernelError::NotFound(format!("no registered kernel service '{name}'"))
+        })?;
+        out.insert(name.clone(), object);
+    }
+    Ok(out)
 }

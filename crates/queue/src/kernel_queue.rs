@@ -5,6 +5,13 @@
 //! run queue only through [`KernelQueue::flush_buffer`] after the delivery succeeded;
 //! [`KernelQueue::abort_crank`] drops it together with the store changes, then refreshes the
 //! run queue's cached bounds.
+//!
+//! Invariant: a send that would wait on an unresolved promise is put on that promise's queue
+//! when it is enqueued, not when it is routed; so no send in the run queue ever waits on a
+//! promise, and a message sent through a promise can never overtake one sent through it
+//! earlier that is already waiting (the two would otherwise meet in different queues).
+
+use std::collections::BTreeSet;
 
 use ocap_store::{KernelStore, Owner, PromiseState};
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem};
@@ -163,7 +170,8 @@ impl KernelQueue {
         }
     }
 
-    /// Queues a send, taking a hold on its target, result and every slot (spec §6.6).
+    /// Queues a send, taking a hold on its target, result and every slot (spec §6.6). A send
+    /// that would wait on an unresolved promise goes straight onto that promise's queue.
     ///
     /// # Errors
     /// [`QueueError`] from the store or the queue.
@@ -180,21 +188,55 @@ impl KernelQueue {
         for slot in &message.methargs.slots {
             self.store.incref(*slot)?;
         }
-        self.append(RunQueueItem::Send { target, message }, mode)
+        self.requeue_send(target, message, mode)
     }
 
-    /// Puts a send back on the run queue with the holds it already has (a message moved from
-    /// a settled promise's queue).
+    /// Puts a send back in line with the holds it already has (a message moved from a
+    /// settled promise's queue): onto the queue of the unresolved promise it would wait on,
+    /// else onto the run queue.
     ///
     /// # Errors
-    /// [`QueueError`] from the queue.
+    /// [`QueueError`] from the store or the queue.
     pub fn requeue_send(
         &mut self,
         target: KRef,
         message: Message<KRef>,
         mode: Mode,
     ) -> Result<(), QueueError> {
-        self.append(RunQueueItem::Send { target, message }, mode)
+        let Some(promise) = self.waiting_on(target)? else {
+            return self.append(RunQueueItem::Send { target, message }, mode);
+        };
+        // Reached through promises fulfilled with promises (D11): the message comes back
+        // targeting `promise` when it settles, so the item's hold moves there.
+        if KRef::Promise(promise) != target {
+            self.store.incref(KRef::Promise(promise))?;
+            self.store.decref(target)?;
+        }
+        self.store.promise_queue_push(promise, &message)?;
+        Ok(())
+    }
+
+    /// The unresolved promise a send to `target` would wait on: the target itself, or the
+    /// end of a chain of promises each fulfilled with the next one (spec §8.1, D11). Anything
+    /// else (an object, a rejected promise, a bad resolution, a cycle) is for the router to
+    /// decide when the send is delivered, since revocation or termination may change it.
+    fn waiting_on(&self, target: KRef) -> Result<Option<KPromiseId>, QueueError> {
+        let mut seen = BTreeSet::new();
+        let mut next = target;
+        while let KRef::Promise(promise) = next {
+            if !seen.insert(promise) {
+                return Ok(None);
+            }
+            match self.store.promise_state(promise)? {
+                Some(PromiseState::Unresolved { .. }) => return Ok(Some(promise)),
+                Some(PromiseState::Fulfilled(value)) => match value.single_ref() {
+                    Some(kref) => next = *kref,
+                    None => return Ok(None),
+                },
+                Some(PromiseState::Rejected(_)) | None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Queues a notify of `promise` to `endpoint`, taking a hold on the promise.

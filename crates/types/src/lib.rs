@@ -22,6 +22,7 @@ mod capdata;
 pub mod cbor;
 mod config;
 mod error_code;
+mod frame;
 mod item;
 mod refs;
 mod value;
@@ -33,6 +34,10 @@ mod tests;
 pub use capdata::{CapData, Message, MethargsError};
 pub use config::{ClusterConfig, ConfigError, OrderedVats, VatConfig, WorkerKind};
 pub use error_code::{ErrorCode, SplatReason};
+pub use frame::{
+    FRAME_HEADER_LEN, FrameError, FrameReader, FrameWriter, KernelFrame, MAX_FRAME_LEN,
+    WorkerFrame, decode_frame_body, encode_frame,
+};
 pub use item::RunQueueItem;
 pub use refs::{
     EndpointId, ExportId, KObjectId, KPromiseId, KRef, ParseRefError, RemoteId, SubclusterId, VRef,

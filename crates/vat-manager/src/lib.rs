@@ -10,17 +10,21 @@
 //! assert_eq!(manager.running().count(), 0);
 //! ```
 
+mod cleanup;
 mod error;
 mod manager;
 mod registry;
+mod subprocess;
 mod syscall;
 mod translate;
 
 #[cfg(test)]
 mod tests;
 
+pub use cleanup::{CLEANUP_BUDGET, CleanupReport};
 pub use error::VatError;
-pub use manager::{CleanupReport, VatManager};
+pub use manager::VatManager;
 pub use registry::{VatFactory, VatRegistry};
+pub use subprocess::{SubprocessRuntime, WorkerConfig};
 pub use syscall::LogSink;
 pub use translate::ForgedRef;

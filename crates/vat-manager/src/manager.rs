@@ -437,14 +437,16 @@ impl VatManager {
     /// cranks.
     ///
     /// # Errors
-    /// [`VatError::NoSuchVat`] for a vat that is not running.
+    /// [`VatError::NoSuchVat`] for a vat that is neither running nor live in the store.
     pub fn terminate(
         &mut self,
         queue: &mut KernelQueue,
         vat: VatId,
         reason: Option<CapData<KRef>>,
     ) -> Result<Vec<KPromiseId>, VatError> {
-        if !self.running.contains_key(&vat) {
+        // A vat whose worker is stopped (a restart that failed) is still live: its record
+        // says so, and it can be terminated like a running one.
+        if !self.running.contains_key(&vat) && queue.store().vat(vat)?.is_none() {
             return Err(VatError::NoSuchVat(vat));
         }
         // Spec §12.5.2: a given reason is rendered; without one the vat "was deleted".

@@ -93,6 +93,8 @@ pub(crate) struct State {
     pub(crate) unreported: Vec<Promise>,
     pub(crate) outbox: Vec<Out>,
     pub(crate) store: VatStore,
+    /// Durable kinds defined in this incarnation, by kind number.
+    pub(crate) kinds: BTreeMap<u64, Rc<crate::durable::KindDef>>,
 }
 
 impl Core {
@@ -113,6 +115,7 @@ impl Core {
                 unreported: Vec::new(),
                 outbox: Vec::new(),
                 store,
+                kinds: BTreeMap::new(),
             }),
             executor: Executor::new(),
         }))
@@ -132,18 +135,8 @@ impl Core {
 
     /// Makes a local object with a fresh local id.
     pub(crate) fn make_object(&self, iface: &str, behavior: Box<dyn crate::Object>) -> Ref {
-        let local_id = {
-            let mut state = self.state.borrow_mut();
-            let local_id = state.next_local_id;
-            state.next_local_id += 1;
-            local_id
-        };
-        Ref(Target::Local(Rc::new(LocalObject {
-            local_id,
-            iface: iface.to_owned(),
-            behavior,
-            core: self.me.clone(),
-        })))
+        let object = self.state.borrow_mut().new_local_object(iface, behavior);
+        Ref(Target::Local(object))
     }
 
     /// A pending local promise decided by this vat.
@@ -253,9 +246,10 @@ impl Core {
         }
     }
 
-    /// The local object exported as `vref`, if any.
+    /// The local object exported as `vref`, if any (a durable instance of an earlier
+    /// incarnation is brought back to life).
     pub(crate) fn exported_object(&self, vref: VRef) -> Option<Rc<LocalObject>> {
-        self.state.borrow().exports.get(&vref).cloned()
+        self.state.borrow_mut().export_or_reanimate(vref)
     }
 
     /// The promise the kernel knows as `vref`, if anyone still holds it.
@@ -296,6 +290,22 @@ impl Core {
 }
 
 impl State {
+    /// Makes a local object with a fresh local id (not exported yet).
+    pub(crate) fn new_local_object(
+        &mut self,
+        iface: &str,
+        behavior: Box<dyn crate::Object>,
+    ) -> Rc<LocalObject> {
+        let local_id = self.next_local_id;
+        self.next_local_id += 1;
+        Rc::new(LocalObject {
+            local_id,
+            iface: iface.to_owned(),
+            behavior,
+            core: self.me.clone(),
+        })
+    }
+
     pub(crate) fn allocate_promise_vref(&mut self) -> VRef {
         let vref = VRef::ExportPromise(self.counters.next_promise);
         self.counters.next_promise += 1;

@@ -22,8 +22,11 @@
 //!   promise stays parked until a `notify` settles that promise. Awaiting an imported promise
 //!   subscribes to it.
 //! * **State** that must survive a restart goes in [`Baggage`], kept in the vat store; each
-//!   delivery reports the store's changes as its checkpoint. Everything else (local objects
-//!   other than the root, promises) belongs to one incarnation.
+//!   delivery reports the store's changes as its checkpoint. **Durable objects** are
+//!   instances of a durable kind ([`Vat::durable_kind`]), exported as `o+dK/I` with their
+//!   state in the vat store: an incarnation that defines the kind again (same name, while it
+//!   builds) answers messages to instances an earlier one made. Everything else (ephemeral
+//!   local objects other than the root, promises) belongs to one incarnation.
 //! * **Logging and exit**: [`Vat::test_log`] writes a line tagged `test` (plus the vat's
 //!   name); [`Vat::exit`] and [`Vat::exit_with_failure`] ask the kernel to end the vat.
 //!
@@ -31,6 +34,9 @@
 //! an ephemeral object of an earlier incarnation), a malformed message, a failing build
 //! function — is a delivery error, and the kernel terminates the vat. A panic in vat code
 //! unwinds out of the runtime; the kernel catches it at the worker boundary.
+//!
+//! **Workers.** [`worker::serve`] runs any runtime in a child process of the kernel, speaking
+//! the frame protocol of `docs/vat-protocol.md` on standard input and output.
 //!
 //! # Design notes
 //!
@@ -43,10 +49,11 @@
 //!   that drives it — a registry of `fn() -> Box<dyn VatRuntime>` constructors allows that.
 //! * The `o+N`/`p+N` counters are saved in the vat store (key `sdk.idCounters`), so a
 //!   restarted vat never reuses a vref an earlier incarnation gave the kernel. Baggage lives
-//!   under `baggage.<key>`.
+//!   under `baggage.<key>`, durable kinds and their instances' state under `sdk.kind.` and
+//!   `sdk.durable.`.
 //!
-//! Not yet: durable objects (`o+d…`, kinds redefined at restart), reporting unreachable
-//! imports on `bringOutYourDead`, and syscalls outside a delivery (spec §19.8, §19.11).
+//! Not yet: virtual objects (`o+v…`), facets, reporting unreachable imports on
+//! `bringOutYourDead`, and syscalls outside a delivery (spec §19.8, §19.11).
 //!
 //! # Example
 //!
@@ -114,6 +121,7 @@ mod args;
 mod baggage;
 mod bootstrap;
 mod core;
+mod durable;
 mod error;
 mod executor;
 mod marshal;
@@ -125,10 +133,12 @@ mod send;
 mod store;
 mod val;
 mod vat;
+pub mod worker;
 
 pub use args::Args;
 pub use baggage::Baggage;
 pub use bootstrap::Bootstrap;
+pub use durable::{DurableKind, DurableState, KindBuilder};
 pub use error::{Error, Result};
 pub use object::{Object, ObjectBuilder, Reply};
 pub use promise::{Promise, PromiseFuture, Resolver};

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
-use ocap_types::{CapData, VRef, Value};
+use ocap_types::{CapData, ExportId, VRef, Value};
 
 use crate::core::State;
 use crate::error::{Error, Result};
@@ -70,8 +70,12 @@ impl State {
                 let known = self.export_vrefs.get(&object.local_id).copied();
                 let vref = match (mode, known) {
                     (Mode::Wire, Some(vref)) => vref,
-                    // The root is `o+0` in every incarnation; other objects are ephemeral.
+                    // The root is `o+0` in every incarnation, and durable instances keep
+                    // their `o+dK/I`; other objects are ephemeral.
                     (Mode::Durable, Some(VRef::ROOT)) => VRef::ROOT,
+                    (Mode::Durable, Some(vref @ VRef::ExportObject(ExportId::Durable { .. }))) => {
+                        vref
+                    }
                     (Mode::Durable, _) => {
                         return Err(Error::new(format!(
                             "cannot store the non-durable object {:?} in baggage",
@@ -165,9 +169,8 @@ impl State {
     ) -> std::result::Result<Val, String> {
         match vref {
             VRef::ExportObject(_) => self
-                .exports
-                .get(&vref)
-                .map(|object| Val::Ref(Ref(Target::Local(Rc::clone(object)))))
+                .export_or_reanimate(vref)
+                .map(|object| Val::Ref(Ref(Target::Local(object))))
                 .ok_or_else(|| {
                     "a reference to an object this vat does not remember exporting".to_owned()
                 }),

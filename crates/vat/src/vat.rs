@@ -9,6 +9,7 @@ use ocap_types::{CapData, LogLevel, Syscall, VatLog};
 
 use crate::baggage::Baggage;
 use crate::core::Core;
+use crate::durable::KindBuilder;
 use crate::object::{Object, ObjectBuilder};
 use crate::promise::{Promise, Resolver};
 use crate::reference::{LocalObject, Ref, Target};
@@ -42,6 +43,12 @@ impl Vat {
     /// Starts building a local object whose interface name is `iface`.
     pub fn object(&self, iface: &str) -> ObjectBuilder {
         ObjectBuilder::new(self.clone(), iface)
+    }
+
+    /// Starts defining the durable kind `name` (see [`KindBuilder`]): objects whose state
+    /// is kept in the vat store and whose refs survive restarts.
+    pub fn durable_kind(&self, name: &str) -> KindBuilder {
+        KindBuilder::new(self.core.clone(), name)
     }
 
     /// Makes a local object from any [`Object`] implementation.

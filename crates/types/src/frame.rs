@@ -1,0 +1,298 @@
+//! The subprocess vat protocol's framing (spec §12.3, `docs/vat-protocol.md`): each frame is
+//! a 4-byte big-endian length followed by exactly that many bytes holding one CBOR item, a
+//! [`KernelFrame`] (kernel → worker) or a [`WorkerFrame`] (worker → kernel).
+//!
+//! Invariant: bytes from the other side are untrusted. A length above the limit is refused
+//! before anything is allocated for the body, a frame must hold exactly one well-formed item
+//! of the expected shape, and every failure is a [`FrameError`], never a panic. The same
+//! limit is enforced when writing, so a kernel never sends what a worker must refuse.
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::vat::{Delivery, DeliveryOutcome, Syscall, VatLog, VatStart};
+
+/// The largest frame body, in bytes, either side accepts or writes by default (16 MiB).
+pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// Bytes in a frame's length prefix.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// A frame the kernel sends to a vat worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum KernelFrame {
+    /// Build the vat (once, first); answered by [`WorkerFrame::Done`].
+    Start(VatStart),
+    /// Run one delivery; answered by the delivery's syscalls and logs, then
+    /// [`WorkerFrame::Done`].
+    Deliver(Delivery),
+    /// Liveness check; answered by [`WorkerFrame::Pong`].
+    Ping,
+    /// Exit cleanly; not answered.
+    Shutdown,
+}
+
+/// A frame a vat worker sends to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerFrame {
+    /// A syscall of the delivery in progress.
+    Syscall(Syscall),
+    /// A log line of the delivery in progress.
+    Log(VatLog),
+    /// The end of the `Start` or `Deliver` in progress.
+    Done(DeliveryOutcome),
+    /// The answer to [`KernelFrame::Ping`].
+    Pong,
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The stream ended cleanly at a frame boundary: the other side closed it.
+    #[error("end of stream")]
+    Eof,
+    /// The stream ended inside a frame.
+    #[error("stream ended inside a frame ({got} of {expected} bytes)")]
+    Truncated {
+        /// Bytes the frame (header or body) needed.
+        expected: usize,
+        /// Bytes there were.
+        got: usize,
+    },
+    /// A frame's length is above the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    Oversized {
+        /// The length announced (reading) or encoded (writing).
+        len: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A frame's body is not one CBOR item of the expected shape.
+    #[error("malformed frame: {reason}")]
+    Malformed {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The stream failed.
+    #[error("frame stream failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl FrameError {
+    fn malformed(reason: impl Into<String>) -> Self {
+        // Cap the text: it may echo bytes from a hostile worker.
+        let reason: String = reason.into().chars().take(200).collect();
+        FrameError::Malformed { reason }
+    }
+}
+
+/// Encodes `item` as one complete frame (length prefix included).
+///
+/// # Errors
+/// [`FrameError::Oversized`] when the body exceeds [`MAX_FRAME_LEN`].
+pub fn encode_frame<T: Serialize + ?Sized>(item: &T) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::with_capacity(64);
+    encode_into(item, &mut out, MAX_FRAME_LEN)?;
+    Ok(out)
+}
+
+/// Decodes the body of one frame (without its length prefix): exactly one CBOR item.
+///
+/// # Errors
+/// [`FrameError::Malformed`] when the bytes are not one item of `T`'s shape,
+/// [`FrameError::Oversized`] when there are more than [`MAX_FRAME_LEN`] of them.
+pub fn decode_frame_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    if body.len() > MAX_FRAME_LEN {
+        return Err(FrameError::Oversized {
+            len: body.len() as u64,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    let mut rest = body;
+    // Same small scratch buffer as `cbor::from_slice` (see there for why).
+    let mut scratch = [0u8; 128];
+    let item = ciborium::de::from_reader_with_buffer(&mut rest, &mut scratch)
+        .map_err(|e| FrameError::malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::malformed(format!(
+            "{} bytes after the item",
+            rest.len()
+        )));
+    }
+    Ok(item)
+}
+
+/// Appends `item` as a frame to `out`, refusing bodies over `max` (and leaving `out` as it
+/// was in that case).
+fn encode_into<T: Serialize + ?Sized>(
+    item: &T,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    ciborium::into_writer(item, &mut *out)
+        .expect("invariant: documented wire types always serialize into a Vec");
+    let len = out.len() - start - FRAME_HEADER_LEN;
+    match u32::try_from(len) {
+        Ok(len32) if len <= max => {
+            out[start..start + FRAME_HEADER_LEN].copy_from_slice(&len32.to_be_bytes());
+            Ok(())
+        }
+        _ => {
+            out.truncate(start);
+            Err(FrameError::Oversized {
+                len: len as u64,
+                max,
+            })
+        }
+    }
+}
+
+/// Reads frames from a byte stream. Wrap an unbuffered stream (a pipe) in a
+/// `std::io::BufReader` first: a frame is read as a header and a body.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    body: Vec<u8>,
+    max: usize,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader with the default limit, [`MAX_FRAME_LEN`].
+    pub fn new(inner: R) -> Self {
+        FrameReader::with_max(inner, MAX_FRAME_LEN)
+    }
+
+    /// A reader refusing bodies over `max` bytes.
+    pub fn with_max(inner: R, max: usize) -> Self {
+        FrameReader {
+            inner,
+            body: Vec::new(),
+            max,
+        }
+    }
+
+    /// Reads the next frame and decodes it as `T`.
+    ///
+    /// # Errors
+    /// [`FrameError::Eof`] at a clean end of stream, [`FrameError::Truncated`] inside a
+    /// frame, [`FrameError::Oversized`] (the body is not read), [`FrameError::Malformed`],
+    /// [`FrameError::Io`].
+    pub fn read<T: DeserializeOwned>(&mut self) -> Result<T, FrameError> {
+        let mut header = [0u8; FRAME_HEADER_LEN];
+        let got = read_full(&mut self.inner, &mut header)?;
+        if got == 0 {
+            return Err(FrameError::Eof);
+        }
+        if got < FRAME_HEADER_LEN {
+            return Err(FrameError::Truncated {
+                expected: FRAME_HEADER_LEN,
+                got,
+            });
+        }
+        let len = u32::from_be_bytes(header);
+        let len_usize = usize::try_from(len).unwrap_or(usize::MAX);
+        if len_usize > self.max {
+            return Err(FrameError::Oversized {
+                len: u64::from(len),
+                max: self.max,
+            });
+        }
+        // Grows with the bytes that actually arrive: a lying length costs no memory.
+        self.body.clear();
+        let got = (&mut self.inner)
+            .take(u64::from(len))
+            .read_to_end(&mut self.body)?;
+        if got < len_usize {
+            return Err(FrameError::Truncated {
+                expected: len_usize,
+                got,
+            });
+        }
+        let item = decode_frame_body(&self.body);
+        // Do not keep a huge buffer alive because of one large frame.
+        if self.body.capacity() > 1 << 20 {
+            self.body = Vec::new();
+        }
+        item
+    }
+
+    /// The underlying stream.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, FrameError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FrameError::Io(e)),
+        }
+    }
+    Ok(filled)
+}
+
+/// Writes frames to a byte stream. Frames are encoded into a reused buffer and written with
+/// one `write_all` each; nothing is flushed until [`FrameWriter::flush`], so wrap a pipe in
+/// a `std::io::BufWriter` and flush once per batch (the end of a delivery).
+#[derive(Debug)]
+pub struct FrameWriter<W> {
+    inner: W,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl<W: Write> FrameWriter<W> {
+    /// A writer with the default limit, [`MAX_FRAME_LEN`].
+    pub fn new(inner: W) -> Self {
+        FrameWriter::with_max(inner, MAX_FRAME_LEN)
+    }
+
+    /// A writer refusing bodies over `max` bytes.
+    pub fn with_max(inner: W, max: usize) -> Self {
+        FrameWriter {
+            inner,
+            buf: Vec::with_capacity(256),
+            max,
+        }
+    }
+
+    /// Encodes `item` and writes it as one frame.
+    ///
+    /// # Errors
+    /// [`FrameError::Oversized`] (nothing is written), [`FrameError::Io`].
+    pub fn write<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), FrameError> {
+        self.buf.clear();
+        encode_into(item, &mut self.buf, self.max)?;
+        self.inner.write_all(&self.buf)?;
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::with_capacity(256);
+        }
+        Ok(())
+    }
+
+    /// Flushes the underlying stream.
+    ///
+    /// # Errors
+    /// [`FrameError::Io`].
+    pub fn flush(&mut self) -> Result<(), FrameError> {
+        self.inner.flush().map_err(FrameError::Io)
+    }
+
+    /// The underlying stream.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+}

@@ -1,0 +1,389 @@
+//! `SubprocessRuntime`: a vat running in a worker process of its own, driven through the
+//! frame protocol of `docs/vat-protocol.md` (spec §12.3, §12.7). To the kernel it is one more
+//! `VatRuntime`: syscalls and logs reach the host in order, synchronously, before the
+//! delivery's outcome is returned.
+//!
+//! Invariant: the kernel never blocks forever on a worker. The worker's standard input and
+//! output are Unix sockets: the kernel thread writes a frame with a write timeout and reads
+//! the answer with a read timeout, both bounded by the delivery time limit. Whatever goes
+//! wrong with the worker (it exits or is killed, closes its output, sends a malformed,
+//! oversized or unexpected frame, or misses the deadline) becomes a failed outcome with a
+//! fixed sentence as its reason; the worker is killed, and every later call fails at once
+//! with the same reason. Dropping the runtime kills and reaps the worker.
+//!
+//! Why no reader thread: a thread between the socket and the crank adds a wakeup to every
+//! delivery, and on our 2-core VMs a wakeup costs more than the rest of the round trip. For
+//! the same reason the kernel thread polls for the answer for a few microseconds (yielding
+//! the CPU) before it goes to sleep: most deliveries answer within that time, and a
+//! sleeping reader must be woken. The worker's stderr is forwarded to `tracing` by a thread
+//! of its own. Unix only (socket timeouts). Writing to a dead worker's socket raises
+//! `SIGPIPE`, which Rust programs ignore by default; a host that is not a Rust program must
+//! ignore it too.
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use ocap_types::{
+    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, VatHost, VatId,
+    VatRuntime, VatStart, WorkerFrame,
+};
+
+use crate::error::VatError;
+
+/// How subprocess vats are started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// The worker program, run as `<program> worker <vat-code-name>` (the `ocap` binary is
+    /// one). Without it, launching a subprocess vat fails.
+    pub program: Option<PathBuf>,
+    /// The longest one start or delivery may take before the worker is killed and the vat
+    /// terminated.
+    pub delivery_timeout: Duration,
+}
+
+impl Default for WorkerConfig {
+    /// No program; a 30 s delivery time limit.
+    fn default() -> Self {
+        WorkerConfig {
+            program: None,
+            delivery_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How long the kernel thread polls for an answer before it sleeps (see the module docs).
+const SPIN: Duration = Duration::from_micros(50);
+
+/// How long a worker that closed its output gets to exit before it is called "closed".
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// Longest stderr line forwarded to the log as one event.
+const MAX_STDERR_LINE: u64 = 8 * 1024;
+
+/// A vat in a worker process. See the module docs.
+#[derive(Debug)]
+pub struct SubprocessRuntime {
+    vat: VatId,
+    child: Child,
+    /// The worker's standard input; `None` once the worker is being stopped.
+    to_worker: Option<FrameWriter<Bounded>>,
+    /// The worker's standard output.
+    from_worker: FrameReader<BufReader<Bounded>>,
+    timeout: Duration,
+    /// Set once the worker failed: the reason every later call reports.
+    failed: Option<String>,
+}
+
+impl SubprocessRuntime {
+    /// Starts `<program> worker <code>` for `vat`, its standard input and output connected
+    /// to the kernel by sockets and its stderr forwarded to the log.
+    ///
+    /// # Errors
+    /// [`VatError::Start`] when no program is configured or it cannot be started.
+    pub fn spawn(config: &WorkerConfig, vat: VatId, code: &str) -> Result<Self, VatError> {
+        let start_error = |message: String| VatError::Start { vat, message };
+        let program = config.program.as_ref().ok_or_else(|| {
+            start_error(
+                "the vat is configured to run in a subprocess but no worker program is set"
+                    .to_owned(),
+            )
+        })?;
+        let (to_worker, worker_stdin) = UnixStream::pair()
+            .map_err(|e| start_error(format!("cannot create the vat worker's input: {e}")))?;
+        let (from_worker, worker_stdout) = UnixStream::pair()
+            .map_err(|e| start_error(format!("cannot create the vat worker's output: {e}")))?;
+        let mut child = Command::new(program)
+            .arg("worker")
+            .arg(code)
+            .stdin(Stdio::from(OwnedFd::from(worker_stdin)))
+            .stdout(Stdio::from(OwnedFd::from(worker_stdout)))
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| start_error(format!("cannot start the vat worker program: {e}")))?;
+        let Some(stderr) = child.stderr.take() else {
+            kill(&mut child);
+            return Err(start_error("the vat worker's pipes are missing".to_owned()));
+        };
+        let forwarder = std::thread::Builder::new()
+            .name(format!("ocap-{vat}-stderr"))
+            .spawn(move || forward_stderr(vat, stderr));
+        if let Err(e) = forwarder {
+            kill(&mut child);
+            return Err(start_error(format!("cannot start a worker thread: {e}")));
+        }
+        tracing::debug!(%vat, code, pid = child.id(), "vat worker started");
+        Ok(SubprocessRuntime {
+            vat,
+            child,
+            to_worker: Some(FrameWriter::new(Bounded::new(to_worker))),
+            from_worker: FrameReader::new(BufReader::with_capacity(
+                16 * 1024,
+                Bounded::new(from_worker),
+            )),
+            timeout: config.delivery_timeout,
+            failed: None,
+        })
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `frame` and relays the worker's frames to `host` until `Done`.
+    fn exchange(&mut self, frame: &KernelFrame, host: &mut dyn VatHost) -> DeliveryOutcome {
+        if let Some(reason) = &self.failed {
+            return DeliveryOutcome::failed(reason.clone());
+        }
+        match self.try_exchange(frame, host) {
+            Ok(outcome) => outcome,
+            Err(reason) => {
+                tracing::warn!(vat = %self.vat, %reason, "vat worker failed");
+                self.stop();
+                self.failed = Some(reason.clone());
+                DeliveryOutcome::failed(reason)
+            }
+        }
+    }
+
+    /// The exchange proper; `Err` is the reason the worker is to be killed.
+    fn try_exchange(
+        &mut self,
+        frame: &KernelFrame,
+        host: &mut dyn VatHost,
+    ) -> Result<DeliveryOutcome, String> {
+        let deadline = Instant::now() + self.timeout;
+        let Some(writer) = self.to_worker.as_mut() else {
+            return Err(self.exit_reason());
+        };
+        writer.get_mut().deadline = deadline;
+        self.from_worker.get_mut().get_mut().deadline = deadline;
+        self.set_polling()?;
+        // Best effort: a frame the worker sent after its last `Done` is usually here by now.
+        match self.from_worker.get_mut().fill_buf() {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Ok([]) | Err(_) => return Err(self.exit_reason()),
+            Ok(_) => return Err("vat worker sent a frame outside a delivery".to_owned()),
+        }
+        let Some(writer) = self.to_worker.as_mut() else {
+            return Err(self.exit_reason());
+        };
+        match writer.write(frame) {
+            Ok(()) => {}
+            Err(FrameError::Oversized { len, max }) => {
+                tracing::warn!(vat = %self.vat, len, max, "delivery too large");
+                return Err("the delivery exceeds the frame size limit".to_owned());
+            }
+            Err(FrameError::Io(e)) if is_timeout(&e) => return Err(self.time_limit_reason()),
+            Err(_) => return Err(self.exit_reason()),
+        }
+        self.poll_for_answer();
+        self.from_worker.get_mut().get_mut().polling = false;
+        loop {
+            match self.from_worker.read::<WorkerFrame>() {
+                Ok(WorkerFrame::Syscall(syscall)) => host.syscall(syscall),
+                Ok(WorkerFrame::Log(log)) => host.log(log),
+                Ok(WorkerFrame::Done(outcome)) => return Ok(outcome),
+                Ok(WorkerFrame::Pong) => {
+                    return Err("vat worker sent an unexpected frame".to_owned());
+                }
+                Err(FrameError::Io(e)) if is_timeout(&e) => return Err(self.time_limit_reason()),
+                Err(error) => return Err(self.frame_error(&error)),
+            }
+        }
+    }
+
+    /// Puts the output into polling mode: reads do not block and report `WouldBlock`.
+    fn set_polling(&mut self) -> Result<(), String> {
+        let output = self.from_worker.get_mut().get_mut();
+        output.polling = true;
+        if !output.nonblocking {
+            output
+                .socket
+                .set_nonblocking(true)
+                .map_err(|_| "cannot read from the vat worker".to_owned())?;
+            output.nonblocking = true;
+        }
+        Ok(())
+    }
+
+    /// Polls the non-blocking output for up to [`SPIN`], yielding the CPU between tries,
+    /// until some bytes (or the end of the stream) have arrived.
+    fn poll_for_answer(&mut self) {
+        let until = Instant::now() + SPIN;
+        let reader = self.from_worker.get_mut();
+        while let Err(e) = reader.fill_buf() {
+            if e.kind() != ErrorKind::WouldBlock || Instant::now() >= until {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn time_limit_reason(&self) -> String {
+        format!(
+            "vat worker exceeded the delivery time limit of {} ms",
+            self.timeout.as_millis()
+        )
+    }
+
+    /// The reason for a bad frame. Fixed sentences only: the details may echo the worker's
+    /// bytes, so they go to the log.
+    fn frame_error(&mut self, error: &FrameError) -> String {
+        tracing::warn!(vat = %self.vat, %error, "bad frame from vat worker");
+        match error {
+            FrameError::Oversized { len, max } => {
+                format!("vat worker sent an oversized frame ({len} bytes, limit {max})")
+            }
+            FrameError::Malformed { .. } => "vat worker sent a malformed frame".to_owned(),
+            FrameError::Eof | FrameError::Truncated { .. } => self.exit_reason(),
+            _ => "cannot read from the vat worker".to_owned(),
+        }
+    }
+
+    /// Why the worker's output ended: its exit status, once it has exited.
+    fn exit_reason(&mut self) -> String {
+        let deadline = Instant::now() + EXIT_GRACE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return describe_exit(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                _ => return "vat worker closed its output".to_owned(),
+            }
+        }
+    }
+
+    /// Kills and reaps the worker. Its stderr thread ends on its own as the pipe closes.
+    fn stop(&mut self) {
+        self.to_worker = None;
+        kill(&mut self.child);
+    }
+}
+
+impl VatRuntime for SubprocessRuntime {
+    fn start(&mut self, start: VatStart, host: &mut dyn VatHost) -> DeliveryOutcome {
+        self.exchange(&KernelFrame::Start(start), host)
+    }
+
+    fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        self.exchange(&KernelFrame::Deliver(delivery), host)
+    }
+}
+
+impl Drop for SubprocessRuntime {
+    fn drop(&mut self) {
+        self.stop();
+        tracing::debug!(vat = %self.vat, "vat worker stopped");
+    }
+}
+
+fn kill(child: &mut Child) {
+    // Both fail only when the child is already gone and reaped.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("vat worker exited (signal {signal})");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("vat worker exited (status {code})"),
+        None => "vat worker exited".to_owned(),
+    }
+}
+
+/// A socket whose every blocking read or write ends by `deadline` (with `TimedOut` once it
+/// has passed). While `polling`, a read that would block says so (`WouldBlock`). Otherwise
+/// it blocks until the deadline; the socket is switched to blocking mode only when a read
+/// actually has to wait, so a delivery answered while polling costs no mode switch.
+#[derive(Debug)]
+struct Bounded {
+    socket: UnixStream,
+    deadline: Instant,
+    polling: bool,
+    /// Whether the socket is in non-blocking mode now.
+    nonblocking: bool,
+}
+
+impl Bounded {
+    fn new(socket: UnixStream) -> Self {
+        Bounded {
+            socket,
+            deadline: Instant::now(),
+            polling: false,
+            nonblocking: false,
+        }
+    }
+
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.nonblocking {
+            match self.socket.read(buf) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock && !self.polling => {
+                    self.socket.set_nonblocking(false)?;
+                    self.nonblocking = false;
+                }
+                res => return res,
+            }
+        }
+        self.socket.set_read_timeout(Some(self.left()?))?;
+        self.socket.read(buf)
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.set_write_timeout(Some(self.left()?))?;
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// The stderr thread: each line becomes a log event.
+fn forward_stderr(vat: VatId, stderr: ChildStderr) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_STDERR_LINE)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                tracing::info!(%vat, line = %text.trim_end(), "vat worker stderr");
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `SubprocessRuntime` against shell-script workers that fail in exact ways. The scripts
+//! are all written before any is run, so no script is executed while another thread of
+//! this test still holds it open for writing.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ocap_types::{
+    Delivery, DeliveryOutcome, Syscall, Value, VatHost, VatId, VatLog, VatRuntime, VatStart,
+};
+
+use super::{SubprocessRuntime, WorkerConfig};
+use crate::error::VatError;
+
+struct NoHost;
+
+impl VatHost for NoHost {
+    fn syscall(&mut self, syscall: Syscall) {
+        panic!("unexpected syscall {syscall:?}");
+    }
+    fn log(&mut self, _: VatLog) {}
+}
+
+/// `printf` text of a `Done` frame with an empty outcome, and of a `Pong` frame.
+const DONE: &str =
+    "\\000\\000\\000\\051\\241dDone\\242jcheckpoint\\242dsets\\200gdeletes\\200eerror\\366";
+const PONG: &str = "\\000\\000\\000\\005dPong";
+
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn start_with(program: &Path, timeout: Duration) -> (SubprocessRuntime, DeliveryOutcome) {
+    let config = WorkerConfig {
+        program: Some(program.to_path_buf()),
+        delivery_timeout: timeout,
+    };
+    let mut runtime = SubprocessRuntime::spawn(&config, VatId(1), "x").unwrap();
+    let start = VatStart {
+        name: "x".to_owned(),
+        parameters: Value::Null,
+        state: Vec::new(),
+    };
+    let outcome = runtime.start(start, &mut NoHost);
+    (runtime, outcome)
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn failing_workers_give_fixed_reasons_and_are_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let exits = script(dir.path(), "exits", "exit 7");
+    let closes = script(dir.path(), "closes", "exec 1>&-\nexec sleep 30");
+    let hangs = script(dir.path(), "hangs", "exec sleep 30");
+    // Both wait for the kernel's first frame before they answer.
+    let pongs = script(
+        dir.path(),
+        "pongs",
+        &format!("head -c 4 >/dev/null\nprintf '{PONG}'\nexec sleep 30"),
+    );
+    let chatty = script(
+        dir.path(),
+        "chatty",
+        &format!("head -c 4 >/dev/null\nprintf '{DONE}{PONG}'\nexec sleep 30"),
+    );
+    let long = Duration::from_secs(20);
+    let cases = [
+        (&exits, long, "vat worker exited (status 7)"),
+        (&closes, long, "vat worker closed its output"),
+        (
+            &hangs,
+            Duration::from_millis(100),
+            "vat worker exceeded the delivery time limit of 100 ms",
+        ),
+        (&pongs, long, "vat worker sent an unexpected frame"),
+    ];
+    for (program, timeout, reason) in cases {
+        let started = Instant::now();
+        let (mut runtime, outcome) = start_with(program, timeout);
+        assert_eq!(outcome, DeliveryOutcome::failed(reason));
+        assert!(started.elapsed() < Duration::from_secs(10), "{reason}");
+        let pid = runtime.pid();
+        assert!(!alive(pid), "{reason}: killed and reaped at once");
+        // Every later call fails the same way, without waiting.
+        let again = runtime.deliver(Delivery::BringOutYourDead, &mut NoHost);
+        assert_eq!(again, DeliveryOutcome::failed(reason));
+    }
+    // A frame after `Done` is found before the next delivery is sent.
+    let (mut runtime, outcome) = start_with(&chatty, long);
+    assert_eq!(outcome, DeliveryOutcome::default());
+    assert_eq!(
+        runtime.deliver(Delivery::BringOutYourDead, &mut NoHost),
+        DeliveryOutcome::failed("vat worker sent a frame outside a delivery")
+    );
+    assert!(!alive(runtime.pid()));
+    // A healthy-looking worker is killed and reaped when its runtime is dropped.
+    let config = WorkerConfig {
+        program: Some(hangs),
+        delivery_timeout: long,
+    };
+    let runtime = SubprocessRuntime::spawn(&config, VatId(2), "x").unwrap();
+    let pid = runtime.pid();
+    assert!(alive(pid));
+    drop(runtime);
+    assert!(!alive(pid), "dropped: killed and reaped");
+}
+
+#[test]
+fn spawn_without_a_usable_program_is_a_start_error() {
+    let cases = [
+        (None, "no worker program is set"),
+        (
+            Some(PathBuf::from("/nonexistent/ocap-worker")),
+            "cannot start the vat worker program",
+        ),
+    ];
+    for (program, expected) in cases {
+        let config = WorkerConfig {
+            program,
+            ..WorkerConfig::default()
+        };
+        match SubprocessRuntime::spawn(&config, VatId(3), "x") {
+            Err(VatError::Start { vat, message }) => {
+                assert_eq!(vat, VatId(3));
+                assert!(message.contains(expected), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn default_time_limit_is_thirty_seconds() {
+    assert_eq!(
+        WorkerConfig::default().delivery_timeout,
+        Duration::from_secs(30)
+    );
+    assert_eq!(WorkerConfig::default().program, None);
+}

@@ -1,0 +1,239 @@
+//! The worker side of the subprocess vat protocol (spec §12.3, `docs/vat-protocol.md`):
+//! [`serve`] drives any `VatRuntime` from length-prefixed CBOR frames, so the same vat code
+//! runs in the kernel's process or in a child process of its own.
+//!
+//! Invariant: everything a delivery emits (its `Syscall` and `Log` frames, in emission
+//! order) is written before its `Done`. The output is flushed once per answer (after `Done`
+//! or `Pong`) and after each `Log`, so the logs of a delivery that hangs still reach the
+//! kernel; syscalls are never flushed on their own. Nothing else is ever written to the
+//! output: diagnostics go to stderr. A panic in vat code becomes a failed `Done`, as it does
+//! in process.
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::panic::AssertUnwindSafe;
+
+use ocap_types::{
+    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, Syscall, VatHost,
+    VatLog, VatRuntime, VatStart, WorkerFrame,
+};
+
+/// Why a worker stopped serving, other than the kernel closing its input or asking it to
+/// shut down (which end [`serve`] with `Ok`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The kernel's input could not be read or held a bad frame.
+    #[error("cannot read a frame from the kernel")]
+    Read(#[source] FrameError),
+    /// A frame could not be written to the kernel.
+    #[error("cannot write a frame to the kernel")]
+    Write(#[source] FrameError),
+    /// The standard streams could not be opened.
+    #[error("cannot open the standard streams")]
+    Stdio(#[source] io::Error),
+}
+
+/// Serves one vat: reads [`KernelFrame`]s from `input` and answers on `output` until the
+/// kernel sends `Shutdown` or closes `input`.
+///
+/// `Start` runs [`VatRuntime::start`] (a second `Start` fails), `Deliver` runs
+/// [`VatRuntime::deliver`] (before `Start` it fails); both stream the vat's syscalls and
+/// logs as frames and end with `Done`. `Ping` is answered with `Pong`. A frame that would
+/// exceed the size limit turns the delivery into a failed `Done`.
+///
+/// # Errors
+/// [`WorkerError::Read`] for a truncated, oversized or malformed input frame or a read
+/// failure; [`WorkerError::Write`] when the output fails (the kernel is gone).
+///
+/// # Examples
+/// ```
+/// use ocap_types::{DeliveryOutcome, FrameReader, FrameWriter, KernelFrame, Value, VatStart,
+///     WorkerFrame};
+/// use ocap_vat::{Runtime, Val, Vat, Baggage, Ref, Result};
+///
+/// fn build(vat: &Vat, _: &Val, _: &Baggage) -> Result<Ref> {
+///     Ok(vat.object("root").build())
+/// }
+///
+/// let mut input = FrameWriter::new(Vec::new());
+/// input.write(&KernelFrame::Ping)?;
+/// let start = VatStart { name: "v".into(), parameters: Value::Null, state: Vec::new() };
+/// input.write(&KernelFrame::Start(start))?;
+/// let mut output = Vec::new();
+/// ocap_vat::worker::serve(Runtime::boxed(build), input.get_mut().as_slice(), &mut output)?;
+///
+/// let mut answers = FrameReader::new(output.as_slice());
+/// assert_eq!(answers.read::<WorkerFrame>()?, WorkerFrame::Pong);
+/// assert!(matches!(answers.read::<WorkerFrame>()?, WorkerFrame::Done(DeliveryOutcome { error: None, .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn serve(
+    mut runtime: Box<dyn VatRuntime>,
+    input: impl Read,
+    output: impl Write,
+) -> Result<(), WorkerError> {
+    let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, input));
+    let mut writer = FrameWriter::new(BufWriter::with_capacity(64 * 1024, output));
+    let mut started = false;
+    loop {
+        let frame = match reader.read::<KernelFrame>() {
+            Ok(frame) => frame,
+            Err(FrameError::Eof) => return Ok(()),
+            Err(error) => return Err(WorkerError::Read(error)),
+        };
+        match frame {
+            KernelFrame::Start(start) => {
+                let outcome = if started {
+                    DeliveryOutcome::failed("received Start after the vat was started")
+                } else {
+                    started = true;
+                    run(&mut writer, |host| runtime.start(start, host))?
+                };
+                finish(&mut writer, outcome)?;
+            }
+            KernelFrame::Deliver(delivery) => {
+                let outcome = if started {
+                    run(&mut writer, |host| runtime.deliver(delivery, host))?
+                } else {
+                    DeliveryOutcome::failed("cannot deliver before the vat is started")
+                };
+                finish(&mut writer, outcome)?;
+            }
+            KernelFrame::Ping => {
+                writer
+                    .write(&WorkerFrame::Pong)
+                    .map_err(WorkerError::Write)?;
+                writer.flush().map_err(WorkerError::Write)?;
+            }
+            KernelFrame::Shutdown => return writer.flush().map_err(WorkerError::Write),
+        }
+    }
+}
+
+/// [`serve`] on this process's standard input and output, unbuffered underneath (the
+/// standard output handle is line-buffered, and frames are binary), for a worker program's
+/// `main`. Nothing else in the process may write to standard output.
+///
+/// # Errors
+/// As [`serve`]; [`WorkerError::Stdio`] when the streams cannot be opened.
+pub fn serve_stdio(runtime: Box<dyn VatRuntime>) -> Result<(), WorkerError> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        let open = |fd: std::os::fd::BorrowedFd<'_>| {
+            fd.try_clone_to_owned()
+                .map(std::fs::File::from)
+                .map_err(WorkerError::Stdio)
+        };
+        let input = open(io::stdin().as_fd())?;
+        let output = open(io::stdout().as_fd())?;
+        serve(runtime, input, output)
+    }
+    #[cfg(not(unix))]
+    {
+        serve(runtime, io::stdin().lock(), io::stdout().lock())
+    }
+}
+
+/// A runtime for a vat code name the worker program does not know: its `start` fails with
+/// `no vat named "<name>" is registered`, so the kernel's launch error says why.
+pub fn unknown_vat(name: &str) -> Box<dyn VatRuntime> {
+    Box::new(UnknownVat(name.to_owned()))
+}
+
+struct UnknownVat(String);
+
+impl VatRuntime for UnknownVat {
+    fn start(&mut self, _: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::failed(format!("no vat named {:?} is registered", self.0))
+    }
+
+    fn deliver(&mut self, _: Delivery, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::failed(format!("no vat named {:?} is registered", self.0))
+    }
+}
+
+/// The [`VatHost`] of a worker: every syscall and log becomes a frame on the output.
+struct FrameHost<'a, W: Write> {
+    writer: &'a mut FrameWriter<W>,
+    /// The first failure; later frames of the delivery are dropped.
+    failed: Option<FrameError>,
+}
+
+impl<W: Write> FrameHost<'_, W> {
+    fn send(&mut self, frame: &WorkerFrame) {
+        if self.failed.is_none()
+            && let Err(error) = self.writer.write(frame)
+        {
+            self.failed = Some(error);
+        }
+    }
+}
+
+impl<W: Write> VatHost for FrameHost<'_, W> {
+    fn syscall(&mut self, syscall: Syscall) {
+        self.send(&WorkerFrame::Syscall(syscall));
+    }
+
+    fn log(&mut self, log: VatLog) {
+        self.send(&WorkerFrame::Log(log));
+        if self.failed.is_none()
+            && let Err(error) = self.writer.flush()
+        {
+            self.failed = Some(error);
+        }
+    }
+}
+
+/// Runs `f` (a start or a delivery) with a frame host, catching a panic in vat code.
+fn run<W: Write>(
+    writer: &mut FrameWriter<W>,
+    f: impl FnOnce(&mut dyn VatHost) -> DeliveryOutcome,
+) -> Result<DeliveryOutcome, WorkerError> {
+    let mut host = FrameHost {
+        writer,
+        failed: None,
+    };
+    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut host))) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".to_owned());
+            DeliveryOutcome::failed(format!("vat panicked: {message}"))
+        }
+    };
+    match host.failed {
+        None => Ok(outcome),
+        Some(FrameError::Oversized { len, max }) => Ok(DeliveryOutcome::failed(format!(
+            "vat worker could not send a frame of {len} bytes (limit {max})"
+        ))),
+        Some(error) => Err(WorkerError::Write(error)),
+    }
+}
+
+/// Writes `Done` and flushes: the one flush of a delivery.
+fn finish<W: Write>(
+    writer: &mut FrameWriter<W>,
+    outcome: DeliveryOutcome,
+) -> Result<(), WorkerError> {
+    let done = WorkerFrame::Done(outcome);
+    match writer.write(&done) {
+        Ok(()) => {}
+        Err(FrameError::Oversized { len, max }) => {
+            let failed = DeliveryOutcome::failed(format!(
+                "vat worker could not send an outcome of {len} bytes (limit {max})"
+            ));
+            writer
+                .write(&WorkerFrame::Done(failed))
+                .map_err(WorkerError::Write)?;
+        }
+        Err(error) => return Err(WorkerError::Write(error)),
+    }
+    writer.flush().map_err(WorkerError::Write)
+}

@@ -1,0 +1,411 @@
+//! Routing through promises and telling vats about them: promise-to-promise fulfilment
+//! (D11) and its holds, promise cycles, the decider after a rolled-back delivery (§8.2),
+//! notifies of several promises and retire lists (§5.6, §9, D9), and the SDK's handling of
+//! resolutions it does not need.
+
+use ocap_kernel::Kernel;
+use ocap_store::PromiseState;
+use ocap_types::{
+    CapData, Delivery, DeliveryOutcome, EndpointId, KPromiseId, KRef, Message, Resolution, Syscall,
+    VRef, Value, VatHost, VatId, VatLog, VatStart,
+};
+
+use super::driver::{p, p_vref, resolve, send, send_r, vat};
+use super::{Logged, call, cluster_with, record, slot};
+
+/// The rejection of a send through a promise that is not fulfilled with an object.
+const BAD_RESOLUTION: &str =
+    "[KERNEL:BAD_PROMISE_RESOLUTION] Promise fulfilled but did not contain an object reference";
+
+/// A kernel running `driver` (bootstrap, `v1`), `target` (a tester, `v2`) and, when asked,
+/// `bob` (liveslots, `v3`).
+struct Driven {
+    logged: Logged,
+    driver: KRef,
+    vats: Vec<VatId>,
+}
+
+impl Driven {
+    fn new(with_bob: bool) -> Driven {
+        let mut vats = vec![
+            ("driver", "driver", Value::Null),
+            ("target", "tester", Value::Null),
+        ];
+        if with_bob {
+            vats.push(("bob", "liveslots", record(&[("name", Value::str("Bob"))])));
+        }
+        let logged = Logged::new();
+        let launched = logged
+            .kernel
+            .launch_subcluster(&cluster_with(&vats))
+            .unwrap();
+        assert_eq!(
+            super::decode(&launched.bootstrap_result),
+            Value::str("driver ready")
+        );
+        let vats = logged.kernel.vat_ids().unwrap();
+        Driven {
+            logged,
+            driver: launched.root,
+            vats,
+        }
+    }
+
+    fn kernel(&self) -> &Kernel {
+        &self.logged.kernel
+    }
+
+    /// Has the driver carry out `ops` in one delivery, then waits until the kernel is idle.
+    fn script(&self, ops: Vec<Value>) {
+        let done = call(
+            self.kernel(),
+            self.driver,
+            "script",
+            vec![Value::List(ops)],
+            vec![],
+        );
+        assert_eq!(done.map(|d| super::decode(&d)), Ok(Value::str("done")));
+        self.logged.idle();
+    }
+
+    /// The kernel promise the driver calls `Pi`.
+    fn kp(&self, i: usize) -> KPromiseId {
+        let ep = EndpointId::Vat(self.vats[0]);
+        let kref = self
+            .kernel()
+            .inspect(move |s| s.clist_kref(ep, p_vref(i)))
+            .unwrap()
+            .unwrap();
+        kref.and_then(KRef::as_promise)
+            .unwrap_or_else(|| panic!("P{i} is not a kernel promise: {kref:?}"))
+    }
+
+    fn state(&self, i: usize) -> Option<PromiseState> {
+        let kp = self.kp(i);
+        let record = self
+            .kernel()
+            .inspect(move |s| s.promise(kp))
+            .unwrap()
+            .unwrap();
+        record.map(|r| r.state)
+    }
+
+    fn refcount(&self, kp: KPromiseId) -> u32 {
+        self.kernel()
+            .inspect(move |s| s.promise(kp))
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .refcount
+    }
+
+    fn driver_logs(&self) -> Vec<String> {
+        self.logged.test_logs(self.vats[0])
+    }
+
+    fn target_logs(&self) -> Vec<String> {
+        self.logged.test_logs(self.vats[1])
+    }
+
+    fn bob_logs(&self) -> Vec<String> {
+        self.logged.test_logs(self.vats[2])
+    }
+}
+
+fn log(target: Value, text: &str) -> Value {
+    send(target, "log", vec![Value::str(text)])
+}
+
+#[test]
+fn message_through_promise_fulfilled_with_pending_promise_waits_for_it() {
+    let driven = Driven::new(false);
+    // P0 is fulfilled with P1, still pending: messages to P0 wait in P1's queue (D11).
+    let mut ops = vec![log(p(0), "m0"), resolve(vec![(p(0), false, p(1))])];
+    ops.extend((1..6).map(|n| log(p(0), &format!("m{n}"))));
+    driven.script(ops);
+    assert!(driven.target_logs().is_empty());
+    assert!(matches!(driven.state(0), Some(PromiseState::Fulfilled(_))));
+    assert!(matches!(
+        driven.state(1),
+        Some(PromiseState::Unresolved { .. })
+    ));
+    driven.script(vec![resolve(vec![(p(1), false, vat("target"))])]);
+    assert_eq!(driven.target_logs(), ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    // Delivering the forwarded messages released holds on P1 that they had taken on P0, so
+    // P1 is still there and P0 still leads to the target.
+    assert!(matches!(driven.state(1), Some(PromiseState::Fulfilled(_))));
+    driven.script(vec![log(p(0), "late")]);
+    assert_eq!(
+        driven.target_logs().last().map(String::as_str),
+        Some("late")
+    );
+}
+
+#[test]
+fn message_through_promise_fulfilled_with_rejected_promise_carries_its_reason() {
+    let driven = Driven::new(false);
+    driven.script(vec![
+        resolve(vec![(p(1), true, Value::error("nope"))]),
+        resolve(vec![(p(0), false, p(1))]),
+        send_r(p(0), "log", vec![Value::str("lost")], 0),
+    ]);
+    assert_eq!(driven.driver_logs(), ["notify p+1000 rejected Error(nope)"]);
+    assert!(driven.target_logs().is_empty());
+    let kp0 = KRef::Promise(driven.kp(0));
+    assert_eq!(
+        call(
+            driven.kernel(),
+            kp0,
+            "log",
+            vec![Value::str("host")],
+            vec![]
+        ),
+        Err("nope".to_owned())
+    );
+}
+
+#[test]
+fn promise_fulfilled_with_itself_rejects_messages_instead_of_looping() {
+    let driven = Driven::new(false);
+    driven.script(vec![
+        send_r(p(0), "log", vec![Value::str("before")], 0),
+        resolve(vec![(p(0), false, p(0))]),
+        send_r(p(0), "log", vec![Value::str("after")], 1),
+    ]);
+    assert_eq!(
+        driven.driver_logs(),
+        [
+            format!("notify p+1000 rejected Error({BAD_RESOLUTION})"),
+            format!("notify p+1001 rejected Error({BAD_RESOLUTION})"),
+        ]
+    );
+    let kp0 = KRef::Promise(driven.kp(0));
+    assert_eq!(
+        call(
+            driven.kernel(),
+            kp0,
+            "log",
+            vec![Value::str("host")],
+            vec![]
+        ),
+        Err(BAD_RESOLUTION.to_owned())
+    );
+    assert!(driven.target_logs().is_empty());
+    // The kernel carries on.
+    let target = driven.kernel().vat_root(driven.vats[1]).unwrap().unwrap();
+    let echoed = call(driven.kernel(), target, "echo", vec![Value::Int(7)], vec![]);
+    assert_eq!(echoed.map(|d| super::decode(&d)), Ok(Value::Int(7)));
+}
+
+#[test]
+fn promises_fulfilled_with_each_other_reject_messages_instead_of_looping() {
+    let driven = Driven::new(false);
+    driven.script(vec![
+        resolve(vec![(p(0), false, p(1))]),
+        send_r(p(0), "log", vec![Value::str("waits")], 0),
+    ]);
+    assert!(
+        driven.driver_logs().is_empty(),
+        "{:?}",
+        driven.driver_logs()
+    );
+    // Closing the cycle: the message waiting on P1 comes back and goes round once.
+    driven.script(vec![
+        resolve(vec![(p(1), false, p(0))]),
+        send_r(p(1), "log", vec![Value::str("cycle")], 1),
+    ]);
+    assert_eq!(
+        driven.driver_logs(),
+        [
+            format!("notify p+1000 rejected Error({BAD_RESOLUTION})"),
+            format!("notify p+1001 rejected Error({BAD_RESOLUTION})"),
+        ]
+    );
+    assert!(driven.target_logs().is_empty());
+}
+
+#[test]
+fn splat_after_rollback_rejects_on_behalf_of_the_reverted_decider() {
+    let test = Logged::new();
+    test.kernel
+        .launch_subcluster(&cluster_with(&[
+            ("a", "tester", Value::Null),
+            ("b", "tester", Value::Null),
+        ]))
+        .unwrap();
+    let vats = test.kernel.vat_ids().unwrap();
+    let root = |vat| test.kernel.vat_root(vat).unwrap().unwrap();
+    let (a, b) = (root(vats[0]), root(vats[1]));
+    // a sends `panic()` to b: b's delivery is rolled back (the result's decider goes back to
+    // a) and b is terminated; the retried send splats, rejecting the result as a. Were it
+    // rejected as b, the resolution would be refused and a would never answer.
+    let res = call(
+        &test.kernel,
+        a,
+        "call",
+        vec![slot(0), Value::str("panic")],
+        vec![b],
+    );
+    assert_eq!(
+        res,
+        Err(
+            "[KERNEL:OBJECT_DELETED] Target object has no owner; it may have been deleted"
+                .to_owned()
+        )
+    );
+    test.idle();
+    assert_eq!(test.kernel.vat_ids().unwrap(), [vats[0]]);
+    let echoed = call(
+        &test.kernel,
+        a,
+        "echo",
+        vec![Value::str("still here")],
+        vec![],
+    );
+    assert_eq!(
+        echoed.map(|d| super::decode(&d)),
+        Ok(Value::str("still here"))
+    );
+}
+
+#[test]
+fn resolving_several_promises_in_one_syscall_notifies_each_subscriber() {
+    let driven = Driven::new(true);
+    let promises = call(
+        driven.kernel(),
+        driven.driver,
+        "promises",
+        vec![Value::Int(3)],
+        vec![],
+    )
+    .unwrap();
+    let bob = driven.kernel().vat_root(driven.vats[2]).unwrap().unwrap();
+    // Bob subscribes to each of P0..P2 as he awaits it.
+    for kp in &promises.slots {
+        let reply = call(
+            driven.kernel(),
+            bob,
+            "hereIsAPromise",
+            vec![slot(0)],
+            vec![*kp],
+        );
+        assert!(reply.is_ok(), "{reply:?}");
+    }
+    driven.logged.idle();
+    assert!(driven.bob_logs().is_empty());
+    driven.script(vec![resolve(vec![
+        (p(0), false, vat("target")),
+        (p(1), false, Value::Int(5)),
+        (p(2), true, Value::error("no")),
+    ])]);
+    assert_eq!(
+        driven.bob_logs(),
+        [
+            "the promise parameter resolved to '[object Remotable]'",
+            "the promise parameter resolved to '5'",
+            "the promise parameter rejected as 'no'",
+        ]
+    );
+    assert!(matches!(driven.state(0), Some(PromiseState::Fulfilled(_))));
+    assert!(matches!(driven.state(1), Some(PromiseState::Fulfilled(_))));
+    assert!(matches!(driven.state(2), Some(PromiseState::Rejected(_))));
+}
+
+#[test]
+fn notify_reports_settled_promises_nested_in_the_value_without_releasing_them() {
+    let driven = Driven::new(false);
+    // P1 settled; P0 settled with [P1, P2]; P2 pending.
+    driven.script(vec![resolve(vec![
+        (p(1), false, Value::str("deep")),
+        (p(0), false, Value::List(vec![p(1), p(2)])),
+    ])]);
+    let (kp0, kp1) = (driven.kp(0), driven.kp(1));
+    let before = driven.refcount(kp1);
+    // The target echoes [P0] as the answer R0 that the driver subscribed to: the notify of
+    // R0 also reports P0 and, inside it, P1; not P2, which is pending (§5.6).
+    driven.script(vec![send_r(
+        vat("target"),
+        "echo",
+        vec![Value::List(vec![p(0)])],
+        0,
+    )]);
+    assert_eq!(
+        driven.driver_logs(),
+        ["notify p+1000 fulfilled [p+1]; p+1 fulfilled [p+2, p+3]; p+2 fulfilled deep"]
+    );
+    // D9: reporting a nested promise takes no hold away from it.
+    assert_eq!(driven.refcount(kp1), before);
+    assert!(driven.refcount(kp0) > 0);
+}
+
+/// A host that records syscalls, for driving an SDK vat by hand.
+#[derive(Default)]
+struct Recorder(Vec<Syscall>);
+
+impl VatHost for Recorder {
+    fn syscall(&mut self, syscall: Syscall) {
+        self.0.push(syscall);
+    }
+    fn log(&mut self, _log: VatLog) {}
+}
+
+fn fulfilled(promise: &str, value: Value) -> Resolution<VRef> {
+    Resolution {
+        promise: promise.parse().unwrap(),
+        rejected: false,
+        data: CapData::data(&value),
+    }
+}
+
+#[track_caller]
+fn deliver(runtime: &mut dyn ocap_types::VatRuntime, delivery: Delivery) -> Vec<Syscall> {
+    let mut host = Recorder::default();
+    let outcome: DeliveryOutcome = runtime.deliver(delivery, &mut host);
+    assert_eq!(outcome.error, None);
+    host.0
+}
+
+#[test]
+fn sdk_ignores_resolutions_of_unknown_and_settled_promises() {
+    let registry = ocap_cli::registry();
+    let mut tester = registry.get("tester").unwrap()();
+    let start = VatStart {
+        name: "tester".into(),
+        parameters: Value::Null,
+        state: Vec::new(),
+    };
+    assert_eq!(tester.start(start, &mut Recorder::default()).error, None);
+    // A promise the vat never heard of.
+    let notify = Delivery::Notify(vec![fulfilled("p-7", Value::Int(1))]);
+    assert_eq!(deliver(&mut *tester, notify), []);
+    // `call(o-2, "ping")` sends with result p+1 and waits for it.
+    let call = Message::new(
+        "call",
+        vec![slot(0), Value::str("ping")],
+        vec!["o-2".parse().unwrap()],
+        Some("p-1".parse().unwrap()),
+    );
+    let syscalls = deliver(
+        &mut *tester,
+        Delivery::Message {
+            target: VRef::ROOT,
+            message: call,
+        },
+    );
+    assert_eq!(syscalls.len(), 2, "{syscalls:?}");
+    // The first resolution of p+1 answers the call; a second one (a repeated notify, §9)
+    // changes nothing.
+    let answer = deliver(
+        &mut *tester,
+        Delivery::Notify(vec![fulfilled("p+1", Value::str("pong"))]),
+    );
+    let [Syscall::Resolve(resolutions)] = answer.as_slice() else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(resolutions[0].data.decode().unwrap(), Value::str("pong"));
+    let again = Delivery::Notify(vec![
+        fulfilled("p+1", Value::str("again")),
+        fulfilled("p-8", Value::Null),
+    ]);
+    assert_eq!(deliver(&mut *tester, again), []);
+}

@@ -1,0 +1,52 @@
+//! `ocap-test-kernel <store> [group]`: opens the tests' kernel (`ocap_tests::config()`) on
+//! an existing store, which relaunches its vats and resumes its queued work, and prints the
+//! kernel's crank count on stdout, one line at a time, until the kernel is idle; then it
+//! prints `idle` and exits. With `group`, cranks share synced commits (group commit). The
+//! crash test kills it with SIGKILL at chosen crank counts.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ocap_kernel::{Kernel, KernelError};
+use ocap_store::Durability;
+
+fn run(path: &str, group: bool) -> Result<(), KernelError> {
+    let mut config = ocap_tests::config();
+    if group {
+        config.durability = Durability::Group {
+            max_cranks: 16,
+            max_delay: Duration::from_millis(20),
+        };
+    }
+    let kernel = Kernel::open(std::path::Path::new(path), config)?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let cranks = kernel.crank_count()?;
+        // The reader may be gone (it killed us, or gave up): nothing to report to then.
+        let _ = writeln!(out, "{cranks}").and_then(|()| out.flush());
+        match kernel.run_until_idle(Duration::from_millis(1)) {
+            Ok(()) => break,
+            Err(KernelError::Timeout) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let _ = writeln!(out, "idle").and_then(|()| out.flush());
+    kernel.shutdown()
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next() else {
+        eprintln!("usage: ocap-test-kernel <store directory> [group]");
+        return ExitCode::from(2);
+    };
+    let group = args.next().is_some_and(|arg| arg == "group");
+    match run(&path, group) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ocap-test-kernel: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! `ocap-test-worker worker <vat>`: the worker program of subprocess vats in the tests. It
+//! serves every vat of `ocap_tests::registry()` (the example vats and `probe`) over the
+//! frame protocol on stdin/stdout, like `ocap worker`, plus three vats that break the
+//! protocol on their first delivery: `bad-frame` (writes a frame that is not CBOR),
+//! `huge-frame` (announces a frame over the size limit) and `exit-now` (exits with status 3).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use ocap_types::{Delivery, DeliveryOutcome, VatHost, VatRuntime, VatStart};
+
+/// How a protocol-breaking vat misbehaves.
+#[derive(Debug, Clone, Copy)]
+enum Breaker {
+    BadFrame,
+    HugeFrame,
+    ExitNow,
+}
+
+impl VatRuntime for Breaker {
+    fn start(&mut self, _: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::default()
+    }
+
+    fn deliver(&mut self, _: Delivery, _: &mut dyn VatHost) -> DeliveryOutcome {
+        // Nothing of this delivery is buffered yet, so these bytes are the next frame the
+        // kernel reads.
+        let bytes: &[u8] = match self {
+            Breaker::BadFrame => &[0, 0, 0, 3, 0xff, 0xff, 0xff],
+            Breaker::HugeFrame => &[0x7f, 0xff, 0xff, 0xff],
+            Breaker::ExitNow => std::process::exit(3),
+        };
+        let mut out = std::io::stdout().lock();
+        if out.write_all(bytes).and_then(|()| out.flush()).is_err() {
+            return DeliveryOutcome::failed("cannot write the broken frame");
+        }
+        DeliveryOutcome::default()
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [command, vat] = args.as_slice() else {
+        eprintln!("usage: ocap-test-worker worker <vat>");
+        return ExitCode::from(2);
+    };
+    if command != "worker" {
+        eprintln!("usage: ocap-test-worker worker <vat>");
+        return ExitCode::from(2);
+    }
+    let runtime: Box<dyn VatRuntime> = match vat.as_str() {
+        "bad-frame" => Box::new(Breaker::BadFrame),
+        "huge-frame" => Box::new(Breaker::HugeFrame),
+        "exit-now" => Box::new(Breaker::ExitNow),
+        name => match ocap_tests::registry().get(name) {
+            Some(factory) => factory(),
+            None => ocap_vat::worker::unknown_vat(name),
+        },
+    };
+    match ocap_vat::worker::serve_stdio(runtime) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ocap-test-worker: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
