@@ -246,7 +246,7 @@ fn rejected_and_fulfilled_results_reach_the_host() {
 }
 
 #[test]
-fn vat_logs_reach_the_kernel_log_sink_in_order() {
+fn vat_logs_reach_the_kernel_log_sink() {
     for workers in MODES {
         let (tx, logs) = mpsc::channel();
         let mut config = ocap_tests::config();
@@ -347,7 +347,7 @@ fn kill_9_of_a_worker_mid_delivery_terminates_only_its_vat() {
 #[test]
 fn a_worker_over_the_delivery_time_limit_is_killed() {
     let (test, _logs) = subprocess_probes(|config| {
-        config.workers.delivery_timeout = Duration::from_millis(300);
+        config.workers.delivery_timeout = Duration::from_millis(1000);
     });
     let vats = roots(&test.kernel);
     let ((vat_a, a), (_, b)) = (vats[0], vats[1]);
@@ -359,7 +359,7 @@ fn a_worker_over_the_delivery_time_limit_is_killed() {
         &test,
         vat_a,
         &text,
-        "vat worker exceeded the delivery time limit of 300 ms",
+        "vat worker exceeded the delivery time limit of 1000 ms",
         b,
     );
     assert!(!process_exists(pid), "the worker was killed and reaped");

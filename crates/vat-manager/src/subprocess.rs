@@ -67,7 +67,14 @@ const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// Longest stderr line forwarded to the log as one event.
 const MAX_STDERR_LINE: u64 = 8 * 1024;
 
-/// A vat in a worker process. See the module docs.
+/// A vat in a worker process (`<program> worker <vat-code-name>`), speaking the frame
+/// protocol of `docs/vat-protocol.md` on its standard input and output.
+///
+/// Every start or delivery is bounded by the configured time limit: a worker that dies,
+/// closes its output, breaks the protocol or runs out of time makes the call return a failed
+/// outcome with a fixed reason (such as `vat worker exited (signal 9)`). The worker is then
+/// killed, and later calls fail at once with the same reason. Dropping the runtime kills
+/// and reaps the worker.
 #[derive(Debug)]
 pub struct SubprocessRuntime {
     vat: VatId,
