@@ -157,3 +157,24 @@ fn no_todo_or_dbg_left_in_sources() {
         assert!(!text.contains(&dbg), "{} contains {dbg}", file.display());
     }
 }
+
+#[test]
+fn unsafe_code_lives_in_one_module() {
+    let mut files = Vec::new();
+    rust_files(&repo_root().join("crates"), &mut files);
+    let allowed = repo_root().join("crates/store/src/kv/lmdb_env.rs");
+    let marker = ["allow(", "unsafe_code)"].concat();
+    for file in files {
+        let is_test = file.components().any(|c| c.as_os_str() == "tests")
+            || file.file_name().is_some_and(|n| n == "tests.rs");
+        if file == allowed || is_test {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains(&marker),
+            "{} allows unsafe code; only crates/store/src/kv/lmdb_env.rs may",
+            file.display()
+        );
+    }
+}

@@ -15,6 +15,7 @@
 //! resized; keys starting with byte 0 belong to the store (its schema version) and are
 //! neither written, read nor scanned through the public API.
 
+mod lmdb_env;
 mod open;
 #[cfg(test)]
 mod tests;
@@ -651,12 +652,9 @@ impl Store {
         let old_size = self.env.info().map_size;
         let new_size = open::round_map_size(old_size.saturating_mul(2));
         tracing::info!(old_size, new_size, "store map full; growing");
-        // SAFETY: no transaction of this environment is open: the reader was dropped by
-        // `flush`, the failed write transaction was aborted when dropped, and the store
-        // owns the only handle to the environment in this process.
-        #[allow(unsafe_code)]
-        let res = unsafe { self.env.resize(new_size) };
-        res.map_err(StoreError::from)
+        // No transaction of this environment is open: the reader was dropped by `flush` and
+        // the failed write transaction was aborted when dropped.
+        lmdb_env::resize_env(&self.env, new_size).map_err(StoreError::from)
     }
 }
 

@@ -14,8 +14,9 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use heed::types::Bytes;
-use heed::{Database, Env, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
+use heed::{Database, Env, MdbError, WithoutTls};
 
+use super::lmdb_env::open_env;
 use super::{SCHEMA_KEY, SCHEMA_VERSION};
 use crate::error::StoreError;
 
@@ -75,7 +76,7 @@ enum DataFile {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(super) enum Access {
     Inspect,
     ReadWrite,
 }
@@ -103,7 +104,7 @@ fn prepare_dir(path: &Path) -> Result<DataFile, StoreError> {
 }
 
 /// Turns LMDB's verdicts on a file into the store's typed errors.
-fn classify(path: &Path, err: heed::Error) -> StoreError {
+pub(super) fn classify(path: &Path, err: heed::Error) -> StoreError {
     let path = path.to_path_buf();
     match err {
         heed::Error::Mdb(MdbError::Invalid) => StoreError::CorruptFile {
@@ -121,24 +122,6 @@ fn classify(path: &Path, err: heed::Error) -> StoreError {
         heed::Error::EnvAlreadyOpened => StoreError::AlreadyOpen { path },
         other => StoreError::from(other),
     }
-}
-
-#[allow(unsafe_code)]
-fn open_env(path: &Path, map_size: usize, access: Access) -> Result<Env<WithoutTls>, StoreError> {
-    let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    options.map_size(map_size).max_dbs(4);
-    if access == Access::Inspect {
-        // SAFETY: without locking, LMDB cannot keep a writer in another process from
-        // changing pages under our reads. The inspection only reads the header and two
-        // keys, and the store is owned by one process (the kernel's).
-        unsafe {
-            options.flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK);
-        }
-    }
-    // SAFETY: the environment is opened once per process per path (heed refuses a second
-    // open), never with WRITE_MAP, and the store never truncates its file while it is open.
-    let res = unsafe { options.open(path) };
-    res.map_err(|err| classify(path, err))
 }
 
 /// Refuses a `data.mdb` shorter than the pages its header says are in use. LMDB itself

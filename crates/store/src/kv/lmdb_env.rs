@@ -1,0 +1,40 @@
+//! The only code allowed `unsafe`: opening and resizing the LMDB environment, whose
+//! safety rests on how the whole store uses it (one handle per path per process, never
+//! `WRITE_MAP`, no transaction open during a resize).
+#![allow(unsafe_code)]
+
+use std::path::Path;
+
+use heed::{Env, EnvFlags, EnvOpenOptions, WithoutTls};
+
+use super::open::{Access, classify};
+use crate::error::StoreError;
+
+/// Opens the LMDB environment at `path`.
+pub(super) fn open_env(path: &Path, map_size: usize, access: Access) -> Result<Env<WithoutTls>, StoreError> {
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.map_size(map_size).max_dbs(4);
+    if access == Access::Inspect {
+        // SAFETY: without locking, LMDB cannot keep a writer in another process from
+        // changing pages under our reads. The inspection only reads the header and two
+        // keys, and the store is owned by one process (the kernel's).
+        unsafe {
+            options.flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK);
+        }
+    }
+    // SAFETY: the environment is opened once per process per path (heed refuses a second
+    // open), never with WRITE_MAP, and the store never truncates its file while it is open.
+    let res = unsafe { options.open(path) };
+    res.map_err(|err| classify(path, err))
+}
+
+
+/// Sets a new map size.
+///
+/// # Safety
+/// None of this environment's transactions may be open (the caller's invariant).
+pub(super) fn resize_env(env: &Env<WithoutTls>, new_size: usize) -> Result<(), heed::Error> {
+    // SAFETY: `Store::grow` calls this only after dropping its reader and aborting the
+    // failed write transaction; the store owns the only handle to the environment.
+    unsafe { env.resize(new_size) }
+}
