@@ -256,11 +256,7 @@ fn invoke(service: &mut dyn KernelService, call: &ServiceCall) -> Result<CapData
     match std::panic::catch_unwind(AssertUnwindSafe(|| service.invoke(call))) {
         Ok(answer) => answer,
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".to_owned());
+            let message = ocap_types::panic_message(&*panic);
             Err(format!("kernel service panicked: {message}"))
         }
     }

@@ -48,5 +48,5 @@ pub use value::{
 };
 pub use vat::{
     ByteBuf, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Resolution, Syscall, VatHost, VatLog,
-    VatMessage, VatRuntime, VatStart,
+    VatMessage, VatRuntime, VatStart, panic_message, run_guarded,
 };

@@ -202,3 +202,20 @@ pub trait VatRuntime {
     /// Runs one delivery to completion (until no vat code can make progress).
     fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome;
 }
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".to_owned())
+}
+
+/// Runs vat code, turning a panic into a failed delivery (`vat panicked: <message>`), the
+/// same way in-process and in a worker process.
+pub fn run_guarded(f: impl FnOnce() -> DeliveryOutcome) -> DeliveryOutcome {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        DeliveryOutcome::failed(format!("vat panicked: {}", panic_message(&*panic)))
+    })
+}

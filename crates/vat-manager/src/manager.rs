@@ -6,7 +6,6 @@
 //! can only run between cranks (the kernel serializes host requests with cranks).
 
 use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
 
 use ocap_queue::{CrankResult, KernelQueue, Mode, Termination};
 use ocap_store::{Owner, PromiseState, VatRecord};
@@ -55,17 +54,7 @@ fn render_reason(info: &CapData<KRef>) -> String {
 
 /// Runs `f` on the vat's runtime, turning a panic in vat code into a delivery error.
 fn guarded(f: impl FnOnce() -> DeliveryOutcome) -> DeliveryOutcome {
-    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".to_owned());
-            DeliveryOutcome::failed(format!("vat panicked: {message}"))
-        }
-    }
+    ocap_types::run_guarded(f)
 }
 
 impl VatManager {

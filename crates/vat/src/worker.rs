@@ -13,7 +13,6 @@
 mod tests;
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::panic::AssertUnwindSafe;
 
 use ocap_types::{
     Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, Syscall, VatHost,
@@ -197,17 +196,7 @@ fn run<W: Write>(
         writer,
         failed: None,
     };
-    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut host))) {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".to_owned());
-            DeliveryOutcome::failed(format!("vat panicked: {message}"))
-        }
-    };
+    let outcome = ocap_types::run_guarded(|| f(&mut host));
     match host.failed {
         None => Ok(outcome),
         Some(FrameError::Oversized { len, max }) => Ok(DeliveryOutcome::failed(format!(
