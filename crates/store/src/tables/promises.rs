@@ -122,8 +122,9 @@ impl KernelStore {
             },
             refcount: 1,
         };
+        // The message queue is created by the first message that waits on the promise: most
+        // promises never have one.
         self.put_promise(id, &record)?;
-        self.queue_init(&queue_name(id))?;
         Ok(id)
     }
 
@@ -241,16 +242,24 @@ impl KernelStore {
         Ok(true)
     }
 
-    /// Appends a message to an unresolved promise's queue.
+    /// Appends a message to an unresolved promise's queue (created on first use).
     ///
     /// # Errors
-    /// [`StoreError::DeletedQueue`] if the promise's queue is gone (it is settled).
+    /// [`StoreError::DeletedQueue`] if the promise is settled or unknown.
     pub fn promise_queue_push(
         &mut self,
         id: KPromiseId,
         message: &Message<KRef>,
     ) -> Result<(), StoreError> {
-        self.queue_push(&queue_name(id), &ocap_types::cbor::to_vec(message))
+        let name = queue_name(id);
+        if !matches!(
+            self.promise_state(id)?,
+            Some(PromiseState::Unresolved { .. })
+        ) {
+            return Err(StoreError::DeletedQueue { name });
+        }
+        self.queue_init(&name)?;
+        self.queue_push(&name, &ocap_types::cbor::to_vec(message))
     }
 
     /// Settles the promise: stores the value, drops decider and subscribers, releases the
@@ -278,12 +287,15 @@ impl KernelStore {
         self.put_promise_state(id, &state)?;
         let name = queue_name(id);
         let mut messages = Vec::new();
-        while let Some(bytes) = self.queue_pop(&name)? {
-            let message = ocap_types::cbor::from_slice(&bytes)
-                .map_err(|e| StoreError::corrupt("promise queue", name.as_bytes(), e))?;
-            messages.push(message);
+        if let Some(bounds) = self.queue_bounds(&name)? {
+            for index in bounds.tail..bounds.head {
+                let bytes = self.queue_take_entry(&name, index)?;
+                let message = ocap_types::cbor::from_slice(&bytes)
+                    .map_err(|e| StoreError::corrupt("promise queue", name.as_bytes(), e))?;
+                messages.push(message);
+            }
+            self.queue_delete(&name)?;
         }
-        self.queue_delete(&name)?;
         self.decref(KRef::Promise(id))?;
         Ok((messages, subscribers))
     }
