@@ -1,6 +1,7 @@
 //! Crank semantics (issue 4): one delivery per crank, rollbacks that undo only their own
 //! crank, terminations from inside a crank, and results that tell the host what happened.
-//! Each test is named after the bug it prevents.
+//! Each test is named after the bug it prevents. Vats run where
+//! `ocap_tests::default_workers` says (the `modes` test runs this both ways).
 
 use ocap_kernel::{Kernel, KernelError};
 use ocap_tests::{TestKernel, WAIT, cluster, decode};
@@ -43,9 +44,9 @@ fn aborted_delivery_does_not_undo_an_earlier_delivery() {
     let panicked = test.kernel.queue_message(b, "panic", vec![]).unwrap();
     assert_eq!(decode(&counted.wait(WAIT).unwrap()), Value::Int(1));
     let text = rejection(panicked.wait(WAIT).unwrap_err());
-    assert!(
-        text.starts_with("[KERNEL:VAT_FATAL:INTERNAL_ERROR]"),
-        "{text}"
+    assert_eq!(
+        text,
+        "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic"
     );
     // The earlier delivery's effect is in the store, and was not redelivered.
     let stored = test
@@ -81,6 +82,61 @@ fn terminating_a_vat_from_within_a_crank_completes() {
             "{method}"
         );
     }
+}
+
+#[test]
+fn a_vat_terminated_in_its_crank_rejects_its_result_and_the_others_go_on() {
+    let cases = [
+        (
+            "panic",
+            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic",
+        ),
+        (
+            "crash",
+            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] probe crashed on purpose",
+        ),
+        (
+            "forge",
+            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
+        ),
+        (
+            "resolve_twice",
+            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
+        ),
+        // A failure exit rejects with the vat's own reason.
+        ("exit", "probe exits"),
+    ];
+    let test = TestKernel::new();
+    test.launch(&cluster(&[
+        ("a", "probe"),
+        ("b", "probe"),
+        ("c", "probe"),
+        ("d", "probe"),
+        ("e", "probe"),
+        ("keep", "probe"),
+    ]));
+    let vats = roots(&test.kernel);
+    let keep = vats[5];
+    for ((method, expected), (vat, root)) in cases.iter().zip(&vats) {
+        let args = if *method == "exit" {
+            vec![Value::Bool(true)]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            call(&test.kernel, *root, method, args),
+            Err((*expected).to_owned()),
+            "{method}"
+        );
+        test.kernel.run_until_idle(WAIT).unwrap();
+        assert!(!test.kernel.vat_ids().unwrap().contains(vat), "{method}");
+        assert_eq!(
+            call(&test.kernel, keep.1, "echo", vec![Value::str("hi")]),
+            Ok(Value::str("hi")),
+            "{method}"
+        );
+    }
+    assert_eq!(test.kernel.vat_ids().unwrap(), vec![keep.0]);
 }
 
 #[test]
@@ -127,7 +183,7 @@ fn clean_exit_keeps_the_delivery_and_rejects_what_the_vat_decided() {
 #[test]
 fn rejected_kernel_promise_rejects_the_handle_and_fulfilled_resolves_it() {
     let test = TestKernel::new();
-    let launched = test.launch(&cluster(&[("a", "probe")]));
+    let launched = test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
     assert_eq!(
         call(
             &test.kernel,
@@ -146,6 +202,24 @@ fn rejected_kernel_promise_rejects_the_handle_and_fulfilled_resolves_it() {
         ),
         Ok(Value::str("fine"))
     );
+    // A result that travels through a second vat.
+    let b = roots(&test.kernel)[1].1;
+    let forwarded = test
+        .kernel
+        .queue_message_with_slots(
+            launched.root,
+            "forward",
+            vec![
+                Value::Slot {
+                    index: 0,
+                    iface: None,
+                },
+                Value::str("data"),
+            ],
+            vec![b],
+        )
+        .unwrap();
+    assert_eq!(decode(&forwarded.wait(WAIT).unwrap()), Value::Int(42));
 }
 
 #[test]

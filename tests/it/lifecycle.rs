@@ -1,7 +1,8 @@
 //! The vat lifecycle through the kernel's API (spec §12, §15, §16): launch failures, vat
 //! logs, restarts, termination and its cleanup, subclusters, kernel services, and state that
 //! survives vat and kernel restarts. Each submodule follows one group of conformance
-//! scenarios (§21.2, §21.11, §21.12, §21.13, §21.18, §21.19, §21.22).
+//! scenarios (§21.2, §21.11, §21.12, §21.13, §21.18, §21.19, §21.22). Every vat runs where
+//! `ocap_tests::default_workers` says, also after a kernel restart.
 
 mod launch;
 mod persistence;
@@ -15,7 +16,7 @@ use std::sync::mpsc::{self, Receiver};
 
 use ocap_kernel::{Kernel, KernelConfig, KernelError};
 use ocap_tests::{TestKernel, WAIT, decode};
-use ocap_types::{ClusterConfig, KRef, OrderedVats, Value, VatConfig, VatId, VatLog, WorkerKind};
+use ocap_types::{ClusterConfig, KRef, Value, VatId, VatLog};
 
 /// The text of a rejected result.
 fn rejection(err: KernelError) -> String {
@@ -87,7 +88,7 @@ fn config_with_logs() -> (KernelConfig, Logs) {
 /// A fresh kernel whose vat logs are collected.
 fn kernel_with_logs() -> (TestKernel, Logs) {
     let (config, logs) = config_with_logs();
-    (TestKernel::open(config, WorkerKind::InProcess), logs)
+    (TestKernel::with_config(config), logs)
 }
 
 /// Opens a kernel on an existing store directory.
@@ -95,32 +96,17 @@ fn reopen(path: &Path) -> Kernel {
     Kernel::open(path, ocap_tests::config()).unwrap()
 }
 
-/// A cluster of `(name, code, parameters)`, the first one bootstrapped.
+/// A cluster of `(name, code, parameters)`, the first one bootstrapped, given `services`.
 fn cluster_with(vats: &[(&str, &str, Value)], services: &[&str]) -> ClusterConfig {
     ClusterConfig {
-        bootstrap: vats[0].0.to_owned(),
-        vats: OrderedVats(
-            vats.iter()
-                .map(|(name, code, parameters)| {
-                    let mut config = VatConfig::named(code);
-                    config.parameters = parameters.clone();
-                    ((*name).to_owned(), config)
-                })
-                .collect(),
-        ),
         services: services.iter().map(|s| (*s).to_owned()).collect(),
-        force_reset: None,
+        ..ocap_tests::cluster_with(vats)
     }
 }
 
 /// A record of `(key, value)` parameters.
 fn params(fields: &[(&str, Value)]) -> Value {
-    Value::Record(
-        fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-    )
+    ocap_tests::record(fields)
 }
 
 fn vat(id: u32) -> VatId {

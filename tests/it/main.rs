@@ -3,7 +3,9 @@
 
 mod crank;
 mod example;
+mod exo;
 mod lifecycle;
+mod modes;
 mod promises;
 mod splat;
 mod tidy;

@@ -4,23 +4,20 @@
 //! lists in `forwarding`; message order through promises as a property in `order`.
 //!
 //! Vat logs reach the test through the kernel's log sink; a vat's test log is its lines
-//! tagged `test`, in emission order.
+//! tagged `test`, in emission order. The protocol-level `driver` vat is
+//! `ocap_tests::driver`. Every cluster here runs where `ocap_tests::default_workers` says.
 
-mod driver;
 mod forwarding;
 mod order;
 mod revocation;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 
 use ocap_kernel::{Kernel, KernelConfig, KernelError};
-use ocap_tests::{WAIT, config, decode};
-use ocap_types::{
-    CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig, VatId, VatLog, WorkerKind,
-};
+use ocap_tests::{WAIT, cluster_with, config, decode, record};
+use ocap_types::{CapData, ClusterConfig, KRef, Value, VatId, VatLog};
 
 /// A kernel on a temporary store that collects every vat log line.
 struct Logged {
@@ -32,7 +29,7 @@ struct Logged {
 
 impl Logged {
     fn new() -> Logged {
-        Logged::open(tempfile::tempdir().unwrap(), kernel_config())
+        Logged::open(tempfile::tempdir().unwrap(), config())
     }
 
     fn open(dir: tempfile::TempDir, mut config: KernelConfig) -> Logged {
@@ -54,7 +51,7 @@ impl Logged {
     fn reopen(self) -> Logged {
         let Logged { kernel, dir, .. } = self;
         kernel.shutdown().unwrap();
-        Logged::open(dir, kernel_config())
+        Logged::open(dir, config())
     }
 
     /// The test log lines `vat` has emitted so far, in order.
@@ -70,45 +67,6 @@ impl Logged {
     fn idle(&self) {
         self.kernel.run_until_idle(WAIT).unwrap();
     }
-}
-
-/// The tests' kernel config: every example vat, `probe`, and the protocol-level `driver`.
-fn kernel_config() -> KernelConfig {
-    let mut config = config();
-    config
-        .registry
-        .register("driver", || Box::new(driver::Driver::default()));
-    config
-}
-
-/// A cluster of `(name, code, parameters)`, the first one bootstrapped.
-fn cluster_with(vats: &[(&str, &str, Value)]) -> ClusterConfig {
-    ClusterConfig {
-        bootstrap: vats[0].0.to_owned(),
-        vats: OrderedVats(
-            vats.iter()
-                .map(|(name, code, parameters)| {
-                    let config = VatConfig {
-                        parameters: parameters.clone(),
-                        worker: WorkerKind::InProcess,
-                        ..VatConfig::named(code)
-                    };
-                    ((*name).to_owned(), config)
-                })
-                .collect(),
-        ),
-        services: Vec::new(),
-        force_reset: None,
-    }
-}
-
-fn record(fields: &[(&str, Value)]) -> Value {
-    Value::Record(
-        fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-    )
 }
 
 fn slot(index: u32) -> Value {

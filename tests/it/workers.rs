@@ -1,6 +1,9 @@
-//! Vat workers (spec §12.3, §12.7, §21.20): the same scenarios run with every vat in the
-//! kernel's process and in worker processes of their own, and the kernel survives workers
-//! that die, break the frame protocol or hang.
+//! Vat workers (spec §12.3, §12.7, §21.20): the kernel survives workers that die, break the
+//! frame protocol or hang, and a worker answers frames without a kernel.
+//!
+//! These tests are subprocess-only by nature and choose their worker kind themselves, so
+//! the `modes` test does not run this module a second time. The scenarios themselves run
+//! with both worker kinds through `modes` (see `ocap_tests::default_workers`).
 
 use std::error::Error;
 use std::path::Path;
@@ -9,24 +12,12 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ocap_cli::{RunOptions, render, run_cluster};
 use ocap_kernel::{Kernel, KernelError};
 use ocap_tests::{TestKernel, WAIT, cluster, decode, has_ref_shaped_text, repo_root};
 use ocap_types::{
     Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KRef, KernelFrame, Message,
     Syscall, VRef, Value, VatId, VatLog, VatStart, WorkerFrame, WorkerKind,
 };
-
-const MODES: [WorkerKind; 2] = [WorkerKind::InProcess, WorkerKind::Subprocess];
-
-/// Runs `scenario` on a fresh kernel in each mode; a failure's output names the mode.
-fn in_both_modes(scenario: impl Fn(&TestKernel)) {
-    for workers in MODES {
-        eprintln!("--- workers: {workers:?}");
-        let test = TestKernel::with_workers(workers);
-        scenario(&test);
-    }
-}
 
 fn rejection(err: KernelError) -> String {
     match err {
@@ -73,220 +64,12 @@ fn pid_of(kernel: &Kernel, root: KRef) -> i64 {
     call(kernel, root, "pid", vec![]).unwrap().as_int().unwrap()
 }
 
-// --- The same scenarios, both ways -------------------------------------------------------
-
-#[test]
-fn alice_bob_greet_each_other() {
-    in_both_modes(|test| {
-        let launched = test.launch(&cluster(&[("alice", "alice"), ("bob", "bob")]));
-        assert_eq!(
-            decode(&launched.bootstrap_result),
-            Value::str("alice got: hello, alice, from bob")
-        );
-        let bob = roots(&test.kernel)[1].1;
-        assert_eq!(
-            call(&test.kernel, bob, "hello", vec![Value::str("carol")]),
-            Ok(Value::str("hello, carol, from bob"))
-        );
-        test.kernel.run_until_idle(WAIT).unwrap();
-    });
-}
-
-#[test]
-fn vats_run_where_they_are_configured() {
-    in_both_modes(|test| {
-        test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
-        let vats = roots(&test.kernel);
-        let (a, b) = (
-            pid_of(&test.kernel, vats[0].1),
-            pid_of(&test.kernel, vats[1].1),
-        );
-        let kernel_pid = i64::from(std::process::id());
-        match test.workers() {
-            WorkerKind::InProcess => assert_eq!((a, b), (kernel_pid, kernel_pid)),
-            WorkerKind::Subprocess => {
-                assert!(a != kernel_pid && b != kernel_pid && a != b, "{a} {b}");
-                assert!(process_exists(a) && process_exists(b));
-            }
-        }
-    });
-}
-
-#[test]
-fn aborted_delivery_does_not_undo_an_earlier_delivery() {
-    in_both_modes(|test| {
-        test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
-        let vats = roots(&test.kernel);
-        let (vat_a, a) = vats[0];
-        let b = vats[1].1;
-        let counted = test.kernel.queue_message(a, "count", vec![]).unwrap();
-        let panicked = test.kernel.queue_message(b, "panic", vec![]).unwrap();
-        assert_eq!(decode(&counted.wait(WAIT).unwrap()), Value::Int(1));
-        let text = rejection(panicked.wait(WAIT).unwrap_err());
-        assert_eq!(
-            text,
-            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic"
-        );
-        let stored = test
-            .kernel
-            .inspect(move |s| s.vatstore_get(vat_a, "count"))
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(Value::from_cbor(&stored).unwrap(), Value::Int(1));
-        assert_eq!(call(&test.kernel, a, "count", vec![]), Ok(Value::Int(2)));
-    });
-}
-
-#[test]
-fn a_vat_terminated_in_its_crank_rejects_its_result_and_the_others_go_on() {
-    let cases = [
-        (
-            "panic",
-            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic",
-        ),
-        (
-            "crash",
-            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] probe crashed on purpose",
-        ),
-        (
-            "forge",
-            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
-        ),
-        (
-            "resolve_twice",
-            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
-        ),
-        // A failure exit rejects with the vat's own reason.
-        ("exit", "probe exits"),
-    ];
-    in_both_modes(|test| {
-        test.launch(&cluster(&[
-            ("a", "probe"),
-            ("b", "probe"),
-            ("c", "probe"),
-            ("d", "probe"),
-            ("e", "probe"),
-            ("keep", "probe"),
-        ]));
-        let vats = roots(&test.kernel);
-        let keep = vats[5];
-        for ((method, expected), (vat, root)) in cases.iter().zip(&vats) {
-            let args = if *method == "exit" {
-                vec![Value::Bool(true)]
-            } else {
-                vec![]
-            };
-            assert_eq!(
-                call(&test.kernel, *root, method, args),
-                Err((*expected).to_owned()),
-                "{method}"
-            );
-            test.kernel.run_until_idle(WAIT).unwrap();
-            assert!(!test.kernel.vat_ids().unwrap().contains(vat), "{method}");
-            assert_eq!(
-                call(&test.kernel, keep.1, "echo", vec![Value::str("hi")]),
-                Ok(Value::str("hi")),
-                "{method}"
-            );
-        }
-        assert_eq!(test.kernel.vat_ids().unwrap(), vec![keep.0]);
-    });
-}
-
-#[test]
-fn clean_exit_rejects_what_the_vat_decided() {
-    in_both_modes(|test| {
-        let launched = test.launch(&cluster(&[("a", "probe")]));
-        assert_eq!(
-            call(
-                &test.kernel,
-                launched.root,
-                "exit",
-                vec![Value::Bool(false)]
-            ),
-            Err("[KERNEL:VAT_TERMINATED] Vat termination: probe exits".to_owned())
-        );
-        assert!(test.kernel.vat_ids().unwrap().is_empty());
-    });
-}
-
-#[test]
-fn rejected_and_fulfilled_results_reach_the_host() {
-    in_both_modes(|test| {
-        let launched = test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
-        let b = roots(&test.kernel)[1].1;
-        let root = launched.root;
-        assert_eq!(
-            call(&test.kernel, root, "fail", vec![Value::str("boom")]),
-            Err("boom".to_owned())
-        );
-        assert_eq!(
-            call(&test.kernel, root, "echo", vec![Value::str("fine")]),
-            Ok(Value::str("fine"))
-        );
-        // A result that travels through a second vat.
-        let forwarded = test
-            .kernel
-            .queue_message_with_slots(
-                root,
-                "forward",
-                vec![
-                    Value::Slot {
-                        index: 0,
-                        iface: None,
-                    },
-                    Value::str("data"),
-                ],
-                vec![b],
-            )
-            .unwrap();
-        assert_eq!(decode(&forwarded.wait(WAIT).unwrap()), Value::Int(42));
-    });
-}
-
-#[test]
-fn vat_logs_reach_the_kernel_log_sink() {
-    for workers in MODES {
-        let (tx, logs) = mpsc::channel();
-        let mut config = ocap_tests::config();
-        config.log_sink = Some(Arc::new(move |vat: VatId, log: &VatLog| {
-            let _ = tx.send((vat, log.message.clone()));
-        }));
-        let test = TestKernel::open(config, workers);
-        let launched = test.launch(&cluster(&[("a", "probe")]));
-        assert_eq!(
-            call(&test.kernel, launched.root, "sleep", vec![Value::Int(0)]),
-            Ok(Value::str("slept"))
-        );
-        let vat = test.kernel.vat_ids().unwrap()[0];
-        assert_eq!(
-            logs.recv_timeout(WAIT).unwrap(),
-            (vat, "sleeping".to_owned()),
-            "{workers:?}"
-        );
-    }
-}
-
-// --- Subprocess workers only ----------------------------------------------------------------
-
 #[test]
 fn the_worker_program_is_the_one_cargo_built() {
     assert_eq!(
         ocap_tests::worker_program(),
         Path::new(env!("CARGO_BIN_EXE_ocap-test-worker"))
     );
-}
-
-#[test]
-fn cluster_file_with_subprocess_vats_runs() {
-    let options = RunOptions {
-        worker_program: Some(ocap_tests::worker_program()),
-        ..RunOptions::default()
-    };
-    let path = repo_root().join("examples/alice-bob-subprocess.json");
-    let result = run_cluster(&path, &options).unwrap();
-    assert_eq!(render(&result), "alice got: hello, alice, from bob");
 }
 
 /// A kernel with subprocess probes `a` and `b` whose log lines come out of `logs`.

@@ -1,7 +1,14 @@
 //! Support for the cross-crate tests: a kernel on a temporary store with the example vats,
 //! and helpers to build clusters and read results.
+//!
+//! Where the tests' vats run: every cluster built here, every [`TestKernel::new`] and every
+//! [`config`] follows [`default_workers`], which the `OCAP_TEST_WORKERS` environment
+//! variable chooses (`inProcess`, the default, or `subprocess`). The `it` binary's
+//! `modes` test runs the whole binary again the other way, so one `cargo test` runs every
+//! scenario with vats in the kernel's process and in worker processes.
 #![allow(clippy::unwrap_used)]
 
+pub mod driver;
 mod probe;
 
 pub use probe::Probe;
@@ -9,12 +16,47 @@ pub use probe::Probe;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ocap_kernel::{Kernel, KernelConfig, LaunchResult};
+use ocap_kernel::{Kernel, KernelConfig, KernelError, LaunchResult};
 use ocap_types::{CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig, WorkerKind};
 use ocap_vat_manager::VatRegistry;
 
 /// How long any test waits for the kernel before failing instead of hanging.
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The environment variable that says where the tests' vats run by default:
+/// `inProcess` (also the default when it is unset) or `subprocess`.
+pub const WORKERS_VAR: &str = "OCAP_TEST_WORKERS";
+
+/// Where the tests' vats run unless a test says otherwise, from [`WORKERS_VAR`].
+///
+/// # Panics
+/// When the variable holds anything else than the two names (a typo must not quietly run
+/// the suite in process).
+pub fn default_workers() -> WorkerKind {
+    match std::env::var(WORKERS_VAR) {
+        Err(std::env::VarError::NotPresent) => WorkerKind::InProcess,
+        Ok(value) => parse_workers(&value)
+            .unwrap_or_else(|| panic!("{WORKERS_VAR}={value:?}: expected inProcess or subprocess")),
+        Err(error) => panic!("{WORKERS_VAR}: {error}"),
+    }
+}
+
+/// `inProcess` (or `in-process`) and `subprocess`, as in cluster files.
+pub fn parse_workers(text: &str) -> Option<WorkerKind> {
+    match text {
+        "inProcess" | "in-process" => Some(WorkerKind::InProcess),
+        "subprocess" => Some(WorkerKind::Subprocess),
+        _ => None,
+    }
+}
+
+/// The name of `workers` that [`default_workers`] reads back.
+pub fn workers_name(workers: WorkerKind) -> &'static str {
+    match workers {
+        WorkerKind::InProcess => "inProcess",
+        WorkerKind::Subprocess => "subprocess",
+    }
+}
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -34,9 +76,14 @@ pub struct TestKernel {
 }
 
 impl TestKernel {
-    /// A fresh kernel.
+    /// A fresh kernel whose vats run where [`default_workers`] says.
     pub fn new() -> Self {
-        TestKernel::open(config(), WorkerKind::InProcess)
+        TestKernel::with_config(config())
+    }
+
+    /// A fresh kernel from `config` whose vats run where [`default_workers`] says.
+    pub fn with_config(config: KernelConfig) -> Self {
+        TestKernel::open(config, default_workers())
     }
 
     /// A fresh kernel whose vats all run as `workers`: with [`WorkerKind::Subprocess`],
@@ -65,23 +112,22 @@ impl TestKernel {
         self.workers
     }
 
-    /// `config` as this kernel launches it: for subprocess workers, every vat's `worker`
-    /// is forced to `subprocess`.
+    /// `config` as this kernel launches it: every vat's `worker` is this kernel's kind.
     pub fn prepare(&self, config: &ClusterConfig) -> ClusterConfig {
-        let mut config = config.clone();
-        if self.workers == WorkerKind::Subprocess {
-            for (_, vat) in &mut config.vats.0 {
-                vat.worker = WorkerKind::Subprocess;
-            }
-        }
-        config
+        with_workers(config, self.workers)
     }
 
     /// Launches a cluster (see [`TestKernel::prepare`]) and returns the launch result.
     pub fn launch(&self, config: &ClusterConfig) -> LaunchResult {
-        self.kernel
-            .launch_subcluster(&self.prepare(config))
-            .unwrap()
+        self.try_launch(config).unwrap()
+    }
+
+    /// Launches a cluster (see [`TestKernel::prepare`]) that may fail to launch.
+    ///
+    /// # Errors
+    /// As [`Kernel::launch_subcluster`].
+    pub fn try_launch(&self, config: &ClusterConfig) -> Result<LaunchResult, KernelError> {
+        self.kernel.launch_subcluster(&self.prepare(config))
     }
 }
 
@@ -91,16 +137,32 @@ impl Default for TestKernel {
     }
 }
 
-/// Every example vat, plus `probe`: what the tests' kernels and `ocap-test-worker` serve.
+/// `config` with every vat running as `workers`.
+pub fn with_workers(config: &ClusterConfig, workers: WorkerKind) -> ClusterConfig {
+    let mut config = config.clone();
+    for (_, vat) in &mut config.vats.0 {
+        vat.worker = workers;
+    }
+    config
+}
+
+/// Every example vat, plus `probe` and `driver` (the protocol-level test vats): what the
+/// tests' kernels and `ocap-test-worker` serve.
 pub fn registry() -> VatRegistry {
     let mut registry = ocap_cli::registry();
     registry.register("probe", || Box::new(Probe::default()));
+    registry.register("driver", || Box::new(driver::Driver::default()));
     registry
 }
 
-/// The kernel config of the tests: [`registry`], in-process workers by default.
+/// The kernel config of the tests: [`registry`]; with [`default_workers`] `subprocess`,
+/// also the worker program, so that a kernel reopened on a store relaunches its vats.
 pub fn config() -> KernelConfig {
-    KernelConfig::new(registry())
+    let mut config = KernelConfig::new(registry());
+    if default_workers() == WorkerKind::Subprocess {
+        config.workers.program = Some(worker_program());
+    }
+    config
 }
 
 /// The `ocap-test-worker` program, built by cargo next to the test binaries (which live in
@@ -120,18 +182,47 @@ pub fn worker_program() -> PathBuf {
     program
 }
 
-/// A cluster of `vats` (name, registered code), the first one bootstrapped.
+/// A cluster of `vats` (name, registered code), the first one bootstrapped, every vat
+/// running where [`default_workers`] says.
 pub fn cluster(vats: &[(&str, &str)]) -> ClusterConfig {
+    let vats: Vec<_> = vats
+        .iter()
+        .map(|(name, code)| (*name, *code, Value::Null))
+        .collect();
+    cluster_with(&vats)
+}
+
+/// A cluster of `vats` (name, registered code, parameters), the first one bootstrapped,
+/// every vat running where [`default_workers`] says.
+pub fn cluster_with(vats: &[(&str, &str, Value)]) -> ClusterConfig {
+    let workers = default_workers();
     ClusterConfig {
         bootstrap: vats[0].0.to_owned(),
         vats: OrderedVats(
             vats.iter()
-                .map(|(name, code)| ((*name).to_owned(), VatConfig::named(code)))
+                .map(|(name, code, parameters)| {
+                    let config = VatConfig {
+                        parameters: parameters.clone(),
+                        worker: workers,
+                        ..VatConfig::named(code)
+                    };
+                    ((*name).to_owned(), config)
+                })
                 .collect(),
         ),
         services: Vec::new(),
         force_reset: None,
     }
+}
+
+/// A record value of `(key, value)` fields.
+pub fn record(fields: &[(&str, Value)]) -> Value {
+    Value::Record(
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    )
 }
 
 /// Decodes a result.

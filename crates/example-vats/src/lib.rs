@@ -3,7 +3,7 @@
 //! general-purpose vat whose methods exercise the kernel's behaviours), and the vats of the
 //! conformance scenarios: `liveslots` (promise semantics), `rejection-bootstrap` and
 //! `rejection-rejector` (a failing method), `exporter` and `observer` (syscall validation and
-//! revocation).
+//! revocation), `exo-test` (guards, classes, kits and stores, spec §21.5).
 //!
 //! Invariant: vat code here uses only the SDK; `ocap_types` appears only in the registry's
 //! signature, which is what the kernel consumes.
@@ -26,6 +26,7 @@
 
 mod alice;
 mod bob;
+mod exo_test;
 mod exporter;
 mod hoarder;
 mod launch_errors;
@@ -49,6 +50,7 @@ pub fn registry() -> Vec<(&'static str, VatConstructor)> {
     vec![
         ("alice", alice::runtime as VatConstructor),
         ("bob", bob::runtime),
+        ("exo-test", exo_test::runtime),
         ("exporter", exporter::exporter_runtime),
         ("hoarder", hoarder::runtime),
         ("liveslots", liveslots::runtime),

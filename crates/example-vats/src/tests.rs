@@ -384,6 +384,7 @@ fn the_registry_lists_each_vat_once_and_each_starts() {
         [
             "alice",
             "bob",
+            "exo-test",
             "exporter",
             "hoarder",
             "liveslots",

@@ -7,8 +7,10 @@
 //! N = 10^4 only. Each case runs in a fresh child process so that peak RSS is its own.
 //!
 //! Cases ending in `-sub` run both vats as subprocess workers (this same executable, as
-//! `crank_loop worker pingpong`); `lifecycle` times launching a 10-vat subcluster of
-//! subprocess vats, shutting the kernel down and reopening it (which restarts all 10).
+//! `crank_loop worker pingpong`); `lifecycle` first reports the peak RSS of the process
+//! holding 10 in-process vats after launch and some traffic (goal: under 64 MiB), then
+//! times launching a 10-vat subcluster of subprocess vats, shutting the kernel down and
+//! reopening it (which restarts all 10).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -126,6 +128,43 @@ fn pingpong_cluster(n_vats: usize, worker: WorkerKind) -> ClusterConfig {
     }
 }
 
+/// Launches 10 in-process vats, has five pairs of them ping each other `n` times, and
+/// leaves the kernel running: the cranks it ran.
+fn run_in_process_vats(kernel: &Kernel, n: i64) -> u64 {
+    kernel
+        .launch_subcluster(&pingpong_cluster(10, WorkerKind::InProcess))
+        .expect("launch");
+    let roots: Vec<_> = kernel
+        .vat_ids()
+        .expect("vats")
+        .into_iter()
+        .map(|vat| kernel.vat_root(vat).expect("root").expect("root"))
+        .collect();
+    let before = kernel.crank_count().expect("count");
+    let handles: Vec<_> = roots
+        .chunks(2)
+        .map(|pair| {
+            let args = vec![
+                Value::Slot {
+                    index: 0,
+                    iface: None,
+                },
+                Value::Int(n),
+            ];
+            kernel
+                .queue_message_with_slots(pair[0], "start", args, vec![pair[1]])
+                .expect("queue")
+        })
+        .collect();
+    for handle in handles {
+        handle.wait(Duration::from_secs(600)).expect("done");
+    }
+    kernel
+        .run_until_idle(Duration::from_secs(600))
+        .expect("idle");
+    kernel.crank_count().expect("count") - before
+}
+
 /// Launches 10 subprocess vats, shuts down, reopens: the three durations.
 fn run_lifecycle(group: bool) -> [Duration; 3] {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -215,7 +254,20 @@ fn main() {
     if let Some(pos) = args.iter().position(|a| a == "--case") {
         let case = &args[pos + 1];
         if case == "lifecycle" {
-            let [launch, shutdown, reopen] = run_lifecycle(args[pos + 3] == "group");
+            // First, before any subprocess vat: the peak RSS of 10 in-process vats.
+            let dir = tempfile::tempdir().expect("tempdir");
+            let group = args[pos + 3] == "group";
+            let kernel = Kernel::open(dir.path(), kernel_config(group)).expect("open");
+            let cranks = run_in_process_vats(&kernel, 1000);
+            println!(
+                "{case:<14} {:<6} 10 in-process vats, {cranks} cranks: peak RSS {:.1} MiB  anon {:.1} MiB",
+                args[pos + 3],
+                status_kib("VmHWM:") as f64 / 1024.0,
+                status_kib("RssAnon:") as f64 / 1024.0,
+            );
+            kernel.shutdown().expect("shutdown");
+            drop(dir);
+            let [launch, shutdown, reopen] = run_lifecycle(group);
             println!(
                 "{case:<14} {:<6} 10 subprocess vats: launch {:.1} ms, shutdown {:.1} ms, reopen {:.1} ms",
                 args[pos + 3],

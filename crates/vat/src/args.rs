@@ -97,6 +97,14 @@ impl Args {
         self.typed(arg_idx, "an integer", Val::as_int)
     }
 
+    /// Argument `arg_idx` as a number (an integer or a float).
+    ///
+    /// # Errors
+    /// When it is missing or not a number.
+    pub fn number(&self, arg_idx: usize) -> Result<f64> {
+        self.typed(arg_idx, "a number", Val::as_number)
+    }
+
     /// Argument `arg_idx` as a boolean.
     ///
     /// # Errors

@@ -23,6 +23,7 @@ use ocap_types::{CapData, ExportId, VRef, Value, cbor};
 use crate::args::Args;
 use crate::core::{Core, State};
 use crate::error::{Error, Result};
+use crate::guard::{Guards, MethodGuard};
 use crate::object::{Object, Reply};
 use crate::reference::{LocalObject, Ref, Target};
 use crate::val::Val;
@@ -39,6 +40,7 @@ pub(crate) struct KindDef {
     id: u64,
     name: String,
     methods: BTreeMap<String, DurableMethod>,
+    guards: Guards,
 }
 
 /// Builds a durable kind from named methods; start one with [`Vat::durable_kind`].
@@ -72,6 +74,7 @@ pub struct KindBuilder {
     core: Weak<Core>,
     name: String,
     methods: BTreeMap<String, DurableMethod>,
+    guards: Guards,
 }
 
 impl KindBuilder {
@@ -80,7 +83,25 @@ impl KindBuilder {
             core,
             name: name.to_owned(),
             methods: BTreeMap::new(),
+            guards: Guards::default(),
         }
+    }
+
+    /// Guards the method `name` (see [`MethodGuard`]): arguments that do not match reject
+    /// the call before the method runs.
+    pub fn guard(mut self, name: &str, guard: impl Into<MethodGuard>) -> Self {
+        self.guards.insert(name, guard.into());
+        self
+    }
+
+    /// Adds a method that answers at once, with its guard.
+    pub fn method_guarded<T: Into<Val>>(
+        self,
+        name: &str,
+        guard: impl Into<MethodGuard>,
+        method: impl Fn(Vat, DurableState, Args) -> Result<T> + 'static,
+    ) -> Self {
+        self.guard(name, guard).method(name, method)
     }
 
     /// Adds a method that answers at once. A later method with the same name replaces it.
@@ -123,7 +144,7 @@ impl KindBuilder {
         let def = core
             .state
             .borrow_mut()
-            .define_kind(self.name, self.methods)?;
+            .define_kind(self.name, self.methods, self.guards)?;
         Ok(DurableKind {
             def,
             core: self.core,
@@ -265,7 +286,12 @@ struct Instance {
 impl Object for Instance {
     fn invoke(&self, vat: &Vat, method: &str, args: Args) -> Reply {
         match self.def.methods.get(method) {
-            Some(handler) => handler(vat.clone(), self.state.clone(), args),
+            Some(handler) => self
+                .def
+                .guards
+                .invoke(&self.def.name, method, args, |args| {
+                    handler(vat.clone(), self.state.clone(), args)
+                }),
             None => Reply::err(format!("{:?} has no method {method:?}", self.def.name)),
         }
     }
@@ -310,6 +336,7 @@ impl State {
         &mut self,
         name: String,
         methods: BTreeMap<String, DurableMethod>,
+        guards: Guards,
     ) -> Result<Rc<KindDef>> {
         if self.kinds.values().any(|def| def.name == name) {
             return Err(Error::new(format!(
@@ -329,7 +356,12 @@ impl State {
                 id
             }
         };
-        let def = Rc::new(KindDef { id, name, methods });
+        let def = Rc::new(KindDef {
+            id,
+            name,
+            methods,
+            guards,
+        });
         self.kinds.insert(id, Rc::clone(&def));
         Ok(def)
     }

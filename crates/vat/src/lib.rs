@@ -27,6 +27,16 @@
 //!   state in the vat store: an incarnation that defines the kind again (same name, while it
 //!   builds) answers messages to instances an earlier one made. Everything else (ephemeral
 //!   local objects other than the root, promises) belongs to one incarnation.
+//! * **Exo features** (after Endo's `@endo/exo` and `@agoric/store`, spec §19.12):
+//!   [`Guard`]s and [`MethodGuard`]s declare what a method accepts (`method_guarded` on
+//!   every builder); a call that does not match is rejected before the method runs, with a
+//!   stable text such as `In "increment" method of (Counter): arg 0: string "foo" - Must be
+//!   a number`. [`Vat::class`] defines a class (many instances of one set of methods, each
+//!   with its own state), [`Vat::class_kit`] a class kit (instances made of several facets
+//!   sharing one state; a facet answers only its own methods). [`MapStore`] and
+//!   [`SetStore`] hold scalar keys in key order, in memory or — [`Vat::durable_map_store`],
+//!   [`Vat::durable_set_store`] — in the vat store. [`Ref::call`] invokes a method of a
+//!   local object at once, as JavaScript code calls its own vat's objects.
 //! * **Logging and exit**: [`Vat::test_log`] writes a line tagged `test` (plus the vat's
 //!   name); [`Vat::exit`] and [`Vat::exit_with_failure`] ask the kernel to end the vat.
 //!
@@ -50,9 +60,10 @@
 //! * The `o+N`/`p+N` counters are saved in the vat store (key `sdk.idCounters`), so a
 //!   restarted vat never reuses a vref an earlier incarnation gave the kernel. Baggage lives
 //!   under `baggage.<key>`, durable kinds and their instances' state under `sdk.kind.` and
-//!   `sdk.durable.`.
+//!   `sdk.durable.`; durable stores under `sdk.map.` and `sdk.set.`.
 //!
-//! Not yet: virtual objects (`o+v…`), facets, reporting unreachable imports on
+//! Not yet: virtual objects (`o+v…`), durable kinds with several facets, reporting
+//! unreachable imports on
 //! `bringOutYourDead`, and syscalls outside a delivery (spec §19.8, §19.11).
 //!
 //! # Example
@@ -114,16 +125,61 @@
 //! # let _ = Runtime::boxed(alice);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Example: a guarded class and a store
+//!
+//! ```
+//! use ocap_vat::{Guard, MapStore, Result, Val, Vat};
+//!
+//! fn accounts(vat: &Vat) -> Result<()> {
+//!     let account = vat
+//!         .class::<i64>("Account")
+//!         .method("balance", |_vat, this, _args| this.get())
+//!         .method_guarded("deposit", [Guard::Nat], |_vat, this, args| {
+//!             let amount = args.int(0)?;
+//!             this.update(|balance| {
+//!                 *balance += amount;
+//!                 *balance
+//!             })
+//!         })
+//!         .build();
+//!     let by_owner = MapStore::new("accounts");
+//!     by_owner.init("alice", account.make(10))?;
+//!     let alice = by_owner.get("alice")?;
+//!     let alice = alice.as_object().ok_or("not an account")?;
+//!     assert_eq!(alice.call("deposit", [5])?, Val::from(15));
+//!     assert_eq!(
+//!         alice.call("deposit", [-5]).unwrap_err().message(),
+//!         r#"In "deposit" method of (Account): arg 0: number -5 - Must be a natural number"#
+//!     );
+//!     Ok(())
+//! }
+//! # use ocap_types::{Syscall, Value, VatHost, VatLog, VatRuntime, VatStart};
+//! # struct NoHost;
+//! # impl VatHost for NoHost {
+//! #     fn syscall(&mut self, _: Syscall) {}
+//! #     fn log(&mut self, _: VatLog) {}
+//! # }
+//! # let mut runtime = ocap_vat::Runtime::new(|vat: &Vat, _: &Val, _: &ocap_vat::Baggage| {
+//! #     accounts(vat)?;
+//! #     Ok(vat.object("root").build())
+//! # });
+//! # let start = VatStart { name: "v".into(), parameters: Value::Null, state: Vec::new() };
+//! # assert_eq!(runtime.start(start, &mut NoHost).error, None);
+//! ```
 
 #![deny(missing_docs)]
 
 mod args;
 mod baggage;
 mod bootstrap;
+mod class;
+mod collection;
 mod core;
 mod durable;
 mod error;
 mod executor;
+mod guard;
 mod marshal;
 mod object;
 mod promise;
@@ -138,8 +194,11 @@ pub mod worker;
 pub use args::Args;
 pub use baggage::Baggage;
 pub use bootstrap::Bootstrap;
+pub use class::{Class, ClassBuilder, ClassKit, FacetBuilder, Kit, KitBuilder, This};
+pub use collection::{MapStore, SetStore};
 pub use durable::{DurableKind, DurableState, KindBuilder};
 pub use error::{Error, Result};
+pub use guard::{Guard, MethodGuard};
 pub use object::{Object, ObjectBuilder, Reply};
 pub use promise::{Promise, PromiseFuture, Resolver};
 pub use reference::Ref;

@@ -10,6 +10,7 @@ use crate::args::Args;
 use crate::bootstrap::Bootstrap;
 use crate::error::{Error, Result};
 use crate::executor::LocalFuture;
+use crate::guard::{Guards, MethodGuard};
 use crate::reference::Ref;
 use crate::val::Val;
 use crate::vat::Vat;
@@ -67,6 +68,27 @@ impl Reply {
         Reply(ReplyKind::Later(Box::pin(async move {
             future.await.map(Into::into)
         })))
+    }
+
+    /// The answer, when it is ready now; otherwise the reply itself, to be awaited.
+    ///
+    /// # Errors
+    /// `Err(self)` when the answer comes later.
+    pub fn now(self) -> std::result::Result<Result<Val>, Reply> {
+        match self.0 {
+            ReplyKind::Ready(res) => Ok(res),
+            later @ ReplyKind::Later(_) => Err(Reply(later)),
+        }
+    }
+
+    /// The same reply with `f` applied to its answer, now or when it comes.
+    pub(crate) fn map(self, f: impl FnOnce(Result<Val>) -> Result<Val> + 'static) -> Reply {
+        match self.0 {
+            ReplyKind::Ready(res) => Reply(ReplyKind::Ready(f(res))),
+            ReplyKind::Later(future) => {
+                Reply(ReplyKind::Later(Box::pin(async move { f(future.await) })))
+            }
+        }
     }
 }
 
@@ -134,6 +156,7 @@ pub struct ObjectBuilder {
     vat: Vat,
     iface: String,
     methods: BTreeMap<String, Method>,
+    guards: Guards,
 }
 
 impl ObjectBuilder {
@@ -142,7 +165,26 @@ impl ObjectBuilder {
             vat,
             iface: iface.to_owned(),
             methods: BTreeMap::new(),
+            guards: Guards::default(),
         }
+    }
+
+    /// Guards the method `name` (see [`MethodGuard`]): a call whose arguments do not match
+    /// is rejected before the method runs, naming the method, this interface, the argument
+    /// and the value.
+    pub fn guard(mut self, name: &str, guard: impl Into<MethodGuard>) -> Self {
+        self.guards.insert(name, guard.into());
+        self
+    }
+
+    /// Adds a method that answers at once, with its guard ([`ObjectBuilder::guard`]).
+    pub fn method_guarded<T: Into<Val>>(
+        self,
+        name: &str,
+        guard: impl Into<MethodGuard>,
+        method: impl Fn(Vat, Args) -> Result<T> + 'static,
+    ) -> Self {
+        self.guard(name, guard).method(name, method)
     }
 
     /// Adds a method that answers at once. A later method with the same name replaces it.
@@ -192,10 +234,12 @@ impl ObjectBuilder {
             vat,
             iface,
             methods,
+            guards,
         } = self;
         let table = MethodTable {
             iface: iface.clone(),
             methods,
+            guards,
         };
         vat.make(&iface, table)
     }
@@ -213,12 +257,15 @@ impl fmt::Debug for ObjectBuilder {
 struct MethodTable {
     iface: String,
     methods: BTreeMap<String, Method>,
+    guards: Guards,
 }
 
 impl Object for MethodTable {
     fn invoke(&self, vat: &Vat, method: &str, args: Args) -> Reply {
         match self.methods.get(method) {
-            Some(handler) => handler(vat.clone(), args),
+            Some(handler) => self
+                .guards
+                .invoke(&self.iface, method, args, |args| handler(vat.clone(), args)),
             None => Reply::err(format!("{:?} has no method {method:?}", self.iface)),
         }
     }

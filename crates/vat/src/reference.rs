@@ -7,8 +7,13 @@ use std::rc::{Rc, Weak};
 
 use ocap_types::VRef;
 
+use crate::args::Args;
 use crate::core::Core;
+use crate::error::{Error, Result};
 use crate::object::Object;
+use crate::send::IntoArgs;
+use crate::val::Val;
+use crate::vat::Vat;
 
 /// A reference to an object: one of this vat's own (local), or a presence of an object
 /// another vat (or the kernel) implements. Cheap to clone; equality is identity.
@@ -52,6 +57,56 @@ impl Ref {
     /// True when this vat implements the object.
     pub fn is_local(&self) -> bool {
         matches!(self.0, Target::Local(_))
+    }
+
+    /// Calls `method(args)` on a local object now, as JavaScript code calls a method of an
+    /// object in its own vat: the method (and its guard) runs before `call` returns.
+    /// Use [`crate::E`] for everything else.
+    ///
+    /// # Errors
+    /// What the method answers as an error (a guard's rejection included); an error too when
+    /// the object is a presence, or when the method answers only later (an `async` one).
+    ///
+    /// # Examples
+    /// ```
+    /// # use ocap_vat::{Result, Val, Vat};
+    /// fn double(vat: &Vat) -> Result<()> {
+    ///     let doubler = vat
+    ///         .object("doubler")
+    ///         .method("double", |_vat, args| Ok(args.int(0)? * 2))
+    ///         .build();
+    ///     assert_eq!(doubler.call("double", [21])?, Val::from(42));
+    ///     Ok(())
+    /// }
+    /// # use ocap_types::{Syscall, Value, VatHost, VatLog, VatRuntime, VatStart};
+    /// # struct NoHost;
+    /// # impl VatHost for NoHost {
+    /// #     fn syscall(&mut self, _: Syscall) {}
+    /// #     fn log(&mut self, _: VatLog) {}
+    /// # }
+    /// # let mut runtime = ocap_vat::Runtime::new(|vat: &Vat, _: &Val, _: &ocap_vat::Baggage| {
+    /// #     double(vat)?;
+    /// #     Ok(vat.object("root").build())
+    /// # });
+    /// # let start = VatStart { name: "v".into(), parameters: Value::Null, state: Vec::new() };
+    /// # assert_eq!(runtime.start(start, &mut NoHost).error, None);
+    /// ```
+    pub fn call(&self, method: &str, args: impl IntoArgs) -> Result<Val> {
+        let Target::Local(object) = &self.0 else {
+            return Err(Error::new(format!(
+                "cannot call {method:?} of a remote object directly: send it with E()"
+            )));
+        };
+        let vat = Vat::new(object.core.clone());
+        let reply = object
+            .behavior
+            .invoke(&vat, method, Args::new(method, args.into_args()));
+        reply.now().unwrap_or_else(|_later| {
+            Err(Error::new(format!(
+                "{method:?} of ({}) answers later: send it with E() instead",
+                object.iface
+            )))
+        })
     }
 }
 

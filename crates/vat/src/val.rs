@@ -91,6 +91,33 @@ impl Val {
         }
     }
 
+    /// A number as JavaScript has it: an integral value that fits in `i64` is an `Int`,
+    /// anything else a `Float`.
+    ///
+    /// ```
+    /// use ocap_vat::Val;
+    ///
+    /// assert_eq!(Val::number(212.0), Val::Int(212));
+    /// assert_eq!(Val::number(0.5), Val::Float(0.5));
+    /// ```
+    pub fn number(x: f64) -> Val {
+        // 2^63 is exactly representable; every integral float below it in magnitude fits.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if x.fract() == 0.0 && x.abs() < LIMIT {
+            return Val::Int(x as i64);
+        }
+        Val::Float(x)
+    }
+
+    /// The value as a float, if this is an `Int` or a `Float`.
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            Val::Int(n) => Some(*n as f64),
+            Val::Float(x) => Some(*x),
+            _ => None,
+        }
+    }
+
     /// The text, if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {

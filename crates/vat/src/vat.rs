@@ -8,6 +8,8 @@ use std::rc::{Rc, Weak};
 use ocap_types::{CapData, LogLevel, Syscall, VatLog};
 
 use crate::baggage::Baggage;
+use crate::class::{ClassBuilder, KitBuilder};
+use crate::collection::{MapStore, SetStore};
 use crate::core::Core;
 use crate::durable::KindBuilder;
 use crate::object::{Object, ObjectBuilder};
@@ -49,6 +51,29 @@ impl Vat {
     /// is kept in the vat store and whose refs survive restarts.
     pub fn durable_kind(&self, name: &str) -> KindBuilder {
         KindBuilder::new(self.core.clone(), name)
+    }
+
+    /// Starts defining the class `name` (see [`ClassBuilder`]): many objects with the same
+    /// methods, each with its own state of type `S`.
+    pub fn class<S: 'static>(&self, name: &str) -> ClassBuilder<S> {
+        ClassBuilder::new(self.clone(), name)
+    }
+
+    /// Starts defining the class kit `name` (see [`KitBuilder`]): instances made of several
+    /// facets that share one state of type `S`.
+    pub fn class_kit<S: 'static>(&self, name: &str) -> KitBuilder<S> {
+        KitBuilder::new(self.clone(), name)
+    }
+
+    /// The map store `name` kept in the vat store (see [`MapStore`]): what an earlier
+    /// incarnation put in the store of that name is still there.
+    pub fn durable_map_store(&self, name: &str) -> MapStore {
+        MapStore::durable(self.core.clone(), name)
+    }
+
+    /// The set store `name` kept in the vat store (see [`SetStore`]).
+    pub fn durable_set_store(&self, name: &str) -> SetStore {
+        SetStore::durable(self.core.clone(), name)
     }
 
     /// Makes a local object from any [`Object`] implementation.

@@ -368,7 +368,7 @@ fn a_failed_restart_leaves_the_vat_stopped_and_terminable() {
 #[test]
 fn messages_a_vat_sends_while_it_restarts_are_delivered() {
     let (config, logs) = super::config_with_logs();
-    let test = TestKernel::open(config, ocap_types::WorkerKind::InProcess);
+    let test = TestKernel::with_config(config);
     let launched = test.launch(&cluster(&[
         ("announcer", "persistence-announcer"),
         ("listener", "tester"),
@@ -384,38 +384,4 @@ fn messages_a_vat_sends_while_it_restarts_are_delivered() {
     let kernel = ocap_kernel::Kernel::open(dir.path(), config).unwrap();
     kernel.run_until_idle(WAIT).unwrap();
     assert_eq!(logs.tests_of(vat(2)), ["announcer is back"]);
-}
-
-#[test]
-fn restarts_work_the_same_with_subprocess_workers() {
-    let test = TestKernel::with_workers(ocap_types::WorkerKind::Subprocess);
-    let launched = test.launch(&cluster(&[("counter", "persistence-counter")]));
-    let root = launched.root;
-    assert_eq!(
-        call_str(&test.kernel, root, "resume"),
-        "Counter incremented to: 2"
-    );
-    test.kernel.restart_vat(vat(1)).unwrap();
-    assert_eq!(
-        call_str(&test.kernel, root, "resume"),
-        "Counter incremented to: 3"
-    );
-    let tally = test
-        .kernel
-        .queue_message(root, "tally", vec![])
-        .unwrap()
-        .wait(WAIT)
-        .unwrap()
-        .slots[0];
-    assert_eq!(call(&test.kernel, tally, "add", vec![]), Ok(Value::Int(1)));
-    let TestKernel { kernel, dir, .. } = test;
-    kernel.shutdown().unwrap();
-    let mut config = ocap_tests::config();
-    config.workers.program = Some(ocap_tests::worker_program());
-    let kernel = ocap_kernel::Kernel::open(dir.path(), config).unwrap();
-    assert_eq!(
-        call_str(&kernel, root, "resume"),
-        "Counter incremented to: 4"
-    );
-    assert_eq!(call(&kernel, tally, "add", vec![]), Ok(Value::Int(2)));
 }

@@ -10,7 +10,8 @@ use ocap_types::{
     VRef, Value, VatHost, VatId, VatLog, VatStart,
 };
 
-use super::driver::{p, p_vref, resolve, send, send_r, vat};
+use ocap_tests::driver::{p, p_vref, resolve, send, send_r, vat};
+
 use super::{Logged, call, cluster_with, record, slot};
 
 /// The rejection of a send through a promise that is not fulfilled with an object.

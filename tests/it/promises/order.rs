@@ -16,8 +16,9 @@ use proptest::prelude::*;
 
 use ocap_types::Value;
 
-use super::driver::{p, resolve, send, vat};
-use super::{Logged, cluster_with, kernel_config};
+use ocap_tests::driver::{p, resolve, send, vat};
+
+use super::{Logged, cluster_with};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -96,7 +97,7 @@ impl Model {
 }
 
 fn run_case(n_promises: usize, batches: &[(Vec<Step>, bool)]) -> Result<(), TestCaseError> {
-    let mut config = kernel_config();
+    let mut config = ocap_tests::config();
     config.durability = Durability::GROUP;
     let logged = Logged::open(tempfile::tempdir().unwrap(), config);
     let launched = logged

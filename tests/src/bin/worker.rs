@@ -1,7 +1,7 @@
 //! `ocap-test-worker worker <vat>`: the worker program of subprocess vats in the tests. It
-//! serves every vat of `ocap_tests::registry()` (the example vats and `probe`) over the
-//! frame protocol on stdin/stdout, like `ocap worker`, plus three vats that break the
-//! protocol on their first delivery: `bad-frame` (writes a frame that is not CBOR),
+//! serves every vat of `ocap_tests::registry()` (the example vats, `probe` and `driver`)
+//! over the frame protocol on stdin/stdout, like `ocap worker`, plus three vats that break
+//! the protocol on their first delivery: `bad-frame` (writes a frame that is not CBOR),
 //! `huge-frame` (announces a frame over the size limit) and `exit-now` (exits with status 3).
 
 use std::io::Write;

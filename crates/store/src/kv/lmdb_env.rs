@@ -11,7 +11,11 @@ use super::open::{Access, classify};
 use crate::error::StoreError;
 
 /// Opens the LMDB environment at `path`.
-pub(super) fn open_env(path: &Path, map_size: usize, access: Access) -> Result<Env<WithoutTls>, StoreError> {
+pub(super) fn open_env(
+    path: &Path,
+    map_size: usize,
+    access: Access,
+) -> Result<Env<WithoutTls>, StoreError> {
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
     options.map_size(map_size).max_dbs(4);
     if access == Access::Inspect {
@@ -27,7 +31,6 @@ pub(super) fn open_env(path: &Path, map_size: usize, access: Access) -> Result<E
     let res = unsafe { options.open(path) };
     res.map_err(|err| classify(path, err))
 }
-
 
 /// Sets a new map size.
 ///

@@ -1,4 +1,5 @@
-//! `driver`: a vat written directly against the vat protocol, so that a test can make the
+//! `driver`: a vat written directly against the vat protocol (registered in
+//! [`crate::registry`], so it also runs in `ocap-test-worker`), so that a test can make the
 //! kernel see exact syscalls: sends to promises the vat decides, resolutions of several
 //! promises at once, promises fulfilled with promises (even themselves).
 //!
@@ -27,22 +28,22 @@ use ocap_types::{
 const RESULT_BASE: u64 = 1000;
 
 /// The template standing for `Pi`.
-pub(super) fn p(i: usize) -> Value {
-    super::record(&[("p", Value::Int(i64::try_from(i).unwrap()))])
+pub fn p(i: usize) -> Value {
+    crate::record(&[("p", Value::Int(i64::try_from(i).unwrap()))])
 }
 
 /// The template standing for the root of the vat `name`.
-pub(super) fn vat(name: &str) -> Value {
-    super::record(&[("vat", Value::str(name))])
+pub fn vat(name: &str) -> Value {
+    crate::record(&[("vat", Value::str(name))])
 }
 
 /// `Pi`'s vref in the driver.
-pub(super) fn p_vref(i: usize) -> VRef {
+pub fn p_vref(i: usize) -> VRef {
     VRef::ExportPromise(1 + u64::try_from(i).unwrap())
 }
 
 /// `["send", target, method, args]`, without a result.
-pub(super) fn send(target: Value, method: &str, args: Vec<Value>) -> Value {
+pub fn send(target: Value, method: &str, args: Vec<Value>) -> Value {
     Value::List(vec![
         Value::str("send"),
         target,
@@ -52,7 +53,7 @@ pub(super) fn send(target: Value, method: &str, args: Vec<Value>) -> Value {
 }
 
 /// `["send", target, method, args, k]`: with result `Rk`.
-pub(super) fn send_r(target: Value, method: &str, args: Vec<Value>, k: usize) -> Value {
+pub fn send_r(target: Value, method: &str, args: Vec<Value>, k: usize) -> Value {
     let Value::List(mut items) = send(target, method, args) else {
         unreachable!("send builds a list")
     };
@@ -61,7 +62,7 @@ pub(super) fn send_r(target: Value, method: &str, args: Vec<Value>, k: usize) ->
 }
 
 /// `["resolve", resolutions]`: `(promise, rejected, value)` each, in one syscall.
-pub(super) fn resolve(resolutions: Vec<(Value, bool, Value)>) -> Value {
+pub fn resolve(resolutions: Vec<(Value, bool, Value)>) -> Value {
     let resolutions = resolutions
         .into_iter()
         .map(|(promise, rejected, value)| Value::List(vec![promise, Value::Bool(rejected), value]))
@@ -71,7 +72,7 @@ pub(super) fn resolve(resolutions: Vec<(Value, bool, Value)>) -> Value {
 
 /// The driver vat.
 #[derive(Debug, Default)]
-pub(crate) struct Driver {
+pub struct Driver {
     vats: BTreeMap<String, VRef>,
 }
 
@@ -133,7 +134,7 @@ impl Driver {
                 let methargs = self.capdata(&Value::List(vec![items[2].clone(), items[3].clone()]));
                 let result = items
                     .get(4)
-                    .and_then(|k| self.vref_of(&super::record(&[("r", k.clone())])));
+                    .and_then(|k| self.vref_of(&crate::record(&[("r", k.clone())])));
                 host.syscall(Syscall::Send {
                     target,
                     message: Message { methargs, result },
