@@ -47,7 +47,7 @@ struct ExoTest {
 
 impl ExoTest {
     fn launch() -> ExoTest {
-        ExoTest::launch_with(WorkerKind::InProcess)
+        ExoTest::launch_with(ocap_tests::default_workers())
     }
 
     fn launch_with(workers: WorkerKind) -> ExoTest {
