@@ -33,6 +33,9 @@ pub struct KernelConfig {
     /// How subprocess vats are started: the worker program (none by default, so launching
     /// a subprocess vat fails) and the per-delivery time limit (30 s).
     pub workers: WorkerConfig,
+    /// Wipe the store on open (spec §16.4 step 2): every vat, object, promise and queued
+    /// message is gone, and ids start again at 1.
+    pub reset_storage: bool,
 }
 
 impl std::fmt::Debug for KernelConfig {
@@ -55,6 +58,7 @@ impl KernelConfig {
             log_sink: None,
             bootstrap_timeout: Duration::from_secs(60),
             workers: WorkerConfig::default(),
+            reset_storage: false,
         }
     }
 }
@@ -106,12 +110,18 @@ impl Kernel {
         let registry = config.registry;
         let logs = config.log_sink;
         let workers = config.workers;
+        let reset = config.reset_storage;
         let thread = std::thread::Builder::new()
             .name("ocap-kernel".to_owned())
             .spawn(move || {
                 let started = (|| -> Result<(KernelQueue, Core), KernelError> {
-                    let store = Store::open_with(&path, &store_config)?;
-                    let mut queue = KernelQueue::new(KernelStore::new(store))?;
+                    let mut store = KernelStore::new(Store::open_with(&path, &store_config)?);
+                    if reset {
+                        store.start_crank()?;
+                        store.clear_all()?;
+                        store.end_crank()?;
+                    }
+                    let mut queue = KernelQueue::new(store)?;
                     let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
                     relaunch_vats(&mut core, &mut queue)?;
                     Ok((queue, core))

@@ -71,6 +71,32 @@ fn a_counter_survives_kernel_restarts() {
 }
 
 #[test]
+fn reset_storage_on_restart_wipes_everything() {
+    let test = TestKernel::new();
+    let config = cluster(&[("counter", "persistence-counter")]);
+    let launched = test.launch(&config);
+    assert_eq!(
+        call_str(&test.kernel, launched.root, "resume"),
+        "Counter incremented to: 2"
+    );
+    let TestKernel { kernel, dir, .. } = test;
+    kernel.shutdown().unwrap();
+    let mut reset = ocap_tests::config();
+    reset.reset_storage = true;
+    let kernel = ocap_kernel::Kernel::open(dir.path(), reset).unwrap();
+    assert!(kernel.vat_ids().unwrap().is_empty());
+    assert!(kernel.subclusters().unwrap().is_empty());
+    let relaunched = kernel.launch_subcluster(&config).unwrap();
+    assert_eq!(
+        relaunched.bootstrap_result.decode().unwrap(),
+        Value::str("Counter initialized with count: 1")
+    );
+    // Ids start again: the new root is the old root's kref.
+    assert_eq!(relaunched.root, launched.root);
+    kernel.shutdown().unwrap();
+}
+
+#[test]
 fn references_kept_in_baggage_work_after_a_kernel_restart() {
     let test = TestKernel::new();
     let worker = |id: i64| params(&[("id", Value::Int(id))]);

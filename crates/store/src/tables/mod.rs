@@ -152,6 +152,21 @@ impl KernelStore {
         self.kv.end_crank()
     }
 
+    /// Deletes every key of the kernel's state (spec §16.5 `reset`), inside the crank. Id
+    /// counters start again at 1.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn clear_all(&mut self) -> Result<(), StoreError> {
+        for (key, _) in self.kv.scan_prefix(b"")? {
+            self.kv.delete(&key)?;
+        }
+        self.high_water.clear();
+        self.maybe_free.clear();
+        self.empty_hints.set(None);
+        Ok(())
+    }
+
     /// Takes the set of krefs whose counts reached zero during this crank.
     pub fn take_maybe_free(&mut self) -> BTreeSet<KRef> {
         std::mem::take(&mut self.maybe_free)
