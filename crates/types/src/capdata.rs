@@ -43,6 +43,29 @@ impl<R> CapData<R> {
         Value::from_cbor(&self.body)
     }
 
+    /// Decodes the body and checks that every slot it names exists: what the kernel asks of
+    /// capdata coming from a vat before passing it to another (spec §11.2).
+    ///
+    /// # Errors
+    /// [`MethargsError::Decode`] for a malformed body, [`MethargsError::Slot`] for a slot
+    /// index beyond `slots`.
+    pub fn checked_value(&self) -> Result<Value, MethargsError> {
+        let value = self.decode()?;
+        let mut bad = None;
+        value.for_each_slot(&mut |index| {
+            if index as usize >= self.slots.len() {
+                bad.get_or_insert(index);
+            }
+        });
+        match bad {
+            Some(index) => Err(MethargsError::Slot {
+                index,
+                slots: self.slots.len(),
+            }),
+            None => Ok(value),
+        }
+    }
+
     /// The reference when the whole value is a single slot (spec §3.3), else `None`.
     pub fn single_ref(&self) -> Option<&R> {
         match self.decode() {
@@ -85,6 +108,14 @@ pub enum MethargsError {
     /// The body decodes to something other than `[string, list]`.
     #[error("methargs must be [method, args]")]
     Shape,
+    /// The body names a slot that `slots` does not have.
+    #[error("slot {index} named but only {slots} slots given")]
+    Slot {
+        /// The slot index named.
+        index: u32,
+        /// How many slots there are.
+        slots: usize,
+    },
 }
 
 impl<R> Message<R> {
@@ -100,9 +131,10 @@ impl<R> Message<R> {
     /// Decodes the method name and the arguments.
     ///
     /// # Errors
-    /// [`MethargsError`] when the body is malformed or not `[method, args]`.
+    /// [`MethargsError`] when the body is malformed, names a missing slot, or is not
+    /// `[method, args]`.
     pub fn method_and_args(&self) -> Result<(String, Vec<Value>), MethargsError> {
-        match self.methargs.decode()? {
+        match self.methargs.checked_value()? {
             Value::List(mut items) if items.len() == 2 => {
                 let args = items.pop().expect("invariant: length checked");
                 let method = items.pop().expect("invariant: length checked");

@@ -79,6 +79,7 @@ impl SyscallProcessor<'_> {
                 } in resolutions
                 {
                     let promise = self.promise_to_kernel(promise)?;
+                    checked(&data)?;
                     let data = capdata_to_kernel(self.queue.store_mut(), self.vat, &data)?;
                     kernel.push((promise, rejected, data) as KernelResolution);
                 }
@@ -88,6 +89,7 @@ impl SyscallProcessor<'_> {
                 Ok(())
             }
             Syscall::Exit { failure, info } => {
+                checked(&info)?;
                 let info = capdata_to_kernel(self.queue.store_mut(), self.vat, &info)?;
                 self.exit = Some(ExitRequest { failure, info });
                 Ok(())
@@ -112,6 +114,11 @@ impl SyscallProcessor<'_> {
     }
 
     fn send(&mut self, target: VRef, message: &Message<VRef>) -> Result<(), SyscallError> {
+        // A malformed message would be the receiver's delivery error, and kill the receiver:
+        // refuse it here, where it is the sender's fault.
+        message
+            .method_and_args()
+            .map_err(|e| SyscallError::Invalid(format!("malformed message: {e}")))?;
         let target = self.kref_of(target)?;
         let methargs = capdata_to_kernel(self.queue.store_mut(), self.vat, &message.methargs)?;
         let result = match message.result {
@@ -171,6 +178,13 @@ impl SyscallProcessor<'_> {
         }
         Ok(())
     }
+}
+
+/// Refuses capdata whose body does not decode or names a slot it does not carry.
+fn checked(data: &ocap_types::CapData<VRef>) -> Result<(), SyscallError> {
+    data.checked_value()
+        .map(drop)
+        .map_err(|e| SyscallError::Invalid(format!("malformed value: {e}")))
 }
 
 impl VatHost for SyscallProcessor<'_> {

@@ -309,3 +309,57 @@ fn a_send_to_a_vat_without_a_worker_is_the_no_such_endpoint_error() {
     assert!(matches!(err, VatError::NoSuchVat(v) if v == vat));
     queue.end_crank().unwrap();
 }
+
+#[test]
+fn malformed_messages_and_values_are_the_senders_illegal_syscall() {
+    fn garbage_send(_: &Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        host.syscall(Syscall::Send {
+            target: VRef::ROOT,
+            message: Message {
+                methargs: CapData {
+                    body: vec![0xff, 0x00],
+                    slots: vec![],
+                },
+                result: None,
+            },
+        });
+        DeliveryOutcome::default()
+    }
+    fn missing_slot(delivery: &Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        if let Delivery::Message { message, .. } = delivery {
+            host.syscall(Syscall::Resolve(vec![Resolution {
+                promise: message.result.unwrap(),
+                rejected: false,
+                data: CapData::data(&Value::Slot {
+                    index: 3,
+                    iface: None,
+                }),
+            }]));
+        }
+        DeliveryOutcome::default()
+    }
+    fn not_methargs(_: &Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        host.syscall(Syscall::Send {
+            target: VRef::ROOT,
+            message: Message {
+                methargs: CapData::data(&Value::Int(7)),
+                result: None,
+            },
+        });
+        DeliveryOutcome::default()
+    }
+    for script in [garbage_send as Script, missing_slot, not_methargs] {
+        let (_dir, mut queue, mut manager, vat, root) = setup(script);
+        let (res, _) = send(&mut queue, &mut manager, vat, root, vec![]);
+        assert!(res.abort, "the crank is rolled back");
+        let info = res.terminate.unwrap().info.decode().unwrap();
+        assert_eq!(
+            info,
+            Value::error(
+                "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die"
+            )
+        );
+        // Only the rolled-back delivery itself is back in the run queue; nothing it sent.
+        assert_eq!(queue.run_queue_len().unwrap(), 1);
+    }
+}
