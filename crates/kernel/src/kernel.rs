@@ -333,7 +333,8 @@ impl Kernel {
             .is_some_and(|sub| sub.vats.iter().any(|(_, v)| *v == vat)))
     }
 
-    /// The running vats, in id order, with their names, configs and subclusters.
+    /// The running vats, in the order their workers were (re)started (a restarted vat moves
+    /// to the end). with their names, configs and subclusters.
     ///
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].
@@ -445,7 +446,8 @@ impl Kernel {
             .map_err(KernelError::from)
     }
 
-    /// The running vats, in id order.
+    /// The running vats, in the order their workers were (re)started (a restarted vat moves
+    /// to the end).
     ///
     /// # Errors
     /// [`KernelError::Stopped`].

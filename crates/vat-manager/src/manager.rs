@@ -23,12 +23,16 @@ use crate::translate::{capdata_to_vat, kref_to_vref};
 
 struct VatHandle {
     runtime: Box<dyn VatRuntime>,
+    /// When this incarnation started, counted per manager: `running()` lists vats in the
+    /// order their workers were (re)started (spec §17 `getVatIds`).
+    started: u64,
 }
 
 /// The running vats.
 pub struct VatManager {
     registry: VatRegistry,
     running: BTreeMap<VatId, VatHandle>,
+    starts: u64,
     logs: Option<LogSink>,
     workers: WorkerConfig,
 }
@@ -63,6 +67,7 @@ impl VatManager {
         VatManager {
             registry,
             running: BTreeMap::new(),
+            starts: 0,
             logs,
             workers: WorkerConfig::default(),
         }
@@ -80,9 +85,15 @@ impl VatManager {
         self.running.contains_key(&vat)
     }
 
-    /// The running vats, in id order.
+    /// The running vats, in the order their workers were (re)started.
     pub fn running(&self) -> impl Iterator<Item = VatId> + '_ {
-        self.running.keys().copied()
+        let mut vats: Vec<(u64, VatId)> = self
+            .running
+            .iter()
+            .map(|(id, h)| (h.started, *id))
+            .collect();
+        vats.sort_unstable();
+        vats.into_iter().map(|(_, id)| id)
     }
 
     /// Starts a worker for `vat` from its record and stored state; the record must already
@@ -129,7 +140,9 @@ impl VatManager {
         queue
             .store_mut()
             .apply_checkpoint(vat, &outcome.checkpoint)?;
-        self.running.insert(vat, VatHandle { runtime });
+        self.starts += 1;
+        let started = self.starts;
+        self.running.insert(vat, VatHandle { runtime, started });
         Ok(())
     }
 

@@ -411,3 +411,12 @@ fn messages_a_vat_sends_while_it_restarts_are_delivered() {
     kernel.run_until_idle(WAIT).unwrap();
     assert_eq!(logs.tests_of(vat(2)), ["announcer is back"]);
 }
+
+#[test]
+fn a_restarted_vat_moves_to_the_end_of_the_vat_list() {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[("a", "probe"), ("b", "probe"), ("c", "probe")]));
+    assert_eq!(test.kernel.vat_ids().unwrap(), [vat(1), vat(2), vat(3)]);
+    test.kernel.restart_vat(vat(1)).unwrap();
+    assert_eq!(test.kernel.vat_ids().unwrap(), [vat(2), vat(3), vat(1)]);
+}
