@@ -4,12 +4,71 @@
 //! Invariant: a vat-store key is always appended after the fixed `<vat>.vs.` prefix, so no
 //! key a vat chooses can name another vat's or the kernel's keys.
 
-use std::fmt::Display;
-
-use ocap_types::{EndpointId, KObjectId, KPromiseId, SubclusterId, VatId};
+use ocap_types::{EndpointId, ExportId, KObjectId, KPromiseId, KRef, SubclusterId, VRef, VatId};
 
 pub(crate) fn text(parts: std::fmt::Arguments<'_>) -> Vec<u8> {
     parts.to_string().into_bytes()
+}
+
+/// Appends the decimal digits of `n`. The hot keys (objects, promises, c-list entries) are
+/// built by hand: going through `fmt` showed in crank profiles.
+fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+}
+
+/// A piece of a key with the same text as its `Display`.
+pub(crate) trait KeyPart {
+    fn push_to(&self, buf: &mut Vec<u8>);
+}
+
+impl KeyPart for EndpointId {
+    fn push_to(&self, buf: &mut Vec<u8>) {
+        match self {
+            EndpointId::Vat(VatId(n)) => {
+                buf.push(b'v');
+                push_u64(buf, u64::from(*n));
+            }
+            EndpointId::Remote(r) => buf.extend_from_slice(r.to_string().as_bytes()),
+        }
+    }
+}
+
+impl KeyPart for KRef {
+    fn push_to(&self, buf: &mut Vec<u8>) {
+        let (tag, n) = match self {
+            KRef::Object(KObjectId(n)) => (b"ko", *n),
+            KRef::Promise(KPromiseId(n)) => (b"kp", *n),
+        };
+        buf.extend_from_slice(tag);
+        push_u64(buf, n);
+    }
+}
+
+impl KeyPart for VRef {
+    fn push_to(&self, buf: &mut Vec<u8>) {
+        let (tag, n): (&[u8], u64) = match self {
+            VRef::ExportObject(ExportId::Ephemeral(n)) => (b"o+", *n),
+            VRef::ImportObject(n) => (b"o-", *n),
+            VRef::ExportPromise(n) => (b"p+", *n),
+            VRef::ImportPromise(n) => (b"p-", *n),
+            durable_or_virtual => {
+                buf.extend_from_slice(durable_or_virtual.to_string().as_bytes());
+                return;
+            }
+        };
+        buf.extend_from_slice(tag);
+        push_u64(buf, n);
+    }
 }
 
 pub(crate) const COUNTER_OBJECT: &str = "n.ko";
@@ -18,27 +77,40 @@ pub(crate) const COUNTER_VAT: &str = "n.v";
 pub(crate) const COUNTER_SUBCLUSTER: &str = "n.s";
 
 pub(crate) fn object(id: KObjectId) -> Vec<u8> {
-    text(format_args!("{id}"))
+    let mut buf = Vec::with_capacity(12);
+    KRef::Object(id).push_to(&mut buf);
+    buf
 }
 
 pub(crate) fn promise(id: KPromiseId) -> Vec<u8> {
-    text(format_args!("{id}"))
+    let mut buf = Vec::with_capacity(16);
+    KRef::Promise(id).push_to(&mut buf);
+    buf
 }
 
 pub(crate) fn promise_refcount(id: KPromiseId) -> Vec<u8> {
-    text(format_args!("{id}.rc"))
+    let mut buf = promise(id);
+    buf.extend_from_slice(b".rc");
+    buf
 }
 
 pub(crate) fn endpoint_prefix(ep: EndpointId) -> Vec<u8> {
-    text(format_args!("{ep}."))
+    let mut buf = Vec::with_capacity(8);
+    ep.push_to(&mut buf);
+    buf.push(b'.');
+    buf
 }
 
 pub(crate) fn clist_prefix(ep: EndpointId) -> Vec<u8> {
-    text(format_args!("{ep}.c."))
+    let mut buf = endpoint_prefix(ep);
+    buf.extend_from_slice(b"c.");
+    buf
 }
 
-pub(crate) fn clist(ep: EndpointId, r: impl Display) -> Vec<u8> {
-    text(format_args!("{ep}.c.{r}"))
+pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Vec<u8> {
+    let mut buf = clist_prefix(ep);
+    r.push_to(&mut buf);
+    buf
 }
 
 pub(crate) fn endpoint_counter(ep: EndpointId, promise: bool) -> Vec<u8> {

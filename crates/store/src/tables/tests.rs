@@ -294,3 +294,32 @@ fn corrupt_records_are_typed_errors() {
     ));
     store.end_crank().unwrap();
 }
+
+#[test]
+fn hand_built_keys_match_the_display_text() {
+    use super::keys::{self, KeyPart};
+    for text in [
+        "o+0",
+        "o-17",
+        "p+3",
+        "p-12345",
+        "o+d10/1",
+        "o+v3/4:0",
+        "o+18446744073709551615",
+    ] {
+        let vref: VRef = text.parse().unwrap();
+        let mut buf = Vec::new();
+        vref.push_to(&mut buf);
+        assert_eq!(buf, text.as_bytes());
+    }
+    for text in ["ko0", "ko7", "kp10", "kp18446744073709551615"] {
+        let kref: KRef = text.parse().unwrap();
+        let mut buf = Vec::new();
+        kref.push_to(&mut buf);
+        assert_eq!(buf, text.as_bytes());
+    }
+    assert_eq!(keys::clist(vat(12), VRef::ROOT), b"v12.c.o+0");
+    assert_eq!(keys::promise_refcount(ocap_types::KPromiseId(9)), b"kp9.rc");
+    let remote = EndpointId::Remote(ocap_types::RemoteId(4));
+    assert_eq!(keys::clist_prefix(remote), b"r4.c.");
+}
