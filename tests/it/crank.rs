@@ -3,34 +3,8 @@
 //! Each test is named after the bug it prevents. Vats run where
 //! `ocap_tests::default_workers` says (the `modes` test runs this both ways).
 
-use ocap_kernel::{Kernel, KernelError};
-use ocap_tests::{TestKernel, WAIT, cluster, decode};
-use ocap_types::{EndpointId, KRef, Value, VatId};
-
-fn rejection(err: KernelError) -> String {
-    match err {
-        KernelError::Rejected(rejection) => rejection.message().to_owned(),
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-}
-
-fn roots(kernel: &Kernel) -> Vec<(VatId, KRef)> {
-    kernel
-        .vat_ids()
-        .unwrap()
-        .into_iter()
-        .map(|vat| (vat, kernel.vat_root(vat).unwrap().unwrap()))
-        .collect()
-}
-
-fn call(kernel: &Kernel, target: KRef, method: &str, args: Vec<Value>) -> Result<Value, String> {
-    kernel
-        .queue_message(target, method, args)
-        .unwrap()
-        .wait(WAIT)
-        .map(|data| decode(&data))
-        .map_err(rejection)
-}
+use ocap_tests::{TestKernel, WAIT, call, cluster, decode, rejection, roots};
+use ocap_types::{EndpointId, KRef, Value};
 
 #[test]
 fn aborted_delivery_does_not_undo_an_earlier_delivery() {

@@ -14,27 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 
-use ocap_kernel::{Kernel, KernelConfig, KernelError};
-use ocap_tests::{TestKernel, WAIT, decode};
+use ocap_kernel::{Kernel, KernelConfig};
+use ocap_tests::{TestKernel, call, decode, rejection};
 use ocap_types::{ClusterConfig, KRef, Value, VatId, VatLog};
-
-/// The text of a rejected result.
-fn rejection(err: KernelError) -> String {
-    match err {
-        KernelError::Rejected(rejection) => rejection.message().to_owned(),
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-}
-
-/// Sends `method(args)` and waits for the decoded answer or the rejection's text.
-fn call(kernel: &Kernel, target: KRef, method: &str, args: Vec<Value>) -> Result<Value, String> {
-    kernel
-        .queue_message(target, method, args)
-        .unwrap()
-        .wait(WAIT)
-        .map(|data| decode(&data))
-        .map_err(rejection)
-}
 
 /// A string answer, or a panic naming what came instead.
 fn call_str(kernel: &Kernel, target: KRef, method: &str) -> String {

@@ -15,8 +15,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 
-use ocap_kernel::{Kernel, KernelConfig, KernelError};
-use ocap_tests::{WAIT, cluster_with, config, decode, record};
+use ocap_kernel::{Kernel, KernelConfig};
+use ocap_tests::{WAIT, cluster_with, config, decode, record, rejection};
 use ocap_types::{CapData, ClusterConfig, KRef, Value, VatId, VatLog};
 
 /// A kernel on a temporary store that collects every vat log line.
@@ -71,14 +71,6 @@ impl Logged {
 
 fn slot(index: u32) -> Value {
     Value::Slot { index, iface: None }
-}
-
-/// The text of a rejection; any other failure fails the test.
-fn rejection(err: KernelError) -> String {
-    match err {
-        KernelError::Rejected(rejection) => rejection.message().to_owned(),
-        other => panic!("expected a rejection, got {other:?}"),
-    }
 }
 
 /// Sends `method(args)` (referring to `slots`) from the host and waits for the result.

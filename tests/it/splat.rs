@@ -1,16 +1,8 @@
 //! Messages that cannot be delivered are rejected with an error that names the cause and
 //! no internal id.
 
-use ocap_kernel::KernelError;
-use ocap_tests::{TestKernel, WAIT, cluster, has_ref_shaped_text};
+use ocap_tests::{TestKernel, WAIT, cluster, has_ref_shaped_text, rejection};
 use ocap_types::KRef;
-
-fn rejection_text(err: KernelError) -> String {
-    match err {
-        KernelError::Rejected(rejection) => rejection.message().to_owned(),
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-}
 
 #[test]
 fn message_to_unknown_object_is_rejected_as_deleted() {
@@ -22,7 +14,7 @@ fn message_to_unknown_object_is_rejected_as_deleted() {
         .unwrap()
         .wait(WAIT)
         .unwrap_err();
-    let text = rejection_text(err);
+    let text = rejection(err);
     assert_eq!(
         text,
         "[KERNEL:OBJECT_DELETED] Target object has no owner; it may have been deleted"
@@ -42,7 +34,7 @@ fn message_to_terminated_vats_root_is_rejected_without_refs() {
         .unwrap()
         .wait(WAIT)
         .unwrap_err();
-    let text = rejection_text(err);
+    let text = rejection(err);
     assert!(text.starts_with("[KERNEL:OBJECT_DELETED]"), "{text}");
     assert!(!has_ref_shaped_text(&text), "{text}");
     // The root lost its owner when the terminated vat was cleaned up, and was collected
@@ -154,7 +146,7 @@ fn every_splat_cause_has_its_exact_text_and_no_internal_id() {
             .unwrap()
             .wait(WAIT)
             .unwrap_err();
-        let text = rejection_text(err);
+        let text = rejection(err);
         assert_eq!(text, case.expected, "{}", case.cause);
         assert!(!has_ref_shaped_text(&text), "{}: {text}", case.cause);
     }

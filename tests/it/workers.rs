@@ -12,37 +12,14 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ocap_kernel::{Kernel, KernelError};
-use ocap_tests::{TestKernel, WAIT, cluster, decode, has_ref_shaped_text, repo_root};
+use ocap_kernel::Kernel;
+use ocap_tests::{
+    TestKernel, WAIT, call, cluster, has_ref_shaped_text, rejection, repo_root, roots,
+};
 use ocap_types::{
     Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KRef, KernelFrame, Message,
     Syscall, VRef, Value, VatId, VatLog, VatStart, WorkerFrame, WorkerKind,
 };
-
-fn rejection(err: KernelError) -> String {
-    match err {
-        KernelError::Rejected(rejection) => rejection.message().to_owned(),
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-}
-
-fn roots(kernel: &Kernel) -> Vec<(VatId, KRef)> {
-    kernel
-        .vat_ids()
-        .unwrap()
-        .into_iter()
-        .map(|vat| (vat, kernel.vat_root(vat).unwrap().unwrap()))
-        .collect()
-}
-
-fn call(kernel: &Kernel, target: KRef, method: &str, args: Vec<Value>) -> Result<Value, String> {
-    kernel
-        .queue_message(target, method, args)
-        .unwrap()
-        .wait(WAIT)
-        .map(|data| decode(&data))
-        .map_err(rejection)
-}
 
 /// An error and its causes, joined with ": ".
 fn chain(error: &dyn Error) -> String {

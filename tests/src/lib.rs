@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ocap_kernel::{Kernel, KernelConfig, KernelError, LaunchResult};
-use ocap_types::{CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig, WorkerKind};
+use ocap_types::{CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig, VatId, WorkerKind};
 use ocap_vat_manager::VatRegistry;
 
 /// How long any test waits for the kernel before failing instead of hanging.
@@ -223,6 +223,40 @@ pub fn record(fields: &[(&str, Value)]) -> Value {
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect(),
     )
+}
+
+/// The message of a rejected result; any other failure fails the test.
+pub fn rejection(err: KernelError) -> String {
+    match err {
+        KernelError::Rejected(rejection) => rejection.message().to_owned(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+/// Every running vat with its root object.
+pub fn roots(kernel: &Kernel) -> Vec<(VatId, KRef)> {
+    kernel
+        .vat_ids()
+        .unwrap()
+        .into_iter()
+        .map(|vat| (vat, kernel.vat_root(vat).unwrap().unwrap()))
+        .collect()
+}
+
+/// Sends `method(args)` from the host and waits at most [`WAIT`]: the decoded result, or
+/// the rejection's message.
+pub fn call(
+    kernel: &Kernel,
+    target: KRef,
+    method: &str,
+    args: Vec<Value>,
+) -> Result<Value, String> {
+    kernel
+        .queue_message(target, method, args)
+        .unwrap()
+        .wait(WAIT)
+        .map(|data| decode(&data))
+        .map_err(rejection)
 }
 
 /// Decodes a result.
