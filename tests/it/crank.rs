@@ -242,7 +242,7 @@ fn message_to_vanished_endpoint_splats_as_unreachable_and_releases_its_holds() {
     test.kernel.run_until_idle(WAIT).unwrap();
     assert_eq!(counts(b.1), b_before, "target hold released");
     assert_eq!(counts(c.1), c_before, "slot hold released");
-    let result = handle.promise();
+    let result = handle.promise().unwrap();
     let record = test
         .kernel
         .inspect(move |s| s.promise(result))

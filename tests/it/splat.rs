@@ -92,7 +92,7 @@ fn settled_result(test: &TestKernel, method: &str, args: Vec<ocap_types::Value>)
     let root = probe_roots(test)[0];
     let handle = test.kernel.queue_message(root, method, args).unwrap();
     let _ = handle.wait(WAIT);
-    KRef::Promise(handle.promise())
+    KRef::Promise(handle.promise().unwrap())
 }
 
 #[test]

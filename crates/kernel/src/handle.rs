@@ -1,7 +1,12 @@
 //! `ResultHandle`: what `queue_message` hands back, to wait on a message's result.
+//!
+//! `queue_message` does not wait for the kernel thread: the message is queued as a job, and
+//! the handle learns the result promise's id when the job has run. So a host can queue many
+//! messages back to back and the kernel takes them between cranks as fast as it can.
 
+use std::cell::OnceCell;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ocap_types::{CapData, KPromiseId, KRef};
 
@@ -10,30 +15,77 @@ use crate::error::{KernelError, Rejection};
 /// A settled result: fulfilled (`Ok`) or rejected (`Err`), as a value.
 pub(crate) type Settlement = Result<CapData<KRef>, CapData<KRef>>;
 
+/// Whether the kernel queued the message: the result promise, or why not.
+pub(crate) type Queued = Result<KPromiseId, String>;
+
 /// The eventual result of a message queued by the host.
 #[derive(Debug)]
 pub struct ResultHandle {
-    promise: KPromiseId,
+    promise: OnceCell<Result<KPromiseId, String>>,
+    queued: Option<Receiver<Queued>>,
     receiver: Receiver<Settlement>,
 }
 
 impl ResultHandle {
+    /// A handle for a message already queued as `promise`.
     pub(crate) fn new(promise: KPromiseId, receiver: Receiver<Settlement>) -> Self {
-        ResultHandle { promise, receiver }
+        ResultHandle {
+            promise: OnceCell::from(Ok(promise)),
+            queued: None,
+            receiver,
+        }
     }
 
-    /// The kernel promise that carries the result.
-    pub fn promise(&self) -> KPromiseId {
+    /// A handle for a message whose job has not run yet.
+    pub(crate) fn pending(queued: Receiver<Queued>, receiver: Receiver<Settlement>) -> Self {
+        ResultHandle {
+            promise: OnceCell::new(),
+            queued: Some(queued),
+            receiver,
+        }
+    }
+
+    /// Waits at most `timeout` for the kernel to have queued the message.
+    fn queued(&self, timeout: Duration) -> Result<KPromiseId, KernelError> {
+        if let Some(res) = self.promise.get() {
+            return res.clone().map_err(KernelError::Invalid);
+        }
+        let Some(queued) = &self.queued else {
+            return Err(KernelError::Stopped);
+        };
+        let res = match queued.recv_timeout(timeout) {
+            Ok(res) => res,
+            Err(RecvTimeoutError::Timeout) => return Err(KernelError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => return Err(KernelError::Stopped),
+        };
         self.promise
+            .get_or_init(|| res)
+            .clone()
+            .map_err(KernelError::Invalid)
+    }
+
+    /// The kernel promise that carries the result, once the kernel has queued the message.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`] if the kernel stopped first, [`KernelError::Invalid`] if the
+    /// kernel could not queue the message.
+    pub fn promise(&self) -> Result<KPromiseId, KernelError> {
+        self.queued(Duration::MAX)
     }
 
     /// Waits at most `timeout` for the result.
     ///
     /// # Errors
     /// [`KernelError::Rejected`] when the result is rejected, [`KernelError::Timeout`],
-    /// [`KernelError::Stopped`] if the kernel stopped before settling it.
+    /// [`KernelError::Stopped`] if the kernel stopped before settling it,
+    /// [`KernelError::Invalid`] if the kernel could not queue the message.
     pub fn wait(&self, timeout: Duration) -> Result<CapData<KRef>, KernelError> {
-        match self.receiver.recv_timeout(timeout) {
+        let deadline = Instant::now().checked_add(timeout);
+        self.queued(timeout)?;
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        match self.receiver.recv_timeout(left) {
             Ok(settlement) => settlement.map_err(|value| Rejection::new(value).into()),
             Err(RecvTimeoutError::Timeout) => Err(KernelError::Timeout),
             Err(RecvTimeoutError::Disconnected) => Err(KernelError::Stopped),
@@ -42,13 +94,20 @@ impl ResultHandle {
 
     /// The result if it has arrived, without waiting.
     pub fn try_result(&self) -> Option<Result<CapData<KRef>, KernelError>> {
+        if let Err(error) = self.queued(Duration::ZERO) {
+            return match error {
+                KernelError::Timeout => None,
+                other => Some(Err(other)),
+            };
+        }
         self.receiver
             .try_recv()
             .ok()
             .map(|settlement| settlement.map_err(|value| Rejection::new(value).into()))
     }
 
-    /// The channel the settlement arrives on, for callers that select over several.
+    /// The channel the settlement arrives on, for callers that select over several. (If the
+    /// kernel cannot queue the message, the channel is closed without a settlement.)
     pub fn into_receiver(self) -> Receiver<Result<CapData<KRef>, CapData<KRef>>> {
         self.receiver
     }

@@ -231,7 +231,8 @@ impl Kernel {
         self.queue_message(parse_kref(target)?, method, args)
     }
 
-    /// As [`Kernel::queue_message`], with `args` referring to `slots`.
+    /// As [`Kernel::queue_message`], with `args` referring to `slots`. Returns at once: the
+    /// message is queued between two cranks, in the order of the calls.
     ///
     /// # Errors
     /// [`KernelError::Stopped`] if the kernel thread is gone.
@@ -243,15 +244,28 @@ impl Kernel {
         slots: Vec<KRef>,
     ) -> Result<ResultHandle, KernelError> {
         let method = method.to_owned();
-        self.call(move |core, queue| -> Result<ResultHandle, KernelError> {
-            queue.start_crank()?;
-            let res = queue_host_message(core, queue, target, &method, args, slots);
-            if res.is_err() {
-                queue.abort_crank()?;
+        let (subscriber, settlement) = mpsc::channel();
+        let (queued_tx, queued) = mpsc::channel();
+        // Not a `call`: the host does not wait for the job, so it can queue many messages
+        // back to back; the handle learns the result promise when the job has run.
+        let job = Job(Box::new(move |core, queue| {
+            let res = (|| -> Result<_, KernelError> {
+                queue.start_crank()?;
+                let res = queue_host_message(core, queue, target, &method, args, slots, subscriber);
+                if res.is_err() {
+                    queue.abort_crank()?;
+                }
+                queue.end_crank()?;
+                res
+            })();
+            if let Err(error) = &res {
+                tracing::error!(%error, "could not queue a host message");
             }
-            queue.end_crank()?;
-            res
-        })?
+            let _ = queued_tx.send(res.map_err(|e| e.to_string()));
+            true
+        }));
+        self.jobs.send(job).map_err(|_| KernelError::Stopped)?;
+        Ok(ResultHandle::pending(queued, settlement))
     }
 
     /// Waits until the run queue is empty and no delivery is in flight.

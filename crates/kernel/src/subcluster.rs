@@ -5,11 +5,13 @@ use std::sync::mpsc;
 
 use ocap_queue::{KernelQueue, Mode};
 use ocap_store::{SubclusterRecord, VatRecord};
-use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, Message, SubclusterId, Value, VatId};
+use ocap_types::{
+    CapData, ClusterConfig, KObjectId, KPromiseId, KRef, Message, SubclusterId, Value, VatId,
+};
 
 use crate::core::Core;
 use crate::error::KernelError;
-use crate::handle::ResultHandle;
+use crate::handle::{ResultHandle, Settlement};
 
 /// What a launched subcluster looks like before its bootstrap result is in.
 #[derive(Debug)]
@@ -100,7 +102,17 @@ fn launch_in_crank(
         slots.push(KRef::Object(object));
     }
     let args = vec![Value::Record(record), Value::Record(service_record)];
-    let bootstrap = queue_host_message(core, queue, KRef::Object(root), "bootstrap", args, slots)?;
+    let (sender, receiver) = mpsc::channel();
+    let promise = queue_host_message(
+        core,
+        queue,
+        KRef::Object(root),
+        "bootstrap",
+        args,
+        slots,
+        sender,
+    )?;
+    let bootstrap = ResultHandle::new(promise, receiver);
     Ok(Launched {
         subcluster,
         root,
@@ -117,17 +129,17 @@ pub(crate) fn queue_host_message(
     method: &str,
     args: Vec<Value>,
     slots: Vec<KRef>,
-) -> Result<ResultHandle, KernelError> {
+    subscriber: mpsc::Sender<Settlement>,
+) -> Result<KPromiseId, KernelError> {
     let result = queue.store_mut().create_promise(None)?;
-    let (sender, receiver) = mpsc::channel();
-    core.subscribe(result, sender);
+    core.subscribe(result, subscriber);
     let methargs = Value::List(vec![Value::str(method), Value::List(args)]);
     let message = Message {
         methargs: CapData::new(&methargs, slots),
         result: Some(KRef::Promise(result)),
     };
     queue.enqueue_send(target, message, Mode::Immediate)?;
-    Ok(ResultHandle::new(result, receiver))
+    Ok(result)
 }
 
 /// The kernel services the config asks for, by name (spec §15.1 step 4b).

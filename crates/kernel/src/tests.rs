@@ -167,3 +167,43 @@ fn vats_come_back_after_a_restart() {
         Value::str("ping ok")
     );
 }
+
+#[test]
+fn queue_message_returns_at_once_and_keeps_the_callers_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    let launched = kernel.launch_subcluster(&two_vats()).unwrap();
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            kernel
+                .queue_message(launched.root, &format!("m{i}"), vec![])
+                .unwrap()
+        })
+        .collect();
+    let mut last = None;
+    for (i, handle) in handles.iter().enumerate() {
+        let promise = handle.promise().unwrap();
+        assert!(
+            last < Some(promise),
+            "result promises follow the call order"
+        );
+        last = Some(promise);
+        let answer = handle.wait(WAIT).unwrap().decode().unwrap();
+        assert_eq!(answer, Value::str(format!("m{i} ok")));
+    }
+}
+
+#[test]
+fn a_message_to_a_stopped_kernel_is_the_stopped_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    let launched = kernel.launch_subcluster(&two_vats()).unwrap();
+    let handle = kernel.queue_message(launched.root, "ping", vec![]).unwrap();
+    kernel.shutdown().unwrap();
+    // Queued before the stop: either answered or, if the kernel stopped first, `Stopped`;
+    // never a hang.
+    match handle.wait(WAIT) {
+        Ok(value) => assert_eq!(value.decode().unwrap(), Value::str("ping ok")),
+        Err(err) => assert!(matches!(err, KernelError::Stopped), "{err:?}"),
+    }
+}

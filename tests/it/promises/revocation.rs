@@ -40,7 +40,7 @@ fn create(logged: &Logged, root: KRef, id: &str) -> (KRef, KPromiseId) {
         .kernel
         .queue_message(root, "createObject", vec![Value::str(id)])
         .unwrap();
-    let promise = handle.promise();
+    let promise = handle.promise().unwrap();
     let created = handle.wait(ocap_tests::WAIT).unwrap();
     (created.slots[0], promise)
 }
@@ -102,7 +102,7 @@ fn malformed_targets_are_refused_before_anything_is_allocated() {
     let before = kernel.queue_message_text(&root, "ping", vec![]).unwrap();
     refuse_all();
     let after = kernel.queue_message_text(&root, "ping", vec![]).unwrap();
-    assert_eq!(after.promise().0, before.promise().0 + 1);
+    assert_eq!(after.promise().unwrap().0, before.promise().unwrap().0 + 1);
     let res = after.wait(ocap_tests::WAIT).map_err(rejection);
     assert_eq!(res, Err("\"observer\" has no method \"ping\"".to_owned()));
     assert_eq!(kernel.vat_ids().unwrap().len(), 1);
