@@ -126,13 +126,7 @@ impl VatManager {
             parameters: record.config.parameters.clone(),
             state: queue.store().vatstore_entries(vat)?,
         };
-        let mut host = SyscallProcessor {
-            queue: &mut *queue,
-            vat,
-            illegal: None,
-            exit: None,
-            logs: self.logs.as_ref(),
-        };
+        let mut host = SyscallProcessor::new(&mut *queue, vat, self.logs.as_ref());
         let outcome = guarded(|| runtime.start(start, &mut host));
         if let Some(message) = outcome.error.or(host.illegal) {
             return Err(VatError::Start { vat, message });
@@ -331,13 +325,7 @@ impl VatManager {
     ) -> Result<CrankResult, VatError> {
         let handle = self.running.get_mut(&vat).ok_or(VatError::NoSuchVat(vat))?;
         let _span = tracing::debug_span!("delivery", %vat, kind = delivery.kind()).entered();
-        let mut host = SyscallProcessor {
-            queue: &mut *queue,
-            vat,
-            illegal: None,
-            exit: None,
-            logs: self.logs.as_ref(),
-        };
+        let mut host = SyscallProcessor::new(&mut *queue, vat, self.logs.as_ref());
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
         let (illegal, exit) = (host.illegal, host.exit);

@@ -43,6 +43,19 @@ enum SyscallError {
     Invalid(String),
 }
 
+impl<'a> SyscallProcessor<'a> {
+    /// The host side of one delivery (or start) of `vat`.
+    pub(crate) fn new(queue: &'a mut KernelQueue, vat: VatId, logs: Option<&'a LogSink>) -> Self {
+        SyscallProcessor {
+            queue,
+            vat,
+            illegal: None,
+            exit: None,
+            logs,
+        }
+    }
+}
+
 impl SyscallProcessor<'_> {
     fn ep(&self) -> EndpointId {
         EndpointId::Vat(self.vat)

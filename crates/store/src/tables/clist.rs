@@ -22,15 +22,7 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the entry does not parse.
     pub fn clist_kref(&self, ep: EndpointId, vref: VRef) -> Result<Option<KRef>, StoreError> {
-        let key = keys::clist(ep, vref);
-        match self.kv.get(&key)? {
-            None => Ok(None),
-            Some(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .map(Some)
-                .ok_or_else(|| StoreError::corrupt("clist", &key, "not a kref")),
-        }
+        self.read_parsed("clist", &keys::clist(ep, vref))
     }
 
     /// The entry for `kref` in `ep`'s c-list.

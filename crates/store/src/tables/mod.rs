@@ -184,13 +184,22 @@ impl KernelStore {
     }
 
     pub(crate) fn read_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        self.read_parsed("counters", key)
+    }
+
+    /// Reads a key whose value is the text form of a `T` (a kref, a number).
+    pub(crate) fn read_parsed<T: std::str::FromStr>(
+        &self,
+        table: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
         match self.kv.get(key)? {
             None => Ok(None),
             Some(bytes) => std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .map(Some)
-                .ok_or_else(|| StoreError::corrupt("counters", key, "not a decimal number")),
+                .ok_or_else(|| StoreError::corrupt(table, key, "does not parse")),
         }
     }
 

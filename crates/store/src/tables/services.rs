@@ -13,15 +13,7 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the entry is not an object kref.
     pub fn kernel_service(&self, name: &str) -> Result<Option<KObjectId>, StoreError> {
-        let key = keys::kernel_service(name);
-        match self.kv.get(&key)? {
-            None => Ok(None),
-            Some(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .map(Some)
-                .ok_or_else(|| StoreError::corrupt("kernelServices", &key, "not an object kref")),
-        }
+        self.read_parsed("kernelServices", &keys::kernel_service(name))
     }
 
     /// Records `object` as the kref of the kernel service `name`.
