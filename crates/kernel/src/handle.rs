@@ -6,6 +6,7 @@
 
 use std::cell::OnceCell;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use ocap_types::{CapData, KPromiseId, KRef};
@@ -24,6 +25,8 @@ pub struct ResultHandle {
     promise: OnceCell<Result<KPromiseId, String>>,
     queued: Option<Receiver<Queued>>,
     receiver: Receiver<Settlement>,
+    /// Waiting on this thread would be waiting for ourselves.
+    kernel_thread: Option<ThreadId>,
 }
 
 impl ResultHandle {
@@ -33,16 +36,33 @@ impl ResultHandle {
             promise: OnceCell::from(Ok(promise)),
             queued: None,
             receiver,
+            kernel_thread: None,
         }
     }
 
     /// A handle for a message whose job has not run yet.
-    pub(crate) fn pending(queued: Receiver<Queued>, receiver: Receiver<Settlement>) -> Self {
+    pub(crate) fn pending(
+        queued: Receiver<Queued>,
+        receiver: Receiver<Settlement>,
+        kernel_thread: Option<ThreadId>,
+    ) -> Self {
         ResultHandle {
             promise: OnceCell::new(),
             queued: Some(queued),
             receiver,
+            kernel_thread,
         }
+    }
+
+    /// Refuses to block the kernel thread on work only the kernel thread can do.
+    fn check_thread(&self, timeout: Duration) -> Result<(), KernelError> {
+        if timeout > Duration::ZERO && self.kernel_thread == Some(std::thread::current().id()) {
+            return Err(KernelError::Invalid(
+                "a result cannot be awaited on the kernel thread (a service or log sink)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// Waits at most `timeout` for the kernel to have queued the message.
@@ -53,6 +73,7 @@ impl ResultHandle {
         let Some(queued) = &self.queued else {
             return Err(KernelError::Stopped);
         };
+        self.check_thread(timeout)?;
         let res = match queued.recv_timeout(timeout) {
             Ok(res) => res,
             Err(RecvTimeoutError::Timeout) => return Err(KernelError::Timeout),
@@ -82,6 +103,7 @@ impl ResultHandle {
     pub fn wait(&self, timeout: Duration) -> Result<CapData<KRef>, KernelError> {
         let deadline = Instant::now().checked_add(timeout);
         self.queued(timeout)?;
+        self.check_thread(timeout)?;
         let left = deadline.map_or(Duration::MAX, |d| {
             d.saturating_duration_since(Instant::now())
         });

@@ -163,6 +163,18 @@ impl Kernel {
         &self,
         f: impl FnOnce(&mut Core, &mut KernelQueue) -> R + Send + 'static,
     ) -> Result<R, KernelError> {
+        // A service or a log sink runs on the kernel thread, inside a crank: waiting there
+        // for a job the same thread would have to run is a deadlock. Say so instead.
+        if self
+            .thread
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id())
+        {
+            return Err(KernelError::Invalid(
+                "the kernel API cannot be called from the kernel thread (a service or log sink)"
+                    .to_owned(),
+            ));
+        }
         let (reply, answer) = mpsc::channel();
         let job = Job(Box::new(move |core, queue| {
             let _ = reply.send(f(core, queue));
@@ -265,7 +277,8 @@ impl Kernel {
             true
         }));
         self.jobs.send(job).map_err(|_| KernelError::Stopped)?;
-        Ok(ResultHandle::pending(queued, settlement))
+        let kernel_thread = self.thread.as_ref().map(|t| t.thread().id());
+        Ok(ResultHandle::pending(queued, settlement, kernel_thread))
     }
 
     /// Waits until the run queue is empty and no delivery is in flight.
