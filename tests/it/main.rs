@@ -4,6 +4,7 @@
 mod crank;
 mod example;
 mod exo;
+mod gc;
 mod lifecycle;
 mod modes;
 mod promises;

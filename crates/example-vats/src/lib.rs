@@ -3,7 +3,8 @@
 //! general-purpose vat whose methods exercise the kernel's behaviours), and the vats of the
 //! conformance scenarios: `liveslots` (promise semantics), `rejection-bootstrap` and
 //! `rejection-rejector` (a failing method), `exporter` and `observer` (syscall validation and
-//! revocation), `exo-test` (guards, classes, kits and stores, spec §21.5).
+//! revocation), `exo-test` (guards, classes, kits and stores, spec §21.5), `gc-exporter`
+//! and `gc-importer` (refcounts and `bringOutYourDead`, spec §21.6).
 //!
 //! Invariant: vat code here uses only the SDK; `ocap_types` appears only in the registry's
 //! signature, which is what the kernel consumes.
@@ -28,6 +29,7 @@ mod alice;
 mod bob;
 mod exo_test;
 mod exporter;
+mod gc;
 mod hoarder;
 mod launch_errors;
 mod liveslots;
@@ -52,6 +54,8 @@ pub fn registry() -> Vec<(&'static str, VatConstructor)> {
         ("bob", bob::runtime),
         ("exo-test", exo_test::runtime),
         ("exporter", exporter::exporter_runtime),
+        ("gc-exporter", gc::exporter_runtime),
+        ("gc-importer", gc::importer_runtime),
         ("hoarder", hoarder::runtime),
         ("liveslots", liveslots::runtime),
         ("logger-vat", launch_errors::logger),

@@ -386,6 +386,8 @@ fn the_registry_lists_each_vat_once_and_each_starts() {
             "bob",
             "exo-test",
             "exporter",
+            "gc-exporter",
+            "gc-importer",
             "hoarder",
             "liveslots",
             "logger-vat",

@@ -46,7 +46,7 @@ impl Baggage {
         };
         let corrupt = |reason: String| Error::new(format!("baggage key {key:?}: {reason}"));
         let data: CapData<VRef> = cbor::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-        state.deserialize(&data).map(Some).map_err(corrupt)
+        state.deserialize_stored(&data).map(Some).map_err(corrupt)
     }
 
     /// Stores `value` under `key`, replacing what was there.

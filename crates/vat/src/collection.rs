@@ -392,7 +392,7 @@ impl Table {
                 };
                 let data: CapData<VRef> =
                     cbor::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-                match state.deserialize(&data).map_err(corrupt)? {
+                match state.deserialize_stored(&data).map_err(corrupt)? {
                     Val::List(pair) if pair.len() == 2 => {
                         let mut pair = pair.into_iter();
                         Ok(pair.next().zip(pair.next()))

@@ -6,7 +6,7 @@
 //! vref an earlier one handed to the kernel.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::{Rc, Weak};
 
 use ocap_types::{CapData, ExportId, Message, Resolution, Syscall, VRef, Value, VatLog};
@@ -73,6 +73,21 @@ pub(crate) struct Core {
     pub(crate) me: Weak<Core>,
     pub(crate) state: RefCell<State>,
     pub(crate) executor: Executor,
+    /// The import keys of every weak store that ever held one of this vat's presences; a
+    /// dropped store's set no longer upgrades. Kept outside `state` so that dropping a
+    /// store never needs the state borrowed.
+    pub(crate) weak_keys: RefCell<Vec<Weak<RefCell<BTreeSet<VRef>>>>>,
+}
+
+/// What one `bringOutYourDead` found (spec §10.2, §19.8).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Garbage {
+    /// Imports nothing holds strongly any more, whose reachability the kernel still counts.
+    pub(crate) drop_imports: Vec<VRef>,
+    /// Imports no longer held strongly nor recognisable (no live weak store has them as key).
+    pub(crate) retire_imports: Vec<VRef>,
+    /// Exports the kernel dropped that vat code no longer holds either.
+    pub(crate) retire_exports: Vec<VRef>,
 }
 
 pub(crate) struct State {
@@ -87,6 +102,15 @@ pub(crate) struct State {
     pub(crate) export_vrefs: BTreeMap<u64, VRef>,
     /// Presences by vref; weak, so identity holds while anyone holds one.
     pub(crate) imports: BTreeMap<VRef, Weak<Presence>>,
+    /// Every import the kernel's c-list still has for this vat, with whether the kernel
+    /// still counts it reachable from here (true until this vat reports `dropImports`).
+    pub(crate) import_status: BTreeMap<VRef, bool>,
+    /// Imports written to the vat store (baggage, durable stores and state) or read back
+    /// from it: the store holds them, so they are never reported as garbage.
+    pub(crate) durable_imports: BTreeSet<VRef>,
+    /// Exports the kernel reported unreachable (`dropExports`); retired at the next
+    /// `bringOutYourDead` if vat code no longer holds them.
+    pub(crate) dropped_exports: BTreeSet<VRef>,
     /// Every promise the kernel knows by a vref; weak, so dropped promises are forgotten.
     pub(crate) promises: BTreeMap<VRef, Weak<PromiseCell>>,
     /// Exported vat-decided promises that settled but whose `resolve` is not yet emitted.
@@ -111,6 +135,9 @@ impl Core {
                 exports: BTreeMap::new(),
                 export_vrefs: BTreeMap::new(),
                 imports: BTreeMap::new(),
+                import_status: BTreeMap::new(),
+                durable_imports: BTreeSet::new(),
+                dropped_exports: BTreeSet::new(),
                 promises: BTreeMap::new(),
                 unreported: Vec::new(),
                 outbox: Vec::new(),
@@ -118,6 +145,7 @@ impl Core {
                 kinds: BTreeMap::new(),
             }),
             executor: Executor::new(),
+            weak_keys: RefCell::new(Vec::new()),
         }))
     }
 
@@ -285,7 +313,92 @@ impl Core {
         let mut state = self.state.borrow_mut();
         for vref in vrefs {
             state.imports.remove(vref);
+            state.import_status.remove(vref);
         }
+    }
+
+    /// The kernel no longer counts these exports reachable from any importer.
+    pub(crate) fn drop_exports(&self, vrefs: &[VRef]) {
+        let mut state = self.state.borrow_mut();
+        for vref in vrefs {
+            if state.exports.contains_key(vref) {
+                state.dropped_exports.insert(*vref);
+            }
+        }
+    }
+
+    /// Registers a weak store's import keys, once per store.
+    pub(crate) fn register_weak_keys(&self, keys: &Rc<RefCell<BTreeSet<VRef>>>) {
+        let mut registered = self.weak_keys.borrow_mut();
+        if !registered
+            .iter()
+            .any(|known| std::ptr::eq(known.as_ptr(), Rc::as_ptr(keys)))
+        {
+            registered.push(Rc::downgrade(keys));
+        }
+    }
+
+    /// Finds this vat's garbage (spec §19.8) and forgets it: imports nothing holds
+    /// strongly are dropped, and retired as well when no live weak store recognises them;
+    /// exports the kernel dropped and vat code no longer holds are retired. The root,
+    /// durable exports and imports the vat store holds are never garbage.
+    pub(crate) fn collect_garbage(&self) -> Garbage {
+        let recognised: BTreeSet<VRef> = {
+            let mut registered = self.weak_keys.borrow_mut();
+            registered.retain(|keys| keys.strong_count() > 0);
+            registered
+                .iter()
+                .filter_map(Weak::upgrade)
+                .flat_map(|keys| keys.borrow().iter().copied().collect::<Vec<_>>())
+                .collect()
+        };
+        let mut garbage = Garbage::default();
+        let mut retired_objects = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            let state = &mut *state;
+            for (vref, reachable) in &mut state.import_status {
+                let held = state.durable_imports.contains(vref)
+                    || state
+                        .imports
+                        .get(vref)
+                        .is_some_and(|presence| presence.strong_count() > 0);
+                if held {
+                    continue;
+                }
+                if *reachable {
+                    garbage.drop_imports.push(*vref);
+                    *reachable = false;
+                }
+                if !recognised.contains(vref) {
+                    garbage.retire_imports.push(*vref);
+                }
+            }
+            for vref in &garbage.retire_imports {
+                state.import_status.remove(vref);
+                state.imports.remove(vref);
+            }
+            for vref in std::mem::take(&mut state.dropped_exports) {
+                let durable = matches!(vref, VRef::ExportObject(ExportId::Durable { .. }));
+                let Some(object) = state.exports.get(&vref) else {
+                    continue;
+                };
+                if vref == VRef::ROOT || durable || Rc::strong_count(object) > 1 {
+                    // Still held: it stays dropped, and may be retired by a later reap.
+                    state.dropped_exports.insert(vref);
+                    continue;
+                }
+                if let Some(object) = state.exports.remove(&vref) {
+                    state.export_vrefs.remove(&object.local_id);
+                    // Dropped once the state is no longer borrowed: its behaviour may hold
+                    // handles whose destructors reach back into the vat.
+                    retired_objects.push(object);
+                }
+                garbage.retire_exports.push(vref);
+            }
+        }
+        drop(retired_objects);
+        garbage
     }
 }
 

@@ -232,7 +232,7 @@ impl DurableState {
             .ok_or_else(|| Error::new("the durable object's state is gone"))?;
         let corrupt = |reason: String| Error::new(format!("durable state {key:?}: {reason}"));
         let data: CapData<VRef> = cbor::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-        state.deserialize(&data).map_err(corrupt)
+        state.deserialize_stored(&data).map_err(corrupt)
     }
 
     /// Replaces the whole state.

@@ -62,9 +62,15 @@
 //!   under `baggage.<key>`, durable kinds and their instances' state under `sdk.kind.` and
 //!   `sdk.durable.`; durable stores under `sdk.map.` and `sdk.set.`.
 //!
-//! Not yet: virtual objects (`o+v…`), durable kinds with several facets, reporting
-//! unreachable imports on
-//! `bringOutYourDead`, and syscalls outside a delivery (spec §19.8, §19.11).
+//! * **Garbage** (spec §19.8): presences are held by vat code only, the runtime's import
+//!   table is weak. On `bringOutYourDead` the runtime reports `dropImports` for imports no
+//!   vat code holds strongly, `retireImports` for those that are not even the key of a live
+//!   [`WeakMapStore`] or [`WeakSetStore`] any more, and `retireExports` for exports the
+//!   kernel dropped that vat code no longer holds. The root, durable exports, and imports
+//!   that ever went into (or came out of) the vat store are never reported.
+//!
+//! Not yet: virtual objects (`o+v…`), durable kinds with several facets, and syscalls
+//! outside a delivery (spec §19.11).
 //!
 //! # Example
 //!
@@ -189,6 +195,7 @@ mod send;
 mod store;
 mod val;
 mod vat;
+mod weak;
 pub mod worker;
 
 pub use args::Args;
@@ -206,3 +213,4 @@ pub use runtime::Runtime;
 pub use send::{E, Eventual, IntoArgs};
 pub use val::Val;
 pub use vat::{Logger, Vat};
+pub use weak::{WeakMapStore, WeakSetStore};

@@ -69,7 +69,12 @@ impl State {
                 }
                 let known = self.export_vrefs.get(&object.local_id).copied();
                 let vref = match (mode, known) {
-                    (Mode::Wire, Some(vref)) => vref,
+                    (Mode::Wire, Some(vref)) => {
+                        // Leaving the vat again: the kernel may hand it out anew, so it is no
+                        // longer a candidate for retirement.
+                        self.dropped_exports.remove(&vref);
+                        vref
+                    }
                     // The root is `o+0` in every incarnation, and durable instances keep
                     // their `o+dK/I`; other objects are ephemeral.
                     (Mode::Durable, Some(VRef::ROOT)) => VRef::ROOT,
@@ -96,6 +101,9 @@ impl State {
                     return Err(Error::new(
                         "a presence from another vat cannot be passed from this one",
                     ));
+                }
+                if mode == Mode::Durable {
+                    self.durable_imports.insert(presence.vref);
                 }
                 Ok((presence.vref, presence.iface.clone()))
             }
@@ -143,6 +151,23 @@ impl State {
         self.deserialize_value(value, &data.slots)
     }
 
+    /// Deserializes capdata read from the vat store: the imports it names are held by the
+    /// store, so they are never reported as garbage.
+    ///
+    /// # Errors
+    /// As [`State::deserialize`].
+    pub(crate) fn deserialize_stored(
+        &mut self,
+        data: &CapData<VRef>,
+    ) -> std::result::Result<Val, String> {
+        for vref in &data.slots {
+            if matches!(vref, VRef::ImportObject(_)) {
+                self.durable_imports.insert(*vref);
+            }
+        }
+        self.deserialize(data)
+    }
+
     /// Converts one decoded value whose slots index `slots`.
     ///
     /// # Errors
@@ -175,6 +200,8 @@ impl State {
                     "a reference to an object this vat does not remember exporting".to_owned()
                 }),
             VRef::ImportObject(_) => {
+                // The kernel just gave it to this vat (again), or the vat store held it.
+                self.import_status.insert(vref, true);
                 if let Some(presence) = self.imports.get(&vref).and_then(Weak::upgrade) {
                     return Ok(Val::Ref(Ref(Target::Remote(presence))));
                 }

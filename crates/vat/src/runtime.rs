@@ -12,8 +12,8 @@ use std::fmt;
 use std::rc::Rc;
 
 use ocap_types::{
-    Delivery, DeliveryOutcome, LogLevel, Resolution, VRef, VatHost, VatLog, VatMessage, VatRuntime,
-    VatStart,
+    Delivery, DeliveryOutcome, LogLevel, Resolution, Syscall, VRef, VatHost, VatLog, VatMessage,
+    VatRuntime, VatStart,
 };
 
 use crate::args::Args;
@@ -106,9 +106,15 @@ impl VatRuntime for Runtime {
                 core.retire_imports(&vrefs);
                 Ok(())
             }
-            // Exports stay alive (the kernel may still recognise them) and the runtime holds
-            // no collectable imports of its own yet, so there is nothing to report.
-            Delivery::DropExports(_) | Delivery::BringOutYourDead => Ok(()),
+            // Exports stay alive until a reap finds vat code no longer holds them either.
+            Delivery::DropExports(vrefs) => {
+                core.drop_exports(&vrefs);
+                Ok(())
+            }
+            Delivery::BringOutYourDead => {
+                bring_out_your_dead(&core);
+                Ok(())
+            }
         };
         finish(&core, host, res)
     }
@@ -157,6 +163,22 @@ fn flush(core: &Core, host: &mut dyn VatHost) {
             Out::Syscall(syscall) => host.syscall(syscall),
             Out::Log(log) => host.log(log),
         }
+    }
+}
+
+/// Reports the vat's garbage through syscalls (spec §10.2): drops first, then retirements.
+fn bring_out_your_dead(core: &Rc<Core>) {
+    // Tasks that can run may still let go of references: let them first.
+    core.executor.run_until_stalled(|| {});
+    let garbage = core.collect_garbage();
+    if !garbage.drop_imports.is_empty() {
+        core.push_syscall(Syscall::DropImports(garbage.drop_imports));
+    }
+    if !garbage.retire_imports.is_empty() {
+        core.push_syscall(Syscall::RetireImports(garbage.retire_imports));
+    }
+    if !garbage.retire_exports.is_empty() {
+        core.push_syscall(Syscall::RetireExports(garbage.retire_exports));
     }
 }
 
