@@ -208,21 +208,22 @@ fn a_message_to_a_stopped_kernel_is_the_stopped_error() {
     }
 }
 
-#[test]
-fn the_api_called_from_the_kernel_thread_is_an_error_not_a_deadlock() {
+/// Calls a service whose body, running on the kernel thread, does `reenter` with the kernel
+/// itself, and returns the caller's error text.
+fn reentrant_service_error(
+    reenter: impl Fn(&Kernel, KRef) -> Result<(), KernelError> + Send + 'static,
+) -> String {
     use std::sync::{Arc, OnceLock, Weak};
     let dir = tempfile::tempdir().unwrap();
     let kernel = Arc::new(Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap());
+    let root = kernel.launch_subcluster(&two_vats()).unwrap().root;
     let slot: Arc<OnceLock<Weak<Kernel>>> = Arc::new(OnceLock::new());
     let inside = Arc::clone(&slot);
     let service = kernel
         .register_service("reentrant", move |_: &crate::ServiceCall| {
             let kernel = inside.get().and_then(Weak::upgrade).ok_or("no kernel")?;
-            // Services run on the kernel thread: this must fail fast, not wait forever.
-            match kernel.vat_ids() {
-                Ok(_) => Ok(CapData::data(&Value::str("no guard"))),
-                Err(err) => Err(err.to_string()),
-            }
+            reenter(&kernel, root).map_err(|err| err.to_string())?;
+            Ok(CapData::data(&Value::str("no guard")))
         })
         .unwrap();
     slot.set(Arc::downgrade(&kernel)).unwrap();
@@ -231,42 +232,30 @@ fn the_api_called_from_the_kernel_thread_is_an_error_not_a_deadlock() {
         .unwrap()
         .wait(WAIT)
         .unwrap_err();
+    err.to_string()
+}
+
+#[test]
+fn the_api_called_from_the_kernel_thread_is_an_error_not_a_deadlock() {
+    // Services run on the kernel thread: this must fail fast, not wait forever.
+    let text = reentrant_service_error(|kernel, _| kernel.vat_ids().map(drop));
     assert_eq!(
-        err.to_string(),
+        text,
         "[KERNEL:DELIVERY_FAILED] the kernel API cannot be called from the kernel thread (a service or log sink)"
     );
 }
 
 #[test]
 fn awaiting_a_result_on_the_kernel_thread_is_an_error_not_a_deadlock() {
-    use std::sync::{Arc, OnceLock, Weak};
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = Arc::new(Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap());
-    let launched = kernel.launch_subcluster(&two_vats()).unwrap();
-    let slot: Arc<OnceLock<Weak<Kernel>>> = Arc::new(OnceLock::new());
-    let inside = Arc::clone(&slot);
-    let root = launched.root;
-    let service = kernel
-        .register_service("waiter", move |_: &crate::ServiceCall| {
-            let kernel = inside.get().and_then(Weak::upgrade).ok_or("no kernel")?;
-            // Queuing is fine (it only sends a job); waiting here would wait for ourselves.
-            let handle = kernel
-                .queue_message(root, "ping", vec![])
-                .map_err(|e| e.to_string())?;
-            match handle.wait(WAIT) {
-                Ok(_) => Ok(CapData::data(&Value::str("no guard"))),
-                Err(err) => Err(err.to_string()),
-            }
-        })
-        .unwrap();
-    slot.set(Arc::downgrade(&kernel)).unwrap();
-    let err = kernel
-        .queue_message(service, "anything", vec![])
-        .unwrap()
-        .wait(WAIT)
-        .unwrap_err();
+    // Queuing is fine (it only sends a job); waiting here would wait for ourselves.
+    let text = reentrant_service_error(|kernel, root| {
+        kernel
+            .queue_message(root, "ping", vec![])?
+            .wait(WAIT)
+            .map(drop)
+    });
     assert_eq!(
-        err.to_string(),
+        text,
         "[KERNEL:DELIVERY_FAILED] a result cannot be awaited on the kernel thread (a service or log sink)"
     );
 }
