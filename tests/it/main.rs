@@ -10,4 +10,5 @@ mod modes;
 mod promises;
 mod splat;
 mod tidy;
+mod trust;
 mod workers;
