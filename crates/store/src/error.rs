@@ -27,18 +27,10 @@ pub enum StoreError {
     /// A write outside a crank.
     #[error("write outside of a crank: every change must belong to a transaction")]
     WriteOutsideCrank,
-    /// `rollback_to` / `release` of a savepoint that does not exist.
-    #[error("no such savepoint as {name:?}")]
-    NoSuchSavepoint {
-        /// The name asked for.
-        name: String,
-    },
-    /// A savepoint name that is not an identifier.
-    #[error("Invalid identifier: {name:?}")]
-    InvalidSavepointName {
-        /// The name given.
-        name: String,
-    },
+    /// `rollback_to` / `release` of a savepoint that is no longer open: already released
+    /// or rolled back to, or taken in an earlier crank.
+    #[error("no such savepoint: it was released, rolled back to, or belongs to another crank")]
+    NoSuchSavepoint,
     /// The path to open is not a usable store directory.
     #[error("cannot open store at {path}: {reason}")]
     BadPath {

@@ -1,5 +1,5 @@
 //! The byte-keyed store: committed state in LMDB, uncommitted state in an in-memory write
-//! overlay, crank transactions with named savepoints.
+//! overlay, crank transactions with typed savepoints.
 //!
 //! Design (see docs/store.md): every write lands in `overlay` (key → `Some(value)`, or
 //! `None` for a deletion) and appends the key's previous overlay entry to an undo log. A
@@ -148,8 +148,24 @@ impl Default for StoreConfig {
     }
 }
 
-struct Savepoint {
-    name: String,
+/// A savepoint of the open crank: a mark to roll back to. Only [`Store::savepoint`] makes
+/// one; it is good until it, or an older savepoint, is rolled back to or released, or the
+/// crank ends. Copying it does not copy the savepoint: once one copy is used, the others
+/// are stale ([`StoreError::NoSuchSavepoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a savepoint is only useful to roll back to"]
+pub struct Savepoint {
+    id: u64,
+}
+
+/// Savepoint ids are unique in the process, never reused: a stale [`Savepoint`], even one
+/// of another store or of an earlier opening of this one, is always recognised.
+static NEXT_SAVEPOINT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// An open savepoint: its id and where the undo log stood when it was taken.
+#[derive(Debug, Clone, Copy)]
+struct OpenSavepoint {
+    id: u64,
     undo_mark: usize,
 }
 
@@ -166,7 +182,7 @@ pub struct Store {
     max_key_size: usize,
     overlay: Overlay,
     undo: UndoLog,
-    savepoints: Vec<Savepoint>,
+    savepoints: Vec<OpenSavepoint>,
     in_crank: bool,
     durability: Durability,
     uncommitted_cranks: u32,
@@ -186,12 +202,6 @@ impl std::fmt::Debug for Store {
             .field("overlay_len", &self.overlay.len())
             .finish_non_exhaustive()
     }
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The lower bound of a scan of `prefix` that starts at `from`, or `None` if the scan can
@@ -472,52 +482,45 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a named savepoint inside the crank. Names are identifiers
-    /// (`^[A-Za-z_][A-Za-z0-9_]*$`); the same name may be used twice, and `rollback_to` and
-    /// `release` then act on the first (oldest) of them.
+    /// Takes a savepoint inside the crank: [`Store::rollback_to`] it to undo every write
+    /// made after this call. Savepoints nest.
     ///
     /// # Errors
-    /// [`StoreError::NotInCrank`] outside a crank, [`StoreError::InvalidSavepointName`].
-    pub fn savepoint(&mut self, name: &str) -> Result<(), StoreError> {
+    /// [`StoreError::NotInCrank`] outside a crank.
+    pub fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
         if !self.in_crank {
             return Err(StoreError::NotInCrank {
                 operation: "createCrankSavepoint",
             });
         }
-        if !is_identifier(name) {
-            return Err(StoreError::InvalidSavepointName {
-                name: name.to_owned(),
-            });
-        }
-        self.savepoints.push(Savepoint {
-            name: name.to_owned(),
+        let id = NEXT_SAVEPOINT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.savepoints.push(OpenSavepoint {
+            id,
             undo_mark: self.undo.len(),
         });
-        Ok(())
+        Ok(Savepoint { id })
     }
 
-    fn find_savepoint(&self, name: &str) -> Result<usize, StoreError> {
+    fn find_savepoint(&self, savepoint: Savepoint) -> Result<usize, StoreError> {
         self.savepoints
             .iter()
-            .position(|s| s.name == name)
-            .ok_or_else(|| StoreError::NoSuchSavepoint {
-                name: name.to_owned(),
-            })
+            .rposition(|s| s.id == savepoint.id)
+            .ok_or(StoreError::NoSuchSavepoint)
     }
 
-    /// Restores every key written since savepoint `name` (the first with that name) and
-    /// discards that savepoint and those after it. Bumps [`Store::generation`].
+    /// Restores every key written since `savepoint` and discards it and the savepoints
+    /// taken after it. Bumps [`Store::generation`].
     ///
     /// # Errors
-    /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`] (also for a savepoint
-    /// already released or rolled back).
-    pub fn rollback_to(&mut self, name: &str) -> Result<(), StoreError> {
+    /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`] for a savepoint already
+    /// released or rolled back, or of an earlier crank.
+    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(StoreError::NotInCrank {
                 operation: "rollbackCrank",
             });
         }
-        let idx = self.find_savepoint(name)?;
+        let idx = self.find_savepoint(savepoint)?;
         self.undo
             .undo_to(self.savepoints[idx].undo_mark, &mut self.overlay);
         self.savepoints.truncate(idx);
@@ -525,25 +528,43 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets savepoint `name` (the first with that name) and those after it, keeping
-    /// their writes: they now belong to the enclosing savepoint, or to the crank.
+    /// Forgets `savepoint` and those taken after it, keeping their writes: they now belong
+    /// to the enclosing savepoint, or to the crank.
     ///
     /// # Errors
     /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`].
-    pub fn release(&mut self, name: &str) -> Result<(), StoreError> {
+    pub fn release(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(StoreError::NotInCrank {
                 operation: "releaseSavepoint",
             });
         }
-        let idx = self.find_savepoint(name)?;
+        let idx = self.find_savepoint(savepoint)?;
         self.savepoints.truncate(idx);
         Ok(())
     }
 
-    /// Names of the open savepoints, oldest first.
-    pub fn savepoints(&self) -> impl Iterator<Item = &str> {
-        self.savepoints.iter().map(|s| s.name.as_str())
+    /// How many savepoints are open.
+    pub fn open_savepoints(&self) -> usize {
+        self.savepoints.len()
+    }
+
+    /// Ends the open crank without keeping any of its writes, as if it had never started
+    /// (an aborted transaction). Bumps [`Store::generation`].
+    ///
+    /// # Errors
+    /// [`StoreError::NotInCrank`] outside a crank.
+    pub fn abort_crank(&mut self) -> Result<(), StoreError> {
+        if !self.in_crank {
+            return Err(StoreError::NotInCrank {
+                operation: "abortCrank",
+            });
+        }
+        self.undo.undo_to(0, &mut self.overlay);
+        self.savepoints.clear();
+        self.in_crank = false;
+        self.generation += 1;
+        Ok(())
     }
 
     /// Ends the crank: its writes become part of the committed state, and reach LMDB (and
@@ -655,10 +676,7 @@ impl Store {
 
     fn discard_and_flush(&mut self) -> Result<(), StoreError> {
         if self.in_crank {
-            self.undo.undo_to(0, &mut self.overlay);
-            self.savepoints.clear();
-            self.in_crank = false;
-            self.generation += 1;
+            self.abort_crank()?;
         }
         self.flush()
     }

@@ -5,9 +5,9 @@
 //! let dir = tempfile::tempdir()?;
 //! let mut store = ocap_store::Store::open(dir.path())?;
 //! store.start_crank()?;
-//! store.savepoint("start")?;
+//! let start = store.savepoint()?;
 //! store.set(b"a", b"1")?;
-//! store.rollback_to("start")?;
+//! store.rollback_to(start)?;
 //! assert_eq!(store.get(b"a")?, None);
 //! store.end_crank()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -18,7 +18,7 @@ mod kv;
 mod tables;
 
 pub use error::{BackendError, StoreError};
-pub use kv::{Durability, SCHEMA_VERSION, Store, StoreConfig};
+pub use kv::{Durability, SCHEMA_VERSION, Savepoint, Store, StoreConfig};
 pub use tables::{
     CListEntry, GcAction, GcKind, KernelStore, ObjectRecord, Owner, PromiseRecord, PromiseState,
     QueueBounds, RefCounts, SubclusterRecord, VatRecord,

@@ -87,15 +87,15 @@ fn child(mode: Mode, dir: &Path) -> ! {
     loop {
         let value = crank_no.to_string();
         store.start_crank().unwrap();
-        store.savepoint("start").unwrap();
+        let start = store.savepoint().unwrap();
         // Writes that are rolled back must never be seen, crash or not.
         for key_idx in 0..N_KEYS / 2 {
             store
                 .set(format!("k{key_idx}").as_bytes(), b"rolled back")
                 .unwrap();
         }
-        store.rollback_to("start").unwrap();
-        store.savepoint("start").unwrap();
+        store.rollback_to(start).unwrap();
+        let _start = store.savepoint().unwrap();
         for key_idx in 0..N_KEYS {
             store
                 .set(format!("k{key_idx}").as_bytes(), value.as_bytes())

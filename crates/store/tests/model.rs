@@ -1,5 +1,5 @@
 //! Model check of the store: random sequences of writes, savepoints, rollbacks, releases,
-//! crank boundaries, flushes and reopens, applied both to the store and to an in-memory
+//! crank boundaries, aborted cranks, flushes and reopens, applied both to the store and to an in-memory
 //! model (a `BTreeMap` plus a stack of savepoint snapshots), compared after every step
 //! through `get` on every key, full and prefix scans, and `next_entry`.
 //!
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use ocap_store::{Durability, Store, StoreConfig, StoreError};
+use ocap_store::{Durability, Savepoint, Store, StoreConfig, StoreError};
 use proptest::prelude::*;
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -24,11 +24,14 @@ type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 enum Op {
     Set(Vec<u8>, u8),
     Delete(Vec<u8>),
+    /// Takes a savepoint and keeps it under this name (forgetting what the name held).
     Savepoint(&'static str),
+    /// Rolls back to the savepoint kept under this name, if any, stale or not.
     RollbackTo(&'static str),
     Release(&'static str),
     StartCrank,
     EndCrank,
+    AbortCrank,
     Flush,
     Reopen,
     Scan(Vec<u8>),
@@ -43,7 +46,9 @@ enum Outcome {
     NotInCrank(&'static str),
     AlreadyInCrank,
     InCrank(&'static str),
-    NoSuchSavepoint(String),
+    NoSuchSavepoint,
+    /// The name holds no savepoint: nothing was called.
+    NoHandle,
 }
 
 impl From<Result<(), StoreError>> for Outcome {
@@ -54,7 +59,7 @@ impl From<Result<(), StoreError>> for Outcome {
             Err(StoreError::NotInCrank { operation }) => Outcome::NotInCrank(operation),
             Err(StoreError::AlreadyInCrank) => Outcome::AlreadyInCrank,
             Err(StoreError::InCrank { operation }) => Outcome::InCrank(operation),
-            Err(StoreError::NoSuchSavepoint { name }) => Outcome::NoSuchSavepoint(name),
+            Err(StoreError::NoSuchSavepoint) => Outcome::NoSuchSavepoint,
             Err(other) => panic!("unexpected store error: {other}"),
         }
     }
@@ -83,6 +88,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => name().prop_map(Op::Release),
         3 => Just(Op::StartCrank),
         3 => Just(Op::EndCrank),
+        1 => Just(Op::AbortCrank),
         1 => Just(Op::Flush),
         1 => Just(Op::Reopen),
         1 => prefix().prop_map(Op::Scan),
@@ -111,7 +117,11 @@ struct Model {
     ended: Map,
     /// The state seen now: `ended` plus the open crank's writes.
     current: Map,
-    savepoints: Vec<(&'static str, Map)>,
+    /// Open savepoints: id and snapshot.
+    savepoints: Vec<(u64, Map)>,
+    /// The savepoint id each name holds.
+    handles: BTreeMap<&'static str, u64>,
+    next_id: u64,
     in_crank: bool,
 }
 
@@ -129,14 +139,21 @@ impl Model {
             }
             Op::Savepoint(_) if !self.in_crank => Outcome::NotInCrank("createCrankSavepoint"),
             Op::Savepoint(name) => {
-                self.savepoints.push((name, self.current.clone()));
+                let id = self.next_id;
+                self.next_id += 1;
+                self.handles.insert(name, id);
+                self.savepoints.push((id, self.current.clone()));
                 Outcome::Ok
+            }
+            Op::RollbackTo(name) | Op::Release(name) if !self.handles.contains_key(name) => {
+                Outcome::NoHandle
             }
             Op::RollbackTo(_) if !self.in_crank => Outcome::NotInCrank("rollbackCrank"),
             Op::Release(_) if !self.in_crank => Outcome::NotInCrank("releaseSavepoint"),
             Op::RollbackTo(name) | Op::Release(name) => {
-                let Some(idx) = self.savepoints.iter().position(|(n, _)| n == name) else {
-                    return Outcome::NoSuchSavepoint((*name).to_owned());
+                let id = self.handles[name];
+                let Some(idx) = self.savepoints.iter().position(|(i, _)| *i == id) else {
+                    return Outcome::NoSuchSavepoint;
                 };
                 let (_, snapshot) = self.savepoints.swap_remove(idx);
                 if matches!(op, Op::RollbackTo(_)) {
@@ -155,6 +172,13 @@ impl Model {
                 self.in_crank = false;
                 self.savepoints.clear();
                 self.ended = self.current.clone();
+                Outcome::Ok
+            }
+            Op::AbortCrank if !self.in_crank => Outcome::NotInCrank("abortCrank"),
+            Op::AbortCrank => {
+                self.in_crank = false;
+                self.savepoints.clear();
+                self.current = self.ended.clone();
                 Outcome::Ok
             }
             Op::Flush if self.in_crank => Outcome::InCrank("flush"),
@@ -241,8 +265,7 @@ fn check_same(store: &Store, model: &Model, step: usize, op: &Op) -> Result<(), 
         op
     );
     prop_assert_eq!(store.in_crank(), model.in_crank);
-    let names: Vec<&str> = model.savepoints.iter().map(|(n, _)| *n).collect();
-    prop_assert_eq!(store.savepoints().collect::<Vec<_>>(), names);
+    prop_assert_eq!(store.open_savepoints(), model.savepoints.len());
     Ok(())
 }
 
@@ -250,16 +273,29 @@ fn run(durability: Durability, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path(), durability);
     let mut model = Model::default();
+    let mut handles: BTreeMap<&'static str, Savepoint> = BTreeMap::new();
     for (step, op) in ops.iter().enumerate() {
         let generation = store.generation();
         let got: Outcome = match op {
             Op::Set(key, value) => store.set(key, &[*value]).into(),
             Op::Delete(key) => store.delete(key).into(),
-            Op::Savepoint(name) => store.savepoint(name).into(),
-            Op::RollbackTo(name) => store.rollback_to(name).into(),
-            Op::Release(name) => store.release(name).into(),
+            Op::Savepoint(name) => store
+                .savepoint()
+                .map(|savepoint| {
+                    handles.insert(name, savepoint);
+                })
+                .into(),
+            Op::RollbackTo(name) => match handles.get(name) {
+                Some(savepoint) => store.rollback_to(*savepoint).into(),
+                None => Outcome::NoHandle,
+            },
+            Op::Release(name) => match handles.get(name) {
+                Some(savepoint) => store.release(*savepoint).into(),
+                None => Outcome::NoHandle,
+            },
             Op::StartCrank => store.start_crank().into(),
             Op::EndCrank => store.end_crank().into(),
+            Op::AbortCrank => store.abort_crank().into(),
             Op::Flush => store.flush().into(),
             Op::Reopen => {
                 drop(store);
@@ -289,7 +325,7 @@ fn run(durability: Durability, ops: &[Op]) -> Result<(), TestCaseError> {
         };
         let expected = model.apply(op);
         prop_assert_eq!(&got, &expected, "step {}: {:?}", step, op);
-        if matches!(op, Op::RollbackTo(_)) && got == Outcome::Ok {
+        if matches!(op, Op::RollbackTo(_) | Op::AbortCrank) && got == Outcome::Ok {
             prop_assert!(
                 store.generation() > generation,
                 "rollback must bump the generation"

@@ -83,9 +83,16 @@ fn crank_misuse_is_a_typed_error() {
         Err(StoreError::NotInCrank { operation }) => operation,
         other => panic!("expected NotInCrank, got {other:?}"),
     };
-    assert_eq!(not_in_crank(store.savepoint("a")), "createCrankSavepoint");
-    assert_eq!(not_in_crank(store.rollback_to("a")), "rollbackCrank");
-    assert_eq!(not_in_crank(store.release("a")), "releaseSavepoint");
+    assert_eq!(
+        not_in_crank(store.savepoint().map(drop)),
+        "createCrankSavepoint"
+    );
+    store.start_crank().unwrap();
+    let old = store.savepoint().unwrap();
+    store.end_crank().unwrap();
+    assert_eq!(not_in_crank(store.rollback_to(old)), "rollbackCrank");
+    assert_eq!(not_in_crank(store.release(old)), "releaseSavepoint");
+    assert_eq!(not_in_crank(store.abort_crank()), "abortCrank");
     assert_eq!(not_in_crank(store.end_crank()), "endCrank");
     assert_eq!(
         StoreError::NotInCrank {
@@ -127,36 +134,27 @@ fn flush_inside_a_crank_is_an_error_and_commits_nothing() {
 }
 
 #[test]
-fn savepoint_names_are_checked() {
+fn a_stale_savepoint_is_refused() {
     let (_dir, mut store) = fresh(Durability::EveryCrank);
     store.start_crank().unwrap();
-    for name in ["", "1a", "a-b", "a b", "é"] {
-        match store.savepoint(name) {
-            Err(StoreError::InvalidSavepointName { name: got }) => assert_eq!(got, name),
-            other => panic!("{name:?}: expected InvalidSavepointName, got {other:?}"),
-        }
-    }
-    for name in ["a", "_", "t0", "Start_1"] {
-        store.savepoint(name).unwrap();
-    }
-    assert_eq!(
-        store.savepoints().collect::<Vec<_>>(),
-        ["a", "_", "t0", "Start_1"]
-    );
-    match store.rollback_to("nope") {
-        Err(StoreError::NoSuchSavepoint { name }) => assert_eq!(name, "nope"),
-        other => panic!("expected NoSuchSavepoint, got {other:?}"),
-    }
+    let earlier = store.savepoint().unwrap();
+    store.end_crank().unwrap();
+    store.start_crank().unwrap();
+    // A savepoint of an earlier crank names nothing in this one, even at the same depth.
+    let now = store.savepoint().unwrap();
+    assert_ne!(earlier, now);
     assert!(matches!(
-        store.release("nope"),
-        Err(StoreError::NoSuchSavepoint { .. })
+        store.rollback_to(earlier),
+        Err(StoreError::NoSuchSavepoint)
     ));
+    assert!(matches!(
+        store.release(earlier),
+        Err(StoreError::NoSuchSavepoint)
+    ));
+    assert_eq!(store.open_savepoints(), 1);
     assert_eq!(
-        StoreError::NoSuchSavepoint {
-            name: "nope".into()
-        }
-        .to_string(),
-        r#"no such savepoint as "nope""#
+        StoreError::NoSuchSavepoint.to_string(),
+        "no such savepoint: it was released, rolled back to, or belongs to another crank"
     );
     store.end_crank().unwrap();
 }
@@ -165,39 +163,43 @@ fn savepoint_names_are_checked() {
 fn nested_rollback_keeps_outer_work() {
     let (_dir, mut store) = fresh(Durability::EveryCrank);
     store.start_crank().unwrap();
-    store.savepoint("outer").unwrap();
+    let outer = store.savepoint().unwrap();
     store.set(b"a", b"outer").unwrap();
-    store.savepoint("inner").unwrap();
+    let inner = store.savepoint().unwrap();
     store.set(b"a", b"inner").unwrap();
     store.set(b"b", b"inner").unwrap();
-    store.rollback_to("inner").unwrap();
+    store.rollback_to(inner).unwrap();
     assert_eq!(get(&store, "a").as_deref(), Some("outer"));
     assert_eq!(get(&store, "b"), None);
-    assert_eq!(store.savepoints().collect::<Vec<_>>(), ["outer"]);
-    store.rollback_to("outer").unwrap();
+    assert_eq!(store.open_savepoints(), 1);
+    store.rollback_to(outer).unwrap();
     assert_eq!(get(&store, "a"), None);
     assert!(store.overlay.is_empty());
-    assert_eq!(store.savepoints().count(), 0);
+    assert_eq!(store.open_savepoints(), 0);
     store.end_crank().unwrap();
     assert!(!store.has_unflushed());
 }
 
 #[test]
-fn same_name_twice_rolls_back_to_the_first() {
+fn rollback_to_an_outer_savepoint_discards_the_inner_ones() {
     let (_dir, mut store) = fresh(Durability::EveryCrank);
     store.start_crank().unwrap();
     store.set(b"a", b"0").unwrap();
-    store.savepoint("sp").unwrap();
+    let first = store.savepoint().unwrap();
     store.set(b"a", b"1").unwrap();
-    store.savepoint("sp").unwrap();
+    let second = store.savepoint().unwrap();
     store.set(b"a", b"2").unwrap();
-    store.savepoint("later").unwrap();
-    store.rollback_to("sp").unwrap();
+    let _later = store.savepoint().unwrap();
+    store.rollback_to(first).unwrap();
     assert_eq!(get(&store, "a").as_deref(), Some("0"));
-    assert_eq!(store.savepoints().count(), 0);
+    assert_eq!(store.open_savepoints(), 0);
     assert!(matches!(
-        store.rollback_to("sp"),
-        Err(StoreError::NoSuchSavepoint { .. })
+        store.rollback_to(second),
+        Err(StoreError::NoSuchSavepoint)
+    ));
+    assert!(matches!(
+        store.rollback_to(first),
+        Err(StoreError::NoSuchSavepoint)
     ));
     store.end_crank().unwrap();
     assert_eq!(committed(&store, b"a"), Some(b"0".to_vec()));
@@ -207,27 +209,27 @@ fn same_name_twice_rolls_back_to_the_first() {
 fn release_keeps_writes_and_forgets_later_savepoints() {
     let (_dir, mut store) = fresh(Durability::EveryCrank);
     store.start_crank().unwrap();
-    store.savepoint("a").unwrap();
+    let a = store.savepoint().unwrap();
     store.set(b"x", b"1").unwrap();
-    store.savepoint("b").unwrap();
+    let b = store.savepoint().unwrap();
     store.set(b"y", b"2").unwrap();
-    store.savepoint("c").unwrap();
+    let c = store.savepoint().unwrap();
     let generation = store.generation();
-    store.release("b").unwrap();
+    store.release(b).unwrap();
     assert_eq!(store.generation(), generation);
-    assert_eq!(store.savepoints().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(store.open_savepoints(), 1);
     // Rollback after release: the released savepoints are gone ...
     assert!(matches!(
-        store.rollback_to("b"),
-        Err(StoreError::NoSuchSavepoint { .. })
+        store.rollback_to(b),
+        Err(StoreError::NoSuchSavepoint)
     ));
     assert!(matches!(
-        store.rollback_to("c"),
-        Err(StoreError::NoSuchSavepoint { .. })
+        store.rollback_to(c),
+        Err(StoreError::NoSuchSavepoint)
     ));
     assert_eq!(get(&store, "y").as_deref(), Some("2"));
     // ... and their writes now belong to the enclosing savepoint.
-    store.rollback_to("a").unwrap();
+    store.rollback_to(a).unwrap();
     assert_eq!(get(&store, "x"), None);
     assert_eq!(get(&store, "y"), None);
     store.end_crank().unwrap();
@@ -238,9 +240,9 @@ fn release_keeps_writes_and_forgets_later_savepoints() {
 fn released_writes_commit_with_the_crank() {
     let (dir, mut store) = fresh(Durability::EveryCrank);
     store.start_crank().unwrap();
-    store.savepoint("a").unwrap();
+    let a = store.savepoint().unwrap();
     store.set(b"x", b"1").unwrap();
-    store.release("a").unwrap();
+    store.release(a).unwrap();
     store.end_crank().unwrap();
     drop(store);
     let store = open(&dir, Durability::EveryCrank);
@@ -254,13 +256,13 @@ fn rollback_restores_committed_values_and_deletions() {
     store.start_crank().unwrap();
     store.set(b"k", b"before").unwrap();
     store.delete(b"gone").unwrap();
-    store.savepoint("sp").unwrap();
+    let sp = store.savepoint().unwrap();
     let generation = store.generation();
     store.delete(b"k").unwrap();
     store.set(b"k", b"after").unwrap();
     store.set(b"gone", b"back").unwrap();
     store.set(b"new", b"1").unwrap();
-    store.rollback_to("sp").unwrap();
+    store.rollback_to(sp).unwrap();
     assert!(store.generation() > generation);
     assert_eq!(get(&store, "k").as_deref(), Some("before"));
     assert_eq!(get(&store, "gone"), None);
@@ -275,18 +277,38 @@ fn rollback_restores_committed_values_and_deletions() {
 fn end_crank_releases_open_savepoints() {
     let (_dir, mut store) = fresh(Durability::EveryCrank);
     store.start_crank().unwrap();
-    store.savepoint("sp").unwrap();
+    let sp = store.savepoint().unwrap();
     store.set(b"a", b"1").unwrap();
     store.end_crank().unwrap();
-    assert_eq!(store.savepoints().count(), 0);
+    assert_eq!(store.open_savepoints(), 0);
     assert!(store.undo.is_empty());
     assert_eq!(committed(&store, b"a"), Some(b"1".to_vec()));
     store.start_crank().unwrap();
     assert!(matches!(
-        store.rollback_to("sp"),
-        Err(StoreError::NoSuchSavepoint { .. })
+        store.rollback_to(sp),
+        Err(StoreError::NoSuchSavepoint)
     ));
     store.end_crank().unwrap();
+}
+
+#[test]
+fn an_aborted_crank_keeps_nothing_and_earlier_cranks_stay() {
+    let (_dir, mut store) = fresh(GROUP_NEVER);
+    crank(&mut store, &[("kept", Some("1"))]);
+    store.start_crank().unwrap();
+    let _sp = store.savepoint().unwrap();
+    store.set(b"kept", b"2").unwrap();
+    store.set(b"new", b"3").unwrap();
+    let generation = store.generation();
+    store.abort_crank().unwrap();
+    assert!(!store.in_crank());
+    assert!(store.generation() > generation);
+    assert_eq!(store.open_savepoints(), 0);
+    assert_eq!(get(&store, "kept").as_deref(), Some("1"));
+    assert_eq!(get(&store, "new"), None);
+    store.flush().unwrap();
+    assert_eq!(committed(&store, b"kept"), Some(b"1".to_vec()));
+    assert_eq!(committed(&store, b"new"), None);
 }
 
 #[test]
@@ -510,9 +532,9 @@ fn every_crank_mode_commits_before_end_crank_returns() {
     assert_eq!(committed(&store, b"a"), None);
     // A crank whose writes were all rolled back commits nothing.
     store.start_crank().unwrap();
-    store.savepoint("start").unwrap();
+    let start = store.savepoint().unwrap();
     store.set(b"c", b"3").unwrap();
-    store.rollback_to("start").unwrap();
+    store.rollback_to(start).unwrap();
     store.end_crank().unwrap();
     assert!(store.overlay.is_empty());
     assert!(!store.has_unflushed());

@@ -27,7 +27,7 @@ use ocap_types::{EndpointId, KRef};
 use serde::de::DeserializeOwned;
 
 use crate::error::StoreError;
-use crate::kv::Store;
+use crate::kv::{Savepoint, Store};
 
 pub use clist::CListEntry;
 pub use gc::{GcAction, GcKind};
@@ -128,8 +128,8 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::savepoint`].
-    pub fn savepoint(&mut self, name: &str) -> Result<(), StoreError> {
-        self.kv.savepoint(name)
+    pub fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+        self.kv.savepoint()
     }
 
     /// Rolls back to a savepoint and forgets the maybe-free set, whose entries came from
@@ -137,11 +137,26 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::rollback_to`].
-    pub fn rollback_to(&mut self, name: &str) -> Result<(), StoreError> {
-        self.kv.rollback_to(name)?;
+    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
+        self.kv.rollback_to(savepoint)?;
+        self.forget_crank_caches();
+        Ok(())
+    }
+
+    /// Ends the open crank keeping none of its writes (see [`Store::abort_crank`]), and
+    /// forgets the maybe-free set.
+    ///
+    /// # Errors
+    /// As [`Store::abort_crank`].
+    pub fn abort_crank(&mut self) -> Result<(), StoreError> {
+        self.kv.abort_crank()?;
+        self.forget_crank_caches();
+        Ok(())
+    }
+
+    fn forget_crank_caches(&mut self) {
         self.maybe_free.clear();
         self.empty_hints.set(None);
-        Ok(())
     }
 
     /// Ends the crank (see [`Store::end_crank`]).

@@ -21,10 +21,10 @@ fn vat(n: u32) -> EndpointId {
 #[test]
 fn ids_are_never_reused_after_a_rollback() {
     let (_dir, mut store) = store();
-    store.savepoint("s").unwrap();
+    let s = store.savepoint().unwrap();
     let first = store.create_object(Owner::Kernel).unwrap();
     let promise = store.create_promise(None).unwrap();
-    store.rollback_to("s").unwrap();
+    store.rollback_to(s).unwrap();
     assert_eq!(
         store.object(first).unwrap(),
         None,
@@ -42,7 +42,7 @@ fn reads_after_a_rollback_see_the_restored_state() {
     let (_dir, mut store) = store();
     let object = store.create_object(Owner::Endpoint(vat(1))).unwrap();
     let promise = store.create_promise(Some(Owner::Endpoint(vat(1)))).unwrap();
-    store.savepoint("s").unwrap();
+    let s = store.savepoint().unwrap();
     store.incref(KRef::Object(object)).unwrap();
     store.revoke(object).unwrap();
     store.add_subscriber(promise, vat(2)).unwrap();
@@ -58,7 +58,7 @@ fn reads_after_a_rollback_see_the_restored_state() {
         .unwrap();
     store.schedule_reap(vat(1)).unwrap();
     store.mark_terminated(vat(3)).unwrap();
-    store.rollback_to("s").unwrap();
+    store.rollback_to(s).unwrap();
     let record = store.object(object).unwrap().unwrap();
     assert_eq!((record.counts.reachable, record.revoked), (1, false));
     let promise = store.promise(promise).unwrap().unwrap();
