@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
 
-use ocap_queue::{CrankHandler, CrankResult, KernelQueue, Mode, QueueError, Termination};
+use ocap_queue::{Crank, CrankHandler, CrankResult, KernelState, Mode, QueueError, Termination};
 use ocap_router::{Route, Splat, route};
 use ocap_store::{Owner, PromiseState};
 use ocap_types::{
-    CapData, EndpointId, ErrorCode, KPromiseId, KRef, Message, RunQueueItem, SplatReason,
+    CapData, EndpointId, ErrorCode, KPromiseId, KRef, Message, RunQueueItem, SplatReason, VatId,
 };
 use ocap_vat_manager::{VatError, VatManager};
 
@@ -26,6 +26,9 @@ pub(crate) struct Core {
     pub(crate) idle_waiters: Vec<Sender<()>>,
     /// Cranks that delivered an item since the kernel started.
     pub(crate) cranks: u64,
+    /// Why each live vat without a worker failed to start (D21), until it is restarted or
+    /// terminated.
+    pub(crate) start_failures: BTreeMap<VatId, String>,
 }
 
 impl Core {
@@ -37,6 +40,7 @@ impl Core {
             outbox: Vec::new(),
             idle_waiters: Vec::new(),
             cranks: 0,
+            start_failures: BTreeMap::new(),
         }
     }
 
@@ -59,12 +63,12 @@ impl Core {
     }
 
     /// Tells host subscribers about promises that are settled in the committed store.
-    pub(crate) fn fire_settled(&mut self, queue: &KernelQueue, settled: &[KPromiseId]) {
+    pub(crate) fn fire_settled(&mut self, state: &KernelState, settled: &[KPromiseId]) {
         for promise in settled {
             if !self.subscriptions.contains_key(promise) {
                 continue;
             }
-            let settlement = match queue.store().promise(*promise) {
+            let settlement = match state.store().promise(*promise) {
                 Ok(Some(record)) => match record.state {
                     PromiseState::Fulfilled(value) => Ok(value),
                     PromiseState::Rejected(value) => Err(value),
@@ -86,20 +90,20 @@ impl Core {
     /// A message that cannot be delivered: reject its result on behalf of the result's
     /// current decider and release the item's holds (spec §8.2).
     fn splat(
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         target: KRef,
         message: &Message<KRef>,
         splat: &Splat,
     ) -> Result<(), QueueError> {
         tracing::warn!(%target, ?splat, "message went splat");
         if let Some(KRef::Promise(result)) = message.result {
-            let record = queue.store().promise(result)?;
+            let record = crank.store().promise(result)?;
             if let Some(record) = record.filter(|r| r.is_unresolved()) {
                 let resolution = (result, true, splat.rejection());
-                queue.resolve_promises(record.decider(), vec![resolution], Mode::Immediate)?;
+                crank.resolve_promises(record.decider(), vec![resolution], Mode::Immediate)?;
             }
         }
-        let store = queue.store_mut();
+        let store = crank.store_mut();
         store.decref(target)?;
         if let Some(result) = message.result {
             store.decref(result)?;
@@ -112,15 +116,15 @@ impl Core {
 
     fn deliver_send(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         target: KRef,
         message: &Message<KRef>,
     ) -> Result<CrankResult, QueueError> {
-        let splat = match route(queue.store(), target)? {
+        let splat = match route(crank.store(), target)? {
             // Sends are parked on the promise they wait for when they are enqueued, so only
             // an item stored by an older kernel gets here.
             Route::Requeue(promise) => {
-                let store = queue.store_mut();
+                let store = crank.store_mut();
                 store.promise_queue_push(promise, message)?;
                 // Reached through a promise fulfilled with `promise` (D11): the message comes
                 // back targeting `promise` when it settles, so the item's hold moves there.
@@ -134,7 +138,7 @@ impl Core {
             Route::Deliver {
                 owner: Owner::Endpoint(EndpointId::Vat(vat)),
                 object,
-            } => match self.vats.deliver_send(queue, vat, object, target, message) {
+            } => match self.vats.deliver_send(crank, vat, object, target, message) {
                 Ok(result) => return Ok(result),
                 // Only "no such endpoint" is a splat (D14); anything else propagates.
                 Err(VatError::NoSuchVat(_)) => Splat::Reason(SplatReason::Unreachable),
@@ -145,7 +149,7 @@ impl Core {
             Route::Deliver {
                 owner: Owner::Kernel,
                 object,
-            } => match self.services.deliver(queue, object, target, message)? {
+            } => match self.services.deliver(crank, object, target, message)? {
                 Some(result) => return Ok(result),
                 // No implementation registered in this run (spec §15.2).
                 None => Splat::Reason(SplatReason::Unreachable),
@@ -153,7 +157,7 @@ impl Core {
             // Remotes are not implemented yet: nobody can receive.
             Route::Deliver { .. } => Splat::Reason(SplatReason::Unreachable),
         };
-        Self::splat(queue, target, message, &splat)?;
+        Self::splat(crank, target, message, &splat)?;
         Ok(CrankResult::default())
     }
 }
@@ -173,27 +177,27 @@ fn vat_error(error: VatError) -> QueueError {
 }
 
 impl CrankHandler for Core {
-    fn before_delivery(&mut self, queue: &mut KernelQueue) -> Result<(), QueueError> {
-        VatManager::cleanup_next_terminated(queue).map_err(vat_error)?;
+    fn before_delivery(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError> {
+        VatManager::cleanup_next_terminated(crank).map_err(vat_error)?;
         Ok(())
     }
 
     fn deliver(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         item: &RunQueueItem,
     ) -> Result<CrankResult, QueueError> {
         match item {
-            RunQueueItem::Send { target, message } => self.deliver_send(queue, *target, message),
+            RunQueueItem::Send { target, message } => self.deliver_send(crank, *target, message),
             RunQueueItem::Notify {
                 endpoint: EndpointId::Vat(vat),
                 promise,
             } => self
                 .vats
-                .deliver_notify(queue, *vat, *promise)
+                .deliver_notify(crank, *vat, *promise)
                 .map_err(vat_error),
             RunQueueItem::Notify { promise, .. } => {
-                queue.store_mut().decref(KRef::Promise(*promise))?;
+                crank.store_mut().decref(KRef::Promise(*promise))?;
                 Ok(CrankResult::default())
             }
             RunQueueItem::DropExports { endpoint, objects }
@@ -201,13 +205,13 @@ impl CrankHandler for Core {
             | RunQueueItem::RetireImports { endpoint, objects } => match endpoint {
                 EndpointId::Vat(vat) => self
                     .vats
-                    .deliver_gc(queue, *vat, item.kind(), objects)
+                    .deliver_gc(crank, *vat, item.kind(), objects)
                     .map_err(vat_error),
                 EndpointId::Remote(_) => Ok(CrankResult::default()),
             },
             RunQueueItem::BringOutYourDead {
                 endpoint: EndpointId::Vat(vat),
-            } => self.vats.deliver_boyd(queue, *vat).map_err(vat_error),
+            } => self.vats.deliver_boyd(crank, *vat).map_err(vat_error),
             RunQueueItem::BringOutYourDead { .. } => Ok(CrankResult::default()),
         }
     }
@@ -228,21 +232,21 @@ impl CrankHandler for Core {
 
     fn terminate_in_crank(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         termination: Termination,
     ) -> Result<(), QueueError> {
         self.vats
-            .terminate_in_crank(queue, &termination)
+            .terminate_in_crank(crank, &termination)
             .map_err(vat_error)
     }
 
-    fn collect_garbage(&mut self, queue: &mut KernelQueue) -> Result<(), QueueError> {
-        crate::gc::collect_garbage(queue)
+    fn collect_garbage(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError> {
+        crate::gc::collect_garbage(crank)
     }
 
-    fn after_commit(&mut self, queue: &KernelQueue, settled: &[KPromiseId]) {
+    fn after_commit(&mut self, state: &KernelState, settled: &[KPromiseId]) {
         self.cranks += 1;
-        self.fire_settled(queue, settled);
+        self.fire_settled(state, settled);
     }
 
     fn discarded(&mut self, item: &RunQueueItem, error: &QueueError) {

@@ -2,14 +2,14 @@
 //! crank is looked at once more; unreachable promises are deleted, and owners and importers
 //! of unreachable objects get GC actions.
 
-use ocap_queue::{KernelQueue, QueueError};
+use ocap_queue::{Crank, QueueError};
 use ocap_store::{GcAction, GcKind, KernelStore, Owner, PromiseState, StoreError};
 use ocap_types::{EndpointId, KObjectId, KRef};
 
 /// Processes the crank's maybe-free set, including krefs it adds while running. (Empty
 /// subclusters are deleted when their last vat is terminated.)
-pub(crate) fn collect_garbage(queue: &mut KernelQueue) -> Result<(), QueueError> {
-    let store = queue.store_mut();
+pub(crate) fn collect_garbage(crank: &mut Crank<'_>) -> Result<(), QueueError> {
+    let store = crank.store_mut();
     let mut actions = Vec::new();
     loop {
         let batch = store.take_maybe_free();

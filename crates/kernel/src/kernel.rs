@@ -7,10 +7,10 @@ use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ocap_queue::{Command, KernelQueue, run_loop};
+use ocap_queue::{Command, KernelState, run_loop};
 use ocap_store::{Durability, KernelStore, Store, StoreConfig};
 use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, SubclusterId, Value, VatId};
-use ocap_vat_manager::{LogSink, VatManager, VatRegistry, WorkerConfig};
+use ocap_vat_manager::{LogSink, VatError, VatManager, VatRegistry, WorkerConfig};
 
 use crate::core::Core;
 use crate::error::{KernelError, Rejection};
@@ -74,13 +74,13 @@ pub struct LaunchResult {
     pub bootstrap_result: CapData<KRef>,
 }
 
-type JobFn = Box<dyn FnOnce(&mut Core, &mut KernelQueue) -> bool + Send>;
+type JobFn = Box<dyn FnOnce(&mut Core, &mut KernelState) -> bool + Send>;
 
 struct Job(JobFn);
 
 impl Command<Core> for Job {
-    fn run(self, core: &mut Core, queue: &mut KernelQueue) -> bool {
-        (self.0)(core, queue)
+    fn run(self, core: &mut Core, state: &mut KernelState) -> bool {
+        (self.0)(core, state)
     }
 }
 
@@ -94,11 +94,11 @@ pub struct Kernel {
 
 impl Kernel {
     /// Opens (creating if needed) the kernel whose store is at `path`, relaunches every vat
-    /// the store holds, and starts the crank loop.
+    /// the store holds, and starts the crank loop. A vat that cannot be relaunched is left
+    /// stopped and listed by [`Kernel::stopped_vats`]; the kernel opens all the same.
     ///
     /// # Errors
-    /// [`KernelError::Store`] if the store cannot be opened, [`KernelError::Vat`] if a vat
-    /// cannot be relaunched.
+    /// [`KernelError::Store`] if the store cannot be opened or fails.
     pub fn open(path: &Path, config: KernelConfig) -> Result<Kernel, KernelError> {
         let (jobs, commands) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), KernelError>>();
@@ -114,19 +114,22 @@ impl Kernel {
         let thread = std::thread::Builder::new()
             .name("ocap-kernel".to_owned())
             .spawn(move || {
-                let started = (|| -> Result<(KernelQueue, Core), KernelError> {
+                let started = (|| -> Result<(KernelState, Core), KernelError> {
                     let mut store = KernelStore::new(Store::open_with(&path, &store_config)?);
                     if reset {
                         store.start_crank()?;
-                        store.clear_all()?;
+                        if let Err(error) = store.clear_all() {
+                            store.abort_crank()?;
+                            return Err(error.into());
+                        }
                         store.end_crank()?;
                     }
-                    let mut queue = KernelQueue::new(store)?;
+                    let mut state = KernelState::new(store)?;
                     let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
-                    relaunch_vats(&mut core, &mut queue)?;
-                    Ok((queue, core))
+                    relaunch_vats(&mut core, &mut state)?;
+                    Ok((state, core))
                 })();
-                let (mut queue, mut core) = match started {
+                let (mut state, mut core) = match started {
                     Ok(parts) => {
                         let _ = ready_tx.send(Ok(()));
                         parts
@@ -136,7 +139,7 @@ impl Kernel {
                         return;
                     }
                 };
-                let res = run_loop(&mut queue, &mut core, &commands, |core, _| {
+                let res = run_loop(&mut state, &mut core, &commands, |core, _| {
                     for waiter in core.idle_waiters.drain(..) {
                         let _ = waiter.send(());
                     }
@@ -145,7 +148,7 @@ impl Kernel {
                     tracing::error!(%error, "kernel stopped: the store failed");
                 }
                 core.vats.stop_all();
-                if let Err(error) = queue.store_mut().kv_mut().flush() {
+                if let Err(error) = state.flush() {
                     tracing::error!(%error, "final flush failed");
                 }
             })
@@ -161,7 +164,7 @@ impl Kernel {
     /// Runs `f` on the kernel thread between two cranks and returns its result.
     fn call<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Core, &mut KernelQueue) -> R + Send + 'static,
+        f: impl FnOnce(&mut Core, &mut KernelState) -> R + Send + 'static,
     ) -> Result<R, KernelError> {
         // A service or a log sink runs on the kernel thread, inside a crank: waiting there
         // for a job the same thread would have to run is a deadlock. Say so instead.
@@ -176,8 +179,8 @@ impl Kernel {
             ));
         }
         let (reply, answer) = mpsc::channel();
-        let job = Job(Box::new(move |core, queue| {
-            let _ = reply.send(f(core, queue));
+        let job = Job(Box::new(move |core, state| {
+            let _ = reply.send(f(core, state));
             true
         }));
         self.jobs.send(job).map_err(|_| KernelError::Stopped)?;
@@ -193,7 +196,7 @@ impl Kernel {
     /// [`KernelError::Rejected`] (bootstrap failed), [`KernelError::Timeout`].
     pub fn launch_subcluster(&self, config: &ClusterConfig) -> Result<LaunchResult, KernelError> {
         let config = config.clone();
-        let launched = self.call(move |core, queue| launch(core, queue, &config))??;
+        let launched = self.call(move |core, state| launch(core, state, &config))??;
         let outcome = launched.bootstrap.wait(self.bootstrap_timeout);
         let failure = match outcome {
             Ok(value) => match value.decode() {
@@ -210,7 +213,7 @@ impl Kernel {
         };
         // D17: a failed launch leaves no running vats behind.
         let subcluster = launched.subcluster;
-        self.call(move |core, queue| lifecycle::terminate_subcluster(core, queue, subcluster))??;
+        self.call(move |core, state| lifecycle::terminate_subcluster(core, state, subcluster))??;
         Err(failure)
     }
 
@@ -260,16 +263,12 @@ impl Kernel {
         let (queued_tx, queued) = mpsc::channel();
         // Not a `call`: the host does not wait for the job, so it can queue many messages
         // back to back; the handle learns the result promise when the job has run.
-        let job = Job(Box::new(move |core, queue| {
-            let res = (|| -> Result<_, KernelError> {
-                queue.start_crank()?;
-                let res = queue_host_message(core, queue, target, &method, args, slots, subscriber);
-                if res.is_err() {
-                    queue.abort_crank()?;
-                }
-                queue.end_crank()?;
-                res
-            })();
+        let job = Job(Box::new(move |core, state| {
+            let res = state
+                .transaction(|crank| {
+                    queue_host_message(core, crank, target, &method, args, slots, subscriber)
+                })
+                .map(|(promise, _)| promise);
             if let Err(error) = &res {
                 tracing::error!(%error, "could not queue a host message");
             }
@@ -299,10 +298,12 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Vat`] (`Vat does not exist.`) for a vat that is not live.
     pub fn terminate_vat(&self, vat: VatId, reason: Option<String>) -> Result<(), KernelError> {
-        self.call(move |core, queue| -> Result<(), KernelError> {
+        self.call(move |core, state| -> Result<(), KernelError> {
             let reason = reason.map(CapData::error);
-            let settled = core.vats.terminate(queue, vat, reason)?;
-            core.fire_settled(queue, &settled);
+            let ((), settled) =
+                state.transaction(|crank| core.vats.terminate(crank, vat, reason))?;
+            core.start_failures.remove(&vat);
+            core.fire_settled(state, &settled);
             Ok(())
         })?
     }
@@ -314,7 +315,7 @@ impl Kernel {
     /// [`KernelError::Vat`]: `Vat does not exist.` for an unknown or terminated vat, or the
     /// new incarnation's start failure (the vat is then left stopped).
     pub fn restart_vat(&self, vat: VatId) -> Result<(), KernelError> {
-        self.call(move |core, queue| lifecycle::restart_vat(core, queue, vat))?
+        self.call(move |core, state| lifecycle::restart_vat(core, state, vat))?
     }
 
     /// Terminates a subcluster (spec §15.1): its vats in reverse launch order, each cleaned
@@ -323,7 +324,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::NotFound`] (`Subcluster does not exist.`).
     pub fn terminate_subcluster(&self, subcluster: SubclusterId) -> Result<(), KernelError> {
-        self.call(move |core, queue| lifecycle::terminate_subcluster(core, queue, subcluster))?
+        self.call(move |core, state| lifecycle::terminate_subcluster(core, state, subcluster))?
     }
 
     /// Every subcluster, in id order.
@@ -331,7 +332,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn subclusters(&self) -> Result<Vec<SubclusterInfo>, KernelError> {
-        self.call(|_, queue| lifecycle::subclusters(queue))?
+        self.call(|_, state| lifecycle::subclusters(state))?
     }
 
     /// One subcluster, `None` if there is no such subcluster.
@@ -339,7 +340,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn subcluster(&self, id: SubclusterId) -> Result<Option<SubclusterInfo>, KernelError> {
-        self.call(move |_, queue| lifecycle::subcluster(queue, id))?
+        self.call(move |_, state| lifecycle::subcluster(state, id))?
     }
 
     /// The vats of a subcluster, in launch order.
@@ -347,7 +348,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::NotFound`] (`Subcluster does not exist.`).
     pub fn subcluster_vats(&self, id: SubclusterId) -> Result<Vec<VatId>, KernelError> {
-        self.call(move |_, queue| lifecycle::subcluster_vats(queue, id))?
+        self.call(move |_, state| lifecycle::subcluster_vats(state, id))?
     }
 
     /// True if `vat` belongs to the subcluster `id`.
@@ -366,7 +367,17 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn vats(&self) -> Result<Vec<VatInfo>, KernelError> {
-        self.call(|core, queue| lifecycle::vats(core, queue))?
+        self.call(|core, state| lifecycle::vats(core, state))?
+    }
+
+    /// The live vats that have no running worker, each with why its last start failed
+    /// (spec D21): a vat that could not be restarted when the kernel was opened, or by
+    /// [`Kernel::restart_vat`]. Each can be restarted or terminated.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn stopped_vats(&self) -> Result<Vec<(VatId, String)>, KernelError> {
+        self.call(|core, state| lifecycle::stopped_vats(core, state))?
     }
 
     /// Pins a vat's root object so that it is never collected, and returns it (spec §4.5).
@@ -374,7 +385,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Vat`] (`Vat does not exist.`) for a vat without a root.
     pub fn pin_vat_root(&self, vat: VatId) -> Result<KRef, KernelError> {
-        self.call(move |_, queue| lifecycle::pin_vat_root(queue, vat))?
+        self.call(move |_, state| lifecycle::pin_vat_root(state, vat))?
     }
 
     /// Removes one pin from a vat's root object.
@@ -382,7 +393,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Vat`] (`Vat does not exist.`) for a vat without a root.
     pub fn unpin_vat_root(&self, vat: VatId) -> Result<(), KernelError> {
-        self.call(move |_, queue| lifecycle::unpin_vat_root(queue, vat))?
+        self.call(move |_, state| lifecycle::unpin_vat_root(state, vat))?
     }
 
     /// Schedules a `bringOutYourDead` for every running vat (spec §6.5).
@@ -390,7 +401,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn reap_vats(&self) -> Result<(), KernelError> {
-        self.call(|core, queue| lifecycle::reap_vats(core, queue))?
+        self.call(|core, state| lifecycle::reap_vats(core, state))?
     }
 
     /// Debug garbage collection (spec §17): cleans up every terminated vat completely, then
@@ -399,7 +410,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn collect_garbage(&self) -> Result<(), KernelError> {
-        self.call(|_, queue| lifecycle::collect_garbage(queue))?
+        self.call(|_, state| lifecycle::collect_garbage(state))?
     }
 
     /// Registers a kernel service (spec §15.2) and returns its object. The same name gets
@@ -416,7 +427,7 @@ impl Kernel {
     ) -> Result<KRef, KernelError> {
         let name = name.to_owned();
         let service: Box<dyn KernelService> = Box::new(service);
-        self.call(move |core, queue| core.services.register(queue, &name, service))?
+        self.call(move |core, state| core.services.register(state, &name, service))?
             .map(KRef::Object)
     }
 
@@ -427,7 +438,7 @@ impl Kernel {
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn unregister_service(&self, name: &str) -> Result<(), KernelError> {
         let name = name.to_owned();
-        self.call(move |core, queue| core.services.unregister(queue, &name))?
+        self.call(move |core, state| core.services.unregister(state, &name))?
     }
 
     /// Revokes an object: later sends to it go splat (spec §4.4). Revocation is permanent
@@ -442,8 +453,8 @@ impl Kernel {
                 "cannot revoke promise {target}"
             )));
         };
-        self.call(move |_, queue| -> Result<(), KernelError> {
-            match queue.store().object(object)? {
+        self.call(move |_, state| -> Result<(), KernelError> {
+            match state.store().object(object)? {
                 None => {
                     return Err(KernelError::NotFound(format!(
                         "object {object} does not exist"
@@ -456,10 +467,10 @@ impl Kernel {
                 }
                 Some(_) => {}
             }
-            queue.start_crank()?;
-            let res = queue.store_mut().revoke(object);
-            queue.end_crank()?;
-            Ok(res?)
+            state.transaction(|crank| -> Result<(), KernelError> {
+                Ok(crank.store_mut().revoke(object)?)
+            })?;
+            Ok(())
         })?
     }
 
@@ -468,7 +479,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn is_revoked(&self, object: KObjectId) -> Result<bool, KernelError> {
-        self.call(move |_, queue| queue.store().object(object))?
+        self.call(move |_, state| state.store().object(object))?
             .map(|record| record.is_some_and(|r| r.revoked))
             .map_err(KernelError::from)
     }
@@ -487,8 +498,8 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn vat_root(&self, vat: VatId) -> Result<Option<KRef>, KernelError> {
-        self.call(move |_, queue| {
-            queue
+        self.call(move |_, state| {
+            state
                 .store()
                 .clist_kref(ocap_types::EndpointId::Vat(vat), ocap_types::VRef::ROOT)
         })?
@@ -511,7 +522,7 @@ impl Kernel {
         &self,
         f: impl FnOnce(&KernelStore) -> R + Send + 'static,
     ) -> Result<R, KernelError> {
-        self.call(move |_, queue| f(queue.store()))
+        self.call(move |_, state| f(state.store()))
     }
 
     /// Stops the kernel: the crank loop ends between cranks, pending commits are flushed.
@@ -556,26 +567,24 @@ fn parse_kref(text: &str) -> Result<KRef, KernelError> {
         .map_err(|e: ocap_types::ParseRefError| KernelError::Invalid(e.to_string()))
 }
 
-fn relaunch_vats(core: &mut Core, queue: &mut KernelQueue) -> Result<(), KernelError> {
-    let vats = queue.store().vat_ids()?;
-    if vats.is_empty() {
-        return Ok(());
-    }
-    queue.start_crank()?;
-    for vat in vats {
-        let record = queue
-            .store()
-            .vat(vat)?
-            .ok_or_else(|| KernelError::NotFound(format!("vat {vat} record")))?;
-        if let Err(error) = core.vats.run_vat(queue, vat, &record) {
-            queue.abort_crank()?;
-            queue.end_crank()?;
-            return Err(error.into());
+/// Starts a worker for every vat the store holds (spec §16.4, D21), each in a transaction
+/// of its own, in id order. A vat that fails to start is left stopped, its state untouched,
+/// and reported ([`Kernel::stopped_vats`]); it can be restarted or terminated. Only a store
+/// failure stops the kernel from opening. Work the new incarnations emit while starting
+/// joins the run queue after what was queued before the restart.
+fn relaunch_vats(core: &mut Core, state: &mut KernelState) -> Result<(), KernelError> {
+    for vat in state.store().vat_ids()? {
+        let Some(record) = state.store().vat(vat)? else {
+            continue;
+        };
+        match state.transaction(|crank| core.vats.run_vat(crank, vat, &record)) {
+            Ok(((), settled)) => core.fire_settled(state, &settled),
+            Err(VatError::Queue(error)) => return Err(error.into()),
+            Err(error) => {
+                tracing::warn!(%vat, %error, "vat could not be restarted; left stopped");
+                core.start_failures.insert(vat, error.to_string());
+            }
         }
     }
-    // Work the new incarnations emitted while starting joins the run queue, after what was
-    // queued before the restart.
-    queue.flush_buffer()?;
-    queue.end_crank()?;
     Ok(())
 }

@@ -2,12 +2,15 @@
 //! §15.1, §15.7, §17): restart, subcluster termination, the debug garbage collection,
 //! reaping, pins, and the queries that describe vats and subclusters.
 //!
-//! Invariant: each operation runs on the kernel thread between two cranks, in transactions
-//! of its own, and fires the host subscriptions of whatever it settled once they committed.
+//! Invariant: each operation runs on the kernel thread between two cranks, in one
+//! transaction of its own ([`KernelState::transaction`], which keeps nothing on error), and
+//! fires the host subscriptions of whatever it settled once it committed.
 
-use ocap_queue::KernelQueue;
+use ocap_queue::{Crank, KernelState};
 use ocap_store::SubclusterRecord;
-use ocap_types::{ClusterConfig, EndpointId, KRef, SubclusterId, VRef, VatConfig, VatId};
+use ocap_types::{
+    ClusterConfig, EndpointId, KObjectId, KRef, SubclusterId, VRef, VatConfig, VatId,
+};
 use ocap_vat_manager::{VatError, VatManager};
 
 use crate::core::Core;
@@ -63,127 +66,107 @@ fn subcluster_missing() -> KernelError {
 /// state untouched, so the restart can be tried again.
 pub(crate) fn restart_vat(
     core: &mut Core,
-    queue: &mut KernelQueue,
+    state: &mut KernelState,
     vat: VatId,
 ) -> Result<(), KernelError> {
-    let record = queue.store().vat(vat)?.ok_or(VatError::NoSuchVat(vat))?;
+    let record = state.store().vat(vat)?.ok_or(VatError::NoSuchVat(vat))?;
     core.vats.forget(vat);
     tracing::info!(%vat, "restarting vat");
-    queue.start_crank()?;
-    match core.vats.run_vat(queue, vat, &record) {
-        Ok(()) => {
-            // Work the new incarnation emitted while starting joins the run queue.
-            queue.flush_buffer()?;
-            let settled = queue.end_crank()?;
-            core.fire_settled(queue, &settled);
+    // Work the new incarnation emitted while starting joins the run queue.
+    match state.transaction(|crank| core.vats.run_vat(crank, vat, &record)) {
+        Ok(((), settled)) => {
+            core.start_failures.remove(&vat);
+            core.fire_settled(state, &settled);
             Ok(())
         }
         Err(error) => {
-            queue.abort_crank()?;
-            queue.end_crank()?;
+            core.start_failures.insert(vat, error.to_string());
             Err(error.into())
         }
     }
 }
 
-/// Terminates a subcluster (spec §15.1): its vats in reverse launch order, each followed by
-/// the debug garbage collection, then its record.
+/// Terminates a subcluster (spec §15.1), in one transaction: its vats in reverse launch
+/// order, each followed by the debug garbage collection, then its record. Which vats are
+/// live is the store's word: a vat whose worker could not be started is terminated too.
 pub(crate) fn terminate_subcluster(
     core: &mut Core,
-    queue: &mut KernelQueue,
+    state: &mut KernelState,
     id: SubclusterId,
 ) -> Result<(), KernelError> {
-    let record = queue
-        .store()
-        .subcluster(id)?
-        .ok_or_else(subcluster_missing)?;
-    for (_, vat) in record.vats.iter().rev() {
-        if core.vats.is_running(*vat) {
-            let settled = core.vats.terminate(queue, *vat, None)?;
-            core.fire_settled(queue, &settled);
+    let ((), settled) = state.transaction(|crank| -> Result<(), KernelError> {
+        let record = crank
+            .store()
+            .subcluster(id)?
+            .ok_or_else(subcluster_missing)?;
+        for (_, vat) in record.vats.iter().rev() {
+            if crank.store().vat(*vat)?.is_some() {
+                core.vats.terminate(crank, *vat, None)?;
+                core.start_failures.remove(vat);
+            }
+            cleanup_and_collect(crank)?;
         }
-        collect_garbage(queue)?;
-    }
-    queue.start_crank()?;
-    queue.store_mut().delete_subcluster(id)?;
-    queue.end_crank()?;
+        crank.store_mut().delete_subcluster(id)?;
+        Ok(())
+    })?;
+    core.fire_settled(state, &settled);
     tracing::info!(subcluster = %id, "subcluster terminated");
     Ok(())
 }
 
 /// The debug `collectGarbage` (spec §17): cleans up every terminated vat completely, then
 /// runs the end-of-crank garbage collection, in one transaction.
-pub(crate) fn collect_garbage(queue: &mut KernelQueue) -> Result<(), KernelError> {
-    queue.start_crank()?;
-    let res = VatManager::cleanup_all_terminated(queue)
-        .map_err(KernelError::from)
-        .and_then(|_| crate::gc::collect_garbage(queue).map_err(KernelError::from));
-    if res.is_err() {
-        queue.abort_crank()?;
-    }
-    queue.end_crank()?;
-    res
+pub(crate) fn collect_garbage(state: &mut KernelState) -> Result<(), KernelError> {
+    state.transaction(cleanup_and_collect)?;
+    Ok(())
+}
+
+fn cleanup_and_collect(crank: &mut Crank<'_>) -> Result<(), KernelError> {
+    VatManager::cleanup_all_terminated(crank)?;
+    crate::gc::collect_garbage(crank)?;
+    Ok(())
 }
 
 /// Schedules a `bringOutYourDead` for every running vat (spec §6.5, §14.6).
-pub(crate) fn reap_vats(core: &Core, queue: &mut KernelQueue) -> Result<(), KernelError> {
-    queue.start_crank()?;
-    let mut res = Ok(());
-    for vat in core.vats.running() {
-        res = queue.store_mut().schedule_reap(EndpointId::Vat(vat));
-        if res.is_err() {
-            break;
+pub(crate) fn reap_vats(core: &Core, state: &mut KernelState) -> Result<(), KernelError> {
+    state.transaction(|crank| -> Result<(), KernelError> {
+        for vat in core.vats.running() {
+            crank.store_mut().schedule_reap(EndpointId::Vat(vat))?;
         }
-    }
-    if res.is_err() {
-        queue.abort_crank()?;
-    }
-    queue.end_crank()?;
-    Ok(res?)
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// The vat's root object; `Vat does not exist.` when it has none.
-fn root_of(queue: &KernelQueue, vat: VatId) -> Result<KRef, KernelError> {
-    queue
-        .store()
-        .clist_kref(EndpointId::Vat(vat), VRef::ROOT)?
-        .ok_or_else(|| VatError::NoSuchVat(vat).into())
+fn root_of(state: &KernelState, vat: VatId) -> Result<KObjectId, KernelError> {
+    match state.store().clist_kref(EndpointId::Vat(vat), VRef::ROOT)? {
+        Some(KRef::Object(object)) => Ok(object),
+        _ => Err(VatError::NoSuchVat(vat).into()),
+    }
 }
 
 /// Pins the vat's root (spec §4.5) and returns it.
-pub(crate) fn pin_vat_root(queue: &mut KernelQueue, vat: VatId) -> Result<KRef, KernelError> {
-    let root = root_of(queue, vat)?;
-    let KRef::Object(object) = root else {
-        return Err(VatError::NoSuchVat(vat).into());
-    };
-    queue.start_crank()?;
-    let res = queue.store_mut().pin_object(object);
-    if res.is_err() {
-        queue.abort_crank()?;
-    }
-    queue.end_crank()?;
-    res?;
-    Ok(root)
+pub(crate) fn pin_vat_root(state: &mut KernelState, vat: VatId) -> Result<KRef, KernelError> {
+    let object = root_of(state, vat)?;
+    state.transaction(|crank| -> Result<(), KernelError> {
+        Ok(crank.store_mut().pin_object(object)?)
+    })?;
+    Ok(KRef::Object(object))
 }
 
 /// Removes one pin of the vat's root (a no-op if it is not pinned).
-pub(crate) fn unpin_vat_root(queue: &mut KernelQueue, vat: VatId) -> Result<(), KernelError> {
-    let root = root_of(queue, vat)?;
-    let KRef::Object(object) = root else {
-        return Err(VatError::NoSuchVat(vat).into());
-    };
-    queue.start_crank()?;
-    let res = queue.store_mut().unpin_object(object);
-    if res.is_err() {
-        queue.abort_crank()?;
-    }
-    queue.end_crank()?;
-    Ok(res?)
+pub(crate) fn unpin_vat_root(state: &mut KernelState, vat: VatId) -> Result<(), KernelError> {
+    let object = root_of(state, vat)?;
+    state.transaction(|crank| -> Result<(), KernelError> {
+        Ok(crank.store_mut().unpin_object(object)?)
+    })?;
+    Ok(())
 }
 
 /// Every subcluster, in id order.
-pub(crate) fn subclusters(queue: &KernelQueue) -> Result<Vec<SubclusterInfo>, KernelError> {
-    Ok(queue
+pub(crate) fn subclusters(state: &KernelState) -> Result<Vec<SubclusterInfo>, KernelError> {
+    Ok(state
         .store()
         .subclusters()?
         .into_iter()
@@ -193,10 +176,10 @@ pub(crate) fn subclusters(queue: &KernelQueue) -> Result<Vec<SubclusterInfo>, Ke
 
 /// One subcluster, `None` if unknown.
 pub(crate) fn subcluster(
-    queue: &KernelQueue,
+    state: &KernelState,
     id: SubclusterId,
 ) -> Result<Option<SubclusterInfo>, KernelError> {
-    Ok(queue
+    Ok(state
         .store()
         .subcluster(id)?
         .map(|record| SubclusterInfo::new(id, record)))
@@ -204,10 +187,10 @@ pub(crate) fn subcluster(
 
 /// The vats of a subcluster, in launch order.
 pub(crate) fn subcluster_vats(
-    queue: &KernelQueue,
+    state: &KernelState,
     id: SubclusterId,
 ) -> Result<Vec<VatId>, KernelError> {
-    let record = queue
+    let record = state
         .store()
         .subcluster(id)?
         .ok_or_else(subcluster_missing)?;
@@ -215,16 +198,31 @@ pub(crate) fn subcluster_vats(
 }
 
 /// The running vats, in id order, with their records.
-pub(crate) fn vats(core: &Core, queue: &KernelQueue) -> Result<Vec<VatInfo>, KernelError> {
+pub(crate) fn vats(core: &Core, state: &KernelState) -> Result<Vec<VatInfo>, KernelError> {
     let mut out = Vec::new();
     for id in core.vats.running() {
-        if let Some(record) = queue.store().vat(id)? {
+        if let Some(record) = state.store().vat(id)? {
             out.push(VatInfo {
                 id,
                 name: record.name,
                 config: record.config,
                 subcluster: record.subcluster,
             });
+        }
+    }
+    Ok(out)
+}
+
+/// The live vats without a worker, in id order, with their last start failure.
+pub(crate) fn stopped_vats(
+    core: &Core,
+    state: &KernelState,
+) -> Result<Vec<(VatId, String)>, KernelError> {
+    let mut out = Vec::new();
+    for vat in state.store().vat_ids()? {
+        if !core.vats.is_running(vat) {
+            let reason = core.start_failures.get(&vat).cloned();
+            out.push((vat, reason.unwrap_or_else(|| "not started".to_owned())));
         }
     }
     Ok(out)

@@ -18,8 +18,8 @@
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 
-use ocap_queue::{CrankResult, KernelQueue, Mode, QueueError};
-use ocap_store::Owner;
+use ocap_queue::{Crank, CrankResult, KernelState, Mode, QueueError};
+use ocap_store::{KernelStore, Owner};
 use ocap_types::{CapData, ErrorCode, KObjectId, KRef, Message, Value};
 
 use crate::error::KernelError;
@@ -123,10 +123,10 @@ impl Services {
     }
 
     /// Registers `service` as `name` (spec §15.2): the kref persisted for the name is
-    /// reused, else a pinned kernel object is made and persisted. Runs its own transaction.
+    /// reused, else a pinned kernel object is made and persisted, in a transaction of its own.
     pub(crate) fn register(
         &mut self,
-        queue: &mut KernelQueue,
+        state: &mut KernelState,
         name: &str,
         service: Box<dyn KernelService>,
     ) -> Result<KObjectId, KernelError> {
@@ -135,9 +135,8 @@ impl Services {
                 "Kernel service \"{name}\" is already registered"
             )));
         }
-        queue.start_crank()?;
-        let res = (|| -> Result<KObjectId, KernelError> {
-            let store = queue.store_mut();
+        let (object, _) = state.transaction(|crank| -> Result<KObjectId, KernelError> {
+            let store = crank.store_mut();
             if let Some(object) = store.kernel_service(name)?
                 && store.object(object)?.is_some()
             {
@@ -147,12 +146,7 @@ impl Services {
             store.pin_object(object)?;
             store.put_kernel_service(name, object)?;
             Ok(object)
-        })();
-        if res.is_err() {
-            queue.abort_crank()?;
-        }
-        queue.end_crank()?;
-        let object = res?;
+        })?;
         tracing::info!(%name, %object, "kernel service registered");
         self.by_name.insert(name.to_owned(), object);
         self.by_object.insert(
@@ -166,27 +160,21 @@ impl Services {
     }
 
     /// Forgets the service `name`, unpins its kref and deletes the persisted name. Unknown
-    /// names are ignored. Runs its own transaction.
+    /// names are ignored. In a transaction of its own.
     pub(crate) fn unregister(
         &mut self,
-        queue: &mut KernelQueue,
+        state: &mut KernelState,
         name: &str,
     ) -> Result<(), KernelError> {
-        queue.start_crank()?;
-        let res = (|| -> Result<(), KernelError> {
-            let store = queue.store_mut();
+        state.transaction(|crank| -> Result<(), KernelError> {
+            let store = crank.store_mut();
             let Some(object) = store.kernel_service(name)? else {
                 return Ok(());
             };
             store.unpin_object(object)?;
             store.delete_kernel_service(name)?;
             Ok(())
-        })();
-        if res.is_err() {
-            queue.abort_crank()?;
-        }
-        queue.end_crank()?;
-        res?;
+        })?;
         if let Some(object) = self.by_name.remove(name) {
             self.by_object.remove(&object);
         }
@@ -197,7 +185,7 @@ impl Services {
     /// implementation is registered for it (the caller splats it as unreachable).
     pub(crate) fn deliver(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         object: KObjectId,
         target: KRef,
         message: &Message<KRef>,
@@ -205,7 +193,7 @@ impl Services {
         let Some(registered) = self.by_object.get_mut(&object) else {
             return Ok(None);
         };
-        let store = queue.store_mut();
+        let store = crank.store_mut();
         let result = match message.result {
             Some(KRef::Promise(result)) => {
                 let unresolved = store.promise(result)?.is_some_and(|r| r.is_unresolved());
@@ -224,14 +212,14 @@ impl Services {
             }
             Err(error) => Err(format!("malformed message: {error}")),
         };
-        let answer = answer.and_then(|value| check_slots(queue, value));
+        let answer = answer.and_then(|value| check_slots(crank.store(), value));
         match (result, answer) {
             (Some(result), answer) => {
                 let (rejected, value) = match answer {
                     Ok(value) => (false, value),
                     Err(error) => (true, ErrorCode::DeliveryFailed.capdata(&error)),
                 };
-                queue.resolve_promises(
+                crank.resolve_promises(
                     Some(Owner::Kernel),
                     vec![(result, rejected, value)],
                     Mode::Immediate,
@@ -242,7 +230,7 @@ impl Services {
             }
             (None, Ok(_)) => {}
         }
-        let store = queue.store_mut();
+        let store = crank.store_mut();
         store.decref(target)?;
         for slot in &message.methargs.slots {
             store.decref(*slot)?;
@@ -263,8 +251,7 @@ fn invoke(service: &mut dyn KernelService, call: &ServiceCall) -> Result<CapData
 }
 
 /// A service may only answer with references the kernel knows.
-fn check_slots(queue: &KernelQueue, value: CapData<KRef>) -> Result<CapData<KRef>, String> {
-    let store = queue.store();
+fn check_slots(store: &KernelStore, value: CapData<KRef>) -> Result<CapData<KRef>, String> {
     for slot in &value.slots {
         let known = match slot {
             KRef::Object(id) => store.object(*id).map(|r| r.is_some()),

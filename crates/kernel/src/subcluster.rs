@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 
-use ocap_queue::{KernelQueue, Mode};
+use ocap_queue::{Crank, KernelState, Mode};
 use ocap_store::{SubclusterRecord, VatRecord};
 use ocap_types::{
     CapData, ClusterConfig, KObjectId, KPromiseId, KRef, Message, SubclusterId, Value, VatId,
@@ -26,46 +26,49 @@ pub(crate) struct Launched {
 /// consumed stay consumed) and the vats already started are stopped.
 pub(crate) fn launch(
     core: &mut Core,
-    queue: &mut KernelQueue,
+    state: &mut KernelState,
     config: &ClusterConfig,
 ) -> Result<Launched, KernelError> {
     config.validate()?;
-    queue.start_crank()?;
     let mut started = Vec::new();
-    let res = launch_in_crank(core, queue, config, &mut started);
-    if res.is_err() {
-        queue.abort_crank()?;
-        for vat in started {
-            core.vats.forget(vat);
+    let launched = state.transaction(|crank| launch_in_crank(core, crank, config, &mut started));
+    match launched {
+        Ok((launched, settled)) => {
+            core.fire_settled(state, &settled);
+            Ok(launched)
+        }
+        Err(error) => {
+            for vat in started {
+                core.vats.forget(vat);
+            }
+            Err(error)
         }
     }
-    queue.end_crank()?;
-    res
 }
 
 fn launch_in_crank(
     core: &mut Core,
-    queue: &mut KernelQueue,
+    crank: &mut Crank<'_>,
     config: &ClusterConfig,
     started: &mut Vec<VatId>,
 ) -> Result<Launched, KernelError> {
-    let subcluster = queue.store_mut().allocate_subcluster_id()?;
+    let subcluster = crank.store_mut().allocate_subcluster_id()?;
     let services = services_of(core, config)?;
     let mut roots = BTreeMap::new();
     let mut members = Vec::new();
     for (name, vat_config) in &config.vats.0 {
-        let vat = queue.store_mut().allocate_vat_id()?;
+        let vat = crank.store_mut().allocate_vat_id()?;
         let record = VatRecord {
             name: name.clone(),
             config: vat_config.clone(),
             subcluster: Some(subcluster),
         };
-        let root = core.vats.launch_vat(queue, vat, &record)?;
+        let root = core.vats.launch_vat(crank, vat, &record)?;
         started.push(vat);
         roots.insert(name.clone(), root);
         members.push((name.clone(), vat));
     }
-    queue.store_mut().put_subcluster(
+    crank.store_mut().put_subcluster(
         subcluster,
         &SubclusterRecord {
             config: config.clone(),
@@ -105,7 +108,7 @@ fn launch_in_crank(
     let (sender, receiver) = mpsc::channel();
     let promise = queue_host_message(
         core,
-        queue,
+        crank,
         KRef::Object(root),
         "bootstrap",
         args,
@@ -124,21 +127,21 @@ fn launch_in_crank(
 /// (spec §13.1). Runs inside the caller's transaction.
 pub(crate) fn queue_host_message(
     core: &mut Core,
-    queue: &mut KernelQueue,
+    crank: &mut Crank<'_>,
     target: KRef,
     method: &str,
     args: Vec<Value>,
     slots: Vec<KRef>,
     subscriber: mpsc::Sender<Settlement>,
 ) -> Result<KPromiseId, KernelError> {
-    let result = queue.store_mut().create_promise(None)?;
+    let result = crank.store_mut().create_promise(None)?;
     core.subscribe(result, subscriber);
     let methargs = Value::List(vec![Value::str(method), Value::List(args)]);
     let message = Message {
         methargs: CapData::new(&methargs, slots),
         result: Some(KRef::Promise(result)),
     };
-    queue.enqueue_send(target, message, Mode::Immediate)?;
+    crank.enqueue_send(target, message, Mode::Immediate)?;
     Ok(result)
 }
 

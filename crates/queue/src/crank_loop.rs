@@ -1,16 +1,17 @@
 //! The crank loop (spec §7.1): exactly one work item per crank, commit or roll back, then
 //! sleep until new work arrives. What a crank *does* is the [`CrankHandler`]'s business.
 //!
-//! Invariant: one `start_crank`/`end_crank` pair delivers at most one item, and an aborted
-//! delivery rolls back to that crank's own start savepoint, so a rollback can never undo an
-//! earlier delivery.
+//! Invariant: one [`Crank`] delivers at most one item, and an aborted delivery rolls back
+//! to that crank's own start savepoint, so a rollback can never undo an earlier delivery.
+//! A store failure in the middle of a crank drops the [`Crank`], which aborts it: the loop
+//! stops with the error and nothing of the crank is kept.
 
 use std::sync::mpsc::Receiver;
 
 use ocap_types::{CapData, KPromiseId, KRef, RunQueueItem, VatId};
 
 use crate::error::QueueError;
-use crate::kernel_queue::KernelQueue;
+use crate::state::{Crank, KernelState};
 
 /// A request, from the delivery, to terminate the vat it was delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,7 @@ pub trait CrankHandler {
     ///
     /// # Errors
     /// A store failure.
-    fn before_delivery(&mut self, queue: &mut KernelQueue) -> Result<(), QueueError>;
+    fn before_delivery(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError>;
 
     /// Routes and delivers one item.
     ///
@@ -63,7 +64,7 @@ pub trait CrankHandler {
     /// An internal failure: the crank is rolled back and the item discarded (spec §7.11).
     fn deliver(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         item: &RunQueueItem,
     ) -> Result<CrankResult, QueueError>;
 
@@ -77,7 +78,7 @@ pub trait CrankHandler {
     /// A store failure.
     fn terminate_in_crank(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         termination: Termination,
     ) -> Result<(), QueueError>;
 
@@ -85,10 +86,10 @@ pub trait CrankHandler {
     ///
     /// # Errors
     /// A store failure.
-    fn collect_garbage(&mut self, queue: &mut KernelQueue) -> Result<(), QueueError>;
+    fn collect_garbage(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError>;
 
     /// After the crank committed: fire host subscriptions of the settled promises.
-    fn after_commit(&mut self, queue: &KernelQueue, settled: &[KPromiseId]);
+    fn after_commit(&mut self, state: &KernelState, settled: &[KPromiseId]);
 
     /// An item whose delivery failed internally was discarded (spec §7.11).
     fn discarded(&mut self, item: &RunQueueItem, error: &QueueError);
@@ -97,32 +98,34 @@ pub trait CrankHandler {
 /// Runs one crank: picks at most one item and delivers it.
 ///
 /// # Errors
-/// [`QueueError`] when the store itself fails (the kernel cannot continue).
+/// [`QueueError`] when the store itself fails (the kernel cannot continue); the crank is
+/// then aborted.
 pub fn run_crank(
-    queue: &mut KernelQueue,
+    state: &mut KernelState,
     handler: &mut impl CrankHandler,
 ) -> Result<CrankReport, QueueError> {
-    queue.start_crank()?;
-    let Some(item) = queue.next_item()? else {
-        queue.end_crank()?;
+    let mut crank = state.begin()?;
+    let Some(item) = crank.next_item()? else {
+        // Dropping stale GC actions is the only change an idle crank can have made.
+        crank.commit()?;
         return Ok(CrankReport::Idle);
     };
     let kind = item.kind();
     let _span = tracing::debug_span!("crank", kind).entered();
-    handler.before_delivery(queue)?;
-    let result = match handler.deliver(queue, &item) {
+    handler.before_delivery(&mut crank)?;
+    let result = match handler.deliver(&mut crank, &item) {
         Ok(result) => result,
         Err(error) => {
             tracing::error!(%error, kind, "internal error while delivering; item discarded");
             // Undo whatever the failed delivery did, but keep the item consumed so that it is
             // not retried forever.
-            queue.abort_crank()?;
-            let again = queue.next_item()?;
+            crank.rollback()?;
+            let again = crank.next_item()?;
             debug_assert_eq!(again.as_ref(), Some(&item));
             handler.discarded(&item, &error);
-            handler.collect_garbage(queue)?;
-            let settled = queue.end_crank()?;
-            handler.after_commit(queue, &settled);
+            handler.collect_garbage(&mut crank)?;
+            let settled = crank.commit()?;
+            handler.after_commit(state, &settled);
             return Ok(CrankReport::Delivered {
                 kind,
                 aborted: true,
@@ -131,19 +134,19 @@ pub fn run_crank(
         }
     };
     if result.abort {
-        queue.abort_crank()?;
+        crank.rollback()?;
         if let Some(termination) = &result.terminate {
             handler.aborted_with_termination(&item, &termination.info);
         }
     } else {
-        queue.flush_buffer()?;
+        crank.flush_buffer()?;
     }
     if let Some(termination) = result.terminate {
-        handler.terminate_in_crank(queue, termination)?;
+        handler.terminate_in_crank(&mut crank, termination)?;
     }
-    handler.collect_garbage(queue)?;
-    let settled = queue.end_crank()?;
-    handler.after_commit(queue, &settled);
+    handler.collect_garbage(&mut crank)?;
+    let settled = crank.commit()?;
+    handler.after_commit(state, &settled);
     Ok(CrankReport::Delivered {
         kind,
         aborted: result.abort,
@@ -154,7 +157,7 @@ pub fn run_crank(
 /// Something to do between cranks, sent to the loop from any thread.
 pub trait Command<H> {
     /// Carries the command out. Returns false to stop the loop.
-    fn run(self, handler: &mut H, queue: &mut KernelQueue) -> bool;
+    fn run(self, handler: &mut H, state: &mut KernelState) -> bool;
 }
 
 /// Runs cranks until told to stop: between cranks it carries out pending commands; with no
@@ -163,10 +166,10 @@ pub trait Command<H> {
 /// # Errors
 /// [`QueueError`] when the store fails; the kernel cannot continue.
 pub fn run_loop<H, C>(
-    queue: &mut KernelQueue,
+    state: &mut KernelState,
     handler: &mut H,
     commands: &Receiver<C>,
-    mut on_idle: impl FnMut(&mut H, &mut KernelQueue),
+    mut on_idle: impl FnMut(&mut H, &mut KernelState),
 ) -> Result<(), QueueError>
 where
     H: CrankHandler,
@@ -174,16 +177,16 @@ where
 {
     loop {
         while let Ok(command) = commands.try_recv() {
-            if !command.run(handler, queue) {
+            if !command.run(handler, state) {
                 return Ok(());
             }
         }
-        if run_crank(queue, handler)? == CrankReport::Idle {
-            queue.store_mut().kv_mut().flush()?;
-            on_idle(handler, queue);
+        if run_crank(state, handler)? == CrankReport::Idle {
+            state.flush()?;
+            on_idle(handler, state);
             match commands.recv() {
                 Ok(command) => {
-                    if !command.run(handler, queue) {
+                    if !command.run(handler, state) {
                         return Ok(());
                     }
                 }

@@ -5,14 +5,14 @@ use ocap_store::{KernelStore, Owner, PromiseState, Store};
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId};
 
 use crate::{
-    CrankHandler, CrankReport, CrankResult, KernelQueue, Mode, QueueError, StoredQueue,
+    Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode, QueueError, StoredQueue,
     Termination, run_crank,
 };
 
-fn queue() -> (tempfile::TempDir, KernelQueue) {
+fn queue() -> (tempfile::TempDir, KernelState) {
     let dir = tempfile::tempdir().unwrap();
     let store = KernelStore::new(Store::open(dir.path()).unwrap());
-    (dir, KernelQueue::new(store).unwrap())
+    (dir, KernelState::new(store).unwrap())
 }
 
 fn vat(n: u32) -> EndpointId {
@@ -27,7 +27,7 @@ fn send(target: u64, method: &str) -> (KRef, Message<KRef>) {
 }
 
 /// Counts the entries of the stored run queue by scanning the store.
-fn stored_run_queue_len(queue: &KernelQueue) -> u64 {
+fn stored_run_queue_len(queue: &KernelState) -> u64 {
     let entries = queue.store().kv().scan_prefix(b"queue.run.").unwrap();
     entries
         .iter()
@@ -43,12 +43,12 @@ struct Scripted {
 }
 
 impl CrankHandler for Scripted {
-    fn before_delivery(&mut self, _: &mut KernelQueue) -> Result<(), QueueError> {
+    fn before_delivery(&mut self, _: &mut Crank<'_>) -> Result<(), QueueError> {
         Ok(())
     }
     fn deliver(
         &mut self,
-        queue: &mut KernelQueue,
+        queue: &mut Crank<'_>,
         item: &RunQueueItem,
     ) -> Result<CrankResult, QueueError> {
         self.delivered.push(item.clone());
@@ -70,27 +70,23 @@ impl CrankHandler for Scripted {
     fn aborted_with_termination(&mut self, _: &RunQueueItem, _: &CapData<KRef>) {
         self.aborted_terminations += 1;
     }
-    fn terminate_in_crank(
-        &mut self,
-        _: &mut KernelQueue,
-        _: Termination,
-    ) -> Result<(), QueueError> {
+    fn terminate_in_crank(&mut self, _: &mut Crank<'_>, _: Termination) -> Result<(), QueueError> {
         Ok(())
     }
-    fn collect_garbage(&mut self, _: &mut KernelQueue) -> Result<(), QueueError> {
+    fn collect_garbage(&mut self, _: &mut Crank<'_>) -> Result<(), QueueError> {
         Ok(())
     }
-    fn after_commit(&mut self, _: &KernelQueue, _: &[KPromiseId]) {}
+    fn after_commit(&mut self, _: &KernelState, _: &[KPromiseId]) {}
     fn discarded(&mut self, _: &RunQueueItem, _: &QueueError) {}
 }
 
-fn enqueue(queue: &mut KernelQueue, target: u64, method: &str) {
-    queue.start_crank().unwrap();
+fn enqueue(state: &mut KernelState, target: u64, method: &str) {
+    let mut crank = state.begin().unwrap();
     let (target, message) = send(target, method);
-    queue
+    crank
         .enqueue_send(target, message, Mode::Immediate)
         .unwrap();
-    queue.end_crank().unwrap();
+    crank.commit().unwrap();
 }
 
 #[test]
@@ -152,10 +148,10 @@ fn stored_queue_refuses_a_stale_cache_until_refreshed() {
     store.start_crank().unwrap();
     let mut q: StoredQueue<i64> = StoredQueue::open(&mut store, "q").unwrap();
     q.push(&mut store, &1).unwrap();
-    store.savepoint("s").unwrap();
+    let s = store.savepoint().unwrap();
     q.push(&mut store, &2).unwrap();
     assert_eq!(q.pop(&mut store).unwrap(), Some(1));
-    store.rollback_to("s").unwrap();
+    store.rollback_to(s).unwrap();
     assert!(matches!(
         q.pop(&mut store),
         Err(QueueError::StaleCache { .. })
@@ -170,8 +166,8 @@ fn stored_queue_refuses_a_stale_cache_until_refreshed() {
 
 #[test]
 fn enqueue_send_takes_a_hold_on_target_result_and_slots() {
-    let (_dir, mut queue) = queue();
-    queue.start_crank().unwrap();
+    let (_dir, mut state) = queue();
+    let mut queue = state.begin().unwrap();
     let store = queue.store_mut();
     let target = store.create_object(Owner::Endpoint(vat(1))).unwrap();
     let slot = store.create_object(Owner::Endpoint(vat(2))).unwrap();
@@ -192,13 +188,13 @@ fn enqueue_send_takes_a_hold_on_target_result_and_slots() {
     assert_eq!(store.object(target).unwrap().unwrap().counts.reachable, 2);
     assert_eq!(store.object(slot).unwrap().unwrap().counts.recognizable, 2);
     assert_eq!(store.promise(result).unwrap().unwrap().refcount, 2);
-    queue.end_crank().unwrap();
+    queue.commit().unwrap();
 }
 
 #[test]
 fn resolution_rules_name_the_refused_resolver() {
-    let (_dir, mut queue) = queue();
-    queue.start_crank().unwrap();
+    let (_dir, mut state) = queue();
+    let mut queue = state.begin().unwrap();
     let decided = queue
         .store_mut()
         .create_promise(Some(Owner::Endpoint(vat(2))))
@@ -232,13 +228,13 @@ fn resolution_rules_name_the_refused_resolver() {
     assert_eq!(err.to_string(), format!("{open} was already resolved"));
     let record = queue.store().promise(open).unwrap().unwrap();
     assert!(matches!(record.state, PromiseState::Rejected(_)));
-    queue.end_crank().unwrap();
+    queue.commit().unwrap();
 }
 
 #[test]
 fn resolving_moves_queued_messages_after_the_notifies() {
-    let (_dir, mut queue) = queue();
-    queue.start_crank().unwrap();
+    let (_dir, mut state) = queue();
+    let mut queue = state.begin().unwrap();
     let promise = queue.store_mut().create_promise(None).unwrap();
     queue.store_mut().add_subscriber(promise, vat(10)).unwrap();
     queue.store_mut().add_subscriber(promise, vat(2)).unwrap();
@@ -260,11 +256,11 @@ fn resolving_moves_queued_messages_after_the_notifies() {
         "buffered until the crank succeeds"
     );
     queue.flush_buffer().unwrap();
-    let settled = queue.end_crank().unwrap();
+    let settled = queue.commit().unwrap();
     assert_eq!(settled, vec![promise]);
-    queue.start_crank().unwrap();
-    let items: Vec<_> = std::iter::from_fn(|| queue.dequeue().unwrap()).collect();
-    queue.end_crank().unwrap();
+    let mut queue = state.begin().unwrap();
+    let items: Vec<_> = std::iter::from_fn(|| queue.next_item().unwrap()).collect();
+    queue.commit().unwrap();
     assert_eq!(
         items,
         vec![
@@ -283,4 +279,55 @@ fn resolving_moves_queued_messages_after_the_notifies() {
         ],
         "subscribers in string order (v10 before v2), then the queued message"
     );
+}
+
+#[test]
+fn a_dropped_crank_keeps_nothing_and_the_next_one_sees_the_committed_state() {
+    let (_dir, mut state) = queue();
+    enqueue(&mut state, 1, "kept");
+    {
+        let mut crank = state.begin().unwrap();
+        let (target, message) = send(2, "dropped");
+        crank
+            .enqueue_send(target, message, Mode::Immediate)
+            .unwrap();
+        assert_eq!(crank.next_item().unwrap().map(|i| i.kind()), Some("send"));
+        crank.store_mut().create_object(Owner::Kernel).unwrap();
+        // Dropped without commit, as an early `?` return would.
+    }
+    assert!(!state.store().kv().in_crank());
+    assert_eq!(state.run_queue_len().unwrap(), 1);
+    assert_eq!(stored_run_queue_len(&state), 1);
+    let mut crank = state.begin().unwrap();
+    let Some(RunQueueItem::Send { message, .. }) = crank.next_item().unwrap() else {
+        panic!("the committed send is still queued");
+    };
+    assert_eq!(message.method_and_args().unwrap().0, "kept");
+    assert_eq!(crank.next_item().unwrap(), None);
+    crank.commit().unwrap();
+}
+
+#[test]
+fn a_failed_transaction_keeps_nothing_and_a_good_one_flushes_its_buffer() {
+    let (_dir, mut state) = queue();
+    let failed = state.transaction(|crank| -> Result<(), QueueError> {
+        let (target, message) = send(1, "lost");
+        crank.enqueue_send(target, message, Mode::Buffered)?;
+        crank.enqueue_send(target, send(1, "lost too").1, Mode::Immediate)?;
+        Err(QueueError::StaleCache {
+            name: "injected".to_owned(),
+        })
+    });
+    assert!(matches!(failed, Err(QueueError::StaleCache { .. })));
+    assert_eq!(state.run_queue_len().unwrap(), 0);
+    assert_eq!(stored_run_queue_len(&state), 0);
+    let ((), settled) = state
+        .transaction(|crank| -> Result<(), QueueError> {
+            let (target, message) = send(1, "buffered");
+            crank.enqueue_send(target, message, Mode::Buffered)
+        })
+        .unwrap();
+    assert!(settled.is_empty());
+    assert_eq!(state.run_queue_len().unwrap(), 1);
+    assert_eq!(stored_run_queue_len(&state), 1);
 }

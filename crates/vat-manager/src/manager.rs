@@ -1,13 +1,13 @@
 //! `VatManager`: the running vats, and delivering to, launching and terminating them.
 //!
-//! Invariant: there are two termination paths. [`VatManager::terminate_in_crank`] is the
-//! only one the crank loop may use: it works inside the crank's transaction and never waits.
-//! [`VatManager::terminate`] is for host requests: it opens a transaction of its own, and so
-//! can only run between cranks (the kernel serializes host requests with cranks).
+//! Invariant: termination never waits and never opens a transaction of its own: both entry
+//! points work inside the [`Crank`] they are given. [`VatManager::terminate_in_crank`] is
+//! the crank loop's (a vat's exit or failure); [`VatManager::terminate`] is a host
+//! request's, in a transaction the kernel opens between cranks.
 
 use std::collections::BTreeMap;
 
-use ocap_queue::{CrankResult, KernelQueue, Mode, Termination};
+use ocap_queue::{Crank, CrankResult, Mode, Termination};
 use ocap_store::{Owner, PromiseState, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
@@ -103,7 +103,7 @@ impl VatManager {
     /// [`VatError::AlreadyRunning`], [`VatError::UnknownCode`], [`VatError::Start`].
     pub fn run_vat(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
         record: &VatRecord,
     ) -> Result<(), VatError> {
@@ -124,14 +124,14 @@ impl VatManager {
         let start = VatStart {
             name: record.name.clone(),
             parameters: record.config.parameters.clone(),
-            state: queue.store().vatstore_entries(vat)?,
+            state: crank.store().vatstore_entries(vat)?,
         };
-        let mut host = SyscallProcessor::new(&mut *queue, vat, self.logs.as_ref());
+        let mut host = SyscallProcessor::new(&mut *crank, vat, self.logs.as_ref());
         let outcome = guarded(|| runtime.start(start, &mut host));
         if let Some(message) = outcome.error.or(host.illegal) {
             return Err(VatError::Start { vat, message });
         }
-        queue
+        crank
             .store_mut()
             .apply_checkpoint(vat, &outcome.checkpoint)?;
         self.starts += 1;
@@ -147,7 +147,7 @@ impl VatManager {
     /// [`VatError::Launch`] with the cause.
     pub fn launch_vat(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
         record: &VatRecord,
     ) -> Result<KObjectId, VatError> {
@@ -156,8 +156,8 @@ impl VatManager {
             name: record.name.clone(),
             cause: Box::new(cause),
         };
-        self.run_vat(queue, vat, record).map_err(launch_error)?;
-        let store = queue.store_mut();
+        self.run_vat(crank, vat, record).map_err(launch_error)?;
+        let store = crank.store_mut();
         let ep = EndpointId::Vat(vat);
         let root = store.create_object(Owner::Endpoint(ep))?;
         store.add_clist_entry(ep, KRef::Object(root), VRef::ROOT)?;
@@ -173,7 +173,7 @@ impl VatManager {
     /// unreachable); [`VatError::NotExported`] when the vat does not export the object.
     pub fn deliver_send(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
         object: KObjectId,
         target: KRef,
@@ -183,7 +183,7 @@ impl VatManager {
             return Err(VatError::NoSuchVat(vat));
         }
         let ep = EndpointId::Vat(vat);
-        let store = queue.store_mut();
+        let store = crank.store_mut();
         let entry = store
             .clist_entry(ep, KRef::Object(object))?
             .filter(|entry| entry.vref.is_export())
@@ -205,7 +205,7 @@ impl VatManager {
             target: entry.vref,
             message: Message { methargs, result },
         };
-        self.deliver(queue, vat, delivery)
+        self.deliver(crank, vat, delivery)
     }
 
     /// Delivers a notify of `promise` to `vat` (spec §9), releasing the notify's hold on
@@ -215,12 +215,12 @@ impl VatManager {
     /// [`VatError::Queue`] when the store fails.
     pub fn deliver_notify(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
         promise: KPromiseId,
     ) -> Result<CrankResult, VatError> {
         let ep = EndpointId::Vat(vat);
-        let store = queue.store_mut();
+        let store = crank.store_mut();
         store.decref(KRef::Promise(promise))?;
         if !self.running.contains_key(&vat)
             || store.clist_entry(ep, KRef::Promise(promise))?.is_none()
@@ -243,7 +243,7 @@ impl VatManager {
         if resolutions.is_empty() {
             return Ok(CrankResult::default());
         }
-        self.deliver(queue, vat, Delivery::Notify(resolutions))
+        self.deliver(crank, vat, Delivery::Notify(resolutions))
     }
 
     /// Delivers a GC item (`dropExports`, `retireExports`, `retireImports`, named by
@@ -255,7 +255,7 @@ impl VatManager {
     /// [`VatError::Queue`] when the store fails.
     pub fn deliver_gc(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
         kind: &str,
         objects: &[KObjectId],
@@ -267,7 +267,7 @@ impl VatManager {
         let mut held = Vec::new();
         for object in objects {
             let kref = KRef::Object(*object);
-            if let Some(entry) = queue.store().clist_entry(ep, kref)? {
+            if let Some(entry) = crank.store().clist_entry(ep, kref)? {
                 held.push((kref, entry.vref));
             }
         }
@@ -280,11 +280,11 @@ impl VatManager {
             "retireExports" => Delivery::RetireExports(vrefs),
             _ => Delivery::RetireImports(vrefs),
         };
-        let result = self.deliver(queue, vat, delivery)?;
+        let result = self.deliver(crank, vat, delivery)?;
         if result.abort {
             return Ok(result);
         }
-        let store = queue.store_mut();
+        let store = crank.store_mut();
         for (kref, _) in held {
             match kind {
                 "dropExports" => {
@@ -306,26 +306,26 @@ impl VatManager {
     /// [`VatError::Queue`] when the store fails.
     pub fn deliver_boyd(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
     ) -> Result<CrankResult, VatError> {
         if !self.running.contains_key(&vat) {
             return Ok(CrankResult::default());
         }
-        self.deliver(queue, vat, Delivery::BringOutYourDead)
+        self.deliver(crank, vat, Delivery::BringOutYourDead)
     }
 
     /// Hands one delivery to a running vat and turns its outcome into a crank result
     /// (spec §11.5).
     fn deliver(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
         delivery: Delivery,
     ) -> Result<CrankResult, VatError> {
         let handle = self.running.get_mut(&vat).ok_or(VatError::NoSuchVat(vat))?;
         let _span = tracing::debug_span!("delivery", %vat, kind = delivery.kind()).entered();
-        let mut host = SyscallProcessor::new(&mut *queue, vat, self.logs.as_ref());
+        let mut host = SyscallProcessor::new(&mut *crank, vat, self.logs.as_ref());
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
         let (illegal, exit) = (host.illegal, host.exit);
@@ -351,7 +351,7 @@ impl VatManager {
                 terminate: Some(fatal(ErrorCode::InternalError, &error)),
             });
         }
-        queue
+        crank
             .store_mut()
             .apply_checkpoint(vat, &outcome.checkpoint)?;
         Ok(match exit {
@@ -375,18 +375,18 @@ impl VatManager {
     /// [`VatError::Queue`] when the store fails.
     pub fn terminate_in_crank(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         termination: &Termination,
     ) -> Result<(), VatError> {
         let reason = format!("Vat termination: {}", render_reason(&termination.info));
-        self.terminate_with(queue, termination.vat, &reason)
+        self.terminate_with(crank, termination.vat, &reason)
     }
 
     /// Stops `vat`, rejects the promises it decides with `[KERNEL:VAT_TERMINATED] <reason>`
     /// (spec §12.5.2, D3), deletes its record and vat store, and marks it for cleanup.
     fn terminate_with(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
         reason: &str,
     ) -> Result<(), VatError> {
@@ -395,16 +395,16 @@ impl VatManager {
         let ep = EndpointId::Vat(vat);
         let rejection = ErrorCode::VatTerminated.capdata::<KRef>(reason);
         let mut decided = Vec::new();
-        for (_, kref) in queue.store().clist_entries(ep)? {
+        for (_, kref) in crank.store().clist_entries(ep)? {
             if let KRef::Promise(id) = kref {
-                let record = queue.store().promise(id)?;
+                let record = crank.store().promise(id)?;
                 if record.and_then(|r| r.decider()) == Some(Owner::Endpoint(ep)) {
                     decided.push((id, true, rejection.clone()));
                 }
             }
         }
-        queue.resolve_promises(Some(Owner::Endpoint(ep)), decided, Mode::Immediate)?;
-        let store = queue.store_mut();
+        crank.resolve_promises(Some(Owner::Endpoint(ep)), decided, Mode::Immediate)?;
+        let store = crank.store_mut();
         if let Some(record) = store.vat(vat)?
             && let Some(sc) = record.subcluster
             && let Some(mut sub) = store.subcluster(sc)?
@@ -423,20 +423,19 @@ impl VatManager {
         Ok(())
     }
 
-    /// Terminates a vat on a host's request, in a transaction of its own. Only between
-    /// cranks.
+    /// Terminates a vat on a host's request, inside the transaction the kernel opened for
+    /// it between cranks. Whether the vat is live is the store's word (its record), not
+    /// whether a worker runs: a vat that failed to (re)start can be terminated too.
     ///
     /// # Errors
-    /// [`VatError::NoSuchVat`] for a vat that is neither running nor live in the store.
+    /// [`VatError::NoSuchVat`] for a vat that has no record.
     pub fn terminate(
         &mut self,
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
         vat: VatId,
         reason: Option<CapData<KRef>>,
-    ) -> Result<Vec<KPromiseId>, VatError> {
-        // A vat whose worker is stopped (a restart that failed) is still live: its record
-        // says so, and it can be terminated like a running one.
-        if !self.running.contains_key(&vat) && queue.store().vat(vat)?.is_none() {
+    ) -> Result<(), VatError> {
+        if crank.store().vat(vat)?.is_none() {
             return Err(VatError::NoSuchVat(vat));
         }
         // Spec §12.5.2: a given reason is rendered; without one the vat "was deleted".
@@ -444,10 +443,7 @@ impl VatManager {
             Some(info) => format!("Vat termination: {}", render_reason(&info)),
             None => "Vat was deleted.".to_owned(),
         };
-        queue.start_crank()?;
-        let res = self.terminate_with(queue, vat, &reason);
-        let settled = queue.end_crank()?;
-        res.map(|()| settled)
+        self.terminate_with(crank, vat, &reason)
     }
 
     /// One step of the cleanup of the oldest terminated vat (spec §12.5.5): at most
@@ -458,9 +454,9 @@ impl VatManager {
     /// # Errors
     /// [`VatError::Queue`] when the store fails.
     pub fn cleanup_next_terminated(
-        queue: &mut KernelQueue,
+        crank: &mut Crank<'_>,
     ) -> Result<Option<CleanupReport>, VatError> {
-        cleanup_step(queue.store_mut(), CLEANUP_BUDGET)
+        cleanup_step(crank.store_mut(), CLEANUP_BUDGET)
     }
 
     /// Cleans up every terminated vat completely, in this transaction (the host's debug
@@ -468,9 +464,9 @@ impl VatManager {
     ///
     /// # Errors
     /// [`VatError::Queue`] when the store fails.
-    pub fn cleanup_all_terminated(queue: &mut KernelQueue) -> Result<usize, VatError> {
+    pub fn cleanup_all_terminated(crank: &mut Crank<'_>) -> Result<usize, VatError> {
         let mut finished = 0;
-        while let Some(report) = cleanup_step(queue.store_mut(), CLEANUP_BUDGET)? {
+        while let Some(report) = cleanup_step(crank.store_mut(), CLEANUP_BUDGET)? {
             finished += usize::from(report.finished);
         }
         Ok(finished)

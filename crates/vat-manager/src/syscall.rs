@@ -4,7 +4,7 @@
 //! Invariant: the first illegal syscall of a delivery is sticky; later syscalls of the same
 //! delivery are ignored, and the delivery ends in an abort and the vat's termination (D4).
 
-use ocap_queue::{KernelQueue, KernelResolution, Mode};
+use ocap_queue::{Crank, KernelResolution, Mode};
 use ocap_store::{Owner, PromiseState};
 use ocap_types::{
     CapData, EndpointId, KRef, Message, Resolution, Syscall, VRef, VatHost, VatId, VatLog,
@@ -23,8 +23,8 @@ pub(crate) struct ExitRequest {
 }
 
 /// The kernel side of one delivery to one vat.
-pub(crate) struct SyscallProcessor<'a> {
-    pub(crate) queue: &'a mut KernelQueue,
+pub(crate) struct SyscallProcessor<'a, 'c> {
+    pub(crate) crank: &'a mut Crank<'c>,
     pub(crate) vat: VatId,
     pub(crate) illegal: Option<String>,
     pub(crate) exit: Option<ExitRequest>,
@@ -43,11 +43,11 @@ enum SyscallError {
     Invalid(String),
 }
 
-impl<'a> SyscallProcessor<'a> {
+impl<'a, 'c> SyscallProcessor<'a, 'c> {
     /// The host side of one delivery (or start) of `vat`.
-    pub(crate) fn new(queue: &'a mut KernelQueue, vat: VatId, logs: Option<&'a LogSink>) -> Self {
+    pub(crate) fn new(crank: &'a mut Crank<'c>, vat: VatId, logs: Option<&'a LogSink>) -> Self {
         SyscallProcessor {
-            queue,
+            crank,
             vat,
             illegal: None,
             exit: None,
@@ -56,13 +56,13 @@ impl<'a> SyscallProcessor<'a> {
     }
 }
 
-impl SyscallProcessor<'_> {
+impl SyscallProcessor<'_, '_> {
     fn ep(&self) -> EndpointId {
         EndpointId::Vat(self.vat)
     }
 
     fn kref_of(&mut self, vref: VRef) -> Result<KRef, SyscallError> {
-        Ok(vref_to_kref(self.queue.store_mut(), self.vat, vref)?)
+        Ok(vref_to_kref(self.crank.store_mut(), self.vat, vref)?)
     }
 
     fn promise_to_kernel(&mut self, vref: VRef) -> Result<ocap_types::KPromiseId, SyscallError> {
@@ -78,8 +78,8 @@ impl SyscallProcessor<'_> {
             Syscall::Subscribe(vref) => {
                 let promise = self.promise_to_kernel(vref)?;
                 let ep = self.ep();
-                if !self.queue.store_mut().add_subscriber(promise, ep)? {
-                    self.queue.enqueue_notify(ep, promise, Mode::Buffered)?;
+                if !self.crank.store_mut().add_subscriber(promise, ep)? {
+                    self.crank.enqueue_notify(ep, promise, Mode::Buffered)?;
                 }
                 Ok(())
             }
@@ -93,17 +93,17 @@ impl SyscallProcessor<'_> {
                 {
                     let promise = self.promise_to_kernel(promise)?;
                     checked(&data)?;
-                    let data = capdata_to_kernel(self.queue.store_mut(), self.vat, &data)?;
+                    let data = capdata_to_kernel(self.crank.store_mut(), self.vat, &data)?;
                     kernel.push((promise, rejected, data) as KernelResolution);
                 }
                 let resolver = Some(Owner::Endpoint(self.ep()));
-                self.queue
+                self.crank
                     .resolve_promises(resolver, kernel, Mode::Buffered)?;
                 Ok(())
             }
             Syscall::Exit { failure, info } => {
                 checked(&info)?;
-                let info = capdata_to_kernel(self.queue.store_mut(), self.vat, &info)?;
+                let info = capdata_to_kernel(self.crank.store_mut(), self.vat, &info)?;
                 self.exit = Some(ExitRequest { failure, info });
                 Ok(())
             }
@@ -116,7 +116,7 @@ impl SyscallProcessor<'_> {
                     }
                     let kref = self.kref_of(vref)?;
                     let ep = self.ep();
-                    self.queue.store_mut().clear_reachable_flag(ep, kref)?;
+                    self.crank.store_mut().clear_reachable_flag(ep, kref)?;
                 }
                 Ok(())
             }
@@ -133,13 +133,13 @@ impl SyscallProcessor<'_> {
             .method_and_args()
             .map_err(|e| SyscallError::Invalid(format!("malformed message: {e}")))?;
         let target = self.kref_of(target)?;
-        let methargs = capdata_to_kernel(self.queue.store_mut(), self.vat, &message.methargs)?;
+        let methargs = capdata_to_kernel(self.crank.store_mut(), self.vat, &message.methargs)?;
         let result = match message.result {
             None => None,
             Some(vref) => {
                 let promise = self.promise_to_kernel(vref)?;
                 // SwingSet rule: a result must be a fresh promise this vat decides.
-                let record = self.queue.store().existing_promise(promise)?;
+                let record = self.crank.store().existing_promise(promise)?;
                 match record.state {
                     PromiseState::Unresolved {
                         decider: Some(Owner::Endpoint(ep)),
@@ -155,7 +155,7 @@ impl SyscallProcessor<'_> {
             }
         };
         let message = Message { methargs, result };
-        self.queue.enqueue_send(target, message, Mode::Buffered)?;
+        self.crank.enqueue_send(target, message, Mode::Buffered)?;
         Ok(())
     }
 
@@ -168,7 +168,7 @@ impl SyscallProcessor<'_> {
             }
             let kref = self.kref_of(vref)?;
             let ep = self.ep();
-            let store = self.queue.store_mut();
+            let store = self.crank.store_mut();
             let entry = store
                 .clist_entry(ep, kref)?
                 .ok_or_else(|| SyscallError::Invalid(format!("{vref} has no c-list entry")))?;
@@ -200,7 +200,7 @@ fn checked(data: &ocap_types::CapData<VRef>) -> Result<(), SyscallError> {
         .map_err(|e| SyscallError::Invalid(format!("malformed value: {e}")))
 }
 
-impl VatHost for SyscallProcessor<'_> {
+impl VatHost for SyscallProcessor<'_, '_> {
     fn syscall(&mut self, syscall: Syscall) {
         if self.illegal.is_some() {
             return;

@@ -2,7 +2,7 @@
 //! deliveries, syscall validation (sticky illegal marker), panics, exits, termination and
 //! cleanup.
 
-use ocap_queue::{KernelQueue, Mode};
+use ocap_queue::{KernelState, Mode, QueueError};
 use ocap_store::{KernelStore, Owner, PromiseState, Store, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KRef, Message,
@@ -35,9 +35,9 @@ fn answer(delivery: &Delivery, host: &mut dyn VatHost, value: Value) {
     }
 }
 
-fn setup(script: Script) -> (tempfile::TempDir, KernelQueue, VatManager, VatId, KObjectId) {
+fn setup(script: Script) -> (tempfile::TempDir, KernelState, VatManager, VatId, KObjectId) {
     let dir = tempfile::tempdir().unwrap();
-    let mut queue = KernelQueue::new(KernelStore::new(Store::open(dir.path()).unwrap())).unwrap();
+    let mut queue = KernelState::new(KernelStore::new(Store::open(dir.path()).unwrap())).unwrap();
     let mut registry = VatRegistry::new();
     // Registry factories are plain functions; the script travels in a static table.
     SCRIPT.with(|s| s.set(Some(script)));
@@ -45,15 +45,17 @@ fn setup(script: Script) -> (tempfile::TempDir, KernelQueue, VatManager, VatId, 
         Box::new(Scripted(SCRIPT.with(|s| s.get().unwrap())))
     });
     let mut manager = VatManager::new(registry, None);
-    queue.start_crank().unwrap();
-    let vat = queue.store_mut().allocate_vat_id().unwrap();
-    let record = VatRecord {
-        name: "v".to_owned(),
-        config: VatConfig::named("scripted"),
-        subcluster: None,
-    };
-    let root = manager.launch_vat(&mut queue, vat, &record).unwrap();
-    queue.end_crank().unwrap();
+    let ((vat, root), _) = queue
+        .transaction(|crank| -> Result<_, VatError> {
+            let vat = crank.store_mut().allocate_vat_id()?;
+            let record = VatRecord {
+                name: "v".to_owned(),
+                config: VatConfig::named("scripted"),
+                subcluster: None,
+            };
+            Ok((vat, manager.launch_vat(crank, vat, &record)?))
+        })
+        .unwrap();
     (dir, queue, manager, vat, root)
 }
 
@@ -63,13 +65,13 @@ thread_local! {
 
 /// Queues a host send to `root` with a fresh result (one crank), then delivers it (the next).
 fn send(
-    queue: &mut KernelQueue,
+    state: &mut KernelState,
     manager: &mut VatManager,
     vat: VatId,
     root: KObjectId,
     slots: Vec<KRef>,
 ) -> (ocap_queue::CrankResult, ocap_types::KPromiseId) {
-    queue.start_crank().unwrap();
+    let mut queue = state.begin().unwrap();
     let result = queue.store_mut().create_promise(None).unwrap();
     let args = slots
         .iter()
@@ -83,19 +85,19 @@ fn send(
     queue
         .enqueue_send(KRef::Object(root), message.clone(), Mode::Immediate)
         .unwrap();
-    queue.end_crank().unwrap();
+    queue.commit().unwrap();
     // The delivery's own crank, as the crank loop runs it.
-    queue.start_crank().unwrap();
-    let _ = queue.dequeue().unwrap();
+    let mut queue = state.begin().unwrap();
+    let _ = queue.next_item().unwrap();
     let res = manager
-        .deliver_send(queue, vat, root, KRef::Object(root), &message)
+        .deliver_send(&mut queue, vat, root, KRef::Object(root), &message)
         .unwrap();
     if res.abort {
-        queue.abort_crank().unwrap();
+        queue.rollback().unwrap();
     } else {
         queue.flush_buffer().unwrap();
     }
-    queue.end_crank().unwrap();
+    queue.commit().unwrap();
     (res, result)
 }
 
@@ -131,9 +133,11 @@ fn a_delivery_sees_only_vrefs_and_the_vat_becomes_decider() {
         DeliveryOutcome::default()
     }
     let (_dir, mut queue, mut manager, vat, root) = setup(script);
-    queue.start_crank().unwrap();
-    let other = queue.store_mut().create_object(Owner::Kernel).unwrap();
-    queue.end_crank().unwrap();
+    let (other, _) = queue
+        .transaction(|crank| -> Result<_, QueueError> {
+            Ok(crank.store_mut().create_object(Owner::Kernel)?)
+        })
+        .unwrap();
     let (res, result) = send(
         &mut queue,
         &mut manager,
@@ -260,8 +264,8 @@ fn termination_rejects_decided_promises_and_cleanup_orphans_exports() {
     }
     let (_dir, mut queue, mut manager, vat, root) = setup(script);
     let (_, result) = send(&mut queue, &mut manager, vat, root, vec![]);
-    let settled = manager
-        .terminate(&mut queue, vat, Some(CapData::error("enough")))
+    let ((), settled) = queue
+        .transaction(|crank| manager.terminate(crank, vat, Some(CapData::error("enough"))))
         .unwrap();
     assert_eq!(settled, vec![result]);
     let record = queue.store().promise(result).unwrap().unwrap();
@@ -277,11 +281,11 @@ fn termination_rejects_decided_promises_and_cleanup_orphans_exports() {
         queue.store().terminated_vats().unwrap(),
         vec![EndpointId::Vat(vat)]
     );
-    queue.start_crank().unwrap();
-    VatManager::cleanup_next_terminated(&mut queue)
+    let mut crank = queue.begin().unwrap();
+    VatManager::cleanup_next_terminated(&mut crank)
         .unwrap()
         .unwrap();
-    queue.end_crank().unwrap();
+    crank.commit().unwrap();
     assert_eq!(queue.store().object(root).unwrap().unwrap().owner, None);
     assert!(
         queue
@@ -292,7 +296,7 @@ fn termination_rejects_decided_promises_and_cleanup_orphans_exports() {
     );
     assert!(queue.store().terminated_vats().unwrap().is_empty());
     assert!(matches!(
-        manager.terminate(&mut queue, vat, None),
+        queue.transaction(|crank| manager.terminate(crank, vat, None)),
         Err(VatError::NoSuchVat(_))
     ));
 }
@@ -301,13 +305,13 @@ fn termination_rejects_decided_promises_and_cleanup_orphans_exports() {
 fn a_send_to_a_vat_without_a_worker_is_the_no_such_endpoint_error() {
     let (_dir, mut queue, mut manager, vat, root) = setup(|_, _| DeliveryOutcome::default());
     manager.forget(vat);
-    queue.start_crank().unwrap();
+    let mut crank = queue.begin().unwrap();
     let message = Message::new("m", vec![], vec![], None);
     let err = manager
-        .deliver_send(&mut queue, vat, root, KRef::Object(root), &message)
+        .deliver_send(&mut crank, vat, root, KRef::Object(root), &message)
         .unwrap_err();
     assert!(matches!(err, VatError::NoSuchVat(v) if v == vat));
-    queue.end_crank().unwrap();
+    crank.commit().unwrap();
 }
 
 #[test]
