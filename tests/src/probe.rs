@@ -10,7 +10,9 @@
 //! - `resolve_twice()` → resolves its result twice (the second is illegal);
 //! - `pending()` → never answers;
 //! - `pid()` → the id of the process it runs in (the kernel's, in process);
-//! - `sleep(ms)` → logs `sleeping`, blocks for `ms` milliseconds, answers `"slept"`.
+//! - `sleep(ms)` → logs `sleeping`, blocks for `ms` milliseconds, answers `"slept"`;
+//! - `poison()` → answers `"poisoned"` and writes `poison` to its vat store: every later
+//!   start of this vat fails (a vat that can no longer be restarted).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,9 @@ use ocap_types::{
     ByteBuf, CapData, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Message, Resolution,
     Syscall, VRef, Value, VatHost, VatLog, VatRuntime, VatStart,
 };
+
+/// The vat-store key that makes every start fail.
+const POISON: &str = "poison";
 
 /// The probe vat.
 #[derive(Debug, Default)]
@@ -110,6 +115,16 @@ impl Probe {
                 answer(host, Value::Int(2));
             }
             "pending" => {}
+            "poison" => {
+                answer(host, Value::str("poisoned"));
+                return DeliveryOutcome {
+                    checkpoint: Checkpoint {
+                        sets: vec![(POISON.to_owned(), ByteBuf(Value::Bool(true).to_cbor()))],
+                        deletes: Vec::new(),
+                    },
+                    error: None,
+                };
+            }
             "pid" => answer(host, Value::Int(i64::from(std::process::id()))),
             "sleep" => {
                 let ms = args.first().and_then(Value::as_int).unwrap_or(0);
@@ -132,6 +147,9 @@ impl Probe {
 
 impl VatRuntime for Probe {
     fn start(&mut self, start: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        if start.state.iter().any(|(k, _)| k == POISON) {
+            return DeliveryOutcome::failed("probe was poisoned");
+        }
         if let Some((_, bytes)) = start.state.iter().find(|(k, _)| k == "count") {
             self.count = Value::from_cbor(&bytes.0)
                 .ok()

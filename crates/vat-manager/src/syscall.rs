@@ -138,7 +138,10 @@ impl SyscallProcessor<'_, '_> {
             None => None,
             Some(vref) => {
                 let promise = self.promise_to_kernel(vref)?;
-                // SwingSet rule: a result must be a fresh promise this vat decides.
+                // SwingSet rule: a result must be a fresh promise this vat decides. Sending
+                // it gives the right to decide away (D20): nobody decides it while the
+                // message is queued, the receiver does once it is delivered. So the sender
+                // can neither settle it itself nor name it as the result of a second send.
                 let record = self.crank.store().existing_promise(promise)?;
                 match record.state {
                     PromiseState::Unresolved {
@@ -151,6 +154,7 @@ impl SyscallProcessor<'_, '_> {
                         )));
                     }
                 }
+                self.crank.store_mut().set_decider(promise, None)?;
                 Some(KRef::Promise(promise))
             }
         };
