@@ -5,7 +5,8 @@
 use ocap_kernel::Kernel;
 use ocap_tests::driver::{resolve, send_r, vat};
 use ocap_tests::{TestKernel, WAIT, call, cluster, record};
-use ocap_types::{KRef, Value, VatId};
+use ocap_types::{KRef, Value, VatId, VatLimits};
+use ocap_vat_manager::LimitExceeded;
 
 /// A kernel running `driver` (bootstrap) and `probe`, with their roots.
 struct Pair {
@@ -144,4 +145,151 @@ fn a_vat_that_cannot_restart_leaves_the_store_openable_and_can_be_terminated() {
     assert!(kernel.stopped_vats().unwrap().is_empty());
     assert!(kernel.vat_ids().unwrap().is_empty());
     kernel.shutdown().unwrap();
+}
+
+/// A kernel running only `probe`, with these limits; its root and vat.
+fn limited_probe(limits: VatLimits) -> (TestKernel, KRef, VatId) {
+    let test = TestKernel::new();
+    let mut config = cluster(&[("probe", "probe")]);
+    config.vats.0[0].1.limits = limits;
+    let launched = test.launch(&config);
+    let vat = test.kernel.vat_ids().unwrap()[0];
+    (test, launched.root, vat)
+}
+
+/// `method(args)` to the probe is refused: its result is rejected (never left pending) with
+/// the limit's fixed reason, the probe is terminated, and the kernel goes on.
+fn assert_over_limit(test: &TestKernel, probe: KRef, method: &str, args: Vec<Value>, reason: &str) {
+    let rejection = call(&test.kernel, probe, method, args).unwrap_err();
+    assert!(rejection.contains(reason), "{rejection}");
+    assert!(!ocap_tests::has_ref_shaped_text(&rejection), "{rejection}");
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert!(test.kernel.vat_ids().unwrap().is_empty());
+    let later = call(&test.kernel, probe, "data", vec![]).unwrap_err();
+    assert!(
+        later.contains("VAT_TERMINATED")
+            || later.contains("OBJECT_DELETED")
+            || later.contains("ENDPOINT_UNREACHABLE"),
+        "{later}"
+    );
+}
+
+#[test]
+fn a_vat_store_key_past_the_store_limit_is_the_vats_fault_not_the_kernels() {
+    let (test, probe, _) = limited_probe(VatLimits::default());
+    assert_eq!(
+        call(
+            &test.kernel,
+            probe,
+            "put",
+            vec![Value::str("short"), Value::Int(3)]
+        ),
+        Ok(Value::str("put"))
+    );
+    // Longer than LMDB can hold: before, this failed inside the store, the result stayed
+    // pending for ever and the vat ran on with state the store did not have.
+    let key = "k".repeat(600);
+    assert_over_limit(
+        &test,
+        probe,
+        "put",
+        vec![Value::str(&key), Value::Int(1)],
+        LimitExceeded::VatstoreKey.reason(),
+    );
+}
+
+#[test]
+fn a_vat_cannot_grow_its_store_past_its_limit() {
+    let limits = VatLimits::default().with_vatstore_total_bytes(1000);
+    let (test, probe, vat) = limited_probe(limits);
+    assert_eq!(
+        call(
+            &test.kernel,
+            probe,
+            "put",
+            vec![Value::str("a"), Value::Int(600)]
+        ),
+        Ok(Value::str("put"))
+    );
+    // Rewriting a key counts its new size, not both.
+    assert_eq!(
+        call(
+            &test.kernel,
+            probe,
+            "put",
+            vec![Value::str("a"), Value::Int(900)]
+        ),
+        Ok(Value::str("put"))
+    );
+    let stored = test
+        .kernel
+        .inspect(move |s| s.vatstore_get(vat, "a").map(|v| v.map(|v| v.len())))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, Some(900));
+    assert_over_limit(
+        &test,
+        probe,
+        "put",
+        vec![Value::str("b"), Value::Int(200)],
+        LimitExceeded::VatstoreTotal.reason(),
+    );
+}
+
+#[test]
+fn a_vat_store_value_past_its_limit_is_refused() {
+    let limits = VatLimits::default().with_vatstore_value_bytes(100);
+    let (test, probe, _) = limited_probe(limits);
+    assert_over_limit(
+        &test,
+        probe,
+        "put",
+        vec![Value::str("a"), Value::Int(101)],
+        LimitExceeded::VatstoreValue.reason(),
+    );
+}
+
+#[test]
+fn a_vat_cannot_make_more_syscalls_in_one_delivery_than_its_limit() {
+    let limits = VatLimits::default().with_syscalls_per_delivery(50);
+    let (test, probe, _) = limited_probe(limits);
+    // 10 empty syscalls and the answer: within the limit.
+    assert_eq!(
+        call(&test.kernel, probe, "spam", vec![Value::Int(10)]),
+        Ok(Value::str("spammed"))
+    );
+    assert_over_limit(
+        &test,
+        probe,
+        "spam",
+        vec![Value::Int(1000)],
+        LimitExceeded::Syscalls.reason(),
+    );
+}
+
+#[test]
+fn a_vat_cannot_send_a_value_larger_than_its_limit() {
+    let limits = VatLimits::default().with_message_bytes(1000);
+    let (test, probe, _) = limited_probe(limits);
+    assert_eq!(
+        call(&test.kernel, probe, "big", vec![Value::Int(100)]),
+        Ok(Value::str("x".repeat(100)))
+    );
+    assert_over_limit(
+        &test,
+        probe,
+        "big",
+        vec![Value::Int(2000)],
+        LimitExceeded::MessageSize.reason(),
+    );
+}
+
+#[test]
+fn limits_that_cannot_work_are_refused_at_launch() {
+    let test = TestKernel::new();
+    let mut config = cluster(&[("probe", "probe")]);
+    config.vats.0[0].1.limits = VatLimits::default().with_vatstore_key_bytes(100_000);
+    let err = test.try_launch(&config).unwrap_err();
+    assert!(err.to_string().contains("vatstoreKeyBytes"), "{err}");
+    assert!(test.kernel.vat_ids().unwrap().is_empty());
 }

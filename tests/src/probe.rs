@@ -12,7 +12,10 @@
 //! - `pid()` → the id of the process it runs in (the kernel's, in process);
 //! - `sleep(ms)` → logs `sleeping`, blocks for `ms` milliseconds, answers `"slept"`;
 //! - `poison()` → answers `"poisoned"` and writes `poison` to its vat store: every later
-//!   start of this vat fails (a vat that can no longer be restarted).
+//!   start of this vat fails (a vat that can no longer be restarted);
+//! - `put(key, n)` → writes `n` bytes under `key` in its vat store, answers `"put"`;
+//! - `big(n)` → answers a string of `n` bytes;
+//! - `spam(n)` → makes `n` (empty) syscalls, then answers `"spammed"`.
 
 use std::collections::BTreeMap;
 
@@ -115,6 +118,34 @@ impl Probe {
                 answer(host, Value::Int(2));
             }
             "pending" => {}
+            "put" => {
+                let key = args.first().and_then(Value::as_str).unwrap_or_default();
+                let len = args.get(1).and_then(Value::as_int).unwrap_or(0);
+                answer(host, Value::str("put"));
+                return DeliveryOutcome {
+                    checkpoint: Checkpoint {
+                        sets: vec![(
+                            key.to_owned(),
+                            ByteBuf(vec![b'x'; usize::try_from(len).unwrap_or(0)]),
+                        )],
+                        deletes: Vec::new(),
+                    },
+                    error: None,
+                };
+            }
+            "big" => {
+                let len = args.first().and_then(Value::as_int).unwrap_or(0);
+                answer(
+                    host,
+                    Value::str("x".repeat(usize::try_from(len).unwrap_or(0))),
+                );
+            }
+            "spam" => {
+                for _ in 0..args.first().and_then(Value::as_int).unwrap_or(0) {
+                    host.syscall(Syscall::DropImports(Vec::new()));
+                }
+                answer(host, Value::str("spammed"));
+            }
             "poison" => {
                 answer(host, Value::str("poisoned"));
                 return DeliveryOutcome {

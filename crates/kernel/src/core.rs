@@ -178,6 +178,7 @@ fn vat_error(error: VatError) -> QueueError {
 
 impl CrankHandler for Core {
     fn before_delivery(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError> {
+        self.vats.take_delivered();
         VatManager::cleanup_next_terminated(crank).map_err(vat_error)?;
         Ok(())
     }
@@ -249,18 +250,35 @@ impl CrankHandler for Core {
         self.fire_settled(state, settled);
     }
 
-    fn discarded(&mut self, item: &RunQueueItem, error: &QueueError) {
-        if let RunQueueItem::Send {
-            message:
-                Message {
-                    result: Some(KRef::Promise(result)),
-                    ..
-                },
-            ..
-        } = item
-        {
-            let detail = format!("delivery failed inside the kernel ({})", error_kind(error));
-            self.reject_subscription(*result, ErrorCode::InternalError.capdata(&detail));
+    fn discarded(
+        &mut self,
+        crank: &mut Crank<'_>,
+        item: &RunQueueItem,
+        error: &QueueError,
+    ) -> Result<(), QueueError> {
+        // The vat that ran has moved on from the rolled-back store: reload it.
+        if let Some(vat) = self.vats.take_delivered() {
+            match self.vats.reload(crank, vat).map_err(vat_error)? {
+                None => tracing::warn!(%vat, "vat reloaded after a delivery failed in the kernel"),
+                Some(failure) => {
+                    tracing::warn!(%vat, %failure, "vat could not be reloaded; left stopped");
+                    self.start_failures.insert(vat, failure);
+                }
+            }
+        }
+        match item {
+            // Release the send's holds and reject its result by its current decider, so
+            // that every waiter, vat or host, is told.
+            RunQueueItem::Send { target, message } => {
+                let detail = format!("delivery failed inside the kernel ({})", error_kind(error));
+                let rejection = Splat::Rejected(ErrorCode::InternalError.capdata(&detail));
+                Self::splat(crank, *target, message, &rejection)
+            }
+            RunQueueItem::Notify { promise, .. } => {
+                crank.store_mut().decref(KRef::Promise(*promise))?;
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 }

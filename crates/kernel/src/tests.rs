@@ -259,3 +259,5 @@ fn awaiting_a_result_on_the_kernel_thread_is_an_error_not_a_deadlock() {
         "[KERNEL:DELIVERY_FAILED] a result cannot be awaited on the kernel thread (a service or log sink)"
     );
 }
+
+mod discard;

@@ -91,8 +91,18 @@ pub trait CrankHandler {
     /// After the crank committed: fire host subscriptions of the settled promises.
     fn after_commit(&mut self, state: &KernelState, settled: &[KPromiseId]);
 
-    /// An item whose delivery failed internally was discarded (spec §7.11).
-    fn discarded(&mut self, item: &RunQueueItem, error: &QueueError);
+    /// An item whose delivery failed inside the kernel was rolled back and consumed (spec
+    /// §7.11): release its holds, tell whoever waits on its result, and make any vat that
+    /// ran during the delivery consistent with the rolled-back store again.
+    ///
+    /// # Errors
+    /// A store failure.
+    fn discarded(
+        &mut self,
+        crank: &mut Crank<'_>,
+        item: &RunQueueItem,
+        error: &QueueError,
+    ) -> Result<(), QueueError>;
 }
 
 /// Runs one crank: picks at most one item and delivers it.
@@ -122,7 +132,8 @@ pub fn run_crank(
             crank.rollback()?;
             let again = crank.next_item()?;
             debug_assert_eq!(again.as_ref(), Some(&item));
-            handler.discarded(&item, &error);
+            handler.discarded(&mut crank, &item, &error)?;
+            crank.flush_buffer()?;
             handler.collect_garbage(&mut crank)?;
             let settled = crank.commit()?;
             handler.after_commit(state, &settled);

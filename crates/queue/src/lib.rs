@@ -37,5 +37,5 @@ pub use crank_loop::{
     Command, CrankHandler, CrankReport, CrankResult, Termination, run_crank, run_loop,
 };
 pub use error::{QueueError, ResolveError};
-pub use state::{Crank, KernelResolution, KernelState, Mode};
+pub use state::{Crank, CrankSavepoint, KernelResolution, KernelState, Mode};
 pub use stored_queue::StoredQueue;

@@ -144,6 +144,17 @@ impl KernelState {
     }
 }
 
+/// A point inside a crank to roll back to ([`Crank::savepoint`]): the store's changes and
+/// the work buffered or settled since then.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a savepoint is only useful to roll back to"]
+pub struct CrankSavepoint {
+    store: Savepoint,
+    buffered: usize,
+    buffered_settled: usize,
+    settled: usize,
+}
+
 /// An open crank: the right to change kernel state. Made by [`KernelState::begin`]; ended by
 /// [`Crank::commit`] or [`Crank::abort`], or by dropping it, which aborts.
 #[derive(Debug)]
@@ -199,6 +210,35 @@ impl Crank<'_> {
         self.state.forget_crank()?;
         self.start = self.state.store.savepoint()?;
         Ok(())
+    }
+
+    /// Marks the crank's state now, for [`Crank::rollback_to`].
+    ///
+    /// # Errors
+    /// [`QueueError::Store`] if the store fails.
+    pub fn savepoint(&mut self) -> Result<CrankSavepoint, QueueError> {
+        let state = &mut *self.state;
+        Ok(CrankSavepoint {
+            store: state.store.savepoint()?,
+            buffered: state.buffer.len(),
+            buffered_settled: state.buffered_settled.len(),
+            settled: state.settled.len(),
+        })
+    }
+
+    /// Undoes everything done since `savepoint`: store changes, buffered work and
+    /// settlements; the run queue's cached bounds are re-read. The crank stays open.
+    ///
+    /// # Errors
+    /// [`QueueError::Store`] for a savepoint no longer open (released by a rollback to an
+    /// earlier one).
+    pub fn rollback_to(&mut self, savepoint: CrankSavepoint) -> Result<(), QueueError> {
+        let state = &mut *self.state;
+        state.store.rollback_to(savepoint.store)?;
+        state.buffer.truncate(savepoint.buffered);
+        state.buffered_settled.truncate(savepoint.buffered_settled);
+        state.settled.truncate(savepoint.settled);
+        state.run_queue.refresh(&state.store)
     }
 
     /// Moves the buffered work into the run queue, in the order it was emitted.

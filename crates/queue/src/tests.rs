@@ -38,6 +38,8 @@ fn stored_run_queue_len(queue: &KernelState) -> u64 {
 #[derive(Default)]
 struct Scripted {
     abort_first: bool,
+    fail_first: bool,
+    discarded: Vec<RunQueueItem>,
     delivered: Vec<RunQueueItem>,
     aborted_terminations: usize,
 }
@@ -55,6 +57,12 @@ impl CrankHandler for Scripted {
         // Every delivery emits one more send, buffered.
         let (target, message) = send(500, "echo");
         queue.enqueue_send(target, message, Mode::Buffered)?;
+        queue.store_mut().create_object(Owner::Kernel)?;
+        if std::mem::take(&mut self.fail_first) {
+            return Err(QueueError::StaleCache {
+                name: "injected internal error".to_owned(),
+            });
+        }
         if std::mem::take(&mut self.abort_first) {
             return Ok(CrankResult {
                 abort: true,
@@ -77,7 +85,15 @@ impl CrankHandler for Scripted {
         Ok(())
     }
     fn after_commit(&mut self, _: &KernelState, _: &[KPromiseId]) {}
-    fn discarded(&mut self, _: &RunQueueItem, _: &QueueError) {}
+    fn discarded(
+        &mut self,
+        _: &mut Crank<'_>,
+        item: &RunQueueItem,
+        _: &QueueError,
+    ) -> Result<(), QueueError> {
+        self.discarded.push(item.clone());
+        Ok(())
+    }
 }
 
 fn enqueue(state: &mut KernelState, target: u64, method: &str) {
@@ -330,4 +346,33 @@ fn a_failed_transaction_keeps_nothing_and_a_good_one_flushes_its_buffer() {
     assert!(settled.is_empty());
     assert_eq!(state.run_queue_len().unwrap(), 1);
     assert_eq!(stored_run_queue_len(&state), 1);
+}
+
+#[test]
+fn an_internal_error_rolls_the_delivery_back_and_consumes_the_item_once() {
+    let (_dir, mut state) = queue();
+    enqueue(&mut state, 1, "poisoned");
+    enqueue(&mut state, 2, "next");
+    let objects = |state: &KernelState| state.store().kv().scan_prefix(b"ko").unwrap().len();
+    let before = objects(&state);
+    let mut handler = Scripted {
+        fail_first: true,
+        ..Scripted::default()
+    };
+    let report = run_crank(&mut state, &mut handler).unwrap();
+    assert!(matches!(
+        report,
+        CrankReport::Delivered { aborted: true, .. }
+    ));
+    // The handler heard of the discarded item; nothing the delivery did was kept, and
+    // the item is gone, not retried.
+    assert_eq!(handler.discarded, handler.delivered);
+    assert_eq!(objects(&state), before);
+    assert_eq!(state.run_queue_len().unwrap(), 1);
+    assert_eq!(stored_run_queue_len(&state), 1);
+    run_crank(&mut state, &mut handler).unwrap();
+    let Some(RunQueueItem::Send { message, .. }) = handler.delivered.last() else {
+        panic!("a send was delivered");
+    };
+    assert_eq!(message.method_and_args().unwrap().0, "next");
 }

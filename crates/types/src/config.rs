@@ -6,6 +6,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::limits::VatLimits;
 use crate::value::Value;
 
 /// How a vat's code is run.
@@ -39,6 +40,9 @@ pub struct VatConfig {
     /// Where the vat runs.
     #[serde(default)]
     pub worker: WorkerKind,
+    /// What the vat may ask of the kernel.
+    #[serde(default, skip_serializing_if = "VatLimits::is_default")]
+    pub limits: VatLimits,
 }
 
 fn is_null(value: &Value) -> bool {
@@ -72,6 +76,14 @@ pub enum ConfigError {
         /// The vat's name.
         vat: String,
     },
+    /// A vat's limits cannot be used.
+    #[error("invalid cluster config: limits of vat {vat:?}: {reason}")]
+    Limits {
+        /// The vat's name.
+        vat: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl VatConfig {
@@ -83,6 +95,7 @@ impl VatConfig {
             bundle_spec: None,
             parameters: Value::Null,
             worker: WorkerKind::InProcess,
+            limits: VatLimits::default(),
         }
     }
 
@@ -126,6 +139,12 @@ impl ClusterConfig {
             }
             if !matches!(vat.parameters, Value::Null | Value::Record(_)) {
                 return Err(ConfigError::Parameters { vat: name.clone() });
+            }
+            if let Some(reason) = vat.limits.problem() {
+                return Err(ConfigError::Limits {
+                    vat: name.clone(),
+                    reason,
+                });
             }
         }
         if self.vat(&self.bootstrap).is_none() {

@@ -24,6 +24,7 @@ mod config;
 mod error_code;
 mod frame;
 mod item;
+mod limits;
 mod refs;
 mod value;
 mod vat;
@@ -39,6 +40,7 @@ pub use frame::{
     WorkerFrame, decode_frame_body, encode_frame,
 };
 pub use item::RunQueueItem;
+pub use limits::{MAX_VATSTORE_KEY_BYTES, VatLimits};
 pub use refs::{
     EndpointId, ExportId, KObjectId, KPromiseId, KRef, ParseRefError, RemoteId, SubclusterId, VRef,
     VatId,

@@ -12,6 +12,7 @@
 
 mod cleanup;
 mod error;
+mod limits;
 mod manager;
 mod registry;
 mod subprocess;
@@ -23,6 +24,7 @@ mod tests;
 
 pub use cleanup::{CLEANUP_BUDGET, CleanupReport};
 pub use error::VatError;
+pub use limits::LimitExceeded;
 pub use manager::VatManager;
 pub use registry::{VatFactory, VatRegistry};
 pub use subprocess::{SubprocessRuntime, WorkerConfig};

@@ -11,11 +11,12 @@ use ocap_queue::{Crank, CrankResult, Mode, Termination};
 use ocap_store::{Owner, PromiseState, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
-    Message, Resolution, VRef, VatHost, VatId, VatRuntime, VatStart, WorkerKind,
+    Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart, WorkerKind,
 };
 
 use crate::cleanup::{CLEANUP_BUDGET, CleanupReport, cleanup_step};
 use crate::error::VatError;
+use crate::limits::{LimitExceeded, check_checkpoint};
 use crate::registry::VatRegistry;
 use crate::subprocess::{SubprocessRuntime, WorkerConfig};
 use crate::syscall::{LogSink, SyscallProcessor};
@@ -23,6 +24,8 @@ use crate::translate::{capdata_to_vat, kref_to_vref};
 
 struct VatHandle {
     runtime: Box<dyn VatRuntime>,
+    /// What this vat may ask of the kernel (from its record).
+    limits: VatLimits,
     /// When this incarnation started, counted per manager: `running()` lists vats in the
     /// order their workers were (re)started (spec §17 `getVatIds`).
     started: u64,
@@ -35,6 +38,8 @@ pub struct VatManager {
     starts: u64,
     logs: Option<LogSink>,
     workers: WorkerConfig,
+    /// The vat the latest delivery ran, until taken.
+    delivered: Option<VatId>,
 }
 
 impl std::fmt::Debug for VatManager {
@@ -70,6 +75,7 @@ impl VatManager {
             starts: 0,
             logs,
             workers: WorkerConfig::default(),
+            delivered: None,
         }
     }
 
@@ -126,17 +132,37 @@ impl VatManager {
             parameters: record.config.parameters.clone(),
             state: crank.store().vatstore_entries(vat)?,
         };
-        let mut host = SyscallProcessor::new(&mut *crank, vat, self.logs.as_ref());
+        let limits = record.config.limits;
+        let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
         let outcome = guarded(|| runtime.start(start, &mut host));
-        if let Some(message) = outcome.error.or(host.illegal) {
+        let exceeded = host
+            .exceeded
+            .or_else(|| check_checkpoint(&outcome.checkpoint, &limits).err());
+        let refused = exceeded.map(|limit| limit.reason().to_owned());
+        if let Some(message) = outcome.error.or(host.illegal).or(refused) {
             return Err(VatError::Start { vat, message });
         }
-        crank
-            .store_mut()
-            .apply_checkpoint(vat, &outcome.checkpoint)?;
+        let applied = crank.store_mut().apply_checkpoint(
+            vat,
+            &outcome.checkpoint,
+            limits.vatstore_total_bytes,
+        )?;
+        if applied.is_err() {
+            return Err(VatError::Start {
+                vat,
+                message: LimitExceeded::VatstoreTotal.reason().to_owned(),
+            });
+        }
         self.starts += 1;
         let started = self.starts;
-        self.running.insert(vat, VatHandle { runtime, started });
+        self.running.insert(
+            vat,
+            VatHandle {
+                runtime,
+                limits,
+                started,
+            },
+        );
         Ok(())
     }
 
@@ -324,15 +350,24 @@ impl VatManager {
         delivery: Delivery,
     ) -> Result<CrankResult, VatError> {
         let handle = self.running.get_mut(&vat).ok_or(VatError::NoSuchVat(vat))?;
+        self.delivered = Some(vat);
         let _span = tracing::debug_span!("delivery", %vat, kind = delivery.kind()).entered();
-        let mut host = SyscallProcessor::new(&mut *crank, vat, self.logs.as_ref());
+        let limits = handle.limits;
+        let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
-        let (illegal, exit) = (host.illegal, host.exit);
+        let (illegal, exit, exceeded) = (host.illegal, host.exit, host.exceeded);
         let fatal = |code: ErrorCode, detail: &str| Termination {
             vat,
             failure: true,
             info: code.capdata(detail),
+        };
+        let over_limit = |limit: LimitExceeded| {
+            tracing::warn!(%vat, reason = limit.reason(), "vat went past a limit");
+            CrankResult {
+                abort: true,
+                terminate: Some(fatal(ErrorCode::IllegalSyscall, limit.reason())),
+            }
         };
         if let Some(detail) = illegal {
             tracing::warn!(%vat, %detail, "illegal syscall");
@@ -344,6 +379,9 @@ impl VatManager {
                 )),
             });
         }
+        if let Some(limit) = exceeded {
+            return Ok(over_limit(limit));
+        }
         if let Some(error) = outcome.error {
             tracing::warn!(%vat, %error, "delivery error");
             return Ok(CrankResult {
@@ -351,9 +389,17 @@ impl VatManager {
                 terminate: Some(fatal(ErrorCode::InternalError, &error)),
             });
         }
-        crank
-            .store_mut()
-            .apply_checkpoint(vat, &outcome.checkpoint)?;
+        if let Err(limit) = check_checkpoint(&outcome.checkpoint, &limits) {
+            return Ok(over_limit(limit));
+        }
+        let applied = crank.store_mut().apply_checkpoint(
+            vat,
+            &outcome.checkpoint,
+            limits.vatstore_total_bytes,
+        )?;
+        if applied.is_err() {
+            return Ok(over_limit(LimitExceeded::VatstoreTotal));
+        }
         Ok(match exit {
             Some(exit) => CrankResult {
                 abort: exit.failure,
@@ -470,6 +516,40 @@ impl VatManager {
             finished += usize::from(report.finished);
         }
         Ok(finished)
+    }
+
+    /// The vat the latest delivery ran (its in-memory state may have moved on), and forgets
+    /// it: the crank loop takes it at the start of each crank, and after a delivery failed
+    /// inside the kernel, to reload that vat from the rolled-back store.
+    pub fn take_delivered(&mut self) -> Option<VatId> {
+        self.delivered.take()
+    }
+
+    /// Restarts a running vat from the store inside the crank (its in-memory state no longer
+    /// matches the store: a delivery to it was rolled back by a kernel failure). A vat that
+    /// cannot start again is left stopped, as a failed restart leaves it, with the start
+    /// failure returned; its start's effects are undone.
+    ///
+    /// # Errors
+    /// [`VatError::Queue`] when the store fails.
+    pub fn reload(
+        &mut self,
+        crank: &mut Crank<'_>,
+        vat: VatId,
+    ) -> Result<Option<String>, VatError> {
+        self.running.remove(&vat);
+        let Some(record) = crank.store().vat(vat)? else {
+            return Ok(None);
+        };
+        let savepoint = crank.savepoint()?;
+        match self.run_vat(crank, vat, &record) {
+            Ok(()) => Ok(None),
+            Err(VatError::Queue(error)) => Err(error.into()),
+            Err(error) => {
+                crank.rollback_to(savepoint)?;
+                Ok(Some(error.to_string()))
+            }
+        }
     }
 
     /// Stops a vat's worker without touching the store (a launch that is being undone).

@@ -7,9 +7,11 @@
 use ocap_queue::{Crank, KernelResolution, Mode};
 use ocap_store::{Owner, PromiseState};
 use ocap_types::{
-    CapData, EndpointId, KRef, Message, Resolution, Syscall, VRef, VatHost, VatId, VatLog,
+    CapData, EndpointId, KRef, Message, Resolution, Syscall, VRef, VatHost, VatId, VatLimits,
+    VatLog,
 };
 
+use crate::limits::{LimitExceeded, check_value};
 use crate::translate::{TranslateError, capdata_to_kernel, vref_to_kref};
 
 /// Receives the log lines vats emit, tagged with the vat id.
@@ -27,6 +29,10 @@ pub(crate) struct SyscallProcessor<'a, 'c> {
     pub(crate) crank: &'a mut Crank<'c>,
     pub(crate) vat: VatId,
     pub(crate) illegal: Option<String>,
+    /// A limit the vat went past: sticky like `illegal`, and the termination's reason.
+    pub(crate) exceeded: Option<LimitExceeded>,
+    limits: VatLimits,
+    syscalls: u32,
     pub(crate) exit: Option<ExitRequest>,
     pub(crate) logs: Option<&'a LogSink>,
 }
@@ -41,15 +47,25 @@ enum SyscallError {
     Store(#[from] ocap_store::StoreError),
     #[error("{0}")]
     Invalid(String),
+    #[error("{}", .0.reason())]
+    Limit(LimitExceeded),
 }
 
 impl<'a, 'c> SyscallProcessor<'a, 'c> {
     /// The host side of one delivery (or start) of `vat`.
-    pub(crate) fn new(crank: &'a mut Crank<'c>, vat: VatId, logs: Option<&'a LogSink>) -> Self {
+    pub(crate) fn new(
+        crank: &'a mut Crank<'c>,
+        vat: VatId,
+        limits: VatLimits,
+        logs: Option<&'a LogSink>,
+    ) -> Self {
         SyscallProcessor {
             crank,
             vat,
             illegal: None,
+            exceeded: None,
+            limits,
+            syscalls: 0,
             exit: None,
             logs,
         }
@@ -92,6 +108,7 @@ impl SyscallProcessor<'_, '_> {
                 } in resolutions
                 {
                     let promise = self.promise_to_kernel(promise)?;
+                    check_value(&data, &self.limits).map_err(SyscallError::Limit)?;
                     checked(&data)?;
                     let data = capdata_to_kernel(self.crank.store_mut(), self.vat, &data)?;
                     kernel.push((promise, rejected, data) as KernelResolution);
@@ -102,6 +119,7 @@ impl SyscallProcessor<'_, '_> {
                 Ok(())
             }
             Syscall::Exit { failure, info } => {
+                check_value(&info, &self.limits).map_err(SyscallError::Limit)?;
                 checked(&info)?;
                 let info = capdata_to_kernel(self.crank.store_mut(), self.vat, &info)?;
                 self.exit = Some(ExitRequest { failure, info });
@@ -127,6 +145,7 @@ impl SyscallProcessor<'_, '_> {
     }
 
     fn send(&mut self, target: VRef, message: &Message<VRef>) -> Result<(), SyscallError> {
+        check_value(&message.methargs, &self.limits).map_err(SyscallError::Limit)?;
         // A malformed message would be the receiver's delivery error, and kill the receiver:
         // refuse it here, where it is the sender's fault.
         message
@@ -206,14 +225,27 @@ fn checked(data: &ocap_types::CapData<VRef>) -> Result<(), SyscallError> {
 
 impl VatHost for SyscallProcessor<'_, '_> {
     fn syscall(&mut self, syscall: Syscall) {
-        if self.illegal.is_some() {
+        if self.illegal.is_some() || self.exceeded.is_some() {
             return;
         }
         let kind = syscall.kind();
         tracing::trace!(vat = %self.vat, kind, "syscall");
-        if let Err(error) = self.apply(syscall) {
-            tracing::warn!(vat = %self.vat, kind, %error, "Fatal syscall error in vat");
-            self.illegal = Some(error.to_string());
+        self.syscalls = self.syscalls.saturating_add(1);
+        let res = if self.syscalls > self.limits.syscalls_per_delivery {
+            Err(SyscallError::Limit(LimitExceeded::Syscalls))
+        } else {
+            self.apply(syscall)
+        };
+        match res {
+            Ok(()) => {}
+            Err(SyscallError::Limit(limit)) => {
+                tracing::warn!(vat = %self.vat, kind, reason = limit.reason(), "vat went past a limit");
+                self.exceeded = Some(limit);
+            }
+            Err(error) => {
+                tracing::warn!(vat = %self.vat, kind, %error, "Fatal syscall error in vat");
+                self.illegal = Some(error.to_string());
+            }
         }
     }
 

@@ -132,6 +132,12 @@ pub(crate) fn vatstore_prefix(vat: VatId) -> Vec<u8> {
     text(format_args!("{vat}.vs."))
 }
 
+/// The bytes (keys plus values) a vat's store holds; absent in stores written before it was
+/// kept, and then counted once when first needed.
+pub(crate) fn vatstore_usage(vat: VatId) -> Vec<u8> {
+    text(format_args!("{vat}.vsu"))
+}
+
 pub(crate) fn vatstore(vat: VatId, key: &str) -> Vec<u8> {
     let mut out = vatstore_prefix(vat);
     out.extend_from_slice(key.as_bytes());

@@ -132,7 +132,9 @@ fn hostile_vatstore_keys_stay_inside_their_vat() {
                 sets: vec![("secret".to_owned(), ByteBuf(b"v2".to_vec()))],
                 deletes: vec![],
             },
+            u64::MAX,
         )
+        .unwrap()
         .unwrap();
     let hostile = [
         "../v2.vs.secret",
@@ -151,7 +153,10 @@ fn hostile_vatstore_keys_stay_inside_their_vat() {
             .collect(),
         deletes: vec!["secret".to_owned(), "../v2.vs.secret".to_owned()],
     };
-    store.apply_checkpoint(v1, &checkpoint).unwrap();
+    store
+        .apply_checkpoint(v1, &checkpoint, u64::MAX)
+        .unwrap()
+        .unwrap();
     for key in hostile.iter().filter(|k| **k != "../v2.vs.secret") {
         assert_eq!(
             store.vatstore_get(v1, key).unwrap(),
@@ -322,4 +327,59 @@ fn hand_built_keys_match_the_display_text() {
     assert_eq!(keys::promise_refcount(ocap_types::KPromiseId(9)), b"kp9.rc");
     let remote = EndpointId::Remote(ocap_types::RemoteId(4));
     assert_eq!(keys::clist_prefix(remote), b"r4.c.");
+}
+
+#[test]
+fn vatstore_usage_counts_keys_and_values_and_refuses_growth_past_the_limit() {
+    let (_dir, mut store) = store();
+    let vat = VatId(1);
+    let set = |pairs: &[(&str, &str)]| Checkpoint {
+        sets: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), ByteBuf(v.as_bytes().to_vec())))
+            .collect(),
+        deletes: vec![],
+    };
+    assert_eq!(store.vatstore_usage(vat).unwrap(), 0);
+    store
+        .apply_checkpoint(vat, &set(&[("ab", "1234"), ("c", "5")]), 8)
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.vatstore_usage(vat).unwrap(), 8);
+    // Rewriting a key counts its new size only; growth past the limit writes nothing.
+    assert_eq!(
+        store
+            .apply_checkpoint(vat, &set(&[("ab", "12345")]), 8)
+            .unwrap(),
+        Err(9)
+    );
+    assert_eq!(
+        store.vatstore_get(vat, "ab").unwrap(),
+        Some(b"1234".to_vec())
+    );
+    assert_eq!(store.vatstore_usage(vat).unwrap(), 8);
+    // Shrinking is always allowed, even past a lowered limit.
+    let shrink = Checkpoint {
+        sets: vec![("ab".to_owned(), ByteBuf(b"1".to_vec()))],
+        deletes: vec!["c".to_owned()],
+    };
+    store.apply_checkpoint(vat, &shrink, 1).unwrap().unwrap();
+    assert_eq!(store.vatstore_usage(vat).unwrap(), 3);
+    // A key set and deleted in one checkpoint ends deleted, and counts nothing.
+    let both = Checkpoint {
+        sets: vec![("d".to_owned(), ByteBuf(b"xyz".to_vec()))],
+        deletes: vec!["d".to_owned()],
+    };
+    store.apply_checkpoint(vat, &both, 3).unwrap().unwrap();
+    assert_eq!(store.vatstore_get(vat, "d").unwrap(), None);
+    assert_eq!(store.vatstore_usage(vat).unwrap(), 3);
+    // The count agrees with a scan of the vat's store.
+    let scanned: usize = store
+        .vatstore_entries(vat)
+        .unwrap()
+        .iter()
+        .map(|(k, v)| k.len() + v.0.len())
+        .sum();
+    assert_eq!(scanned, 3);
+    store.end_crank().unwrap();
 }

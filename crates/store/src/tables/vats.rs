@@ -1,5 +1,7 @@
 //! Vat and subcluster records, vat stores, and the terminated-vat list.
 
+use std::collections::BTreeMap;
+
 use ocap_types::{ByteBuf, Checkpoint, ClusterConfig, EndpointId, SubclusterId, VatConfig, VatId};
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +86,7 @@ impl KernelStore {
         for (key, _) in self.kv.scan_prefix(&keys::vatstore_prefix(vat))? {
             self.kv.delete(&key)?;
         }
+        self.kv.delete(&keys::vatstore_usage(vat))?;
         Ok(())
     }
 
@@ -129,7 +132,28 @@ impl KernelStore {
         self.kv.get(&keys::vatstore(vat, key))
     }
 
-    /// Applies a delivery's vat-store changes.
+    /// The bytes (keys plus values) the vat's store holds.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn vatstore_usage(&self, vat: VatId) -> Result<u64, StoreError> {
+        if let Some(bytes) = self.kv.get(&keys::vatstore_usage(vat))? {
+            let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
+                StoreError::corrupt("vatstore", &keys::vatstore_usage(vat), "bad usage count")
+            })?;
+            return Ok(u64::from_le_bytes(bytes));
+        }
+        let prefix = keys::vatstore_prefix(vat);
+        let mut total = 0u64;
+        for (key, value) in self.kv.scan_prefix(&prefix)? {
+            total += entry_bytes(key.len() - prefix.len(), value.len());
+        }
+        Ok(total)
+    }
+
+    /// Applies a delivery's vat-store changes, unless the vat's store would then hold more
+    /// than `max_usage` bytes (keys plus values): then nothing is written and the usage it
+    /// would have reached is returned as the error value.
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -137,14 +161,41 @@ impl KernelStore {
         &mut self,
         vat: VatId,
         checkpoint: &Checkpoint,
-    ) -> Result<(), StoreError> {
+        max_usage: u64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        if checkpoint.is_empty() {
+            return Ok(Ok(()));
+        }
+        let before = self.vatstore_usage(vat)?;
+        // Later writes of a key replace earlier ones: count each key's last state once.
+        let mut last: BTreeMap<&str, Option<usize>> = BTreeMap::new();
+        for (key, value) in &checkpoint.sets {
+            last.insert(key, Some(value.0.len()));
+        }
+        for key in &checkpoint.deletes {
+            last.insert(key, None);
+        }
+        let mut usage = before;
+        for (key, new_len) in &last {
+            if let Some(old) = self.kv.get(&keys::vatstore(vat, key))? {
+                usage = usage.saturating_sub(entry_bytes(key.len(), old.len()));
+            }
+            if let Some(len) = new_len {
+                usage = usage.saturating_add(entry_bytes(key.len(), *len));
+            }
+        }
+        if usage > max_usage && usage > before {
+            return Ok(Err(usage));
+        }
         for (key, value) in &checkpoint.sets {
             self.kv.set(&keys::vatstore(vat, key), &value.0)?;
         }
         for key in &checkpoint.deletes {
             self.kv.delete(&keys::vatstore(vat, key))?;
         }
-        Ok(())
+        self.kv
+            .set(&keys::vatstore_usage(vat), &usage.to_le_bytes())?;
+        Ok(Ok(()))
     }
 
     /// Writes a subcluster record.
@@ -230,4 +281,9 @@ impl KernelStore {
             self.write_cbor(keys::TERMINATED, &list)
         }
     }
+}
+
+/// What one vat-store entry counts towards its vat's usage.
+fn entry_bytes(key_len: usize, value_len: usize) -> u64 {
+    u64::try_from(key_len.saturating_add(value_len)).unwrap_or(u64::MAX)
 }

@@ -1,0 +1,95 @@
+//! `VatLimits`: what one vat may ask of the kernel. Everything a vat hands over is checked
+//! against these like a syscall: going past a limit is the vat's own illegal act, never
+//! the kernel's error, and ends with the vat terminated for a fixed reason.
+
+use serde::{Deserialize, Serialize};
+
+/// The longest vat-store key any vat may use, in bytes. The kernel stores a vat's keys
+/// under a prefix of its own, and LMDB keys are at most 511 bytes.
+pub const MAX_VATSTORE_KEY_BYTES: usize = 400;
+
+/// Limits on one vat, set per vat in its config (`"limits": {…}`, camelCase names); each
+/// field left out keeps its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct VatLimits {
+    /// Syscalls in one delivery (or start).
+    pub syscalls_per_delivery: u32,
+    /// Bytes of one message's or resolution's value (its encoded body plus 8 per slot).
+    pub message_bytes: u32,
+    /// Bytes of one vat-store key (at most [`MAX_VATSTORE_KEY_BYTES`]).
+    pub vatstore_key_bytes: u32,
+    /// Bytes of one vat-store value.
+    pub vatstore_value_bytes: u32,
+    /// Bytes of the whole vat store, keys and values.
+    pub vatstore_total_bytes: u64,
+}
+
+impl Default for VatLimits {
+    fn default() -> Self {
+        VatLimits {
+            syscalls_per_delivery: 100_000,
+            message_bytes: 1 << 20,
+            vatstore_key_bytes: 256,
+            vatstore_value_bytes: 1 << 20,
+            vatstore_total_bytes: 1 << 30,
+        }
+    }
+}
+
+impl VatLimits {
+    /// True for the defaults (configs leave them out when written).
+    pub fn is_default(&self) -> bool {
+        *self == VatLimits::default()
+    }
+
+    /// The limits with [`VatLimits::vatstore_key_bytes`] replaced.
+    #[must_use]
+    pub fn with_vatstore_key_bytes(mut self, bytes: u32) -> Self {
+        self.vatstore_key_bytes = bytes;
+        self
+    }
+
+    /// The limits with [`VatLimits::vatstore_value_bytes`] replaced.
+    #[must_use]
+    pub fn with_vatstore_value_bytes(mut self, bytes: u32) -> Self {
+        self.vatstore_value_bytes = bytes;
+        self
+    }
+
+    /// The limits with [`VatLimits::vatstore_total_bytes`] replaced.
+    #[must_use]
+    pub fn with_vatstore_total_bytes(mut self, bytes: u64) -> Self {
+        self.vatstore_total_bytes = bytes;
+        self
+    }
+
+    /// The limits with [`VatLimits::syscalls_per_delivery`] replaced.
+    #[must_use]
+    pub fn with_syscalls_per_delivery(mut self, syscalls: u32) -> Self {
+        self.syscalls_per_delivery = syscalls;
+        self
+    }
+
+    /// The limits with [`VatLimits::message_bytes`] replaced.
+    #[must_use]
+    pub fn with_message_bytes(mut self, bytes: u32) -> Self {
+        self.message_bytes = bytes;
+        self
+    }
+
+    /// Why these limits cannot be used, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        let key = usize::try_from(self.vatstore_key_bytes).unwrap_or(usize::MAX);
+        if key == 0 || key > MAX_VATSTORE_KEY_BYTES {
+            return Some(format!(
+                "vatstoreKeyBytes must be between 1 and {MAX_VATSTORE_KEY_BYTES}"
+            ));
+        }
+        if self.syscalls_per_delivery == 0 || self.message_bytes == 0 {
+            return Some("syscallsPerDelivery and messageBytes must be at least 1".to_owned());
+        }
+        None
+    }
+}
