@@ -605,15 +605,15 @@ fn reads_work_without_the_long_lived_reader() {
 fn a_store_is_open_once_per_process() {
     let (dir, store) = fresh(Durability::EveryCrank);
     match Store::open(dir.path()) {
-        Err(StoreError::AlreadyOpen { path }) => {
-            assert_eq!(
-                path.canonicalize().unwrap(),
-                dir.path().canonicalize().unwrap()
-            );
+        Err(StoreError::InUse { path, pid }) => {
+            assert_eq!(path, dir.path());
+            assert_eq!(pid, Some(std::process::id()));
         }
-        other => panic!("expected AlreadyOpen, got {other:?}"),
+        other => panic!("expected InUse, got {other:?}"),
     }
     drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    store.close().unwrap();
     Store::open(dir.path()).unwrap();
 }
 

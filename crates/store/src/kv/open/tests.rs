@@ -8,8 +8,9 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{Database, EnvOpenOptions};
 
-use super::{DATA_FILE, LOCK_FILE, round_map_size};
+use super::{DATA_FILE, LMDB_LOCK_FILE, round_map_size};
 use crate::error::StoreError;
+use crate::kv::lock::LOCK_FILE;
 use crate::kv::{SCHEMA_KEY, Store};
 
 /// Every file under `path` (or `path` itself if it is a file) with its length and a hash
@@ -133,10 +134,12 @@ fn random_bytes_are_a_corrupt_file() {
             matches!(err, StoreError::CorruptFile { .. }),
             "seed {seed}: {err:?}"
         );
-        assert!(
-            !dir.path().join(LOCK_FILE).exists(),
-            "lock file left behind"
-        );
+        for lock_file in [LMDB_LOCK_FILE, LOCK_FILE] {
+            assert!(
+                !dir.path().join(lock_file).exists(),
+                "{lock_file} left behind"
+            );
+        }
     }
 }
 
@@ -165,7 +168,7 @@ fn a_truncated_store_is_a_corrupt_file() {
             matches!(err, StoreError::CorruptFile { .. }),
             "truncated to {len}: {err:?}"
         );
-        assert!(!case.path().join(LOCK_FILE).exists());
+        assert!(!case.path().join(LMDB_LOCK_FILE).exists());
     }
     // The untruncated copy still opens.
     let case = tempfile::tempdir().unwrap();
@@ -233,4 +236,89 @@ fn map_sizes_are_rounded_to_what_lmdb_accepts() {
     assert_eq!(round_map_size(1 << 20), 1 << 20);
     assert_eq!(round_map_size((1 << 20) + 1), (1 << 20) + (64 << 10));
     assert_eq!(round_map_size(usize::MAX) % (64 << 10), 0);
+}
+
+#[test]
+fn a_store_in_use_is_refused_before_anything_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3);
+    let holder = Store::open(dir.path()).unwrap();
+    let err = refused(dir.path());
+    assert!(
+        matches!(err, StoreError::InUse { pid: Some(pid), .. } if pid == std::process::id()),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "store at {} is in use by process {}",
+            dir.path().display(),
+            std::process::id()
+        )
+    );
+    // Refused even where the file would be refused as corrupt: the lock comes first.
+    let mut damaged = fs::read(dir.path().join(DATA_FILE)).unwrap();
+    damaged[..64].copy_from_slice(&noise(9, 64));
+    fs::write(dir.path().join(DATA_FILE), damaged).unwrap();
+    assert!(matches!(refused(dir.path()), StoreError::InUse { .. }));
+    drop(holder);
+    assert!(matches!(
+        refused(dir.path()),
+        StoreError::CorruptFile { .. }
+    ));
+}
+
+#[test]
+fn a_lock_held_by_an_opener_without_a_pid_names_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock_file = fs::File::create(dir.path().join(LOCK_FILE)).unwrap();
+    lock_file.try_lock().unwrap();
+    let err = refused(dir.path());
+    assert!(
+        matches!(err, StoreError::InUse { pid: None, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("is in use by another opener"),
+        "{err}"
+    );
+    drop(lock_file);
+    drop(Store::open(dir.path()).unwrap());
+}
+
+#[test]
+fn a_stale_lock_file_does_not_stop_an_open() {
+    // What a holder killed with SIGKILL leaves: the file, with its pid, but no lock.
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3);
+    fs::write(dir.path().join(LOCK_FILE), b"4000000000\n").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.scan_prefix(b"key").unwrap().len(), 3);
+    assert_eq!(
+        fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+}
+
+#[test]
+fn a_new_store_keeps_its_lock_file_beside_lmdb_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new");
+    Store::open(&path).unwrap().close().unwrap();
+    let names: Vec<_> = snapshot(&path).into_keys().collect();
+    assert_eq!(names, [DATA_FILE, LMDB_LOCK_FILE, LOCK_FILE]);
+    // The lock file is not content: the store opens again as an ocap store.
+    drop(Store::open(&path).unwrap());
+}
+
+#[test]
+fn a_lock_file_that_cannot_be_opened_is_a_bad_path() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
+    let err = refused(dir.path());
+    assert!(
+        matches!(err, StoreError::BadPath { ref reason, .. } if reason.starts_with(LOCK_FILE)),
+        "{err:?}"
+    );
+    assert!(!dir.path().join(DATA_FILE).exists(), "LMDB was reached");
 }
