@@ -4,10 +4,12 @@
 //! Invariant: a directory that is refused is left as it was. The store's lock (`lock.rs`)
 //! is taken before anything in the directory is read, so a second opener stops there and
 //! never reaches LMDB. Nothing is written to an existing `data.mdb` before it has been
-//! recognised as ours, a file too short for the pages its header claims is refused
+//! recognised as ours, a header LMDB cannot map (an absurd page size or last page) is
+//! refused before LMDB sees it, a file too short for the pages its header claims is refused
 //! before any page is read (reading past the end of a mapped file is SIGBUS, not an error),
 //! and lock files created by a refused open are removed.
 
+mod header;
 #[cfg(test)]
 mod tests;
 
@@ -75,6 +77,7 @@ fn open_locked(
     map_size: usize,
 ) -> Result<(Env<WithoutTls>, Database<Bytes, Bytes>), StoreError> {
     if data_file(path)? == DataFile::Existing {
+        header::check_header(path)?;
         // Judge an existing file through a read-only environment without locking: LMDB then
         // opens data.mdb read-only and never creates or rewrites lock.mdb, so a refusal
         // cannot have changed anything.
@@ -166,6 +169,8 @@ pub(super) fn classify(path: &Path, err: heed::Error) -> StoreError {
 
 /// Refuses a `data.mdb` shorter than the pages its header says are in use. LMDB itself
 /// does not check: it would map the file and fault (SIGBUS) on the first missing page.
+/// `header::check_header` refused such a file already; this asks LMDB which header it
+/// chose, in case the two readings of the header ever differ.
 fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<(), StoreError> {
     let page_size = u64::from(env.stat().page_size);
     let last_page = u64::try_from(env.info().last_page_number).unwrap_or(u64::MAX);

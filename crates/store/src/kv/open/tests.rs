@@ -238,6 +238,75 @@ fn map_sizes_are_rounded_to_what_lmdb_accepts() {
     assert_eq!(round_map_size(usize::MAX) % (64 << 10), 0);
 }
 
+/// Offsets in an LMDB meta page on a 64-bit target (`MDB_page` header, then `MDB_meta`):
+/// the page size (`mm_dbs[0].md_pad`) and the last used page (`mm_last_pg`).
+const META_PAGE_SIZE: usize = 16 + 24;
+const META_LAST_PAGE: usize = 16 + 120;
+
+const META_TXNID: usize = 16 + 128;
+
+/// Writes `value` at `offset` into both meta pages of the store at `path`, so that the
+/// header LMDB picks says it whichever meta is newer.
+fn patch_meta(path: &Path, offset: usize, value: &[u8]) {
+    let file = path.join(DATA_FILE);
+    let mut bytes = fs::read(&file).unwrap();
+    let page_size = u32::from_ne_bytes(bytes[META_PAGE_SIZE..][..4].try_into().unwrap());
+    for meta_idx in 0..2 {
+        let at = meta_idx * page_size as usize + offset;
+        bytes[at..at + value.len()].copy_from_slice(value);
+    }
+    fs::write(&file, bytes).unwrap();
+}
+
+#[test]
+fn a_header_claiming_pages_beyond_the_file_is_a_corrupt_file() {
+    for last_page in [1_000u64, 1 << 40, u64::MAX / 2, u64::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        make_store(dir.path(), 3);
+        patch_meta(dir.path(), META_LAST_PAGE, &last_page.to_ne_bytes());
+        let err = refused(dir.path());
+        assert!(
+            matches!(err, StoreError::CorruptFile { .. }),
+            "last page {last_page}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_meta_page_lmdb_picks_must_fit_the_file() {
+    // LMDB keeps two meta pages and trusts the one with the newer transaction id; the older
+    // one is overwritten by the next commit, so its claim does not matter.
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3);
+    let file = dir.path().join(DATA_FILE);
+    let mut bytes = fs::read(&file).unwrap();
+    let page_size = 4096;
+    let txnid = |meta_idx: usize| {
+        let at = meta_idx * page_size + META_TXNID;
+        u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap())
+    };
+    let older = usize::from(txnid(0) > txnid(1));
+    let at = older * page_size + META_LAST_PAGE;
+    bytes[at..at + 8].copy_from_slice(&(1u64 << 40).to_ne_bytes());
+    fs::write(&file, bytes).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.scan_prefix(b"key").unwrap().len(), 3);
+}
+
+#[test]
+fn a_header_with_an_impossible_page_size_is_a_corrupt_file() {
+    for page_size in [0u32, 1, 100, 4095, 1 << 20, u32::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        make_store(dir.path(), 3);
+        patch_meta(dir.path(), META_PAGE_SIZE, &page_size.to_ne_bytes());
+        let err = refused(dir.path());
+        assert!(
+            matches!(err, StoreError::CorruptFile { .. }),
+            "page size {page_size}: {err:?}"
+        );
+    }
+}
+
 #[test]
 fn a_store_in_use_is_refused_before_anything_is_read() {
     let dir = tempfile::tempdir().unwrap();
