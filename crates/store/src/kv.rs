@@ -181,7 +181,10 @@ pub struct Store {
     fail_commits: u32,
     /// The directory's lock. The last field, so that it is released only after the
     /// environment above has been closed.
-    #[expect(dead_code, reason = "held, never read: dropping it releases the lock")]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "held, never read: dropping it releases the lock")
+    )]
     lock: StoreLock,
 }
 

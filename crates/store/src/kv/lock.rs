@@ -4,10 +4,11 @@
 //!
 //! Invariant: the lock is an OS file lock on `ocap.lock` in the store directory, taken
 //! before anything else in the directory is read, held for as long as the `Store` lives,
-//! and released by the OS when its file is closed, which also happens when the process dies,
-//! however it dies. A refused opener writes nothing: the holder's pid goes into the file
-//! only once its own open has succeeded, and a lock file made by an open that failed is
-//! removed again.
+//! and released when the `Store` goes (explicitly: a process another thread forks at that
+//! moment shares the locked file until it execs, and closing ours alone would leave the
+//! lock to that copy) or by the OS when the process dies, however it dies. A refused opener
+//! writes nothing: the holder's pid goes into the file only once its own open has
+//! succeeded, and a lock file made by an open that failed is removed again.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read};
@@ -21,7 +22,7 @@ pub(super) const LOCK_FILE: &str = "ocap.lock";
 /// Tries at locking the file at the path while failed openers keep removing theirs.
 const MAX_ATTEMPTS: u32 = 8;
 
-/// The held lock on a store directory. Dropping it closes the file, which releases the lock.
+/// The held lock on a store directory. Dropping it releases it.
 #[derive(Debug)]
 pub(super) struct StoreLock {
     file: File,
@@ -104,6 +105,26 @@ impl StoreLock {
             // harms no later open.
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        // Unlocking acts on the open file, which a child forked by another thread shares
+        // until it execs; merely closing our descriptor would leave the store locked, and a
+        // reopen refused, for as long as that child takes. An error is moot: closing the
+        // file next releases the lock too.
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+impl StoreLock {
+    /// A second descriptor of the locked file, as a forked child holds until it execs.
+    pub(super) fn shared_file(&self) -> File {
+        self.file
+            .try_clone()
+            .expect("the test can duplicate a descriptor")
     }
 }
 

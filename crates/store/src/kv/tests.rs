@@ -618,6 +618,17 @@ fn a_store_is_open_once_per_process() {
 }
 
 #[test]
+fn a_closed_store_is_unlocked_even_where_a_forked_child_shares_the_lock_file() {
+    // A worker process that another thread forks shares every open file of this process
+    // until it execs, the lock file included: closing the store must still release it.
+    let (dir, store) = fresh(Durability::EveryCrank);
+    let child_copy = store.lock.shared_file();
+    drop(store);
+    drop(Store::open(dir.path()).expect("reopened while the fork's copy is open"));
+    drop(child_copy);
+}
+
+#[test]
 fn store_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Store>();
