@@ -75,11 +75,22 @@ pub enum StoreError {
         reason: String,
     },
     /// The store is already open in this process (LMDB allows one environment per file
-    /// per process).
+    /// per process). The store's lock refuses such an open first, as [`StoreError::InUse`].
     #[error("store at {path} is already open in this process")]
     AlreadyOpen {
         /// The store directory.
         path: PathBuf,
+    },
+    /// Another `Store` holds the directory's lock (`ocap.lock`), in another process or in
+    /// this one. The lock is the OS's: it is free again once its holder closes the store or
+    /// dies, however it dies. Nothing was written, and nothing but the lock file read.
+    #[error("store at {path} is in use by {}", in_use_by(*.pid))]
+    InUse {
+        /// The store directory.
+        path: PathBuf,
+        /// The holder's process id, as it recorded it in the lock file; `None` before it
+        /// has (while it is still opening the store) or if the file is unreadable.
+        pid: Option<u32>,
     },
     /// The store was written by another schema version.
     #[error("store schema version {found} is not supported (expected {expected})")]
@@ -121,6 +132,14 @@ pub struct BackendError(#[from] heed::Error);
 impl From<heed::Error> for StoreError {
     fn from(err: heed::Error) -> Self {
         StoreError::Backend(BackendError(err))
+    }
+}
+
+/// Who holds a store in use, for [`StoreError::InUse`]'s message.
+fn in_use_by(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("process {pid}"),
+        None => "another opener, which has not recorded its pid".to_owned(),
     }
 }
 

@@ -16,6 +16,7 @@
 //! neither written, read nor scanned through the public API.
 
 mod lmdb_env;
+mod lock;
 mod open;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, RoTxn, WithoutTls};
 
 use crate::error::StoreError;
+use lock::StoreLock;
 use undo::UndoLog;
 
 /// The uncommitted writes. A hash map: every read and write of a crank probes it, and an
@@ -171,8 +173,9 @@ struct OpenSavepoint {
 
 /// The kernel's store. Owned by one thread (the kernel's); `Send`, not `Sync`.
 ///
-/// Dropping the store discards an open crank (as a crash would) and commits the ended
-/// cranks a group commit still holds, best effort: use [`Store::close`] to see errors.
+/// Dropping the store discards an open crank (as a crash would), commits the ended
+/// cranks a group commit still holds, best effort (use [`Store::close`] to see errors),
+/// and releases the directory's lock.
 pub struct Store {
     env: Env<WithoutTls>,
     db: Database<Bytes, Bytes>,
@@ -192,6 +195,13 @@ pub struct Store {
     /// Test-only fault injection: the next this-many commits fail after their puts.
     #[cfg(test)]
     fail_commits: u32,
+    /// The directory's lock. The last field, so that it is released only after the
+    /// environment above has been closed.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "held, never read: dropping it releases the lock")
+    )]
+    lock: StoreLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -227,15 +237,17 @@ fn scan_start<'a>(prefix: &'a [u8], from: &'a [u8], inclusive: bool) -> Option<B
 }
 
 impl Store {
-    /// Opens (creating if missing) the store at directory `path`, syncing every crank.
+    /// Opens (creating if missing) the store at directory `path`, syncing every crank. The
+    /// store holds the directory's lock (`ocap.lock`) until it is dropped or closed.
     ///
     /// # Errors
+    /// [`StoreError::InUse`] if another `Store`, in this process or another, has it open;
     /// [`StoreError::BadPath`] if `path` is not a directory that can hold a store,
     /// [`StoreError::CorruptFile`] for a damaged or truncated `data.mdb`,
     /// [`StoreError::ForeignFile`] for an LMDB environment that is not an ocap store,
     /// [`StoreError::SchemaVersion`] for a store of another version,
-    /// [`StoreError::AlreadyOpen`] if this process has it open, [`StoreError::Backend`] if
-    /// LMDB fails otherwise. A refused directory is left as it was.
+    /// [`StoreError::Backend`] if LMDB fails otherwise. A refused directory is left as it
+    /// was.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Store::open_with(path, &StoreConfig::default())
     }
@@ -245,7 +257,7 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with(path: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
-        let (env, db) = open::open_store(path, config.initial_map_size)?;
+        let open::Opened { env, db, lock } = open::open_store(path, config.initial_map_size)?;
         let max_key_size = env.max_key_size();
         let reader = Some(env.clone().static_read_txn()?);
         Ok(Store {
@@ -264,6 +276,7 @@ impl Store {
             generation: 0,
             #[cfg(test)]
             fail_commits: 0,
+            lock,
         })
     }
 
@@ -666,7 +679,7 @@ impl Store {
     }
 
     /// Commits ended cranks and closes the store, reporting what dropping it would only
-    /// log. An open crank is discarded, as a crash would.
+    /// log, and releases its lock. An open crank is discarded, as a crash would.
     ///
     /// # Errors
     /// As [`Store::flush`]; the store is closed either way.

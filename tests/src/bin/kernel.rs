@@ -1,17 +1,19 @@
-//! `ocap-test-kernel <store> [group]`: opens the tests' kernel (`ocap_tests::config()`) on
-//! an existing store, which relaunches its vats and resumes its queued work, and prints the
-//! kernel's crank count on stdout, one line at a time, until the kernel is idle; then it
-//! prints `idle` and exits. With `group`, cranks share synced commits (group commit). The
-//! crash test kills it with SIGKILL at chosen crank counts.
+//! `ocap-test-kernel <store> [group|hold]`: opens the tests' kernel (`ocap_tests::config()`)
+//! on an existing store, which relaunches its vats and resumes its queued work, and prints
+//! the kernel's crank count on stdout, one line at a time, until the kernel is idle; then it
+//! prints `idle` and exits. With `group`, cranks share synced commits (group commit). With
+//! `hold`, it keeps the kernel (and so the store) open after `idle` until its stdin closes.
+//! The crash test kills it with SIGKILL at chosen crank counts; the trust tests kill a
+//! holding one.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use ocap_kernel::{Kernel, KernelError};
 use ocap_store::Durability;
 
-fn run(path: &str, group: bool) -> Result<(), KernelError> {
+fn run(path: &str, group: bool, hold: bool) -> Result<(), KernelError> {
     let mut config = ocap_tests::config();
     if group {
         config.durability = Durability::Group {
@@ -32,17 +34,23 @@ fn run(path: &str, group: bool) -> Result<(), KernelError> {
         }
     }
     let _ = writeln!(out, "idle").and_then(|()| out.flush());
+    if hold {
+        // Blocks until the parent closes our stdin (or kills us); what is read is ignored.
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    }
     kernel.shutdown()
 }
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let Some(path) = args.next() else {
-        eprintln!("usage: ocap-test-kernel <store directory> [group]");
+        eprintln!("usage: ocap-test-kernel <store directory> [group|hold]");
         return ExitCode::from(2);
     };
-    let group = args.next().is_some_and(|arg| arg == "group");
-    match run(&path, group) {
+    let mode = args.next();
+    let group = mode.as_deref() == Some("group");
+    let hold = mode.as_deref() == Some("hold");
+    match run(&path, group, hold) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ocap-test-kernel: {error}");

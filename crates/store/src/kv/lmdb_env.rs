@@ -21,13 +21,15 @@ pub(super) fn open_env(
     if access == Access::Inspect {
         // SAFETY: without locking, LMDB cannot keep a writer in another process from
         // changing pages under our reads. The inspection only reads the header and two
-        // keys, and the store is owned by one process (the kernel's).
+        // keys, and the caller holds the store's own lock (`ocap.lock`), so no other
+        // store writes the file meanwhile.
         unsafe {
             options.flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK);
         }
     }
-    // SAFETY: the environment is opened once per process per path (heed refuses a second
-    // open), never with WRITE_MAP, and the store never truncates its file while it is open.
+    // SAFETY: the environment is opened once per path across processes (the store's lock
+    // refuses a second opener, and heed a second open in this process), never with
+    // WRITE_MAP, and the store never truncates its file while it is open.
     let res = unsafe { options.open(path) };
     res.map_err(|err| classify(path, err))
 }

@@ -1,11 +1,15 @@
-//! Opening a store directory: recognising an ocap store of this schema version before
-//! anything is written, and the one call that maps the LMDB file.
+//! Opening a store directory: locking it, recognising an ocap store of this schema version
+//! before anything is written, and the one call that maps the LMDB file.
 //!
-//! Invariant: a directory that is refused is left as it was. Nothing is written to an
-//! existing `data.mdb` before it has been recognised as ours, a file too short for the pages
-//! its header claims is refused before any page is read (reading past the end of a mapped
-//! file is SIGBUS, not an error), and a lock file created by a refused open is removed.
+//! Invariant: a directory that is refused is left as it was. The store's lock (`lock.rs`)
+//! is taken before anything in the directory is read, so a second opener stops there and
+//! never reaches LMDB. Nothing is written to an existing `data.mdb` before it has been
+//! recognised as ours, a header LMDB cannot map (an absurd page size or last page) is
+//! refused before LMDB sees it, a file too short for the pages its header claims is refused
+//! before any page is read (reading past the end of a mapped file is SIGBUS, not an error),
+//! and lock files created by a refused open are removed.
 
+mod header;
 #[cfg(test)]
 mod tests;
 
@@ -17,11 +21,13 @@ use heed::types::Bytes;
 use heed::{Database, Env, MdbError, WithoutTls};
 
 use super::lmdb_env::open_env;
+use super::lock::StoreLock;
 use super::{SCHEMA_KEY, SCHEMA_VERSION};
 use crate::error::StoreError;
 
 const DATA_FILE: &str = "data.mdb";
-const LOCK_FILE: &str = "lock.mdb";
+/// LMDB's own lock file, for its readers and writers; the store's is `lock::LOCK_FILE`.
+const LMDB_LOCK_FILE: &str = "lock.mdb";
 /// LMDB wants map sizes that are multiples of the OS page size; 64 KiB is a multiple of
 /// every common one (4, 16 and 64 KiB).
 const MAP_SIZE_GRANULE: usize = 64 << 10;
@@ -37,21 +43,48 @@ pub(super) fn round_map_size(size: usize) -> usize {
     }
 }
 
+/// A store directory opened and recognised.
+pub(super) struct Opened {
+    pub(super) env: Env<WithoutTls>,
+    pub(super) db: Database<Bytes, Bytes>,
+    /// The directory's lock, to be held as long as `env` is open.
+    pub(super) lock: StoreLock,
+}
+
 /// Opens (creating if missing) the store in directory `path` and checks it is an ocap store
 /// of [`SCHEMA_VERSION`], writing the schema version key into a new, empty one.
-pub(super) fn open_store(
+pub(super) fn open_store(path: &Path, map_size: usize) -> Result<Opened, StoreError> {
+    let map_size = round_map_size(map_size);
+    prepare_dir(path)?;
+    // Before anything in the directory is read: a second opener stops here.
+    let lock = StoreLock::acquire(path)?;
+    match open_locked(path, map_size) {
+        Ok((env, db)) => {
+            lock.record_holder();
+            Ok(Opened { env, db, lock })
+        }
+        Err(err) => {
+            // The environment is closed by now: `open_locked` owned it.
+            lock.abandon();
+            Err(err)
+        }
+    }
+}
+
+/// [`open_store`]'s work once the directory is locked.
+fn open_locked(
     path: &Path,
     map_size: usize,
 ) -> Result<(Env<WithoutTls>, Database<Bytes, Bytes>), StoreError> {
-    let map_size = round_map_size(map_size);
-    if prepare_dir(path)? == DataFile::Existing {
+    if data_file(path)? == DataFile::Existing {
+        header::check_header(path)?;
         // Judge an existing file through a read-only environment without locking: LMDB then
         // opens data.mdb read-only and never creates or rewrites lock.mdb, so a refusal
         // cannot have changed anything.
         let env = open_env(path, map_size, Access::Inspect)?;
         check_contents(&env, path, Access::Inspect)?;
     }
-    let lock_file = path.join(LOCK_FILE);
+    let lock_file = path.join(LMDB_LOCK_FILE);
     let lock_existed = fs::symlink_metadata(&lock_file).is_ok();
     // The closure owns the environment: on error it is dropped, and so closed, before the
     // lock file is removed below.
@@ -81,25 +114,35 @@ pub(super) enum Access {
     ReadWrite,
 }
 
-fn prepare_dir(path: &Path) -> Result<DataFile, StoreError> {
-    let bad = |reason: String| StoreError::BadPath {
-        path: path.to_path_buf(),
-        reason,
-    };
+/// Makes sure `path` is a directory, creating it if missing.
+fn prepare_dir(path: &Path) -> Result<(), StoreError> {
     match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(bad("not a directory".to_owned())),
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(bad_path(path, "not a directory".to_owned())),
         Err(err) if err.kind() == ErrorKind::NotFound => {
-            fs::create_dir_all(path).map_err(|err| bad(err.to_string()))?;
+            fs::create_dir_all(path).map_err(|err| bad_path(path, err.to_string()))
         }
-        Err(err) => return Err(bad(err.to_string())),
+        Err(err) => Err(bad_path(path, err.to_string())),
     }
+}
+
+/// What the directory's `data.mdb` is.
+fn data_file(path: &Path) -> Result<DataFile, StoreError> {
     match fs::metadata(path.join(DATA_FILE)) {
-        Ok(meta) if !meta.is_file() => Err(bad(format!("{DATA_FILE} is not a regular file"))),
+        Ok(meta) if !meta.is_file() => {
+            Err(bad_path(path, format!("{DATA_FILE} is not a regular file")))
+        }
         Ok(meta) if meta.len() == 0 => Ok(DataFile::New),
         Ok(_) => Ok(DataFile::Existing),
         Err(err) if err.kind() == ErrorKind::NotFound => Ok(DataFile::New),
-        Err(err) => Err(bad(format!("{DATA_FILE}: {err}"))),
+        Err(err) => Err(bad_path(path, format!("{DATA_FILE}: {err}"))),
+    }
+}
+
+fn bad_path(path: &Path, reason: String) -> StoreError {
+    StoreError::BadPath {
+        path: path.to_path_buf(),
+        reason,
     }
 }
 
@@ -126,6 +169,8 @@ pub(super) fn classify(path: &Path, err: heed::Error) -> StoreError {
 
 /// Refuses a `data.mdb` shorter than the pages its header says are in use. LMDB itself
 /// does not check: it would map the file and fault (SIGBUS) on the first missing page.
+/// `header::check_header` refused such a file already; this asks LMDB which header it
+/// chose, in case the two readings of the header ever differ.
 fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<(), StoreError> {
     let page_size = u64::from(env.stat().page_size);
     let last_page = u64::try_from(env.info().last_page_number).unwrap_or(u64::MAX);

@@ -627,16 +627,27 @@ fn reads_work_without_the_long_lived_reader() {
 fn a_store_is_open_once_per_process() {
     let (dir, store) = fresh(Durability::EveryCrank);
     match Store::open(dir.path()) {
-        Err(StoreError::AlreadyOpen { path }) => {
-            assert_eq!(
-                path.canonicalize().unwrap(),
-                dir.path().canonicalize().unwrap()
-            );
+        Err(StoreError::InUse { path, pid }) => {
+            assert_eq!(path, dir.path());
+            assert_eq!(pid, Some(std::process::id()));
         }
-        other => panic!("expected AlreadyOpen, got {other:?}"),
+        other => panic!("expected InUse, got {other:?}"),
     }
     drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    store.close().unwrap();
     Store::open(dir.path()).unwrap();
+}
+
+#[test]
+fn a_closed_store_is_unlocked_even_where_a_forked_child_shares_the_lock_file() {
+    // A worker process that another thread forks shares every open file of this process
+    // until it execs, the lock file included: closing the store must still release it.
+    let (dir, store) = fresh(Durability::EveryCrank);
+    let child_copy = store.lock.shared_file();
+    drop(store);
+    drop(Store::open(dir.path()).expect("reopened while the fork's copy is open"));
+    drop(child_copy);
 }
 
 #[test]

@@ -8,8 +8,9 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{Database, EnvOpenOptions};
 
-use super::{DATA_FILE, LOCK_FILE, round_map_size};
+use super::{DATA_FILE, LMDB_LOCK_FILE, round_map_size};
 use crate::error::StoreError;
+use crate::kv::lock::LOCK_FILE;
 use crate::kv::{SCHEMA_KEY, Store};
 
 /// Every file under `path` (or `path` itself if it is a file) with its length and a hash
@@ -133,10 +134,12 @@ fn random_bytes_are_a_corrupt_file() {
             matches!(err, StoreError::CorruptFile { .. }),
             "seed {seed}: {err:?}"
         );
-        assert!(
-            !dir.path().join(LOCK_FILE).exists(),
-            "lock file left behind"
-        );
+        for lock_file in [LMDB_LOCK_FILE, LOCK_FILE] {
+            assert!(
+                !dir.path().join(lock_file).exists(),
+                "{lock_file} left behind"
+            );
+        }
     }
 }
 
@@ -165,7 +168,7 @@ fn a_truncated_store_is_a_corrupt_file() {
             matches!(err, StoreError::CorruptFile { .. }),
             "truncated to {len}: {err:?}"
         );
-        assert!(!case.path().join(LOCK_FILE).exists());
+        assert!(!case.path().join(LMDB_LOCK_FILE).exists());
     }
     // The untruncated copy still opens.
     let case = tempfile::tempdir().unwrap();
@@ -233,4 +236,158 @@ fn map_sizes_are_rounded_to_what_lmdb_accepts() {
     assert_eq!(round_map_size(1 << 20), 1 << 20);
     assert_eq!(round_map_size((1 << 20) + 1), (1 << 20) + (64 << 10));
     assert_eq!(round_map_size(usize::MAX) % (64 << 10), 0);
+}
+
+/// Offsets in an LMDB meta page on a 64-bit target (`MDB_page` header, then `MDB_meta`):
+/// the page size (`mm_dbs[0].md_pad`) and the last used page (`mm_last_pg`).
+const META_PAGE_SIZE: usize = 16 + 24;
+const META_LAST_PAGE: usize = 16 + 120;
+
+const META_TXNID: usize = 16 + 128;
+
+/// Writes `value` at `offset` into both meta pages of the store at `path`, so that the
+/// header LMDB picks says it whichever meta is newer.
+fn patch_meta(path: &Path, offset: usize, value: &[u8]) {
+    let file = path.join(DATA_FILE);
+    let mut bytes = fs::read(&file).unwrap();
+    let page_size = u32::from_ne_bytes(bytes[META_PAGE_SIZE..][..4].try_into().unwrap());
+    for meta_idx in 0..2 {
+        let at = meta_idx * page_size as usize + offset;
+        bytes[at..at + value.len()].copy_from_slice(value);
+    }
+    fs::write(&file, bytes).unwrap();
+}
+
+#[test]
+fn a_header_claiming_pages_beyond_the_file_is_a_corrupt_file() {
+    for last_page in [1_000u64, 1 << 40, u64::MAX / 2, u64::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        make_store(dir.path(), 3);
+        patch_meta(dir.path(), META_LAST_PAGE, &last_page.to_ne_bytes());
+        let err = refused(dir.path());
+        assert!(
+            matches!(err, StoreError::CorruptFile { .. }),
+            "last page {last_page}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_meta_page_lmdb_picks_must_fit_the_file() {
+    // LMDB keeps two meta pages and trusts the one with the newer transaction id; the older
+    // one is overwritten by the next commit, so its claim does not matter.
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3);
+    let file = dir.path().join(DATA_FILE);
+    let mut bytes = fs::read(&file).unwrap();
+    let page_size = 4096;
+    let txnid = |meta_idx: usize| {
+        let at = meta_idx * page_size + META_TXNID;
+        u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap())
+    };
+    let older = usize::from(txnid(0) > txnid(1));
+    let at = older * page_size + META_LAST_PAGE;
+    bytes[at..at + 8].copy_from_slice(&(1u64 << 40).to_ne_bytes());
+    fs::write(&file, bytes).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.scan_prefix(b"key").unwrap().len(), 3);
+}
+
+#[test]
+fn a_header_with_an_impossible_page_size_is_a_corrupt_file() {
+    for page_size in [0u32, 1, 100, 4095, 1 << 20, u32::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        make_store(dir.path(), 3);
+        patch_meta(dir.path(), META_PAGE_SIZE, &page_size.to_ne_bytes());
+        let err = refused(dir.path());
+        assert!(
+            matches!(err, StoreError::CorruptFile { .. }),
+            "page size {page_size}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_store_in_use_is_refused_before_anything_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3);
+    let holder = Store::open(dir.path()).unwrap();
+    let err = refused(dir.path());
+    assert!(
+        matches!(err, StoreError::InUse { pid: Some(pid), .. } if pid == std::process::id()),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "store at {} is in use by process {}",
+            dir.path().display(),
+            std::process::id()
+        )
+    );
+    // Refused even where the file would be refused as corrupt: the lock comes first.
+    let mut damaged = fs::read(dir.path().join(DATA_FILE)).unwrap();
+    damaged[..64].copy_from_slice(&noise(9, 64));
+    fs::write(dir.path().join(DATA_FILE), damaged).unwrap();
+    assert!(matches!(refused(dir.path()), StoreError::InUse { .. }));
+    drop(holder);
+    assert!(matches!(
+        refused(dir.path()),
+        StoreError::CorruptFile { .. }
+    ));
+}
+
+#[test]
+fn a_lock_held_by_an_opener_without_a_pid_names_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock_file = fs::File::create(dir.path().join(LOCK_FILE)).unwrap();
+    lock_file.try_lock().unwrap();
+    let err = refused(dir.path());
+    assert!(
+        matches!(err, StoreError::InUse { pid: None, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("is in use by another opener"),
+        "{err}"
+    );
+    drop(lock_file);
+    drop(Store::open(dir.path()).unwrap());
+}
+
+#[test]
+fn a_stale_lock_file_does_not_stop_an_open() {
+    // What a holder killed with SIGKILL leaves: the file, with its pid, but no lock.
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3);
+    fs::write(dir.path().join(LOCK_FILE), b"4000000000\n").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.scan_prefix(b"key").unwrap().len(), 3);
+    assert_eq!(
+        fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+}
+
+#[test]
+fn a_new_store_keeps_its_lock_file_beside_lmdb_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new");
+    Store::open(&path).unwrap().close().unwrap();
+    let names: Vec<_> = snapshot(&path).into_keys().collect();
+    assert_eq!(names, [DATA_FILE, LMDB_LOCK_FILE, LOCK_FILE]);
+    // The lock file is not content: the store opens again as an ocap store.
+    drop(Store::open(&path).unwrap());
+}
+
+#[test]
+fn a_lock_file_that_cannot_be_opened_is_a_bad_path() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
+    let err = refused(dir.path());
+    assert!(
+        matches!(err, StoreError::BadPath { ref reason, .. } if reason.starts_with(LOCK_FILE)),
+        "{err:?}"
+    );
+    assert!(!dir.path().join(DATA_FILE).exists(), "LMDB was reached");
 }
