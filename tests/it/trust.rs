@@ -171,3 +171,21 @@ fn duplicate_vat_names_are_refused() {
     );
     assert!(test.kernel.vat_ids().unwrap().is_empty());
 }
+
+#[test]
+fn a_cluster_file_over_the_size_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.json");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(ocap_cli::MAX_CLUSTER_FILE + 1).unwrap();
+    let mut paths = vec![huge];
+    // An endless source is read up to the limit, not until memory runs out.
+    paths.extend(["/dev/urandom".into(), "/dev/zero".into()]);
+    for path in paths.into_iter().filter(|p| p.exists()) {
+        let err = ocap_cli::run_cluster(&path, &ocap_cli::RunOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, CliError::TooLarge { .. }),
+            "{path:?}: {err:?}"
+        );
+    }
+}
