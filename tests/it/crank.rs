@@ -3,7 +3,7 @@
 //! Each test is named after the bug it prevents. Vats run where
 //! `ocap_tests::default_workers` says (the `modes` test runs this both ways).
 
-use ocap_tests::{TestKernel, WAIT, call, cluster, decode, rejection, roots};
+use ocap_tests::{TestKernel, WAIT, call, cluster, decode, delivery_error, rejection, roots};
 use ocap_types::{EndpointId, KRef, Value};
 
 #[test]
@@ -20,7 +20,7 @@ fn aborted_delivery_does_not_undo_an_earlier_delivery() {
     let text = rejection(panicked.wait(WAIT).unwrap_err());
     assert_eq!(
         text,
-        "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic"
+        delivery_error(test.workers(), "vat panicked: probe was asked to panic")
     );
     // The earlier delivery's effect is in the store, and was not redelivered.
     let stored = test
@@ -60,27 +60,27 @@ fn terminating_a_vat_from_within_a_crank_completes() {
 
 #[test]
 fn a_vat_terminated_in_its_crank_rejects_its_result_and_the_others_go_on() {
+    let test = TestKernel::new();
+    let workers = test.workers();
     let cases = [
         (
             "panic",
-            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic",
+            delivery_error(workers, "vat panicked: probe was asked to panic"),
         ),
-        (
-            "crash",
-            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] probe crashed on purpose",
-        ),
+        ("crash", delivery_error(workers, "probe crashed on purpose")),
         (
             "forge",
-            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
+            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die"
+                .to_owned(),
         ),
         (
             "resolve_twice",
-            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
+            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die"
+                .to_owned(),
         ),
         // A failure exit rejects with the vat's own reason.
-        ("exit", "probe exits"),
+        ("exit", "probe exits".to_owned()),
     ];
-    let test = TestKernel::new();
     test.launch(&cluster(&[
         ("a", "probe"),
         ("b", "probe"),
@@ -99,7 +99,7 @@ fn a_vat_terminated_in_its_crank_rejects_its_result_and_the_others_go_on() {
         };
         assert_eq!(
             call(&test.kernel, *root, method, args),
-            Err((*expected).to_owned()),
+            Err(expected.clone()),
             "{method}"
         );
         test.kernel.run_until_idle(WAIT).unwrap();
@@ -115,18 +115,17 @@ fn a_vat_terminated_in_its_crank_rejects_its_result_and_the_others_go_on() {
 
 #[test]
 fn queue_message_to_vat_terminated_while_handling_it_rejects_with_the_reason() {
+    let workers = ocap_tests::default_workers();
     let cases = [
         (
             "panic",
-            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: probe was asked to panic",
+            delivery_error(workers, "vat panicked: probe was asked to panic"),
         ),
-        (
-            "crash",
-            "[KERNEL:VAT_FATAL:INTERNAL_ERROR] probe crashed on purpose",
-        ),
+        ("crash", delivery_error(workers, "probe crashed on purpose")),
         (
             "forge",
-            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die",
+            "[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL] Syscall translation error: prepare to die"
+                .to_owned(),
         ),
     ];
     for (method, expected) in cases {
@@ -134,7 +133,7 @@ fn queue_message_to_vat_terminated_while_handling_it_rejects_with_the_reason() {
         let launched = test.launch(&cluster(&[("a", "probe")]));
         assert_eq!(
             call(&test.kernel, launched.root, method, vec![]),
-            Err(expected.to_owned())
+            Err(expected)
         );
     }
 }

@@ -6,11 +6,15 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use ocap_kernel::Kernel;
+use ocap_cli::CliError;
+use ocap_kernel::{InputError, Kernel, KernelError};
 use ocap_tests::driver::{resolve, send_r, vat};
-use ocap_tests::{TestKernel, WAIT, call, cluster, config, record};
-use ocap_types::{KRef, Value, VatId, VatLimits};
+use ocap_tests::{TestKernel, WAIT, call, cluster, config, has_ref_shaped_text, record, roots};
+use ocap_types::{
+    ConfigError, EndpointId, KRef, MAX_DEPTH, MethargsError, Value, VatId, VatLimits, WorkerKind,
+};
 use ocap_vat_manager::LimitExceeded;
 
 /// A kernel running `driver` (bootstrap) and `probe`, with their roots.
@@ -437,4 +441,241 @@ fn a_second_process_cannot_open_a_store_in_use() {
         Value::Str("Counter incremented to: 2".to_owned())
     );
     kernel.shutdown().unwrap();
+}
+
+/// A list nested `depth` levels around `null`, built without recursion.
+fn nested(depth: usize) -> Value {
+    let mut value = Value::Null;
+    for _ in 0..depth {
+        value = Value::List(vec![value]);
+    }
+    value
+}
+
+/// A kernel with one probe vat `a`: its id and root.
+fn one_probe() -> (TestKernel, ocap_types::VatId, KRef) {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[("a", "probe")]));
+    let (vat, root) = roots(&test.kernel)[0];
+    (test, vat, root)
+}
+
+/// The probe `vat` is still running and answers.
+fn assert_alive(test: &TestKernel, vat: ocap_types::VatId, root: KRef) {
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert!(
+        test.kernel.vat_ids().unwrap().contains(&vat),
+        "the vat lives"
+    );
+    assert_eq!(
+        call(&test.kernel, root, "echo", vec![Value::str("alive")]),
+        Ok(Value::str("alive"))
+    );
+}
+
+#[test]
+fn a_host_argument_nested_too_deep_is_refused_and_the_receiver_lives() {
+    let (test, vat, root) = one_probe();
+    // Two levels go to `[method, args]`: this is the deepest argument a receiver decodes.
+    let deepest = nested(MAX_DEPTH - 2);
+    assert_eq!(
+        call(&test.kernel, root, "echo", vec![deepest.clone()]),
+        Ok(deepest)
+    );
+    let err = test
+        .kernel
+        .queue_message(root, "echo", vec![nested(MAX_DEPTH - 1)])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KernelError::Input(InputError::Args(MethargsError::TooDeep(_)))
+        ),
+        "{err:?}"
+    );
+    assert_alive(&test, vat, root);
+}
+
+#[test]
+fn a_host_argument_with_a_slot_index_past_its_slots_is_refused() {
+    let (test, vat, root) = one_probe();
+    let arg = Value::List(vec![Value::Slot {
+        index: 1,
+        iface: None,
+    }]);
+    let err = test
+        .kernel
+        .queue_message_with_slots(root, "echo", vec![arg], vec![root])
+        .unwrap_err();
+    let expected = MethargsError::Slot { index: 1, slots: 1 };
+    assert!(
+        matches!(&err, KernelError::Input(InputError::Args(e)) if *e == expected),
+        "{err:?}"
+    );
+    assert_alive(&test, vat, root);
+}
+
+#[test]
+fn a_dangling_kref_from_the_host_is_refused() {
+    let (test, vat, root) = one_probe();
+    let before = test.kernel.queue_message(root, "data", vec![]).unwrap();
+    for dangling in ["ko8888", "kp9999"] {
+        let dangling: KRef = dangling.parse().unwrap();
+        let arg = Value::Slot {
+            index: 0,
+            iface: None,
+        };
+        let handle = test
+            .kernel
+            .queue_message_with_slots(root, "echo", vec![arg], vec![dangling])
+            .unwrap();
+        let err = handle.wait(WAIT).unwrap_err();
+        assert!(
+            matches!(&err, KernelError::Input(InputError::Unknown { kref }) if *kref == dangling),
+            "{err:?}"
+        );
+        assert!(matches!(handle.promise(), Err(KernelError::Input(_))));
+        let imported = test
+            .kernel
+            .inspect(move |s| s.clist_entry(EndpointId::Vat(vat), dangling))
+            .unwrap()
+            .unwrap();
+        assert_eq!(imported, None, "{dangling} is in the vat's c-list");
+    }
+    // Nothing was allocated for the refused messages: the next result promise follows
+    // the last one made.
+    let after = test.kernel.queue_message(root, "data", vec![]).unwrap();
+    assert_eq!(after.promise().unwrap().0, before.promise().unwrap().0 + 1);
+    assert_alive(&test, vat, root);
+}
+
+#[test]
+fn a_host_argument_of_any_depth_cannot_overflow_the_kernel_stack() {
+    let (test, vat, root) = one_probe();
+    let err = test
+        .kernel
+        .queue_message(root, "echo", vec![nested(1_000_000)])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KernelError::Input(InputError::Args(MethargsError::TooDeep(_)))
+        ),
+        "{err:?}"
+    );
+    assert_alive(&test, vat, root);
+}
+
+#[test]
+fn cluster_parameters_of_any_depth_are_refused() {
+    let test = TestKernel::new();
+    let mut config = cluster(&[("a", "probe")]);
+    let deep = Value::Record([("deep".to_owned(), nested(1_000_000))].into());
+    config.vats.0[0].1.parameters = deep;
+    let err = test.kernel.launch_subcluster(&config).unwrap_err();
+    assert!(
+        matches!(&err, KernelError::Config(ConfigError::DeepParameters { vat }) if vat == "a"),
+        "{err:?}"
+    );
+    assert!(test.kernel.vat_ids().unwrap().is_empty());
+    // The host's own copy is the host's to tear down.
+    std::mem::take(&mut config.vats.0[0].1.parameters).dispose();
+}
+
+#[test]
+fn unknown_cluster_fields_are_refused() {
+    let text = r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "bob"}}, "vatz": {}}"#;
+    let err = ocap_cli::parse_cluster(text).unwrap_err();
+    assert!(
+        matches!(&err, CliError::Parse(text) if text.contains("unknown field `vatz`")),
+        "{err:?}"
+    );
+    // `bundles` is in the spec's cluster config (accepted, unused).
+    let text = r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "bob"}}, "bundles": {}}"#;
+    assert!(ocap_cli::parse_cluster(text).is_ok());
+}
+
+#[test]
+fn duplicate_vat_names_are_refused() {
+    let test = TestKernel::new();
+    let mut config = cluster(&[("a", "probe"), ("b", "probe")]);
+    config.vats.0[1].0 = "a".to_owned();
+    let err = test.try_launch(&config).unwrap_err();
+    assert!(
+        matches!(&err, KernelError::Config(ConfigError::DuplicateVat { name }) if name == "a"),
+        "{err:?}"
+    );
+    assert!(test.kernel.vat_ids().unwrap().is_empty());
+}
+
+#[test]
+fn a_cluster_file_over_the_size_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.json");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(ocap_cli::MAX_CLUSTER_FILE + 1).unwrap();
+    let mut paths = vec![huge];
+    // An endless source is read up to the limit, not until memory runs out.
+    paths.extend(["/dev/urandom".into(), "/dev/zero".into()]);
+    for path in paths.into_iter().filter(|p| p.exists()) {
+        let err = ocap_cli::run_cluster(&path, &ocap_cli::RunOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, CliError::TooLarge { .. }),
+            "{path:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_delivery_timeout_of_duration_max_means_no_limit() {
+    let mut config = ocap_tests::config();
+    config.workers.delivery_timeout = Duration::MAX;
+    let test = TestKernel::open(config, WorkerKind::Subprocess);
+    test.launch(&cluster(&[("a", "probe")]));
+    let (vat, root) = roots(&test.kernel)[0];
+    assert_alive(&test, vat, root);
+}
+
+#[test]
+fn a_worker_delivery_error_is_logged_and_rejected_with_a_fixed_text() {
+    let test = TestKernel::with_workers(WorkerKind::Subprocess);
+    test.launch(&cluster(&[("keep", "probe"), ("bad", "leaky-error")]));
+    let vats = roots(&test.kernel);
+    let ((keep_vat, keep), (bad_vat, bad)) = (vats[0], vats[1]);
+    let text = call(&test.kernel, bad, "anything", vec![]).unwrap_err();
+    assert_eq!(
+        text,
+        "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat worker reported a delivery error"
+    );
+    assert!(!has_ref_shaped_text(&text), "{text}");
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert!(!test.kernel.vat_ids().unwrap().contains(&bad_vat));
+    assert_alive(&test, keep_vat, keep);
+}
+
+#[test]
+fn a_worker_that_exits_while_its_child_keeps_stdout_open_is_reported_as_exited() {
+    let mut config = ocap_tests::config();
+    config.workers.delivery_timeout = Duration::from_secs(3);
+    let test = TestKernel::open(config, WorkerKind::Subprocess);
+    test.launch(&cluster(&[
+        ("keep", "probe"),
+        ("bad", "exit-keeping-stdout"),
+    ]));
+    let vats = roots(&test.kernel);
+    let ((keep_vat, keep), (bad_vat, bad)) = (vats[0], vats[1]);
+    let started = Instant::now();
+    let text = call(&test.kernel, bad, "anything", vec![]).unwrap_err();
+    assert_eq!(
+        text,
+        "[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat worker exited (status 4)"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert!(!test.kernel.vat_ids().unwrap().contains(&bad_vat));
+    assert_alive(&test, keep_vat, keep);
 }

@@ -225,6 +225,17 @@ pub fn record(fields: &[(&str, Value)]) -> Value {
     )
 }
 
+/// The rejection of a message whose receiver reported the delivery error `text`: with
+/// `workers` in process the vat's own text; from a worker process a fixed sentence (the
+/// worker's text is only logged, as it is untrusted).
+pub fn delivery_error(workers: WorkerKind, text: &str) -> String {
+    let detail = match workers {
+        WorkerKind::InProcess => text,
+        WorkerKind::Subprocess => "vat worker reported a delivery error",
+    };
+    format!("[KERNEL:VAT_FATAL:INTERNAL_ERROR] {detail}")
+}
+
 /// The message of a rejected result; any other failure fails the test.
 pub fn rejection(err: KernelError) -> String {
     match err {

@@ -9,4 +9,6 @@
 
 mod run;
 
-pub use run::{CliError, RunOptions, parse_cluster, registry, render, run_cluster};
+pub use run::{
+    CliError, MAX_CLUSTER_FILE, RunOptions, parse_cluster, registry, render, run_cluster,
+};

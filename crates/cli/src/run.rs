@@ -1,5 +1,10 @@
 //! `ocap run`: launch a cluster file's subcluster, run to idle, report the bootstrap result.
 
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -7,6 +12,10 @@ use ocap_kernel::{Kernel, KernelConfig, KernelError};
 use ocap_store::Durability;
 use ocap_types::{CapData, ClusterConfig, KRef, Value};
 use ocap_vat_manager::VatRegistry;
+
+/// The largest cluster file `ocap run` reads (16 MiB). A cluster config is a few kilobytes;
+/// the limit keeps a wrong path (`/dev/urandom`, a disk image) from being read without end.
+pub const MAX_CLUSTER_FILE: u64 = 16 * 1024 * 1024;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +29,14 @@ pub enum CliError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The cluster file is larger than [`MAX_CLUSTER_FILE`].
+    #[error("cannot read {path}: larger than the limit of {max} bytes for a cluster file")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        max: u64,
     },
     /// The cluster file is not a valid cluster config.
     #[error("invalid cluster config: {0}")]
@@ -82,13 +99,10 @@ pub fn parse_cluster(text: &str) -> Result<ClusterConfig, CliError> {
 /// Runs the cluster in `path` and returns its bootstrap result.
 ///
 /// # Errors
-/// [`CliError`] when the file is unreadable or invalid, or the kernel fails (including a
-/// failed launch or bootstrap).
+/// [`CliError`] when the file is unreadable, too large or invalid, or the kernel fails
+/// (including a failed launch or bootstrap).
 pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_cluster_file(path)?;
     let config = parse_cluster(&text)?;
     let temp;
     let store = match &options.store {
@@ -109,6 +123,35 @@ pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, C
     kernel.run_until_idle(options.timeout)?;
     kernel.shutdown()?;
     Ok(launched.bootstrap_result)
+}
+
+/// Reads a cluster file of at most [`MAX_CLUSTER_FILE`] bytes: a larger regular file is
+/// refused before it is read, and any other source (a pipe, a device) once it has given
+/// more than that.
+fn read_cluster_file(path: &Path) -> Result<String, CliError> {
+    let read_error = |source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let too_large = || CliError::TooLarge {
+        path: path.to_path_buf(),
+        max: MAX_CLUSTER_FILE,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    if file
+        .metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.len() > MAX_CLUSTER_FILE)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CLUSTER_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CLUSTER_FILE {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|e| read_error(io::Error::new(io::ErrorKind::InvalidData, e)))
 }
 
 /// Renders a result for the terminal: strings as they are, other values in a short form.

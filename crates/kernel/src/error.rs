@@ -2,7 +2,7 @@
 
 use ocap_queue::QueueError;
 use ocap_store::StoreError;
-use ocap_types::{CapData, ConfigError, KRef};
+use ocap_types::{CapData, ConfigError, KRef, MethargsError};
 use ocap_vat_manager::VatError;
 
 /// Why a kernel operation failed.
@@ -24,6 +24,9 @@ pub enum KernelError {
     /// A message's result was rejected.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// The host's input was refused before anything was allocated for it.
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// Waiting for a result took longer than the caller allowed.
     #[error("timed out waiting for the kernel")]
     Timeout,
@@ -36,6 +39,23 @@ pub enum KernelError {
     /// An operation that is not allowed on its argument.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Host input the kernel refuses: what would otherwise kill the receiving vat, or put a
+/// reference to nothing into its c-list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The arguments cannot become a message a receiver decodes: nested too deeply, or
+    /// naming a slot past the slots given.
+    #[error("host message refused: {0}")]
+    Args(#[from] MethargsError),
+    /// A slot names an object or promise that does not exist.
+    #[error("host message refused: {kref} does not exist")]
+    Unknown {
+        /// The kref.
+        kref: KRef,
+    },
 }
 
 /// A rejected result, as the host sees it (spec §3.5): the message is the rejection's own

@@ -11,18 +11,45 @@ use std::time::{Duration, Instant};
 
 use ocap_types::{CapData, KPromiseId, KRef};
 
-use crate::error::{KernelError, Rejection};
+use crate::error::{InputError, KernelError, Rejection};
 
 /// A settled result: fulfilled (`Ok`) or rejected (`Err`), as a value.
 pub(crate) type Settlement = Result<CapData<KRef>, CapData<KRef>>;
 
 /// Whether the kernel queued the message: the result promise, or why not.
-pub(crate) type Queued = Result<KPromiseId, String>;
+pub(crate) type Queued = Result<KPromiseId, NotQueued>;
+
+/// Why the kernel did not queue a host message, kept for every later call on the handle.
+#[derive(Debug, Clone)]
+pub(crate) enum NotQueued {
+    /// The host's input was refused.
+    Input(InputError),
+    /// The kernel failed; its error as text (a [`KernelError`] is not `Clone`).
+    Failed(String),
+}
+
+impl From<KernelError> for NotQueued {
+    fn from(error: KernelError) -> Self {
+        match error {
+            KernelError::Input(input) => NotQueued::Input(input),
+            other => NotQueued::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<NotQueued> for KernelError {
+    fn from(not_queued: NotQueued) -> Self {
+        match not_queued {
+            NotQueued::Input(input) => KernelError::Input(input),
+            NotQueued::Failed(text) => KernelError::Invalid(text),
+        }
+    }
+}
 
 /// The eventual result of a message queued by the host.
 #[derive(Debug)]
 pub struct ResultHandle {
-    promise: OnceCell<Result<KPromiseId, String>>,
+    promise: OnceCell<Queued>,
     queued: Option<Receiver<Queued>>,
     receiver: Receiver<Settlement>,
     /// Waiting on this thread would be waiting for ourselves.
@@ -68,7 +95,7 @@ impl ResultHandle {
     /// Waits at most `timeout` for the kernel to have queued the message.
     fn queued(&self, timeout: Duration) -> Result<KPromiseId, KernelError> {
         if let Some(res) = self.promise.get() {
-            return res.clone().map_err(KernelError::Invalid);
+            return res.clone().map_err(KernelError::from);
         }
         let Some(queued) = &self.queued else {
             return Err(KernelError::Stopped);
@@ -82,14 +109,15 @@ impl ResultHandle {
         self.promise
             .get_or_init(|| res)
             .clone()
-            .map_err(KernelError::Invalid)
+            .map_err(KernelError::from)
     }
 
     /// The kernel promise that carries the result, once the kernel has queued the message.
     ///
     /// # Errors
-    /// [`KernelError::Stopped`] if the kernel stopped first, [`KernelError::Invalid`] if the
-    /// kernel could not queue the message.
+    /// [`KernelError::Stopped`] if the kernel stopped first, [`KernelError::Input`] if it
+    /// refused the message (a slot naming nothing), [`KernelError::Invalid`] if it could
+    /// not queue it.
     pub fn promise(&self) -> Result<KPromiseId, KernelError> {
         self.queued(Duration::MAX)
     }
@@ -99,7 +127,8 @@ impl ResultHandle {
     /// # Errors
     /// [`KernelError::Rejected`] when the result is rejected, [`KernelError::Timeout`],
     /// [`KernelError::Stopped`] if the kernel stopped before settling it,
-    /// [`KernelError::Invalid`] if the kernel could not queue the message.
+    /// [`KernelError::Input`] if it refused the message, [`KernelError::Invalid`] if it
+    /// could not queue it.
     pub fn wait(&self, timeout: Duration) -> Result<CapData<KRef>, KernelError> {
         let deadline = Instant::now().checked_add(timeout);
         self.queued(timeout)?;

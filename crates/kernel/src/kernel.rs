@@ -14,7 +14,8 @@ use ocap_vat_manager::{LogSink, VatError, VatManager, VatRegistry, WorkerConfig}
 
 use crate::core::Core;
 use crate::error::{KernelError, Rejection};
-use crate::handle::ResultHandle;
+use crate::handle::{NotQueued, ResultHandle};
+use crate::input::check_host_args;
 use crate::lifecycle::{self, SubclusterInfo, VatInfo};
 use crate::services::KernelService;
 use crate::subcluster::{launch, queue_host_message};
@@ -195,6 +196,8 @@ impl Kernel {
     /// [`KernelError::Config`], [`KernelError::Vat`] (a vat failed to launch),
     /// [`KernelError::Rejected`] (bootstrap failed), [`KernelError::Timeout`].
     pub fn launch_subcluster(&self, config: &ClusterConfig) -> Result<LaunchResult, KernelError> {
+        // Before the clone: parameters nested too deeply must not be copied or dropped here.
+        config.validate()?;
         let config = config.clone();
         let launched = self.call(move |core, state| launch(core, state, &config))??;
         let outcome = launched.bootstrap.wait(self.bootstrap_timeout);
@@ -220,7 +223,7 @@ impl Kernel {
     /// Sends `method(args)` to `target` from the host; the handle tells the result.
     ///
     /// # Errors
-    /// [`KernelError::Stopped`] if the kernel thread is gone.
+    /// As [`Kernel::queue_message_with_slots`].
     pub fn queue_message(
         &self,
         target: KRef,
@@ -250,6 +253,9 @@ impl Kernel {
     /// message is queued between two cranks, in the order of the calls.
     ///
     /// # Errors
+    /// [`KernelError::Input`] for arguments a receiver could not decode (nested too
+    /// deeply, or naming a slot past `slots`), before anything is allocated; a slot naming
+    /// an object or promise that does not exist is refused through the handle.
     /// [`KernelError::Stopped`] if the kernel thread is gone.
     pub fn queue_message_with_slots(
         &self,
@@ -258,6 +264,7 @@ impl Kernel {
         args: Vec<Value>,
         slots: Vec<KRef>,
     ) -> Result<ResultHandle, KernelError> {
+        let args = check_host_args(args, &slots)?;
         let method = method.to_owned();
         let (subscriber, settlement) = mpsc::channel();
         let (queued_tx, queued) = mpsc::channel();
@@ -272,7 +279,7 @@ impl Kernel {
             if let Err(error) = &res {
                 tracing::error!(%error, "could not queue a host message");
             }
-            let _ = queued_tx.send(res.map_err(|e| e.to_string()));
+            let _ = queued_tx.send(res.map_err(NotQueued::from));
             true
         }));
         self.jobs.send(job).map_err(|_| KernelError::Stopped)?;

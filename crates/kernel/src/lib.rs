@@ -16,6 +16,7 @@ mod core;
 mod error;
 mod gc;
 mod handle;
+mod input;
 mod kernel;
 mod lifecycle;
 mod services;
@@ -24,7 +25,7 @@ mod subcluster;
 #[cfg(test)]
 mod tests;
 
-pub use error::{KernelError, Rejection};
+pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
 pub use kernel::{Kernel, KernelConfig, LaunchResult};
 pub use lifecycle::{SubclusterInfo, VatInfo};

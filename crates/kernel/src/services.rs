@@ -250,17 +250,14 @@ fn invoke(service: &mut dyn KernelService, call: &ServiceCall) -> Result<CapData
     }
 }
 
-/// A service may only answer with references the kernel knows.
+/// A service may only answer with a value receivers can decode, and with references the
+/// kernel knows.
 fn check_slots(store: &KernelStore, value: CapData<KRef>) -> Result<CapData<KRef>, String> {
-    for slot in &value.slots {
-        let known = match slot {
-            KRef::Object(id) => store.object(*id).map(|r| r.is_some()),
-            KRef::Promise(id) => store.promise(*id).map(|r| r.is_some()),
-        }
-        .unwrap_or(false);
-        if !known {
-            return Err("the service answered with a reference the kernel does not know".into());
-        }
+    if value.checked_value().is_err() {
+        return Err("the service answered with a malformed value".into());
     }
-    Ok(value)
+    match crate::input::first_unknown(store, &value.slots) {
+        Ok(None) => Ok(value),
+        _ => Err("the service answered with a reference the kernel does not know".into()),
+    }
 }

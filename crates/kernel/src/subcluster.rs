@@ -124,7 +124,8 @@ fn launch_in_crank(
 }
 
 /// Queues a message from the host with a fresh result promise the host subscribes to
-/// (spec §13.1). Runs inside the caller's transaction.
+/// (spec §13.1). Runs inside the caller's transaction. A slot naming nothing is refused
+/// before anything is allocated.
 pub(crate) fn queue_host_message(
     core: &mut Core,
     crank: &mut Crank<'_>,
@@ -134,6 +135,7 @@ pub(crate) fn queue_host_message(
     slots: Vec<KRef>,
     subscriber: mpsc::Sender<Settlement>,
 ) -> Result<KPromiseId, KernelError> {
+    crate::input::check_known(crank.store(), &slots)?;
     let result = crank.store_mut().create_promise(None)?;
     core.subscribe(result, subscriber);
     let methargs = Value::List(vec![Value::str(method), Value::List(args)]);

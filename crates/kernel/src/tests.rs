@@ -260,4 +260,76 @@ fn awaiting_a_result_on_the_kernel_thread_is_an_error_not_a_deadlock() {
     );
 }
 
+#[test]
+fn refused_host_input_stays_typed_on_every_path() {
+    use ocap_types::MethargsError;
+
+    use crate::InputError;
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    let root = kernel.launch_subcluster(&two_vats()).unwrap().root;
+    // Refused on the caller's thread, before a job is sent.
+    let mut deep = Value::Null;
+    for _ in 0..200_000 {
+        deep = Value::List(vec![deep]);
+    }
+    let err = kernel.queue_message(root, "ping", vec![deep]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            KernelError::Input(InputError::Args(MethargsError::TooDeep(_)))
+        ),
+        "{err:?}"
+    );
+    // Refused on the kernel thread, and reported through the handle, every time it is asked.
+    let slot = Value::Slot {
+        index: 0,
+        iface: None,
+    };
+    let dangling: KRef = "ko777".parse().unwrap();
+    let handle = kernel
+        .queue_message_with_slots(root, "ping", vec![slot], vec![dangling])
+        .unwrap();
+    for _ in 0..2 {
+        let err = handle.wait(WAIT).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "host message refused: ko777 does not exist"
+        );
+        assert!(matches!(
+            err,
+            KernelError::Input(InputError::Unknown { .. })
+        ));
+    }
+    // A service answer is checked like host input: a body naming a missing slot rejects
+    // the caller instead of killing the vat that receives it.
+    let service = kernel
+        .register_service("sloppy", |_: &crate::ServiceCall| {
+            Ok(CapData::data(&Value::Slot {
+                index: 3,
+                iface: None,
+            }))
+        })
+        .unwrap();
+    let err = kernel
+        .queue_message(service, "anything", vec![])
+        .unwrap()
+        .wait(WAIT)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "[KERNEL:DELIVERY_FAILED] the service answered with a malformed value"
+    );
+    assert_eq!(
+        kernel
+            .queue_message(root, "ping", vec![])
+            .unwrap()
+            .wait(WAIT)
+            .unwrap()
+            .decode()
+            .unwrap(),
+        Value::str("ping ok")
+    );
+}
+
 mod discard;

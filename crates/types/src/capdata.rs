@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{DecodeError, Value};
+use crate::value::{DecodeError, DepthError, Value};
 
 /// An encoded [`Value`] (`body`) with the references its slots name, in kernel space
 /// (`CapData<KRef>`) or endpoint space (`CapData<VRef>`). Translation between spaces rewrites
@@ -99,12 +99,17 @@ pub struct Message<R> {
     pub result: Option<R>,
 }
 
-/// A `methargs` body that is not `[method: string, args: list]`.
+/// A `methargs` body that is not `[method: string, args: list]`, or arguments that cannot
+/// become one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MethargsError {
     /// The body does not decode.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// An argument is nested deeper than a receiver decodes.
+    #[error(transparent)]
+    TooDeep(#[from] DepthError),
     /// The body decodes to something other than `[string, list]`.
     #[error("methargs must be [method, args]")]
     Shape,
@@ -116,6 +121,37 @@ pub enum MethargsError {
         /// How many slots there are.
         slots: usize,
     },
+}
+
+/// Checks arguments from outside the kernel (a host's) before they become a message: every
+/// argument must be one a receiver can decode inside `[method, args]`
+/// ([`Value::check_depth`]), and name only slots below `n_slots`. Walks without recursion,
+/// so arguments of any depth are refused, never a stack overflow; the caller disposes of
+/// refused arguments with [`Value::dispose`].
+///
+/// # Errors
+/// [`MethargsError::TooDeep`], then [`MethargsError::Slot`] for the first slot index at or
+/// past `n_slots`.
+pub fn check_args(args: &[Value], n_slots: usize) -> Result<(), MethargsError> {
+    // Each argument sits two levels down: inside the methargs list and the args list.
+    for arg in args {
+        arg.check_depth_at(2, 2)?;
+    }
+    let mut bad = None;
+    for arg in args {
+        arg.for_each_slot(&mut |index| {
+            if index as usize >= n_slots {
+                bad.get_or_insert(index);
+            }
+        });
+        if let Some(index) = bad {
+            return Err(MethargsError::Slot {
+                index,
+                slots: n_slots,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl<R> Message<R> {

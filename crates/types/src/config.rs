@@ -1,5 +1,6 @@
 //! Cluster and vat configuration (spec §12.1, §15.1), as written in a cluster file.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
@@ -84,6 +85,18 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// Parameters nested deeper than the vat could decode.
+    #[error("invalid cluster config: parameters of vat {vat:?} are nested too deeply")]
+    DeepParameters {
+        /// The vat's name.
+        vat: String,
+    },
+    /// Two vats of the cluster have the same name.
+    #[error("invalid cluster config: duplicate vat {name:?}")]
+    DuplicateVat {
+        /// The name.
+        name: String,
+    },
 }
 
 impl VatConfig {
@@ -109,8 +122,11 @@ impl VatConfig {
 }
 
 /// A subcluster: vats launched together, one of which is bootstrapped with the others' roots.
+///
+/// Read from a file, a field the spec does not define is an error (a misspelt `vats` must
+/// not launch an empty cluster); the spec's `bundles` is accepted and ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "ClusterFields")]
 pub struct ClusterConfig {
     /// The bootstrap vat's name.
     pub bootstrap: String,
@@ -124,8 +140,35 @@ pub struct ClusterConfig {
     pub force_reset: Option<bool>,
 }
 
+/// The fields a cluster config may have when read: [`ClusterConfig`]'s and the spec's
+/// `bundles` (accepted, unused). Any other field is refused.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClusterFields {
+    bootstrap: String,
+    vats: OrderedVats,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    force_reset: Option<bool>,
+    #[serde(default, rename = "bundles")]
+    _bundles: Option<serde::de::IgnoredAny>,
+}
+
+impl From<ClusterFields> for ClusterConfig {
+    fn from(fields: ClusterFields) -> Self {
+        ClusterConfig {
+            bootstrap: fields.bootstrap,
+            vats: fields.vats,
+            services: fields.services,
+            force_reset: fields.force_reset,
+        }
+    }
+}
+
 impl ClusterConfig {
-    /// Checks the rules a cluster must follow beyond its shape.
+    /// Checks the rules a cluster must follow beyond its shape. Safe on input of any
+    /// depth: call it before cloning or storing a config from outside.
     ///
     /// # Errors
     /// The first [`ConfigError`] found.
@@ -133,7 +176,11 @@ impl ClusterConfig {
         if self.vats.0.is_empty() {
             return Err(ConfigError::NoVats);
         }
+        let mut names = BTreeSet::new();
         for (name, vat) in &self.vats.0 {
+            if !names.insert(name) {
+                return Err(ConfigError::DuplicateVat { name: name.clone() });
+            }
             if vat.code().is_none() {
                 return Err(ConfigError::Source { vat: name.clone() });
             }
@@ -145,6 +192,9 @@ impl ClusterConfig {
                     vat: name.clone(),
                     reason,
                 });
+            }
+            if vat.parameters.check_depth().is_err() {
+                return Err(ConfigError::DeepParameters { vat: name.clone() });
             }
         }
         if self.vat(&self.bootstrap).is_none() {

@@ -137,8 +137,9 @@ fn encode_into<T: Serialize + ?Sized>(
 ) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
-    ciborium::into_writer(item, &mut *out)
-        .expect("invariant: documented wire types always serialize into a Vec");
+    ciborium::into_writer(item, &mut *out).expect(
+        "invariant: wire types serialize into a Vec; the values they hold passed check_depth",
+    );
     let len = out.len() - start - FRAME_HEADER_LEN;
     match u32::try_from(len) {
         Ok(len32) if len <= max => {

@@ -32,7 +32,7 @@ mod vat;
 #[cfg(test)]
 mod tests;
 
-pub use capdata::{CapData, Message, MethargsError};
+pub use capdata::{CapData, Message, MethargsError, check_args};
 pub use config::{ClusterConfig, ConfigError, OrderedVats, VatConfig, WorkerKind};
 pub use error_code::{ErrorCode, SplatReason};
 pub use frame::{
@@ -46,7 +46,8 @@ pub use refs::{
     VatId,
 };
 pub use value::{
-    DecodeError, MAX_DEPTH, TAG_BIGINT, TAG_ERROR, TAG_SLOT, TAG_TAGGED, TAG_UNDEFINED, Value,
+    DecodeError, DepthError, MAX_DEPTH, TAG_BIGINT, TAG_ERROR, TAG_SLOT, TAG_TAGGED, TAG_UNDEFINED,
+    Value,
 };
 pub use vat::{
     ByteBuf, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Resolution, Syscall, VatHost, VatLog,

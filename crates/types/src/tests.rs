@@ -241,3 +241,50 @@ proptest! {
         let _ = cbor::from_slice::<Syscall>(&bytes);
     }
 }
+
+#[test]
+fn cluster_configs_refuse_unknown_fields_duplicate_names_and_deep_parameters() {
+    use crate::{ClusterConfig, ConfigError, OrderedVats, VatConfig};
+    let config = ClusterConfig {
+        bootstrap: "a".to_owned(),
+        vats: OrderedVats(vec![("a".to_owned(), VatConfig::named("bob"))]),
+        services: Vec::new(),
+        force_reset: None,
+    };
+    assert_eq!(config.validate(), Ok(()));
+    let bytes = cbor::to_vec(&config);
+    assert_eq!(cbor::from_slice::<ClusterConfig>(&bytes).unwrap(), config);
+    // The same map with one more field.
+    let mut map: ciborium::Value = cbor::from_slice(&bytes).unwrap();
+    if let ciborium::Value::Map(entries) = &mut map {
+        entries.push(("vatz".into(), ciborium::Value::Null));
+    }
+    let err = cbor::from_slice::<ClusterConfig>(&cbor::to_vec(&map)).unwrap_err();
+    assert!(err.to_string().contains("unknown field `vatz`"), "{err}");
+
+    let mut twice = config.clone();
+    twice
+        .vats
+        .0
+        .push(("a".to_owned(), VatConfig::named("alice")));
+    assert_eq!(
+        twice.validate(),
+        Err(ConfigError::DuplicateVat {
+            name: "a".to_owned()
+        })
+    );
+
+    let mut deep = config;
+    let mut parameters = Value::Null;
+    for _ in 0..100_000 {
+        parameters = Value::List(vec![parameters]);
+    }
+    deep.vats.0[0].1.parameters = Value::Record(BTreeMap::from([("p".to_owned(), parameters)]));
+    assert_eq!(
+        deep.validate(),
+        Err(ConfigError::DeepParameters {
+            vat: "a".to_owned()
+        })
+    );
+    std::mem::take(&mut deep.vats.0[0].1.parameters).dispose();
+}

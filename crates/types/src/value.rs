@@ -3,9 +3,22 @@
 //! Plain data maps onto plain CBOR (null, bool, integer, float, text, bytes, array, map with
 //! text keys sorted); the kernel's own notions use CBOR tags from a private range so that a
 //! worker written in another language can read and write them (see `docs/vat-protocol.md`).
+//!
+//! Invariant: no input of any depth can overflow the stack. Decoding refuses nesting past
+//! [`MAX_DEPTH`]; encoding, cloning, comparing, slot walks and [`Value::dispose`] use
+//! explicit stacks; `Display` and `Debug` elide what lies past [`MAX_DEPTH`]. What is left is
+//! Rust's own drop glue, which recurses: a value the kernel is handed from outside is
+//! checked with [`Value::check_depth`] before it is used, and a refused one is torn down
+//! with [`Value::dispose`].
+
+mod encode;
+mod show;
+mod walk;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use ciborium::Value as Cbor;
 
@@ -25,7 +38,11 @@ pub const MAX_DEPTH: usize = 128;
 
 /// A passable value. References appear as [`Value::Slot`], an index into the slots of the
 /// [`crate::CapData`] that carries the value.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// `Clone`, `PartialEq`, `Debug` and `Display` work at any depth (see the module docs);
+/// dropping does not: tear down a value that may be nested deeper than [`MAX_DEPTH`] with
+/// [`Value::dispose`].
+#[derive(Default)]
 pub enum Value {
     /// The absence of a value.
     Undefined,
@@ -86,6 +103,12 @@ impl DecodeError {
     }
 }
 
+/// A value nested deeper than a receiver can decode (see [`Value::check_depth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("value nested too deeply: a receiver decodes at most {MAX_DEPTH} levels")]
+#[non_exhaustive]
+pub struct DepthError;
+
 impl Value {
     /// An `Error` value named `Error` with `message`.
     pub fn error(message: impl Into<String>) -> Value {
@@ -124,12 +147,35 @@ impl Value {
         }
     }
 
-    /// Encodes the value as deterministic CBOR.
+    /// Encodes the value as deterministic CBOR, at any depth (the writer keeps its own
+    /// stack). A value deeper than [`MAX_DEPTH`] encodes, but no decoder accepts it.
     pub fn to_cbor(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(32);
-        ciborium::into_writer(&self.to_cbor_value(), &mut out)
-            .expect("invariant: writing CBOR into a Vec cannot fail");
+        encode::write(self, &mut out);
         out
+    }
+
+    /// Checks that a receiver can decode the value, alone or inside a wire type: at most
+    /// [`MAX_DEPTH`] levels deep, and within the CBOR decoder's own nesting limit. Walks
+    /// without recursion and stops at the first level too deep, so it is cheap on any input.
+    ///
+    /// # Errors
+    /// [`DepthError`] when the value is nested too deeply.
+    pub fn check_depth(&self) -> Result<(), DepthError> {
+        walk::check_depth(self, 0, 0)
+    }
+
+    /// As [`Value::check_depth`], for a value found `depth` levels down inside `containers`
+    /// open CBOR containers of the same encoding (an argument inside methargs).
+    pub(crate) fn check_depth_at(&self, depth: usize, containers: usize) -> Result<(), DepthError> {
+        walk::check_depth(self, depth, containers)
+    }
+
+    /// Drops the value without recursion, whatever its depth. Rust's drop glue recurses
+    /// once per level, so dropping a value nested a hundred thousand levels deep overflows
+    /// the stack; this takes the value apart level by level instead.
+    pub fn dispose(self) {
+        walk::dispose(self);
     }
 
     /// Decodes a value, refusing malformed, over-deep or non-canonical input with an error.
@@ -141,6 +187,8 @@ impl Value {
         Value::from_cbor_value(cbor, 0)
     }
 
+    /// The value as a ciborium tree, for serde. Recursive: only for values that passed
+    /// [`Value::check_depth`].
     fn to_cbor_value(&self) -> Cbor {
         let tagged = |tag, payload| Cbor::Tag(tag, Box::new(payload));
         match self {
@@ -272,56 +320,9 @@ impl Value {
         })
     }
 
-    /// Calls `visit` for every slot index in the value, in encoding order.
+    /// Calls `visit` for every slot index in the value, in encoding order, at any depth.
     pub fn for_each_slot(&self, visit: &mut impl FnMut(u32)) {
-        match self {
-            Value::Slot { index, .. } => visit(*index),
-            Value::List(items) => items.iter().for_each(|v| v.for_each_slot(visit)),
-            Value::Record(fields) => fields.values().for_each(|v| v.for_each_slot(visit)),
-            Value::Tagged { payload, .. } => payload.for_each_slot(visit),
-            _ => {}
-        }
-    }
-}
-
-/// A short human rendering, used in logs and in termination reasons. Never used for storage.
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Undefined => f.write_str("undefined"),
-            Value::Null => f.write_str("null"),
-            Value::Bool(b) => write!(f, "{b}"),
-            Value::Int(n) => write!(f, "{n}"),
-            Value::Float(x) => write!(f, "{x}"),
-            Value::BigInt(n) => write!(f, "{n}n"),
-            Value::Str(s) => f.write_str(s),
-            Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
-            Value::List(items) => {
-                f.write_str("[")?;
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{item}")?;
-                }
-                f.write_str("]")
-            }
-            Value::Record(fields) => {
-                f.write_str("{")?;
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{k}: {v}")?;
-                }
-                f.write_str("}")
-            }
-            Value::Slot { iface, .. } => {
-                write!(f, "[object {}]", iface.as_deref().unwrap_or("Remotable"))
-            }
-            Value::Error { name, message } => write!(f, "{name}: {message}"),
-            Value::Tagged { tag, payload } => write!(f, "{tag}({payload})"),
-        }
+        walk::for_each_slot(self, visit);
     }
 }
 
@@ -357,8 +358,12 @@ impl<T: Into<Value>> From<Vec<T>> for Value {
 
 /// Serializes through the same CBOR data model as [`Value::to_cbor`], so a value embedded in a
 /// wire type has the same bytes as a value encoded on its own.
+///
+/// A value deeper than a receiver decodes is refused with an error (checked before the
+/// recursive conversion, which is therefore bounded).
 impl serde::Serialize for Value {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.check_depth().map_err(serde::ser::Error::custom)?;
         self.to_cbor_value().serialize(serializer)
     }
 }

@@ -9,7 +9,11 @@
 //! wrong with the worker (it exits or is killed, closes its output, sends a malformed,
 //! oversized or unexpected frame, or misses the deadline) becomes a failed outcome with a
 //! fixed sentence as its reason; the worker is killed, and every later call fails at once
-//! with the same reason. Dropping the runtime kills and reaps the worker.
+//! with the same reason. Dropping the runtime kills and reaps the worker. A delivery error
+//! the worker reports is its own free text: it is logged, and the delivery fails with a
+//! fixed sentence, since the reason becomes a kernel-authored rejection. A worker that
+//! exits is reported as exited even when a process it started still holds its output open:
+//! a read that waits checks the worker's status every [`EXIT_CHECK`].
 //!
 //! Why no reader thread: a thread between the socket and the crank adds a wakeup to every
 //! delivery, and on our 2-core VMs a wakeup costs more than the rest of the round trip. For
@@ -44,7 +48,8 @@ pub struct WorkerConfig {
     /// one). Without it, launching a subprocess vat fails.
     pub program: Option<PathBuf>,
     /// The longest one start or delivery may take before the worker is killed and the vat
-    /// terminated.
+    /// terminated. `Duration::MAX` (or any limit too far away to be a point in time) means
+    /// no limit.
     pub delivery_timeout: Duration,
 }
 
@@ -64,6 +69,15 @@ const SPIN: Duration = Duration::from_micros(50);
 /// How long a worker that closed its output gets to exit before it is called "closed".
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
+/// How often a read waiting for the worker checks whether it has exited.
+const EXIT_CHECK: Duration = Duration::from_millis(50);
+
+/// The reason of a delivery error the worker reported: its own text is only logged.
+const WORKER_DELIVERY_ERROR: &str = "vat worker reported a delivery error";
+
+/// Longest part of a worker's delivery error text that is logged.
+const MAX_LOGGED_ERROR: usize = 1024;
+
 /// Longest stderr line forwarded to the log as one event.
 const MAX_STDERR_LINE: u64 = 8 * 1024;
 
@@ -78,11 +92,11 @@ const MAX_STDERR_LINE: u64 = 8 * 1024;
 #[derive(Debug)]
 pub struct SubprocessRuntime {
     vat: VatId,
-    child: Child,
+    pid: u32,
     /// The worker's standard input; `None` once the worker is being stopped.
     to_worker: Option<FrameWriter<Bounded>>,
-    /// The worker's standard output.
-    from_worker: FrameReader<BufReader<Bounded>>,
+    /// The worker's standard output, and the worker.
+    from_worker: FrameReader<BufReader<Output>>,
     timeout: Duration,
     /// Set once the worker failed: the reason every later call reports.
     failed: Option<String>,
@@ -128,11 +142,14 @@ impl SubprocessRuntime {
         tracing::debug!(%vat, code, pid = child.id(), "vat worker started");
         Ok(SubprocessRuntime {
             vat,
-            child,
+            pid: child.id(),
             to_worker: Some(FrameWriter::new(Bounded::new(to_worker))),
             from_worker: FrameReader::new(BufReader::with_capacity(
                 16 * 1024,
-                Bounded::new(from_worker),
+                Output {
+                    socket: Bounded::new(from_worker),
+                    child,
+                },
             )),
             timeout: config.delivery_timeout,
             failed: None,
@@ -141,7 +158,15 @@ impl SubprocessRuntime {
 
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
+    }
+
+    fn child(&mut self) -> &mut Child {
+        &mut self.from_worker.get_mut().get_mut().child
+    }
+
+    fn output(&mut self) -> &mut Bounded {
+        &mut self.from_worker.get_mut().get_mut().socket
     }
 
     /// Sends `frame` and relays the worker's frames to `host` until `Done`.
@@ -166,12 +191,13 @@ impl SubprocessRuntime {
         frame: &KernelFrame,
         host: &mut dyn VatHost,
     ) -> Result<DeliveryOutcome, String> {
-        let deadline = Instant::now() + self.timeout;
+        // A limit too far away to be a point in time is no limit.
+        let deadline = Instant::now().checked_add(self.timeout);
         let Some(writer) = self.to_worker.as_mut() else {
             return Err(self.exit_reason());
         };
         writer.get_mut().deadline = deadline;
-        self.from_worker.get_mut().get_mut().deadline = deadline;
+        self.output().deadline = deadline;
         self.set_polling()?;
         // Best effort: a frame the worker sent after its last `Done` is usually here by now.
         match self.from_worker.get_mut().fill_buf() {
@@ -192,16 +218,24 @@ impl SubprocessRuntime {
             Err(_) => return Err(self.exit_reason()),
         }
         self.poll_for_answer();
-        self.from_worker.get_mut().get_mut().polling = false;
+        self.output().polling = false;
         loop {
             match self.from_worker.read::<WorkerFrame>() {
                 Ok(WorkerFrame::Syscall(syscall)) => host.syscall(syscall),
                 Ok(WorkerFrame::Log(log)) => host.log(log),
-                Ok(WorkerFrame::Done(outcome)) => return Ok(outcome),
+                Ok(WorkerFrame::Done(mut outcome)) => {
+                    if let (KernelFrame::Deliver(_), Some(text)) = (frame, &outcome.error) {
+                        let text: String = text.chars().take(MAX_LOGGED_ERROR).collect();
+                        tracing::warn!(vat = %self.vat, error = %text, "vat worker reported a delivery error");
+                        outcome.error = Some(WORKER_DELIVERY_ERROR.to_owned());
+                    }
+                    return Ok(outcome);
+                }
                 Ok(WorkerFrame::Pong) => {
                     return Err("vat worker sent an unexpected frame".to_owned());
                 }
                 Err(FrameError::Io(e)) if is_timeout(&e) => return Err(self.time_limit_reason()),
+                Err(FrameError::Io(e)) if is_exit(&e) => return Err(self.exit_reason()),
                 Err(error) => return Err(self.frame_error(&error)),
             }
         }
@@ -209,7 +243,7 @@ impl SubprocessRuntime {
 
     /// Puts the output into polling mode: reads do not block and report `WouldBlock`.
     fn set_polling(&mut self) -> Result<(), String> {
-        let output = self.from_worker.get_mut().get_mut();
+        let output = self.output();
         output.polling = true;
         if !output.nonblocking {
             output
@@ -259,7 +293,7 @@ impl SubprocessRuntime {
     fn exit_reason(&mut self) -> String {
         let deadline = Instant::now() + EXIT_GRACE;
         loop {
-            match self.child.try_wait() {
+            match self.child().try_wait() {
                 Ok(Some(status)) => return describe_exit(status),
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
@@ -272,7 +306,7 @@ impl SubprocessRuntime {
     /// Kills and reaps the worker. Its stderr thread ends on its own as the pipe closes.
     fn stop(&mut self) {
         self.to_worker = None;
-        kill(&mut self.child);
+        kill(self.child());
     }
 }
 
@@ -314,13 +348,14 @@ fn describe_exit(status: ExitStatus) -> String {
 }
 
 /// A socket whose every blocking read or write ends by `deadline` (with `TimedOut` once it
-/// has passed). While `polling`, a read that would block says so (`WouldBlock`). Otherwise
-/// it blocks until the deadline; the socket is switched to blocking mode only when a read
-/// actually has to wait, so a delivery answered while polling costs no mode switch.
+/// has passed; `None` is no deadline). While `polling`, a read that would block says so
+/// (`WouldBlock`). Otherwise it blocks until the deadline; the socket is switched to
+/// blocking mode only when a read actually has to wait, so a delivery answered while
+/// polling costs no mode switch.
 #[derive(Debug)]
 struct Bounded {
     socket: UnixStream,
-    deadline: Instant,
+    deadline: Option<Instant>,
     polling: bool,
     /// Whether the socket is in non-blocking mode now.
     nonblocking: bool,
@@ -330,23 +365,26 @@ impl Bounded {
     fn new(socket: UnixStream) -> Self {
         Bounded {
             socket,
-            deadline: Instant::now(),
+            deadline: Some(Instant::now()),
             polling: false,
             nonblocking: false,
         }
     }
 
-    fn left(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
+    /// The time left until the deadline, `None` without one.
+    fn left(&self) -> io::Result<Option<Duration>> {
+        let Some(deadline) = self.deadline else {
+            return Ok(None);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(ErrorKind::TimedOut.into());
         }
-        Ok(left)
+        Ok(Some(left))
     }
-}
 
-impl Read for Bounded {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads, waiting at most `slice` (and never past the deadline).
+    fn read_for(&mut self, buf: &mut [u8], slice: Duration) -> io::Result<usize> {
         if self.nonblocking {
             match self.socket.read(buf) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock && !self.polling => {
@@ -356,14 +394,15 @@ impl Read for Bounded {
                 res => return res,
             }
         }
-        self.socket.set_read_timeout(Some(self.left()?))?;
+        let wait = self.left()?.map_or(slice, |left| left.min(slice));
+        self.socket.set_read_timeout(Some(wait))?;
         self.socket.read(buf)
     }
 }
 
 impl Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.set_write_timeout(Some(self.left()?))?;
+        self.socket.set_write_timeout(self.left()?)?;
         self.socket.write(buf)
     }
 
@@ -372,8 +411,44 @@ impl Write for Bounded {
     }
 }
 
+/// The worker's output socket, with the worker: a read that waits wakes every
+/// [`EXIT_CHECK`] to see whether the worker has exited, because a process the worker
+/// started may hold the socket open after it, and the read would then wait for the
+/// deadline and report the exit as a timeout.
+#[derive(Debug)]
+struct Output {
+    socket: Bounded,
+    child: Child,
+}
+
+/// The error of a read that found the worker exited.
+#[derive(Debug, thiserror::Error)]
+#[error("the vat worker exited")]
+struct WorkerExited;
+
+impl Read for Output {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.socket.read_for(buf, EXIT_CHECK) {
+                Err(e) if is_timeout(&e) && !self.socket.polling && self.socket.left().is_ok() => {
+                    if matches!(self.child.try_wait(), Ok(Some(_))) {
+                        return Err(io::Error::other(WorkerExited));
+                    }
+                }
+                res => return res,
+            }
+        }
+    }
+}
+
 fn is_timeout(error: &io::Error) -> bool {
     matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+fn is_exit(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<WorkerExited>())
 }
 
 /// The stderr thread: each line becomes a log event.

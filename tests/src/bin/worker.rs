@@ -1,8 +1,11 @@
 //! `ocap-test-worker worker <vat>`: the worker program of subprocess vats in the tests. It
 //! serves every vat of `ocap_tests::registry()` (the example vats, `probe` and `driver`)
-//! over the frame protocol on stdin/stdout, like `ocap worker`, plus three vats that break
-//! the protocol on their first delivery: `bad-frame` (writes a frame that is not CBOR),
-//! `huge-frame` (announces a frame over the size limit) and `exit-now` (exits with status 3).
+//! over the frame protocol on stdin/stdout, like `ocap worker`, plus vats that misbehave on
+//! their first delivery: `bad-frame` (writes a frame that is not CBOR), `huge-frame`
+//! (announces a frame over the size limit), `exit-now` (exits with status 3),
+//! `exit-keeping-stdout` (starts a `sleep` that inherits its standard output, then exits
+//! with status 4) and `leaky-error` (reports a delivery error whose text is shaped like
+//! internal ids and a path).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,7 +18,13 @@ enum Breaker {
     BadFrame,
     HugeFrame,
     ExitNow,
+    ExitKeepingStdout,
+    LeakyError,
 }
+
+/// How long the child of `exit-keeping-stdout` holds the worker's standard output open:
+/// longer than the delivery time limit of the test that uses it.
+const ORPHAN_SECONDS: &str = "8";
 
 impl VatRuntime for Breaker {
     fn start(&mut self, _: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
@@ -29,6 +38,21 @@ impl VatRuntime for Breaker {
             Breaker::BadFrame => &[0, 0, 0, 3, 0xff, 0xff, 0xff],
             Breaker::HugeFrame => &[0x7f, 0xff, 0xff, 0xff],
             Breaker::ExitNow => std::process::exit(3),
+            Breaker::ExitKeepingStdout => {
+                // The child inherits stdout: the kernel's end of the socket sees no end of
+                // stream while it lives, though this process is gone.
+                if std::process::Command::new("sleep")
+                    .arg(ORPHAN_SECONDS)
+                    .spawn()
+                    .is_err()
+                {
+                    return DeliveryOutcome::failed("cannot start sleep");
+                }
+                std::process::exit(4)
+            }
+            Breaker::LeakyError => {
+                return DeliveryOutcome::failed("worker detail: ko1 o+2 p-3 v4 /etc/passwd");
+            }
         };
         let mut out = std::io::stdout().lock();
         if out.write_all(bytes).and_then(|()| out.flush()).is_err() {
@@ -52,6 +76,8 @@ fn main() -> ExitCode {
         "bad-frame" => Box::new(Breaker::BadFrame),
         "huge-frame" => Box::new(Breaker::HugeFrame),
         "exit-now" => Box::new(Breaker::ExitNow),
+        "exit-keeping-stdout" => Box::new(Breaker::ExitKeepingStdout),
+        "leaky-error" => Box::new(Breaker::LeakyError),
         name => match ocap_tests::registry().get(name) {
             Some(factory) => factory(),
             None => ocap_vat::worker::unknown_vat(name),

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ocap_types::{
-    Delivery, DeliveryOutcome, Syscall, Value, VatHost, VatId, VatLog, VatRuntime, VatStart,
+    Delivery, DeliveryOutcome, KernelFrame, Syscall, Value, VatHost, VatId, VatLog, VatRuntime,
+    VatStart, WorkerFrame, encode_frame,
 };
 
 use super::{SubprocessRuntime, WorkerConfig};
@@ -40,12 +41,7 @@ fn start_with(program: &Path, timeout: Duration) -> (SubprocessRuntime, Delivery
         delivery_timeout: timeout,
     };
     let mut runtime = SubprocessRuntime::spawn(&config, VatId(1), "x").unwrap();
-    let start = VatStart {
-        name: "x".to_owned(),
-        parameters: Value::Null,
-        state: Vec::new(),
-    };
-    let outcome = runtime.start(start, &mut NoHost);
+    let outcome = runtime.start(start_frame(), &mut NoHost);
     (runtime, outcome)
 }
 
@@ -143,4 +139,78 @@ fn default_time_limit_is_thirty_seconds() {
         Duration::from_secs(30)
     );
     assert_eq!(WorkerConfig::default().program, None);
+}
+
+/// `printf` text of `bytes`, in octal escapes.
+fn printf_text(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:03o}")).collect()
+}
+
+fn start_frame() -> VatStart {
+    VatStart {
+        name: "x".to_owned(),
+        parameters: Value::Null,
+        state: Vec::new(),
+    }
+}
+
+#[test]
+fn a_worker_that_exits_while_its_child_holds_its_output_is_reported_as_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    // The background `sleep` inherits the worker's output and outlives the time limit.
+    let exits = script(dir.path(), "exits", "sleep 6 &\nexit 5");
+    let started = Instant::now();
+    let (runtime, outcome) = start_with(&exits, Duration::from_secs(3));
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::failed("vat worker exited (status 5)")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!alive(runtime.pid()));
+}
+
+#[test]
+fn a_time_limit_of_duration_max_is_no_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let answers = script(
+        dir.path(),
+        "answers",
+        &format!("head -c 4 >/dev/null\nprintf '{DONE}'\nexec sleep 30"),
+    );
+    let (runtime, outcome) = start_with(&answers, Duration::MAX);
+    assert_eq!(outcome, DeliveryOutcome::default());
+    assert!(alive(runtime.pid()));
+}
+
+#[test]
+fn a_delivery_error_from_the_worker_is_replaced_by_a_fixed_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let start_len = encode_frame(&KernelFrame::Start(start_frame()))
+        .unwrap()
+        .len();
+    let failed = encode_frame(&WorkerFrame::Done(DeliveryOutcome::failed(
+        "ko1 is at /etc/passwd",
+    )))
+    .unwrap();
+    // Answers the start, then waits for the delivery and reports the error.
+    let leaky = script(
+        dir.path(),
+        "leaky",
+        &format!(
+            "head -c {start_len} >/dev/null\nprintf '{DONE}'\nhead -c 4 >/dev/null\n\
+             printf '{}'\nexec sleep 30",
+            printf_text(&failed)
+        ),
+    );
+    let (mut runtime, outcome) = start_with(&leaky, Duration::from_secs(20));
+    assert_eq!(outcome, DeliveryOutcome::default());
+    let delivered = runtime.deliver(Delivery::BringOutYourDead, &mut NoHost);
+    assert_eq!(
+        delivered,
+        DeliveryOutcome::failed("vat worker reported a delivery error")
+    );
 }

@@ -1,0 +1,51 @@
+//! Reading and parsing cluster files: the size limit and the refused fields.
+
+use std::path::Path;
+
+use super::{CliError, MAX_CLUSTER_FILE, parse_cluster, read_cluster_file};
+
+#[test]
+fn a_cluster_file_over_the_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.json");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(MAX_CLUSTER_FILE + 1).unwrap();
+    assert!(matches!(
+        read_cluster_file(&path),
+        Err(CliError::TooLarge {
+            max: MAX_CLUSTER_FILE,
+            ..
+        })
+    ));
+    // A file exactly at the limit is read (and then is not JSON).
+    file.set_len(MAX_CLUSTER_FILE).unwrap();
+    assert_eq!(
+        read_cluster_file(&path).unwrap().len() as u64,
+        MAX_CLUSTER_FILE
+    );
+}
+
+#[test]
+fn an_endless_source_is_read_only_up_to_the_limit() {
+    let endless = Path::new("/dev/zero");
+    if endless.exists() {
+        assert!(matches!(
+            read_cluster_file(endless),
+            Err(CliError::TooLarge { .. })
+        ));
+    }
+}
+
+#[test]
+fn unknown_cluster_fields_are_named_in_the_error() {
+    let err =
+        parse_cluster(r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "bob"}}, "vat": 1}"#)
+            .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("invalid cluster config: unknown field `vat`"),
+        "{text}"
+    );
+    let ok = r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "bob"}}, "bundles": {"x": 1}}"#;
+    assert!(parse_cluster(ok).is_ok());
+}
