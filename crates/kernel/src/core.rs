@@ -12,8 +12,33 @@ use ocap_types::{
 };
 use ocap_vat_manager::{VatError, VatManager};
 
-use crate::handle::Settlement;
+use crate::handle::{Queued, Settlement};
 use crate::services::Services;
+
+/// Something a host is told once the state it reports is durable.
+pub(crate) enum Notice {
+    /// A result settled.
+    Settled(Sender<Settlement>, Settlement),
+    /// A host message was queued (or refused).
+    Queued(Sender<Queued>, Queued),
+    /// Any other answer to a host's call.
+    Reply(Box<dyn FnOnce() + Send>),
+}
+
+impl Notice {
+    fn send(self) {
+        // The host may have stopped waiting; that is its business.
+        match self {
+            Notice::Settled(sender, settlement) => {
+                let _ = sender.send(settlement);
+            }
+            Notice::Queued(sender, queued) => {
+                let _ = sender.send(queued);
+            }
+            Notice::Reply(reply) => reply(),
+        }
+    }
+}
 
 /// Everything the kernel thread owns besides the queue.
 pub(crate) struct Core {
@@ -21,8 +46,10 @@ pub(crate) struct Core {
     /// Kernel services registered in this run (spec §15.2).
     pub(crate) services: Services,
     subscriptions: BTreeMap<KPromiseId, Sender<Settlement>>,
-    /// Settlements decided during the crank, sent only once it has committed.
-    outbox: Vec<(Sender<Settlement>, Settlement)>,
+    /// What hosts are to be told (settlements, accepted commands, replies), held until the
+    /// state it reports is durable (D22): sent by [`Core::tell_hosts`] once the store has
+    /// nothing unflushed.
+    notices: Vec<Notice>,
     pub(crate) idle_waiters: Vec<Sender<()>>,
     /// Cranks that delivered an item since the kernel started.
     pub(crate) cranks: u64,
@@ -37,7 +64,7 @@ impl Core {
             vats,
             services: Services::default(),
             subscriptions: BTreeMap::new(),
-            outbox: Vec::new(),
+            notices: Vec::new(),
             idle_waiters: Vec::new(),
             cranks: 0,
             start_failures: BTreeMap::new(),
@@ -50,15 +77,24 @@ impl Core {
 
     fn reject_subscription(&mut self, promise: KPromiseId, value: CapData<KRef>) {
         if let Some(sender) = self.subscriptions.remove(&promise) {
-            self.outbox.push((sender, Err(value)));
+            self.notices.push(Notice::Settled(sender, Err(value)));
         }
     }
 
-    /// Sends the settlements collected so far. Only after a commit.
-    pub(crate) fn send_outbox(&mut self) {
-        for (sender, settlement) in self.outbox.drain(..) {
-            // The host may have stopped waiting; that is its business.
-            let _ = sender.send(settlement);
+    /// Holds `notice` until what it reports is durable.
+    pub(crate) fn notify_host(&mut self, notice: Notice) {
+        self.notices.push(notice);
+    }
+
+    /// Tells hosts what they are waiting for, if the store holds nothing that a crash could
+    /// still lose; otherwise keeps it for the commit that makes it durable (with group
+    /// commit, at most the group's time limit later).
+    pub(crate) fn tell_hosts(&mut self, state: &KernelState) {
+        if state.store().kv().has_unflushed() {
+            return;
+        }
+        for notice in self.notices.drain(..) {
+            notice.send();
         }
     }
 
@@ -81,10 +117,10 @@ impl Core {
                 }
             };
             if let Some(sender) = self.subscriptions.remove(promise) {
-                self.outbox.push((sender, settlement));
+                self.notices.push(Notice::Settled(sender, settlement));
             }
         }
-        self.send_outbox();
+        self.tell_hosts(state);
     }
 
     /// A message that cannot be delivered: reject its result on behalf of the result's

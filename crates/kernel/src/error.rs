@@ -33,6 +33,10 @@ pub enum KernelError {
     /// The kernel thread has stopped.
     #[error("the kernel has stopped")]
     Stopped,
+    /// The kernel's job queue is full and the caller is the kernel thread itself (a service
+    /// or log sink), which cannot wait for it.
+    #[error("the kernel's job queue is full")]
+    Busy,
     /// An operation named something that does not exist.
     #[error("{0}")]
     NotFound(String),

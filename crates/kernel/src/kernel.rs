@@ -3,7 +3,7 @@
 //! host operations never interleave with a delivery.
 
 use std::path::Path;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -12,9 +12,9 @@ use ocap_store::{Durability, KernelStore, Store, StoreConfig};
 use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, SubclusterId, Value, VatId};
 use ocap_vat_manager::{LogSink, VatError, VatManager, VatRegistry, WorkerConfig};
 
-use crate::core::Core;
+use crate::core::{Core, Notice};
 use crate::error::{KernelError, Rejection};
-use crate::handle::{NotQueued, ResultHandle};
+use crate::handle::{NotQueued, Queued, ResultHandle, Settlement};
 use crate::input::check_host_args;
 use crate::lifecycle::{self, SubclusterInfo, VatInfo};
 use crate::services::KernelService;
@@ -77,18 +77,94 @@ pub struct LaunchResult {
 
 type JobFn = Box<dyn FnOnce(&mut Core, &mut KernelState) -> bool + Send>;
 
-struct Job(JobFn);
+/// How many jobs may wait for the kernel thread: a host that queues faster than the kernel
+/// works waits (back-pressure) instead of growing the kernel's memory.
+pub const JOB_QUEUE_CAPACITY: usize = 4096;
+
+/// A host message waiting to be queued.
+struct HostSend {
+    target: KRef,
+    method: String,
+    args: Vec<Value>,
+    slots: Vec<KRef>,
+    subscriber: Sender<Settlement>,
+    queued: Sender<Queued>,
+}
+
+/// Work for the kernel thread, run between two cranks.
+enum Job {
+    /// A host message: the ones taken together are queued in one transaction.
+    Send(HostSend),
+    /// Anything else; returns false to stop the kernel.
+    Call(JobFn),
+}
 
 impl Command<Core> for Job {
-    fn run(self, core: &mut Core, state: &mut KernelState) -> bool {
-        (self.0)(core, state)
+    fn run_batch(batch: Vec<Job>, core: &mut Core, state: &mut KernelState) -> bool {
+        let mut sends = Vec::new();
+        for job in batch {
+            match job {
+                Job::Send(send) => sends.push(send),
+                Job::Call(call) => {
+                    queue_sends(core, state, std::mem::take(&mut sends));
+                    if !call(core, state) {
+                        return false;
+                    }
+                }
+            }
+        }
+        queue_sends(core, state, sends);
+        true
+    }
+}
+
+/// Queues host messages in one transaction, each refused alone if its input is; each host
+/// learns its result promise once the transaction is durable.
+fn queue_sends(core: &mut Core, state: &mut KernelState, sends: Vec<HostSend>) {
+    if sends.is_empty() {
+        return;
+    }
+    let queued = state.transaction(|crank| -> Result<Vec<Notice>, KernelError> {
+        let mut notices = Vec::with_capacity(sends.len());
+        for send in sends {
+            let savepoint = crank.savepoint()?;
+            let res = queue_host_message(
+                core,
+                crank,
+                send.target,
+                &send.method,
+                send.args,
+                send.slots,
+                send.subscriber,
+            );
+            let res = match res {
+                Ok(promise) => Ok(promise),
+                Err(KernelError::Input(input)) => {
+                    crank.rollback_to(savepoint)?;
+                    Err(NotQueued::Input(input))
+                }
+                Err(other) => return Err(other),
+            };
+            notices.push(Notice::Queued(send.queued, res));
+        }
+        Ok(notices)
+    });
+    match queued {
+        Ok((notices, _)) => {
+            for notice in notices {
+                core.notify_host(notice);
+            }
+            core.tell_hosts(state);
+        }
+        // The hosts' channels are gone with the batch: they see the kernel as stopped.
+        Err(error) => tracing::error!(%error, "could not queue host messages"),
     }
 }
 
 /// A running kernel.
 #[derive(Debug)]
 pub struct Kernel {
-    jobs: Sender<Job>,
+    jobs: SyncSender<Job>,
     thread: Option<JoinHandle<()>>,
     bootstrap_timeout: Duration,
 }
@@ -101,7 +177,7 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Store`] if the store cannot be opened or fails.
     pub fn open(path: &Path, config: KernelConfig) -> Result<Kernel, KernelError> {
-        let (jobs, commands) = mpsc::channel::<Job>();
+        let (jobs, commands) = mpsc::sync_channel::<Job>(JOB_QUEUE_CAPACITY);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), KernelError>>();
         let path = path.to_path_buf();
         let store_config = StoreConfig {
@@ -140,7 +216,9 @@ impl Kernel {
                         return;
                     }
                 };
-                let res = run_loop(&mut state, &mut core, &commands, |core, _| {
+                let res = run_loop(&mut state, &mut core, &commands, |core, state| {
+                    // The loop flushed before going idle: everything is durable.
+                    core.tell_hosts(state);
                     for waiter in core.idle_waiters.drain(..) {
                         let _ = waiter.send(());
                     }
@@ -149,8 +227,10 @@ impl Kernel {
                     tracing::error!(%error, "kernel stopped: the store failed");
                 }
                 core.vats.stop_all();
-                if let Err(error) = state.flush() {
-                    tracing::error!(%error, "final flush failed");
+                match state.flush() {
+                    Ok(()) => core.tell_hosts(&state),
+                    // What hosts were not told is dropped: they see the kernel as stopped.
+                    Err(error) => tracing::error!(%error, "final flush failed"),
                 }
             })
             .map_err(|e| KernelError::Invalid(format!("cannot start the kernel thread: {e}")))?;
@@ -159,6 +239,23 @@ impl Kernel {
             jobs,
             thread: Some(thread),
             bootstrap_timeout: config.bootstrap_timeout,
+        })
+    }
+
+    /// Hands `job` to the kernel thread, waiting while its queue is full. On the kernel
+    /// thread itself (a service or log sink) waiting would never end: a full queue is then
+    /// [`KernelError::Busy`].
+    fn send_job(&self, job: Job) -> Result<(), KernelError> {
+        let on_kernel_thread = self
+            .thread
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id());
+        if !on_kernel_thread {
+            return self.jobs.send(job).map_err(|_| KernelError::Stopped);
+        }
+        self.jobs.try_send(job).map_err(|error| match error {
+            TrySendError::Full(_) => KernelError::Busy,
+            TrySendError::Disconnected(_) => KernelError::Stopped,
         })
     }
 
@@ -180,8 +277,13 @@ impl Kernel {
             ));
         }
         let (reply, answer) = mpsc::channel();
-        let job = Job(Box::new(move |core, state| {
-            let _ = reply.send(f(core, state));
+        let job = Job::Call(Box::new(move |core, state| {
+            let result = f(core, state);
+            // Told once what the call did is durable (D22).
+            core.notify_host(Notice::Reply(Box::new(move || {
+                let _ = reply.send(result);
+            })));
+            core.tell_hosts(state);
             true
         }));
         self.jobs.send(job).map_err(|_| KernelError::Stopped)?;
@@ -265,24 +367,19 @@ impl Kernel {
         slots: Vec<KRef>,
     ) -> Result<ResultHandle, KernelError> {
         let args = check_host_args(args, &slots)?;
-        let method = method.to_owned();
         let (subscriber, settlement) = mpsc::channel();
         let (queued_tx, queued) = mpsc::channel();
         // Not a `call`: the host does not wait for the job, so it can queue many messages
         // back to back; the handle learns the result promise when the job has run.
-        let job = Job(Box::new(move |core, state| {
-            let res = state
-                .transaction(|crank| {
-                    queue_host_message(core, crank, target, &method, args, slots, subscriber)
-                })
-                .map(|(promise, _)| promise);
-            if let Err(error) = &res {
-                tracing::error!(%error, "could not queue a host message");
-            }
-            let _ = queued_tx.send(res.map_err(NotQueued::from));
-            true
-        }));
-        self.jobs.send(job).map_err(|_| KernelError::Stopped)?;
+        let job = Job::Send(HostSend {
+            target,
+            method: method.to_owned(),
+            args,
+            slots,
+            subscriber,
+            queued: queued_tx,
+        });
+        self.send_job(job)?;
         let kernel_thread = self.thread.as_ref().map(|t| t.thread().id());
         Ok(ResultHandle::pending(queued, settlement, kernel_thread))
     }
@@ -544,7 +641,7 @@ impl Kernel {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
-        let _ = self.jobs.send(Job(Box::new(|_, _| false)));
+        let _ = self.jobs.send(Job::Call(Box::new(|_, _| false)));
         thread.join().map_err(|_| KernelError::Stopped)
     }
 }

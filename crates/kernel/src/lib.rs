@@ -27,6 +27,6 @@ mod tests;
 
 pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
-pub use kernel::{Kernel, KernelConfig, LaunchResult};
+pub use kernel::{JOB_QUEUE_CAPACITY, Kernel, KernelConfig, LaunchResult};
 pub use lifecycle::{SubclusterInfo, VatInfo};
 pub use services::{KernelService, ServiceCall};

@@ -166,13 +166,19 @@ pub fn run_crank(
 }
 
 /// Something to do between cranks, sent to the loop from any thread.
-pub trait Command<H> {
-    /// Carries the command out. Returns false to stop the loop.
-    fn run(self, handler: &mut H, state: &mut KernelState) -> bool;
+pub trait Command<H>: Sized {
+    /// Carries out `batch`, commands taken from the channel together, in order (so that
+    /// commands of one kind can share a transaction). Returns false to stop the loop.
+    fn run_batch(batch: Vec<Self>, handler: &mut H, state: &mut KernelState) -> bool;
 }
 
-/// Runs cranks until told to stop: between cranks it carries out pending commands; with no
-/// work it flushes the store and blocks until a command arrives (no polling).
+/// At most this many commands run between two cranks: host work and cranks take turns, so
+/// neither can starve the other.
+pub const COMMANDS_PER_TURN: usize = 256;
+
+/// Runs cranks until told to stop: between two cranks it carries out at most
+/// [`COMMANDS_PER_TURN`] pending commands; with no work it flushes the store and blocks
+/// until a command arrives (no polling).
 ///
 /// # Errors
 /// [`QueueError`] when the store fails; the kernel cannot continue.
@@ -187,21 +193,20 @@ where
     C: Command<H>,
 {
     loop {
-        while let Ok(command) = commands.try_recv() {
-            if !command.run(handler, state) {
-                return Ok(());
-            }
+        let batch: Vec<C> = commands.try_iter().take(COMMANDS_PER_TURN).collect();
+        if !batch.is_empty() && !C::run_batch(batch, handler, state) {
+            return Ok(());
         }
         if run_crank(state, handler)? == CrankReport::Idle {
             state.flush()?;
             on_idle(handler, state);
-            match commands.recv() {
-                Ok(command) => {
-                    if !command.run(handler, state) {
-                        return Ok(());
-                    }
-                }
-                Err(_) => return Ok(()),
+            let Ok(first) = commands.recv() else {
+                return Ok(());
+            };
+            let mut batch = vec![first];
+            batch.extend(commands.try_iter().take(COMMANDS_PER_TURN - 1));
+            if !C::run_batch(batch, handler, state) {
+                return Ok(());
             }
         }
     }

@@ -34,7 +34,8 @@ mod stored_queue;
 mod tests;
 
 pub use crank_loop::{
-    Command, CrankHandler, CrankReport, CrankResult, Termination, run_crank, run_loop,
+    COMMANDS_PER_TURN, Command, CrankHandler, CrankReport, CrankResult, Termination, run_crank,
+    run_loop,
 };
 pub use error::{QueueError, ResolveError};
 pub use state::{Crank, CrankSavepoint, KernelResolution, KernelState, Mode};

@@ -5,7 +5,7 @@ use ocap_store::{KernelStore, Owner, PromiseState, Store};
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId};
 
 use crate::{
-    Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode, QueueError, StoredQueue,
+    COMMANDS_PER_TURN, Command, Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode, QueueError, StoredQueue,
     Termination, run_crank,
 };
 
@@ -37,6 +37,8 @@ fn stored_run_queue_len(queue: &KernelState) -> u64 {
 
 #[derive(Default)]
 struct Scripted {
+    /// What happened, in order: `crank` per delivery, `command` per command carried out.
+    events: Vec<&'static str>,
     abort_first: bool,
     fail_first: bool,
     discarded: Vec<RunQueueItem>,
@@ -54,6 +56,7 @@ impl CrankHandler for Scripted {
         item: &RunQueueItem,
     ) -> Result<CrankResult, QueueError> {
         self.delivered.push(item.clone());
+        self.events.push("crank");
         // Every delivery emits one more send, buffered.
         let (target, message) = send(500, "echo");
         queue.enqueue_send(target, message, Mode::Buffered)?;
@@ -375,4 +378,51 @@ fn an_internal_error_rolls_the_delivery_back_and_consumes_the_item_once() {
         panic!("a send was delivered");
     };
     assert_eq!(message.method_and_args().unwrap().0, "next");
+}
+
+/// A command that only records that it ran; `Stop` ends the loop.
+enum TestCommand {
+    Note,
+    Stop,
+}
+
+impl Command<Scripted> for TestCommand {
+    fn run_batch(batch: Vec<Self>, handler: &mut Scripted, _: &mut KernelState) -> bool {
+        for command in batch {
+            match command {
+                TestCommand::Note => handler.events.push("command"),
+                TestCommand::Stop => return false,
+            }
+        }
+        true
+    }
+}
+
+#[test]
+fn host_commands_and_cranks_take_turns() {
+    let (_dir, mut state) = queue();
+    // Every delivery of the scripted handler queues one more send: the run queue never
+    // empties, and a loop that ran every pending command first would never crank.
+    enqueue(&mut state, 1, "work");
+    let n = 3 * COMMANDS_PER_TURN + 10;
+    let (commands, receiver) = std::sync::mpsc::sync_channel(n + 1);
+    for _ in 0..n {
+        commands.send(TestCommand::Note).unwrap();
+    }
+    let mut handler = Scripted::default();
+    // The stop command arrives once the loop has taken every note.
+    let stopper = std::thread::spawn(move || commands.send(TestCommand::Stop).unwrap());
+    crate::run_loop(&mut state, &mut handler, &receiver, |_, _| {}).unwrap();
+    stopper.join().unwrap();
+    let runs: Vec<usize> = handler
+        .events
+        .split(|e| *e == "crank")
+        .map(<[_]>::len)
+        .collect();
+    assert_eq!(runs.iter().sum::<usize>(), n, "every command ran once");
+    assert!(
+        runs.iter().all(|run| *run <= COMMANDS_PER_TURN),
+        "at most {COMMANDS_PER_TURN} commands between two cranks: {runs:?}"
+    );
+    assert!(runs.len() > 3, "cranks ran while commands were pending: {runs:?}");
 }

@@ -1,10 +1,14 @@
-//! `ocap-test-kernel <store> [group|hold]`: opens the tests' kernel (`ocap_tests::config()`)
+//! `ocap-test-kernel <store> [group|hold|acks-every|acks-group <probe>]`: opens the tests'
+//! kernel (`ocap_tests::config()`)
 //! on an existing store, which relaunches its vats and resumes its queued work, and prints
 //! the kernel's crank count on stdout, one line at a time, until the kernel is idle; then it
 //! prints `idle` and exits. With `group`, cranks share synced commits (group commit). With
 //! `hold`, it keeps the kernel (and so the store) open after `idle` until its stdin closes.
 //! The crash test kills it with SIGKILL at chosen crank counts; the trust tests kill a
-//! holding one.
+//! holding one. With `acks-every` or `acks-group` (every-crank or group durability) it
+//! sends `count()` to the probe object `<probe>` without end, printing `queued <kp>` when
+//! the kernel accepts each message and `count <n>` when its result arrives: the kill sweep
+//! checks that whatever it printed survives a SIGKILL.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -41,6 +45,32 @@ fn run(path: &str, group: bool, hold: bool) -> Result<(), KernelError> {
     kernel.shutdown()
 }
 
+/// Counts on `probe` until killed, reporting each accepted message and each result.
+fn acks(path: &str, group: bool, probe: &str) -> Result<(), KernelError> {
+    let mut config = ocap_tests::config();
+    config.durability = if group {
+        Durability::Group {
+            max_cranks: 64,
+            max_delay: Duration::from_millis(30),
+        }
+    } else {
+        Durability::EveryCrank
+    };
+    let kernel = Kernel::open(std::path::Path::new(path), config)?;
+    let probe = probe
+        .parse()
+        .map_err(|_| KernelError::Invalid(format!("not a kref: {probe}")))?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let handle = kernel.queue_message(probe, "count", Vec::new())?;
+        let promise = handle.promise()?;
+        let _ = writeln!(out, "queued {promise}").and_then(|()| out.flush());
+        let value = handle.wait(Duration::from_secs(20))?;
+        let n = value.decode().ok().and_then(|v| v.as_int()).unwrap_or(-1);
+        let _ = writeln!(out, "count {n}").and_then(|()| out.flush());
+    }
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let Some(path) = args.next() else {
@@ -48,9 +78,18 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let mode = args.next();
-    let group = mode.as_deref() == Some("group");
-    let hold = mode.as_deref() == Some("hold");
-    match run(&path, group, hold) {
+    let res = match mode.as_deref() {
+        Some(acks_mode @ ("acks-every" | "acks-group")) => {
+            let probe = args.next().unwrap_or_default();
+            acks(&path, acks_mode == "acks-group", &probe)
+        }
+        _ => run(
+            &path,
+            mode.as_deref() == Some("group"),
+            mode.as_deref() == Some("hold"),
+        ),
+    };
+    match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ocap-test-kernel: {error}");
