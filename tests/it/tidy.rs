@@ -181,3 +181,37 @@ fn unsafe_code_lives_in_one_module() {
         );
     }
 }
+
+/// Every transaction above the store goes through `Crank` (crates/queue/src/state.rs),
+/// which aborts on error: nothing else opens, ends or aborts one by hand.
+#[test]
+fn transactions_are_opened_only_through_the_crank_token() {
+    let mut files = Vec::new();
+    rust_files(&repo_root().join("crates"), &mut files);
+    let home = repo_root().join("crates/queue/src/state.rs");
+    let store = repo_root().join("crates/store");
+    let calls = [".start_crank(", ".end_crank(", ".abort_crank("];
+    for file in files {
+        let is_test = file
+            .components()
+            .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "benches")
+            || file.file_name().is_some_and(|n| n == "tests.rs");
+        if file == home || file.starts_with(&store) || is_test {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for call in calls {
+                assert!(
+                    !line.contains(call),
+                    "{}:{}: {call} outside the crank token; use KernelState::transaction or Crank",
+                    file.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}

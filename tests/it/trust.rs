@@ -792,3 +792,23 @@ fn a_host_never_sees_a_result_or_an_acceptance_that_a_crash_loses() {
     kill_sweep(false, kills);
     kill_sweep(true, kills);
 }
+
+#[test]
+fn a_panicking_host_log_sink_does_not_hurt_the_vat_that_logged() {
+    let mut config = config();
+    config.log_sink = Some(std::sync::Arc::new(|_, _: &ocap_types::VatLog| {
+        panic!("the host's log sink is broken")
+    }));
+    let test = TestKernel::with_config(config);
+    let launched = test.launch(&cluster(&[("probe", "probe")]));
+    // `sleep` logs a line before it answers.
+    assert_eq!(
+        call(&test.kernel, launched.root, "sleep", vec![Value::Int(0)]),
+        Ok(Value::str("slept"))
+    );
+    assert_eq!(test.kernel.vat_ids().unwrap().len(), 1);
+    assert_eq!(
+        call(&test.kernel, launched.root, "data", vec![]),
+        Ok(Value::Int(42))
+    );
+}

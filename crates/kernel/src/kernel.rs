@@ -192,16 +192,12 @@ impl Kernel {
             .name("ocap-kernel".to_owned())
             .spawn(move || {
                 let started = (|| -> Result<(KernelState, Core), KernelError> {
-                    let mut store = KernelStore::new(Store::open_with(&path, &store_config)?);
-                    if reset {
-                        store.start_crank()?;
-                        if let Err(error) = store.clear_all() {
-                            store.abort_crank()?;
-                            return Err(error.into());
-                        }
-                        store.end_crank()?;
-                    }
-                    let mut state = KernelState::new(store)?;
+                    let store = KernelStore::new(Store::open_with(&path, &store_config)?);
+                    let mut state = if reset {
+                        KernelState::reset(store)?
+                    } else {
+                        KernelState::new(store)?
+                    };
                     let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
                     relaunch_vats(&mut core, &mut state)?;
                     Ok((state, core))

@@ -56,9 +56,28 @@ impl KernelState {
     ///
     /// # Errors
     /// [`QueueError::Store`] if the store fails.
-    pub fn new(mut store: KernelStore) -> Result<Self, QueueError> {
+    pub fn new(store: KernelStore) -> Result<Self, QueueError> {
+        KernelState::open(store, false)
+    }
+
+    /// Wraps the store after deleting every key of the kernel's state (spec §16.4 step 2),
+    /// in the same transaction that creates the run queue anew: all or nothing.
+    ///
+    /// # Errors
+    /// [`QueueError::Store`] if the store fails; it is then unchanged.
+    pub fn reset(store: KernelStore) -> Result<Self, QueueError> {
+        KernelState::open(store, true)
+    }
+
+    fn open(mut store: KernelStore, reset: bool) -> Result<Self, QueueError> {
         store.start_crank()?;
-        let run_queue = match StoredQueue::open(&mut store, RUN_QUEUE) {
+        let opened = (|| {
+            if reset {
+                store.clear_all()?;
+            }
+            StoredQueue::open(&mut store, RUN_QUEUE)
+        })();
+        let run_queue = match opened {
             Ok(queue) => queue,
             Err(error) => {
                 store.abort_crank()?;

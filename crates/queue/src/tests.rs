@@ -5,8 +5,8 @@ use ocap_store::{KernelStore, Owner, PromiseState, Store};
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId};
 
 use crate::{
-    COMMANDS_PER_TURN, Command, Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode, QueueError, StoredQueue,
-    Termination, run_crank,
+    COMMANDS_PER_TURN, Command, Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode,
+    QueueError, StoredQueue, Termination, run_crank,
 };
 
 fn queue() -> (tempfile::TempDir, KernelState) {
@@ -41,6 +41,7 @@ struct Scripted {
     events: Vec<&'static str>,
     abort_first: bool,
     fail_first: bool,
+    fail_gc: bool,
     discarded: Vec<RunQueueItem>,
     delivered: Vec<RunQueueItem>,
     aborted_terminations: usize,
@@ -85,6 +86,11 @@ impl CrankHandler for Scripted {
         Ok(())
     }
     fn collect_garbage(&mut self, _: &mut Crank<'_>) -> Result<(), QueueError> {
+        if std::mem::take(&mut self.fail_gc) {
+            return Err(QueueError::StaleCache {
+                name: "injected store failure".to_owned(),
+            });
+        }
         Ok(())
     }
     fn after_commit(&mut self, _: &KernelState, _: &[KPromiseId]) {}
@@ -424,5 +430,29 @@ fn host_commands_and_cranks_take_turns() {
         runs.iter().all(|run| *run <= COMMANDS_PER_TURN),
         "at most {COMMANDS_PER_TURN} commands between two cranks: {runs:?}"
     );
-    assert!(runs.len() > 3, "cranks ran while commands were pending: {runs:?}");
+    assert!(
+        runs.len() > 3,
+        "cranks ran while commands were pending: {runs:?}"
+    );
+}
+
+#[test]
+fn a_crank_that_fails_midway_is_aborted_and_the_store_can_still_be_flushed() {
+    let (_dir, mut state) = queue();
+    enqueue(&mut state, 1, "doomed");
+    let before = stored_run_queue_len(&state);
+    let mut handler = Scripted {
+        fail_gc: true,
+        ..Scripted::default()
+    };
+    // The loop's error path: the crank is abandoned half-way through its steps.
+    assert!(run_crank(&mut state, &mut handler).is_err());
+    assert!(
+        !state.store().kv().in_crank(),
+        "the failed crank was left open"
+    );
+    // Nothing of it was kept (the item is still queued), and the final flush works.
+    assert_eq!(state.run_queue_len().unwrap(), before);
+    assert_eq!(stored_run_queue_len(&state), before);
+    state.flush().unwrap();
 }

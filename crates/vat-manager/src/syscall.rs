@@ -252,7 +252,14 @@ impl VatHost for SyscallProcessor<'_, '_> {
     fn log(&mut self, log: VatLog) {
         tracing::info!(vat = %self.vat, tags = ?log.tags, level = ?log.level, "{}", log.message);
         if let Some(sink) = self.logs {
-            sink(self.vat, &log);
+            // The sink is the host's code: its panic is the host's bug, never the vat's, so
+            // it must not unwind into the vat (which would then be terminated for it).
+            let vat = self.vat;
+            let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(vat, &log)));
+            if let Err(panic) = told {
+                let message = ocap_types::panic_message(&*panic);
+                tracing::error!(%vat, %message, "the host's log sink panicked; line dropped");
+            }
         }
     }
 }
