@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
 
-use ocap_queue::{Crank, CrankHandler, CrankResult, KernelState, Mode, QueueError, Termination};
+use ocap_queue::{
+    Crank, CrankHandler, CrankResult, KernelResolution, KernelState, Mode, QueueError, Termination,
+};
 use ocap_router::{Route, Splat, route};
-use ocap_store::{Owner, PromiseState};
+use ocap_store::{GcKind, Owner, PromiseState};
 use ocap_types::{
     CapData, EndpointId, ErrorCode, KPromiseId, KRef, Message, RunQueueItem, SplatReason, VatId,
 };
@@ -135,7 +137,7 @@ impl Core {
         if let Some(KRef::Promise(result)) = message.result {
             let record = crank.store().promise(result)?;
             if let Some(record) = record.filter(|r| r.is_unresolved()) {
-                let resolution = (result, true, splat.rejection());
+                let resolution = KernelResolution::reject(result, splat.rejection());
                 crank.resolve_promises(record.decider(), vec![resolution], Mode::Immediate)?;
             }
         }
@@ -168,7 +170,7 @@ impl Core {
                     store.incref(KRef::Promise(promise))?;
                     store.decref(target)?;
                 }
-                return Ok(CrankResult::default());
+                return Ok(CrankResult::Delivered);
             }
             Route::Splat(splat) => splat,
             Route::Deliver {
@@ -194,7 +196,25 @@ impl Core {
             Route::Deliver { .. } => Splat::Reason(SplatReason::Unreachable),
         };
         Self::splat(crank, target, message, &splat)?;
-        Ok(CrankResult::default())
+        Ok(CrankResult::Delivered)
+    }
+}
+
+impl Core {
+    fn deliver_gc(
+        &mut self,
+        crank: &mut Crank<'_>,
+        endpoint: EndpointId,
+        kind: GcKind,
+        objects: &[ocap_types::KObjectId],
+    ) -> Result<CrankResult, QueueError> {
+        match endpoint {
+            EndpointId::Vat(vat) => self
+                .vats
+                .deliver_gc(crank, vat, kind, objects)
+                .map_err(vat_error),
+            EndpointId::Remote(_) => Ok(CrankResult::Delivered),
+        }
     }
 }
 
@@ -235,21 +255,21 @@ impl CrankHandler for Core {
                 .map_err(vat_error),
             RunQueueItem::Notify { promise, .. } => {
                 crank.store_mut().decref(KRef::Promise(*promise))?;
-                Ok(CrankResult::default())
+                Ok(CrankResult::Delivered)
             }
-            RunQueueItem::DropExports { endpoint, objects }
-            | RunQueueItem::RetireExports { endpoint, objects }
-            | RunQueueItem::RetireImports { endpoint, objects } => match endpoint {
-                EndpointId::Vat(vat) => self
-                    .vats
-                    .deliver_gc(crank, *vat, item.kind(), objects)
-                    .map_err(vat_error),
-                EndpointId::Remote(_) => Ok(CrankResult::default()),
-            },
+            RunQueueItem::DropExports { endpoint, objects } => {
+                self.deliver_gc(crank, *endpoint, GcKind::DropExport, objects)
+            }
+            RunQueueItem::RetireExports { endpoint, objects } => {
+                self.deliver_gc(crank, *endpoint, GcKind::RetireExport, objects)
+            }
+            RunQueueItem::RetireImports { endpoint, objects } => {
+                self.deliver_gc(crank, *endpoint, GcKind::RetireImport, objects)
+            }
             RunQueueItem::BringOutYourDead {
                 endpoint: EndpointId::Vat(vat),
             } => self.vats.deliver_boyd(crank, *vat).map_err(vat_error),
-            RunQueueItem::BringOutYourDead { .. } => Ok(CrankResult::default()),
+            RunQueueItem::BringOutYourDead { .. } => Ok(CrankResult::Delivered),
         }
     }
 

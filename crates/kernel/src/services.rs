@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 
-use ocap_queue::{Crank, CrankResult, KernelState, Mode, QueueError};
+use ocap_queue::{Crank, CrankResult, KernelResolution, KernelState, Mode, QueueError};
 use ocap_store::{KernelStore, Owner};
 use ocap_types::{CapData, ErrorCode, KObjectId, KRef, Message, Value};
 
@@ -221,7 +221,11 @@ impl Services {
                 };
                 crank.resolve_promises(
                     Some(Owner::Kernel),
-                    vec![(result, rejected, value)],
+                    vec![KernelResolution {
+                        promise: result,
+                        rejected,
+                        value,
+                    }],
                     Mode::Immediate,
                 )?;
             }
@@ -235,7 +239,7 @@ impl Services {
         for slot in &message.methargs.slots {
             store.decref(*slot)?;
         }
-        Ok(Some(CrankResult::default()))
+        Ok(Some(CrankResult::Delivered))
     }
 }
 

@@ -18,19 +18,39 @@ use crate::state::{Crank, KernelState};
 pub struct Termination {
     /// The vat.
     pub vat: VatId,
-    /// True for a failure.
-    pub failure: bool,
     /// The reason (an `Error` value for kernel-authored reasons).
     pub info: CapData<KRef>,
 }
 
-/// What a delivery asks the crank loop to do.
+/// What a delivery asks the crank loop to do. A rollback always ends the vat, so "roll
+/// back and carry on" cannot be said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CrankResult {
-    /// Roll the crank back to its start.
-    pub abort: bool,
-    /// Terminate the delivered-to vat.
-    pub terminate: Option<Termination>,
+pub enum CrankResult {
+    /// The delivery's effects stand.
+    #[default]
+    Delivered,
+    /// The vat asked to exit cleanly: the delivery's effects stand, then it is terminated.
+    Exited(Termination),
+    /// The delivery failed (an illegal syscall, a limit, a vat error, an exit as a
+    /// failure): it is rolled back to the crank's start, then the vat is terminated.
+    Failed(Termination),
+}
+
+impl CrankResult {
+    /// True if the delivery is to be rolled back.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, CrankResult::Failed(_))
+    }
+
+    /// The termination asked for, if any.
+    pub fn termination(self) -> Option<Termination> {
+        match self {
+            CrankResult::Delivered => None,
+            CrankResult::Exited(termination) | CrankResult::Failed(termination) => {
+                Some(termination)
+            }
+        }
+    }
 }
 
 /// What one crank did.
@@ -144,15 +164,23 @@ pub fn run_crank(
             });
         }
     };
-    if result.abort {
-        crank.rollback()?;
-        if let Some(termination) = &result.terminate {
-            handler.aborted_with_termination(&item, &termination.info);
+    let aborted = result.is_failed();
+    let termination = match result {
+        CrankResult::Delivered => {
+            crank.flush_buffer()?;
+            None
         }
-    } else {
-        crank.flush_buffer()?;
-    }
-    if let Some(termination) = result.terminate {
+        CrankResult::Exited(termination) => {
+            crank.flush_buffer()?;
+            Some(termination)
+        }
+        CrankResult::Failed(termination) => {
+            crank.rollback()?;
+            handler.aborted_with_termination(&item, &termination.info);
+            Some(termination)
+        }
+    };
+    if let Some(termination) = termination {
         handler.terminate_in_crank(&mut crank, termination)?;
     }
     handler.collect_garbage(&mut crank)?;
@@ -160,7 +188,7 @@ pub fn run_crank(
     handler.after_commit(state, &settled);
     Ok(CrankReport::Delivered {
         kind,
-        aborted: result.abort,
+        aborted,
         settled,
     })
 }

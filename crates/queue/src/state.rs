@@ -37,8 +37,36 @@ pub enum Mode {
     Immediate,
 }
 
-/// One promise to settle: the promise, rejected or not, and the value.
-pub type KernelResolution = (KPromiseId, bool, CapData<KRef>);
+/// One promise to settle, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelResolution {
+    /// The promise.
+    pub promise: KPromiseId,
+    /// True to reject it, false to fulfil it.
+    pub rejected: bool,
+    /// Its value (the reason, when rejected).
+    pub value: CapData<KRef>,
+}
+
+impl KernelResolution {
+    /// Fulfils `promise` with `value`.
+    pub fn fulfil(promise: KPromiseId, value: CapData<KRef>) -> Self {
+        KernelResolution {
+            promise,
+            rejected: false,
+            value,
+        }
+    }
+
+    /// Rejects `promise` with `reason`.
+    pub fn reject(promise: KPromiseId, reason: CapData<KRef>) -> Self {
+        KernelResolution {
+            promise,
+            rejected: true,
+            value: reason,
+        }
+    }
+}
 
 /// The kernel's persistent state and its queues. Outside a crank it can only be read;
 /// [`KernelState::begin`] or [`KernelState::transaction`] opens one to change it.
@@ -410,7 +438,12 @@ impl Crank<'_> {
         resolutions: Vec<KernelResolution>,
         mode: Mode,
     ) -> Result<(), QueueError> {
-        for (promise, rejected, value) in resolutions {
+        for KernelResolution {
+            promise,
+            rejected,
+            value,
+        } in resolutions
+        {
             let record = self
                 .store()
                 .promise(promise)?

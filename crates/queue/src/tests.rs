@@ -5,8 +5,8 @@ use ocap_store::{KernelStore, Owner, PromiseState, Store};
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId};
 
 use crate::{
-    COMMANDS_PER_TURN, Command, Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode,
-    QueueError, StoredQueue, Termination, run_crank,
+    COMMANDS_PER_TURN, Command, Crank, CrankHandler, CrankReport, CrankResult, KernelResolution,
+    KernelState, Mode, QueueError, StoredQueue, Termination, run_crank,
 };
 
 fn queue() -> (tempfile::TempDir, KernelState) {
@@ -68,16 +68,12 @@ impl CrankHandler for Scripted {
             });
         }
         if std::mem::take(&mut self.abort_first) {
-            return Ok(CrankResult {
-                abort: true,
-                terminate: Some(Termination {
-                    vat: VatId(1),
-                    failure: true,
-                    info: CapData::error("boom"),
-                }),
-            });
+            return Ok(CrankResult::Failed(Termination {
+                vat: VatId(1),
+                info: CapData::error("boom"),
+            }));
         }
-        Ok(CrankResult::default())
+        Ok(CrankResult::Delivered)
     }
     fn aborted_with_termination(&mut self, _: &RunQueueItem, _: &CapData<KRef>) {
         self.aborted_terminations += 1;
@@ -227,7 +223,10 @@ fn resolution_rules_name_the_refused_resolver() {
     let err = queue
         .resolve_promises(
             Some(Owner::Endpoint(vat(1))),
-            vec![(decided, false, CapData::data(&Value::Null))],
+            vec![KernelResolution::fulfil(
+                decided,
+                CapData::data(&Value::Null),
+            )],
             Mode::Immediate,
         )
         .unwrap_err();
@@ -239,14 +238,14 @@ fn resolution_rules_name_the_refused_resolver() {
     queue
         .resolve_promises(
             None,
-            vec![(open, true, CapData::error("no"))],
+            vec![KernelResolution::reject(open, CapData::error("no"))],
             Mode::Immediate,
         )
         .unwrap();
     let err = queue
         .resolve_promises(
             None,
-            vec![(open, false, CapData::data(&Value::Null))],
+            vec![KernelResolution::fulfil(open, CapData::data(&Value::Null))],
             Mode::Immediate,
         )
         .unwrap_err();
@@ -271,7 +270,10 @@ fn resolving_moves_queued_messages_after_the_notifies() {
     queue
         .resolve_promises(
             None,
-            vec![(promise, false, CapData::data(&Value::Int(1)))],
+            vec![KernelResolution::fulfil(
+                promise,
+                CapData::data(&Value::Int(1)),
+            )],
             Mode::Buffered,
         )
         .unwrap();

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use ocap_queue::{Crank, CrankResult, Mode, Termination};
-use ocap_store::{Owner, PromiseState, VatRecord};
+use ocap_queue::{Crank, CrankResult, KernelResolution, Mode, Termination};
+use ocap_store::{GcKind, Owner, PromiseState, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
     Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart, WorkerKind,
@@ -251,7 +251,7 @@ impl VatManager {
         if !self.running.contains_key(&vat)
             || store.clist_entry(ep, KRef::Promise(promise))?.is_none()
         {
-            return Ok(CrankResult::default());
+            return Ok(CrankResult::Delivered);
         }
         let mut resolutions = Vec::new();
         for (id, record) in ocap_router::retire_list(&*store, promise)? {
@@ -267,13 +267,13 @@ impl VatManager {
             });
         }
         if resolutions.is_empty() {
-            return Ok(CrankResult::default());
+            return Ok(CrankResult::Delivered);
         }
         self.deliver(crank, vat, Delivery::Notify(resolutions))
     }
 
-    /// Delivers a GC item (`dropExports`, `retireExports`, `retireImports`, named by
-    /// `kind`) to `vat` (spec §10.1). Objects the vat no longer has in its c-list are left
+    /// Delivers a GC item (`dropExports`, `retireExports` or `retireImports`, as `kind`
+    /// says) to `vat` (spec §10.1). Objects the vat no longer has in its c-list are left
     /// out; with none left, or a vat that is gone, nothing is delivered. After a successful
     /// delivery dropped exports lose their reachable flag and retired imports are deleted.
     ///
@@ -283,11 +283,11 @@ impl VatManager {
         &mut self,
         crank: &mut Crank<'_>,
         vat: VatId,
-        kind: &str,
+        kind: GcKind,
         objects: &[KObjectId],
     ) -> Result<CrankResult, VatError> {
         if !self.running.contains_key(&vat) {
-            return Ok(CrankResult::default());
+            return Ok(CrankResult::Delivered);
         }
         let ep = EndpointId::Vat(vat);
         let mut held = Vec::new();
@@ -298,29 +298,29 @@ impl VatManager {
             }
         }
         if held.is_empty() {
-            return Ok(CrankResult::default());
+            return Ok(CrankResult::Delivered);
         }
         let vrefs: Vec<VRef> = held.iter().map(|(_, vref)| *vref).collect();
         let delivery = match kind {
-            "dropExports" => Delivery::DropExports(vrefs),
-            "retireExports" => Delivery::RetireExports(vrefs),
-            _ => Delivery::RetireImports(vrefs),
+            GcKind::DropExport => Delivery::DropExports(vrefs),
+            GcKind::RetireExport => Delivery::RetireExports(vrefs),
+            GcKind::RetireImport => Delivery::RetireImports(vrefs),
         };
         let result = self.deliver(crank, vat, delivery)?;
-        if result.abort {
+        if result.is_failed() {
             return Ok(result);
         }
         let store = crank.store_mut();
         for (kref, _) in held {
             match kind {
-                "dropExports" => {
+                GcKind::DropExport => {
                     store.clear_reachable_flag(ep, kref)?;
                 }
                 // The reference accounting counts no imports (spec §14.7), so an owner can
                 // be told to retire an export it still uses (a vat root whose importer was
                 // cleaned up): like the reference kernel, keep the object and its entry.
-                "retireExports" => {}
-                _ => store.delete_clist_entry(ep, kref)?,
+                GcKind::RetireExport => {}
+                GcKind::RetireImport => store.delete_clist_entry(ep, kref)?,
             }
         }
         Ok(result)
@@ -336,7 +336,7 @@ impl VatManager {
         vat: VatId,
     ) -> Result<CrankResult, VatError> {
         if !self.running.contains_key(&vat) {
-            return Ok(CrankResult::default());
+            return Ok(CrankResult::Delivered);
         }
         self.deliver(crank, vat, Delivery::BringOutYourDead)
     }
@@ -357,37 +357,29 @@ impl VatManager {
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
         let (illegal, exit, exceeded) = (host.illegal, host.exit, host.exceeded);
-        let fatal = |code: ErrorCode, detail: &str| Termination {
-            vat,
-            failure: true,
-            info: code.capdata(detail),
+        let fatal = |code: ErrorCode, detail: &str| {
+            CrankResult::Failed(Termination {
+                vat,
+                info: code.capdata(detail),
+            })
         };
         let over_limit = |limit: LimitExceeded| {
             tracing::warn!(%vat, reason = limit.reason(), "vat went past a limit");
-            CrankResult {
-                abort: true,
-                terminate: Some(fatal(ErrorCode::IllegalSyscall, limit.reason())),
-            }
+            fatal(ErrorCode::IllegalSyscall, limit.reason())
         };
         if let Some(detail) = illegal {
             tracing::warn!(%vat, %detail, "illegal syscall");
-            return Ok(CrankResult {
-                abort: true,
-                terminate: Some(fatal(
-                    ErrorCode::IllegalSyscall,
-                    "Syscall translation error: prepare to die",
-                )),
-            });
+            return Ok(fatal(
+                ErrorCode::IllegalSyscall,
+                "Syscall translation error: prepare to die",
+            ));
         }
         if let Some(limit) = exceeded {
             return Ok(over_limit(limit));
         }
         if let Some(error) = outcome.error {
             tracing::warn!(%vat, %error, "delivery error");
-            return Ok(CrankResult {
-                abort: true,
-                terminate: Some(fatal(ErrorCode::InternalError, &error)),
-            });
+            return Ok(fatal(ErrorCode::InternalError, &error));
         }
         if let Err(limit) = check_checkpoint(&outcome.checkpoint, &limits) {
             return Ok(over_limit(limit));
@@ -401,15 +393,18 @@ impl VatManager {
             return Ok(over_limit(LimitExceeded::VatstoreTotal));
         }
         Ok(match exit {
-            Some(exit) => CrankResult {
-                abort: exit.failure,
-                terminate: Some(Termination {
+            Some(exit) => {
+                let termination = Termination {
                     vat,
-                    failure: exit.failure,
                     info: exit.info,
-                }),
-            },
-            None => CrankResult::default(),
+                };
+                if exit.failure {
+                    CrankResult::Failed(termination)
+                } else {
+                    CrankResult::Exited(termination)
+                }
+            }
+            None => CrankResult::Delivered,
         })
     }
 
@@ -445,7 +440,7 @@ impl VatManager {
             if let KRef::Promise(id) = kref {
                 let record = crank.store().promise(id)?;
                 if record.and_then(|r| r.decider()) == Some(Owner::Endpoint(ep)) {
-                    decided.push((id, true, rejection.clone()));
+                    decided.push(KernelResolution::reject(id, rejection.clone()));
                 }
             }
         }

@@ -111,7 +111,11 @@ impl SyscallProcessor<'_, '_> {
                     check_value(&data, &self.limits).map_err(SyscallError::Limit)?;
                     checked(&data)?;
                     let data = capdata_to_kernel(self.crank.store_mut(), self.vat, &data)?;
-                    kernel.push((promise, rejected, data) as KernelResolution);
+                    kernel.push(KernelResolution {
+                        promise,
+                        rejected,
+                        value: data,
+                    });
                 }
                 let resolver = Some(Owner::Endpoint(self.ep()));
                 self.crank

@@ -92,7 +92,7 @@ fn send(
     let res = manager
         .deliver_send(&mut queue, vat, root, KRef::Object(root), &message)
         .unwrap();
-    if res.abort {
+    if res.is_failed() {
         queue.rollback().unwrap();
     } else {
         queue.flush_buffer().unwrap();
@@ -145,7 +145,7 @@ fn a_delivery_sees_only_vrefs_and_the_vat_becomes_decider() {
         root,
         vec![KRef::Object(other)],
     );
-    assert_eq!(res, ocap_queue::CrankResult::default());
+    assert_eq!(res, ocap_queue::CrankResult::Delivered);
     let record = queue.store().promise(result).unwrap().unwrap();
     assert_eq!(
         record.state,
@@ -170,8 +170,8 @@ fn the_first_illegal_syscall_wins_and_aborts_the_delivery() {
     }
     let (_dir, mut queue, mut manager, vat, root) = setup(script);
     let (res, result) = send(&mut queue, &mut manager, vat, root, vec![]);
-    assert!(res.abort);
-    let termination = res.terminate.unwrap();
+    assert!(res.is_failed());
+    let termination = res.termination().unwrap();
     assert_eq!(termination.vat, vat);
     assert_eq!(
         termination.info.decode().unwrap(),
@@ -197,7 +197,7 @@ fn resolving_a_promise_the_vat_does_not_decide_is_illegal() {
     }
     let (_dir, mut queue, mut manager, vat, root) = setup(script);
     let (res, _) = send(&mut queue, &mut manager, vat, root, vec![]);
-    assert!(res.abort && res.terminate.is_some());
+    assert!(matches!(res, ocap_queue::CrankResult::Failed(_)));
 }
 
 #[test]
@@ -207,8 +207,8 @@ fn a_panicking_vat_reports_a_delivery_error() {
     }
     let (_dir, mut queue, mut manager, vat, root) = setup(script);
     let (res, _) = send(&mut queue, &mut manager, vat, root, vec![]);
-    assert!(res.abort);
-    let info = res.terminate.unwrap().info.decode().unwrap();
+    assert!(res.is_failed());
+    let info = res.termination().unwrap().info.decode().unwrap();
     assert_eq!(
         info,
         Value::error("[KERNEL:VAT_FATAL:INTERNAL_ERROR] vat panicked: scripted panic")
@@ -235,7 +235,7 @@ fn a_clean_exit_keeps_the_delivery_and_a_failing_one_aborts_it() {
     }
     let (_dir, mut queue, mut manager, vat, root) = setup(clean);
     let (res, result) = send(&mut queue, &mut manager, vat, root, vec![]);
-    assert!(!res.abort && res.terminate.is_some());
+    assert!(matches!(res, ocap_queue::CrankResult::Exited(_)));
     assert!(
         !queue
             .store()
@@ -246,7 +246,7 @@ fn a_clean_exit_keeps_the_delivery_and_a_failing_one_aborts_it() {
     );
     let (_dir, mut queue, mut manager, vat, root) = setup(failing);
     let (res, result) = send(&mut queue, &mut manager, vat, root, vec![]);
-    assert!(res.abort && res.terminate.is_some());
+    assert!(matches!(res, ocap_queue::CrankResult::Failed(_)));
     assert!(
         queue
             .store()
@@ -355,8 +355,8 @@ fn malformed_messages_and_values_are_the_senders_illegal_syscall() {
     for script in [garbage_send as Script, missing_slot, not_methargs] {
         let (_dir, mut queue, mut manager, vat, root) = setup(script);
         let (res, _) = send(&mut queue, &mut manager, vat, root, vec![]);
-        assert!(res.abort, "the crank is rolled back");
-        let info = res.terminate.unwrap().info.decode().unwrap();
+        assert!(res.is_failed(), "the crank is rolled back");
+        let info = res.termination().unwrap().info.decode().unwrap();
         assert_eq!(
             info,
             Value::error(
