@@ -156,10 +156,4 @@ impl ResultHandle {
             .ok()
             .map(|settlement| settlement.map_err(|value| Rejection::new(value).into()))
     }
-
-    /// The channel the settlement arrives on, for callers that select over several. (If the
-    /// kernel cannot queue the message, the channel is closed without a settlement.)
-    pub fn into_receiver(self) -> Receiver<Result<CapData<KRef>, CapData<KRef>>> {
-        self.receiver
-    }
 }

@@ -113,7 +113,7 @@ pub enum Durability {
     /// Every `end_crank` commits and syncs before it returns.
     EveryCrank,
     /// Several cranks share one synced commit: at most `max_cranks` cranks or `max_delay`
-    /// of time (checked when a crank ends, and by [`Store::flush_if_due`]). A crash may lose
+    /// of time (checked when a crank ends; an idle kernel flushes at once). A crash may lose
     /// the last unsynced cranks, never part of one.
     Group {
         /// Commit after this many cranks.
@@ -634,20 +634,6 @@ impl Store {
     /// failed one).
     pub fn has_unflushed(&self) -> bool {
         self.uncommitted_cranks > 0
-    }
-
-    /// Commits the ended cranks if the durability mode's bounds say it is time: for an
-    /// idle kernel, whose cranks no longer trigger group commits. Outside a crank only;
-    /// inside one it does nothing. Returns whether it committed.
-    ///
-    /// # Errors
-    /// As [`Store::flush`].
-    pub fn flush_if_due(&mut self) -> Result<bool, StoreError> {
-        if self.in_crank || !self.has_unflushed() || !self.commit_due() {
-            return Ok(false);
-        }
-        self.flush()?;
-        Ok(true)
     }
 
     /// Commits and syncs every ended crank now.

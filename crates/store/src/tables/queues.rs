@@ -110,23 +110,6 @@ impl KernelStore {
         self.write_bounds(name, bounds)
     }
 
-    /// Removes and returns the oldest entry of queue `name`, `None` if empty or absent.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] if the store is inconsistent.
-    pub fn queue_pop(&mut self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(mut bounds) = self.queue_bounds(name)? else {
-            return Ok(None);
-        };
-        if bounds.is_empty() {
-            return Ok(None);
-        }
-        let item = self.queue_take_entry(name, bounds.tail)?;
-        bounds.tail += 1;
-        self.write_bounds(name, bounds)?;
-        Ok(Some(item))
-    }
-
     /// Deletes queue `name` and its entries (a no-op if absent).
     ///
     /// # Errors

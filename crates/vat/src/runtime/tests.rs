@@ -205,6 +205,10 @@ fn resolution(vpid: &str, rejected: bool, value: Value, slots: &[&str]) -> Resol
 }
 
 /// A vat with one method per behaviour under test.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one method per behaviour under test: the fixture is a table"
+)]
 fn fixture(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
     let kept: Rc<RefCell<Option<Resolver>>> = Rc::default();
     let kept_for_settle = Rc::clone(&kept);
