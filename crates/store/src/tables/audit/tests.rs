@@ -8,7 +8,7 @@ use ocap_types::{
     VatId,
 };
 
-use crate::{GcAction, GcKind, KernelStore, Owner, Store};
+use crate::{KernelStore, Owner, Store};
 
 fn vat(n: u32) -> EndpointId {
     EndpointId::Vat(VatId(n))
@@ -205,29 +205,48 @@ fn a_count_above_its_references_is_reported_as_a_leak() {
 }
 
 #[test]
-fn a_dangling_import_entry_is_reported_unless_it_is_due_to_be_retired() {
+fn a_dangling_clist_entry_is_reported_but_a_stale_object_import_is_not() {
     let mut world = World::new();
     let ghost = KObjectId(99);
     world
         .store
-        .add_clist_entry(vat(2), ghost.into(), VRef::ImportObject(7))
+        .add_clist_entry(vat(2), ghost.into(), export(5))
+        .unwrap();
+    world
+        .store
+        .add_clist_entry(
+            vat(2),
+            KRef::Promise(KPromiseId(98)),
+            VRef::ImportPromise(9),
+        )
         .unwrap();
     assert_eq!(
         check(&world.store),
-        "ko99: no record, but named by v2 c-list o-7"
+        "ko99: no record, but named by v2 c-list o+5\n\
+         kp98: no record, but named by v2 c-list p-9"
     );
     let report = world.store.check().unwrap();
-    assert_eq!(report.dangling.len(), 1);
+    assert_eq!(report.dangling.len(), 2);
     assert_eq!(report.dangling[0].kref, KRef::Object(ghost));
 
-    // Deleted objects' importers are told to retire them (spec §14.4): until then the
-    // entry is expected.
-    let retire = GcAction {
-        endpoint: vat(2),
-        kind: GcKind::RetireImport,
-        object: ghost,
-    };
-    world.store.add_gc_actions(&[retire]).unwrap();
+    // Imports are not counted, so an object can be collected while a vat still imports it
+    // (spec §14.3 tells importers only about objects still recognizable): accepted.
+    world
+        .store
+        .forget_clist_entry(vat(2), ghost.into(), export(5))
+        .unwrap();
+    world
+        .store
+        .forget_clist_entry(
+            vat(2),
+            KRef::Promise(KPromiseId(98)),
+            VRef::ImportPromise(9),
+        )
+        .unwrap();
+    world
+        .store
+        .add_clist_entry(vat(2), ghost.into(), VRef::ImportObject(7))
+        .unwrap();
     assert_eq!(check(&world.store), CONSISTENT);
 }
 
