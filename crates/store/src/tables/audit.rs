@@ -39,12 +39,12 @@
 //!   told to drop it, while a queue, a value or a pin still names it (a second importer
 //!   dropping is the known way to get there; the counts are clamped at zero instead of
 //!   failing, spec §4.2, which hides the underflow but not the deficit).
-//! - **A promise must match its recount exactly.** Deleting a promise's *import* entry
-//!   (only terminated-vat cleanup does) takes one unit that importing never added; the
-//!   audit reports the resulting deficit instead of accepting it, because the unit it takes
-//!   is one of the holds above (usually the resolution's, which is what keeps promises the
-//!   host was given alive), and a promise whose count reaches zero is deleted with its
-//!   queue and value while something may still name it.
+//! - **A promise must match its recount exactly.** Nothing consumes a promise's units
+//!   but the release of the holder it stood for: deleting a promise's *import* entry
+//!   releases nothing (the reference kernel released one there, which took the
+//!   resolution's own hold and collected settled results the host still held; see
+//!   `KernelStore::delete_clist_entry`). Below its recount, a promise can reach zero and
+//!   be deleted, with its queue and value, while something still names it.
 //! - **A count above its recount is reported too** (a leak), for objects and promises: this
 //!   kernel takes no hold it does not release or count above (requeued messages keep their
 //!   holds instead of taking new ones, spec §8.6; a notify releases its hold on every path,
