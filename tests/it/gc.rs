@@ -155,6 +155,7 @@ fn refcounts_follow_the_reference_accounting() {
         gc.importer_call("useImport", Vec::new()),
         Value::str("test-object")
     );
+    gc.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -200,6 +201,7 @@ fn bring_out_your_dead_drops_then_retires_an_import() {
         gc.exporter_call("isObjectPresent", vec![Value::str("test-object")]),
         Value::Bool(false)
     );
+    gc.test.assert_refcounts_consistent();
 }
 
 /// A settled result keeps its resolution's hold for ever (spec §14.7: it protects krefs the
