@@ -57,7 +57,8 @@
 //!   sends `retireImport` only when it deletes an object that is still recognizable, so
 //!   such an entry may stay until its vat is terminated. It is harmless (ids are never
 //!   reused, and a send through it splats as deleted) but it is a leak of the reference
-//!   accounting, not of this kernel.
+//!   accounting, not of this kernel. (A host message to an unknown kref is dangling too,
+//!   until its crank splats it.)
 //! - **Inconsistencies**: the two directions of a c-list disagreeing, an owned object its
 //!   owner does not export or an export its endpoint does not own, reachable above
 //!   recognizable, a promise's record without its refcount or the reverse, broken or
@@ -101,6 +102,27 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] for a record, c-list entry or queue item that does not
     /// decode; [`StoreError::Backend`] if LMDB fails.
+    ///
+    /// # Examples
+    /// ```
+    /// use ocap_store::{KernelStore, Owner, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut store = KernelStore::new(Store::open(dir.path())?);
+    /// store.start_crank()?;
+    /// let object = store.create_object(Owner::Kernel)?;
+    /// store.pin_object(object)?;
+    /// assert!(store.check()?.is_empty());
+    /// // One unit lost could be an importer's drop eating the owner baseline; two cannot.
+    /// store.decref(object.into())?;
+    /// assert!(store.check()?.is_empty());
+    /// store.decref(object.into())?;
+    /// assert_eq!(
+    ///     store.check()?.to_string(),
+    ///     "ko1: stored 0,0, recounted 1..=2 (too low); held by: owner baseline (kernel), pin"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         let mut audit = Audit::new(self)?;
         let objects = audit.objects()?;
