@@ -31,6 +31,7 @@ fn aborted_delivery_does_not_undo_an_earlier_delivery() {
         .unwrap();
     assert_eq!(Value::from_cbor(&stored).unwrap(), Value::Int(1));
     assert_eq!(call(&test.kernel, a, "count", vec![]), Ok(Value::Int(2)));
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -55,6 +56,7 @@ fn terminating_a_vat_from_within_a_crank_completes() {
             Ok(Value::str("hi")),
             "{method}"
         );
+        test.assert_refcounts_consistent();
     }
 }
 
@@ -111,6 +113,7 @@ fn a_vat_terminated_in_its_crank_rejects_its_result_and_the_others_go_on() {
         );
     }
     assert_eq!(test.kernel.vat_ids().unwrap(), vec![keep.0]);
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -135,6 +138,7 @@ fn queue_message_to_vat_terminated_while_handling_it_rejects_with_the_reason() {
             call(&test.kernel, launched.root, method, vec![]),
             Err(expected)
         );
+        test.assert_refcounts_consistent();
     }
 }
 
@@ -151,6 +155,7 @@ fn clean_exit_keeps_the_delivery_and_rejects_what_the_vat_decided() {
     .unwrap_err();
     assert_eq!(text, "[KERNEL:VAT_TERMINATED] Vat termination: probe exits");
     assert!(test.kernel.vat_ids().unwrap().is_empty());
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -193,6 +198,7 @@ fn rejected_kernel_promise_rejects_the_handle_and_fulfilled_resolves_it() {
         )
         .unwrap();
     assert_eq!(decode(&forwarded.wait(WAIT).unwrap()), Value::Int(42));
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -256,4 +262,5 @@ fn message_to_vanished_endpoint_splats_as_unreachable_and_releases_its_holds() {
         .unwrap()
         .unwrap();
     assert_eq!(terminated, vec![EndpointId::Vat(b.0)]);
+    test.assert_refcounts_consistent();
 }

@@ -65,4 +65,5 @@ fn bob_answers_a_host_message_after_bootstrap() {
         .unwrap();
     assert_eq!(decode(&answer), Value::str("hello, carol, from bob"));
     test.kernel.run_until_idle(WAIT).unwrap();
+    test.assert_refcounts_consistent();
 }

@@ -133,6 +133,7 @@ fn bootstrap_exercises_every_feature_and_logs_the_scenario_lines() {
     let exo = ExoTest::launch();
     assert_eq!(exo.bootstrap, Value::str("exo-test-complete"));
     assert_eq!(exo.test_log(), BOOTSTRAP_LOG);
+    exo.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -143,6 +144,7 @@ fn bootstrap_runs_the_same_in_a_subprocess_worker() {
     let temperature = exo.send(exo.root, "createTemperature", vec![int(100)]);
     let slots = temperature.unwrap().slots;
     assert_eq!(exo.call(slots[1], "getFahrenheit", vec![]), int(212));
+    exo.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -163,6 +165,7 @@ fn scalar_stores_list_keys_in_order_and_find_objects() {
             "Set has Charlie: true",
         ]
     );
+    exo.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -203,6 +206,7 @@ fn objects_made_by_the_vat_answer_messages_and_stores_keep_plain_values() {
     // The person answers too.
     assert_eq!(exo.call(person, "getName", vec![]), Value::str("Dave"));
     assert_eq!(exo.call(person, "birthday", vec![]), int(36));
+    exo.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -221,6 +225,7 @@ fn a_class_guard_rejects_a_string_where_a_number_is_due() {
             format!("Successfully caught type error: {GUARD_ERROR}"),
         ]
     );
+    exo.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -239,6 +244,7 @@ fn a_guard_rejects_a_bad_message_from_outside_and_the_object_carries_on() {
     // A rejected call changed nothing; the guard lets negative numbers through.
     assert_eq!(exo.call(counter, "increment", vec![int(-3)]), int(-2));
     assert_eq!(exo.call(counter, "getValue", vec![]), int(-2));
+    exo.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -257,6 +263,7 @@ fn a_class_kit_shares_state_between_facets_that_answer_only_their_own_methods() 
             r#"Successfully caught cross-facet error: "Temperature celsius" has no method "getFahrenheit""#,
         ]
     );
+    exo.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -295,6 +302,7 @@ fn a_kit_passed_out_lists_its_facets_in_key_order() {
         exo.send(celsius, "getFahrenheit", vec![]),
         Err(r#""Temperature celsius" has no method "getFahrenheit""#.to_owned())
     );
+    exo.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -311,4 +319,5 @@ fn a_restarted_vat_finds_its_state_in_baggage() {
         exo.call_root("getFromMap", vec![Value::str("alice")]),
         Value::Null
     );
+    exo.test.assert_refcounts_consistent();
 }

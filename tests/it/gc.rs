@@ -155,6 +155,7 @@ fn refcounts_follow_the_reference_accounting() {
         gc.importer_call("useImport", Vec::new()),
         Value::str("test-object")
     );
+    gc.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -200,4 +201,59 @@ fn bring_out_your_dead_drops_then_retires_an_import() {
         gc.exporter_call("isObjectPresent", vec![Value::str("test-object")]),
         Value::Bool(false)
     );
+    gc.test.assert_refcounts_consistent();
+}
+
+/// A settled result keeps its resolution's hold for ever (spec §14.7: it protects krefs the
+/// host was given), and importing a promise into a vat takes no hold (§14.2). So cleaning
+/// up the vat that imported and settled the host's result must not release anything: the
+/// result, fulfilled with another vat's object, still forwards what the host sends to it.
+#[test]
+fn a_settled_result_outlives_the_cleanup_of_the_vat_that_settled_it() {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[
+        ("boot", "probe"),
+        ("answerer", "probe"),
+        ("keeper", "probe"),
+    ]));
+    let vats = roots(&test.kernel);
+    let ((answerer, answerer_root), (_, keeper_root)) = (vats[1], vats[2]);
+    // The answerer imports the result promise and settles it with the keeper's root.
+    let handle = test
+        .kernel
+        .queue_message_with_slots(
+            answerer_root,
+            "echo",
+            vec![Value::Slot {
+                index: 0,
+                iface: None,
+            }],
+            vec![keeper_root],
+        )
+        .unwrap();
+    assert_eq!(handle.wait(WAIT).unwrap().slots, [keeper_root]);
+    let result = handle.promise().unwrap();
+
+    test.kernel.terminate_vat(answerer, None).unwrap();
+    test.kernel.collect_garbage().unwrap();
+    let state = test
+        .kernel
+        .inspect(move |s| s.promise(result).map(|r| r.map(|r| (r.state, r.refcount))))
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(state, Some((ocap_store::PromiseState::Fulfilled(_), 1))),
+        "the result is settled and keeps its resolution's hold: {state:?}"
+    );
+    // Pipelined through the result, the message reaches the keeper.
+    assert_eq!(
+        call(
+            &test.kernel,
+            KRef::Promise(result),
+            "echo",
+            vec![Value::str("still here")]
+        ),
+        Ok(Value::str("still here"))
+    );
+    test.assert_refcounts_consistent();
 }

@@ -116,6 +116,7 @@ fn check_liveslots(test: &str, result: Value, alice: &[&str], bob: &[&str], caro
     assert_eq!(logged.test_logs(vats[0]), alice, "{test}: Alice");
     assert_eq!(logged.test_logs(vats[1]), bob, "{test}: Bob");
     assert_eq!(logged.test_logs(vats[2]), carol, "{test}: Carol");
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }
 
 #[test]
@@ -300,6 +301,7 @@ fn unknown_liveslots_scenario_fails_the_launch() {
         .launch_subcluster(&liveslots_cluster("noSuchTest"))
         .unwrap_err();
     assert_eq!(rejection(err), "unknown test noSuchTest");
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }
 
 #[test]
@@ -331,4 +333,5 @@ fn thrown_method_error_rejects_the_result_and_harms_no_vat() {
         vec![],
     );
     assert_eq!(err, Err("error: bar".to_owned()));
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }

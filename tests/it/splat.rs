@@ -20,6 +20,7 @@ fn message_to_unknown_object_is_rejected_as_deleted() {
         "[KERNEL:OBJECT_DELETED] Target object has no owner; it may have been deleted"
     );
     assert!(!has_ref_shaped_text(&text), "{text}");
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -46,6 +47,7 @@ fn message_to_terminated_vats_root_is_rejected_without_refs() {
         .unwrap()
         .unwrap();
     assert_eq!(record, None);
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -149,5 +151,6 @@ fn every_splat_cause_has_its_exact_text_and_no_internal_id() {
         let text = rejection(err);
         assert_eq!(text, case.expected, "{}", case.cause);
         assert!(!has_ref_shaped_text(&text), "{}: {text}", case.cause);
+        test.assert_refcounts_consistent();
     }
 }

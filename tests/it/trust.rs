@@ -87,6 +87,7 @@ fn a_vat_cannot_resolve_the_result_of_its_own_send() {
         "{rejection}"
     );
     assert_eq!(pair.kernel().vat_ids().unwrap(), vec![pair.probe_vat]);
+    pair.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -99,6 +100,7 @@ fn a_vat_cannot_name_one_result_promise_for_two_sends() {
     pair.assert_probe_lives();
     assert!(answer.is_err(), "the reuse is the sender's illegal syscall");
     assert_eq!(pair.kernel().vat_ids().unwrap(), vec![pair.probe_vat]);
+    pair.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -116,6 +118,7 @@ fn the_receiver_decides_the_result_of_a_delivered_send() {
     );
     pair.assert_probe_lives();
     assert_eq!(pair.kernel().vat_ids().unwrap().len(), 2);
+    pair.test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -153,6 +156,7 @@ fn a_vat_that_cannot_restart_leaves_the_store_openable_and_can_be_terminated() {
     assert!(kernel.subclusters().unwrap().is_empty());
     assert!(kernel.stopped_vats().unwrap().is_empty());
     assert!(kernel.vat_ids().unwrap().is_empty());
+    ocap_tests::assert_refcounts_consistent(&kernel);
     kernel.shutdown().unwrap();
 }
 
@@ -205,6 +209,7 @@ fn a_vat_store_key_past_the_store_limit_is_the_vats_fault_not_the_kernels() {
         vec![Value::str(&key), Value::Int(1)],
         LimitExceeded::VatstoreKey.reason(),
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -243,6 +248,7 @@ fn a_vat_cannot_grow_its_store_past_its_limit() {
         vec![Value::str("b"), Value::Int(200)],
         LimitExceeded::VatstoreTotal.reason(),
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -256,6 +262,7 @@ fn a_vat_store_value_past_its_limit_is_refused() {
         vec![Value::str("a"), Value::Int(101)],
         LimitExceeded::VatstoreValue.reason(),
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -274,6 +281,7 @@ fn a_vat_cannot_make_more_syscalls_in_one_delivery_than_its_limit() {
         vec![Value::Int(1000)],
         LimitExceeded::Syscalls.reason(),
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -291,6 +299,7 @@ fn a_vat_cannot_send_a_value_larger_than_its_limit() {
         vec![Value::Int(2000)],
         LimitExceeded::MessageSize.reason(),
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -301,6 +310,7 @@ fn limits_that_cannot_work_are_refused_at_launch() {
     let err = test.try_launch(&config).unwrap_err();
     assert!(err.to_string().contains("vatstoreKeyBytes"), "{err}");
     assert!(test.kernel.vat_ids().unwrap().is_empty());
+    test.assert_refcounts_consistent();
 }
 
 /// Opens a kernel on `path`, expecting a refusal; the error's text.

@@ -102,6 +102,7 @@ fn kill_9_of_a_worker_mid_delivery_terminates_only_its_vat() {
     let text = rejection(sleeping.wait(WAIT).unwrap_err());
     assert_terminated(&test, vat_a, &text, "vat worker exited (signal 9)", b);
     assert!(!process_exists(pid), "the worker was reaped");
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -123,6 +124,7 @@ fn a_worker_over_the_delivery_time_limit_is_killed() {
         b,
     );
     assert!(!process_exists(pid), "the worker was killed and reaped");
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -142,6 +144,7 @@ fn a_worker_that_breaks_the_protocol_is_terminated_with_a_clear_reason() {
         let ((_, keep), (vat_bad, bad)) = (vats[0], vats[1]);
         let text = call(&test.kernel, bad, "anything", vec![]).unwrap_err();
         assert_terminated(&test, vat_bad, &text, reason, keep);
+        test.assert_refcounts_consistent();
     }
 }
 

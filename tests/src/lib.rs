@@ -129,6 +129,16 @@ impl TestKernel {
     pub fn try_launch(&self, config: &ClusterConfig) -> Result<LaunchResult, KernelError> {
         self.kernel.launch_subcluster(&self.prepare(config))
     }
+
+    /// Runs the kernel until idle and fails the test unless the refcount audit finds the
+    /// store consistent (see [`assert_refcounts_consistent`]).
+    ///
+    /// # Panics
+    /// With the audit's report, when it found anything.
+    #[track_caller]
+    pub fn assert_refcounts_consistent(&self) {
+        assert_refcounts_consistent(&self.kernel);
+    }
 }
 
 impl Default for TestKernel {
@@ -268,6 +278,20 @@ pub fn call(
         .wait(WAIT)
         .map(|data| decode(&data))
         .map_err(rejection)
+}
+
+/// Runs `kernel` until idle, then audits its store between cranks
+/// ([`ocap_store::KernelStore::check`]: every stored count against the references that hold
+/// it, dangling references, c-lists both ways) and fails the test with the audit's report
+/// unless it is empty. Scenarios call it last, so any end state they reach is checked.
+///
+/// # Panics
+/// With the audit's report, when it found anything, or when the kernel fails.
+#[track_caller]
+pub fn assert_refcounts_consistent(kernel: &Kernel) {
+    kernel.run_until_idle(WAIT).unwrap();
+    let report = kernel.inspect(|store| store.check()).unwrap().unwrap();
+    assert!(report.is_empty(), "refcount audit:\n{report}");
 }
 
 /// Decodes a result.

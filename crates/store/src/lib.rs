@@ -20,6 +20,7 @@ mod tables;
 pub use error::{BackendError, StoreError};
 pub use kv::{Durability, SCHEMA_VERSION, Savepoint, Store, StoreConfig};
 pub use tables::{
-    CListEntry, GcAction, GcKind, KernelStore, ObjectRecord, Owner, PromiseRecord, PromiseState,
-    QueueBounds, RefCounts, SubclusterRecord, VatRecord,
+    CListEntry, CheckReport, DanglingRef, GcAction, GcKind, Holder, Inconsistency, KernelStore,
+    MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds, QueueProblem,
+    RefCounts, RefcountMismatch, StoredCount, SubclusterRecord, VatRecord,
 };

@@ -37,6 +37,7 @@ fn a_vat_failing_before_its_build_function_fails_the_launch_with_the_cause() {
     assert_eq!(logs.of(vat(1), &[]), ["global throw"]);
     assert!(test.kernel.vat_ids().unwrap().is_empty());
     assert!(test.kernel.subclusters().unwrap().is_empty());
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -57,6 +58,7 @@ fn a_failing_build_function_fails_the_launch_with_the_cause() {
     assert_eq!(logs.of(vat(1), &[]), ["build throw", "buildRootObject"]);
     assert!(test.kernel.vat_ids().unwrap().is_empty());
     assert!(test.kernel.subclusters().unwrap().is_empty());
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -81,6 +83,7 @@ fn a_failing_bootstrap_fails_the_launch_with_the_decoded_rejection_and_leaves_no
     assert!(test.kernel.vat_ids().unwrap().is_empty());
     assert!(test.kernel.vats().unwrap().is_empty());
     assert!(test.kernel.subclusters().unwrap().is_empty());
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -106,6 +109,7 @@ fn a_vat_failing_to_launch_stops_the_vats_launched_before_it() {
         call(&test.kernel, launched.root, "echo", vec![Value::str("hi")]),
         Ok(Value::str("hi"))
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -138,4 +142,5 @@ fn vat_logs_reach_the_kernel_log_sink_tagged_with_the_vat() {
         .map(|(_, log)| log.message.as_str())
         .collect();
     assert_eq!(console, ["bar: Alice"]);
+    test.assert_refcounts_consistent();
 }

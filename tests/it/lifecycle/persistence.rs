@@ -44,6 +44,7 @@ fn a_restarted_vat_keeps_its_baggage_and_is_not_bootstrapped_again() {
     test.kernel.terminate_vat(vat(1), None).unwrap();
     let err = test.kernel.restart_vat(vat(1)).unwrap_err();
     assert_eq!(err.to_string(), "Vat does not exist.");
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -68,6 +69,7 @@ fn a_counter_survives_kernel_restarts() {
         call_str(&kernel, launched.root, "resume"),
         "Counter incremented to: 4"
     );
+    ocap_tests::assert_refcounts_consistent(&kernel);
 }
 
 #[test]
@@ -93,6 +95,7 @@ fn reset_storage_on_restart_wipes_everything() {
     );
     // Ids start again: the new root is the old root's kref.
     assert_eq!(relaunched.root, launched.root);
+    ocap_tests::assert_refcounts_consistent(&kernel);
     kernel.shutdown().unwrap();
 }
 
@@ -123,6 +126,7 @@ fn references_kept_in_baggage_work_after_a_kernel_restart() {
         call_str(&kernel, launched.root, "resume"),
         "Work completed: Worker1(2), Worker2(2)"
     );
+    ocap_tests::assert_refcounts_consistent(&kernel);
 }
 
 #[test]
@@ -155,6 +159,7 @@ fn durable_objects_answer_after_vat_and_kernel_restarts() {
         .unwrap();
     assert_eq!(again.slots, [tally]);
     assert_eq!(call(&kernel, tally, "total", vec![]), Ok(Value::Int(15)));
+    ocap_tests::assert_refcounts_consistent(&kernel);
 }
 
 /// Spec §12.8, taking the reference kernel's path rather than the MAY option: the restarted
@@ -185,6 +190,7 @@ fn a_stale_ephemeral_reference_after_a_restart_rejects_as_deleted() {
     // The side effect of that path: the provider was terminated; the consumer carries on.
     let running: Vec<_> = test.kernel.vats().unwrap().iter().map(|v| v.id).collect();
     assert_eq!(running, [vat(1)]);
+    test.assert_refcounts_consistent();
 }
 
 /// Appends `resume()` to `target`, with a fresh result promise, to the run queue of the
@@ -232,6 +238,7 @@ fn messages_queued_before_a_kernel_restart_reach_the_new_incarnation_first() {
         .unwrap()
         .unwrap();
     assert_eq!(queued, Some(0));
+    ocap_tests::assert_refcounts_consistent(&kernel);
 }
 
 /// Drives `n` resumes through a relay: the host asks the tester to `send_only` each one, so
@@ -285,6 +292,7 @@ fn a_kernel_stopped_mid_run_and_reopened_reaches_the_same_result() {
     let kernel = reopen(dir.path());
     kernel.run_until_idle(WAIT).unwrap();
     assert_eq!(call(&kernel, counter, "count", vec![]), Ok(expected));
+    ocap_tests::assert_refcounts_consistent(&kernel);
 }
 
 /// Runs `ocap-test-kernel` on the store at `path` (with group commit if `group`) and kills it
@@ -357,6 +365,7 @@ fn a_kernel_process_killed_at_any_point_resumes_to_the_same_result() {
             Ok(Value::Int(expected)),
             "group: {group}"
         );
+        ocap_tests::assert_refcounts_consistent(&kernel);
     }
 }
 
@@ -389,6 +398,7 @@ fn a_failed_restart_leaves_the_vat_stopped_and_terminable() {
     assert_eq!(err.to_string(), "Vat does not exist.");
     let err = call(&test.kernel, root, "echo", vec![]).unwrap_err();
     assert!(err.starts_with("[KERNEL:OBJECT_DELETED]"), "{err}");
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -410,6 +420,7 @@ fn messages_a_vat_sends_while_it_restarts_are_delivered() {
     let kernel = ocap_kernel::Kernel::open(dir.path(), config).unwrap();
     kernel.run_until_idle(WAIT).unwrap();
     assert_eq!(logs.tests_of(vat(2)), ["announcer is back"]);
+    ocap_tests::assert_refcounts_consistent(&kernel);
 }
 
 #[test]
@@ -419,4 +430,5 @@ fn a_restarted_vat_moves_to_the_end_of_the_vat_list() {
     assert_eq!(test.kernel.vat_ids().unwrap(), [vat(1), vat(2), vat(3)]);
     test.kernel.restart_vat(vat(1)).unwrap();
     assert_eq!(test.kernel.vat_ids().unwrap(), [vat(2), vat(3), vat(1)]);
+    test.assert_refcounts_consistent();
 }

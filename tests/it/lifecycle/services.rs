@@ -54,6 +54,7 @@ fn a_vat_calls_a_kernel_service_passed_to_bootstrap() {
         logs.tests_of(vat(1)),
         [format!("kernel service returns hello -- {thing}")]
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -72,6 +73,7 @@ fn a_failing_service_method_rejects_the_result_as_delivery_failed() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("kernel service threw:"), "{lines:?}");
     assert!(lines[0].contains("nonexistentMethod"), "{lines:?}");
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -87,6 +89,7 @@ fn launching_with_an_unregistered_service_fails_and_leaves_nothing() {
     );
     assert!(test.kernel.vat_ids().unwrap().is_empty());
     assert!(test.kernel.subclusters().unwrap().is_empty());
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -122,6 +125,7 @@ fn the_host_can_call_a_service_and_a_panic_rejects_the_result() {
         call(&test.kernel, launched.root, "echo", vec![Value::Int(1)]),
         Ok(Value::Int(1))
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -138,6 +142,7 @@ fn a_service_name_is_registered_once_per_run() {
         err.to_string(),
         "Kernel service \"testService\" is already registered"
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -169,5 +174,6 @@ fn a_service_keeps_its_kref_across_restarts_and_is_unreachable_until_registered_
         .register_service("testService", test_service)
         .unwrap();
     assert_ne!(fresh, service);
+    ocap_tests::assert_refcounts_consistent(&kernel);
     let _: Result<(), KernelError> = kernel.shutdown();
 }

@@ -48,6 +48,7 @@ fn launched_subclusters_are_listed_with_their_vats_in_order() {
     assert!(test.kernel.is_vat_in_subcluster(vat(1), sc(1)).unwrap());
     assert!(test.kernel.is_vat_in_subcluster(vat(2), sc(1)).unwrap());
     assert!(!test.kernel.is_vat_in_subcluster(vat(1), sc(2)).unwrap());
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -76,6 +77,7 @@ fn terminating_a_subcluster_terminates_and_cleans_up_its_vats() {
     );
     let err = call(&test.kernel, roots[0], "echo", vec![]).unwrap_err();
     assert!(err.starts_with("[KERNEL:OBJECT_DELETED]"), "{err}");
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -88,6 +90,7 @@ fn unknown_subclusters_are_reported() {
     assert_eq!(err.to_string(), "Subcluster does not exist.");
     assert_eq!(test.kernel.subcluster(sc(9)).unwrap(), None);
     assert_eq!(test.kernel.vats().unwrap().len(), 2);
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -100,6 +103,7 @@ fn a_terminated_vat_leaves_its_subcluster_and_the_last_one_takes_it_along() {
     test.kernel.terminate_vat(vat(1), None).unwrap();
     test.kernel.collect_garbage().unwrap();
     assert!(test.kernel.subclusters().unwrap().is_empty());
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -130,6 +134,7 @@ fn pinning_a_root_holds_it_once_per_pin() {
     ] {
         assert_eq!(err.to_string(), "Vat does not exist.");
     }
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -148,4 +153,5 @@ fn reaping_delivers_one_bring_out_your_dead_per_running_vat() {
             .unwrap()
             .is_empty()
     );
+    test.assert_refcounts_consistent();
 }

@@ -19,6 +19,7 @@ fn a_terminated_vat_is_gone_and_collect_garbage_removes_its_root() {
     assert!(test.kernel.vat_root(vat(1)).unwrap().is_some());
     test.kernel.collect_garbage().unwrap();
     assert_eq!(test.kernel.vat_root(vat(1)).unwrap(), None);
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -61,6 +62,7 @@ fn messages_to_a_terminated_vat_see_its_objects_deleted_while_others_carry_on() 
         "Counter incremented to: 3"
     );
     assert_eq!(test.kernel.vat_root(dead_vat).unwrap(), None);
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -94,6 +96,7 @@ fn promises_a_terminated_vat_decided_are_rejected_as_terminated() {
         rejection(pending.wait(WAIT).unwrap_err()),
         "[KERNEL:VAT_TERMINATED] Vat termination: Custom reason"
     );
+    test.assert_refcounts_consistent();
 }
 
 /// The number of entries in `vat`'s c-list.
@@ -189,6 +192,7 @@ fn the_cleanup_of_a_terminated_vat_is_spread_over_cranks_with_bounded_work() {
         call(&test.kernel, donor, "hold", vec![Value::List(vec![])]),
         Ok(Value::Int(0))
     );
+    test.assert_refcounts_consistent();
 }
 
 #[test]
@@ -212,4 +216,5 @@ fn collect_garbage_finishes_every_pending_cleanup_at_once() {
             .unwrap()
             .is_empty()
     );
+    test.assert_refcounts_consistent();
 }

@@ -140,6 +140,7 @@ fn message_through_promise_fulfilled_with_pending_promise_waits_for_it() {
         driven.target_logs().last().map(String::as_str),
         Some("late")
     );
+    ocap_tests::assert_refcounts_consistent(driven.kernel());
 }
 
 #[test]
@@ -163,6 +164,7 @@ fn message_through_promise_fulfilled_with_rejected_promise_carries_its_reason() 
         ),
         Err("nope".to_owned())
     );
+    ocap_tests::assert_refcounts_consistent(driven.kernel());
 }
 
 #[test]
@@ -196,6 +198,7 @@ fn promise_fulfilled_with_itself_rejects_messages_instead_of_looping() {
     let target = driven.kernel().vat_root(driven.vats[1]).unwrap().unwrap();
     let echoed = call(driven.kernel(), target, "echo", vec![Value::Int(7)], vec![]);
     assert_eq!(echoed.map(|d| super::decode(&d)), Ok(Value::Int(7)));
+    ocap_tests::assert_refcounts_consistent(driven.kernel());
 }
 
 #[test]
@@ -223,6 +226,7 @@ fn promises_fulfilled_with_each_other_reject_messages_instead_of_looping() {
         ]
     );
     assert!(driven.target_logs().is_empty());
+    ocap_tests::assert_refcounts_consistent(driven.kernel());
 }
 
 #[test]
@@ -267,6 +271,7 @@ fn splat_after_rollback_rejects_on_behalf_of_the_reverted_decider() {
         echoed.map(|d| super::decode(&d)),
         Ok(Value::str("still here"))
     );
+    ocap_tests::assert_refcounts_consistent(&test.kernel);
 }
 
 #[test]
@@ -310,6 +315,7 @@ fn resolving_several_promises_in_one_syscall_notifies_each_subscriber() {
     assert!(matches!(driven.state(0), Some(PromiseState::Fulfilled(_))));
     assert!(matches!(driven.state(1), Some(PromiseState::Fulfilled(_))));
     assert!(matches!(driven.state(2), Some(PromiseState::Rejected(_))));
+    ocap_tests::assert_refcounts_consistent(driven.kernel());
 }
 
 #[test]
@@ -337,6 +343,7 @@ fn notify_reports_settled_promises_nested_in_the_value_without_releasing_them() 
     // D9: reporting a nested promise takes no hold away from it.
     assert_eq!(driven.refcount(kp1), before);
     assert!(driven.refcount(kp0) > 0);
+    ocap_tests::assert_refcounts_consistent(driven.kernel());
 }
 
 /// A host that records syscalls, for driving an SDK vat by hand.

@@ -174,6 +174,8 @@ fn run_case(n_promises: usize, batches: &[(Vec<Step>, bool)]) -> Result<(), Test
     // Sequence numbers grow in sending order, so per sender and promise the expected order
     // is ascending.
     prop_assert_eq!(received, expected, "target log {:?}", logs);
+    let audit = logged.kernel.inspect(|s| s.check()).unwrap().unwrap();
+    prop_assert!(audit.is_empty(), "refcount audit:\n{}", audit);
     Ok(())
 }
 

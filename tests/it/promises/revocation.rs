@@ -106,6 +106,7 @@ fn malformed_targets_are_refused_before_anything_is_allocated() {
     let res = after.wait(ocap_tests::WAIT).map_err(rejection);
     assert_eq!(res, Err("\"observer\" has no method \"ping\"".to_owned()));
     assert_eq!(kernel.vat_ids().unwrap().len(), 1);
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }
 
 #[test]
@@ -124,6 +125,7 @@ fn send_to_revoked_object_is_rejected_while_its_owner_keeps_working() {
         logged.test_logs(vats[0]),
         ["Exporter: Created object test-revocation-object"]
     );
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }
 
 #[test]
@@ -137,6 +139,7 @@ fn every_send_to_a_revoked_object_is_rejected() {
         assert_eq!(get_value(&logged, object), Err(REVOKED.to_owned()));
     }
     assert_noop(&logged, root);
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }
 
 #[test]
@@ -160,6 +163,7 @@ fn several_revoked_objects_are_each_rejected() {
     }
     assert_noop(&logged, root);
     assert_eq!(logged.kernel.vat_ids().unwrap().len(), 1);
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }
 
 #[test]
@@ -191,6 +195,7 @@ fn revoked_object_is_rejected_through_a_promise_and_from_a_vat() {
     );
     assert_eq!(from_vat, Err(REVOKED.to_owned()));
     assert_noop(&logged, root);
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }
 
 #[test]
@@ -212,6 +217,7 @@ fn revoking_twice_or_revoking_a_promise_is_an_error() {
     ));
     // Unknown objects are simply not revoked.
     assert!(!logged.kernel.is_revoked(KObjectId(999)).unwrap());
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }
 
 #[test]
@@ -229,4 +235,5 @@ fn revocation_survives_a_restart() {
     assert_eq!(logged.kernel.vat_ids().unwrap().len(), 1);
     let err = logged.kernel.revoke(object).unwrap_err();
     assert!(invalid(err).contains("already revoked"));
+    ocap_tests::assert_refcounts_consistent(&logged.kernel);
 }

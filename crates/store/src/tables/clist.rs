@@ -101,8 +101,15 @@ impl KernelStore {
     }
 
     /// Deletes the entry, releasing the holds it stood for (spec §2.6): an import of an
-    /// object loses its reachable flag and one recognizable hold; a promise entry releases
-    /// one hold; an export entry changes no object counts.
+    /// object loses its reachable flag and one recognizable hold; a promise's export entry
+    /// (`p+N`) releases the hold its exporter took; an object's export entry and a promise's
+    /// import entry change no counts.
+    ///
+    /// Unlike the reference kernel (spec §14.2's table), deleting a promise's *import*
+    /// releases nothing: importing a promise takes no hold, so releasing one took a unit
+    /// that belonged to another holder, usually the resolution's own hold; cleaning up a
+    /// terminated vat then collected the host's settled results it had imported (issue 9's
+    /// refcount audit found it).
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -114,7 +121,8 @@ impl KernelStore {
         match kref {
             KRef::Object(id) if !entry.vref.is_export() => self.decref_recognizable(id)?,
             KRef::Object(_) => {}
-            KRef::Promise(_) => self.decref(kref)?,
+            KRef::Promise(_) if entry.vref.is_export() => self.decref(kref)?,
+            KRef::Promise(_) => {}
         }
         self.forget_clist_entry(ep, kref, entry.vref)
     }

@@ -6,6 +6,7 @@
 //! (b) the crank's maybe-free set, which [`KernelStore::rollback_to`] clears together with
 //! the refcount changes that filled it.
 
+mod audit;
 mod clist;
 mod codec;
 mod gc;
@@ -29,6 +30,10 @@ use serde::de::DeserializeOwned;
 use crate::error::StoreError;
 use crate::kv::{Savepoint, Store};
 
+pub use audit::{
+    CheckReport, DanglingRef, Holder, Inconsistency, MessagePart, QueueProblem, RefcountMismatch,
+    StoredCount,
+};
 pub use clist::CListEntry;
 pub use gc::{GcAction, GcKind};
 pub use objects::{ObjectRecord, RefCounts};

@@ -383,3 +383,31 @@ fn vatstore_usage_counts_keys_and_values_and_refuses_growth_past_the_limit() {
     assert_eq!(scanned, 3);
     store.end_crank().unwrap();
 }
+
+#[test]
+fn deleting_a_promise_entry_releases_only_what_the_exporter_took() {
+    let (_dir, mut store) = store();
+    // v1 exports the promise: its entry holds it (on top of the decider baseline).
+    let promise = store.create_promise(Some(Owner::Endpoint(vat(1)))).unwrap();
+    let kref = KRef::Promise(promise);
+    store.incref(kref).unwrap();
+    store
+        .add_clist_entry(vat(1), kref, VRef::ExportPromise(1))
+        .unwrap();
+    // v2 imports it, which takes nothing.
+    store
+        .add_clist_entry(vat(2), kref, VRef::ImportPromise(1))
+        .unwrap();
+    // v1 settles it: the resolution's hold replaces the decider baseline.
+    store.incref(kref).unwrap();
+    store
+        .settle_promise(promise, false, CapData::data(&Value::Int(1)))
+        .unwrap();
+    assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 2);
+    store.delete_clist_entry(vat(2), kref).unwrap();
+    assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 2);
+    store.delete_clist_entry(vat(1), kref).unwrap();
+    assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 1);
+    assert!(store.check().unwrap().is_empty());
+    store.end_crank().unwrap();
+}

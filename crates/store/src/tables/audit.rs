@@ -1,0 +1,496 @@
+//! The refcount audit ([`KernelStore::check`]): recounts every object's and promise's
+//! references from the tables that hold them and compares the result with the stored
+//! counts. Read-only; the library half of `ocap check`.
+//!
+//! # What is counted (spec §14.2, as this kernel implements it)
+//!
+//! Every unit below adds one to a promise's count, or one to *both* counts of an object:
+//!
+//! - **Owner baseline**: an object with an owner (a vat, a remote or the kernel). Created
+//!   with the object; released only when the object is orphaned (terminated-vat cleanup,
+//!   a `retireExports`/`abandonExports` syscall).
+//! - **A promise's own hold**: the decider baseline while it is unresolved, then the hold
+//!   its resolution takes (`resolve|kpid`), which is never released, so every settled
+//!   promise keeps one. The decider baseline of an unresolved promise is released early in
+//!   one case: the cleanup of a terminated vat that still decides it (spec §12.5.5), after
+//!   which that vat has no c-list entry for it and no vat record.
+//! - **The exporter's c-list entry of a promise** (`p+N`).
+//! - **The run queue**: a send's target, result and every slot; a notify's promise.
+//! - **A promise's message queue**: each waiting message holds the promise itself (its
+//!   target; a message parked through a chain of promises had its target hold moved to
+//!   the promise it waits on), its result and every slot.
+//! - **A settled promise's value**: every slot.
+//! - **Pins**: one unit per occurrence (a kernel service's object is pinned; the name it is
+//!   kept under counts nothing).
+//!
+//! Not counted: **imports** (`o-N`, `p-N`): translating a kref into a vat adds nothing;
+//! and an **object's export entry** (`o+…`), which the owner baseline stands for. Nothing in
+//! memory holds a reference between cranks: the crank buffer is empty and the maybe-free set
+//! holds no counts; host subscriptions and handles hold nothing either.
+//!
+//! # What is accepted, and what is reported
+//!
+//! - **An object may be below its recount by its owner baseline, and no more.** Imports
+//!   are free but drops are not (spec §14.7): an importer's `dropImports` takes one from
+//!   the reachable count and its `retireImports` (or the cleanup of a terminated importer)
+//!   one from both, so the baseline stands in for the first importer. Both stored counts
+//!   must lie in `recounted - baseline ..= recounted`. Below that, the counts no longer
+//!   cover the holds that will each be released: the object can be collected, or its owner
+//!   told to drop it, while a queue, a value or a pin still names it (a second importer
+//!   dropping is the known way to get there; the counts are clamped at zero instead of
+//!   failing, spec §4.2, which hides the underflow but not the deficit).
+//! - **A promise must match its recount exactly.** Nothing consumes a promise's units
+//!   but the release of the holder it stood for: deleting a promise's *import* entry
+//!   releases nothing (the reference kernel released one there, which took the
+//!   resolution's own hold and collected settled results the host still held; see
+//!   `KernelStore::delete_clist_entry`). Below its recount, a promise can reach zero and
+//!   be deleted, with its queue and value, while something still names it.
+//! - **A count above its recount is reported too** (a leak), for objects and promises: this
+//!   kernel takes no hold it does not release or count above (requeued messages keep their
+//!   holds instead of taking new ones, spec §8.6; a notify releases its hold on every path,
+//!   §9; a delivered send releases its original target, §8.4), and clamping only ever
+//!   raises a count that had gone below zero.
+//! - **Dangling references**: a c-list entry, a queued message, a value, a pin or a kernel
+//!   service naming a kref with no record. One kind is accepted: an *import* of a deleted
+//!   *object* (`o-N`). Imports are not counted, so an object can reach (0,0) and be deleted
+//!   while vats still import it (its owner cleaned up or retired it, spec §14.3); the GC
+//!   sends `retireImport` only when it deletes an object that is still recognizable, so
+//!   such an entry may stay until its vat is terminated. It is harmless (ids are never
+//!   reused, and a send through it splats as deleted) but it is a leak of the reference
+//!   accounting, not of this kernel. (A host message to an unknown kref is dangling too,
+//!   until its crank splats it.)
+//! - **Inconsistencies**: the two directions of a c-list disagreeing, an owned object its
+//!   owner does not export or an export its endpoint does not own, reachable above
+//!   recognizable, a promise's record without its refcount or the reverse, broken or
+//!   leftover queues, an unpinned kernel service.
+//!
+//! Run it between cranks: inside a crank the maybe-free set and the crank buffer hold work
+//! the tables do not show yet.
+
+mod queues;
+mod report;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ocap_types::{EndpointId, KObjectId, KPromiseId, KRef, VRef, VatId};
+
+pub use report::{
+    CheckReport, DanglingRef, Holder, Inconsistency, MessagePart, QueueProblem, RefcountMismatch,
+    StoredCount,
+};
+
+use super::{KernelStore, ObjectRecord, Owner, PromiseState, keys};
+use crate::error::StoreError;
+
+/// The run queue's name; the queue crate owns it (`ocap_queue`'s `RUN_QUEUE`), and a queue
+/// of another name is reported as unknown, so a rename cannot go unnoticed.
+const RUN_QUEUE: &str = "run";
+
+/// One endpoint's c-list, kref side: kref → (vref, reachable).
+type CListByKref = BTreeMap<KRef, (VRef, bool)>;
+
+impl KernelStore {
+    /// Recounts every object's and promise's references and compares them with the stored
+    /// counts; also reports dangling references and tables that disagree. An empty report
+    /// means the store is consistent. Changes nothing. The rules are in the module docs of
+    /// `tables/audit.rs`: in short, objects may be below their recount by their owner
+    /// baseline, promises must match exactly, and nothing may be above.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a record, c-list entry or queue item that does not
+    /// decode; [`StoreError::Backend`] if LMDB fails.
+    ///
+    /// # Examples
+    /// ```
+    /// use ocap_store::{KernelStore, Owner, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut store = KernelStore::new(Store::open(dir.path())?);
+    /// store.start_crank()?;
+    /// let object = store.create_object(Owner::Kernel)?;
+    /// store.pin_object(object)?;
+    /// assert!(store.check()?.is_empty());
+    /// // One unit lost could be an importer's drop eating the owner baseline; two cannot.
+    /// store.decref(object.into())?;
+    /// assert!(store.check()?.is_empty());
+    /// store.decref(object.into())?;
+    /// assert_eq!(
+    ///     store.check()?.to_string(),
+    ///     "ko1: stored 0,0, recounted 1..=2 (too low); held by: owner baseline (kernel), pin"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
+        let mut audit = Audit::new(self)?;
+        let objects = audit.objects()?;
+        let promises = audit.promises()?;
+        audit.clists(&objects)?;
+        audit.owners(&objects);
+        audit.promise_holds(&promises);
+        audit.queues(&promises)?;
+        audit.pins_and_services()?;
+        Ok(audit.compare(&objects, &promises))
+    }
+}
+
+/// What the store has for a kref.
+enum Found {
+    /// Its stored counts, and how far below its recount they may be.
+    Counts(StoredCount, u32),
+    /// No record: whatever names it is dangling.
+    Missing,
+    /// A record whose count is missing (reported as an inconsistency).
+    Unreadable,
+}
+
+/// A promise's two keys, either of which may be missing.
+struct StoredPromise {
+    state: Option<PromiseState>,
+    refcount: Option<u32>,
+}
+
+struct Audit<'s> {
+    store: &'s KernelStore,
+    holders: BTreeMap<KRef, Vec<Holder>>,
+    clists: BTreeMap<EndpointId, CListByKref>,
+    live_vats: BTreeSet<VatId>,
+    report: CheckReport,
+}
+
+impl<'s> Audit<'s> {
+    fn new(store: &'s KernelStore) -> Result<Self, StoreError> {
+        Ok(Audit {
+            store,
+            holders: BTreeMap::new(),
+            clists: BTreeMap::new(),
+            live_vats: store.vat_ids()?.into_iter().collect(),
+            report: CheckReport::default(),
+        })
+    }
+
+    fn hold(&mut self, kref: KRef, holder: Holder) {
+        self.holders.entry(kref).or_default().push(holder);
+    }
+
+    /// Every object record, with its owner baseline as its first holder.
+    fn objects(&mut self) -> Result<BTreeMap<KObjectId, ObjectRecord>, StoreError> {
+        let mut objects = BTreeMap::new();
+        for (key, _) in self.store.kv.scan_prefix(b"ko")? {
+            let id: KObjectId = parse_key(&key, "objects")?;
+            if let Some(record) = self.store.object(id)? {
+                if let Some(owner) = record.owner {
+                    self.hold(KRef::Object(id), Holder::Owner(owner));
+                }
+                objects.insert(id, record);
+            }
+        }
+        Ok(objects)
+    }
+
+    /// Every promise, from its record key and its refcount key.
+    fn promises(&mut self) -> Result<BTreeMap<KPromiseId, StoredPromise>, StoreError> {
+        let mut ids = BTreeSet::new();
+        for (key, _) in self.store.kv.scan_prefix(b"kp")? {
+            let id_part = key.strip_suffix(b".rc").unwrap_or(&key);
+            ids.insert(parse_key::<KPromiseId>(id_part, "promises")?);
+        }
+        let mut promises = BTreeMap::new();
+        for id in ids {
+            let stored = StoredPromise {
+                state: self.store.promise_state(id)?,
+                refcount: self.store.promise_refcount(id)?,
+            };
+            promises.insert(id, stored);
+        }
+        Ok(promises)
+    }
+
+    /// Every endpoint that has keys under `<ep>.`: walks the first segments of the keys
+    /// starting with `v` or `r`, skipping over each endpoint's keys (its vat store may be
+    /// large) with one seek.
+    fn endpoints(&self) -> Result<BTreeSet<EndpointId>, StoreError> {
+        let mut endpoints = BTreeSet::new();
+        for prefix in [&b"v"[..], b"r"] {
+            let mut from = prefix.to_vec();
+            let mut inclusive = true;
+            while let Some((key, _)) = self.store.kv.next_entry(prefix, &from, inclusive)? {
+                let Some(dot) = key.iter().position(|b| *b == b'.') else {
+                    from = key;
+                    inclusive = false;
+                    continue;
+                };
+                let segment = &key[..dot];
+                if let Some(ep) = std::str::from_utf8(segment)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                {
+                    endpoints.insert(ep);
+                }
+                // `/` is the byte after `.`: the first key past every `<segment>.` key.
+                from = segment.to_vec();
+                from.push(b'/');
+                inclusive = true;
+            }
+        }
+        Ok(endpoints)
+    }
+
+    /// Reads every c-list both ways: its kref side holds (the side that carries the
+    /// reachable flag, as the kernel reads it), the two sides must agree, and an object
+    /// export must be its endpoint's.
+    fn clists(&mut self, objects: &BTreeMap<KObjectId, ObjectRecord>) -> Result<(), StoreError> {
+        for ep in self.endpoints()? {
+            let prefix = keys::clist_prefix(ep);
+            let mut by_vref = BTreeMap::new();
+            let mut by_kref = BTreeMap::new();
+            for (key, value) in self.store.kv.scan_prefix(&prefix)? {
+                let suffix = std::str::from_utf8(&key[prefix.len()..])
+                    .map_err(|_| StoreError::corrupt("clist", &key, "key is not UTF-8"))?;
+                if suffix.starts_with('k') {
+                    let kref: KRef = parse_key(suffix.as_bytes(), "clist")?;
+                    let entry = self
+                        .store
+                        .clist_entry(ep, kref)?
+                        .ok_or_else(|| StoreError::corrupt("clist", &key, "entry vanished"))?;
+                    by_kref.insert(kref, (entry.vref, entry.reachable));
+                } else {
+                    let vref: VRef = parse_key(suffix.as_bytes(), "clist")?;
+                    let kref: KRef = parse_key(&value, "clist")?;
+                    by_vref.insert(vref, kref);
+                }
+            }
+            for (vref, kref) in &by_vref {
+                let back = by_kref.get(kref).map(|(v, _)| *v);
+                if back != Some(*vref) {
+                    self.report
+                        .inconsistencies
+                        .push(Inconsistency::CListForward {
+                            endpoint: ep,
+                            vref: *vref,
+                            kref: *kref,
+                            back,
+                        });
+                }
+            }
+            for (kref, (vref, reachable)) in &by_kref {
+                let back = by_vref.get(vref).copied();
+                if back != Some(*kref) {
+                    self.report
+                        .inconsistencies
+                        .push(Inconsistency::CListBackward {
+                            endpoint: ep,
+                            kref: *kref,
+                            vref: *vref,
+                            back,
+                        });
+                }
+                self.hold(
+                    *kref,
+                    Holder::CList {
+                        endpoint: ep,
+                        vref: *vref,
+                        reachable: *reachable,
+                    },
+                );
+                if let (KRef::Object(object), true) = (kref, vref.is_export())
+                    && let Some(record) = objects.get(object)
+                    && record.owner != Some(Owner::Endpoint(ep))
+                {
+                    self.report
+                        .inconsistencies
+                        .push(Inconsistency::ExportedNotOwned {
+                            endpoint: ep,
+                            vref: *vref,
+                            object: *object,
+                            owner: record.owner,
+                        });
+                }
+            }
+            self.clists.insert(ep, by_kref);
+        }
+        Ok(())
+    }
+
+    /// An object owned by an endpoint must be in that endpoint's c-list as an export.
+    fn owners(&mut self, objects: &BTreeMap<KObjectId, ObjectRecord>) {
+        for (id, record) in objects {
+            let Some(Owner::Endpoint(owner)) = record.owner else {
+                continue;
+            };
+            let exported = self
+                .clists
+                .get(&owner)
+                .and_then(|clist| clist.get(&KRef::Object(*id)))
+                .is_some_and(|(vref, _)| vref.is_export());
+            if !exported {
+                self.report
+                    .inconsistencies
+                    .push(Inconsistency::OwnedNotExported { object: *id, owner });
+            }
+        }
+    }
+
+    /// A promise's own hold, and the holds of a settled promise's value.
+    fn promise_holds(&mut self, promises: &BTreeMap<KPromiseId, StoredPromise>) {
+        for (id, stored) in promises {
+            let kref = KRef::Promise(*id);
+            match &stored.state {
+                Some(PromiseState::Unresolved { decider, .. })
+                    if !self.decider_released(*id, *decider) =>
+                {
+                    self.hold(kref, Holder::Decider);
+                }
+                Some(PromiseState::Fulfilled(value) | PromiseState::Rejected(value)) => {
+                    self.hold(kref, Holder::Resolution);
+                    for slot in &value.slots {
+                        self.hold(*slot, Holder::Value { promise: *id });
+                    }
+                }
+                // A refcount without a record, or a decider baseline cleanup released.
+                _ => {}
+            }
+        }
+    }
+
+    /// True when the cleanup of a terminated vat released the decider baseline of an
+    /// unresolved promise that vat still decided: the vat is gone (no record, not waiting
+    /// for cleanup) and its c-list no longer has the promise.
+    fn decider_released(&self, id: KPromiseId, decider: Option<Owner>) -> bool {
+        let Some(Owner::Endpoint(ep)) = decider else {
+            return false;
+        };
+        let live = matches!(ep, EndpointId::Vat(vat) if self.live_vats.contains(&vat));
+        let listed = self
+            .clists
+            .get(&ep)
+            .is_some_and(|clist| clist.contains_key(&KRef::Promise(id)));
+        !live && !listed
+    }
+
+    fn pins_and_services(&mut self) -> Result<(), StoreError> {
+        let pinned = self.store.pinned_objects()?;
+        for object in &pinned {
+            self.hold(KRef::Object(*object), Holder::Pin);
+        }
+        const PREFIX: &[u8] = b"kernelService.";
+        for (key, value) in self.store.kv.scan_prefix(PREFIX)? {
+            let name = String::from_utf8_lossy(&key[PREFIX.len()..]).into_owned();
+            let object: KObjectId = parse_key(&value, "kernelServices")?;
+            if !pinned.contains(&object) {
+                self.report
+                    .inconsistencies
+                    .push(Inconsistency::UnpinnedService {
+                        name: name.clone(),
+                        object,
+                    });
+            }
+            self.hold(KRef::Object(object), Holder::KernelService { name });
+        }
+        Ok(())
+    }
+
+    /// Compares each record's stored counts with its holders, and reports holders of krefs
+    /// without a record.
+    fn compare(
+        mut self,
+        objects: &BTreeMap<KObjectId, ObjectRecord>,
+        promises: &BTreeMap<KPromiseId, StoredPromise>,
+    ) -> CheckReport {
+        let mut krefs: BTreeSet<KRef> = self.holders.keys().copied().collect();
+        krefs.extend(objects.keys().map(|id| KRef::Object(*id)));
+        krefs.extend(promises.keys().map(|id| KRef::Promise(*id)));
+        for kref in krefs {
+            let holders = self.holders.remove(&kref).unwrap_or_default();
+            let recounted = holders.iter().filter(|h| h.counts_for(kref)).count();
+            let recounted = u32::try_from(recounted).unwrap_or(u32::MAX);
+            let found = match kref {
+                KRef::Object(id) => objects
+                    .get(&id)
+                    .map_or(Found::Missing, |record| self.object_counts(id, record)),
+                KRef::Promise(id) => promises
+                    .get(&id)
+                    .map_or(Found::Missing, |stored| self.promise_count(id, stored)),
+            };
+            let (stored, slack) = match found {
+                Found::Counts(stored, slack) => (stored, slack),
+                Found::Missing => {
+                    self.dangling(kref, holders);
+                    continue;
+                }
+                Found::Unreadable => continue,
+            };
+            let floor = recounted.saturating_sub(slack);
+            let within = |count: u32| (floor..=recounted).contains(&count);
+            let fine = match stored {
+                StoredCount::Object(counts) => {
+                    within(counts.reachable) && within(counts.recognizable)
+                }
+                StoredCount::Promise(count) => within(count),
+            };
+            if !fine {
+                self.report.mismatches.push(RefcountMismatch {
+                    kref,
+                    stored,
+                    recounted,
+                    slack,
+                    holders,
+                });
+            }
+        }
+        self.report
+    }
+
+    /// An object's stored counts and its slack (its owner baseline).
+    fn object_counts(&mut self, id: KObjectId, record: &ObjectRecord) -> Found {
+        if record.counts.reachable > record.counts.recognizable {
+            self.report
+                .inconsistencies
+                .push(Inconsistency::ReachableAboveRecognizable {
+                    object: id,
+                    counts: record.counts,
+                });
+        }
+        let slack = u32::from(record.owner.is_some());
+        Found::Counts(StoredCount::Object(record.counts), slack)
+    }
+
+    /// A promise's stored count. With one of its two keys missing, that is reported; a
+    /// refcount alone is no record.
+    fn promise_count(&mut self, id: KPromiseId, stored: &StoredPromise) -> Found {
+        let found = match (&stored.state, stored.refcount) {
+            (Some(_), Some(count)) => return Found::Counts(StoredCount::Promise(count), 0),
+            (Some(_), None) => Found::Unreadable,
+            (None, _) => Found::Missing,
+        };
+        self.report
+            .inconsistencies
+            .push(Inconsistency::PromiseRefcountKey {
+                promise: id,
+                refcount_only: matches!(found, Found::Missing),
+            });
+        found
+    }
+
+    fn dangling(&mut self, kref: KRef, holders: Vec<Holder>) {
+        for holder in holders {
+            // A stale import of a deleted object is what the accounting leaves (module docs).
+            if let (KRef::Object(_), Holder::CList { vref, .. }) = (kref, &holder)
+                && !vref.is_export()
+            {
+                continue;
+            }
+            self.report.dangling.push(DanglingRef { kref, holder });
+        }
+    }
+}
+
+/// Parses a key (or a value naming a ref) as `T`, or reports it corrupt in `table`.
+fn parse_key<T: std::str::FromStr>(bytes: &[u8], table: &'static str) -> Result<T, StoreError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| StoreError::corrupt(table, bytes, "does not parse"))
+}
