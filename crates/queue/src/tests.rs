@@ -5,8 +5,8 @@ use ocap_store::{KernelStore, Owner, PromiseState, Store};
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId};
 
 use crate::{
-    COMMANDS_PER_TURN, Command, Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode, QueueError, StoredQueue,
-    Termination, run_crank,
+    COMMANDS_PER_TURN, Command, Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode,
+    QueueError, StoredQueue, Termination, run_crank,
 };
 
 fn queue() -> (tempfile::TempDir, KernelState) {
@@ -424,5 +424,8 @@ fn host_commands_and_cranks_take_turns() {
         runs.iter().all(|run| *run <= COMMANDS_PER_TURN),
         "at most {COMMANDS_PER_TURN} commands between two cranks: {runs:?}"
     );
-    assert!(runs.len() > 3, "cranks ran while commands were pending: {runs:?}");
+    assert!(
+        runs.len() > 3,
+        "cranks ran while commands were pending: {runs:?}"
+    );
 }
