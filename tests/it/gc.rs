@@ -1,6 +1,9 @@
 //! The garbage-collection scenario (spec §21.6): the `gc-exporter` and `gc-importer` vats
 //! through the kernel, checking the absolute refcounts of the reference accounting (§14.2)
-//! as the importer lets go of an import and `bringOutYourDead` reports it.
+//! as the importer lets go of an import and `bringOutYourDead` reports it. The GC syscalls
+//! on exact refs (§21.27, D10) are in `retire`.
+
+mod retire;
 
 use ocap_kernel::Kernel;
 use ocap_tests::{TestKernel, WAIT, call, cluster, decode, roots};

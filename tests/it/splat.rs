@@ -1,8 +1,13 @@
 //! Messages that cannot be delivered are rejected with an error that names the cause and
-//! no internal id.
+//! no internal id; and only a missing endpoint is a splat as unreachable, a failure inside
+//! the kernel is not (D14).
 
-use ocap_tests::{TestKernel, WAIT, cluster, has_ref_shaped_text, rejection};
-use ocap_types::KRef;
+use ocap_kernel::{Kernel, KernelError};
+use ocap_store::{KernelStore, Store, StoreError};
+use ocap_tests::{
+    TestKernel, WAIT, cluster, config, decode, has_ref_shaped_text, rejection, roots,
+};
+use ocap_types::{EndpointId, KRef, Value};
 
 #[test]
 fn message_to_unknown_object_is_rejected_as_deleted() {
@@ -153,4 +158,75 @@ fn every_splat_cause_has_its_exact_text_and_no_internal_id() {
         assert!(!has_ref_shaped_text(&text), "{}: {text}", case.cause);
         test.assert_refcounts_consistent();
     }
+}
+
+/// Sends `echo(arg)` to `target`, `arg` naming `slot`: the answer, the rejection's text, or
+/// what else went wrong (a result never settled times out).
+fn echo_ref(kernel: &Kernel, target: KRef, slot: KRef) -> Result<Value, String> {
+    let arg = Value::Slot {
+        index: 0,
+        iface: None,
+    };
+    kernel
+        .queue_message_with_slots(target, "echo", vec![arg], vec![slot])
+        .unwrap()
+        .wait(WAIT)
+        .map(|data| decode(&data))
+        .map_err(|err| match err {
+            KernelError::Rejected(rejection) => rejection.message().to_owned(),
+            other => format!("not a rejection: {other}"),
+        })
+}
+
+/// Spec §8.4 step 1 (D14): only "no such endpoint" is a splat as unreachable. Here the vat
+/// is running but translating the message into its refs fails inside the kernel (its c-list
+/// entry for the argument is damaged on disk): that is an internal error, the crank is
+/// rolled back and the result rejected as such. A catch-all turning every delivery error
+/// into `ENDPOINT_UNREACHABLE` would hide the damage behind a vat that looks gone.
+#[test]
+fn a_translation_failure_in_delivery_is_an_internal_error_not_an_unreachable_endpoint() {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
+    let all = roots(&test.kernel);
+    let ((_, a), (b_vat, b)) = (all[0], all[1]);
+    // b imports a's root.
+    assert!(matches!(
+        echo_ref(&test.kernel, b, a),
+        Ok(Value::Slot { .. })
+    ));
+    let TestKernel { kernel, dir, .. } = test;
+    kernel.shutdown().unwrap();
+
+    let mut store = KernelStore::new(Store::open(dir.path()).unwrap());
+    let b_ep = EndpointId::Vat(b_vat);
+    assert!(store.clist_entry(b_ep, a).unwrap().is_some());
+    store.start_crank().unwrap();
+    store
+        .kv_mut()
+        .set(format!("{b_ep}.c.{a}").as_bytes(), b"damaged")
+        .unwrap();
+    store.end_crank().unwrap();
+    assert!(matches!(
+        store.clist_entry(b_ep, a),
+        Err(StoreError::Corrupt { .. })
+    ));
+    store.kv_mut().flush().unwrap();
+    drop(store);
+
+    let kernel = Kernel::open(dir.path(), config()).unwrap();
+    let text = echo_ref(&kernel, b, a).unwrap_err();
+    assert_eq!(
+        text,
+        "[KERNEL:VAT_FATAL:INTERNAL_ERROR] delivery failed inside the kernel (store)"
+    );
+    assert!(!has_ref_shaped_text(&text), "{text}");
+    // The item was consumed, b was not terminated, and the kernel goes on.
+    assert_eq!(kernel.vat_ids().unwrap().len(), 2);
+    let echoed = kernel
+        .queue_message(b, "echo", vec![Value::Int(5)])
+        .unwrap()
+        .wait(WAIT)
+        .map(|data| decode(&data));
+    assert_eq!(echoed.ok(), Some(Value::Int(5)));
+    kernel.shutdown().unwrap();
 }

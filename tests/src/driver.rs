@@ -20,8 +20,8 @@
 use std::collections::BTreeMap;
 
 use ocap_types::{
-    CapData, Delivery, DeliveryOutcome, LogLevel, Message, Resolution, Syscall, VRef, Value,
-    VatHost, VatLog, VatRuntime, VatStart,
+    CapData, Delivery, DeliveryOutcome, ExportId, LogLevel, Message, Resolution, Syscall, VRef,
+    Value, VatHost, VatLog, VatRuntime, VatStart,
 };
 
 /// `Rk` is `p+(RESULT_BASE + k)`.
@@ -35,6 +35,21 @@ pub fn p(i: usize) -> Value {
 /// The template standing for the root of the vat `name`.
 pub fn vat(name: &str) -> Value {
     crate::record(&[("vat", Value::str(name))])
+}
+
+/// The template standing for the driver's own object `o+n`.
+pub fn o(n: u64) -> Value {
+    crate::record(&[("o", Value::Int(i64::try_from(n).unwrap()))])
+}
+
+/// The template standing for the ref kept under `name` (see `keep`).
+pub fn kept(name: &str) -> Value {
+    crate::record(&[("kept", Value::str(name))])
+}
+
+/// `o+n`'s vref in the driver.
+pub fn o_vref(n: u64) -> VRef {
+    VRef::ExportObject(ExportId::Ephemeral(n))
 }
 
 /// `Pi`'s vref in the driver.
@@ -70,10 +85,17 @@ pub fn resolve(resolutions: Vec<(Value, bool, Value)>) -> Value {
     Value::List(vec![Value::str("resolve"), Value::List(resolutions)])
 }
 
+/// `[kind, [ref, …]]`: one GC syscall (`dropImports`, `retireImports`, `retireExports`
+/// or `abandonExports`) on exactly `refs`.
+pub fn gc(kind: &str, refs: Vec<Value>) -> Value {
+    Value::List(vec![Value::str(kind), Value::List(refs)])
+}
+
 /// The driver vat.
 #[derive(Debug, Default)]
 pub struct Driver {
     vats: BTreeMap<String, VRef>,
+    kept: BTreeMap<String, VRef>,
 }
 
 impl Driver {
@@ -88,7 +110,9 @@ impl Driver {
         match (key.as_str(), value) {
             ("p", Value::Int(i)) => number(i).map(|i| VRef::ExportPromise(1 + i)),
             ("r", Value::Int(k)) => number(k).map(|k| VRef::ExportPromise(RESULT_BASE + k)),
+            ("o", Value::Int(n)) => number(n).map(o_vref),
             ("vat", Value::Str(name)) => self.vats.get(name).copied(),
+            ("kept", Value::Str(name)) => self.kept.get(name).copied(),
             _ => None,
         }
     }
@@ -163,6 +187,20 @@ impl Driver {
                     .collect();
                 host.syscall(Syscall::Resolve(resolutions));
             }
+            Some(kind @ ("dropImports" | "retireImports" | "retireExports" | "abandonExports")) => {
+                let refs = items[1]
+                    .as_list()
+                    .expect("a list of refs")
+                    .iter()
+                    .map(|r| self.vref_of(r).expect("a ref the driver knows"))
+                    .collect();
+                host.syscall(match kind {
+                    "dropImports" => Syscall::DropImports(refs),
+                    "retireImports" => Syscall::RetireImports(refs),
+                    "retireExports" => Syscall::RetireExports(refs),
+                    _ => Syscall::AbandonExports(refs),
+                });
+            }
             other => panic!("unknown op {other:?}"),
         }
     }
@@ -181,6 +219,13 @@ impl Driver {
                 }
                 (false, CapData::data(&Value::str("driver ready")))
             }
+            "keep" => match (args.first().and_then(Value::as_str), args.get(1)) {
+                (Some(name), Some(Value::Slot { index, .. })) => {
+                    self.kept.insert(name.to_owned(), slots[*index as usize]);
+                    (false, CapData::data(&Value::str("kept")))
+                }
+                _ => (true, CapData::error("keep(name, ref)")),
+            },
             "promises" => {
                 let n = args[0].as_int().expect("a count");
                 let n = usize::try_from(n).unwrap();
@@ -226,6 +271,7 @@ impl VatRuntime for Driver {
     }
 
     fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
+        let kind = delivery.kind();
         match delivery {
             Delivery::Message { message, .. } => self.message(&message, host),
             Delivery::Notify(resolutions) => {
@@ -246,6 +292,16 @@ impl VatRuntime for Driver {
                     level: LogLevel::Info,
                     tags: vec!["test".to_owned()],
                     message: format!("notify {}", lines.join("; ")),
+                });
+            }
+            Delivery::DropExports(vrefs)
+            | Delivery::RetireExports(vrefs)
+            | Delivery::RetireImports(vrefs) => {
+                let vrefs: Vec<String> = vrefs.iter().map(VRef::to_string).collect();
+                host.log(VatLog {
+                    level: LogLevel::Info,
+                    tags: vec!["gc".to_owned()],
+                    message: format!("{kind} {}", vrefs.join(" ")),
                 });
             }
             _ => {}

@@ -1,8 +1,6 @@
 //! The orphaned-ephemeral scenario's vats (spec §21.12): a consumer that keeps a reference
-//! to an ephemeral object of a provider, which a restart of the provider makes stale.
-
-use std::cell::RefCell;
-use std::rc::Rc;
+//! to an ephemeral object of a provider, which a restart of the provider (or of the whole
+//! kernel) makes stale.
 
 use ocap_types::VatRuntime;
 use ocap_vat::{Baggage, E, Error, Ref, Result, Runtime, Val, Vat};
@@ -28,22 +26,21 @@ fn build_provider(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Re
         .build())
 }
 
-/// `bootstrap(vats)` keeps `await E(vats.provider).getEphemeral()`; `useEphemeral()`
-/// answers `E(ephemeral).increment()`.
+/// `bootstrap(vats)` keeps `await E(vats.provider).getEphemeral()` in baggage, so that a
+/// kernel restart does not lose the reference (it is an import, which baggage may hold);
+/// `useEphemeral()` answers `E(ephemeral).increment()`.
 fn build_consumer(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
-    let kept: Rc<RefCell<Option<Val>>> = Rc::default();
-    let keep = Rc::clone(&kept);
     Ok(vat
         .object("consumer")
-        .bootstrap(async move |_vat, roots| {
+        .bootstrap(async move |vat, roots| {
             let ephemeral = E(&roots.vat("provider")?).send("getEphemeral", ()).await?;
-            *keep.borrow_mut() = Some(ephemeral);
+            vat.baggage().set("ephemeral", ephemeral)?;
             Ok("consumer ready")
         })
-        .method_async("useEphemeral", async move |_vat, _args| {
-            let ephemeral = kept
-                .borrow()
-                .clone()
+        .method_async("useEphemeral", async move |vat, _args| {
+            let ephemeral = vat
+                .baggage()
+                .get("ephemeral")?
                 .ok_or_else(|| Error::new("no ephemeral object yet"))?;
             E(&ephemeral).send("increment", ()).await
         })

@@ -193,6 +193,48 @@ fn a_stale_ephemeral_reference_after_a_restart_rejects_as_deleted() {
     test.assert_refcounts_consistent();
 }
 
+/// The kernel-restart variant of §21.12 (spec §12.8: "vat restart or kernel restart"): the
+/// whole kernel is shut down and reopened, so both vats start again. The consumer's
+/// reference, kept in its baggage, names an ephemeral object the new provider incarnation
+/// never made: the send is its delivery error, the provider is terminated, and the retried
+/// message finds the object without an owner.
+#[test]
+fn a_stale_ephemeral_reference_after_a_kernel_restart_rejects_as_deleted() {
+    let test = TestKernel::new();
+    let launched = test.launch(&cluster(&[
+        ("consumer", "orphan-consumer"),
+        ("provider", "orphan-provider"),
+    ]));
+    let consumer = launched.root;
+    assert_eq!(
+        call(&test.kernel, consumer, "useEphemeral", vec![]),
+        Ok(Value::Int(999))
+    );
+    let info = test
+        .kernel
+        .subcluster(launched.subcluster)
+        .unwrap()
+        .unwrap();
+    let (consumer_vat, provider) = (info.vat("consumer").unwrap(), info.vat("provider").unwrap());
+    let TestKernel { kernel, dir, .. } = test;
+    kernel.shutdown().unwrap();
+
+    let kernel = reopen(dir.path());
+    assert_eq!(kernel.vat_ids().unwrap(), [consumer_vat, provider]);
+    let err = call(&kernel, consumer, "useEphemeral", vec![]).unwrap_err();
+    assert!(err.contains("[KERNEL:OBJECT_DELETED]"), "{err}");
+    kernel.run_until_idle(WAIT).unwrap();
+    assert_eq!(kernel.vat_ids().unwrap(), [consumer_vat]);
+    // The outcome is stored: after one more restart the consumer is there and the
+    // reference still rejects the same way.
+    kernel.shutdown().unwrap();
+    let kernel = reopen(dir.path());
+    assert_eq!(kernel.vat_ids().unwrap(), [consumer_vat]);
+    let err = call(&kernel, consumer, "useEphemeral", vec![]).unwrap_err();
+    assert!(err.contains("[KERNEL:OBJECT_DELETED]"), "{err}");
+    kernel.shutdown().unwrap();
+}
+
 /// Appends `resume()` to `target`, with a fresh result promise, to the run queue of the
 /// closed store at `path`, as the reference test does by writing the store directly.
 fn inject_resume(path: &std::path::Path, target: KRef, n_times: usize) {

@@ -1,10 +1,10 @@
 //! Routing through promises and telling vats about them: promise-to-promise fulfilment
-//! (D11) and its holds, promise cycles, the decider after a rolled-back delivery (§8.2),
+//! (D11) and its holds, the holds a delivered send releases (D8), promise cycles, the decider after a rolled-back delivery (§8.2),
 //! notifies of several promises and retire lists (§5.6, §9, D9), and the SDK's handling of
 //! resolutions it does not need.
 
 use ocap_kernel::Kernel;
-use ocap_store::PromiseState;
+use ocap_store::{PromiseState, RefCounts};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, KPromiseId, KRef, Message, Resolution, Syscall,
     VRef, Value, VatHost, VatId, VatLog, VatStart,
@@ -100,6 +100,17 @@ impl Driven {
             .refcount
     }
 
+    /// The counts of the object `kref`.
+    fn counts(&self, kref: KRef) -> RefCounts {
+        let id = kref.as_object().expect("an object");
+        self.kernel()
+            .inspect(move |s| s.object(id))
+            .unwrap()
+            .unwrap()
+            .expect("the object exists")
+            .counts
+    }
+
     fn driver_logs(&self) -> Vec<String> {
         self.logged.test_logs(self.vats[0])
     }
@@ -141,6 +152,33 @@ fn message_through_promise_fulfilled_with_pending_promise_waits_for_it() {
         Some("late")
     );
     ocap_tests::assert_refcounts_consistent(driven.kernel());
+}
+
+/// Spec §8.4 step 5 (D8): the item held its *original* target, the promise; delivering it
+/// releases that hold, not one on the object it was routed to (which it never took). Undone,
+/// each send would leak a hold on the promise and take one away from the object.
+#[test]
+fn a_delivered_send_through_a_fulfilled_promise_releases_the_promise_not_the_object() {
+    let driven = Driven::new(false);
+    driven.script(vec![resolve(vec![(p(0), false, vat("target"))])]);
+    let kp0 = driven.kp(0);
+    let target = driven.kernel().vat_root(driven.vats[1]).unwrap().unwrap();
+    let before = (driven.refcount(kp0), driven.counts(target));
+    // From a vat: the driver sends to P0, which routes to the target's root.
+    driven.script(vec![send_r(p(0), "echo", vec![Value::Int(7)], 0)]);
+    assert_eq!(driven.driver_logs(), ["notify p+1000 fulfilled 7"]);
+    assert_eq!((driven.refcount(kp0), driven.counts(target)), before);
+    // From the host, the same.
+    let echoed = call(
+        driven.kernel(),
+        KRef::Promise(kp0),
+        "echo",
+        vec![Value::Int(8)],
+        vec![],
+    );
+    assert_eq!(echoed.map(|d| super::decode(&d)), Ok(Value::Int(8)));
+    driven.logged.idle();
+    assert_eq!((driven.refcount(kp0), driven.counts(target)), before);
 }
 
 #[test]
