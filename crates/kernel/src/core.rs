@@ -141,15 +141,7 @@ impl Core {
                 crank.resolve_promises(record.decider(), vec![resolution], Mode::Immediate)?;
             }
         }
-        let store = crank.store_mut();
-        store.decref(target)?;
-        if let Some(result) = message.result {
-            store.decref(result)?;
-        }
-        for slot in &message.methargs.slots {
-            store.decref(*slot)?;
-        }
-        Ok(())
+        crank.release_send_holds(target, message)
     }
 
     fn deliver_send(
@@ -161,15 +153,8 @@ impl Core {
         let splat = match route(crank.store(), target)? {
             // Sends are parked on the promise they wait for when they are enqueued, so only
             // an item stored by an older kernel gets here.
-            Route::Requeue(promise) => {
-                let store = crank.store_mut();
-                store.promise_queue_push(promise, message)?;
-                // Reached through a promise fulfilled with `promise` (D11): the message comes
-                // back targeting `promise` when it settles, so the item's hold moves there.
-                if KRef::Promise(promise) != target {
-                    store.incref(KRef::Promise(promise))?;
-                    store.decref(target)?;
-                }
+            Route::Requeue(_) => {
+                crank.requeue_send(target, message.clone(), Mode::Immediate)?;
                 return Ok(CrankResult::Delivered);
             }
             Route::Splat(splat) => splat,
@@ -233,9 +218,8 @@ fn vat_error(error: VatError) -> QueueError {
 }
 
 impl CrankHandler for Core {
-    fn before_delivery(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError> {
+    fn before_delivery(&mut self, _crank: &mut Crank<'_>) -> Result<(), QueueError> {
         self.vats.take_delivered();
-        VatManager::cleanup_next_terminated(crank).map_err(vat_error)?;
         Ok(())
     }
 
@@ -295,10 +279,6 @@ impl CrankHandler for Core {
         self.vats
             .terminate_in_crank(crank, &termination)
             .map_err(vat_error)
-    }
-
-    fn collect_garbage(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError> {
-        crate::gc::collect_garbage(crank)
     }
 
     fn after_commit(&mut self, state: &KernelState, settled: &[KPromiseId]) {

@@ -14,7 +14,6 @@
 
 mod core;
 mod error;
-mod gc;
 mod handle;
 mod input;
 mod kernel;
@@ -29,4 +28,6 @@ pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
 pub use kernel::{JOB_QUEUE_CAPACITY, Kernel, KernelConfig, LaunchResult};
 pub use lifecycle::{SubclusterInfo, VatInfo};
+/// How many c-list entries of a terminated vat one crank cleans up at most.
+pub use ocap_queue::CLEANUP_BUDGET;
 pub use services::{KernelService, ServiceCall};

@@ -11,7 +11,7 @@ use ocap_store::SubclusterRecord;
 use ocap_types::{
     ClusterConfig, EndpointId, KObjectId, KRef, SubclusterId, VRef, VatConfig, VatId,
 };
-use ocap_vat_manager::{VatError, VatManager};
+use ocap_vat_manager::VatError;
 
 use crate::core::Core;
 use crate::error::KernelError;
@@ -122,8 +122,8 @@ pub(crate) fn collect_garbage(state: &mut KernelState) -> Result<(), KernelError
 }
 
 fn cleanup_and_collect(crank: &mut Crank<'_>) -> Result<(), KernelError> {
-    VatManager::cleanup_all_terminated(crank)?;
-    crate::gc::collect_garbage(crank)?;
+    crank.cleanup_all_terminated()?;
+    crank.collect_garbage()?;
     Ok(())
 }
 

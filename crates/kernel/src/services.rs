@@ -198,7 +198,6 @@ impl Services {
             Some(KRef::Promise(result)) => {
                 let unresolved = store.promise(result)?.is_some_and(|r| r.is_unresolved());
                 store.set_decider(result, Some(Owner::Kernel))?;
-                store.decref(KRef::Promise(result))?;
                 unresolved.then_some(result)
             }
             _ => None,
@@ -234,11 +233,7 @@ impl Services {
             }
             (None, Ok(_)) => {}
         }
-        let store = crank.store_mut();
-        store.decref(target)?;
-        for slot in &message.methargs.slots {
-            store.decref(*slot)?;
-        }
+        crank.release_send_holds(target, message)?;
         Ok(Some(CrankResult::Delivered))
     }
 }

@@ -71,8 +71,8 @@ pub enum CrankReport {
 
 /// What a crank does with its item; implemented by the kernel.
 pub trait CrankHandler {
-    /// Runs at the start of every crank that has an item, before the delivery (spec
-    /// §12.5.5: terminated-vat cleanup).
+    /// Runs at the start of every crank that has an item, before the delivery (and after
+    /// the crank's step of terminated-vat cleanup, spec §12.5.5).
     ///
     /// # Errors
     /// A store failure.
@@ -101,12 +101,6 @@ pub trait CrankHandler {
         crank: &mut Crank<'_>,
         termination: Termination,
     ) -> Result<(), QueueError>;
-
-    /// End-of-crank garbage collection (spec §14.3).
-    ///
-    /// # Errors
-    /// A store failure.
-    fn collect_garbage(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError>;
 
     /// After the crank committed: fire host subscriptions of the settled promises.
     fn after_commit(&mut self, state: &KernelState, settled: &[KPromiseId]);
@@ -142,6 +136,7 @@ pub fn run_crank(
     };
     let kind = item.kind();
     let _span = tracing::debug_span!("crank", kind).entered();
+    crank.cleanup_next_terminated()?;
     handler.before_delivery(&mut crank)?;
     let result = match handler.deliver(&mut crank, &item) {
         Ok(result) => result,
@@ -154,7 +149,7 @@ pub fn run_crank(
             debug_assert_eq!(again.as_ref(), Some(&item));
             handler.discarded(&mut crank, &item, &error)?;
             crank.flush_buffer()?;
-            handler.collect_garbage(&mut crank)?;
+            crank.collect_garbage()?;
             let settled = crank.commit()?;
             handler.after_commit(state, &settled);
             return Ok(CrankReport::Delivered {
@@ -183,7 +178,7 @@ pub fn run_crank(
     if let Some(termination) = termination {
         handler.terminate_in_crank(&mut crank, termination)?;
     }
-    handler.collect_garbage(&mut crank)?;
+    crank.collect_garbage()?;
     let settled = crank.commit()?;
     handler.after_commit(state, &settled);
     Ok(CrankReport::Delivered {

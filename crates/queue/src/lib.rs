@@ -38,5 +38,6 @@ pub use crank_loop::{
     run_loop,
 };
 pub use error::{QueueError, ResolveError};
+pub use gc::{CLEANUP_BUDGET, CleanupReport};
 pub use state::{Crank, CrankSavepoint, KernelResolution, KernelState, Mode};
 pub use stored_queue::StoredQueue;

@@ -18,12 +18,11 @@
 //! promise, and a message sent through a promise can never overtake one sent through it
 //! earlier that is already waiting (the two would otherwise meet in different queues).
 
-use std::collections::BTreeSet;
-
-use ocap_store::{KernelStore, Owner, PromiseState, Savepoint};
+use ocap_store::{ChainEnd, GcKind, KernelStore, Owner, PromiseState, Savepoint, follow_promises};
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem};
 
 use crate::error::{QueueError, ResolveError};
+use crate::gc::{CLEANUP_BUDGET, CleanupReport};
 use crate::stored_queue::StoredQueue;
 
 const RUN_QUEUE: &str = "run";
@@ -363,6 +362,80 @@ impl Crank<'_> {
         self.requeue_send(target, message, mode)
     }
 
+    /// End-of-crank garbage collection (spec §14.3): see the `gc` module.
+    ///
+    /// # Errors
+    /// [`QueueError::Store`].
+    pub fn collect_garbage(&mut self) -> Result<(), QueueError> {
+        Ok(crate::gc::collect_garbage(self.store_mut())?)
+    }
+
+    /// One step of the cleanup of the oldest terminated vat (spec §12.5.5): at most
+    /// [`CLEANUP_BUDGET`] of its c-list entries (exports orphaned, imports and promise
+    /// entries released); the step that empties its c-list deletes its keys and takes it off
+    /// the terminated list. `None` when no vat waits for cleanup.
+    ///
+    /// # Errors
+    /// [`QueueError::Store`].
+    pub fn cleanup_next_terminated(&mut self) -> Result<Option<CleanupReport>, QueueError> {
+        Ok(crate::gc::cleanup_step(self.store_mut(), CLEANUP_BUDGET)?)
+    }
+
+    /// Cleans up every terminated vat completely, in this crank (the host's debug
+    /// `collectGarbage`, subcluster termination). Returns how many vats were finished.
+    ///
+    /// # Errors
+    /// [`QueueError::Store`].
+    pub fn cleanup_all_terminated(&mut self) -> Result<usize, QueueError> {
+        let mut finished = 0;
+        while let Some(report) = self.cleanup_next_terminated()? {
+            finished += usize::from(report.finished);
+        }
+        Ok(finished)
+    }
+
+    /// The bookkeeping after a GC item of `kind` was delivered to `ep` for `objects`
+    /// (spec §10.1): dropped exports lose their reachable flag, retired imports their c-list
+    /// entry.
+    ///
+    /// # Errors
+    /// [`QueueError::Store`].
+    pub fn after_gc_delivery(
+        &mut self,
+        ep: EndpointId,
+        kind: GcKind,
+        objects: &[KRef],
+    ) -> Result<(), QueueError> {
+        Ok(crate::gc::after_gc_delivery(
+            self.store_mut(),
+            ep,
+            kind,
+            objects,
+        )?)
+    }
+
+    /// Releases the holds a queued send took (spec §6.6): on its target, its result and
+    /// every slot. Every path that takes a send off the queues for good (delivered, splat,
+    /// discarded) calls this once.
+    ///
+    /// # Errors
+    /// [`QueueError::Store`].
+    pub fn release_send_holds(
+        &mut self,
+        target: KRef,
+        message: &Message<KRef>,
+    ) -> Result<(), QueueError> {
+        let store = self.store_mut();
+        store.decref(target)?;
+        if let Some(result) = message.result {
+            store.decref(result)?;
+        }
+        for slot in &message.methargs.slots {
+            store.decref(*slot)?;
+        }
+        Ok(())
+    }
+
     /// Puts a send back in line with the holds it already has (a message moved from a
     /// settled promise's queue): onto the queue of the unresolved promise it would wait on,
     /// else onto the run queue.
@@ -394,22 +467,12 @@ impl Crank<'_> {
     /// else (an object, a rejected promise, a bad resolution, a cycle) is for the router to
     /// decide when the send is delivered, since revocation or termination may change it.
     fn waiting_on(&self, target: KRef) -> Result<Option<KPromiseId>, QueueError> {
-        let mut seen = BTreeSet::new();
-        let mut next = target;
-        while let KRef::Promise(promise) = next {
-            if !seen.insert(promise) {
-                return Ok(None);
-            }
-            match self.store().promise_state(promise)? {
-                Some(PromiseState::Unresolved { .. }) => return Ok(Some(promise)),
-                Some(PromiseState::Fulfilled(value)) => match value.single_ref() {
-                    Some(kref) => next = *kref,
-                    None => return Ok(None),
-                },
-                Some(PromiseState::Rejected(_)) | None => return Ok(None),
-            }
-        }
-        Ok(None)
+        let store = self.store();
+        let end = follow_promises(target, |promise| store.promise_state(promise))?;
+        Ok(match end {
+            ChainEnd::Unresolved(promise) => Some(promise),
+            _ => None,
+        })
     }
 
     /// Queues a notify of `promise` to `endpoint`, taking a hold on the promise.

@@ -41,6 +41,7 @@ struct Scripted {
     events: Vec<&'static str>,
     abort_first: bool,
     fail_first: bool,
+    /// Fail the next crank after its item was taken (a store failure midway).
     fail_gc: bool,
     discarded: Vec<RunQueueItem>,
     delivered: Vec<RunQueueItem>,
@@ -49,6 +50,11 @@ struct Scripted {
 
 impl CrankHandler for Scripted {
     fn before_delivery(&mut self, _: &mut Crank<'_>) -> Result<(), QueueError> {
+        if std::mem::take(&mut self.fail_gc) {
+            return Err(QueueError::StaleCache {
+                name: "injected store failure".to_owned(),
+            });
+        }
         Ok(())
     }
     fn deliver(
@@ -79,14 +85,6 @@ impl CrankHandler for Scripted {
         self.aborted_terminations += 1;
     }
     fn terminate_in_crank(&mut self, _: &mut Crank<'_>, _: Termination) -> Result<(), QueueError> {
-        Ok(())
-    }
-    fn collect_garbage(&mut self, _: &mut Crank<'_>) -> Result<(), QueueError> {
-        if std::mem::take(&mut self.fail_gc) {
-            return Err(QueueError::StaleCache {
-                name: "injected store failure".to_owned(),
-            });
-        }
         Ok(())
     }
     fn after_commit(&mut self, _: &KernelState, _: &[KPromiseId]) {}

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use ocap_store::{ObjectRecord, Owner, PromiseRecord, PromiseState, StoreError};
+use ocap_store::{
+    ChainEnd, ObjectRecord, Owner, PromiseRecord, PromiseState, StoreError, follow_promises,
+};
 use ocap_types::{CapData, KObjectId, KPromiseId, KRef, SplatReason};
 
 /// Read access to the tables routing needs; the store implements it, tests may fake it.
@@ -74,28 +76,16 @@ pub enum Route {
 /// # Errors
 /// A store failure.
 pub fn route(view: &impl RouteView, target: KRef) -> Result<Route, StoreError> {
-    let mut seen = BTreeSet::new();
-    let mut target = target;
-    loop {
-        let promise = match target {
-            KRef::Object(object) => return route_to_object(view, object),
-            KRef::Promise(promise) => promise,
-        };
-        if !seen.insert(promise) {
-            return Ok(Route::Splat(Splat::Reason(SplatReason::NotAnObject)));
-        }
-        let Some(record) = view.promise(promise)? else {
-            return Ok(Route::Splat(Splat::Reason(SplatReason::Deleted)));
-        };
-        match record.state {
-            PromiseState::Unresolved { .. } => return Ok(Route::Requeue(promise)),
-            PromiseState::Rejected(value) => return Ok(Route::Splat(Splat::Rejected(value))),
-            PromiseState::Fulfilled(value) => match value.single_ref() {
-                Some(next) => target = *next,
-                None => return Ok(Route::Splat(Splat::Reason(SplatReason::NotAnObject))),
-            },
-        }
-    }
+    let end = follow_promises(target, |promise| {
+        Ok(view.promise(promise)?.map(|record| record.state))
+    })?;
+    Ok(match end {
+        ChainEnd::Object(object) => return route_to_object(view, object),
+        ChainEnd::Unresolved(promise) => Route::Requeue(promise),
+        ChainEnd::Rejected(value) => Route::Splat(Splat::Rejected(value)),
+        ChainEnd::NotAnObject => Route::Splat(Splat::Reason(SplatReason::NotAnObject)),
+        ChainEnd::Unknown => Route::Splat(Splat::Reason(SplatReason::Deleted)),
+    })
 }
 
 fn route_to_object(view: &impl RouteView, object: KObjectId) -> Result<Route, StoreError> {

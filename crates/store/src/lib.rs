@@ -20,7 +20,8 @@ mod tables;
 pub use error::{BackendError, StoreError};
 pub use kv::{Durability, SCHEMA_VERSION, Savepoint, Store, StoreConfig};
 pub use tables::{
-    CListEntry, CheckReport, DanglingRef, GcAction, GcKind, Holder, Inconsistency, KernelStore,
-    MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds, QueueProblem,
-    RefCounts, RefcountMismatch, StoredCount, SubclusterRecord, VatRecord,
+    CListEntry, ChainEnd, CheckReport, DanglingRef, GcAction, GcKind, Holder, Inconsistency,
+    KernelStore, MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds,
+    QueueProblem, RefCounts, RefcountMismatch, StoredCount, SubclusterRecord, VatRecord,
+    follow_promises,
 };

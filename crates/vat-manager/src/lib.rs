@@ -10,7 +10,6 @@
 //! assert_eq!(manager.running().count(), 0);
 //! ```
 
-mod cleanup;
 mod error;
 mod limits;
 mod manager;
@@ -22,7 +21,6 @@ mod translate;
 #[cfg(test)]
 mod tests;
 
-pub use cleanup::{CLEANUP_BUDGET, CleanupReport};
 pub use error::VatError;
 pub use limits::LimitExceeded;
 pub use manager::VatManager;

@@ -14,7 +14,6 @@ use ocap_types::{
     Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart, WorkerKind,
 };
 
-use crate::cleanup::{CLEANUP_BUDGET, CleanupReport, cleanup_step};
 use crate::error::VatError;
 use crate::limits::{LimitExceeded, check_checkpoint};
 use crate::registry::VatRegistry;
@@ -310,19 +309,8 @@ impl VatManager {
         if result.is_failed() {
             return Ok(result);
         }
-        let store = crank.store_mut();
-        for (kref, _) in held {
-            match kind {
-                GcKind::DropExport => {
-                    store.clear_reachable_flag(ep, kref)?;
-                }
-                // The reference accounting counts no imports (spec §14.7), so an owner can
-                // be told to retire an export it still uses (a vat root whose importer was
-                // cleaned up): like the reference kernel, keep the object and its entry.
-                GcKind::RetireExport => {}
-                GcKind::RetireImport => store.delete_clist_entry(ep, kref)?,
-            }
-        }
+        let krefs: Vec<KRef> = held.iter().map(|(kref, _)| *kref).collect();
+        crank.after_gc_delivery(ep, kind, &krefs)?;
         Ok(result)
     }
 
@@ -485,32 +473,6 @@ impl VatManager {
             None => "Vat was deleted.".to_owned(),
         };
         self.terminate_with(crank, vat, &reason)
-    }
-
-    /// One step of the cleanup of the oldest terminated vat (spec §12.5.5): at most
-    /// [`CLEANUP_BUDGET`] of its c-list entries (exports orphaned, imports and promise
-    /// entries released); the step that empties its c-list deletes its keys and takes it off
-    /// the terminated list. `None` when no vat waits for cleanup.
-    ///
-    /// # Errors
-    /// [`VatError::Queue`] when the store fails.
-    pub fn cleanup_next_terminated(
-        crank: &mut Crank<'_>,
-    ) -> Result<Option<CleanupReport>, VatError> {
-        cleanup_step(crank.store_mut(), CLEANUP_BUDGET)
-    }
-
-    /// Cleans up every terminated vat completely, in this transaction (the host's debug
-    /// `collectGarbage`, subcluster termination). Returns how many vats were finished.
-    ///
-    /// # Errors
-    /// [`VatError::Queue`] when the store fails.
-    pub fn cleanup_all_terminated(crank: &mut Crank<'_>) -> Result<usize, VatError> {
-        let mut finished = 0;
-        while let Some(report) = cleanup_step(crank.store_mut(), CLEANUP_BUDGET)? {
-            finished += usize::from(report.finished);
-        }
-        Ok(finished)
     }
 
     /// The vat the latest delivery ran (its in-memory state may have moved on), and forgets

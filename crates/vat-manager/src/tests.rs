@@ -282,9 +282,7 @@ fn termination_rejects_decided_promises_and_cleanup_orphans_exports() {
         vec![EndpointId::Vat(vat)]
     );
     let mut crank = queue.begin().unwrap();
-    VatManager::cleanup_next_terminated(&mut crank)
-        .unwrap()
-        .unwrap();
+    crank.cleanup_next_terminated().unwrap().unwrap();
     crank.commit().unwrap();
     assert_eq!(queue.store().object(root).unwrap().unwrap().owner, None);
     assert!(

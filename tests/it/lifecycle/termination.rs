@@ -2,9 +2,9 @@
 //! vat decided are rejected at once, its state goes away over later cranks with bounded
 //! work per crank, and messages to its objects see no owner.
 
+use ocap_kernel::CLEANUP_BUDGET;
 use ocap_tests::{TestKernel, WAIT, cluster};
 use ocap_types::{EndpointId, Value};
-use ocap_vat_manager::CLEANUP_BUDGET;
 
 use super::{call, call_str, cluster_with, rejection, vat};
 

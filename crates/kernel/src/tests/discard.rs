@@ -87,9 +87,6 @@ impl CrankHandler for Faulty {
     ) -> Result<(), QueueError> {
         self.core.terminate_in_crank(crank, termination)
     }
-    fn collect_garbage(&mut self, crank: &mut Crank<'_>) -> Result<(), QueueError> {
-        self.core.collect_garbage(crank)
-    }
     fn after_commit(&mut self, state: &KernelState, settled: &[KPromiseId]) {
         self.core.after_commit(state, settled);
     }

@@ -7,6 +7,7 @@
 //! the refcount changes that filled it.
 
 mod audit;
+mod chain;
 mod clist;
 mod codec;
 mod gc;
@@ -34,6 +35,7 @@ pub use audit::{
     CheckReport, DanglingRef, Holder, Inconsistency, MessagePart, QueueProblem, RefcountMismatch,
     StoredCount,
 };
+pub use chain::{ChainEnd, follow_promises};
 pub use clist::CListEntry;
 pub use gc::{GcAction, GcKind};
 pub use objects::{ObjectRecord, RefCounts};
