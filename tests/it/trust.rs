@@ -822,3 +822,65 @@ fn a_panicking_host_log_sink_does_not_hurt_the_vat_that_logged() {
         Ok(Value::Int(42))
     );
 }
+
+/// A vat is never blamed for the kernel's own failure: when the store fails while the kernel
+/// carries out a syscall (here b's c-list entry for its import is damaged on disk, and b
+/// sends to that import), the delivery fails inside the kernel. Before, the failure was
+/// taken for an illegal syscall and b was terminated.
+#[test]
+fn a_store_failure_during_a_syscall_is_the_kernels_fault_not_the_vats() {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
+    let all = roots(&test.kernel);
+    let ((_, a), (b_vat, b)) = (all[0], all[1]);
+    // b imports a's root, and learns its vref.
+    let slot = Value::Slot {
+        index: 0,
+        iface: None,
+    };
+    let echoed = test
+        .kernel
+        .queue_message_with_slots(b, "echo", vec![slot.clone()], vec![a])
+        .unwrap()
+        .wait(WAIT)
+        .unwrap();
+    assert_eq!(echoed.slots, vec![a]);
+    let b_ep = EndpointId::Vat(b_vat);
+    let vref = test
+        .kernel
+        .inspect(move |s| s.clist_entry(b_ep, a))
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .vref;
+    let TestKernel { kernel, dir, .. } = test;
+    kernel.shutdown().unwrap();
+
+    let mut store = ocap_store::KernelStore::new(ocap_store::Store::open(dir.path()).unwrap());
+    store.start_crank().unwrap();
+    store
+        .kv_mut()
+        .set(format!("{b_ep}.c.{vref}").as_bytes(), b"damaged")
+        .unwrap();
+    store.end_crank().unwrap();
+    store.kv_mut().flush().unwrap();
+    drop(store);
+
+    let kernel = Kernel::open(dir.path(), config()).unwrap();
+    // `forward(a, "data")`: b sends `data()` to its import of a, whose entry is damaged.
+    let text = kernel
+        .queue_message_with_slots(b, "forward", vec![slot, Value::str("data")], vec![a])
+        .unwrap()
+        .wait(WAIT)
+        .map_err(ocap_tests::rejection)
+        .unwrap_err();
+    assert_eq!(
+        text,
+        "[KERNEL:VAT_FATAL:INTERNAL_ERROR] delivery failed inside the kernel (store)"
+    );
+    assert!(!has_ref_shaped_text(&text), "{text}");
+    // b was not terminated, and answers.
+    assert_eq!(kernel.vat_ids().unwrap().len(), 2);
+    assert_eq!(call(&kernel, b, "data", vec![]), Ok(Value::Int(42)));
+    kernel.shutdown().unwrap();
+}

@@ -134,6 +134,9 @@ impl VatManager {
         let limits = record.config.limits;
         let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
         let outcome = guarded(|| runtime.start(start, &mut host));
+        if let Some(fault) = host.fault {
+            return Err(fault.into());
+        }
         let exceeded = host
             .exceeded
             .or_else(|| check_checkpoint(&outcome.checkpoint, &limits).err());
@@ -345,6 +348,9 @@ impl VatManager {
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
         let (illegal, exit, exceeded) = (host.illegal, host.exit, host.exceeded);
+        if let Some(fault) = host.fault {
+            return Err(fault.into());
+        }
         let fatal = |code: ErrorCode, detail: &str| {
             CrankResult::Failed(Termination {
                 vat,

@@ -3,8 +3,11 @@
 //!
 //! Invariant: the first illegal syscall of a delivery is sticky; later syscalls of the same
 //! delivery are ignored, and the delivery ends in an abort and the vat's termination (D4).
+//! Only the vat's own faults are illegal (a forged or malformed ref or value, a resolution
+//! it may not make, a limit): a failure of the store while carrying a syscall out is the
+//! kernel's, recorded as `fault`, and the delivery fails inside the kernel instead.
 
-use ocap_queue::{Crank, KernelResolution, Mode};
+use ocap_queue::{Crank, KernelResolution, Mode, QueueError};
 use ocap_store::{Owner, PromiseState};
 use ocap_types::{
     CapData, EndpointId, KRef, Message, Resolution, Syscall, VRef, VatHost, VatId, VatLimits,
@@ -31,6 +34,9 @@ pub(crate) struct SyscallProcessor<'a, 'c> {
     pub(crate) illegal: Option<String>,
     /// A limit the vat went past: sticky like `illegal`, and the termination's reason.
     pub(crate) exceeded: Option<LimitExceeded>,
+    /// A failure of the kernel's own (the store) while it carried out a syscall: never the
+    /// vat's fault. Sticky; the delivery then fails inside the kernel.
+    pub(crate) fault: Option<QueueError>,
     limits: VatLimits,
     syscalls: u32,
     pub(crate) exit: Option<ExitRequest>,
@@ -42,7 +48,7 @@ enum SyscallError {
     #[error(transparent)]
     Translate(#[from] TranslateError),
     #[error(transparent)]
-    Queue(#[from] ocap_queue::QueueError),
+    Queue(#[from] QueueError),
     #[error(transparent)]
     Store(#[from] ocap_store::StoreError),
     #[error("{0}")]
@@ -64,6 +70,7 @@ impl<'a, 'c> SyscallProcessor<'a, 'c> {
             vat,
             illegal: None,
             exceeded: None,
+            fault: None,
             limits,
             syscalls: 0,
             exit: None,
@@ -229,7 +236,7 @@ fn checked(data: &ocap_types::CapData<VRef>) -> Result<(), SyscallError> {
 
 impl VatHost for SyscallProcessor<'_, '_> {
     fn syscall(&mut self, syscall: Syscall) {
-        if self.illegal.is_some() || self.exceeded.is_some() {
+        if self.illegal.is_some() || self.exceeded.is_some() || self.fault.is_some() {
             return;
         }
         let kind = syscall.kind();
@@ -245,6 +252,18 @@ impl VatHost for SyscallProcessor<'_, '_> {
             Err(SyscallError::Limit(limit)) => {
                 tracing::warn!(vat = %self.vat, kind, reason = limit.reason(), "vat went past a limit");
                 self.exceeded = Some(limit);
+            }
+            Err(
+                SyscallError::Store(error)
+                | SyscallError::Translate(TranslateError::Store(error))
+                | SyscallError::Queue(QueueError::Store(error)),
+            ) => {
+                tracing::error!(vat = %self.vat, kind, %error, "the store failed during a syscall");
+                self.fault = Some(QueueError::Store(error));
+            }
+            Err(SyscallError::Queue(error)) if !matches!(error, QueueError::Resolve(_)) => {
+                tracing::error!(vat = %self.vat, kind, %error, "the kernel failed during a syscall");
+                self.fault = Some(error);
             }
             Err(error) => {
                 tracing::warn!(vat = %self.vat, kind, %error, "Fatal syscall error in vat");
