@@ -4,6 +4,7 @@
 mod crank;
 mod example;
 mod exo;
+mod fixtures;
 mod gc;
 mod lifecycle;
 mod modes;

@@ -92,13 +92,29 @@ pub enum StoreError {
         /// has (while it is still opening the store) or if the file is unreadable.
         pid: Option<u32>,
     },
-    /// The store was written by another schema version.
+    /// The store was written by a schema version this build cannot open: a newer one, or an
+    /// older one that no migration starts from. Left as it was.
     #[error("store schema version {found} is not supported (expected {expected})")]
     SchemaVersion {
         /// The version found.
         found: String,
         /// The version this build reads.
         expected: u32,
+    },
+    /// Migrating an older store to this build's schema version failed: a step (from
+    /// version `from` to `to`) returned an error, or the commit of all the steps (`from`
+    /// the store's version `to` this build's) did. Nothing was written: the store is still
+    /// at its old version, its files as they were.
+    #[error("cannot migrate store at {path} from schema version {from} to {to}: {source}")]
+    Migration {
+        /// The store directory.
+        path: PathBuf,
+        /// The version the failed step or commit started from.
+        from: u32,
+        /// The version it was to reach.
+        to: u32,
+        /// Why it failed.
+        source: Box<StoreError>,
     },
     /// Bytes read from the store are not what the table expects.
     #[error("corrupt store: table {table}, key {key}: {reason}")]

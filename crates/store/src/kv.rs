@@ -13,10 +13,12 @@
 //! commit holds whole cranks only; the undo log covers every write of the open crank, so
 //! the crank can always be discarded whole; no read transaction is open while the map is
 //! resized; keys starting with byte 0 belong to the store (its schema version) and are
-//! neither written, read nor scanned through the public API.
+//! neither written, read nor scanned through the public API (nor by a migration,
+//! `migrate.rs`).
 
 mod lmdb_env;
 mod lock;
+mod migrate;
 mod open;
 #[cfg(test)]
 mod tests;
@@ -31,7 +33,13 @@ use heed::types::Bytes;
 use heed::{Database, Env, RoTxn, WithoutTls};
 
 use crate::error::StoreError;
+use crate::migrations::{CURRENT, Schema};
 use lock::StoreLock;
+pub(crate) use migrate::MigrationTxn;
+#[cfg(test)]
+pub(crate) use migrate::fault;
+#[cfg(test)]
+pub(crate) use open::tests::snapshot;
 use undo::UndoLog;
 
 /// The uncommitted writes. A hash map: every read and write of a crank probes it, and an
@@ -90,8 +98,6 @@ fn sorted_range<'a>(
 /// A key and its value.
 type Entry = (Vec<u8>, Vec<u8>);
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
 /// First byte of the store's own keys; the kernel's keyspace is every other key.
 const RESERVED_PREFIX: u8 = 0;
 /// The smallest key outside the reserved range.
@@ -214,6 +220,24 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Refuses a key the kernel's keyspace cannot hold: empty, longer than `max_key_size`
+/// (LMDB's limit), or reserved (starting with byte 0).
+pub(crate) fn check_key(key: &[u8], max_key_size: usize) -> Result<(), StoreError> {
+    let reason = if key.is_empty() {
+        "empty"
+    } else if key.len() > max_key_size {
+        "longer than LMDB's maximum key size"
+    } else if key[0] == RESERVED_PREFIX {
+        "keys starting with byte 0 are reserved for the store"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidKey {
+        key: key.escape_ascii().to_string(),
+        reason,
+    })
+}
+
 /// The lower bound of a scan of `prefix` that starts at `from`, or `None` if the scan can
 /// only meet reserved keys.
 fn scan_start<'a>(prefix: &'a [u8], from: &'a [u8], inclusive: bool) -> Option<Bound<&'a [u8]>> {
@@ -238,16 +262,19 @@ fn scan_start<'a>(prefix: &'a [u8], from: &'a [u8], inclusive: bool) -> Option<B
 
 impl Store {
     /// Opens (creating if missing) the store at directory `path`, syncing every crank. The
-    /// store holds the directory's lock (`ocap.lock`) until it is dropped or closed.
+    /// store holds the directory's lock (`ocap.lock`) until it is dropped or closed. A new
+    /// store is created at [`SCHEMA_VERSION`](crate::SCHEMA_VERSION); an older store is
+    /// migrated to it first, every step in one transaction with the version bump.
     ///
     /// # Errors
     /// [`StoreError::InUse`] if another `Store`, in this process or another, has it open;
     /// [`StoreError::BadPath`] if `path` is not a directory that can hold a store,
     /// [`StoreError::CorruptFile`] for a damaged or truncated `data.mdb`,
     /// [`StoreError::ForeignFile`] for an LMDB environment that is not an ocap store,
-    /// [`StoreError::SchemaVersion`] for a store of another version,
-    /// [`StoreError::Backend`] if LMDB fails otherwise. A refused directory is left as it
-    /// was.
+    /// [`StoreError::SchemaVersion`] for a store of a newer version (or an older one no
+    /// migration starts from), [`StoreError::Migration`] if a migration step or its commit
+    /// fails, [`StoreError::Backend`] if LMDB fails otherwise. A refused directory is left
+    /// as it was.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Store::open_with(path, &StoreConfig::default())
     }
@@ -257,7 +284,18 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with(path: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
-        let open::Opened { env, db, lock } = open::open_store(path, config.initial_map_size)?;
+        Store::open_schema(path, config, &CURRENT)
+    }
+
+    /// [`Store::open_with`] for `schema` in place of this build's: tests pass their own
+    /// versions and migrations.
+    pub(crate) fn open_schema(
+        path: &Path,
+        config: &StoreConfig,
+        schema: &Schema<'_>,
+    ) -> Result<Store, StoreError> {
+        let open::Opened { env, db, lock } =
+            open::open_store(path, config.initial_map_size, schema)?;
         let max_key_size = env.max_key_size();
         let reader = Some(env.clone().static_read_txn()?);
         Ok(Store {
@@ -335,27 +373,11 @@ impl Store {
         self.with_reader(|txn| Ok(self.db.get(txn, key)?.is_some()))
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<(), StoreError> {
-        let reason = if key.is_empty() {
-            "empty"
-        } else if key.len() > self.max_key_size {
-            "longer than LMDB's maximum key size"
-        } else if key[0] == RESERVED_PREFIX {
-            "keys starting with byte 0 are reserved for the store"
-        } else {
-            return Ok(());
-        };
-        Err(StoreError::InvalidKey {
-            key: key.escape_ascii().to_string(),
-            reason,
-        })
-    }
-
     fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(StoreError::WriteOutsideCrank);
         }
-        self.check_key(key)?;
+        check_key(key, self.max_key_size)?;
         let n_bytes = key.len() + value.as_ref().map_or(0, Vec::len);
         self.bytes_since_commit = self.bytes_since_commit.saturating_add(n_bytes);
         let previous = match self.overlay.get_mut(key) {
@@ -717,13 +739,19 @@ impl Store {
     }
 
     fn grow(&mut self) -> Result<(), StoreError> {
-        let old_size = self.env.info().map_size;
-        let new_size = open::round_map_size(old_size.saturating_mul(2));
-        tracing::info!(old_size, new_size, "store map full; growing");
         // No transaction of this environment is open: the reader was dropped by `flush` and
         // the failed write transaction was aborted when dropped.
-        lmdb_env::resize_env(&self.env, new_size).map_err(StoreError::from)
+        grow_map(&self.env)
     }
+}
+
+/// Doubles the LMDB map of `env`, after a commit found it full. The caller has no
+/// transaction of `env` open.
+fn grow_map(env: &Env<WithoutTls>) -> Result<(), StoreError> {
+    let old_size = env.info().map_size;
+    let new_size = open::round_map_size(old_size.saturating_mul(2));
+    tracing::info!(old_size, new_size, "store map full; growing");
+    lmdb_env::resize_env(env, new_size).map_err(StoreError::from)
 }
 
 impl Drop for Store {

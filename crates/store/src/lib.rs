@@ -15,10 +15,12 @@
 
 mod error;
 mod kv;
+mod migrations;
 mod tables;
 
 pub use error::{BackendError, StoreError};
-pub use kv::{Durability, SCHEMA_VERSION, Savepoint, Store, StoreConfig};
+pub use kv::{Durability, Savepoint, Store, StoreConfig};
+pub use migrations::SCHEMA_VERSION;
 pub use tables::{
     CListEntry, ChainEnd, CheckReport, DanglingRef, GcAction, GcKind, Holder, Inconsistency,
     KernelStore, MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds,

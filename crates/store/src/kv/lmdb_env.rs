@@ -39,7 +39,9 @@ pub(super) fn open_env(
 /// # Safety
 /// None of this environment's transactions may be open (the caller's invariant).
 pub(super) fn resize_env(env: &Env<WithoutTls>, new_size: usize) -> Result<(), heed::Error> {
-    // SAFETY: `Store::grow` calls this only after dropping its reader and aborting the
-    // failed write transaction; the store owns the only handle to the environment.
+    // SAFETY: `grow_map` is called only with no transaction open: by `Store::grow` after
+    // dropping its reader and aborting the failed write transaction, and by a migration's
+    // commit after aborting its failed write transaction (its reads used the separate,
+    // closed inspection environment); the store owns the only handle to the environment.
     unsafe { env.resize(new_size) }
 }

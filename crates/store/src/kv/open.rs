@@ -1,17 +1,19 @@
-//! Opening a store directory: locking it, recognising an ocap store of this schema version
-//! before anything is written, and the one call that maps the LMDB file.
+//! Opening a store directory: locking it, recognising an ocap store and its schema version
+//! before anything is written, migrating an older store (`migrate.rs`), and the one call
+//! that maps the LMDB file.
 //!
 //! Invariant: a directory that is refused is left as it was. The store's lock (`lock.rs`)
 //! is taken before anything in the directory is read, so a second opener stops there and
 //! never reaches LMDB. Nothing is written to an existing `data.mdb` before it has been
-//! recognised as ours, a header LMDB cannot map (an absurd page size or last page) is
-//! refused before LMDB sees it, a file too short for the pages its header claims is refused
-//! before any page is read (reading past the end of a mapped file is SIGBUS, not an error),
-//! and lock files created by a refused open are removed.
+//! recognised as ours, at a version this build has a migration path from, and every
+//! migration step has run (read-only); a header LMDB cannot map (an absurd page size or
+//! last page) is refused before LMDB sees it, a file too short for the pages its header
+//! claims is refused before any page is read (reading past the end of a mapped file is
+//! SIGBUS, not an error), and lock files created by a refused open are removed.
 
 mod header;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -20,10 +22,12 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{Database, Env, MdbError, WithoutTls};
 
+use super::SCHEMA_KEY;
 use super::lmdb_env::open_env;
 use super::lock::StoreLock;
-use super::{SCHEMA_KEY, SCHEMA_VERSION};
+use super::migrate::{self, Migrated};
 use crate::error::StoreError;
+use crate::migrations::Schema;
 
 const DATA_FILE: &str = "data.mdb";
 /// LMDB's own lock file, for its readers and writers; the store's is `lock::LOCK_FILE`.
@@ -52,13 +56,18 @@ pub(super) struct Opened {
 }
 
 /// Opens (creating if missing) the store in directory `path` and checks it is an ocap store
-/// of [`SCHEMA_VERSION`], writing the schema version key into a new, empty one.
-pub(super) fn open_store(path: &Path, map_size: usize) -> Result<Opened, StoreError> {
+/// of `schema`'s version, migrating an older one to it, and writing the version key into a
+/// new, empty one.
+pub(super) fn open_store(
+    path: &Path,
+    map_size: usize,
+    schema: &Schema<'_>,
+) -> Result<Opened, StoreError> {
     let map_size = round_map_size(map_size);
     prepare_dir(path)?;
     // Before anything in the directory is read: a second opener stops here.
     let lock = StoreLock::acquire(path)?;
-    match open_locked(path, map_size) {
+    match open_locked(path, map_size, schema) {
         Ok((env, db)) => {
             lock.record_holder();
             Ok(Opened { env, db, lock })
@@ -75,21 +84,50 @@ pub(super) fn open_store(path: &Path, map_size: usize) -> Result<Opened, StoreEr
 fn open_locked(
     path: &Path,
     map_size: usize,
+    schema: &Schema<'_>,
 ) -> Result<(Env<WithoutTls>, Database<Bytes, Bytes>), StoreError> {
+    let mut pending: Option<Migrated> = None;
     if data_file(path)? == DataFile::Existing {
         header::check_header(path)?;
         // Judge an existing file through a read-only environment without locking: LMDB then
         // opens data.mdb read-only and never creates or rewrites lock.mdb, so a refusal
-        // cannot have changed anything.
+        // cannot have changed anything. The migration steps run here too, so a failing one
+        // is such a refusal.
         let env = open_env(path, map_size, Access::Inspect)?;
-        check_contents(&env, path, Access::Inspect)?;
+        let (db, contents) = check_contents(&env, path, schema)?;
+        if let Contents::Version(found) = contents {
+            let steps = schema
+                .steps_from(found)
+                .ok_or_else(|| schema.unsupported(found.to_string()))?;
+            if !steps.is_empty() {
+                pending = Some(migrate::run_steps(&env, db, path, found, steps)?);
+            }
+        }
     }
     let lock_file = path.join(LMDB_LOCK_FILE);
     let lock_existed = fs::symlink_metadata(&lock_file).is_ok();
     // The closure owns the environment: on error it is dropped, and so closed, before the
     // lock file is removed below.
     let res = open_env(path, map_size, Access::ReadWrite).and_then(|env| {
-        let db = check_contents(&env, path, Access::ReadWrite)?;
+        let (db, contents) = check_contents(&env, path, schema)?;
+        match (contents, &pending) {
+            (Contents::Empty, None) => {
+                let mut wtxn = env.write_txn()?;
+                db.put(&mut wtxn, SCHEMA_KEY, schema.version.to_string().as_bytes())?;
+                wtxn.commit()?;
+            }
+            (Contents::Version(found), None) if found == schema.version => {}
+            (Contents::Version(found), Some(migrated)) if found == migrated.from => {
+                migrate::commit(&env, db, path, migrated)?;
+            }
+            // We hold the store's lock, so the file is what the inspection saw.
+            _ => {
+                return Err(StoreError::CorruptFile {
+                    path: path.to_path_buf(),
+                    reason: "its schema version changed while it was being opened".to_owned(),
+                });
+            }
+        }
         Ok((env, db))
     });
     if res.is_err() && !lock_existed {
@@ -192,11 +230,21 @@ fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What the schema key of a store recognised as ours says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contents {
+    /// Nothing at all: a new store, to be given the current version.
+    Empty,
+    /// This schema version.
+    Version(u32),
+}
+
+/// Recognises the store in `env`: an ocap store with a schema version (or an empty one).
 fn check_contents(
     env: &Env<WithoutTls>,
     path: &Path,
-    access: Access,
-) -> Result<Database<Bytes, Bytes>, StoreError> {
+    schema: &Schema<'_>,
+) -> Result<(Database<Bytes, Bytes>, Contents), StoreError> {
     check_length(env, path)?;
     let classify = |err| classify(path, err);
     let rtxn = env.read_txn().map_err(classify)?;
@@ -213,27 +261,21 @@ fn check_contents(
         .map(<[u8]>::to_vec);
     let has_entries = db.first(&rtxn).map_err(classify)?.is_some();
     drop(rtxn);
-    let expected = SCHEMA_VERSION.to_string();
     match found {
-        Some(found) if found == expected.as_bytes() => Ok(db),
-        Some(found) => Err(StoreError::SchemaVersion {
-            found: String::from_utf8_lossy(&found).into_owned(),
-            expected: SCHEMA_VERSION,
-        }),
+        Some(found) => match parse_version(&found) {
+            Some(version) => Ok((db, Contents::Version(version))),
+            None => Err(schema.unsupported(String::from_utf8_lossy(&found))),
+        },
         None if has_entries => Err(StoreError::ForeignFile {
             path: path.to_path_buf(),
             reason: "it holds data but no ocap schema version".to_owned(),
         }),
-        None => {
-            // Reached only for an empty database: new, or an inspection that found nothing
-            // to refuse; the read-write open then writes the version.
-            if access == Access::Inspect {
-                return Ok(db);
-            }
-            let mut wtxn = env.write_txn()?;
-            db.put(&mut wtxn, SCHEMA_KEY, expected.as_bytes())?;
-            wtxn.commit()?;
-            Ok(db)
-        }
+        None => Ok((db, Contents::Empty)),
     }
+}
+
+/// A schema version as the store writes it: decimal digits, no sign, no leading zero.
+fn parse_version(bytes: &[u8]) -> Option<u32> {
+    let version: u32 = std::str::from_utf8(bytes).ok()?.parse().ok()?;
+    (version.to_string().as_bytes() == bytes).then_some(version)
 }

@@ -15,7 +15,7 @@ use crate::kv::{SCHEMA_KEY, Store};
 
 /// Every file under `path` (or `path` itself if it is a file) with its length and a hash
 /// of its bytes.
-fn snapshot(path: &Path) -> BTreeMap<String, (u64, u64)> {
+pub(crate) fn snapshot(path: &Path) -> BTreeMap<String, (u64, u64)> {
     let digest = |bytes: &[u8]| {
         let mut hasher = DefaultHasher::new();
         bytes.hash(&mut hasher);
@@ -212,6 +212,22 @@ fn another_schema_version_is_refused() {
             assert_eq!(expected, 1);
         }
         other => panic!("expected SchemaVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_version_no_migration_starts_from_or_not_written_by_a_store_is_refused() {
+    for found in ["0", "01", "+1", "1 ", "one", ""] {
+        let dir = tempfile::tempdir().unwrap();
+        make_store(dir.path(), 3);
+        overwrite_schema(dir.path(), found.as_bytes());
+        match refused(dir.path()) {
+            StoreError::SchemaVersion {
+                found: reported,
+                expected,
+            } => assert_eq!((reported.as_str(), expected), (found, 1)),
+            other => panic!("{found:?}: expected SchemaVersion, got {other:?}"),
+        }
     }
 }
 
