@@ -884,3 +884,74 @@ fn a_store_failure_during_a_syscall_is_the_kernels_fault_not_the_vats() {
     assert_eq!(call(&kernel, b, "data", vec![]), Ok(Value::Int(42)));
     kernel.shutdown().unwrap();
 }
+
+/// The probe whose root is `probe` answers, its last start was given the whole vat store
+/// (`entries` entries holding `bytes` bytes of keys and values), and `count` answers `count`.
+fn assert_started_whole(kernel: &Kernel, probe: KRef, entries: usize, bytes: usize, count: i64) {
+    let int = |n: usize| Value::Int(i64::try_from(n).unwrap());
+    assert_eq!(
+        call(kernel, probe, "started", vec![]),
+        Ok(Value::List(vec![int(entries), int(bytes)]))
+    );
+    // `count` sorts after every `big…` key, so it travels in the store's last part.
+    assert_eq!(call(kernel, probe, "count", vec![]), Ok(Value::Int(count)));
+}
+
+#[test]
+fn a_subprocess_vat_with_a_store_larger_than_a_frame_restarts() {
+    // 20 values of 1 MiB (the default value limit; the default store limit is 1 GiB), each
+    // written by its own delivery: the whole store is past one frame (16 MiB), no single
+    // write is. Before D23 was fixed, the restart failed with `the delivery exceeds the
+    // frame size limit`, and the reopened kernel left the vat stopped.
+    const N_VALUES: usize = 20;
+    const VALUE: usize = 1 << 20;
+    let test = TestKernel::with_workers(WorkerKind::Subprocess);
+    test.launch(&cluster(&[("probe", "probe")]));
+    let (vat, probe) = roots(&test.kernel)[0];
+    for value_idx in 0..N_VALUES {
+        let key = Value::str(format!("big{value_idx:02}"));
+        let put = call(
+            &test.kernel,
+            probe,
+            "put",
+            vec![key, Value::Int(VALUE as i64)],
+        );
+        assert_eq!(put, Ok(Value::str("put")));
+    }
+    assert_eq!(
+        call(&test.kernel, probe, "count", vec![]),
+        Ok(Value::Int(1))
+    );
+    let stored = test
+        .kernel
+        .inspect(move |s| s.vatstore_usage(vat))
+        .unwrap()
+        .unwrap();
+    let n_bytes = N_VALUES * (VALUE + "big00".len()) + "count".len() + 1;
+    assert_eq!(stored, n_bytes as u64);
+    assert!(n_bytes > ocap_types::MAX_FRAME_LEN);
+    let n_entries = N_VALUES + 1;
+
+    test.kernel.restart_vat(vat).unwrap();
+    assert_started_whole(&test.kernel, probe, n_entries, n_bytes, 2);
+
+    // Reopening the kernel relaunches the vat from the store the same way.
+    let TestKernel { kernel, dir, .. } = test;
+    kernel.shutdown().unwrap();
+    let mut reopened = ocap_tests::config();
+    reopened.workers.program = Some(ocap_tests::worker_program());
+    let kernel = Kernel::open(dir.path(), reopened).unwrap();
+    assert!(kernel.stopped_vats().unwrap().is_empty());
+    assert_started_whole(&kernel, probe, n_entries, n_bytes, 3);
+    let values = kernel
+        .inspect(move |s| s.vatstore_entries(vat))
+        .unwrap()
+        .unwrap();
+    assert_eq!(values.len(), n_entries);
+    assert!(
+        values[..N_VALUES]
+            .iter()
+            .all(|(_, v)| v.0 == vec![b'x'; VALUE])
+    );
+    kernel.shutdown().unwrap();
+}

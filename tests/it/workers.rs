@@ -18,7 +18,7 @@ use ocap_tests::{
 };
 use ocap_types::{
     Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KRef, KernelFrame, Message,
-    Syscall, VRef, Value, VatId, VatLog, VatStart, WorkerFrame, WorkerKind,
+    StartHeader, Syscall, VRef, Value, VatId, VatLog, WorkerFrame, WorkerKind,
 };
 
 /// An error and its causes, joined with ": ".
@@ -231,10 +231,11 @@ fn worker_answers_frames_on_its_standard_streams() {
     );
     let frames = [
         KernelFrame::Ping,
-        KernelFrame::Start(VatStart {
+        KernelFrame::Start(StartHeader {
             name: "a".to_owned(),
             parameters: Value::Null,
-            state: Vec::new(),
+            state_entries: 0,
+            state_bytes: 0,
         }),
         KernelFrame::Deliver(Delivery::Message {
             target: VRef::ROOT,

@@ -15,7 +15,9 @@
 //!   start of this vat fails (a vat that can no longer be restarted);
 //! - `put(key, n)` → writes `n` bytes under `key` in its vat store, answers `"put"`;
 //! - `big(n)` → answers a string of `n` bytes;
-//! - `spam(n)` → makes `n` (empty) syscalls, then answers `"spammed"`.
+//! - `spam(n)` → makes `n` (empty) syscalls, then answers `"spammed"`;
+//! - `started()` → `[entries, bytes]`: the size of the vat store its last start was given
+//!   (keys and values), to show that a large store arrives whole.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +35,8 @@ pub struct Probe {
     count: i64,
     next_promise: u64,
     forwarded: BTreeMap<VRef, VRef>,
+    /// Entries and bytes of the vat store the last start was given.
+    started: (usize, usize),
 }
 
 fn resolve(host: &mut dyn VatHost, promise: VRef, rejected: bool, data: CapData<VRef>) {
@@ -161,6 +165,11 @@ impl Probe {
                 };
             }
             "pid" => answer(host, Value::Int(i64::from(std::process::id()))),
+            "started" => {
+                let (entries, bytes) = self.started;
+                let int = |n: usize| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+                answer(host, Value::List(vec![int(entries), int(bytes)]));
+            }
             "sleep" => {
                 let ms = args.first().and_then(Value::as_int).unwrap_or(0);
                 host.log(VatLog {
@@ -182,6 +191,10 @@ impl Probe {
 
 impl VatRuntime for Probe {
     fn start(&mut self, start: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        self.started = (
+            start.state.len(),
+            start.state.iter().map(|(k, v)| k.len() + v.0.len()).sum(),
+        );
         if start.state.iter().any(|(k, _)| k == POISON) {
             return DeliveryOutcome::failed("probe was poisoned");
         }

@@ -2,20 +2,26 @@
 //! a 4-byte big-endian length followed by exactly that many bytes holding one CBOR item, a
 //! [`KernelFrame`] (kernel → worker) or a [`WorkerFrame`] (worker → kernel).
 //!
+//! A vat's start is a `Start` header followed by its vat store in `State` frames
+//! (`start.rs`), so a store of any size reaches a worker although one frame cannot hold it.
+//!
 //! Invariant: bytes from the other side are untrusted. A length above the limit is refused
 //! before anything is allocated for the body, a frame must hold exactly one well-formed item
 //! of the expected shape, and every failure is a [`FrameError`], never a panic. The same
 //! limit is enforced when writing, so a kernel never sends what a worker must refuse.
 
+mod start;
 #[cfg(test)]
 mod tests;
+
+pub use start::{StartAssembler, StartHeader, StateError};
 
 use std::io::{self, Read, Write};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::vat::{Delivery, DeliveryOutcome, Syscall, VatLog, VatStart};
+use crate::vat::{ByteBuf, Delivery, DeliveryOutcome, Syscall, VatLog};
 
 /// The largest frame body, in bytes, either side accepts or writes by default (16 MiB).
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
@@ -26,8 +32,14 @@ pub const FRAME_HEADER_LEN: usize = 4;
 /// A frame the kernel sends to a vat worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum KernelFrame {
-    /// Build the vat (once, first); answered by [`WorkerFrame::Done`].
-    Start(VatStart),
+    /// Build the vat (once, first): its name, parameters and vat-store size. The vat store
+    /// follows in [`KernelFrame::State`] frames; once it is complete the worker starts the
+    /// vat and answers with [`WorkerFrame::Done`]. Written by [`FrameWriter::write_start`],
+    /// read with a [`StartAssembler`].
+    Start(StartHeader),
+    /// The next entries of the vat store a `Start` announced: at least one, keys in
+    /// strictly ascending order across all of the start's `State` frames. Not answered.
+    State(Vec<(String, ByteBuf)>),
     /// Run one delivery; answered by the delivery's syscalls and logs, then
     /// [`WorkerFrame::Done`].
     Deliver(Delivery),
@@ -275,13 +287,24 @@ impl<W: Write> FrameWriter<W> {
     /// # Errors
     /// [`FrameError::Oversized`] (nothing is written), [`FrameError::Io`].
     pub fn write<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), FrameError> {
+        let res = self.send(item);
+        self.shrink();
+        res
+    }
+
+    /// Encodes and writes one frame, keeping the buffer's capacity for the next.
+    fn send<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), FrameError> {
         self.buf.clear();
         encode_into(item, &mut self.buf, self.max)?;
         self.inner.write_all(&self.buf)?;
+        Ok(())
+    }
+
+    /// Does not keep a huge buffer alive because of one large frame.
+    fn shrink(&mut self) {
         if self.buf.capacity() > 1 << 20 {
             self.buf = Vec::with_capacity(256);
         }
-        Ok(())
     }
 
     /// Flushes the underlying stream.

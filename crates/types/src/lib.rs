@@ -37,7 +37,7 @@ pub use config::{ClusterConfig, ConfigError, OrderedVats, VatConfig, WorkerKind}
 pub use error_code::{ErrorCode, SplatReason};
 pub use frame::{
     FRAME_HEADER_LEN, FrameError, FrameReader, FrameWriter, KernelFrame, MAX_FRAME_LEN,
-    WorkerFrame, decode_frame_body, encode_frame,
+    StartAssembler, StartHeader, StateError, WorkerFrame, decode_frame_body, encode_frame,
 };
 pub use item::RunQueueItem;
 pub use limits::{MAX_VATSTORE_KEY_BYTES, VatLimits};

@@ -151,8 +151,10 @@ impl DeliveryOutcome {
 }
 
 /// What a vat needs to start: its name in the subcluster, its parameters, and the full
-/// contents of its vat store (empty on first launch).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// contents of its vat store (empty on first launch). Not a wire type: a worker gets it as
+/// a `Start` header and `State` frames (`frame::start`, D23), since a vat store can be
+/// larger than a frame.
+#[derive(Debug, Clone, PartialEq)]
 pub struct VatStart {
     /// The vat's name in its subcluster.
     pub name: String,

@@ -15,6 +15,11 @@
 //! exits is reported as exited even when a process it started still holds its output open:
 //! a read that waits checks the worker's status every [`EXIT_CHECK`].
 //!
+//! A start sends the vat store after the `Start` header in `State` frames, each as full as
+//! the frame limit allows (D23), so a store of any size restarts; the frames are encoded one
+//! at a time from the store the manager read, and the whole stream shares the start's time
+//! limit. An entry too large for a frame of its own fails the start before a byte is sent.
+//!
 //! Why no reader thread: a thread between the socket and the crank adds a wakeup to every
 //! delivery, and on our 2-core VMs a wakeup costs more than the rest of the round trip. For
 //! the same reason the kernel thread polls for the answer for a few microseconds (yielding
@@ -169,12 +174,12 @@ impl SubprocessRuntime {
         &mut self.from_worker.get_mut().get_mut().socket
     }
 
-    /// Sends `frame` and relays the worker's frames to `host` until `Done`.
-    fn exchange(&mut self, frame: &KernelFrame, host: &mut dyn VatHost) -> DeliveryOutcome {
+    /// Sends `request` and relays the worker's frames to `host` until `Done`.
+    fn exchange(&mut self, request: Request<'_>, host: &mut dyn VatHost) -> DeliveryOutcome {
         if let Some(reason) = &self.failed {
             return DeliveryOutcome::failed(reason.clone());
         }
-        match self.try_exchange(frame, host) {
+        match self.try_exchange(request, host) {
             Ok(outcome) => outcome,
             Err(reason) => {
                 tracing::warn!(vat = %self.vat, %reason, "vat worker failed");
@@ -188,7 +193,7 @@ impl SubprocessRuntime {
     /// The exchange proper; `Err` is the reason the worker is to be killed.
     fn try_exchange(
         &mut self,
-        frame: &KernelFrame,
+        request: Request<'_>,
         host: &mut dyn VatHost,
     ) -> Result<DeliveryOutcome, String> {
         // A limit too far away to be a point in time is no limit.
@@ -208,11 +213,21 @@ impl SubprocessRuntime {
         let Some(writer) = self.to_worker.as_mut() else {
             return Err(self.exit_reason());
         };
-        match writer.write(frame) {
+        let written = match &request {
+            // The vat store follows the header in frames as full as the limit allows.
+            Request::Start(start) => writer.write_start(start),
+            Request::Frame(frame) => writer.write(*frame),
+        };
+        match written {
             Ok(()) => {}
             Err(FrameError::Oversized { len, max }) => {
-                tracing::warn!(vat = %self.vat, len, max, "delivery too large");
-                return Err("the delivery exceeds the frame size limit".to_owned());
+                tracing::warn!(vat = %self.vat, len, max, kind = request.kind(), "frame too large");
+                return Err(match request {
+                    Request::Start(_) => {
+                        "the vat store holds an entry over the frame size limit".to_owned()
+                    }
+                    Request::Frame(_) => "the delivery exceeds the frame size limit".to_owned(),
+                });
             }
             Err(FrameError::Io(e)) if is_timeout(&e) => return Err(self.time_limit_reason()),
             Err(_) => return Err(self.exit_reason()),
@@ -224,7 +239,7 @@ impl SubprocessRuntime {
                 Ok(WorkerFrame::Syscall(syscall)) => host.syscall(syscall),
                 Ok(WorkerFrame::Log(log)) => host.log(log),
                 Ok(WorkerFrame::Done(mut outcome)) => {
-                    if let (KernelFrame::Deliver(_), Some(text)) = (frame, &outcome.error) {
+                    if let (Request::Frame(_), Some(text)) = (&request, &outcome.error) {
                         let text: String = text.chars().take(MAX_LOGGED_ERROR).collect();
                         tracing::warn!(vat = %self.vat, error = %text, "vat worker reported a delivery error");
                         outcome.error = Some(WORKER_DELIVERY_ERROR.to_owned());
@@ -312,11 +327,11 @@ impl SubprocessRuntime {
 
 impl VatRuntime for SubprocessRuntime {
     fn start(&mut self, start: VatStart, host: &mut dyn VatHost) -> DeliveryOutcome {
-        self.exchange(&KernelFrame::Start(start), host)
+        self.exchange(Request::Start(&start), host)
     }
 
     fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
-        self.exchange(&KernelFrame::Deliver(delivery), host)
+        self.exchange(Request::Frame(&KernelFrame::Deliver(delivery)), host)
     }
 }
 
@@ -324,6 +339,25 @@ impl Drop for SubprocessRuntime {
     fn drop(&mut self) {
         self.stop();
         tracing::debug!(vat = %self.vat, "vat worker stopped");
+    }
+}
+
+/// What the kernel asks of a worker: each is answered by one `Done`.
+enum Request<'a> {
+    /// The `Start` header and the vat store's `State` frames, written from the borrowed
+    /// store one frame at a time (no second copy of the store).
+    Start(&'a VatStart),
+    /// A request of one frame: a delivery.
+    Frame(&'a KernelFrame),
+}
+
+impl Request<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Request::Start(_) => "start",
+            Request::Frame(KernelFrame::Deliver(delivery)) => delivery.kind(),
+            Request::Frame(_) => "frame",
+        }
     }
 }
 

@@ -7,7 +7,10 @@
 //! or `Pong`) and after each `Log`, so the logs of a delivery that hangs still reach the
 //! kernel; syscalls are never flushed on their own. Nothing else is ever written to the
 //! output: diagnostics go to stderr. A panic in vat code becomes a failed `Done`, as it does
-//! in process.
+//! in process. A start's vat store arrives in `State` frames after its `Start`; the worker
+//! holds no more of it than the `Start` announced, and any frame that does not fit the
+//! announcement ends serving with [`WorkerError::Start`] (the kernel is gone or broken, and
+//! the stream cannot be trusted to be in step any more).
 
 #[cfg(test)]
 mod tests;
@@ -15,8 +18,8 @@ mod tests;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
 use ocap_types::{
-    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, Syscall, VatHost,
-    VatLog, VatRuntime, VatStart, WorkerFrame,
+    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, StartAssembler,
+    StateError, Syscall, VatHost, VatLog, VatRuntime, VatStart, WorkerFrame,
 };
 
 /// Why a worker stopped serving, other than the kernel closing its input or asking it to
@@ -27,6 +30,10 @@ pub enum WorkerError {
     /// The kernel's input could not be read or held a bad frame.
     #[error("cannot read a frame from the kernel")]
     Read(#[source] FrameError),
+    /// A start's vat store did not add up to what its header announced, or other frames
+    /// came before it was complete.
+    #[error("bad start from the kernel: {0}")]
+    Start(StateError),
     /// A frame could not be written to the kernel.
     #[error("cannot write a frame to the kernel")]
     Write(#[source] FrameError),
@@ -38,19 +45,23 @@ pub enum WorkerError {
 /// Serves one vat: reads [`KernelFrame`]s from `input` and answers on `output` until the
 /// kernel sends `Shutdown` or closes `input`.
 ///
-/// `Start` runs [`VatRuntime::start`] (a second `Start` fails), `Deliver` runs
-/// [`VatRuntime::deliver`] (before `Start` it fails); both stream the vat's syscalls and
-/// logs as frames and end with `Done`. `Ping` is answered with `Pong`. A frame that would
-/// exceed the size limit turns the delivery into a failed `Done`.
+/// `Start` and the `State` frames after it (the vat store, checked against the size the
+/// `Start` announced) run [`VatRuntime::start`] once the store is complete (a second start
+/// fails), `Deliver` runs [`VatRuntime::deliver`] (before the start it fails); both stream
+/// the vat's syscalls and logs as frames and end with `Done`. `Ping` is answered with
+/// `Pong`. A frame that would exceed the size limit turns the delivery into a failed
+/// `Done`.
 ///
 /// # Errors
 /// [`WorkerError::Read`] for a truncated, oversized or malformed input frame or a read
-/// failure; [`WorkerError::Write`] when the output fails (the kernel is gone).
+/// failure; [`WorkerError::Start`] for `State` frames that do not add up to the announced
+/// vat store, or any other frame but `Shutdown` among them; [`WorkerError::Write`] when the
+/// output fails (the kernel is gone).
 ///
 /// # Examples
 /// ```
-/// use ocap_types::{DeliveryOutcome, FrameReader, FrameWriter, KernelFrame, Value, VatStart,
-///     WorkerFrame};
+/// use ocap_types::{ByteBuf, DeliveryOutcome, FrameReader, FrameWriter, KernelFrame, Value,
+///     VatStart, WorkerFrame};
 /// use ocap_vat::{Runtime, Val, Vat, Baggage, Ref, Result};
 ///
 /// fn build(vat: &Vat, _: &Val, _: &Baggage) -> Result<Ref> {
@@ -59,8 +70,9 @@ pub enum WorkerError {
 ///
 /// let mut input = FrameWriter::new(Vec::new());
 /// input.write(&KernelFrame::Ping)?;
-/// let start = VatStart { name: "v".into(), parameters: Value::Null, state: Vec::new() };
-/// input.write(&KernelFrame::Start(start))?;
+/// let state = vec![("k".into(), ByteBuf(vec![1]))];
+/// let start = VatStart { name: "v".into(), parameters: Value::Null, state };
+/// input.write_start(&start)?;
 /// let mut output = Vec::new();
 /// ocap_vat::worker::serve(Runtime::boxed(build), input.get_mut().as_slice(), &mut output)?;
 ///
@@ -77,37 +89,53 @@ pub fn serve(
     let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, input));
     let mut writer = FrameWriter::new(BufWriter::with_capacity(64 * 1024, output));
     let mut started = false;
+    // The start whose vat store is arriving.
+    let mut receiving: Option<StartAssembler> = None;
     loop {
         let frame = match reader.read::<KernelFrame>() {
             Ok(frame) => frame,
             Err(FrameError::Eof) => return Ok(()),
             Err(error) => return Err(WorkerError::Read(error)),
         };
-        match frame {
-            KernelFrame::Start(start) => {
-                let outcome = if started {
-                    DeliveryOutcome::failed("received Start after the vat was started")
-                } else {
-                    started = true;
-                    run(&mut writer, |host| runtime.start(start, host))?
-                };
-                finish(&mut writer, outcome)?;
+        if let Some(assembler) = receiving.as_mut() {
+            match frame {
+                KernelFrame::State(chunk) => assembler.push(chunk).map_err(WorkerError::Start)?,
+                KernelFrame::Shutdown => return writer.flush().map_err(WorkerError::Write),
+                other => {
+                    let frame = kind(&other);
+                    return Err(WorkerError::Start(StateError::Interrupted { frame }));
+                }
             }
-            KernelFrame::Deliver(delivery) => {
-                let outcome = if started {
-                    run(&mut writer, |host| runtime.deliver(delivery, host))?
-                } else {
-                    DeliveryOutcome::failed("cannot deliver before the vat is started")
-                };
-                finish(&mut writer, outcome)?;
+        } else {
+            match frame {
+                KernelFrame::Start(header) => receiving = Some(StartAssembler::new(header)),
+                KernelFrame::State(_) => return Err(WorkerError::Start(StateError::Stray)),
+                KernelFrame::Deliver(delivery) => {
+                    let outcome = if started {
+                        run(&mut writer, |host| runtime.deliver(delivery, host))?
+                    } else {
+                        DeliveryOutcome::failed("cannot deliver before the vat is started")
+                    };
+                    finish(&mut writer, outcome)?;
+                }
+                KernelFrame::Ping => {
+                    writer
+                        .write(&WorkerFrame::Pong)
+                        .map_err(WorkerError::Write)?;
+                    writer.flush().map_err(WorkerError::Write)?;
+                }
+                KernelFrame::Shutdown => return writer.flush().map_err(WorkerError::Write),
             }
-            KernelFrame::Ping => {
-                writer
-                    .write(&WorkerFrame::Pong)
-                    .map_err(WorkerError::Write)?;
-                writer.flush().map_err(WorkerError::Write)?;
-            }
-            KernelFrame::Shutdown => return writer.flush().map_err(WorkerError::Write),
+        }
+        if let Some(assembler) = receiving.take_if(|assembler| assembler.is_complete()) {
+            let start = assembler.finish().map_err(WorkerError::Start)?;
+            let outcome = if started {
+                DeliveryOutcome::failed("received Start after the vat was started")
+            } else {
+                started = true;
+                run(&mut writer, |host| runtime.start(start, host))?
+            };
+            finish(&mut writer, outcome)?;
         }
     }
 }
@@ -184,6 +212,17 @@ impl<W: Write> VatHost for FrameHost<'_, W> {
         {
             self.failed = Some(error);
         }
+    }
+}
+
+/// The name of a kernel frame's kind, for errors.
+fn kind(frame: &KernelFrame) -> &'static str {
+    match frame {
+        KernelFrame::Start(_) => "Start",
+        KernelFrame::State(_) => "State",
+        KernelFrame::Deliver(_) => "Deliver",
+        KernelFrame::Ping => "Ping",
+        KernelFrame::Shutdown => "Shutdown",
     }
 }
 

@@ -95,13 +95,15 @@ fn golden_frames_decode_to_their_values() {
 
 #[test]
 fn every_frame_round_trips_in_one_stream() {
-    let start = VatStart {
+    let start = StartHeader {
         name: "bob".to_owned(),
         parameters: Value::Record([("n".to_owned(), Value::Int(3))].into()),
-        state: vec![("k".to_owned(), crate::ByteBuf(vec![1, 2]))],
+        state_entries: 1,
+        state_bytes: 3,
     };
     let kernel_frames = vec![
         KernelFrame::Start(start),
+        KernelFrame::State(vec![("k".to_owned(), crate::ByteBuf(vec![1, 2]))]),
         KernelFrame::Deliver(Delivery::Notify(vec![Resolution {
             promise: "p-4".parse().unwrap(),
             rejected: true,

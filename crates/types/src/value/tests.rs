@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use crate::{CapData, KRef, MAX_DEPTH, Message, MethargsError, Value, VatStart, cbor, check_args};
+use crate::{
+    CapData, KRef, MAX_DEPTH, Message, MethargsError, StartHeader, Value, cbor, check_args,
+};
 
 /// Depth of the values that would overflow a recursive walk on a test thread's stack.
 const HUGE: usize = 100_000;
@@ -84,13 +86,14 @@ fn check_depth_passes_only_what_the_decoders_accept() {
                 let alone = Value::from_cbor(&value.to_cbor()).is_ok();
                 if value.check_depth().is_ok() {
                     assert!(alone, "depth {depth}: passed but does not decode");
-                    let start = VatStart {
+                    let start = StartHeader {
                         name: "v".to_owned(),
                         parameters: value.clone(),
-                        state: Vec::new(),
+                        state_entries: 0,
+                        state_bytes: 0,
                     };
                     let bytes = cbor::to_vec(&start);
-                    assert_eq!(cbor::from_slice::<VatStart>(&bytes).unwrap(), start);
+                    assert_eq!(cbor::from_slice::<StartHeader>(&bytes).unwrap(), start);
                 }
                 if depth > MAX_DEPTH {
                     assert!(value.check_depth().is_err(), "depth {depth}");

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ocap_types::{
-    Delivery, DeliveryOutcome, KernelFrame, Syscall, Value, VatHost, VatId, VatLog, VatRuntime,
-    VatStart, WorkerFrame, encode_frame,
+    ByteBuf, Delivery, DeliveryOutcome, FrameWriter, MAX_FRAME_LEN, Syscall, Value, VatHost, VatId,
+    VatLog, VatRuntime, VatStart, WorkerFrame, encode_frame,
 };
 
 use super::{SubprocessRuntime, WorkerConfig};
@@ -189,9 +189,9 @@ fn a_time_limit_of_duration_max_is_no_limit() {
 #[test]
 fn a_delivery_error_from_the_worker_is_replaced_by_a_fixed_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let start_len = encode_frame(&KernelFrame::Start(start_frame()))
-        .unwrap()
-        .len();
+    let mut start = FrameWriter::new(Vec::new());
+    start.write_start(&start_frame()).unwrap();
+    let start_len = start.get_mut().len();
     let failed = encode_frame(&WorkerFrame::Done(DeliveryOutcome::failed(
         "ko1 is at /etc/passwd",
     )))
@@ -213,4 +213,36 @@ fn a_delivery_error_from_the_worker_is_replaced_by_a_fixed_reason() {
         delivered,
         DeliveryOutcome::failed("vat worker reported a delivery error")
     );
+}
+
+#[test]
+fn a_vat_store_entry_too_large_for_a_frame_fails_the_start_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    // Counts what reaches it, so the test can see that nothing did.
+    let seen = dir.path().join("seen");
+    let counts = script(
+        dir.path(),
+        "counts",
+        &format!("wc -c > {}\nexec sleep 30", seen.display()),
+    );
+    let config = WorkerConfig {
+        program: Some(counts),
+        delivery_timeout: Duration::from_secs(20),
+    };
+    let mut runtime = SubprocessRuntime::spawn(&config, VatId(4), "x").unwrap();
+    // Only a vat that once ran in process with a larger value limit can have one.
+    let mut start = start_frame();
+    start.state = vec![("k".to_owned(), ByteBuf(vec![0; MAX_FRAME_LEN]))];
+    let outcome = runtime.start(start, &mut NoHost);
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::failed("the vat store holds an entry over the frame size limit")
+    );
+    assert!(!alive(runtime.pid()));
+    // The worker saw its input close without a byte.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&seen).unwrap_or_default().trim() != "0" {
+        assert!(Instant::now() < deadline, "the worker saw bytes");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -1,10 +1,13 @@
 //! Worker loop tests: frames in, frames out, over in-memory streams.
 
+use std::cell::RefCell;
 use std::io;
+use std::rc::Rc;
 
 use ocap_types::{
-    CapData, Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame,
-    LogLevel, Message, Syscall, VRef, Value, VatHost, VatLog, VatRuntime, VatStart, WorkerFrame,
+    ByteBuf, CapData, Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame,
+    LogLevel, Message, StartHeader, StateError, Syscall, VRef, Value, VatHost, VatLog, VatRuntime,
+    VatStart, WorkerFrame,
 };
 
 use super::{WorkerError, serve};
@@ -41,12 +44,22 @@ fn log(message: &str) -> VatLog {
     }
 }
 
+/// The start of an empty vat store: the header alone.
 fn start() -> KernelFrame {
-    KernelFrame::Start(VatStart {
+    header(0, 0)
+}
+
+fn header(state_entries: u64, state_bytes: u64) -> KernelFrame {
+    KernelFrame::Start(StartHeader {
         name: "s".to_owned(),
         parameters: Value::Null,
-        state: Vec::new(),
+        state_entries,
+        state_bytes,
     })
+}
+
+fn entry(key: &str, len: usize) -> (String, ByteBuf) {
+    (key.to_owned(), ByteBuf(vec![b'x'; len]))
 }
 
 fn call(method: &str) -> KernelFrame {
@@ -260,4 +273,152 @@ fn unknown_vat_fails_its_start_with_the_name() {
             "no vat named \"nope\" is registered"
         ))
     );
+}
+
+/// A vat that keeps what its start was given.
+struct Keeper(Rc<RefCell<Option<VatStart>>>);
+
+impl VatRuntime for Keeper {
+    fn start(&mut self, start: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
+        *self.0.borrow_mut() = Some(start);
+        DeliveryOutcome::default()
+    }
+    fn deliver(&mut self, _: Delivery, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::default()
+    }
+}
+
+#[test]
+fn a_vat_store_larger_than_a_frame_reaches_the_vat_whole() {
+    // 40 MiB in 1 MiB values, the default value limit: three State frames after the header.
+    let mut state: Vec<_> = (0..40)
+        .map(|i| entry(&format!("big{i:02}"), 1 << 20))
+        .collect();
+    state.push(entry("small", 3));
+    let sent = VatStart {
+        name: "big".to_owned(),
+        parameters: Value::Null,
+        state,
+    };
+    let mut input = FrameWriter::new(Vec::new());
+    input.write_start(&sent).unwrap();
+    input.write(&KernelFrame::Ping).unwrap();
+    let kept = Rc::new(RefCell::new(None));
+    let mut output = Vec::new();
+    serve(
+        Box::new(Keeper(Rc::clone(&kept))),
+        input.get_mut().as_slice(),
+        &mut output,
+    )
+    .unwrap();
+    assert_eq!(kept.borrow().as_ref(), Some(&sent));
+    let mut answers = FrameReader::new(output.as_slice());
+    assert_eq!(
+        answers.read::<WorkerFrame>().unwrap(),
+        WorkerFrame::Done(DeliveryOutcome::default())
+    );
+    assert_eq!(answers.read::<WorkerFrame>().unwrap(), WorkerFrame::Pong);
+}
+
+#[test]
+fn a_start_is_answered_only_once_its_vat_store_is_complete() {
+    let (res, lines) = check(&[
+        header(2, 3),
+        KernelFrame::State(vec![entry("a", 1)]),
+        KernelFrame::State(vec![entry("b", 0)]),
+        call("hi"),
+    ]);
+    res.unwrap();
+    assert_eq!(
+        lines,
+        [
+            "log started s",
+            "done ",
+            "log message",
+            "syscall subscribe",
+            "done "
+        ]
+    );
+    // A second start's store is taken in too before it is refused, so the stream stays in
+    // step.
+    let (res, lines) = check(&[
+        start(),
+        header(1, 2),
+        KernelFrame::State(vec![entry("a", 1)]),
+        KernelFrame::Ping,
+    ]);
+    res.unwrap();
+    assert_eq!(
+        lines,
+        [
+            "log started s",
+            "done ",
+            "done received Start after the vat was started",
+            "pong"
+        ]
+    );
+}
+
+#[test]
+fn state_frames_that_do_not_fit_their_start_end_serving() {
+    let cases: Vec<(Vec<KernelFrame>, StateError)> = vec![
+        (
+            vec![KernelFrame::State(vec![entry("a", 1)])],
+            StateError::Stray,
+        ),
+        (
+            vec![
+                header(2, 2),
+                KernelFrame::State(vec![entry("a", 1)]),
+                call("hi"),
+            ],
+            StateError::Interrupted { frame: "Deliver" },
+        ),
+        (
+            vec![header(1, 1), KernelFrame::Ping],
+            StateError::Interrupted { frame: "Ping" },
+        ),
+        (
+            vec![header(1, 1), start()],
+            StateError::Interrupted { frame: "Start" },
+        ),
+        (
+            vec![header(1, 1), KernelFrame::State(vec![entry("a", 5)])],
+            StateError::TooManyBytes { announced: 1 },
+        ),
+        (
+            vec![header(1, 9), KernelFrame::State(vec![entry("a", 1)])],
+            StateError::Incomplete {
+                entries: 1,
+                bytes: 2,
+                announced_entries: 1,
+                announced_bytes: 9,
+            },
+        ),
+        (
+            vec![header(1, 1), KernelFrame::State(vec![])],
+            StateError::EmptyChunk,
+        ),
+    ];
+    for (input, expected) in cases {
+        let (res, lines) = check(&input);
+        match res {
+            Err(WorkerError::Start(error)) => assert_eq!(error, expected),
+            other => panic!("{expected}: {other:?}"),
+        }
+        assert!(lines.is_empty(), "{expected}: nothing answered: {lines:?}");
+    }
+    // Shutdown, or the end of the input, while a store arrives ends serving cleanly.
+    for input in [
+        vec![
+            header(2, 2),
+            KernelFrame::State(vec![entry("a", 1)]),
+            KernelFrame::Shutdown,
+        ],
+        vec![header(2, 2), KernelFrame::State(vec![entry("a", 1)])],
+    ] {
+        let (res, lines) = check(&input);
+        res.unwrap();
+        assert!(lines.is_empty(), "{lines:?}");
+    }
 }
