@@ -111,3 +111,42 @@ fn worker_answers_ping_and_exits_when_its_input_ends() {
     assert!(out.status.success());
     assert_eq!(out.stdout, [0, 0, 0, 5, 0x64, b'P', b'o', b'n', b'g']);
 }
+
+#[test]
+fn a_vats_limits_come_from_its_cluster_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("limited.json");
+    // Alice's bootstrap sends to bob, subscribes and answers: more than one syscall.
+    std::fs::write(
+        &path,
+        r#"{"bootstrap": "alice",
+            "vats": {"alice": {"bundleName": "alice", "limits": {"syscallsPerDelivery": 1}},
+                     "bob": {"bundleName": "bob"}}}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vat exceeded its limit of syscalls per delivery"),
+        "{stderr}"
+    );
+    // An unknown limit is a config error that names it.
+    std::fs::write(
+        &path,
+        r#"{"bootstrap": "bob", "vats": {"bob": {"bundleName": "bob", "limits": {"cpu": 1}}}}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cpu"), "{stderr}");
+}

@@ -16,6 +16,8 @@
 //! neither written, read nor scanned through the public API (nor by a migration,
 //! `migrate.rs`).
 
+mod commit;
+mod crank;
 mod lmdb_env;
 mod lock;
 mod migrate;
@@ -34,6 +36,9 @@ use heed::{Database, Env, RoTxn, WithoutTls};
 
 use crate::error::StoreError;
 use crate::migrations::{CURRENT, Schema};
+use commit::grow_map;
+use crank::OpenSavepoint;
+pub use crank::Savepoint;
 use lock::StoreLock;
 pub(crate) use migrate::MigrationTxn;
 #[cfg(test)]
@@ -154,27 +159,6 @@ impl Default for StoreConfig {
             initial_map_size: INITIAL_MAP_SIZE,
         }
     }
-}
-
-/// A savepoint of the open crank: a mark to roll back to. Only [`Store::savepoint`] makes
-/// one; it is good until it, or an older savepoint, is rolled back to or released, or the
-/// crank ends. Copying it does not copy the savepoint: once one copy is used, the others
-/// are stale ([`StoreError::NoSuchSavepoint`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use = "a savepoint is only useful to roll back to"]
-pub struct Savepoint {
-    id: u64,
-}
-
-/// Savepoint ids are unique in the process, never reused: a stale [`Savepoint`], even one
-/// of another store or of an earlier opening of this one, is always recognised.
-static NEXT_SAVEPOINT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// An open savepoint: its id and where the undo log stood when it was taken.
-#[derive(Debug, Clone, Copy)]
-struct OpenSavepoint {
-    id: u64,
-    undo_mark: usize,
 }
 
 /// The kernel's store. Owned by one thread (the kernel's); `Send`, not `Sync`.
@@ -504,254 +488,6 @@ impl Store {
         })?;
         Ok(out)
     }
-
-    /// Opens a crank: a transaction whose writes commit together at [`Store::end_crank`].
-    ///
-    /// # Errors
-    /// [`StoreError::AlreadyInCrank`] inside a crank.
-    pub fn start_crank(&mut self) -> Result<(), StoreError> {
-        if self.in_crank {
-            return Err(StoreError::AlreadyInCrank);
-        }
-        self.in_crank = true;
-        Ok(())
-    }
-
-    /// Takes a savepoint inside the crank: [`Store::rollback_to`] it to undo every write
-    /// made after this call. Savepoints nest.
-    ///
-    /// # Errors
-    /// [`StoreError::NotInCrank`] outside a crank.
-    pub fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
-        if !self.in_crank {
-            return Err(StoreError::NotInCrank {
-                operation: "createCrankSavepoint",
-            });
-        }
-        let id = NEXT_SAVEPOINT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.savepoints.push(OpenSavepoint {
-            id,
-            undo_mark: self.undo.len(),
-        });
-        Ok(Savepoint { id })
-    }
-
-    fn find_savepoint(&self, savepoint: Savepoint) -> Result<usize, StoreError> {
-        self.savepoints
-            .iter()
-            .rposition(|s| s.id == savepoint.id)
-            .ok_or(StoreError::NoSuchSavepoint)
-    }
-
-    /// Restores every key written since `savepoint` and discards it and the savepoints
-    /// taken after it. Bumps [`Store::generation`].
-    ///
-    /// # Errors
-    /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`] for a savepoint already
-    /// released or rolled back, or of an earlier crank.
-    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
-        if !self.in_crank {
-            return Err(StoreError::NotInCrank {
-                operation: "rollbackCrank",
-            });
-        }
-        let idx = self.find_savepoint(savepoint)?;
-        self.undo
-            .undo_to(self.savepoints[idx].undo_mark, &mut self.overlay);
-        self.savepoints.truncate(idx);
-        self.generation += 1;
-        Ok(())
-    }
-
-    /// Forgets `savepoint` and those taken after it, keeping their writes: they now belong
-    /// to the enclosing savepoint, or to the crank.
-    ///
-    /// # Errors
-    /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`].
-    pub fn release(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
-        if !self.in_crank {
-            return Err(StoreError::NotInCrank {
-                operation: "releaseSavepoint",
-            });
-        }
-        let idx = self.find_savepoint(savepoint)?;
-        self.savepoints.truncate(idx);
-        Ok(())
-    }
-
-    /// How many savepoints are open.
-    pub fn open_savepoints(&self) -> usize {
-        self.savepoints.len()
-    }
-
-    /// Ends the open crank without keeping any of its writes, as if it had never started
-    /// (an aborted transaction). Bumps [`Store::generation`].
-    ///
-    /// # Errors
-    /// [`StoreError::NotInCrank`] outside a crank.
-    pub fn abort_crank(&mut self) -> Result<(), StoreError> {
-        if !self.in_crank {
-            return Err(StoreError::NotInCrank {
-                operation: "abortCrank",
-            });
-        }
-        self.undo.undo_to(0, &mut self.overlay);
-        self.savepoints.clear();
-        self.in_crank = false;
-        self.generation += 1;
-        Ok(())
-    }
-
-    /// Ends the crank: its writes become part of the committed state, and reach LMDB (and
-    /// the disk) now or at the next group commit, as the durability mode says. Open
-    /// savepoints are released.
-    ///
-    /// # Errors
-    /// [`StoreError::NotInCrank`] outside a crank; [`StoreError::Backend`] if the commit
-    /// fails. The crank has ended either way; after a failed commit its writes stay pending
-    /// (readable, in [`Store::has_unflushed`]) and the next commit retries them.
-    pub fn end_crank(&mut self) -> Result<(), StoreError> {
-        if !self.in_crank {
-            return Err(StoreError::NotInCrank {
-                operation: "endCrank",
-            });
-        }
-        self.in_crank = false;
-        self.savepoints.clear();
-        // Undo entries left at the end are writes that survived: the crank counts towards
-        // a group's bound only if it changed something.
-        let wrote = !self.undo.is_empty();
-        self.undo.clear();
-        if self.overlay.is_empty() {
-            return Ok(());
-        }
-        if wrote {
-            self.uncommitted_cranks = self.uncommitted_cranks.saturating_add(1);
-            self.oldest_uncommitted.get_or_insert_with(Instant::now);
-        }
-        if self.commit_due() {
-            self.flush()
-        } else {
-            Ok(())
-        }
-    }
-
-    fn commit_due(&self) -> bool {
-        match self.durability {
-            Durability::EveryCrank => true,
-            Durability::Group {
-                max_cranks,
-                max_delay,
-            } => {
-                self.uncommitted_cranks >= max_cranks
-                    || self.bytes_since_commit >= GROUP_MAX_BYTES
-                    || self
-                        .oldest_uncommitted
-                        .is_some_and(|oldest| oldest.elapsed() >= max_delay)
-            }
-        }
-    }
-
-    /// True when ended cranks are waiting for a commit (a group commit, or a retry after a
-    /// failed one).
-    pub fn has_unflushed(&self) -> bool {
-        self.uncommitted_cranks > 0
-    }
-
-    /// Commits and syncs every ended crank now.
-    ///
-    /// # Errors
-    /// [`StoreError::InCrank`] inside a crank (a commit never holds part of a crank);
-    /// [`StoreError::Backend`] if LMDB fails, and the writes then stay pending.
-    pub fn flush(&mut self) -> Result<(), StoreError> {
-        if self.in_crank {
-            return Err(StoreError::InCrank { operation: "flush" });
-        }
-        if self.overlay.is_empty() {
-            return Ok(());
-        }
-        // The reader pins a snapshot and must not be open while the map is resized; closing
-        // it also lets this commit reuse every page the previous one freed.
-        self.reader = None;
-        let res = self.commit_overlay();
-        match self.env.clone().static_read_txn() {
-            Ok(reader) => self.reader = Some(reader),
-            Err(err) => tracing::warn!(error = %err, "store read txn not renewed"),
-        }
-        res?;
-        self.overlay.clear();
-        self.uncommitted_cranks = 0;
-        self.oldest_uncommitted = None;
-        self.bytes_since_commit = 0;
-        Ok(())
-    }
-
-    /// Commits ended cranks and closes the store, reporting what dropping it would only
-    /// log, and releases its lock. An open crank is discarded, as a crash would.
-    ///
-    /// # Errors
-    /// As [`Store::flush`]; the store is closed either way.
-    pub fn close(mut self) -> Result<(), StoreError> {
-        self.discard_and_flush()
-    }
-
-    fn discard_and_flush(&mut self) -> Result<(), StoreError> {
-        if self.in_crank {
-            self.abort_crank()?;
-        }
-        self.flush()
-    }
-
-    fn commit_overlay(&mut self) -> Result<(), StoreError> {
-        let mut n_growths = 0;
-        loop {
-            match self.try_commit_overlay() {
-                Err(heed::Error::Mdb(heed::MdbError::MapFull))
-                    if n_growths < MAX_GROWTHS_PER_COMMIT =>
-                {
-                    n_growths += 1;
-                    self.grow()?;
-                }
-                other => return other.map_err(StoreError::from),
-            }
-        }
-    }
-
-    fn try_commit_overlay(&mut self) -> Result<(), heed::Error> {
-        let mut wtxn = self.env.write_txn()?;
-        // In key order: LMDB inserts sorted keys with far less page work.
-        for (key, value) in sorted_range(&self.overlay, b"", Bound::Unbounded) {
-            match value {
-                Some(value) => self.db.put(&mut wtxn, key, value)?,
-                None => {
-                    self.db.delete(&mut wtxn, key)?;
-                }
-            }
-        }
-        #[cfg(test)]
-        if self.fail_commits > 0 {
-            self.fail_commits -= 1;
-            return Err(heed::Error::Io(std::io::Error::other(
-                "injected commit failure",
-            )));
-        }
-        wtxn.commit()
-    }
-
-    fn grow(&mut self) -> Result<(), StoreError> {
-        // No transaction of this environment is open: the reader was dropped by `flush` and
-        // the failed write transaction was aborted when dropped.
-        grow_map(&self.env)
-    }
-}
-
-/// Doubles the LMDB map of `env`, after a commit found it full. The caller has no
-/// transaction of `env` open.
-fn grow_map(env: &Env<WithoutTls>) -> Result<(), StoreError> {
-    let old_size = env.info().map_size;
-    let new_size = open::round_map_size(old_size.saturating_mul(2));
-    tracing::info!(old_size, new_size, "store map full; growing");
-    lmdb_env::resize_env(env, new_size).map_err(StoreError::from)
 }
 
 impl Drop for Store {
