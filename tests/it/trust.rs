@@ -955,3 +955,30 @@ fn a_subprocess_vat_with_a_store_larger_than_a_frame_restarts() {
     );
     kernel.shutdown().unwrap();
 }
+
+/// A host message larger than a worker frame could carry is the host's error; before, it
+/// reached the receiving worker vat and terminated it.
+#[test]
+fn a_host_message_too_large_to_deliver_is_refused_and_the_receiver_lives() {
+    let (test, vat, root) = one_probe();
+    let big = Value::str("x".repeat(ocap_kernel::MAX_HOST_MESSAGE_BYTES + 1));
+    let refused = test
+        .kernel
+        .queue_message(root, "echo", vec![big])
+        .unwrap()
+        .wait(WAIT);
+    assert!(
+        matches!(
+            refused,
+            Err(KernelError::Input(InputError::TooLarge { .. }))
+        ),
+        "the oversized message was not refused as the host's error"
+    );
+    assert_alive(&test, vat, root);
+    // Just under the limit is delivered (`data` ignores its arguments).
+    let fits = Value::str("x".repeat(ocap_kernel::MAX_HOST_MESSAGE_BYTES - 64));
+    assert_eq!(
+        call(&test.kernel, root, "data", vec![fits]),
+        Ok(Value::Int(42))
+    );
+}

@@ -60,6 +60,14 @@ pub enum InputError {
         /// The kref.
         kref: KRef,
     },
+    /// The message is larger than any receiver can be sent.
+    #[error("host message refused: {bytes} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit ([`crate::MAX_HOST_MESSAGE_BYTES`]).
+        limit: usize,
+    },
 }
 
 /// A rejected result, as the host sees it (spec §3.5): the message is the rejection's own

@@ -7,7 +7,7 @@
 //! transaction, before the result promise is made.
 
 use ocap_store::{KernelStore, StoreError};
-use ocap_types::{KRef, Value, check_args};
+use ocap_types::{CapData, KRef, Value, check_args};
 
 use crate::error::{InputError, KernelError};
 
@@ -25,6 +25,29 @@ pub(crate) fn check_host_args(args: Vec<Value>, slots: &[KRef]) -> Result<Vec<Va
             Err(error.into())
         }
     }
+}
+
+/// The largest host message the kernel takes, in bytes of encoded arguments plus 8 per
+/// slot: well inside what one frame to a worker process can carry, so a message a host
+/// may send can always be delivered.
+pub const MAX_HOST_MESSAGE_BYTES: usize = 8 << 20;
+
+/// Refuses a message too large to deliver (see [`MAX_HOST_MESSAGE_BYTES`]).
+///
+/// # Errors
+/// [`InputError::TooLarge`].
+pub(crate) fn check_size(methargs: &CapData<KRef>) -> Result<(), InputError> {
+    let bytes = methargs
+        .body
+        .len()
+        .saturating_add(methargs.slots.len().saturating_mul(8));
+    if bytes > MAX_HOST_MESSAGE_BYTES {
+        return Err(InputError::TooLarge {
+            bytes,
+            limit: MAX_HOST_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses `slots` naming an object or promise the kernel does not have: once in a c-list,

@@ -462,7 +462,7 @@ impl Kernel {
     }
 
     /// The running vats, in the order their workers were (re)started (a restarted vat moves
-    /// to the end). with their names, configs and subclusters.
+    /// to the end), with their names, configs and subclusters.
     ///
     /// # Errors
     /// [`KernelError::Stopped`], [`KernelError::Store`].

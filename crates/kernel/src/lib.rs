@@ -26,6 +26,7 @@ mod tests;
 
 pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
+pub use input::MAX_HOST_MESSAGE_BYTES;
 pub use kernel::{JOB_QUEUE_CAPACITY, Kernel, KernelConfig, LaunchResult};
 pub use lifecycle::{SubclusterInfo, VatInfo};
 /// How many c-list entries of a terminated vat one crank cleans up at most.

@@ -197,7 +197,7 @@ pub(crate) fn subcluster_vats(
     Ok(record.vats.into_iter().map(|(_, vat)| vat).collect())
 }
 
-/// The running vats, in id order, with their records.
+/// The running vats, in the order their workers were (re)started, with their records.
 pub(crate) fn vats(core: &Core, state: &KernelState) -> Result<Vec<VatInfo>, KernelError> {
     let mut out = Vec::new();
     for id in core.vats.running() {

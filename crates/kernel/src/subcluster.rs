@@ -136,11 +136,13 @@ pub(crate) fn queue_host_message(
     subscriber: mpsc::Sender<Settlement>,
 ) -> Result<KPromiseId, KernelError> {
     crate::input::check_known(crank.store(), &slots)?;
+    let methargs = Value::List(vec![Value::str(method), Value::List(args)]);
+    let methargs = CapData::new(&methargs, slots);
+    crate::input::check_size(&methargs)?;
     let result = crank.store_mut().create_promise(None)?;
     core.subscribe(result, subscriber);
-    let methargs = Value::List(vec![Value::str(method), Value::List(args)]);
     let message = Message {
-        methargs: CapData::new(&methargs, slots),
+        methargs,
         result: Some(KRef::Promise(result)),
     };
     crank.enqueue_send(target, message, Mode::Immediate)?;

@@ -41,8 +41,9 @@
 //!   name); [`Vat::exit`] and [`Vat::exit_with_failure`] ask the kernel to end the vat.
 //!
 //! What the runtime itself cannot handle — a message to an export it does not know (such as
-//! an ephemeral object of an earlier incarnation), a malformed message, a failing build
-//! function — is a delivery error, and the kernel terminates the vat. A panic in vat code
+//! an ephemeral object of an earlier incarnation), a malformed message — is a delivery
+//! error, and the kernel terminates the vat. A failing build function fails the vat's start
+//! instead: its launch fails, or, on a restart, the vat is left stopped. A panic in vat code
 //! unwinds out of the runtime; the kernel catches it at the worker boundary.
 //!
 //! **Workers.** [`worker::serve`] runs any runtime in a child process of the kernel, speaking
