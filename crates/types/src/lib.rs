@@ -33,7 +33,9 @@ mod vat;
 mod tests;
 
 pub use capdata::{CapData, Message, MethargsError, check_args};
-pub use config::{ClusterConfig, ConfigError, OrderedVats, VatConfig, WorkerKind};
+pub use config::{
+    ClusterConfig, ClusterConfigBuilder, ConfigError, OrderedVats, VatConfig, WorkerKind,
+};
 pub use error_code::{ErrorCode, SplatReason};
 pub use frame::{
     FRAME_HEADER_LEN, FrameError, FrameReader, FrameWriter, KernelFrame, MAX_FRAME_LEN,

@@ -10,8 +10,7 @@ use ocap_queue::{
 use ocap_store::{KernelStore, PromiseState, Store};
 use ocap_types::{
     ByteBuf, CapData, Checkpoint, ClusterConfig, Delivery, DeliveryOutcome, KPromiseId, KRef,
-    OrderedVats, Resolution, RunQueueItem, Syscall, Value, VatConfig, VatHost, VatRuntime,
-    VatStart,
+    Resolution, RunQueueItem, Syscall, Value, VatConfig, VatHost, VatRuntime, VatStart,
 };
 use ocap_vat_manager::{VatManager, VatRegistry};
 
@@ -137,12 +136,10 @@ fn a_delivery_that_fails_in_the_kernel_rejects_its_result_and_reloads_the_vat() 
         core: Core::new(VatManager::new(registry, None)),
         fail_next: false,
     };
-    let config = ClusterConfig {
-        bootstrap: "counter".to_owned(),
-        vats: OrderedVats(vec![("counter".to_owned(), VatConfig::named("counter"))]),
-        services: Vec::new(),
-        force_reset: None,
-    };
+    let config = ClusterConfig::builder("counter")
+        .vat("counter", VatConfig::named("counter"))
+        .build()
+        .unwrap();
     let launched = launch(&mut handler.core, &mut state, &config).unwrap();
     run_until_idle(&mut state, &mut handler);
     let root = KRef::Object(launched.root);
