@@ -48,8 +48,8 @@ pub use refs::{
     VatId,
 };
 pub use value::{
-    DecodeError, DepthError, MAX_DEPTH, TAG_BIGINT, TAG_ERROR, TAG_SLOT, TAG_TAGGED, TAG_UNDEFINED,
-    Value,
+    DecodeError, DepthError, JsonError, MAX_DEPTH, TAG_BIGINT, TAG_ERROR, TAG_SLOT, TAG_TAGGED,
+    TAG_UNDEFINED, Value,
 };
 pub use vat::{
     ByteBuf, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Resolution, Syscall, VatHost, VatLog,
