@@ -3,7 +3,7 @@
 //! host operations never interleave with a delivery.
 
 use std::path::Path;
-use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::error::{KernelError, Rejection};
 use crate::handle::{NotQueued, Queued, ResultHandle, Settlement};
 use crate::input::check_host_args;
 use crate::lifecycle::{self, SubclusterInfo, VatInfo};
+use crate::oneshot::{self, RecvError, Sender};
 use crate::services::KernelService;
 use crate::subcluster::{launch, queue_host_message};
 
@@ -363,8 +364,8 @@ impl Kernel {
         slots: Vec<KRef>,
     ) -> Result<ResultHandle, KernelError> {
         let args = check_host_args(args, &slots)?;
-        let (subscriber, settlement) = mpsc::channel();
-        let (queued_tx, queued) = mpsc::channel();
+        let (subscriber, settlement) = oneshot::channel();
+        let (queued_tx, queued) = oneshot::channel();
         // Not a `call`: the host does not wait for the job, so it can queue many messages
         // back to back; the handle learns the result promise when the job has run.
         let job = Job::Send(HostSend {
@@ -385,11 +386,11 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Timeout`], [`KernelError::Stopped`].
     pub fn run_until_idle(&self, timeout: Duration) -> Result<(), KernelError> {
-        let (reply, idle) = mpsc::channel();
+        let (reply, idle) = oneshot::channel();
         self.call(move |core, _| core.idle_waiters.push(reply))?;
         idle.recv_timeout(timeout).map_err(|e| match e {
-            mpsc::RecvTimeoutError::Timeout => KernelError::Timeout,
-            mpsc::RecvTimeoutError::Disconnected => KernelError::Stopped,
+            RecvError::Empty => KernelError::Timeout,
+            RecvError::Closed => KernelError::Stopped,
         })
     }
 

@@ -19,6 +19,7 @@ mod handle;
 mod input;
 mod kernel;
 mod lifecycle;
+mod oneshot;
 mod services;
 mod subcluster;
 

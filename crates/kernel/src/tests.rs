@@ -329,3 +329,4 @@ fn refused_host_input_stays_typed_on_every_path() {
 }
 
 mod discard;
+mod future;

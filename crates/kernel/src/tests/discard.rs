@@ -2,8 +2,6 @@
 //! kernel after the vat ran is rolled back and its item consumed; whoever waits on the
 //! result is told, and the vat, whose memory had moved on, is reloaded from the store.
 
-use std::sync::mpsc;
-
 use ocap_queue::{
     Crank, CrankHandler, CrankReport, CrankResult, KernelState, QueueError, Termination, run_crank,
 };
@@ -16,6 +14,7 @@ use ocap_vat_manager::{VatManager, VatRegistry};
 
 use crate::core::Core;
 use crate::handle::Settlement;
+use crate::oneshot;
 use crate::subcluster::{launch, queue_host_message};
 
 /// `count()` adds one to a counter kept in memory and in its vat store, and answers it.
@@ -116,8 +115,8 @@ fn count(
     state: &mut KernelState,
     handler: &mut Faulty,
     root: KRef,
-) -> (KPromiseId, mpsc::Receiver<Settlement>) {
-    let (tx, rx) = mpsc::channel();
+) -> (KPromiseId, oneshot::Receiver<Settlement>) {
+    let (tx, rx) = oneshot::channel();
     let (promise, _) = state
         .transaction(|crank| {
             queue_host_message(&mut handler.core, crank, root, "count", vec![], vec![], tx)
