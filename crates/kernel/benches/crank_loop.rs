@@ -15,13 +15,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ocap_kernel::{Kernel, KernelConfig};
-use ocap_store::Durability;
+use ocap_kernel::{Durability, Kernel, KernelConfig, VatRegistry};
 use ocap_types::{
     CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, Resolution, Syscall, VRef, Value,
     VatConfig, VatHost, VatRuntime, VatStart, WorkerKind,
 };
-use ocap_vat_manager::VatRegistry;
 
 /// `start(peer, n)`: pings `peer` n times in sequence, then answers n. `ping()`: "pong".
 #[derive(Default)]

@@ -10,13 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use ocap_kernel::{Kernel, KernelConfig};
-use ocap_store::Durability;
+use ocap_kernel::{Durability, Kernel, KernelConfig, VatRegistry};
 use ocap_types::{
     CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, Resolution, Syscall, VRef, Value,
     VatConfig, VatHost, VatRuntime, VatStart,
 };
-use ocap_vat_manager::VatRegistry;
 
 /// `run(peer, depth, chains)`: sends `chains` pipelined chains of `depth` `next()` messages
 /// to `peer`, one chain at a time, then answers `done`.

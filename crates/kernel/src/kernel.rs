@@ -21,8 +21,21 @@ use crate::oneshot::{self, RecvError, Sender};
 use crate::services::KernelService;
 use crate::subcluster::{launch, queue_host_message};
 
-/// How to open a kernel.
+/// How to open a kernel: [`KernelConfig::new`], then set the fields that differ from the
+/// defaults. `#[non_exhaustive]`, as the kernel's knobs grow: build it with `new`, never
+/// with a struct literal.
+///
+/// ```
+/// use std::time::Duration;
+/// use ocap_kernel::{Durability, KernelConfig, VatRegistry};
+///
+/// let mut config = KernelConfig::new(VatRegistry::new());
+/// config.durability = Durability::GROUP;
+/// config.bootstrap_timeout = Duration::from_secs(5);
+/// config.workers.program = Some("/usr/local/bin/ocap".into());
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct KernelConfig {
     /// When committed cranks reach the disk.
     pub durability: Durability,
