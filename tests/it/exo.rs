@@ -9,9 +9,7 @@ use std::sync::mpsc::{self, Receiver};
 
 use ocap_kernel::KernelError;
 use ocap_tests::{TestKernel, WAIT, decode};
-use ocap_types::{
-    CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig, VatId, VatLog, WorkerKind,
-};
+use ocap_types::{CapData, ClusterConfig, KRef, Value, VatConfig, VatId, VatLog, WorkerKind};
 
 /// The test log of a bootstrap (spec §21.5.1).
 const BOOTSTRAP_LOG: [&str; 15] = [
@@ -103,14 +101,16 @@ impl ExoTest {
 
 /// The scenario's subcluster: `exoTest`, parameters `{name: "ExoTest"}`.
 fn exo_cluster() -> ClusterConfig {
-    let mut vat = VatConfig::named("exo-test");
-    vat.parameters = Value::Record(BTreeMap::from([("name".to_owned(), Value::str("ExoTest"))]));
-    ClusterConfig {
-        bootstrap: "exoTest".to_owned(),
-        vats: OrderedVats(vec![("exoTest".to_owned(), vat)]),
-        services: Vec::new(),
-        force_reset: Some(true),
-    }
+    let parameters = Value::Record(BTreeMap::from([("name".to_owned(), Value::str("ExoTest"))]));
+    let mut config = ClusterConfig::builder("exoTest")
+        .vat(
+            "exoTest",
+            VatConfig::named("exo-test").with_parameters(parameters),
+        )
+        .build()
+        .unwrap();
+    config.force_reset = Some(true);
+    config
 }
 
 fn int(n: i64) -> Value {

@@ -80,10 +80,9 @@ fn reopen(path: &Path) -> Kernel {
 
 /// A cluster of `(name, code, parameters)`, the first one bootstrapped, given `services`.
 fn cluster_with(vats: &[(&str, &str, Value)], services: &[&str]) -> ClusterConfig {
-    ClusterConfig {
-        services: services.iter().map(|s| (*s).to_owned()).collect(),
-        ..ocap_tests::cluster_with(vats)
-    }
+    let mut config = ocap_tests::cluster_with(vats);
+    config.services = services.iter().map(|s| (*s).to_owned()).collect();
+    config
 }
 
 /// A record of `(key, value)` parameters.

@@ -1,6 +1,6 @@
 //! Structural rules, checked as tests (STYLE.md §2.2, §2.7): which crate may depend on which,
-//! which external crates stay inside their home crate, and that every source file says
-//! what it is for.
+//! which external crates stay inside their home crate, that hosts and vat authors need
+//! one façade crate each, and that every source file says what it is for.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,24 +29,31 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("example-vats", &["ocap-types", "ocap-vat"]),
-    (
-        "cli",
-        &[
-            "ocap-types",
-            "ocap-kernel",
-            "ocap-store",
-            "ocap-vat-manager",
-            "ocap-example-vats",
-            "ocap-vat",
-        ],
-    ),
+    // A host: the kernel façade, the vat SDK (for `ocap worker`) and the compiled-in vats.
+    ("cli", CLI_OCAP_DEPENDENCIES),
+];
+
+/// The only `ocap-*` crates the CLI names, in any dependency table.
+const CLI_OCAP_DEPENDENCIES: &[&str] = &["ocap-kernel", "ocap-vat", "ocap-example-vats"];
+
+/// The crates below the façades: a host gets what it needs of them from `ocap-kernel`, a vat
+/// author from `ocap-vat`.
+const BELOW_THE_FACADES: &[&str] = &[
+    "ocap_types",
+    "ocap_store",
+    "ocap_queue",
+    "ocap_router",
+    "ocap_vat_manager",
 ];
 
 /// External crate → the crate folders allowed to name it in source.
 const HOMES: &[(&str, &[&str])] = &[
     ("heed::", &["store"]),
     ("clap::", &["cli"]),
-    ("serde_json::", &["cli"]),
+    // The CLI reads cluster files; `types` converts `Value` to and from JSON for hosts,
+    // behind its `json` feature (off for vats and workers), next to the value model it
+    // must stay in step with.
+    ("serde_json::", &["cli", "types"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -67,12 +74,17 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The `ocap-*` names in the `[dependencies]` table of a manifest.
 fn ocap_dependencies(manifest: &str) -> Vec<String> {
+    ocap_dependencies_in(manifest, |table| table == "[dependencies]")
+}
+
+/// The `ocap-*` names in the tables of a manifest that `table` picks.
+fn ocap_dependencies_in(manifest: &str, table: impl Fn(&str) -> bool) -> Vec<String> {
     let mut in_deps = false;
     let mut out = Vec::new();
     for line in manifest.lines() {
         let line = line.trim();
         if line.starts_with('[') {
-            in_deps = line == "[dependencies]";
+            in_deps = table(line);
             continue;
         }
         if in_deps && line.starts_with("ocap-") {
@@ -100,6 +112,93 @@ fn crates_depend_only_on_allowed_lower_crates() {
                 "crates/{folder} depends on {dep}, which the layering table does not allow"
             );
         }
+    }
+}
+
+/// Issue 10: `ocap-kernel` is the host's one dependency; the CLI is a host.
+#[test]
+fn the_cli_depends_on_no_ocap_crate_but_the_kernel_the_sdk_and_the_example_vats() {
+    let manifest = fs::read_to_string(repo_root().join("crates/cli/Cargo.toml")).unwrap();
+    let deps = ocap_dependencies_in(&manifest, |table| table.contains("dependencies"));
+    assert!(deps.iter().any(|dep| dep == "ocap-kernel"), "{deps:?}");
+    for dep in deps {
+        assert!(
+            CLI_OCAP_DEPENDENCIES.contains(&dep.as_str()),
+            "crates/cli depends on {dep}: take it from ocap-kernel's re-exports"
+        );
+    }
+}
+
+/// The visible lines of every code block in the `//!` docs of `text`, as written in a
+/// README (lines hidden with `# ` dropped).
+fn doc_code_blocks(text: &str) -> Vec<String> {
+    let docs = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("//!"))
+        .map(|line| line.strip_prefix(' ').unwrap_or(line));
+    code_blocks(docs, "```")
+        .into_iter()
+        .map(|block| {
+            block
+                .lines()
+                .filter(|line| *line != "#" && !line.starts_with("# "))
+                .map(|line| format!("{line}\n"))
+                .collect()
+        })
+        .collect()
+}
+
+/// The code blocks between `opening` fences (and a closing "```") in `lines`; blocks
+/// opened by any other fence are skipped.
+fn code_blocks<'a>(lines: impl Iterator<Item = &'a str>, opening: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    // `Some(Some(block))`: inside a wanted block; `Some(None)`: inside another one.
+    let mut open: Option<Option<String>> = None;
+    for line in lines {
+        let fence = line.trim_end();
+        match &mut open {
+            Some(block) if fence == "```" => {
+                blocks.extend(block.take());
+                open = None;
+            }
+            Some(Some(block)) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            Some(None) => {}
+            None if fence == opening => open = Some(Some(String::new())),
+            None if fence.starts_with("```") => open = Some(None),
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// The README's Rust snippets compile with the façades alone: each is a crate-level doctest
+/// (in `crates/vat` for the vat, `crates/kernel` for the host), and none names a crate
+/// below the façades.
+#[test]
+fn readme_rust_snippets_are_doctests_that_name_only_the_facades() {
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let snippets = code_blocks(readme.lines(), "```rust");
+    assert!(!snippets.is_empty());
+    let mut doctests = Vec::new();
+    for entry in fs::read_dir(repo_root().join("crates")).unwrap().flatten() {
+        if let Ok(lib) = fs::read_to_string(entry.path().join("src/lib.rs")) {
+            doctests.extend(doc_code_blocks(&lib));
+        }
+    }
+    for snippet in snippets {
+        for name in BELOW_THE_FACADES {
+            assert!(
+                !snippet.contains(name),
+                "a README snippet names {name}; use the ocap_kernel or ocap_vat re-export:\n{snippet}"
+            );
+        }
+        assert!(
+            doctests.contains(&snippet),
+            "this README snippet is no crate-level doctest; copy it into the crate's docs:\n{snippet}"
+        );
     }
 }
 

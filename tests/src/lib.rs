@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ocap_kernel::{Kernel, KernelConfig, KernelError, LaunchResult};
-use ocap_types::{CapData, ClusterConfig, KRef, OrderedVats, Value, VatConfig, VatId, WorkerKind};
+use ocap_types::{CapData, ClusterConfig, KRef, Value, VatConfig, VatId, WorkerKind};
 use ocap_vat_manager::VatRegistry;
 
 /// How long any test waits for the kernel before failing instead of hanging.
@@ -206,23 +206,18 @@ pub fn cluster(vats: &[(&str, &str)]) -> ClusterConfig {
 /// every vat running where [`default_workers`] says.
 pub fn cluster_with(vats: &[(&str, &str, Value)]) -> ClusterConfig {
     let workers = default_workers();
-    ClusterConfig {
-        bootstrap: vats[0].0.to_owned(),
-        vats: OrderedVats(
-            vats.iter()
-                .map(|(name, code, parameters)| {
-                    let config = VatConfig {
-                        parameters: parameters.clone(),
-                        worker: workers,
-                        ..VatConfig::named(code)
-                    };
-                    ((*name).to_owned(), config)
-                })
-                .collect(),
-        ),
-        services: Vec::new(),
-        force_reset: None,
-    }
+    vats.iter()
+        .fold(
+            ClusterConfig::builder(vats[0].0),
+            |cluster, (name, code, parameters)| {
+                let vat = VatConfig::named(code)
+                    .with_parameters(parameters.clone())
+                    .with_worker(workers);
+                cluster.vat(*name, vat)
+            },
+        )
+        .build()
+        .unwrap()
 }
 
 /// A record value of `(key, value)` fields.

@@ -8,10 +8,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ocap_kernel::{Kernel, KernelConfig, KernelError};
-use ocap_store::Durability;
-use ocap_types::{CapData, ClusterConfig, KRef, Value};
-use ocap_vat_manager::VatRegistry;
+use ocap_kernel::{
+    CapData, ClusterConfig, Durability, KRef, Kernel, KernelConfig, KernelError, Value, VatRegistry,
+};
 
 /// The largest cluster file `ocap run` reads (16 MiB). A cluster config is a few kilobytes;
 /// the limit keeps a wrong path (`/dev/urandom`, a disk image) from being read without end.
@@ -154,11 +153,14 @@ fn read_cluster_file(path: &Path) -> Result<String, CliError> {
     String::from_utf8(bytes).map_err(|e| read_error(io::Error::new(io::ErrorKind::InvalidData, e)))
 }
 
-/// Renders a result for the terminal: strings as they are, other values in a short form.
+/// Renders a result for the terminal: a string as it is (a bootstrap that reports in words
+/// reads as words), any other value as its JSON form ([`Value::to_json_string`]: records
+/// as objects, strings inside quoted, a reference as `{"@slot":[index,iface]}` whose kref
+/// is `result.slots[index]`), so that scripts can parse it.
 pub fn render(result: &CapData<KRef>) -> String {
     match result.decode() {
         Ok(Value::Str(text)) => text,
-        Ok(value) => value.to_string(),
+        Ok(value) => value.to_json_string(),
         Err(e) => format!("<undecodable result: {e}>"),
     }
 }

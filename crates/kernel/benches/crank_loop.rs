@@ -15,13 +15,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ocap_kernel::{Kernel, KernelConfig};
-use ocap_store::Durability;
+use ocap_kernel::{Durability, Kernel, KernelConfig, VatRegistry};
 use ocap_types::{
-    CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, OrderedVats, Resolution, Syscall,
-    VRef, Value, VatConfig, VatHost, VatRuntime, VatStart, WorkerKind,
+    CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, Resolution, Syscall, VRef, Value,
+    VatConfig, VatHost, VatRuntime, VatStart, WorkerKind,
 };
-use ocap_vat_manager::VatRegistry;
 
 /// `start(peer, n)`: pings `peer` n times in sequence, then answers n. `ping()`: "pong".
 #[derive(Default)]
@@ -115,17 +113,15 @@ fn kernel_config(group: bool) -> KernelConfig {
 
 /// `n_vats` ping-pong vats named `v0`, `v1`, …; `v0` is bootstrapped.
 fn pingpong_cluster(n_vats: usize, worker: WorkerKind) -> ClusterConfig {
-    let vat = |i: usize| {
-        let mut config = VatConfig::named("pingpong");
-        config.worker = worker;
-        (format!("v{i}"), config)
-    };
-    ClusterConfig {
-        bootstrap: "v0".to_owned(),
-        vats: OrderedVats((0..n_vats).map(vat).collect()),
-        services: vec![],
-        force_reset: None,
-    }
+    (0..n_vats)
+        .fold(ClusterConfig::builder("v0"), |cluster, i| {
+            cluster.vat(
+                format!("v{i}"),
+                VatConfig::named("pingpong").with_worker(worker),
+            )
+        })
+        .build()
+        .expect("a valid cluster")
 }
 
 /// Launches 10 in-process vats, has five pairs of them ping each other `n` times, and

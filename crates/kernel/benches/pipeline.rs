@@ -10,13 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use ocap_kernel::{Kernel, KernelConfig};
-use ocap_store::Durability;
+use ocap_kernel::{Durability, Kernel, KernelConfig, VatRegistry};
 use ocap_types::{
-    CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, OrderedVats, Resolution, Syscall,
-    VRef, Value, VatConfig, VatHost, VatRuntime, VatStart,
+    CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, Resolution, Syscall, VRef, Value,
+    VatConfig, VatHost, VatRuntime, VatStart,
 };
-use ocap_vat_manager::VatRegistry;
 
 /// `run(peer, depth, chains)`: sends `chains` pipelined chains of `depth` `next()` messages
 /// to `peer`, one chain at a time, then answers `done`.
@@ -130,15 +128,11 @@ fn run_case(depth: i64, chains: i64, durability: Durability) -> (u64, Duration) 
     let mut config = KernelConfig::new(registry);
     config.durability = durability;
     let kernel = Kernel::open(dir.path(), config).expect("open");
-    let cluster = ClusterConfig {
-        bootstrap: "a".to_owned(),
-        vats: OrderedVats(vec![
-            ("a".to_owned(), VatConfig::named("sender")),
-            ("b".to_owned(), VatConfig::named("receiver")),
-        ]),
-        services: vec![],
-        force_reset: None,
-    };
+    let cluster = ClusterConfig::builder("a")
+        .vat("a", VatConfig::named("sender"))
+        .vat("b", VatConfig::named("receiver"))
+        .build()
+        .expect("a valid cluster");
     let a = kernel.launch_subcluster(&cluster).expect("launch").root;
     let vats = kernel.vat_ids().expect("vats");
     let b = kernel.vat_root(vats[1]).expect("root").expect("root");

@@ -2,7 +2,6 @@
 //! and the host subscriptions that are told about settled results after each commit.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::Sender;
 
 use ocap_queue::{
     Crank, CrankHandler, CrankResult, KernelResolution, KernelState, Mode, QueueError, Termination,
@@ -15,6 +14,7 @@ use ocap_types::{
 use ocap_vat_manager::{VatError, VatManager};
 
 use crate::handle::{Queued, Settlement};
+use crate::oneshot::Sender;
 use crate::services::Services;
 
 /// Something a host is told once the state it reports is durable.

@@ -3,15 +3,22 @@
 //! `queue_message` does not wait for the kernel thread: the message is queued as a job, and
 //! the handle learns the result promise's id when the job has run. So a host can queue many
 //! messages back to back and the kernel takes them between cranks as fast as it can.
+//!
+//! A handle is waited on by blocking ([`ResultHandle::wait`]) or, by an async host, awaited
+//! as a [`Future`]: both read the same one-value slots (`crate::oneshot`), which wake a
+//! polling task when the kernel thread fills them or stops. No async runtime is needed.
 
 use std::cell::OnceCell;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use ocap_types::{CapData, KPromiseId, KRef};
 
 use crate::error::{InputError, KernelError, Rejection};
+use crate::oneshot::{Receiver, RecvError};
 
 /// A settled result: fulfilled (`Ok`) or rejected (`Err`), as a value.
 pub(crate) type Settlement = Result<CapData<KRef>, CapData<KRef>>;
@@ -46,7 +53,12 @@ impl From<NotQueued> for KernelError {
     }
 }
 
-/// The eventual result of a message queued by the host.
+/// The eventual result of a message queued by the host: wait for it with
+/// [`ResultHandle::wait`], or `.await` it (a [`Future`] whose output is what `wait`
+/// returns, without a time limit; it needs no particular async runtime).
+///
+/// The result is handed over once: after `wait` or the future returned it, asking again
+/// says [`KernelError::Stopped`].
 #[derive(Debug)]
 pub struct ResultHandle {
     promise: OnceCell<Queued>,
@@ -101,11 +113,7 @@ impl ResultHandle {
             return Err(KernelError::Stopped);
         };
         self.check_thread(timeout)?;
-        let res = match queued.recv_timeout(timeout) {
-            Ok(res) => res,
-            Err(RecvTimeoutError::Timeout) => return Err(KernelError::Timeout),
-            Err(RecvTimeoutError::Disconnected) => return Err(KernelError::Stopped),
-        };
+        let res = queued.recv_timeout(timeout).map_err(recv_error)?;
         self.promise
             .get_or_init(|| res)
             .clone()
@@ -136,11 +144,10 @@ impl ResultHandle {
         let left = deadline.map_or(Duration::MAX, |d| {
             d.saturating_duration_since(Instant::now())
         });
-        match self.receiver.recv_timeout(left) {
-            Ok(settlement) => settlement.map_err(|value| Rejection::new(value).into()),
-            Err(RecvTimeoutError::Timeout) => Err(KernelError::Timeout),
-            Err(RecvTimeoutError::Disconnected) => Err(KernelError::Stopped),
-        }
+        self.receiver
+            .recv_timeout(left)
+            .map_err(recv_error)
+            .and_then(settled)
     }
 
     /// The result if it has arrived, without waiting.
@@ -151,9 +158,51 @@ impl ResultHandle {
                 other => Some(Err(other)),
             };
         }
-        self.receiver
-            .try_recv()
-            .ok()
-            .map(|settlement| settlement.map_err(|value| Rejection::new(value).into()))
+        match self.receiver.try_recv() {
+            Ok(settlement) => Some(settled(settlement)),
+            Err(RecvError::Empty) => None,
+            Err(RecvError::Closed) => Some(Err(KernelError::Stopped)),
+        }
+    }
+}
+
+/// Polls the same slots as [`ResultHandle::wait`]: first whether the kernel queued the
+/// message, then its settlement. A refused message is ready at once with the refusal.
+impl Future for ResultHandle {
+    type Output = Result<CapData<KRef>, KernelError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.promise.get().is_none() {
+            let Some(queued) = &this.queued else {
+                return Poll::Ready(Err(KernelError::Stopped));
+            };
+            match queued.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(recv_error(error))),
+                Poll::Ready(Ok(res)) => {
+                    let _ = this.promise.set(res);
+                }
+            }
+        }
+        if let Some(Err(not_queued)) = this.promise.get() {
+            return Poll::Ready(Err(not_queued.clone().into()));
+        }
+        this.receiver
+            .poll_recv(cx)
+            .map(|res| res.map_err(recv_error).and_then(settled))
+    }
+}
+
+/// A settlement as the host sees it: a rejection is an error.
+fn settled(settlement: Settlement) -> Result<CapData<KRef>, KernelError> {
+    settlement.map_err(|value| Rejection::new(value).into())
+}
+
+/// Nothing before the deadline is a timeout; a slot closed empty means the kernel stopped.
+fn recv_error(error: RecvError) -> KernelError {
+    match error {
+        RecvError::Empty => KernelError::Timeout,
+        RecvError::Closed => KernelError::Stopped,
     }
 }

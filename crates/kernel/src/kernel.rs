@@ -3,7 +3,7 @@
 //! host operations never interleave with a delivery.
 
 use std::path::Path;
-use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,11 +17,25 @@ use crate::error::{KernelError, Rejection};
 use crate::handle::{NotQueued, Queued, ResultHandle, Settlement};
 use crate::input::check_host_args;
 use crate::lifecycle::{self, SubclusterInfo, VatInfo};
+use crate::oneshot::{self, RecvError, Sender};
 use crate::services::KernelService;
 use crate::subcluster::{launch, queue_host_message};
 
-/// How to open a kernel.
+/// How to open a kernel: [`KernelConfig::new`], then set the fields that differ from the
+/// defaults. `#[non_exhaustive]`, as the kernel's knobs grow: build it with `new`, never
+/// with a struct literal.
+///
+/// ```
+/// use std::time::Duration;
+/// use ocap_kernel::{Durability, KernelConfig, VatRegistry};
+///
+/// let mut config = KernelConfig::new(VatRegistry::new());
+/// config.durability = Durability::GROUP;
+/// config.bootstrap_timeout = Duration::from_secs(5);
+/// config.workers.program = Some("/usr/local/bin/ocap".into());
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct KernelConfig {
     /// When committed cranks reach the disk.
     pub durability: Durability,
@@ -363,8 +377,8 @@ impl Kernel {
         slots: Vec<KRef>,
     ) -> Result<ResultHandle, KernelError> {
         let args = check_host_args(args, &slots)?;
-        let (subscriber, settlement) = mpsc::channel();
-        let (queued_tx, queued) = mpsc::channel();
+        let (subscriber, settlement) = oneshot::channel();
+        let (queued_tx, queued) = oneshot::channel();
         // Not a `call`: the host does not wait for the job, so it can queue many messages
         // back to back; the handle learns the result promise when the job has run.
         let job = Job::Send(HostSend {
@@ -385,11 +399,11 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Timeout`], [`KernelError::Stopped`].
     pub fn run_until_idle(&self, timeout: Duration) -> Result<(), KernelError> {
-        let (reply, idle) = mpsc::channel();
+        let (reply, idle) = oneshot::channel();
         self.call(move |core, _| core.idle_waiters.push(reply))?;
         idle.recv_timeout(timeout).map_err(|e| match e {
-            mpsc::RecvTimeoutError::Timeout => KernelError::Timeout,
-            mpsc::RecvTimeoutError::Disconnected => KernelError::Stopped,
+            RecvError::Empty => KernelError::Timeout,
+            RecvError::Closed => KernelError::Stopped,
         })
     }
 

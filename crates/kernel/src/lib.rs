@@ -1,13 +1,48 @@
 //! The ocap kernel: one thread that owns the store and runs cranks, and the API that hosts
 //! use to launch subclusters of vats, send them messages and wait for the results.
 //!
-//! ```
-//! use ocap_kernel::{Kernel, KernelConfig};
-//! use ocap_vat_manager::VatRegistry;
+//! This crate is a host's one dependency (vat code needs only `ocap-vat`): besides the
+//! kernel's own API it re-exports what that API names, from the lower crates, so a host
+//! never depends on them. At the root: the values and refs a host builds and reads
+//! ([`Value`], [`CapData`], [`KRef`], ...), the configs ([`KernelConfig`] and what it
+//! holds, [`ClusterConfig`], [`VatConfig`], ...), vat code registration ([`VatRegistry`]),
+//! and the errors [`KernelError`] wraps. In [`inspect`]: the store's tables and records
+//! that [`Kernel::inspect`] shows, for debugging and tools.
 //!
+//! A result is waited for with [`ResultHandle::wait`] or awaited ([`ResultHandle`] is a
+//! `Future`, for any async runtime). A value prints for users as JSON with
+//! [`Value::to_json_string`], and converts to and from `serde_json` with [`Value::to_json`]
+//! and [`Value::from_json`].
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use ocap_kernel::{ClusterConfig, Kernel, KernelConfig, Value, VatConfig, VatRegistry};
+//! use ocap_vat::{Baggage, Ref, Result, Runtime, Val, Vat};
+//!
+//! // A vat: its root says it is ready when bootstrapped, and answers `greet(name)`.
+//! fn greeter(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
+//!     Ok(vat
+//!         .object("greeter")
+//!         .bootstrap(async |_vat, _roots| Ok("ready"))
+//!         .method("greet", |_vat, args| Ok(format!("hello, {}", args.str(0)?)))
+//!         .build())
+//! }
+//!
+//! let mut registry = VatRegistry::new();
+//! registry.register("greeter", || Runtime::boxed(greeter));
 //! let dir = tempfile::tempdir()?;
-//! let kernel = Kernel::open(dir.path(), KernelConfig::new(VatRegistry::new()))?;
-//! assert!(kernel.vat_ids()?.is_empty());
+//! let kernel = Kernel::open(dir.path(), KernelConfig::new(registry))?;
+//!
+//! let cluster = ClusterConfig::builder("main")
+//!     .vat("main", VatConfig::named("greeter"))
+//!     .build()?;
+//! let launched = kernel.launch_subcluster(&cluster)?;
+//! assert_eq!(launched.bootstrap_result.decode()?, Value::str("ready"));
+//!
+//! let reply = kernel.queue_message(launched.root, "greet", vec![Value::str("host")])?;
+//! let value = reply.wait(Duration::from_secs(10))?.decode()?;
+//! assert_eq!(value.to_json_string(), r#""hello, host""#);
 //! kernel.shutdown()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -16,8 +51,10 @@ mod core;
 mod error;
 mod handle;
 mod input;
+pub mod inspect;
 mod kernel;
 mod lifecycle;
+mod oneshot;
 mod services;
 mod subcluster;
 
@@ -31,4 +68,14 @@ pub use kernel::{JOB_QUEUE_CAPACITY, Kernel, KernelConfig, LaunchResult};
 pub use lifecycle::{SubclusterInfo, VatInfo};
 /// How many c-list entries of a terminated vat one crank cleans up at most.
 pub use ocap_queue::CLEANUP_BUDGET;
+pub use ocap_queue::QueueError;
+pub use ocap_store::{Durability, StoreError};
+pub use ocap_types::{
+    CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, JsonError,
+    KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError, SubclusterId,
+    Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
+};
+pub use ocap_vat_manager::{
+    LimitExceeded, LogSink, VatError, VatFactory, VatRegistry, WorkerConfig,
+};
 pub use services::{KernelService, ServiceCall};

@@ -1,7 +1,6 @@
 //! Launching a subcluster (spec §15.1): its vats in order, then the bootstrap message.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc;
 
 use ocap_queue::{Crank, KernelState, Mode};
 use ocap_store::{SubclusterRecord, VatRecord};
@@ -12,6 +11,7 @@ use ocap_types::{
 use crate::core::Core;
 use crate::error::KernelError;
 use crate::handle::{ResultHandle, Settlement};
+use crate::oneshot;
 
 /// What a launched subcluster looks like before its bootstrap result is in.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ fn launch_in_crank(
         slots.push(KRef::Object(object));
     }
     let args = vec![Value::Record(record), Value::Record(service_record)];
-    let (sender, receiver) = mpsc::channel();
+    let (sender, receiver) = oneshot::channel();
     let promise = queue_host_message(
         core,
         crank,
@@ -133,7 +133,7 @@ pub(crate) fn queue_host_message(
     method: &str,
     args: Vec<Value>,
     slots: Vec<KRef>,
-    subscriber: mpsc::Sender<Settlement>,
+    subscriber: oneshot::Sender<Settlement>,
 ) -> Result<KPromiseId, KernelError> {
     crate::input::check_known(crank.store(), &slots)?;
     let methargs = Value::List(vec![Value::str(method), Value::List(args)]);

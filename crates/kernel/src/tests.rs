@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use ocap_types::{
-    CapData, ClusterConfig, Delivery, DeliveryOutcome, KRef, Message, OrderedVats, Resolution,
-    Syscall, VRef, Value, VatConfig, VatHost, VatRuntime, VatStart,
+    CapData, ClusterConfig, Delivery, DeliveryOutcome, KRef, Message, Resolution, Syscall, VRef,
+    Value, VatConfig, VatHost, VatRuntime, VatStart,
 };
 use ocap_vat_manager::VatRegistry;
 
@@ -90,15 +90,11 @@ fn registry() -> VatRegistry {
 }
 
 fn two_vats() -> ClusterConfig {
-    ClusterConfig {
-        bootstrap: "main".to_owned(),
-        vats: OrderedVats(vec![
-            ("main".to_owned(), VatConfig::named("raw")),
-            ("peer".to_owned(), VatConfig::named("raw")),
-        ]),
-        services: Vec::new(),
-        force_reset: None,
-    }
+    ClusterConfig::builder("main")
+        .vat("main", VatConfig::named("raw"))
+        .vat("peer", VatConfig::named("raw"))
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -333,3 +329,4 @@ fn refused_host_input_stays_typed_on_every_path() {
 }
 
 mod discard;
+mod future;

@@ -1,4 +1,9 @@
 //! Cluster and vat configuration (spec §12.1, §15.1), as written in a cluster file.
+//!
+//! Both configs are `#[non_exhaustive]`: they grow with the spec, so code outside this
+//! crate builds them with [`VatConfig::named`] and its `with_*` methods and with
+//! [`ClusterConfig::builder`], never with a struct literal. Their fields stay public: a
+//! config is plain data that is validated where it is used ([`ClusterConfig::validate`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -25,6 +30,7 @@ pub enum WorkerKind {
 /// Rust vats all three name a vat compiled into the host (its registry name).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct VatConfig {
     /// The registered vat's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +118,28 @@ impl VatConfig {
         }
     }
 
+    /// The config with its build function's parameters replaced (a record, or `Null` for
+    /// none; [`ClusterConfig::validate`] refuses anything else).
+    #[must_use]
+    pub fn with_parameters(mut self, parameters: Value) -> Self {
+        self.parameters = parameters;
+        self
+    }
+
+    /// The config with where the vat runs replaced.
+    #[must_use]
+    pub fn with_worker(mut self, worker: WorkerKind) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    /// The config with the vat's limits replaced.
+    #[must_use]
+    pub fn with_limits(mut self, limits: VatLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// The registered code this vat runs.
     pub fn code(&self) -> Option<&str> {
         match (&self.bundle_name, &self.source_spec, &self.bundle_spec) {
@@ -124,9 +152,26 @@ impl VatConfig {
 /// A subcluster: vats launched together, one of which is bootstrapped with the others' roots.
 ///
 /// Read from a file, a field the spec does not define is an error (a misspelt `vats` must
-/// not launch an empty cluster); the spec's `bundles` is accepted and ignored.
+/// not launch an empty cluster); the spec's `bundles` is accepted and ignored. Built in
+/// code with [`ClusterConfig::builder`]:
+///
+/// ```
+/// use ocap_types::{ClusterConfig, ConfigError, VatConfig, Value};
+///
+/// let config = ClusterConfig::builder("alice")
+///     .vat("alice", VatConfig::named("alice"))
+///     .vat("bob", VatConfig::named("bob").with_parameters(Value::Record(Default::default())))
+///     .service("timer")
+///     .build()?;
+/// assert_eq!(config.vat("bob").and_then(VatConfig::code), Some("bob"));
+///
+/// let err = ClusterConfig::builder("carol").vat("alice", VatConfig::named("alice")).build();
+/// assert_eq!(err, Err(ConfigError::Bootstrap { name: "carol".to_owned() }));
+/// # Ok::<(), ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", from = "ClusterFields")]
+#[non_exhaustive]
 pub struct ClusterConfig {
     /// The bootstrap vat's name.
     pub bootstrap: String,
@@ -167,6 +212,19 @@ impl From<ClusterFields> for ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// Starts a cluster whose bootstrap vat is `bootstrap`; add the vats (in launch order)
+    /// and services, then [`ClusterConfigBuilder::build`] validates it.
+    pub fn builder(bootstrap: impl Into<String>) -> ClusterConfigBuilder {
+        ClusterConfigBuilder {
+            config: ClusterConfig {
+                bootstrap: bootstrap.into(),
+                vats: OrderedVats::default(),
+                services: Vec::new(),
+                force_reset: None,
+            },
+        }
+    }
+
     /// Checks the rules a cluster must follow beyond its shape. Safe on input of any
     /// depth: call it before cloning or storing a config from outside.
     ///
@@ -208,6 +266,46 @@ impl ClusterConfig {
     /// The vat named `name`.
     pub fn vat(&self, name: &str) -> Option<&VatConfig> {
         self.vats.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// A [`ClusterConfig`] being put together; [`ClusterConfigBuilder::build`] validates it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClusterConfigBuilder {
+    config: ClusterConfig,
+}
+
+impl ClusterConfigBuilder {
+    /// Adds a vat named `name`, launched after the vats added before it.
+    pub fn vat(mut self, name: impl Into<String>, vat: VatConfig) -> Self {
+        self.config.vats.0.push((name.into(), vat));
+        self
+    }
+
+    /// Adds a kernel service handed to bootstrap (it must be registered when the cluster
+    /// is launched).
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.config.services.push(name.into());
+        self
+    }
+
+    /// The config, checked as [`ClusterConfig::validate`] checks it.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found: no vats, a bootstrap name that is not a vat, two
+    /// vats of one name, a vat's source, parameters or limits.
+    pub fn build(self) -> Result<ClusterConfig, ConfigError> {
+        match self.config.validate() {
+            Ok(()) => Ok(self.config),
+            Err(error) => {
+                // Parameters may be nested too deeply for Rust's recursive drop glue.
+                for (_, vat) in self.config.vats.0 {
+                    vat.parameters.dispose();
+                }
+                Err(error)
+            }
+        }
     }
 }
 

@@ -33,7 +33,9 @@ mod vat;
 mod tests;
 
 pub use capdata::{CapData, Message, MethargsError, check_args};
-pub use config::{ClusterConfig, ConfigError, OrderedVats, VatConfig, WorkerKind};
+pub use config::{
+    ClusterConfig, ClusterConfigBuilder, ConfigError, OrderedVats, VatConfig, WorkerKind,
+};
 pub use error_code::{ErrorCode, SplatReason};
 pub use frame::{
     FRAME_HEADER_LEN, FrameError, FrameReader, FrameWriter, KernelFrame, MAX_FRAME_LEN,
@@ -46,8 +48,8 @@ pub use refs::{
     VatId,
 };
 pub use value::{
-    DecodeError, DepthError, MAX_DEPTH, TAG_BIGINT, TAG_ERROR, TAG_SLOT, TAG_TAGGED, TAG_UNDEFINED,
-    Value,
+    DecodeError, DepthError, JsonError, MAX_DEPTH, TAG_BIGINT, TAG_ERROR, TAG_SLOT, TAG_TAGGED,
+    TAG_UNDEFINED, Value,
 };
 pub use vat::{
     ByteBuf, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Resolution, Syscall, VatHost, VatLog,

@@ -201,7 +201,7 @@ fn methargs_decode_or_refuse() {
     assert!(bad.method_and_args().is_err());
 }
 
-fn arb_value() -> impl Strategy<Value = Value> {
+pub(crate) fn arb_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Undefined),
         Just(Value::Null),
@@ -244,13 +244,11 @@ proptest! {
 
 #[test]
 fn cluster_configs_refuse_unknown_fields_duplicate_names_and_deep_parameters() {
-    use crate::{ClusterConfig, ConfigError, OrderedVats, VatConfig};
-    let config = ClusterConfig {
-        bootstrap: "a".to_owned(),
-        vats: OrderedVats(vec![("a".to_owned(), VatConfig::named("bob"))]),
-        services: Vec::new(),
-        force_reset: None,
-    };
+    use crate::{ClusterConfig, ConfigError, VatConfig};
+    let config = ClusterConfig::builder("a")
+        .vat("a", VatConfig::named("bob"))
+        .build()
+        .unwrap();
     assert_eq!(config.validate(), Ok(()));
     let bytes = cbor::to_vec(&config);
     assert_eq!(cbor::from_slice::<ClusterConfig>(&bytes).unwrap(), config);
@@ -287,4 +285,57 @@ fn cluster_configs_refuse_unknown_fields_duplicate_names_and_deep_parameters() {
         })
     );
     std::mem::take(&mut deep.vats.0[0].1.parameters).dispose();
+}
+
+#[test]
+fn the_cluster_builder_validates_and_tears_down_what_it_refuses() {
+    use crate::{ClusterConfig, ConfigError, VatConfig, WorkerKind};
+    let config = ClusterConfig::builder("a")
+        .vat(
+            "a",
+            VatConfig::named("alice").with_worker(WorkerKind::Subprocess),
+        )
+        .vat("b", VatConfig::named("bob"))
+        .service("timer")
+        .build()
+        .unwrap();
+    let names: Vec<_> = config
+        .vats
+        .0
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"], "launch order is the order of the calls");
+    assert_eq!(config.services, ["timer"]);
+    assert_eq!(config.vat("a").unwrap().worker, WorkerKind::Subprocess);
+
+    assert_eq!(
+        ClusterConfig::builder("a").build(),
+        Err(ConfigError::NoVats)
+    );
+    let twice = ClusterConfig::builder("a")
+        .vat("a", VatConfig::named("alice"))
+        .vat("a", VatConfig::named("bob"))
+        .build();
+    assert_eq!(
+        twice,
+        Err(ConfigError::DuplicateVat {
+            name: "a".to_owned()
+        })
+    );
+    // Refused parameters of any depth are torn down without overflowing the stack.
+    let mut parameters = Value::Null;
+    for _ in 0..100_000 {
+        parameters = Value::List(vec![parameters]);
+    }
+    let parameters = Value::Record(BTreeMap::from([("p".to_owned(), parameters)]));
+    let deep = ClusterConfig::builder("a")
+        .vat("a", VatConfig::named("alice").with_parameters(parameters))
+        .build();
+    assert_eq!(
+        deep,
+        Err(ConfigError::DeepParameters {
+            vat: "a".to_owned()
+        })
+    );
 }

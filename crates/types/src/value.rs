@@ -5,13 +5,15 @@
 //! worker written in another language can read and write them (see `docs/vat-protocol.md`).
 //!
 //! Invariant: no input of any depth can overflow the stack. Decoding refuses nesting past
-//! [`MAX_DEPTH`]; encoding, cloning, comparing, slot walks and [`Value::dispose`] use
-//! explicit stacks; `Display` and `Debug` elide what lies past [`MAX_DEPTH`]. What is left is
+//! [`MAX_DEPTH`]; encoding, cloning, comparing, slot walks, [`Value::to_json_string`] and
+//! [`Value::dispose`] use explicit stacks; `Display` and `Debug` elide what lies past
+//! [`MAX_DEPTH`]; the `serde_json` conversions refuse it. What is left is
 //! Rust's own drop glue, which recurses: a value the kernel is handed from outside is
 //! checked with [`Value::check_depth`] before it is used, and a refused one is torn down
 //! with [`Value::dispose`].
 
 mod encode;
+mod json;
 mod show;
 mod walk;
 
@@ -21,6 +23,8 @@ mod tests;
 use std::collections::BTreeMap;
 
 use ciborium::Value as Cbor;
+
+pub use json::JsonError;
 
 /// CBOR tag of a reference to `slots[index]`: `[index, iface | null]`.
 pub const TAG_SLOT: u64 = 27_001;
@@ -38,6 +42,11 @@ pub const MAX_DEPTH: usize = 128;
 
 /// A passable value. References appear as [`Value::Slot`], an index into the slots of the
 /// [`crate::CapData`] that carries the value.
+///
+/// Two renderings: `Display` is the short text of logs, termination reasons and rejection
+/// messages (strings bare, references `[object Iface]`, as the reference kernel writes
+/// them); [`Value::to_json_string`] is the JSON form hosts print and read back (strings
+/// quoted, references `{"@slot": [index, iface]}`).
 ///
 /// `Clone`, `PartialEq`, `Debug` and `Display` work at any depth (see the module docs);
 /// dropping does not: tear down a value that may be nested deeper than [`MAX_DEPTH`] with

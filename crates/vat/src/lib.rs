@@ -1,5 +1,28 @@
 //! The vat SDK: what vat code is written against. It plays the role Agoric's liveslots plays
-//! for JavaScript vats, and the kernel only ever sees it through `ocap_types::VatRuntime`.
+//! for JavaScript vats, and the kernel only ever sees it through [`VatRuntime`].
+//!
+//! A vat author depends on this crate alone: it re-exports [`VatRuntime`] (what a vat's
+//! constructor returns) and, in [`protocol`], the vat protocol's types for driving a vat by
+//! hand in its tests. A whole vat (the README's, compiled here):
+//!
+//! ```
+//! use ocap_vat::{Baggage, E, Ref, Result, Runtime, Val, Vat, VatRuntime};
+//!
+//! fn build(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
+//!     Ok(vat
+//!         .object("alice")
+//!         .bootstrap(async |_vat, roots| {
+//!             let reply = E(&roots.vat("bob")?).send("hello", ["alice"]).await?;
+//!             Ok(format!("alice got: {reply}"))
+//!         })
+//!         .build())
+//! }
+//!
+//! pub fn runtime() -> Box<dyn VatRuntime> {
+//!     Runtime::boxed(build)
+//! }
+//! # let _ = runtime();
+//! ```
 //!
 //! # The model
 //!
@@ -79,8 +102,8 @@
 //! hand, as the kernel would drive it.
 //!
 //! ```
-//! use ocap_types::{Delivery, Message, Syscall, VRef, Value, VatHost, VatLog, VatRuntime, VatStart};
-//! use ocap_vat::{Baggage, E, Ref, Result, Runtime, Val, Vat};
+//! use ocap_vat::protocol::{Delivery, Message, Syscall, VRef, Value, VatHost, VatLog, VatStart};
+//! use ocap_vat::{Baggage, E, Ref, Result, Runtime, Val, Vat, VatRuntime};
 //!
 //! fn alice(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
 //!     Ok(vat
@@ -161,7 +184,8 @@
 //!     );
 //!     Ok(())
 //! }
-//! # use ocap_types::{Syscall, Value, VatHost, VatLog, VatRuntime, VatStart};
+//! # use ocap_vat::VatRuntime;
+//! # use ocap_vat::protocol::{Syscall, Value, VatHost, VatLog, VatStart};
 //! # struct NoHost;
 //! # impl VatHost for NoHost {
 //! #     fn syscall(&mut self, _: Syscall) {}
@@ -190,6 +214,7 @@ mod guard;
 mod marshal;
 mod object;
 mod promise;
+pub mod protocol;
 mod reference;
 mod runtime;
 mod send;
@@ -208,6 +233,7 @@ pub use durable::{DurableKind, DurableState, KindBuilder};
 pub use error::{Error, Result};
 pub use guard::{Guard, MethodGuard};
 pub use object::{Object, ObjectBuilder, Reply};
+pub use ocap_types::VatRuntime;
 pub use promise::{Promise, PromiseFuture, Resolver};
 pub use reference::Ref;
 pub use runtime::Runtime;

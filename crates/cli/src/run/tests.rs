@@ -49,3 +49,35 @@ fn unknown_cluster_fields_are_named_in_the_error() {
     let ok = r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "bob"}}, "bundles": {"x": 1}}"#;
     assert!(parse_cluster(ok).is_ok());
 }
+
+#[test]
+fn results_render_as_words_or_as_json() {
+    use std::collections::BTreeMap;
+
+    use ocap_kernel::{CapData, KRef, Value};
+
+    use super::render;
+
+    let text = CapData::<KRef>::data(&Value::str("alice got: hello"));
+    assert_eq!(render(&text), "alice got: hello");
+    let record = Value::Record(BTreeMap::from([
+        ("greeting".to_owned(), Value::str("hi")),
+        (
+            "counter".to_owned(),
+            Value::Slot {
+                index: 0,
+                iface: Some("Counter".to_owned()),
+            },
+        ),
+        (
+            "n".to_owned(),
+            Value::List(vec![Value::Int(1), Value::Undefined]),
+        ),
+    ]));
+    let kref: KRef = "ko3".parse().unwrap();
+    assert_eq!(
+        render(&CapData::new(&record, vec![kref])),
+        r#"{"counter":{"@slot":[0,"Counter"]},"greeting":"hi","n":[1,{"@undefined":null}]}"#
+    );
+    assert_eq!(render(&CapData::<KRef>::data(&Value::Int(42))), "42");
+}

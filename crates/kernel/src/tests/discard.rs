@@ -2,21 +2,19 @@
 //! kernel after the vat ran is rolled back and its item consumed; whoever waits on the
 //! result is told, and the vat, whose memory had moved on, is reloaded from the store.
 
-use std::sync::mpsc;
-
 use ocap_queue::{
     Crank, CrankHandler, CrankReport, CrankResult, KernelState, QueueError, Termination, run_crank,
 };
 use ocap_store::{KernelStore, PromiseState, Store};
 use ocap_types::{
     ByteBuf, CapData, Checkpoint, ClusterConfig, Delivery, DeliveryOutcome, KPromiseId, KRef,
-    OrderedVats, Resolution, RunQueueItem, Syscall, Value, VatConfig, VatHost, VatRuntime,
-    VatStart,
+    Resolution, RunQueueItem, Syscall, Value, VatConfig, VatHost, VatRuntime, VatStart,
 };
 use ocap_vat_manager::{VatManager, VatRegistry};
 
 use crate::core::Core;
 use crate::handle::Settlement;
+use crate::oneshot;
 use crate::subcluster::{launch, queue_host_message};
 
 /// `count()` adds one to a counter kept in memory and in its vat store, and answers it.
@@ -114,8 +112,8 @@ fn count(
     state: &mut KernelState,
     handler: &mut Faulty,
     root: KRef,
-) -> (KPromiseId, mpsc::Receiver<Settlement>) {
-    let (tx, rx) = mpsc::channel();
+) -> (KPromiseId, oneshot::Receiver<Settlement>) {
+    let (tx, rx) = oneshot::channel();
     let (promise, _) = state
         .transaction(|crank| {
             queue_host_message(&mut handler.core, crank, root, "count", vec![], vec![], tx)
@@ -134,12 +132,10 @@ fn a_delivery_that_fails_in_the_kernel_rejects_its_result_and_reloads_the_vat() 
         core: Core::new(VatManager::new(registry, None)),
         fail_next: false,
     };
-    let config = ClusterConfig {
-        bootstrap: "counter".to_owned(),
-        vats: OrderedVats(vec![("counter".to_owned(), VatConfig::named("counter"))]),
-        services: Vec::new(),
-        force_reset: None,
-    };
+    let config = ClusterConfig::builder("counter")
+        .vat("counter", VatConfig::named("counter"))
+        .build()
+        .unwrap();
     let launched = launch(&mut handler.core, &mut state, &config).unwrap();
     run_until_idle(&mut state, &mut handler);
     let root = KRef::Object(launched.root);

@@ -24,7 +24,9 @@ impl<'a> At<'a> {
     }
 }
 
-/// A short human rendering, used in logs and in termination reasons. Never used for storage.
+/// A short human rendering, used in logs, termination reasons and rejection messages (so
+/// changing it changes texts vats and hosts see). Never used for storage; hosts that print
+/// a value for users or programs use [`Value::to_json_string`].
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(
