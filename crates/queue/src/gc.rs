@@ -45,14 +45,16 @@ fn still_valid(store: &KernelStore, action: &GcAction) -> Result<bool, StoreErro
 }
 
 /// Takes the next GC item out of the action set, dropping actions that are no longer valid.
+/// Only the actions of the groups it looked at are removed from the set.
 pub(crate) fn next_gc_item(store: &mut KernelStore) -> Result<Option<RunQueueItem>, StoreError> {
-    let mut actions = store.gc_actions()?;
+    let actions = store.gc_actions()?;
     if actions.is_empty() {
         return Ok(None);
     }
     let mut endpoints: Vec<_> = actions.iter().map(|a| a.endpoint).collect();
     endpoints.dedup();
     let mut found = None;
+    let mut consumed = Vec::new();
     'outer: for endpoint in endpoints {
         for kind in [
             GcKind::DropExport,
@@ -67,7 +69,7 @@ pub(crate) fn next_gc_item(store: &mut KernelStore) -> Result<Option<RunQueueIte
             if group.is_empty() {
                 continue;
             }
-            actions.retain(|a| !(a.endpoint == endpoint && a.kind == kind));
+            consumed.extend_from_slice(&group);
             let mut objects = Vec::new();
             for action in &group {
                 if still_valid(store, action)? {
@@ -85,7 +87,7 @@ pub(crate) fn next_gc_item(store: &mut KernelStore) -> Result<Option<RunQueueIte
             }
         }
     }
-    store.set_gc_actions(&actions)?;
+    store.remove_gc_actions(&consumed)?;
     Ok(found)
 }
 

@@ -16,13 +16,14 @@
 
 #[cfg(test)]
 mod tests;
+mod v2;
 
 use crate::error::StoreError;
 pub(crate) use crate::kv::MigrationTxn;
 
 /// The schema version this build writes, and migrates older stores to. A layout change
 /// bumps it and appends the step from the previous version to [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What a step does: rewrites the keys of a store of its `from` version, seeing the
 /// store's keys (the kernel's keyspace; the store's own reserved keys stay out of reach)
@@ -51,7 +52,9 @@ pub(crate) struct Schema<'a> {
 
 /// Every layout change since version 1, oldest first. Version 1 is the first layout
 /// (the commit 46665b6 and everything before it; `tests/fixtures/store-v1`).
-pub(crate) const MIGRATIONS: &[Migration] = &[];
+///
+/// - 1 → 2 (`v2.rs`): the GC action set, reap queue and pins as keys, not text blobs.
+pub(crate) const MIGRATIONS: &[Migration] = &[v2::STEP];
 
 /// This build's schema: what `Store::open` migrates every store to.
 pub(crate) const CURRENT: Schema<'static> = Schema {

@@ -35,13 +35,6 @@ pub(crate) struct MigrationTxn<'a> {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "called only by steps, and crate::migrations::MIGRATIONS has none yet"
-    )
-)]
 impl MigrationTxn<'_> {
     /// The value of `key`; a key that cannot be written (empty, too long, reserved) reads
     /// as absent.
@@ -76,6 +69,13 @@ impl MigrationTxn<'_> {
     }
 
     /// Every key-value pair whose key starts with `prefix`, in byte order.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "no step of crate::migrations::MIGRATIONS scans yet (1 → 2 reads three keys)"
+        )
+    )]
     pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let Some(lower) = scan_start(prefix, prefix, true) else {
             return Ok(Vec::new());

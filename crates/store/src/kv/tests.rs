@@ -409,7 +409,8 @@ fn keys_the_store_cannot_hold_are_refused() {
         Some(b"longest".to_vec())
     );
     // The schema version is in LMDB but not in the kernel's keyspace.
-    assert_eq!(committed(&store, SCHEMA_KEY), Some(b"1".to_vec()));
+    let version = crate::SCHEMA_VERSION.to_string().into_bytes();
+    assert_eq!(committed(&store, SCHEMA_KEY), Some(version));
     let all = store.scan_prefix(b"").unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].0, b"\x01");

@@ -78,9 +78,15 @@ fn open_schema(path: &Path, schema: &Schema<'_>) -> Result<Store, StoreError> {
     Store::open_schema(path, &StoreConfig::default(), schema)
 }
 
-/// A closed store of this build's version holding `entries`.
+/// Version 1 with no steps: what a build of that version opened stores with.
+const V1: Schema<'static> = Schema {
+    version: 1,
+    migrations: &[],
+};
+
+/// A closed store of version 1 holding `entries`.
 fn make_v1_store(path: &Path, entries: &[(&[u8], &[u8])]) {
-    let mut store = Store::open(path).unwrap();
+    let mut store = open_schema(path, &V1).unwrap();
     store.start_crank().unwrap();
     for (key, value) in entries {
         store.set(key, value).unwrap();
@@ -378,13 +384,19 @@ fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
         (keys, usage)
     };
     let plain = fixture_copy();
-    let (keys, lazy_usage) = read(Store::open(plain.path()).unwrap());
+    let (keys, lazy_usage) = read(open_schema(plain.path(), &V1).unwrap());
     assert_eq!(keys.len(), 113, "the fixture's keys (README)");
     assert_eq!(
         stored_version(plain.path()),
         "1",
         "opening at version 1 wrote no version"
     );
+    // This build's open migrates it; it has no GC actions, reaps or pins, so step 1 → 2
+    // changes no key.
+    let current = fixture_copy();
+    let (migrated_keys, _) = read(Store::open(current.path()).unwrap());
+    assert_eq!(stored_version(current.path()), SCHEMA_VERSION.to_string());
+    assert_eq!(migrated_keys, keys);
 
     let migrated = fixture_copy();
     let with_usage = Schema {
@@ -409,4 +421,101 @@ fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
         keys.len() + 4,
         "every other key kept as it was"
     );
+}
+
+/// Step 1 → 2 on a version-1 store with all three blobs: this build's open finds the same
+/// GC actions, reap queue and pins through the API, stored as keys, and the blobs gone.
+#[test]
+fn step_1_to_2_turns_the_gc_reap_and_pin_blobs_into_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    make_v1_store(
+        dir.path(),
+        &[
+            (
+                b"gcActions",
+                b"v1 dropExport ko5\nv1 retireImport ko3\nv10 dropExport ko1",
+            ),
+            (b"reapQueue", b"v3,v1,v2"),
+            (b"pinnedObjects", b"ko3,ko3,ko7"),
+            (b"z", b"kept"),
+        ],
+    );
+    let mut store = KernelStore::new(Store::open(dir.path()).unwrap());
+    let actions: Vec<String> = store
+        .gc_actions()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "v1 dropExport ko5",
+            "v1 retireImport ko3",
+            "v10 dropExport ko1"
+        ]
+    );
+    let v = |n| ocap_types::EndpointId::Vat(VatId(n));
+    assert_eq!(store.reap_queue().unwrap(), [v(3), v(1), v(2)]);
+    let ko = ocap_types::KObjectId;
+    assert_eq!(store.pinned_objects().unwrap(), [ko(3), ko(3), ko(7)]);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let keys: Vec<(String, String)> = store
+        .kv()
+        .scan_prefix(b"")
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (text(k), text(v)))
+        .collect();
+    assert_eq!(
+        keys,
+        pairs(&[
+            ("gcAction.v1 dropExport ko5", ""),
+            ("gcAction.v1 retireImport ko3", ""),
+            ("gcAction.v10 dropExport ko1", ""),
+            ("pin.ko3", "2"),
+            ("pin.ko7", "1"),
+            ("reapQueue.00000000000000000001", "v3"),
+            ("reapQueue.00000000000000000002", "v1"),
+            ("reapQueue.00000000000000000003", "v2"),
+            ("reapQueueNext", "4"),
+            ("reapQueued.v1", ""),
+            ("reapQueued.v2", ""),
+            ("reapQueued.v3", ""),
+            ("z", "kept"),
+        ])
+    );
+    // The queue goes on from where the blob left it: no duplicates, FIFO.
+    store.start_crank().unwrap();
+    store.schedule_reap(v(1)).unwrap();
+    store.schedule_reap(v(4)).unwrap();
+    assert_eq!(store.next_reap().unwrap(), Some(v(3)));
+    assert_eq!(store.reap_queue().unwrap(), [v(1), v(2), v(4)]);
+    store.end_crank().unwrap();
+    drop(store);
+    assert_eq!(stored_version(dir.path()), "2");
+}
+
+#[test]
+fn step_1_to_2_refuses_a_blob_that_does_not_parse_and_changes_nothing() {
+    for (key, value) in [
+        (
+            &b"gcActions"[..],
+            &b"v1 dropExport ko5\nv1 eatExport ko3"[..],
+        ),
+        (b"reapQueue", b"v1,,x"),
+        (b"pinnedObjects", b"ko1,kp2"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        make_v1_store(dir.path(), &[(key, value)]);
+        let before = snapshot(dir.path());
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Migration { from: 1, to: 2, source, .. }
+                if matches!(**source, StoreError::Corrupt { .. })),
+            "{err:?}"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+        assert_eq!(stored_version(dir.path()), "1");
+    }
 }

@@ -1,9 +1,12 @@
 //! The durable GC action set (spec §6.4) and reap queue (spec §6.5).
 //!
-//! The action set is stored as its sorted text lines (`v1 dropExport ko5`), so it iterates
-//! in the spec's order: endpoint id as a string, then kind, then object.
+//! Each action is a key of its own, `gcAction.<text>` (`gcAction.v1 dropExport ko5`), and
+//! the text sorts in the spec's order (endpoint id as a string, then kind, then object), so a
+//! prefix scan lists the set in order. The reap queue is `reapQueue.<seq>` → endpoint keys
+//! (FIFO by the zero-padded sequence number) plus a `reapQueued.<ep>` key per queued
+//! endpoint, so scheduling one twice is a single lookup. Adding or removing one action or
+//! reap touches only its own keys.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use ocap_types::{EndpointId, KObjectId};
@@ -82,84 +85,68 @@ impl KernelStore {
     /// The pending GC actions, sorted by their text (the spec's processing order).
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] if the set does not parse.
+    /// [`StoreError::Corrupt`] if an action's key does not parse.
     pub fn gc_actions(&self) -> Result<Vec<GcAction>, StoreError> {
         if self.empty_hints()?.0 {
             return Ok(Vec::new());
         }
-        let Some(bytes) = self.kv.get(keys::GC_ACTIONS)? else {
-            return Ok(Vec::new());
-        };
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| StoreError::corrupt("gcActions", keys::GC_ACTIONS, "not UTF-8"))?;
-        text.lines()
-            .map(|line| {
-                line.parse()
-                    .map_err(|()| StoreError::corrupt("gcActions", keys::GC_ACTIONS, line))
+        let prefix = keys::GC_ACTION_PREFIX;
+        self.kv
+            .scan_prefix(prefix)?
+            .iter()
+            .map(|(key, _)| {
+                std::str::from_utf8(&key[prefix.len()..])
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or_else(|| StoreError::corrupt("gcActions", key, "bad action"))
             })
             .collect()
     }
 
-    /// Replaces the GC action set.
-    ///
-    /// # Errors
-    /// [`StoreError`] from the byte store.
-    pub fn set_gc_actions(&mut self, actions: &[GcAction]) -> Result<(), StoreError> {
-        let lines: BTreeSet<String> = actions.iter().map(ToString::to_string).collect();
-        let empty = lines.is_empty();
-        if empty {
-            self.kv.delete(keys::GC_ACTIONS)?;
-        } else {
-            let text = lines.into_iter().collect::<Vec<_>>().join("\n");
-            self.kv.set(keys::GC_ACTIONS, text.as_bytes())?;
-        }
-        self.set_empty_hint(Some(empty), None);
-        Ok(())
-    }
-
-    /// Adds GC actions (a set union).
+    /// Adds GC actions (a set union): one key each, the others untouched.
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn add_gc_actions(&mut self, new: &[GcAction]) -> Result<(), StoreError> {
-        if new.is_empty() {
+        for action in new {
+            self.kv.set(&keys::gc_action(action), b"")?;
+        }
+        if !new.is_empty() {
+            self.set_empty_hint(Some(false), None);
+        }
+        Ok(())
+    }
+
+    /// Removes GC actions from the set (those absent are ignored): one key each.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn remove_gc_actions(&mut self, done: &[GcAction]) -> Result<(), StoreError> {
+        if done.is_empty() {
             return Ok(());
         }
-        let mut actions = self.gc_actions()?;
-        actions.extend_from_slice(new);
-        self.set_gc_actions(&actions)
+        for action in done {
+            self.kv.delete(&keys::gc_action(action))?;
+        }
+        let prefix = keys::GC_ACTION_PREFIX;
+        let empty = self.kv.next_entry(prefix, prefix, true)?.is_none();
+        self.set_empty_hint(Some(empty), None);
+        Ok(())
     }
 
     /// The reap queue, oldest first.
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] if it does not parse.
+    /// [`StoreError::Corrupt`] if an entry does not parse.
     pub fn reap_queue(&self) -> Result<Vec<EndpointId>, StoreError> {
         if self.empty_hints()?.1 {
             return Ok(Vec::new());
         }
-        let Some(bytes) = self.kv.get(keys::REAP_QUEUE)? else {
-            return Ok(Vec::new());
-        };
-        std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|text| text.split(',').map(|s| s.parse().ok()).collect())
-            .ok_or_else(|| StoreError::corrupt("reapQueue", keys::REAP_QUEUE, "bad list"))
-    }
-
-    fn set_reap_queue(&mut self, queue: &[EndpointId]) -> Result<(), StoreError> {
-        if queue.is_empty() {
-            self.kv.delete(keys::REAP_QUEUE)?;
-        } else {
-            let text = queue
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            self.kv.set(keys::REAP_QUEUE, text.as_bytes())?;
-        }
-        self.set_empty_hint(None, Some(queue.is_empty()));
-        Ok(())
+        self.kv
+            .scan_prefix(keys::REAP_ENTRY_PREFIX)?
+            .iter()
+            .map(|(key, value)| parse_reap_entry(key, value))
+            .collect()
     }
 
     /// Appends `ep` to the reap queue unless it is already there.
@@ -167,11 +154,17 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn schedule_reap(&mut self, ep: EndpointId) -> Result<(), StoreError> {
-        let mut queue = self.reap_queue()?;
-        if !queue.contains(&ep) {
-            queue.push(ep);
-            self.set_reap_queue(&queue)?;
+        let member = keys::reap_member(ep);
+        if self.kv.contains(&member)? {
+            return Ok(());
         }
+        let seq = self.read_parsed("reapQueue", keys::REAP_NEXT)?.unwrap_or(1);
+        self.kv
+            .set(&keys::reap_entry(seq), ep.to_string().as_bytes())?;
+        self.kv.set(&member, b"")?;
+        self.kv
+            .set(keys::REAP_NEXT, (seq + 1).to_string().as_bytes())?;
+        self.set_empty_hint(None, Some(false));
         Ok(())
     }
 
@@ -180,12 +173,30 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn next_reap(&mut self) -> Result<Option<EndpointId>, StoreError> {
-        let mut queue = self.reap_queue()?;
-        if queue.is_empty() {
+        if self.empty_hints()?.1 {
             return Ok(None);
         }
-        let first = queue.remove(0);
-        self.set_reap_queue(&queue)?;
-        Ok(Some(first))
+        let prefix = keys::REAP_ENTRY_PREFIX;
+        let Some((key, value)) = self.kv.next_entry(prefix, prefix, true)? else {
+            self.set_empty_hint(None, Some(true));
+            return Ok(None);
+        };
+        let ep = parse_reap_entry(&key, &value)?;
+        self.kv.delete(&key)?;
+        self.kv.delete(&keys::reap_member(ep))?;
+        let empty = self.kv.next_entry(prefix, prefix, true)?.is_none();
+        if empty {
+            // Numbering starts again once the queue is empty: no key is left behind.
+            self.kv.delete(keys::REAP_NEXT)?;
+        }
+        self.set_empty_hint(None, Some(empty));
+        Ok(Some(ep))
     }
+}
+
+fn parse_reap_entry(key: &[u8], value: &[u8]) -> Result<EndpointId, StoreError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| StoreError::corrupt("reapQueue", key, "bad endpoint"))
 }

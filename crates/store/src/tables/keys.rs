@@ -150,9 +150,39 @@ pub(crate) fn subcluster(id: SubclusterId) -> Vec<u8> {
     text(format_args!("subcluster.{id}"))
 }
 
-pub(crate) const PINNED: &[u8] = b"pinnedObjects";
-pub(crate) const GC_ACTIONS: &[u8] = b"gcActions";
-pub(crate) const REAP_QUEUE: &[u8] = b"reapQueue";
+/// Pins (spec §4.5): `pin.<ko>` holds how many times the object is pinned (decimal).
+pub(crate) const PIN_PREFIX: &[u8] = b"pin.";
+
+pub(crate) fn pin(id: KObjectId) -> Vec<u8> {
+    let mut buf = PIN_PREFIX.to_vec();
+    KRef::Object(id).push_to(&mut buf);
+    buf
+}
+
+/// The GC action set (spec §6.4): one key `gcAction.<action text>` per action, empty value;
+/// the text sorts in the processing order, so a prefix scan lists the set in order.
+pub(crate) const GC_ACTION_PREFIX: &[u8] = b"gcAction.";
+
+pub(crate) fn gc_action(action: impl std::fmt::Display) -> Vec<u8> {
+    text(format_args!("gcAction.{action}"))
+}
+
+/// The reap queue (spec §6.5): `reapQueue.<seq, 20 digits>` → endpoint, oldest first;
+/// `reapQueued.<ep>` (empty) marks an endpoint as queued; `reapQueueNext` is the next seq.
+pub(crate) const REAP_ENTRY_PREFIX: &[u8] = b"reapQueue.";
+pub(crate) const REAP_NEXT: &[u8] = b"reapQueueNext";
+
+pub(crate) const REAP_MEMBER_PREFIX: &[u8] = b"reapQueued.";
+
+pub(crate) fn reap_entry(seq: u64) -> Vec<u8> {
+    text(format_args!("reapQueue.{seq:020}"))
+}
+
+pub(crate) fn reap_member(ep: EndpointId) -> Vec<u8> {
+    let mut buf = REAP_MEMBER_PREFIX.to_vec();
+    ep.push_to(&mut buf);
+    buf
+}
 
 pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 

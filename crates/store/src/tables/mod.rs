@@ -254,8 +254,11 @@ impl KernelStore {
         {
             return Ok((gc, reap));
         }
-        let gc = !self.kv.contains(keys::GC_ACTIONS)?;
-        let reap = !self.kv.contains(keys::REAP_QUEUE)?;
+        let is_empty = |prefix: &[u8]| -> Result<bool, StoreError> {
+            Ok(self.kv.next_entry(prefix, prefix, true)?.is_none())
+        };
+        let gc = is_empty(keys::GC_ACTION_PREFIX)?;
+        let reap = is_empty(keys::REAP_ENTRY_PREFIX)?;
         self.empty_hints.set(Some((generation, gc, reap)));
         Ok((gc, reap))
     }

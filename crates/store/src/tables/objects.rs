@@ -191,28 +191,38 @@ impl KernelStore {
     /// Every pinned object, with repeats (pins are a multiset), sorted.
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] if the list does not parse.
+    /// [`StoreError::Corrupt`] if a pin's key or count does not parse.
     pub fn pinned_objects(&self) -> Result<Vec<KObjectId>, StoreError> {
-        let Some(bytes) = self.kv.get(keys::PINNED)? else {
-            return Ok(Vec::new());
-        };
-        std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|text| text.split(',').map(|s| s.parse().ok()).collect())
-            .ok_or_else(|| StoreError::corrupt("pinnedObjects", keys::PINNED, "bad list"))
-    }
-
-    fn set_pinned(&mut self, mut pinned: Vec<KObjectId>) -> Result<(), StoreError> {
-        if pinned.is_empty() {
-            return self.kv.delete(keys::PINNED);
+        let prefix = keys::PIN_PREFIX;
+        let mut pinned = Vec::new();
+        for (key, value) in self.kv.scan_prefix(prefix)? {
+            let parse = || -> Option<(KObjectId, u32)> {
+                let id = std::str::from_utf8(&key[prefix.len()..])
+                    .ok()?
+                    .parse()
+                    .ok()?;
+                let count = std::str::from_utf8(&value).ok()?.parse().ok()?;
+                Some((id, count))
+            };
+            let (id, count) =
+                parse().ok_or_else(|| StoreError::corrupt("pins", &key, "bad pin"))?;
+            pinned.extend(std::iter::repeat_n(id, count as usize));
         }
         pinned.sort();
-        let text = pinned
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        self.kv.set(keys::PINNED, text.as_bytes())
+        Ok(pinned)
+    }
+
+    /// How many times `id` is pinned.
+    fn pin_count(&self, id: KObjectId) -> Result<u32, StoreError> {
+        Ok(self.read_parsed("pins", &keys::pin(id))?.unwrap_or(0))
+    }
+
+    fn set_pin_count(&mut self, id: KObjectId, count: u32) -> Result<(), StoreError> {
+        if count == 0 {
+            self.kv.delete(&keys::pin(id))
+        } else {
+            self.kv.set(&keys::pin(id), count.to_string().as_bytes())
+        }
     }
 
     /// Pins the object once more, holding it (+1,+1) (spec §4.5).
@@ -225,9 +235,8 @@ impl KernelStore {
                 what: format!("object {id}"),
             });
         }
-        let mut pinned = self.pinned_objects()?;
-        pinned.push(id);
-        self.set_pinned(pinned)?;
+        let count = self.pin_count(id)?;
+        self.set_pin_count(id, count.saturating_add(1))?;
         self.incref(KRef::Object(id))
     }
 
@@ -236,12 +245,11 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn unpin_object(&mut self, id: KObjectId) -> Result<(), StoreError> {
-        let mut pinned = self.pinned_objects()?;
-        let Some(pos) = pinned.iter().position(|p| *p == id) else {
+        let count = self.pin_count(id)?;
+        if count == 0 {
             return Ok(());
-        };
-        pinned.remove(pos);
-        self.set_pinned(pinned)?;
+        }
+        self.set_pin_count(id, count - 1)?;
         self.decref(KRef::Object(id))
     }
 }

@@ -252,6 +252,40 @@ fn gc_actions_are_a_sorted_set() {
 }
 
 #[test]
+fn gc_actions_are_removed_one_key_each() {
+    let (_dir, mut store) = store();
+    let action = |n| GcAction {
+        endpoint: vat(1),
+        kind: GcKind::DropExport,
+        object: KObjectId(n),
+    };
+    store.add_gc_actions(&[action(1), action(2)]).unwrap();
+    store.remove_gc_actions(&[action(1), action(3)]).unwrap();
+    assert_eq!(store.gc_actions().unwrap(), [action(2)]);
+    store.remove_gc_actions(&[action(2)]).unwrap();
+    assert!(store.gc_actions().unwrap().is_empty());
+    assert!(store.kv().scan_prefix(b"gcAction").unwrap().is_empty());
+    store.end_crank().unwrap();
+}
+
+#[test]
+fn the_reap_queue_is_fifo_without_duplicates_and_leaves_no_keys_once_empty() {
+    let (_dir, mut store) = store();
+    store.schedule_reap(vat(2)).unwrap();
+    store.schedule_reap(vat(1)).unwrap();
+    store.schedule_reap(vat(2)).unwrap();
+    assert_eq!(store.reap_queue().unwrap(), [vat(2), vat(1)]);
+    assert_eq!(store.next_reap().unwrap(), Some(vat(2)));
+    store.schedule_reap(vat(2)).unwrap();
+    assert_eq!(store.reap_queue().unwrap(), [vat(1), vat(2)]);
+    assert_eq!(store.next_reap().unwrap(), Some(vat(1)));
+    assert_eq!(store.next_reap().unwrap(), Some(vat(2)));
+    assert_eq!(store.next_reap().unwrap(), None);
+    assert!(store.kv().scan_prefix(b"reap").unwrap().is_empty());
+    store.end_crank().unwrap();
+}
+
+#[test]
 fn records_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (object, promise) = {

@@ -205,11 +205,12 @@ fn a_foreign_lmdb_environment_is_refused() {
 fn another_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     make_store(dir.path(), 3);
-    overwrite_schema(dir.path(), b"2");
+    let newer = (crate::SCHEMA_VERSION + 1).to_string();
+    overwrite_schema(dir.path(), newer.as_bytes());
     match refused(dir.path()) {
         StoreError::SchemaVersion { found, expected } => {
-            assert_eq!(found, "2");
-            assert_eq!(expected, 1);
+            assert_eq!(found, newer);
+            assert_eq!(expected, crate::SCHEMA_VERSION);
         }
         other => panic!("expected SchemaVersion, got {other:?}"),
     }
@@ -225,7 +226,10 @@ fn a_version_no_migration_starts_from_or_not_written_by_a_store_is_refused() {
             StoreError::SchemaVersion {
                 found: reported,
                 expected,
-            } => assert_eq!((reported.as_str(), expected), (found, 1)),
+            } => assert_eq!(
+                (reported.as_str(), expected),
+                (found, crate::SCHEMA_VERSION)
+            ),
             other => panic!("{found:?}: expected SchemaVersion, got {other:?}"),
         }
     }
@@ -242,7 +246,8 @@ fn a_new_store_records_its_schema_version() {
     let env = unsafe { options.open(dir.path()) }.unwrap();
     let rtxn = env.read_txn().unwrap();
     let db: Database<Bytes, Bytes> = env.open_database(&rtxn, None).unwrap().unwrap();
-    assert_eq!(db.get(&rtxn, SCHEMA_KEY).unwrap(), Some(&b"1"[..]));
+    let version = crate::SCHEMA_VERSION.to_string();
+    assert_eq!(db.get(&rtxn, SCHEMA_KEY).unwrap(), Some(version.as_bytes()));
     assert_eq!(db.len(&rtxn).unwrap(), 1);
 }
 
