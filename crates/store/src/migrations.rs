@@ -22,7 +22,7 @@ use crate::error::StoreError;
 pub(crate) use crate::kv::MigrationTxn;
 
 /// The schema version this build writes, and migrates older stores to. A layout change
-/// bumps it and appends the step from the previous version to [`MIGRATIONS`].
+/// bumps it and appends the step from the previous version to `MIGRATIONS`.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// What a step does: rewrites the keys of a store of its `from` version, seeing the
