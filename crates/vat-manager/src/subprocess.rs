@@ -125,13 +125,14 @@ impl SubprocessRuntime {
             .map_err(|e| start_error(format!("cannot create the vat worker's input: {e}")))?;
         let (from_worker, worker_stdout) = UnixStream::pair()
             .map_err(|e| start_error(format!("cannot create the vat worker's output: {e}")))?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .arg("worker")
             .arg(code)
             .stdin(Stdio::from(OwnedFd::from(worker_stdin)))
             .stdout(Stdio::from(OwnedFd::from(worker_stdout)))
-            .stderr(Stdio::piped())
-            .spawn()
+            .stderr(Stdio::piped());
+        let mut child = spawn_retrying(&mut command)
             .map_err(|e| start_error(format!("cannot start the vat worker program: {e}")))?;
         let Some(stderr) = child.stderr.take() else {
             kill(&mut child);
@@ -500,6 +501,25 @@ fn forward_stderr(vat: VatId, stderr: ChildStderr) {
                 let text = String::from_utf8_lossy(&line);
                 tracing::info!(%vat, line = %text.trim_end(), "vat worker stderr");
             }
+        }
+    }
+}
+
+/// Spawns `command`, trying again a few times while its program is busy being written
+/// (`ETXTBSY`): a program just installed or replaced can be held open for writing for a
+/// moment, e.g. by a process another thread forked while it was being written.
+fn spawn_retrying(command: &mut Command) -> std::io::Result<std::process::Child> {
+    const ATTEMPTS: u32 = 20;
+    let mut attempt = 1;
+    loop {
+        match command.spawn() {
+            Err(error)
+                if error.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < ATTEMPTS =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
         }
     }
 }
