@@ -17,9 +17,11 @@ use crate::handle::Settlement;
 use crate::oneshot;
 use crate::subcluster::{launch, queue_host_message};
 
-/// `count()` adds one to a counter kept in memory and in its vat store, and answers it.
+/// `count()` adds one to a counter kept in memory and in its vat store, and answers it;
+/// `since_start()` answers how many messages this incarnation has had (memory only, so a
+/// restart shows as a reset).
 #[derive(Default)]
-struct Counter(i64);
+struct Counter(i64, i64);
 
 impl VatRuntime for Counter {
     fn start(&mut self, start: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
@@ -33,6 +35,20 @@ impl VatRuntime for Counter {
         let Delivery::Message { message, .. } = delivery else {
             return DeliveryOutcome::default();
         };
+        self.1 += 1;
+        if message
+            .method_and_args()
+            .is_ok_and(|(m, _)| m == "since_start")
+        {
+            if let Some(result) = message.result {
+                host.syscall(Syscall::Resolve(vec![Resolution {
+                    promise: result,
+                    rejected: false,
+                    data: CapData::data(&Value::Int(self.1)),
+                }]));
+            }
+            return DeliveryOutcome::default();
+        }
         self.0 += 1;
         if let Some(result) = message.result {
             host.syscall(Syscall::Resolve(vec![Resolution {
@@ -113,10 +129,20 @@ fn count(
     handler: &mut Faulty,
     root: KRef,
 ) -> (KPromiseId, oneshot::Receiver<Settlement>) {
+    send(state, handler, root, "count")
+}
+
+/// Queues `method()` to `target` from the host; the result promise and where it is told.
+fn send(
+    state: &mut KernelState,
+    handler: &mut Faulty,
+    target: KRef,
+    method: &str,
+) -> (KPromiseId, oneshot::Receiver<Settlement>) {
     let (tx, rx) = oneshot::channel();
     let (promise, _) = state
         .transaction(|crank| {
-            queue_host_message(&mut handler.core, crank, root, "count", vec![], vec![], tx)
+            queue_host_message(&mut handler.core, crank, target, method, vec![], vec![], tx)
         })
         .unwrap();
     (promise, rx)
@@ -172,4 +198,43 @@ fn a_delivery_that_fails_in_the_kernel_rejects_its_result_and_reloads_the_vat() 
         Value::Int(2)
     );
     assert!(handler.core.vats.is_running(vat));
+}
+
+/// Only a vat that ran in the failed crank is reloaded: the marker of which vat ran is
+/// cleared at the start of every crank, so a failure in a crank where no vat ran (here a
+/// send to an object nobody owns) leaves an earlier crank's vat, and its memory, alone.
+#[test]
+fn a_failure_in_a_crank_where_no_vat_ran_reloads_no_vat() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = KernelState::new(KernelStore::new(Store::open(dir.path()).unwrap())).unwrap();
+    let mut registry = VatRegistry::new();
+    registry.register("counter", || Box::new(Counter::default()));
+    let mut handler = Faulty {
+        core: Core::new(VatManager::new(registry, None)),
+        fail_next: false,
+    };
+    let config = ClusterConfig::builder("counter")
+        .vat("counter", VatConfig::named("counter"))
+        .build()
+        .unwrap();
+    let launched = launch(&mut handler.core, &mut state, &config).unwrap();
+    run_until_idle(&mut state, &mut handler);
+    let root = KRef::Object(launched.root);
+    // The counter ran in the last crank (bootstrap, then this count).
+    let (_, told) = count(&mut state, &mut handler, root);
+    run_until_idle(&mut state, &mut handler);
+    assert!(told.try_recv().unwrap().is_ok());
+
+    handler.fail_next = true;
+    let nobody: KRef = "ko999".parse().unwrap();
+    let (_, told) = send(&mut state, &mut handler, nobody, "anything");
+    run_until_idle(&mut state, &mut handler);
+    assert!(told.try_recv().unwrap().is_err());
+    // Not reloaded: this incarnation has now had bootstrap, count and this call.
+    let (_, told) = send(&mut state, &mut handler, root, "since_start");
+    run_until_idle(&mut state, &mut handler);
+    assert_eq!(
+        told.try_recv().unwrap().unwrap().decode().unwrap(),
+        Value::Int(3)
+    );
 }
