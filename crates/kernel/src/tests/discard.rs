@@ -148,8 +148,8 @@ fn send(
     (promise, rx)
 }
 
-#[test]
-fn a_delivery_that_fails_in_the_kernel_rejects_its_result_and_reloads_the_vat() {
+/// A kernel with one counter vat, launched and idle: its store, state, handler and root.
+fn counter_kernel() -> (tempfile::TempDir, KernelState, Faulty, KRef) {
     let dir = tempfile::tempdir().unwrap();
     let mut state = KernelState::new(KernelStore::new(Store::open(dir.path()).unwrap())).unwrap();
     let mut registry = VatRegistry::new();
@@ -165,6 +165,12 @@ fn a_delivery_that_fails_in_the_kernel_rejects_its_result_and_reloads_the_vat() 
     let launched = launch(&mut handler.core, &mut state, &config).unwrap();
     run_until_idle(&mut state, &mut handler);
     let root = KRef::Object(launched.root);
+    (dir, state, handler, root)
+}
+
+#[test]
+fn a_delivery_that_fails_in_the_kernel_rejects_its_result_and_reloads_the_vat() {
+    let (_dir, mut state, mut handler, root) = counter_kernel();
     let vat = handler.core.vats.running().next().unwrap();
     // Bootstrap counted once.
     let stored = |state: &KernelState| state.store().vatstore_get(vat, "count").unwrap();
@@ -205,21 +211,7 @@ fn a_delivery_that_fails_in_the_kernel_rejects_its_result_and_reloads_the_vat() 
 /// send to an object nobody owns) leaves an earlier crank's vat, and its memory, alone.
 #[test]
 fn a_failure_in_a_crank_where_no_vat_ran_reloads_no_vat() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut state = KernelState::new(KernelStore::new(Store::open(dir.path()).unwrap())).unwrap();
-    let mut registry = VatRegistry::new();
-    registry.register("counter", || Box::new(Counter::default()));
-    let mut handler = Faulty {
-        core: Core::new(VatManager::new(registry, None)),
-        fail_next: false,
-    };
-    let config = ClusterConfig::builder("counter")
-        .vat("counter", VatConfig::named("counter"))
-        .build()
-        .unwrap();
-    let launched = launch(&mut handler.core, &mut state, &config).unwrap();
-    run_until_idle(&mut state, &mut handler);
-    let root = KRef::Object(launched.root);
+    let (_dir, mut state, mut handler, root) = counter_kernel();
     // The counter ran in the last crank (bootstrap, then this count).
     let (_, told) = count(&mut state, &mut handler, root);
     run_until_idle(&mut state, &mut handler);
