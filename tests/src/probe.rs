@@ -16,6 +16,9 @@
 //! - `put(key, n)` → writes `n` bytes under `key` in its vat store, answers `"put"`;
 //! - `big(n)` → answers a string of `n` bytes;
 //! - `spam(n)` → makes `n` (empty) syscalls, then answers `"spammed"`;
+//! - `flood(n)` → sends `n` one-way `data()` to itself (delivered later), answers `"sent"`;
+//! - `stall(n)` → sends `n` one-way messages to a promise it allocates and never settles
+//!   (they wait in its queue for ever), answers `"stalled"`;
 //! - `started()` → `[entries, bytes]`: the size of the vat store its last start was given
 //!   (keys and values), to show that a large store arrives whole.
 
@@ -153,6 +156,24 @@ impl Probe {
                     host.syscall(Syscall::DropImports(Vec::new()));
                 }
                 answer(host, Value::str("spammed"));
+            }
+            "flood" | "stall" => {
+                let target = if method == "flood" {
+                    VRef::ROOT
+                } else {
+                    self.next_promise += 1;
+                    VRef::ExportPromise(self.next_promise)
+                };
+                for _ in 0..args.first().and_then(Value::as_int).unwrap_or(0) {
+                    host.syscall(Syscall::Send {
+                        target,
+                        message: Message::new("data", vec![], vec![], None),
+                    });
+                }
+                answer(
+                    host,
+                    Value::str(if method == "flood" { "sent" } else { "stalled" }),
+                );
             }
             "poison" => {
                 answer(host, Value::str("poisoned"));

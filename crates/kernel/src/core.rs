@@ -131,6 +131,7 @@ impl Core {
         crank: &mut Crank<'_>,
         target: KRef,
         message: &Message<KRef>,
+        sender: Option<EndpointId>,
         splat: &Splat,
     ) -> Result<(), QueueError> {
         tracing::warn!(%target, ?splat, "message went splat");
@@ -141,7 +142,7 @@ impl Core {
                 crank.resolve_promises(record.decider(), vec![resolution], Mode::Immediate)?;
             }
         }
-        crank.release_send_holds(target, message)
+        crank.release_send_holds(target, message, sender)
     }
 
     fn deliver_send(
@@ -149,19 +150,20 @@ impl Core {
         crank: &mut Crank<'_>,
         target: KRef,
         message: &Message<KRef>,
+        sender: Option<EndpointId>,
     ) -> Result<CrankResult, QueueError> {
         let splat = match route(crank.store(), target)? {
             // Sends are parked on the promise they wait for when they are enqueued, so only
             // an item stored by an older kernel gets here.
             Route::Requeue(_) => {
-                crank.requeue_send(target, message.clone(), Mode::Immediate)?;
+                crank.requeue_send(target, message.clone(), sender, Mode::Immediate)?;
                 return Ok(CrankResult::Delivered);
             }
             Route::Splat(splat) => splat,
             Route::Deliver {
                 owner: Owner::Endpoint(EndpointId::Vat(vat)),
                 object,
-            } => match self.vats.deliver_send(crank, vat, object, target, message) {
+            } => match (self.vats).deliver_send(crank, vat, object, target, message, sender) {
                 Ok(result) => return Ok(result),
                 // Only "no such endpoint" is a splat (D14); anything else propagates.
                 Err(VatError::NoSuchVat(_)) => Splat::Reason(SplatReason::Unreachable),
@@ -172,7 +174,10 @@ impl Core {
             Route::Deliver {
                 owner: Owner::Kernel,
                 object,
-            } => match self.services.deliver(crank, object, target, message)? {
+            } => match self
+                .services
+                .deliver(crank, object, target, message, sender)?
+            {
                 Some(result) => return Ok(result),
                 // No implementation registered in this run (spec §15.2).
                 None => Splat::Reason(SplatReason::Unreachable),
@@ -180,7 +185,7 @@ impl Core {
             // Remotes are not implemented yet: nobody can receive.
             Route::Deliver { .. } => Splat::Reason(SplatReason::Unreachable),
         };
-        Self::splat(crank, target, message, &splat)?;
+        Self::splat(crank, target, message, sender, &splat)?;
         Ok(CrankResult::Delivered)
     }
 }
@@ -229,7 +234,11 @@ impl CrankHandler for Core {
         item: &RunQueueItem,
     ) -> Result<CrankResult, QueueError> {
         match item {
-            RunQueueItem::Send { target, message } => self.deliver_send(crank, *target, message),
+            RunQueueItem::Send {
+                target,
+                message,
+                sender,
+            } => self.deliver_send(crank, *target, message, *sender),
             RunQueueItem::Notify {
                 endpoint: EndpointId::Vat(vat),
                 promise,
@@ -305,10 +314,14 @@ impl CrankHandler for Core {
         match item {
             // Release the send's holds and reject its result by its current decider, so
             // that every waiter, vat or host, is told.
-            RunQueueItem::Send { target, message } => {
+            RunQueueItem::Send {
+                target,
+                message,
+                sender,
+            } => {
                 let detail = format!("delivery failed inside the kernel ({})", error_kind(error));
                 let rejection = Splat::Rejected(ErrorCode::InternalError.capdata(&detail));
-                Self::splat(crank, *target, message, &rejection)
+                Self::splat(crank, *target, message, *sender, &rejection)
             }
             RunQueueItem::Notify { promise, .. } => {
                 crank.store_mut().decref(KRef::Promise(*promise))?;

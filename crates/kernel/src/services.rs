@@ -20,7 +20,7 @@ use std::panic::AssertUnwindSafe;
 
 use ocap_queue::{Crank, CrankResult, KernelResolution, KernelState, Mode, QueueError};
 use ocap_store::{KernelStore, Owner};
-use ocap_types::{CapData, ErrorCode, KObjectId, KRef, Message, Value};
+use ocap_types::{CapData, EndpointId, ErrorCode, KObjectId, KRef, Message, Value};
 
 use crate::error::KernelError;
 
@@ -189,6 +189,7 @@ impl Services {
         object: KObjectId,
         target: KRef,
         message: &Message<KRef>,
+        sender: Option<EndpointId>,
     ) -> Result<Option<CrankResult>, QueueError> {
         let Some(registered) = self.by_object.get_mut(&object) else {
             return Ok(None);
@@ -233,7 +234,7 @@ impl Services {
             }
             (None, Ok(_)) => {}
         }
-        crank.release_send_holds(target, message)?;
+        crank.release_send_holds(target, message, sender)?;
         Ok(Some(CrankResult::Delivered))
     }
 }

@@ -145,7 +145,7 @@ pub(crate) fn queue_host_message(
         methargs,
         result: Some(KRef::Promise(result)),
     };
-    crank.enqueue_send(target, message, Mode::Immediate)?;
+    crank.enqueue_send(target, message, None, Mode::Immediate)?;
     Ok(result)
 }
 

@@ -340,7 +340,8 @@ impl Crank<'_> {
         }
     }
 
-    /// Queues a send, taking a hold on its target, result and every slot (spec §6.6). A send
+    /// Queues a send, taking a hold on its target, result and every slot (spec §6.6), and
+    /// counting it against its sender's queued messages until it leaves the queues. A send
     /// that would wait on an unresolved promise goes straight onto that promise's queue.
     ///
     /// # Errors
@@ -349,6 +350,7 @@ impl Crank<'_> {
         &mut self,
         target: KRef,
         message: Message<KRef>,
+        sender: Option<EndpointId>,
         mode: Mode,
     ) -> Result<(), QueueError> {
         let store = self.store_mut();
@@ -359,7 +361,10 @@ impl Crank<'_> {
         for slot in &message.methargs.slots {
             store.incref(*slot)?;
         }
-        self.requeue_send(target, message, mode)
+        if let Some(sender) = sender {
+            store.count_queued(sender, true)?;
+        }
+        self.requeue_send(target, message, sender, mode)
     }
 
     /// End-of-crank garbage collection (spec §14.3): see the `gc` module.
@@ -415,7 +420,7 @@ impl Crank<'_> {
     }
 
     /// Releases the holds a queued send took (spec §6.6): on its target, its result and
-    /// every slot. Every path that takes a send off the queues for good (delivered, splat,
+    /// every slot; and takes it off its sender's queued-message count. Every path that takes a send off the queues for good (delivered, splat,
     /// discarded) calls this once.
     ///
     /// # Errors
@@ -424,8 +429,12 @@ impl Crank<'_> {
         &mut self,
         target: KRef,
         message: &Message<KRef>,
+        sender: Option<EndpointId>,
     ) -> Result<(), QueueError> {
         let store = self.store_mut();
+        if let Some(sender) = sender {
+            store.count_queued(sender, false)?;
+        }
         store.decref(target)?;
         if let Some(result) = message.result {
             store.decref(result)?;
@@ -446,10 +455,16 @@ impl Crank<'_> {
         &mut self,
         target: KRef,
         message: Message<KRef>,
+        sender: Option<EndpointId>,
         mode: Mode,
     ) -> Result<(), QueueError> {
         let Some(promise) = self.waiting_on(target)? else {
-            return self.append(RunQueueItem::Send { target, message }, mode);
+            let item = RunQueueItem::Send {
+                target,
+                message,
+                sender,
+            };
+            return self.append(item, mode);
         };
         let store = self.store_mut();
         // Reached through promises fulfilled with promises (D11): the message comes back
@@ -458,7 +473,7 @@ impl Crank<'_> {
             store.incref(KRef::Promise(promise))?;
             store.decref(target)?;
         }
-        store.promise_queue_push(promise, &message)?;
+        store.promise_queue_push(promise, &message, sender)?;
         Ok(())
     }
 
@@ -533,8 +548,9 @@ impl Crank<'_> {
             for subscriber in subscribers {
                 self.enqueue_notify(subscriber, promise, mode)?;
             }
-            for message in messages {
-                self.requeue_send(KRef::Promise(promise), message, mode)?;
+            for waiting in messages {
+                let target = KRef::Promise(promise);
+                self.requeue_send(target, waiting.message, waiting.sender, mode)?;
             }
             match mode {
                 Mode::Buffered => self.state.buffered_settled.push(promise),

@@ -66,7 +66,7 @@ impl CrankHandler for Scripted {
         self.events.push("crank");
         // Every delivery emits one more send, buffered.
         let (target, message) = send(500, "echo");
-        queue.enqueue_send(target, message, Mode::Buffered)?;
+        queue.enqueue_send(target, message, None, Mode::Buffered)?;
         queue.store_mut().create_object(Owner::Kernel)?;
         if std::mem::take(&mut self.fail_first) {
             return Err(QueueError::StaleCache {
@@ -103,7 +103,7 @@ fn enqueue(state: &mut KernelState, target: u64, method: &str) {
     let mut crank = state.begin().unwrap();
     let (target, message) = send(target, method);
     crank
-        .enqueue_send(target, message, Mode::Immediate)
+        .enqueue_send(target, message, None, Mode::Immediate)
         .unwrap();
     crank.commit().unwrap();
 }
@@ -201,7 +201,7 @@ fn enqueue_send_takes_a_hold_on_target_result_and_slots() {
         Some(KRef::Promise(result)),
     );
     queue
-        .enqueue_send(KRef::Object(target), message, Mode::Immediate)
+        .enqueue_send(KRef::Object(target), message, None, Mode::Immediate)
         .unwrap();
     let store = queue.store();
     assert_eq!(store.object(target).unwrap().unwrap().counts.reachable, 2);
@@ -263,7 +263,7 @@ fn resolving_moves_queued_messages_after_the_notifies() {
     let (_, message) = send(1, "waiting");
     queue
         .store_mut()
-        .promise_queue_push(promise, &message)
+        .promise_queue_push(promise, &message, None)
         .unwrap();
     queue
         .resolve_promises(
@@ -299,7 +299,8 @@ fn resolving_moves_queued_messages_after_the_notifies() {
             },
             RunQueueItem::Send {
                 target: KRef::Promise(promise),
-                message
+                message,
+                sender: None,
             },
         ],
         "subscribers in string order (v10 before v2), then the queued message"
@@ -314,7 +315,7 @@ fn a_dropped_crank_keeps_nothing_and_the_next_one_sees_the_committed_state() {
         let mut crank = state.begin().unwrap();
         let (target, message) = send(2, "dropped");
         crank
-            .enqueue_send(target, message, Mode::Immediate)
+            .enqueue_send(target, message, None, Mode::Immediate)
             .unwrap();
         assert_eq!(crank.next_item().unwrap().map(|i| i.kind()), Some("send"));
         crank.store_mut().create_object(Owner::Kernel).unwrap();
@@ -337,8 +338,8 @@ fn a_failed_transaction_keeps_nothing_and_a_good_one_flushes_its_buffer() {
     let (_dir, mut state) = queue();
     let failed = state.transaction(|crank| -> Result<(), QueueError> {
         let (target, message) = send(1, "lost");
-        crank.enqueue_send(target, message, Mode::Buffered)?;
-        crank.enqueue_send(target, send(1, "lost too").1, Mode::Immediate)?;
+        crank.enqueue_send(target, message, None, Mode::Buffered)?;
+        crank.enqueue_send(target, send(1, "lost too").1, None, Mode::Immediate)?;
         Err(QueueError::StaleCache {
             name: "injected".to_owned(),
         })
@@ -349,7 +350,7 @@ fn a_failed_transaction_keeps_nothing_and_a_good_one_flushes_its_buffer() {
     let ((), settled) = state
         .transaction(|crank| -> Result<(), QueueError> {
             let (target, message) = send(1, "buffered");
-            crank.enqueue_send(target, message, Mode::Buffered)
+            crank.enqueue_send(target, message, None, Mode::Buffered)
         })
         .unwrap();
     assert!(settled.is_empty());

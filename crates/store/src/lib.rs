@@ -25,5 +25,5 @@ pub use tables::{
     CListEntry, ChainEnd, CheckReport, DanglingRef, GcAction, GcKind, Holder, Inconsistency,
     KernelStore, MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds,
     QueueProblem, RefCounts, RefcountMismatch, StoredCount, SubclusterRecord, VatRecord,
-    follow_promises,
+    WaitingSend, follow_promises,
 };

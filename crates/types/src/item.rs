@@ -15,6 +15,11 @@ pub enum RunQueueItem {
         target: KRef,
         /// The message, in kernel space.
         message: Message<KRef>,
+        /// The endpoint that sent it, whose queued-message count it adds to until it leaves
+        /// the queues; `None` for the host's and services' sends (and for sends stored
+        /// before senders were recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender: Option<EndpointId>,
     },
     /// Tell `endpoint` that `promise` is settled.
     Notify {

@@ -24,6 +24,9 @@ pub struct VatLimits {
     pub vatstore_value_bytes: u32,
     /// Bytes of the whole vat store, keys and values.
     pub vatstore_total_bytes: u64,
+    /// Messages the vat sent that may wait in the kernel's queues at once (in the run
+    /// queue, or in the queue of a promise nobody has settled yet).
+    pub queued_messages: u64,
 }
 
 impl Default for VatLimits {
@@ -34,6 +37,7 @@ impl Default for VatLimits {
             vatstore_key_bytes: 256,
             vatstore_value_bytes: 1 << 20,
             vatstore_total_bytes: 1 << 30,
+            queued_messages: 1_000_000,
         }
     }
 }
@@ -69,6 +73,13 @@ impl VatLimits {
     #[must_use]
     pub fn with_syscalls_per_delivery(mut self, syscalls: u32) -> Self {
         self.syscalls_per_delivery = syscalls;
+        self
+    }
+
+    /// The limits with [`VatLimits::queued_messages`] replaced.
+    #[must_use]
+    pub fn with_queued_messages(mut self, messages: u64) -> Self {
+        self.queued_messages = messages;
         self
     }
 

@@ -1,5 +1,6 @@
 //! Checking what a vat hands over against its [`VatLimits`]: the number of syscalls in one
-//! delivery, the size of each value it sends or resolves, and its vat-store writes.
+//! delivery, the size of each value it sends or resolves, its vat-store writes, and how
+//! many of its messages wait in the queues.
 //!
 //! Invariant: going past a limit is the vat's own fault, like an illegal syscall: the
 //! delivery is rolled back and the vat terminated with the limit's fixed reason. Nothing a
@@ -20,6 +21,8 @@ pub enum LimitExceeded {
     VatstoreValue,
     /// A vat store that would hold more than `vatstoreTotalBytes`.
     VatstoreTotal,
+    /// A send while `queuedMessages` of the vat's messages wait in the queues.
+    QueuedMessages,
 }
 
 impl LimitExceeded {
@@ -31,6 +34,7 @@ impl LimitExceeded {
             LimitExceeded::VatstoreKey => "vat used a vat-store key that is empty or too long",
             LimitExceeded::VatstoreValue => "vat stored a value larger than its limit",
             LimitExceeded::VatstoreTotal => "vat exceeded its vat-store size limit",
+            LimitExceeded::QueuedMessages => "vat exceeded its limit of queued messages",
         }
     }
 }

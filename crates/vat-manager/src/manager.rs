@@ -206,6 +206,7 @@ impl VatManager {
         object: KObjectId,
         target: KRef,
         message: &Message<KRef>,
+        sender: Option<EndpointId>,
     ) -> Result<CrankResult, VatError> {
         if !self.running.contains_key(&vat) {
             return Err(VatError::NoSuchVat(vat));
@@ -218,17 +219,15 @@ impl VatManager {
             .ok_or(VatError::NotExported)?;
         if let Some(KRef::Promise(result)) = message.result {
             store.set_decider(result, Some(Owner::Endpoint(ep)))?;
-            store.decref(KRef::Promise(result))?;
         }
         let methargs = capdata_to_vat(store, vat, &message.methargs)?;
         let result = match message.result {
             Some(result) => Some(kref_to_vref(store, vat, result)?),
             None => None,
         };
-        store.decref(target)?;
-        for slot in &message.methargs.slots {
-            store.decref(*slot)?;
-        }
+        // The send leaves the queues: its holds go (collection waits for the crank's end,
+        // so the order against the translation above does not matter).
+        crank.release_send_holds(target, message, sender)?;
         let delivery = Delivery::Message {
             target: entry.vref,
             message: Message { methargs, result },

@@ -157,6 +157,9 @@ impl SyscallProcessor<'_, '_> {
 
     fn send(&mut self, target: VRef, message: &Message<VRef>) -> Result<(), SyscallError> {
         check_value(&message.methargs, &self.limits).map_err(SyscallError::Limit)?;
+        if self.crank.store().queued_by(self.ep())? >= self.limits.queued_messages {
+            return Err(SyscallError::Limit(LimitExceeded::QueuedMessages));
+        }
         // A malformed message would be the receiver's delivery error, and kill the receiver:
         // refuse it here, where it is the sender's fault.
         message
@@ -189,7 +192,9 @@ impl SyscallProcessor<'_, '_> {
             }
         };
         let message = Message { methargs, result };
-        self.crank.enqueue_send(target, message, Mode::Buffered)?;
+        let sender = Some(self.ep());
+        self.crank
+            .enqueue_send(target, message, sender, Mode::Buffered)?;
         Ok(())
     }
 

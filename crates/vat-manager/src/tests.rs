@@ -83,14 +83,14 @@ fn send(
         .collect();
     let message = Message::new("m", args, slots, Some(KRef::Promise(result)));
     queue
-        .enqueue_send(KRef::Object(root), message.clone(), Mode::Immediate)
+        .enqueue_send(KRef::Object(root), message.clone(), None, Mode::Immediate)
         .unwrap();
     queue.commit().unwrap();
     // The delivery's own crank, as the crank loop runs it.
     let mut queue = state.begin().unwrap();
     let _ = queue.next_item().unwrap();
     let res = manager
-        .deliver_send(&mut queue, vat, root, KRef::Object(root), &message)
+        .deliver_send(&mut queue, vat, root, KRef::Object(root), &message, None)
         .unwrap();
     if res.is_failed() {
         queue.rollback().unwrap();
@@ -306,7 +306,7 @@ fn a_send_to_a_vat_without_a_worker_is_the_no_such_endpoint_error() {
     let mut crank = queue.begin().unwrap();
     let message = Message::new("m", vec![], vec![], None);
     let err = manager
-        .deliver_send(&mut crank, vat, root, KRef::Object(root), &message)
+        .deliver_send(&mut crank, vat, root, KRef::Object(root), &message, None)
         .unwrap_err();
     assert!(matches!(err, VatError::NoSuchVat(v) if v == vat));
     crank.commit().unwrap();

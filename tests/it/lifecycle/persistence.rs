@@ -251,6 +251,7 @@ fn inject_resume(path: &std::path::Path, target: KRef, n_times: usize) {
                 methargs: CapData::new(&methargs, vec![]),
                 result: Some(result),
             },
+            sender: None,
         };
         store.queue_push("run", &cbor::to_vec(&item)).unwrap();
     }

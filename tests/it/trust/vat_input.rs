@@ -146,6 +146,44 @@ fn a_vat_cannot_send_a_value_larger_than_its_limit() {
 }
 
 #[test]
+fn a_vat_cannot_have_more_messages_queued_than_its_limit() {
+    let limits = VatLimits::default().with_queued_messages(5);
+    let (test, probe, vat) = limited_probe(limits);
+    let queued = |test: &TestKernel| {
+        let ep = EndpointId::Vat(vat);
+        test.kernel
+            .inspect(move |s| s.queued_by(ep))
+            .unwrap()
+            .unwrap()
+    };
+    // Messages that are delivered stop counting: five, then five more once they are gone.
+    for _ in 0..2 {
+        let sent = call(&test.kernel, probe, "flood", vec![Value::Int(5)]);
+        assert_eq!(sent, Ok(Value::str("sent")));
+        test.kernel.run_until_idle(WAIT).unwrap();
+        assert_eq!(queued(&test), 0);
+    }
+    // Messages waiting on a promise nobody settles count for as long as they wait.
+    let stalled = call(&test.kernel, probe, "stall", vec![Value::Int(3)]);
+    assert_eq!(stalled, Ok(Value::str("stalled")));
+    assert_eq!(queued(&test), 3);
+    test.assert_refcounts_consistent();
+    assert_eq!(
+        call(&test.kernel, probe, "flood", vec![Value::Int(2)]),
+        Ok(Value::str("sent"))
+    );
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert_over_limit(
+        &test,
+        probe,
+        "stall",
+        vec![Value::Int(3)],
+        LimitExceeded::QueuedMessages.reason(),
+    );
+    test.assert_refcounts_consistent();
+}
+
+#[test]
 fn limits_that_cannot_work_are_refused_at_launch() {
     let test = TestKernel::new();
     let mut config = cluster(&[("probe", "probe")]);

@@ -3,12 +3,13 @@
 //! result is told, and the vat, whose memory had moved on, is reloaded from the store.
 
 use ocap_queue::{
-    Crank, CrankHandler, CrankReport, CrankResult, KernelState, QueueError, Termination, run_crank,
+    Crank, CrankHandler, CrankReport, CrankResult, KernelState, Mode, QueueError, Termination,
+    run_crank,
 };
 use ocap_store::{KernelStore, PromiseState, Store};
 use ocap_types::{
-    ByteBuf, CapData, Checkpoint, ClusterConfig, Delivery, DeliveryOutcome, KPromiseId, KRef,
-    Resolution, RunQueueItem, Syscall, Value, VatConfig, VatHost, VatRuntime, VatStart,
+    ByteBuf, CapData, Checkpoint, ClusterConfig, Delivery, DeliveryOutcome, EndpointId, KPromiseId,
+    KRef, Resolution, RunQueueItem, Syscall, Value, VatConfig, VatHost, VatRuntime, VatStart,
 };
 use ocap_vat_manager::{VatManager, VatRegistry};
 
@@ -229,4 +230,26 @@ fn a_failure_in_a_crank_where_no_vat_ran_reloads_no_vat() {
         told.try_recv().unwrap().unwrap().decode().unwrap(),
         Value::Int(3)
     );
+}
+
+/// A notify whose delivery fails inside the kernel is consumed like a send: its hold on the
+/// promise goes with it, so the refcount audit finds nothing held by an item that is gone.
+#[test]
+fn a_notify_that_fails_in_the_kernel_releases_its_hold_on_the_promise() {
+    let (_dir, mut state, mut handler, root) = counter_kernel();
+    let vat = handler.core.vats.running().next().unwrap();
+    let (promise, told) = count(&mut state, &mut handler, root);
+    run_until_idle(&mut state, &mut handler);
+    assert!(told.try_recv().unwrap().is_ok());
+    assert!(state.store().check().unwrap().is_empty());
+
+    state
+        .transaction(|crank| crank.enqueue_notify(EndpointId::Vat(vat), promise, Mode::Immediate))
+        .unwrap();
+    handler.fail_next = true;
+    run_until_idle(&mut state, &mut handler);
+    assert!(!handler.fail_next, "the notify's delivery failed");
+    assert_eq!(state.run_queue_len().unwrap(), 0);
+    let report = state.store().check().unwrap();
+    assert!(report.is_empty(), "{report}");
 }

@@ -62,7 +62,9 @@
 //! - **Inconsistencies**: the two directions of a c-list disagreeing, an owned object its
 //!   owner does not export or an export its endpoint does not own, reachable above
 //!   recognizable, a promise's record without its refcount or the reverse, broken or
-//!   leftover queues, an unpinned kernel service.
+//!   leftover queues, an unpinned kernel service, and an endpoint's queued-message count
+//!   (`<ep>.qm`, what its `queuedMessages` limit bounds) that differs from the messages it
+//!   sent that still wait in the queues.
 //!
 //! Run it between cranks: inside a crank the maybe-free set and the crank buffer hold work
 //! the tables do not show yet.
@@ -131,6 +133,7 @@ impl KernelStore {
         audit.owners(&objects);
         audit.promise_holds(&promises);
         audit.queues(&promises)?;
+        audit.queued_counts()?;
         audit.pins_and_services()?;
         Ok(audit.compare(&objects, &promises))
     }
@@ -157,6 +160,8 @@ struct Audit<'s> {
     holders: BTreeMap<KRef, Vec<Holder>>,
     clists: BTreeMap<EndpointId, CListByKref>,
     live_vats: BTreeSet<VatId>,
+    /// Messages waiting in the queues, recounted per sender.
+    queued: BTreeMap<EndpointId, u64>,
     report: CheckReport,
 }
 
@@ -167,6 +172,7 @@ impl<'s> Audit<'s> {
             holders: BTreeMap::new(),
             clists: BTreeMap::new(),
             live_vats: store.vat_ids()?.into_iter().collect(),
+            queued: BTreeMap::new(),
             report: CheckReport::default(),
         })
     }

@@ -118,6 +118,12 @@ pub(crate) fn endpoint_counter(ep: EndpointId, promise: bool) -> Vec<u8> {
     text(format_args!("{ep}.n.{kind}"))
 }
 
+/// How many messages the endpoint sent that still wait in the run queue or a promise's
+/// queue (decimal); absent when none do.
+pub(crate) fn queued_count(ep: EndpointId) -> Vec<u8> {
+    text(format_args!("{ep}.qm"))
+}
+
 pub(crate) fn vat_record(vat: VatId) -> Vec<u8> {
     text(format_args!("{vat}.config"))
 }

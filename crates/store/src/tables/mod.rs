@@ -39,7 +39,7 @@ pub use chain::{ChainEnd, follow_promises};
 pub use clist::CListEntry;
 pub use gc::{GcAction, GcKind};
 pub use objects::{ObjectRecord, RefCounts};
-pub use promises::{PromiseRecord, PromiseState};
+pub use promises::{PromiseRecord, PromiseState, WaitingSend};
 pub use queues::QueueBounds;
 pub use vats::{SubclusterRecord, VatRecord};
 

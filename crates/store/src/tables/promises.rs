@@ -2,6 +2,7 @@
 //! unresolved promise's message queue.
 
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message};
+use serde::{Deserialize, Serialize};
 
 use super::codec::{Malformed, Reader, Writer};
 use super::{KernelStore, Owner, keys};
@@ -106,6 +107,48 @@ impl PromiseState {
 
 fn queue_name(id: KPromiseId) -> String {
     id.to_string()
+}
+
+/// A message waiting in an unresolved promise's queue, and the endpoint that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingSend {
+    /// The message.
+    pub message: Message<KRef>,
+    /// Its sender (`None` for the host's and services' sends), whose queued-message count
+    /// it still adds to.
+    pub sender: Option<EndpointId>,
+}
+
+impl WaitingSend {
+    /// Decodes a promise-queue entry: a message's fields, plus its sender if it has one (so
+    /// entries written before senders were recorded read as senderless).
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, ocap_types::DecodeError> {
+        let entry: WaitingEntryIn = ocap_types::cbor::from_slice(bytes)?;
+        Ok(WaitingSend {
+            message: Message {
+                methargs: entry.methargs,
+                result: entry.result,
+            },
+            sender: entry.sender,
+        })
+    }
+}
+
+/// A promise-queue entry as written: a [`Message`]'s fields and an optional sender.
+#[derive(Serialize)]
+struct WaitingEntryOut<'a> {
+    methargs: &'a CapData<KRef>,
+    result: Option<KRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sender: Option<EndpointId>,
+}
+
+#[derive(Deserialize)]
+struct WaitingEntryIn {
+    methargs: CapData<KRef>,
+    result: Option<KRef>,
+    #[serde(default)]
+    sender: Option<EndpointId>,
 }
 
 impl KernelStore {
@@ -250,6 +293,7 @@ impl KernelStore {
         &mut self,
         id: KPromiseId,
         message: &Message<KRef>,
+        sender: Option<EndpointId>,
     ) -> Result<(), StoreError> {
         let name = queue_name(id);
         if !matches!(
@@ -259,7 +303,12 @@ impl KernelStore {
             return Err(StoreError::DeletedQueue { name });
         }
         self.queue_init(&name)?;
-        self.queue_push(&name, &ocap_types::cbor::to_vec(message))
+        let entry = WaitingEntryOut {
+            methargs: &message.methargs,
+            result: message.result,
+            sender,
+        };
+        self.queue_push(&name, &ocap_types::cbor::to_vec(&entry))
     }
 
     /// Settles the promise: stores the value, drops decider and subscribers, releases the
@@ -274,7 +323,7 @@ impl KernelStore {
         id: KPromiseId,
         rejected: bool,
         value: CapData<KRef>,
-    ) -> Result<(Vec<Message<KRef>>, Vec<EndpointId>), StoreError> {
+    ) -> Result<(Vec<WaitingSend>, Vec<EndpointId>), StoreError> {
         let subscribers = match self.existing_state(id)? {
             PromiseState::Unresolved { subscribers, .. } => subscribers,
             _ => Vec::new(),
@@ -290,9 +339,10 @@ impl KernelStore {
         if let Some(bounds) = self.queue_bounds(&name)? {
             for index in bounds.tail..bounds.head {
                 let bytes = self.queue_take_entry(&name, index)?;
-                let message = ocap_types::cbor::from_slice(&bytes)
-                    .map_err(|e| StoreError::corrupt("promise queue", name.as_bytes(), e))?;
-                messages.push(message);
+                messages.push(
+                    WaitingSend::decode(&bytes)
+                        .map_err(|e| StoreError::corrupt("promise queue", name.as_bytes(), e))?,
+                );
             }
             self.queue_delete(&name)?;
         }

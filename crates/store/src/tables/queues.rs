@@ -3,6 +3,8 @@
 //! read the bounds from the store every time; the run queue's cached wrapper lives in the
 //! queue crate.
 
+use ocap_types::EndpointId;
+
 use super::{KernelStore, keys};
 use crate::error::StoreError;
 
@@ -54,6 +56,37 @@ impl KernelStore {
                 name.as_bytes(),
                 "queue head/tail missing or inconsistent",
             )),
+        }
+    }
+
+    /// How many messages `ep` sent that still wait in the run queue or a promise's queue
+    /// (what its `queuedMessages` limit bounds).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a count that is not a number.
+    pub fn queued_by(&self, ep: EndpointId) -> Result<u64, StoreError> {
+        Ok(self.read_u64(&keys::queued_count(ep))?.unwrap_or(0))
+    }
+
+    /// Counts one more message of `ep`'s as queued (`added`), or one fewer: a send joins
+    /// the queues once, when it is sent, and leaves them once, when it is delivered,
+    /// splat or discarded. The count's key goes when it reaches zero; one fewer on no key
+    /// does nothing (the sender's keys went with its cleanup after termination).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn count_queued(&mut self, ep: EndpointId, added: bool) -> Result<(), StoreError> {
+        let key = keys::queued_count(ep);
+        let count = self.read_u64(&key)?.unwrap_or(0);
+        let count = if added {
+            count.saturating_add(1)
+        } else {
+            count.saturating_sub(1)
+        };
+        if count == 0 {
+            self.kv.delete(&key)
+        } else {
+            self.kv.set(&key, count.to_string().as_bytes())
         }
     }
 

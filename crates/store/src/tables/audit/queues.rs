@@ -1,13 +1,13 @@
 //! The audit's queue pass: the holds of the run queue's sends and notifies and of every
 //! message waiting in a promise's queue, and queues that are broken or left behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use ocap_types::{KPromiseId, KRef, Message, RunQueueItem};
+use ocap_types::{EndpointId, KPromiseId, KRef, Message, RunQueueItem};
 
 use super::{Audit, Holder, Inconsistency, MessagePart, QueueProblem, RUN_QUEUE, StoredPromise};
 use crate::error::StoreError;
-use crate::tables::{PromiseState, keys};
+use crate::tables::{PromiseState, WaitingSend, keys};
 
 impl Audit<'_> {
     /// The run queue's and every promise queue's holds.
@@ -55,9 +55,10 @@ impl Audit<'_> {
                 self.queue_problem(&name, QueueProblem::SettledPromise);
             }
             for (index, bytes) in waiting {
-                let message: Message<KRef> = ocap_types::cbor::from_slice(&bytes).map_err(|e| {
+                let WaitingSend { message, sender } = WaitingSend::decode(&bytes).map_err(|e| {
                     StoreError::corrupt("promise queue", &keys::queue_entry(&name, index), e)
                 })?;
+                self.sent_by(sender);
                 let part = |part| Holder::PromiseQueue {
                     promise,
                     index,
@@ -109,7 +110,12 @@ impl Audit<'_> {
 
     fn run_queue_item(&mut self, index: u64, item: &RunQueueItem) {
         match item {
-            RunQueueItem::Send { target, message } => {
+            RunQueueItem::Send {
+                target,
+                message,
+                sender,
+            } => {
+                self.sent_by(*sender);
                 let part = |part| Holder::RunQueue { index, part };
                 self.hold(*target, part(MessagePart::Target));
                 self.message(message, part);
@@ -124,6 +130,48 @@ impl Audit<'_> {
             // GC items and reaps name objects and endpoints without holding them.
             _ => {}
         }
+    }
+
+    /// One queued message more for `sender`'s count.
+    fn sent_by(&mut self, sender: Option<EndpointId>) {
+        if let Some(sender) = sender {
+            *self.queued.entry(sender).or_default() += 1;
+        }
+    }
+
+    /// Every endpoint's queued-message count against the messages recounted for it. A
+    /// count that is stored must match; a live vat without one must have none queued. An
+    /// endpoint cleaned up after termination has no count left, while messages it sent may
+    /// still wait: nothing counts them any more.
+    pub(super) fn queued_counts(&mut self) -> Result<(), StoreError> {
+        let endpoints: BTreeSet<EndpointId> = self
+            .live_vats
+            .iter()
+            .map(|vat| EndpointId::Vat(*vat))
+            .chain(self.queued.keys().copied())
+            .collect();
+        for endpoint in endpoints {
+            let stored = self.store.read_u64(&keys::queued_count(endpoint))?;
+            let live = endpoint
+                .as_vat()
+                .is_some_and(|v| self.live_vats.contains(&v));
+            let recounted = self.queued.get(&endpoint).copied().unwrap_or(0);
+            let stored = match stored {
+                Some(stored) => stored,
+                None if live => 0,
+                None => continue,
+            };
+            if stored != recounted {
+                self.report
+                    .inconsistencies
+                    .push(Inconsistency::QueuedCount {
+                        endpoint,
+                        stored,
+                        recounted,
+                    });
+            }
+        }
+        Ok(())
     }
 
     /// The result and slot holds of a queued message.

@@ -323,6 +323,16 @@ pub enum Inconsistency {
         /// Its object.
         object: KObjectId,
     },
+    /// An endpoint's stored queued-message count differs from the messages it sent that
+    /// wait in the run queue and the promise queues.
+    QueuedCount {
+        /// The sender.
+        endpoint: EndpointId,
+        /// Its stored count.
+        stored: u64,
+        /// The messages found.
+        recounted: u64,
+    },
 }
 
 /// What is wrong with a queue.
@@ -416,6 +426,14 @@ impl fmt::Display for Inconsistency {
                     "{object}: the object of kernel service {name:?} is not pinned"
                 )
             }
+            Inconsistency::QueuedCount {
+                endpoint,
+                stored,
+                recounted,
+            } => write!(
+                f,
+                "{endpoint}: {stored} queued messages counted, {recounted} in the queues"
+            ),
         }
     }
 }

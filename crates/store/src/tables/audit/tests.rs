@@ -100,7 +100,7 @@ impl World {
             methargs: CapData::new(&Value::Null, vec![KRef::Object(root)]),
             result: None,
         };
-        s.promise_queue_push(pending, &waiting).unwrap();
+        s.promise_queue_push(pending, &waiting, None).unwrap();
 
         s.pin_object(gift).unwrap();
         let service = s.create_object(Owner::Kernel).unwrap();
@@ -128,7 +128,11 @@ fn enqueue_send(store: &mut KernelStore, target: KRef, message: Message<KRef>) {
     for slot in &message.methargs.slots {
         store.incref(*slot).unwrap();
     }
-    let item = RunQueueItem::Send { target, message };
+    let item = RunQueueItem::Send {
+        target,
+        message,
+        sender: None,
+    };
     store
         .queue_push("run", &ocap_types::cbor::to_vec(&item))
         .unwrap();
