@@ -46,8 +46,10 @@ use ocap_types::{
 
 use crate::error::VatError;
 
-/// How subprocess vats are started.
+/// How subprocess vats are started. Build it from [`WorkerConfig::default`] and set its
+/// fields (more may come, so it cannot be written as a literal outside this crate).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerConfig {
     /// The worker program, run as `<program> worker <vat-code-name>` (the `ocap` binary is
     /// one). Without it, launching a subprocess vat fails.
