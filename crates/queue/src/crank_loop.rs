@@ -215,8 +215,9 @@ where
     H: CrankHandler,
     C: Command<H>,
 {
+    // Each turn: at most one batch of commands, then one crank.
+    let mut batch: Vec<C> = commands.try_iter().take(COMMANDS_PER_TURN).collect();
     loop {
-        let batch: Vec<C> = commands.try_iter().take(COMMANDS_PER_TURN).collect();
         if !batch.is_empty() && !C::run_batch(batch, handler, state) {
             return Ok(());
         }
@@ -226,11 +227,10 @@ where
             let Ok(first) = commands.recv() else {
                 return Ok(());
             };
-            let mut batch = vec![first];
+            batch = vec![first];
             batch.extend(commands.try_iter().take(COMMANDS_PER_TURN - 1));
-            if !C::run_batch(batch, handler, state) {
-                return Ok(());
-            }
+        } else {
+            batch = commands.try_iter().take(COMMANDS_PER_TURN).collect();
         }
     }
 }

@@ -457,3 +457,33 @@ fn a_crank_that_fails_midway_is_aborted_and_the_store_can_still_be_flushed() {
     assert_eq!(stored_run_queue_len(&state), before);
     state.flush().unwrap();
 }
+
+#[test]
+fn an_idle_loop_woken_by_many_commands_takes_at_most_one_turn_of_them() {
+    let (_dir, mut state) = queue();
+    let n = 2 * COMMANDS_PER_TURN + 10;
+    let (commands, receiver) = std::sync::mpsc::sync_channel(n + 1);
+    let mut handler = Scripted::default();
+    let mut filled = false;
+    // The first time the loop goes idle, every command arrives at once, before it blocks.
+    crate::run_loop(&mut state, &mut handler, &receiver, |handler, _| {
+        handler.events.push("idle");
+        if !std::mem::replace(&mut filled, true) {
+            for _ in 0..n {
+                commands.send(TestCommand::Note).unwrap();
+            }
+            commands.send(TestCommand::Stop).unwrap();
+        }
+    })
+    .unwrap();
+    let runs: Vec<usize> = handler
+        .events
+        .split(|e| *e == "idle")
+        .map(<[_]>::len)
+        .collect();
+    assert_eq!(
+        runs,
+        [0, COMMANDS_PER_TURN, COMMANDS_PER_TURN, 10],
+        "one turn of commands per wake-up"
+    );
+}
