@@ -471,6 +471,35 @@ impl Store {
         Ok(found)
     }
 
+    /// At most `limit` key-value pairs whose keys start with `prefix` and are `>= from` (or
+    /// `> from` if not `inclusive`), in byte order: one walk, where `limit` calls of
+    /// [`Store::next_entry`] would each walk the crank's overlay again.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if LMDB fails.
+    pub fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        inclusive: bool,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::new();
+        let Some(lower) = scan_start(prefix, from, inclusive) else {
+            return Ok(out);
+        };
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.with_reader(|txn| {
+            self.walk(txn, prefix, lower, |key, value| {
+                out.push((key.to_vec(), value.to_vec()));
+                out.len() < limit
+            })
+        })?;
+        Ok(out)
+    }
+
     /// Every key-value pair whose key starts with `prefix`, in byte order.
     ///
     /// # Errors

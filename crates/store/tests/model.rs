@@ -320,6 +320,26 @@ fn run(durability: Durability, ops: &[Op]) -> Result<(), TestCaseError> {
                     step,
                     op
                 );
+                // The bounded scan from the same point: the first few entries in order.
+                let expected: Vec<_> = model
+                    .scan(prefix)
+                    .into_iter()
+                    .filter(|(key, _)| {
+                        if *inclusive {
+                            key.as_slice() >= from.as_slice()
+                        } else {
+                            key.as_slice() > from.as_slice()
+                        }
+                    })
+                    .take(3)
+                    .collect();
+                prop_assert_eq!(
+                    store.scan_from(prefix, from, *inclusive, 3).unwrap(),
+                    expected,
+                    "step {}: {:?} (scan_from)",
+                    step,
+                    op
+                );
                 Outcome::Ok
             }
         };

@@ -187,12 +187,8 @@ impl KernelStore {
         // them, so start the walk just past it.
         let mut from = prefix.clone();
         from.push(b'o');
-        let mut inclusive = true;
         let mut out = Vec::new();
-        while out.len() < limit {
-            let Some((key, value)) = self.kv.next_entry(&prefix, &from, inclusive)? else {
-                break;
-            };
+        for (key, value) in self.kv.scan_from(&prefix, &from, true, limit)? {
             let suffix = &key[prefix.len()..];
             let parse = || -> Option<(VRef, KRef)> {
                 let vref = std::str::from_utf8(suffix).ok()?.parse().ok()?;
@@ -200,8 +196,6 @@ impl KernelStore {
                 Some((vref, kref))
             };
             out.push(parse().ok_or_else(|| StoreError::corrupt("clist", &key, "bad entry"))?);
-            from = key;
-            inclusive = false;
         }
         Ok(out)
     }
