@@ -1,8 +1,11 @@
 //! Unit tests of the queue crate: the cached run queue across rollbacks, one item per
 //! crank, the crank buffer, and promise resolution rules.
 
-use ocap_store::{KernelStore, Owner, PromiseState, Store};
-use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message, RunQueueItem, Value, VatId};
+use ocap_store::{GcAction, GcKind, KernelStore, Owner, PromiseState, Store};
+use ocap_types::{
+    CapData, EndpointId, ExportId, KObjectId, KPromiseId, KRef, Message, RunQueueItem, VRef, Value,
+    VatId,
+};
 
 use crate::{
     COMMANDS_PER_TURN, Command, Crank, CrankHandler, CrankReport, CrankResult, KernelResolution,
@@ -485,5 +488,45 @@ fn an_idle_loop_woken_by_many_commands_takes_at_most_one_turn_of_them() {
         runs,
         [0, COMMANDS_PER_TURN, COMMANDS_PER_TURN, 10],
         "one turn of commands per wake-up"
+    );
+}
+
+/// An exported object with no reachable holder left, and the `dropExport` the GC planned
+/// for its owner `v1`.
+fn planned_drop(crank: &mut Crank<'_>, export: u64) -> Result<KObjectId, QueueError> {
+    let store = crank.store_mut();
+    let object = store.create_object(Owner::Endpoint(vat(1)))?;
+    let vref = VRef::ExportObject(ExportId::Ephemeral(export));
+    store.add_clist_entry(vat(1), KRef::Object(object), vref)?;
+    store.decref_reachable(object)?;
+    store.add_gc_actions(&[GcAction {
+        endpoint: vat(1),
+        kind: GcKind::DropExport,
+        object,
+    }])?;
+    Ok(object)
+}
+
+#[test]
+fn a_gc_action_that_is_no_longer_valid_is_dropped_not_delivered() {
+    let (_dir, mut state) = queue();
+    // Reachable again (a host send took a hold) before the planned drop was delivered.
+    state
+        .transaction(|crank| {
+            let object = planned_drop(crank, 5)?;
+            Ok::<_, QueueError>(crank.store_mut().incref(KRef::Object(object))?)
+        })
+        .unwrap();
+    let mut crank = state.begin().unwrap();
+    assert_eq!(crank.next_item().unwrap(), None);
+    assert!(crank.store().gc_actions().unwrap().is_empty());
+    // Still unreachable: the drop is delivered.
+    let object = planned_drop(&mut crank, 6).unwrap();
+    assert_eq!(
+        crank.next_item().unwrap(),
+        Some(RunQueueItem::DropExports {
+            endpoint: vat(1),
+            objects: vec![object],
+        })
     );
 }
