@@ -54,6 +54,16 @@ fn build(vat: &Vat, parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
         .method_async("call", async |_vat, args| {
             E(args.val(0)?).send(args.str(1)?, call_args(&args)?).await
         })
+        .method_async("call_many", async |_vat, args| {
+            // `call_many(target, method, n)`: n calls one after the other; answers n.
+            let n = args.int(2)?;
+            for _ in 0..n {
+                E(args.val(0)?)
+                    .send(args.str(1)?, Vec::<Val>::new())
+                    .await?;
+            }
+            Ok(Val::Int(n))
+        })
         .method("send_only", |_vat, args| {
             drop(E(args.val(0)?).send(args.str(1)?, call_args(&args)?));
             Ok("sent")

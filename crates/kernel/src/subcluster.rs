@@ -140,6 +140,9 @@ pub(crate) fn queue_host_message(
     let methargs = CapData::new(&methargs, slots);
     crate::input::check_size(&methargs)?;
     let result = crank.store_mut().create_promise(None)?;
+    // Pinned for the host: settled promises are collected once nothing names them, but a
+    // host has no way yet to say it is done with a result and the refs in its value.
+    crank.store_mut().pin_promise(result)?;
     core.subscribe(result, subscriber);
     let message = Message {
         methargs,

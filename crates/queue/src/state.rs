@@ -538,9 +538,9 @@ impl Crank<'_> {
                 .into());
             }
             let store = self.store_mut();
-            // The resolution's own holds (spec §14.2); never released, which keeps settled
-            // values reachable for the host.
-            store.incref(KRef::Promise(promise))?;
+            // The value's holds (spec §14.2), released when the promise is collected. The
+            // reference's never-released hold on the promise itself is not taken: a settled
+            // promise is collected once nothing names it (a host's results are pinned).
             for slot in &value.slots {
                 store.incref(*slot)?;
             }

@@ -270,6 +270,11 @@ impl VatManager {
         if resolutions.is_empty() {
             return Ok(CrankResult::Delivered);
         }
+        // Once told, the vat is done with these promises (it forgets their vrefs): retire
+        // its c-list entries, so a settled promise nobody names is collected.
+        for (id, _) in ocap_router::retire_list(&*store, promise)? {
+            store.delete_clist_entry(ep, KRef::Promise(id))?;
+        }
         self.deliver(crank, vat, Delivery::Notify(resolutions))
     }
 

@@ -34,7 +34,12 @@ pub(crate) fn kref_to_vref(
     }
     let vref = match kref {
         KRef::Object(_) => VRef::ImportObject(store.allocate_import(ep, false)?),
-        KRef::Promise(_) => VRef::ImportPromise(store.allocate_import(ep, true)?),
+        KRef::Promise(_) => {
+            // Every c-list entry of a promise holds it, so that a settled promise is
+            // collected only once no vat can name it.
+            store.incref(kref)?;
+            VRef::ImportPromise(store.allocate_import(ep, true)?)
+        }
     };
     store.add_clist_entry(ep, kref, vref)?;
     Ok(vref)

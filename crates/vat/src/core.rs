@@ -268,6 +268,10 @@ impl Core {
             }
         }
         if !resolutions.is_empty() {
+            // The kernel retires a promise from this vat's c-list when the vat resolves it.
+            for resolution in &resolutions {
+                state.retire_promise_vref(resolution.promise);
+            }
             state
                 .outbox
                 .push(Out::Syscall(Syscall::Resolve(resolutions)));
@@ -436,6 +440,19 @@ impl State {
             .get(&vref)
             .and_then(Weak::upgrade)
             .map(Promise)
+    }
+
+    /// Forgets `vref` once the kernel has retired it (this vat resolved the promise, or was
+    /// notified of its settlement): the kernel may collect the promise, so the vref must
+    /// never be used again. A settled promise sent later gets a fresh `p+N`, resolved right
+    /// after the send.
+    pub(crate) fn retire_promise_vref(&mut self, vref: VRef) {
+        if let Some(promise) = self.promises.remove(&vref).and_then(|weak| weak.upgrade()) {
+            let mut state = promise.state.borrow_mut();
+            if state.vref == Some(vref) {
+                state.vref = None;
+            }
+        }
     }
 
     /// The `(rejected, data)` of a resolution with `res`. A value that cannot be serialized

@@ -235,6 +235,21 @@ fn dispatch(core: &Rc<Core>, target: VRef, message: VatMessage) -> std::result::
 /// resolution may mention a promise resolved later in the same list, so unknown ones get a
 /// second look once the others are in.
 fn notify(core: &Rc<Core>, resolutions: Vec<Resolution<VRef>>) -> std::result::Result<(), String> {
+    // The kernel retires every promise of a notify from this vat's c-list: forget their
+    // vrefs once the values are in.
+    let retired: Vec<VRef> = resolutions.iter().map(|r| r.promise).collect();
+    let settled = settle_notified(core, resolutions);
+    let mut state = core.state.borrow_mut();
+    for vref in retired {
+        state.retire_promise_vref(vref);
+    }
+    settled
+}
+
+fn settle_notified(
+    core: &Rc<Core>,
+    resolutions: Vec<Resolution<VRef>>,
+) -> std::result::Result<(), String> {
     let mut pending = resolutions;
     loop {
         let mut deferred = Vec::new();

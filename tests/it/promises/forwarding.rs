@@ -357,7 +357,7 @@ fn resolving_several_promises_in_one_syscall_notifies_each_subscriber() {
 }
 
 #[test]
-fn notify_reports_settled_promises_nested_in_the_value_without_releasing_them() {
+fn notify_reports_settled_promises_nested_in_the_value_and_retires_them_from_the_vat() {
     let driven = Driven::new(false);
     // P1 settled; P0 settled with [P1, P2]; P2 pending.
     driven.script(vec![resolve(vec![
@@ -378,8 +378,19 @@ fn notify_reports_settled_promises_nested_in_the_value_without_releasing_them() 
         driven.driver_logs(),
         ["notify p+1000 fulfilled [p+1]; p+1 fulfilled [p+2, p+3]; p+2 fulfilled deep"]
     );
-    // D9: reporting a nested promise takes no hold away from it.
-    assert_eq!(driven.refcount(kp1), before);
+    // Told, the driver is done with every promise of the notify: its entries of R0, P0 and
+    // P1 are retired (it must not use those vrefs again); P2, still pending, stays.
+    let driver = EndpointId::Vat(driven.vats[0]);
+    let entries = driven
+        .kernel()
+        .inspect(move |s| {
+            [p_vref(0), p_vref(1), p_vref(2)].map(|v| s.clist_kref(driver, v).unwrap().is_some())
+        })
+        .unwrap();
+    assert_eq!(entries, [false, false, true]);
+    // D9: reporting a nested promise takes no other hold away from it: P1 lost only the
+    // driver's entry; P0 and P1 live on, held by the target's import of P0 and P0's value.
+    assert_eq!(driven.refcount(kp1), before - 1);
     assert!(driven.refcount(kp0) > 0);
     ocap_tests::assert_refcounts_consistent(driven.kernel());
 }

@@ -69,13 +69,6 @@ impl MigrationTxn<'_> {
     }
 
     /// Every key-value pair whose key starts with `prefix`, in byte order.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "no step of crate::migrations::MIGRATIONS scans yet (1 → 2 reads three keys)"
-        )
-    )]
     pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let Some(lower) = scan_start(prefix, prefix, true) else {
             return Ok(Vec::new());

@@ -9,12 +9,14 @@
 //! - **Owner baseline**: an object with an owner (a vat, a remote or the kernel). Created
 //!   with the object; released only when the object is orphaned (terminated-vat cleanup,
 //!   a `retireExports`/`abandonExports` syscall).
-//! - **A promise's own hold**: the decider baseline while it is unresolved, then the hold
-//!   its resolution takes (`resolve|kpid`), which is never released, so every settled
-//!   promise keeps one. The decider baseline of an unresolved promise is released early in
-//!   one case: the cleanup of a terminated vat that still decides it (spec §12.5.5), after
-//!   which that vat has no c-list entry for it and no vat record.
-//! - **The exporter's c-list entry of a promise** (`p+N`).
+//! - **A promise's own hold**: the decider baseline while it is unresolved, released when
+//!   it settles. (The reference kernel's never-released resolution hold, `resolve|kpid`, is
+//!   gone: settled promises are collected; a host's results are pinned instead.) The
+//!   decider baseline of an unresolved promise is released early in one case: the cleanup
+//!   of a terminated vat that still decides it (spec §12.5.5), after which that vat has no
+//!   c-list entry for it and no vat record.
+//! - **Every c-list entry of a promise**, import (`p-N`) or export (`p+N`). A vat's entry
+//!   is retired when it resolves the promise or is notified of its settlement.
 //! - **The run queue**: a send's target, result and every slot; a notify's promise.
 //! - **A promise's message queue**: each waiting message holds the promise itself (its
 //!   target; a message parked through a chain of promises had its target hold moved to
@@ -23,7 +25,7 @@
 //! - **Pins**: one unit per occurrence (a kernel service's object is pinned; the name it is
 //!   kept under counts nothing).
 //!
-//! Not counted: **imports** (`o-N`, `p-N`): translating a kref into a vat adds nothing;
+//! Not counted: **object imports** (`o-N`): translating an object into a vat adds nothing;
 //! and an **object's export entry** (`o+…`), which the owner baseline stands for. Nothing in
 //! memory holds a reference between cranks: the crank buffer is empty and the maybe-free set
 //! holds no counts; host subscriptions and handles hold nothing either.
@@ -40,11 +42,9 @@
 //!   dropping is the known way to get there; the counts are clamped at zero instead of
 //!   failing, spec §4.2, which hides the underflow but not the deficit).
 //! - **A promise must match its recount exactly.** Nothing consumes a promise's units
-//!   but the release of the holder it stood for: deleting a promise's *import* entry
-//!   releases nothing (the reference kernel released one there, which took the
-//!   resolution's own hold and collected settled results the host still held; see
-//!   `KernelStore::delete_clist_entry`). Below its recount, a promise can reach zero and
-//!   be deleted, with its queue and value, while something still names it.
+//!   but the release of the holder it stood for (every c-list entry, import or export,
+//!   takes one and its deletion releases it). Below its recount, a promise can reach zero
+//!   and be deleted, with its queue and value, while something still names it.
 //! - **A count above its recount is reported too** (a leak), for objects and promises: this
 //!   kernel takes no hold it does not release or count above (requeued messages keep their
 //!   holds instead of taking new ones, spec §8.6; a notify releases its hold on every path,
@@ -350,7 +350,6 @@ impl<'s> Audit<'s> {
                     self.hold(kref, Holder::Decider);
                 }
                 Some(PromiseState::Fulfilled(value) | PromiseState::Rejected(value)) => {
-                    self.hold(kref, Holder::Resolution);
                     for slot in &value.slots {
                         self.hold(*slot, Holder::Value { promise: *id });
                     }
@@ -380,6 +379,9 @@ impl<'s> Audit<'s> {
         let pinned = self.store.pinned_objects()?;
         for object in &pinned {
             self.hold(KRef::Object(*object), Holder::Pin);
+        }
+        for promise in self.store.pinned_promises()? {
+            self.hold(KRef::Promise(promise), Holder::Pin);
         }
         const PREFIX: &[u8] = b"kernelService.";
         for (key, value) in self.store.kv.scan_prefix(PREFIX)? {

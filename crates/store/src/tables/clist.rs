@@ -101,15 +101,14 @@ impl KernelStore {
     }
 
     /// Deletes the entry, releasing the holds it stood for (spec §2.6): an import of an
-    /// object loses its reachable flag and one recognizable hold; a promise's export entry
-    /// (`p+N`) releases the hold its exporter took; an object's export entry and a promise's
-    /// import entry change no counts.
+    /// object loses its reachable flag and one recognizable hold; a promise's entry, import
+    /// (`p-N`) or export (`p+N`), releases the hold it took; an object's export entry
+    /// changes no counts (the owner baseline stands for it).
     ///
-    /// Unlike the reference kernel (spec §14.2's table), deleting a promise's *import*
-    /// releases nothing: importing a promise takes no hold, so releasing one took a unit
-    /// that belonged to another holder, usually the resolution's own hold; cleaning up a
-    /// terminated vat then collected the host's settled results it had imported (issue 9's
-    /// refcount audit found it).
+    /// Promise imports are counted, unlike in the reference kernel (spec §14.2 counts
+    /// neither the import nor, consistently, anything at its deletion in this kernel's
+    /// earlier versions): a settled promise is collected once no c-list names it, so every
+    /// c-list entry must hold it (see `ARCHITECTURE.md`, promise collection).
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -121,8 +120,7 @@ impl KernelStore {
         match kref {
             KRef::Object(id) if !entry.vref.is_export() => self.decref_recognizable(id)?,
             KRef::Object(_) => {}
-            KRef::Promise(_) if entry.vref.is_export() => self.decref(kref)?,
-            KRef::Promise(_) => {}
+            KRef::Promise(_) => self.decref(kref)?,
         }
         self.forget_clist_entry(ep, kref, entry.vref)
     }

@@ -156,12 +156,13 @@ pub(crate) fn subcluster(id: SubclusterId) -> Vec<u8> {
     text(format_args!("subcluster.{id}"))
 }
 
-/// Pins (spec §4.5): `pin.<ko>` holds how many times the object is pinned (decimal).
+/// Pins (spec §4.5): `pin.<kref>` holds how many times the object or promise is pinned
+/// (decimal). A host's result promise is pinned, which keeps its value for the host.
 pub(crate) const PIN_PREFIX: &[u8] = b"pin.";
 
-pub(crate) fn pin(id: KObjectId) -> Vec<u8> {
+pub(crate) fn pin(kref: KRef) -> Vec<u8> {
     let mut buf = PIN_PREFIX.to_vec();
-    KRef::Object(id).push_to(&mut buf);
+    kref.push_to(&mut buf);
     buf
 }
 

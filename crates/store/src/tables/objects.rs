@@ -1,7 +1,7 @@
 //! Kernel objects: owner, refcounts, revocation (spec §4), and the refcount operations that
 //! span objects and promises (spec §14.2).
 
-use ocap_types::{KObjectId, KRef};
+use ocap_types::{KObjectId, KPromiseId, KRef};
 
 use super::codec::{Malformed, Reader, Writer};
 use super::{KernelStore, Owner, keys};
@@ -193,10 +193,25 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if a pin's key or count does not parse.
     pub fn pinned_objects(&self) -> Result<Vec<KObjectId>, StoreError> {
+        self.pinned(b"pin.ko")
+    }
+
+    /// Every pinned promise (a host's results), with repeats, sorted.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if a pin's key or count does not parse.
+    pub fn pinned_promises(&self) -> Result<Vec<KPromiseId>, StoreError> {
+        self.pinned(b"pin.kp")
+    }
+
+    fn pinned<T: std::str::FromStr + Clone + Ord>(
+        &self,
+        scan: &[u8],
+    ) -> Result<Vec<T>, StoreError> {
         let prefix = keys::PIN_PREFIX;
         let mut pinned = Vec::new();
-        for (key, value) in self.kv.scan_prefix(prefix)? {
-            let parse = || -> Option<(KObjectId, u32)> {
+        for (key, value) in self.kv.scan_prefix(scan)? {
+            let parse = || -> Option<(T, u32)> {
                 let id = std::str::from_utf8(&key[prefix.len()..])
                     .ok()?
                     .parse()
@@ -212,16 +227,16 @@ impl KernelStore {
         Ok(pinned)
     }
 
-    /// How many times `id` is pinned.
-    fn pin_count(&self, id: KObjectId) -> Result<u32, StoreError> {
-        Ok(self.read_parsed("pins", &keys::pin(id))?.unwrap_or(0))
+    /// How many times `kref` is pinned.
+    fn pin_count(&self, kref: KRef) -> Result<u32, StoreError> {
+        Ok(self.read_parsed("pins", &keys::pin(kref))?.unwrap_or(0))
     }
 
-    fn set_pin_count(&mut self, id: KObjectId, count: u32) -> Result<(), StoreError> {
+    fn set_pin_count(&mut self, kref: KRef, count: u32) -> Result<(), StoreError> {
         if count == 0 {
-            self.kv.delete(&keys::pin(id))
+            self.kv.delete(&keys::pin(kref))
         } else {
-            self.kv.set(&keys::pin(id), count.to_string().as_bytes())
+            self.kv.set(&keys::pin(kref), count.to_string().as_bytes())
         }
     }
 
@@ -235,9 +250,28 @@ impl KernelStore {
                 what: format!("object {id}"),
             });
         }
-        let count = self.pin_count(id)?;
-        self.set_pin_count(id, count.saturating_add(1))?;
-        self.incref(KRef::Object(id))
+        self.pin(KRef::Object(id))
+    }
+
+    /// Pins the promise once more, holding it (+1): a host's result promise is pinned when
+    /// it is made, so that it, and the references in its value, outlive its settlement for
+    /// the host (which has no way to say it is done with them yet).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if the promise does not exist.
+    pub fn pin_promise(&mut self, id: KPromiseId) -> Result<(), StoreError> {
+        if self.promise(id)?.is_none() {
+            return Err(StoreError::NotFound {
+                what: format!("promise {id}"),
+            });
+        }
+        self.pin(KRef::Promise(id))
+    }
+
+    fn pin(&mut self, kref: KRef) -> Result<(), StoreError> {
+        let count = self.pin_count(kref)?;
+        self.set_pin_count(kref, count.saturating_add(1))?;
+        self.incref(kref)
     }
 
     /// Removes one pin of the object and its hold; a no-op if it is not pinned.
@@ -245,11 +279,12 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn unpin_object(&mut self, id: KObjectId) -> Result<(), StoreError> {
-        let count = self.pin_count(id)?;
+        let kref = KRef::Object(id);
+        let count = self.pin_count(kref)?;
         if count == 0 {
             return Ok(());
         }
-        self.set_pin_count(id, count - 1)?;
-        self.decref(KRef::Object(id))
+        self.set_pin_count(kref, count - 1)?;
+        self.decref(kref)
     }
 }

@@ -75,7 +75,7 @@ impl PromiseState {
         w.0
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
         let mut r = Reader(bytes);
         let state = match r.u8()? {
             0 => {

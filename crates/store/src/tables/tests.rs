@@ -419,7 +419,7 @@ fn vatstore_usage_counts_keys_and_values_and_refuses_growth_past_the_limit() {
 }
 
 #[test]
-fn deleting_a_promise_entry_releases_only_what_the_exporter_took() {
+fn deleting_a_promise_entry_releases_the_hold_it_took() {
     let (_dir, mut store) = store();
     // v1 exports the promise: its entry holds it (on top of the decider baseline).
     let promise = store.create_promise(Some(Owner::Endpoint(vat(1)))).unwrap();
@@ -428,20 +428,20 @@ fn deleting_a_promise_entry_releases_only_what_the_exporter_took() {
     store
         .add_clist_entry(vat(1), kref, VRef::ExportPromise(1))
         .unwrap();
-    // v2 imports it, which takes nothing.
+    // v2 imports it, which holds it too.
+    store.incref(kref).unwrap();
     store
         .add_clist_entry(vat(2), kref, VRef::ImportPromise(1))
         .unwrap();
-    // v1 settles it: the resolution's hold replaces the decider baseline.
-    store.incref(kref).unwrap();
+    // v1 settles it: the decider baseline goes, and nothing replaces it.
     store
         .settle_promise(promise, false, CapData::data(&Value::Int(1)))
         .unwrap();
     assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 2);
     store.delete_clist_entry(vat(2), kref).unwrap();
-    assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 2);
-    store.delete_clist_entry(vat(1), kref).unwrap();
     assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 1);
     assert!(store.check().unwrap().is_empty());
+    store.delete_clist_entry(vat(1), kref).unwrap();
+    assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 0);
     store.end_crank().unwrap();
 }

@@ -160,10 +160,8 @@ pub enum Holder {
     Owner(Owner),
     /// An unresolved promise's own hold, released when it settles.
     Decider,
-    /// A settled promise's own hold, taken by its resolution and never released.
-    Resolution,
-    /// An endpoint's c-list entry. Counted only for a promise the endpoint exported
-    /// (`p+N`); imports are free and an object's export is covered by its owner baseline.
+    /// An endpoint's c-list entry. Counted for a promise (import or export); an object's
+    /// imports are free and its export is covered by its owner baseline.
     CList {
         /// The endpoint.
         endpoint: EndpointId,
@@ -213,7 +211,7 @@ impl Holder {
     /// True if this holder accounts for one unit of `kref`'s count(s).
     pub fn counts_for(&self, kref: KRef) -> bool {
         match self {
-            Holder::CList { vref, .. } => kref.is_promise() && vref.is_export(),
+            Holder::CList { .. } => kref.is_promise(),
             Holder::KernelService { .. } => false,
             _ => true,
         }
@@ -225,7 +223,6 @@ impl fmt::Display for Holder {
         match self {
             Holder::Owner(owner) => write!(f, "owner baseline ({owner})"),
             Holder::Decider => f.write_str("decider baseline"),
-            Holder::Resolution => f.write_str("resolution"),
             Holder::CList {
                 endpoint,
                 vref,
