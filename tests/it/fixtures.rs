@@ -182,9 +182,9 @@ fn expected() -> Found {
     Found {
         objects: strings(&[
             "ko1 owner=v1 1/1",
-            "ko2 owner=v2 1/1",
+            "ko2 owner=v2 3/3",
             "ko3 owner=v3 1/1",
-            "ko4 owner=v4 1/1",
+            "ko4 owner=v4 2/2",
             "ko5 owner=v4 2/2",
         ]),
         promises: promises.into_iter().map(|(_, text)| text).collect(),

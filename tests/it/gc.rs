@@ -106,16 +106,17 @@ impl Gc {
 }
 
 #[test]
-fn refcounts_follow_the_reference_accounting() {
+fn refcounts_count_every_holder() {
     let gc = Gc::launch();
     let object = gc.create_object("test-object");
     assert_eq!(
         gc.counts(object),
-        (2, 2),
-        "owner baseline + the result's value"
+        (1, 1),
+        "the value of the host's (pinned) result; the exporter's entry holds nothing"
     );
 
     let result = gc.store_import(object, None);
+    assert_eq!(gc.counts(object), (2, 2), "and the importer's import");
     let (exporter_vat, importer_vat) = (gc.exporter.0, gc.importer.0);
     let entry = gc
         .kernel()
@@ -164,9 +165,10 @@ fn refcounts_follow_the_reference_accounting() {
 fn bring_out_your_dead_drops_then_retires_an_import() {
     let gc = Gc::launch();
     let object = gc.create_object("test-object");
-    assert_eq!(gc.counts(object), (2, 2));
+    assert_eq!(gc.counts(object), (1, 1));
 
     gc.store_import(object, Some("test-object"));
+    assert_eq!(gc.counts(object), (2, 2), "the import holds it");
     assert_eq!(
         gc.importer_call("listImportedObjects", Vec::new()),
         Value::List(vec![Value::str("test-object")])
@@ -206,10 +208,9 @@ fn bring_out_your_dead_drops_then_retires_an_import() {
     gc.test.assert_refcounts_consistent();
 }
 
-/// A settled result keeps its resolution's hold for ever (spec §14.7: it protects krefs the
-/// host was given), and importing a promise into a vat takes no hold (§14.2). So cleaning
-/// up the vat that imported and settled the host's result must not release anything: the
-/// result, fulfilled with another vat's object, still forwards what the host sends to it.
+/// A host's result is pinned, so cleaning up the vat that imported and settled it releases
+/// only that vat's holds: the result, fulfilled with another vat's object, stays and still
+/// forwards what the host sends to it.
 #[test]
 fn a_settled_result_outlives_the_cleanup_of_the_vat_that_settled_it() {
     let test = TestKernel::new();

@@ -104,10 +104,16 @@ pub(crate) fn after_gc_delivery(
             GcKind::DropExport => {
                 store.clear_reachable_flag(ep, *kref)?;
             }
-            // The reference accounting counts no imports (spec §14.7), so an owner can be
-            // told to retire an export it still uses (a vat root whose importer was cleaned
-            // up): like the reference kernel, keep the object and its entry.
-            GcKind::RetireExport => {}
+            // Nothing names the object any more (every import holds it, and a root is held
+            // by its export entry), so the owner's entry and the object go.
+            GcKind::RetireExport => {
+                if let Some(entry) = store.clist_entry(ep, *kref)? {
+                    store.forget_clist_entry(ep, *kref, entry.vref)?;
+                }
+                if let KRef::Object(id) = kref {
+                    store.delete_object(*id)?;
+                }
+            }
             GcKind::RetireImport => store.delete_clist_entry(ep, *kref)?,
         }
     }
@@ -186,10 +192,12 @@ fn collect_object(
         Some(Owner::Endpoint(ep)) => {
             // The owner is terminated but not cleaned up: abandon the export now.
             if let Some(entry) = store.clist_entry(ep, kref)? {
-                store.forget_clist_entry(ep, kref, entry.vref)?;
+                store.orphan_export(ep, kref, entry.vref)?;
             }
-            record.owner = None;
-            store.put_object(id, &record)?;
+            let Some(orphaned) = store.object(id)? else {
+                return Ok(());
+            };
+            record = orphaned;
         }
         None => {}
     }
@@ -253,14 +261,8 @@ pub(crate) fn cleanup_step(
     for (vref, kref) in &entries {
         let (vref, kref) = (*vref, *kref);
         match (vref.is_export(), kref) {
-            (true, KRef::Object(id)) => {
-                // Orphan the export and release the owner baseline.
-                if let Some(mut record) = store.object(id)? {
-                    record.owner = None;
-                    store.put_object(id, &record)?;
-                }
-                store.forget_clist_entry(ep, kref, vref)?;
-                store.decref(kref)?;
+            (true, KRef::Object(_)) => {
+                store.orphan_export(ep, kref, vref)?;
                 report.exports += 1;
             }
             (false, KRef::Object(_)) => {

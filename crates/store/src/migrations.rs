@@ -18,13 +18,14 @@
 mod tests;
 mod v2;
 mod v3;
+mod v4;
 
 use crate::error::StoreError;
 pub(crate) use crate::kv::MigrationTxn;
 
 /// The schema version this build writes, and migrates older stores to. A layout change
 /// bumps it and appends the step from the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// What a step does: rewrites the keys of a store of its `from` version, seeing the
 /// store's keys (the kernel's keyspace; the store's own reserved keys stay out of reach)
@@ -57,7 +58,9 @@ pub(crate) struct Schema<'a> {
 /// - 1 → 2 (`v2.rs`): the GC action set, reap queue and pins as keys, not text blobs.
 /// - 2 → 3 (`v3.rs`): promise imports counted; settled promises pinned instead of held by
 ///   their resolution (settled promises are collected).
-pub(crate) const MIGRATIONS: &[Migration] = &[v2::STEP, v3::STEP];
+/// - 3 → 4 (`v4.rs`): object counts recounted: every import and a vat's root export
+///   entry hold the object; no owner baseline.
+pub(crate) const MIGRATIONS: &[Migration] = &[v2::STEP, v3::STEP, v4::STEP];
 
 /// This build's schema: what `Store::open` migrates every store to.
 pub(crate) const CURRENT: Schema<'static> = Schema {

@@ -187,8 +187,7 @@ impl VatManager {
         self.run_vat(crank, vat, record).map_err(launch_error)?;
         let store = crank.store_mut();
         let ep = EndpointId::Vat(vat);
-        let root = store.create_object(Owner::Endpoint(ep))?;
-        store.add_clist_entry(ep, KRef::Object(root), VRef::ROOT)?;
+        let root = store.export_root(ep)?;
         store.put_vat(vat, record)?;
         Ok(root)
     }

@@ -231,15 +231,8 @@ impl SyscallProcessor<'_, '_> {
                 return Err(SyscallError::Invalid(format!("{vref} is still reachable")));
             }
             if exports {
-                // Orphan the object: later sends splat as deleted (spec D10).
-                store.forget_clist_entry(ep, kref, vref)?;
-                if let KRef::Object(id) = kref
-                    && let Some(mut record) = store.object(id)?
-                {
-                    record.owner = None;
-                    store.put_object(id, &record)?;
-                    store.decref(kref)?;
-                }
+                // Later sends splat as deleted (spec D10).
+                store.orphan_export(ep, kref, vref)?;
             } else {
                 store.delete_clist_entry(ep, kref)?;
             }

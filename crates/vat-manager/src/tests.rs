@@ -102,7 +102,7 @@ fn send(
 }
 
 #[test]
-fn launch_exports_the_root_with_the_owner_baseline() {
+fn launch_exports_the_root_held_by_its_export_entry() {
     let (_dir, queue, manager, vat, root) = setup(|_, _| DeliveryOutcome::default());
     assert!(manager.is_running(vat));
     let store = queue.store();
@@ -151,7 +151,8 @@ fn a_delivery_sees_only_vrefs_and_the_vat_becomes_decider() {
         record.state,
         PromiseState::Fulfilled(CapData::data(&Value::str("ok")))
     );
-    // Holds taken by the send were released: target and slot are back at their baseline.
+    // Holds taken by the send were released: the root is held by its export entry, the
+    // slot by the vat's new import of it.
     let counts = |id| queue.store().object(id).unwrap().unwrap().counts;
     assert_eq!(counts(root).reachable, 1);
     assert_eq!(counts(other).reachable, 1);

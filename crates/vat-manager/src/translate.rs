@@ -30,18 +30,18 @@ pub(crate) fn kref_to_vref(
 ) -> Result<VRef, StoreError> {
     let ep = EndpointId::Vat(vat);
     if let Some(entry) = store.clist_entry(ep, kref)? {
+        // An import the vat dropped is reachable from it again.
+        store.mark_reachable(ep, kref, entry)?;
         return Ok(entry.vref);
     }
+    // Every import holds what it names, so that an object or a settled promise is
+    // collected only once no vat can name it.
     let vref = match kref {
         KRef::Object(_) => VRef::ImportObject(store.allocate_import(ep, false)?),
-        KRef::Promise(_) => {
-            // Every c-list entry of a promise holds it, so that a settled promise is
-            // collected only once no vat can name it.
-            store.incref(kref)?;
-            VRef::ImportPromise(store.allocate_import(ep, true)?)
-        }
+        KRef::Promise(_) => VRef::ImportPromise(store.allocate_import(ep, true)?),
     };
     store.add_clist_entry(ep, kref, vref)?;
+    store.incref(kref)?;
     Ok(vref)
 }
 
@@ -59,8 +59,8 @@ pub(crate) fn vref_to_kref(
         VRef::ExportObject(_) => KRef::Object(store.create_object(Owner::Endpoint(ep))?),
         VRef::ExportPromise(_) => {
             let promise = KRef::Promise(store.create_promise(Some(Owner::Endpoint(ep)))?);
-            // The exporter's c-list entry holds the promise (objects have the owner
-            // baseline instead).
+            // The exporter's c-list entry holds the promise (an object's export entry
+            // holds nothing: its importers, queues and values do).
             store.incref(promise)?;
             promise
         }
@@ -78,10 +78,22 @@ pub(crate) fn capdata_to_vat(
     data.try_map_slots(|kref| kref_to_vref(store, vat, *kref))
 }
 
+/// The kernel form of a value `vat` sends out (in a message, a resolution, an exit). An
+/// export of it that the kernel had dropped is reachable again (spec §2.6, issue 13): it
+/// is dropped, and retired, once more when its new holders let go.
 pub(crate) fn capdata_to_kernel(
     store: &mut KernelStore,
     vat: VatId,
     data: &CapData<VRef>,
 ) -> Result<CapData<KRef>, TranslateError> {
-    data.try_map_slots(|vref| vref_to_kref(store, vat, *vref))
+    data.try_map_slots(|vref| {
+        let kref = vref_to_kref(store, vat, *vref)?;
+        if vref.is_export()
+            && let KRef::Object(_) = kref
+            && let Some(entry) = store.clist_entry(EndpointId::Vat(vat), kref)?
+        {
+            store.mark_reachable(EndpointId::Vat(vat), kref, entry)?;
+        }
+        Ok(kref)
+    })
 }

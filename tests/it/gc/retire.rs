@@ -3,8 +3,9 @@
 //! `retireImports` forgets a dropped import, `retireExports` a dropped export and
 //! `abandonExports` any export; retiring what is still reachable, or retiring or abandoning
 //! what is not the vat's export, is an illegal syscall. Retiring or abandoning an export
-//! orphans the object: it loses its owner and the owner's baseline hold, later sends splat
-//! as deleted, and its importers are told to retire it once nothing can reach it.
+//! orphans the object: it loses its owner, later sends splat as deleted, and its importers
+//! are told to retire it once nothing can reach it. An export the kernel dropped becomes
+//! reachable again when its owner sends it out again.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -147,31 +148,80 @@ impl Drivers {
 }
 
 /// §21.27.6 and D10: the importer drops the object, so its owner is told to drop it too;
-/// the owner may then retire it. The owner's entry is forgotten and the object orphaned:
-/// with the owner's baseline hold released nothing holds it, so it is deleted, and a send
-/// from the importer, which still names it, splats as deleted. Undone, the object kept its
-/// owner, which no longer knows it.
+/// the owner may then retire it. The owner's entry is forgotten and the object orphaned;
+/// the importer, which still recognizes it, is told to retire it, and the object is
+/// deleted. Undone, the object kept its owner, which no longer knows it.
 #[test]
 fn retiring_a_dropped_export_forgets_it_and_orphans_the_object() {
     let drivers = Drivers::new();
     let (owner, importer) = (drivers.owner, drivers.importer);
     let thing = drivers.export(5, "thing");
-    assert_eq!(drivers.counts(thing), (1, 1), "the owner's baseline");
+    assert_eq!(drivers.counts(thing), (1, 1), "the importer's import");
+    let imported = drivers.entry(importer, thing).unwrap();
     drivers.run(importer, vec![gc("dropImports", vec![kept("thing")])]);
     assert_eq!(drivers.gc_logs(owner), ["dropExports o+5"]);
     assert_eq!(
         drivers.entry(owner, thing).map(|e| e.reachable),
         Some(false)
     );
+    assert_eq!(
+        drivers.counts(thing),
+        (0, 1),
+        "recognizable by the importer"
+    );
 
     drivers.run(owner, vec![gc("retireExports", vec![o(5)])]);
     assert!(drivers.running(owner));
     assert_eq!(drivers.entry(owner, thing), None);
     assert_eq!(drivers.exported(5), None);
+    assert_eq!(
+        drivers.gc_logs(importer),
+        [format!("retireImports {}", imported.vref)]
+    );
+    assert_eq!(drivers.entry(importer, thing), None);
     assert_eq!(drivers.object(thing), None, "orphaned and collected");
-    drivers.assert_sends_splat_as_deleted("thing", thing);
     // The owner was told nothing more: a retired export is not retired again.
     assert_eq!(drivers.gc_logs(owner), ["dropExports o+5"]);
+}
+
+/// Issue 13 item 2, spec §2.6: an export the kernel dropped that its owner sends out again
+/// is reachable again, so when its importer lets go once more the owner is told again, and
+/// once nothing recognizes it, it is retired and deleted. Undone (the reference kernel's
+/// rule that a flag is set only when the entry is made), the second drop told the owner
+/// nothing and the object and both entries stayed for ever.
+#[test]
+fn a_dropped_export_sent_again_is_dropped_again_and_then_retired() {
+    let drivers = Drivers::new();
+    let (owner, importer) = (drivers.owner, drivers.importer);
+    let thing = drivers.export(5, "thing");
+    drivers.run(importer, vec![gc("dropImports", vec![kept("thing")])]);
+    assert_eq!(drivers.gc_logs(owner), ["dropExports o+5"]);
+    assert_eq!(drivers.counts(thing), (0, 1));
+
+    // The owner sends it again: its entry and the importer's are reachable again.
+    assert_eq!(drivers.export(5, "again"), thing);
+    let reachable = |vat| drivers.entry(vat, thing).map(|e| e.reachable);
+    assert_eq!(
+        (reachable(owner), reachable(importer)),
+        (Some(true), Some(true))
+    );
+    assert_eq!(drivers.counts(thing), (1, 1));
+    drivers.test.assert_refcounts_consistent();
+
+    drivers.run(
+        importer,
+        vec![
+            gc("dropImports", vec![kept("again")]),
+            gc("retireImports", vec![kept("again")]),
+        ],
+    );
+    assert_eq!(
+        drivers.gc_logs(owner),
+        ["dropExports o+5", "dropExports o+5", "retireExports o+5"]
+    );
+    assert_eq!((reachable(owner), reachable(importer)), (None, None));
+    assert_eq!(drivers.object(thing), None);
+    drivers.test.assert_refcounts_consistent();
 }
 
 /// §21.27.6, the other half: an export some importer can still reach cannot be retired.
@@ -187,14 +237,14 @@ fn retiring_a_reachable_export_is_an_illegal_syscall() {
     assert!(drivers.object(thing).is_none_or(|r| r.owner.is_none()));
 }
 
-/// §21.27.7 and D10: an export the importer still reaches can be abandoned. P0's value
-/// keeps the object recognizable, so it outlives the abandonment: without an owner and
-/// without the owner's baseline hold. Sends to it splat as deleted; once the importer
-/// drops it nothing can reach it, and the importer, which can still recognize it, is told
-/// to retire it (§14.4). Undone, the object kept its owner and its baseline, and the
-/// importer was never told.
+/// §21.27.7 and D10: an export the importer still reaches can be abandoned. The object
+/// outlives the abandonment, without an owner: the importer and P0's value hold it, and
+/// the owner's entry held nothing. Sends to it splat as deleted. When the importer drops
+/// it, P0's value still reaches it, so nobody is told anything. Undone, the object kept
+/// its owner; under the reference accounting the importer's drop let it be collected
+/// while P0's value still named it.
 #[test]
-fn abandoning_a_reachable_export_orphans_it_and_its_importer_is_told_to_retire_it() {
+fn abandoning_a_reachable_export_orphans_it_and_sends_to_it_splat_as_deleted() {
     let drivers = Drivers::new();
     let (owner, importer) = (drivers.owner, drivers.importer);
     drivers.run(
@@ -208,7 +258,7 @@ fn abandoning_a_reachable_export_orphans_it_and_its_importer_is_told_to_retire_i
     assert_eq!(
         drivers.counts(thing),
         (2, 2),
-        "the owner's baseline and P0's value"
+        "the importer's import and P0's value"
     );
     let imported = drivers.entry(importer, thing).unwrap();
     assert!(imported.reachable);
@@ -216,23 +266,23 @@ fn abandoning_a_reachable_export_orphans_it_and_its_importer_is_told_to_retire_i
     drivers.run(owner, vec![gc("abandonExports", vec![o(5)])]);
     assert!(drivers.running(owner));
     assert_eq!(drivers.entry(owner, thing), None);
-    let record = drivers.object(thing).expect("P0's value still holds it");
+    let record = drivers.object(thing).expect("its holders keep it");
     assert_eq!(record.owner, None);
     assert_eq!(
         drivers.counts(thing),
-        (1, 1),
-        "the owner's baseline released"
+        (2, 2),
+        "the owner's entry held nothing"
     );
     drivers.assert_sends_splat_as_deleted("thing", thing);
 
     drivers.run(importer, vec![gc("dropImports", vec![kept("thing")])]);
-    assert_eq!(
-        drivers.gc_logs(importer),
-        [format!("retireImports {}", imported.vref)]
-    );
-    assert_eq!(drivers.entry(importer, thing), None);
-    assert_eq!(drivers.object(thing), None);
+    assert_eq!(drivers.counts(thing), (1, 2), "P0's value still reaches it");
+    assert!(drivers.gc_logs(importer).is_empty());
     assert!(drivers.gc_logs(owner).is_empty());
+    assert_eq!(
+        drivers.entry(importer, thing).map(|e| e.reachable),
+        Some(false)
+    );
 }
 
 /// §21.27.7, invalid refs: a vat abandons only its own exports, never an import or a promise.
@@ -269,12 +319,10 @@ fn retiring_a_dropped_import_forgets_it_and_retiring_a_reachable_one_is_illegal(
         drivers.gc_logs(owner),
         ["dropExports o+5", "retireExports o+5"]
     );
-    // Like the reference kernel, the owner keeps its entry after `retireExports` (see
-    // ARCHITECTURE.md, GC): only its own syscall forgets it.
-    assert_eq!(
-        drivers.entry(owner, dropped).map(|e| e.reachable),
-        Some(false)
-    );
+    // Nothing names the object any more (every import held it): with `retireExports` the
+    // owner's entry and the object go. (The reference kernel keeps both for ever.)
+    assert_eq!(drivers.entry(owner, dropped), None);
+    assert_eq!(drivers.object(dropped), None);
 
     let res = drivers.script(importer, vec![gc("retireImports", vec![kept("held")])]);
     assert_eq!(res, Err(ILLEGAL.to_owned()));

@@ -43,17 +43,33 @@ fn a_vat_calls_a_kernel_service_passed_to_bootstrap() {
     assert_ne!(launched.root, service);
     let answer = call(&test.kernel, launched.root, "go", vec![]).unwrap();
     // The service saw the kref the vat's local `thing` was exported as.
-    let thing = test
-        .kernel
-        .inspect(|s| s.clist_kref(EndpointId::Vat(vat(1)), "o+1".parse::<VRef>().unwrap()))
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(answer, Value::str(format!("hello -- {thing}")));
+    let Value::Str(text) = &answer else {
+        panic!("a text answer: {answer:?}");
+    };
+    let thing: KRef = text
+        .strip_prefix("hello -- ")
+        .and_then(|kref| kref.parse().ok())
+        .expect("the service names a kref");
+    assert!(matches!(thing, KRef::Object(_)), "{thing}");
     assert_eq!(
         logs.tests_of(vat(1)),
         [format!("kernel service returns hello -- {thing}")]
     );
+    // A service holds nothing once it returned, so the export was dropped and retired:
+    // the vat's entry and the object are gone.
+    test.kernel.run_until_idle(WAIT).unwrap();
+    let (entry, object) = test
+        .kernel
+        .inspect(move |s| {
+            let entry = s.clist_kref(EndpointId::Vat(vat(1)), "o+1".parse::<VRef>().unwrap())?;
+            let KRef::Object(id) = thing else {
+                unreachable!()
+            };
+            Ok::<_, ocap_store::StoreError>((entry, s.object(id)?))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!((entry, object), (None, None));
     test.assert_refcounts_consistent();
 }
 

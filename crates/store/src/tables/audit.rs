@@ -4,11 +4,9 @@
 //!
 //! # What is counted (spec §14.2, as this kernel implements it)
 //!
-//! Every unit below adds one to a promise's count, or one to *both* counts of an object:
+//! Every unit below adds one to a promise's count, or one to an object's recognizable
+//! count and, unless it says otherwise, one to its reachable count:
 //!
-//! - **Owner baseline**: an object with an owner (a vat, a remote or the kernel). Created
-//!   with the object; released only when the object is orphaned (terminated-vat cleanup,
-//!   a `retireExports`/`abandonExports` syscall).
 //! - **A promise's own hold**: the decider baseline while it is unresolved, released when
 //!   it settles. (The reference kernel's never-released resolution hold, `resolve|kpid`, is
 //!   gone: settled promises are collected; a host's results are pinned instead.) The
@@ -17,6 +15,9 @@
 //!   c-list entry for it and no vat record.
 //! - **Every c-list entry of a promise**, import (`p-N`) or export (`p+N`). A vat's entry
 //!   is retired when it resolves the promise or is notified of its settlement.
+//! - **Every import of an object** (`o-N`); it counts towards the reachable count only
+//!   while flagged reachable (until its vat drops it).
+//! - **A vat's root export** (`o+0`): the root stays while its vat does.
 //! - **The run queue**: a send's target, result and every slot; a notify's promise.
 //! - **A promise's message queue**: each waiting message holds the promise itself (its
 //!   target; a message parked through a chain of promises had its target hold moved to
@@ -25,40 +26,28 @@
 //! - **Pins**: one unit per occurrence (a kernel service's object is pinned; the name it is
 //!   kept under counts nothing).
 //!
-//! Not counted: **object imports** (`o-N`): translating an object into a vat adds nothing;
-//! and an **object's export entry** (`o+…`), which the owner baseline stands for. Nothing in
-//! memory holds a reference between cranks: the crank buffer is empty and the maybe-free set
-//! holds no counts; host subscriptions and handles hold nothing either.
+//! Not counted: an object's other **export entries** (`o+N`): an object its importers,
+//! queues, values and pins all let go of is dropped and retired, whatever its owner does
+//! with it. Nothing in memory holds a reference between cranks: the crank buffer is empty
+//! and the maybe-free set holds no counts; host subscriptions and handles hold nothing
+//! either. (The reference kernel counts no imports and gives each object an owner baseline
+//! instead, spec §14.7; version 4 of the store's schema left that behind.)
 //!
-//! # What is accepted, and what is reported
+//! # What is reported
 //!
-//! - **An object may be below its recount by its owner baseline, and no more.** Imports
-//!   are free but drops are not (spec §14.7): an importer's `dropImports` takes one from
-//!   the reachable count and its `retireImports` (or the cleanup of a terminated importer)
-//!   one from both, so the baseline stands in for the first importer. Both stored counts
-//!   must lie in `recounted - baseline ..= recounted`. Below that, the counts no longer
-//!   cover the holds that will each be released: the object can be collected, or its owner
-//!   told to drop it, while a queue, a value or a pin still names it (a second importer
-//!   dropping is the known way to get there; the counts are clamped at zero instead of
-//!   failing, spec §4.2, which hides the underflow but not the deficit).
-//! - **A promise must match its recount exactly.** Nothing consumes a promise's units
-//!   but the release of the holder it stood for (every c-list entry, import or export,
-//!   takes one and its deletion releases it). Below its recount, a promise can reach zero
-//!   and be deleted, with its queue and value, while something still names it.
-//! - **A count above its recount is reported too** (a leak), for objects and promises: this
-//!   kernel takes no hold it does not release or count above (requeued messages keep their
-//!   holds instead of taking new ones, spec §8.6; a notify releases its hold on every path,
-//!   §9; a delivered send releases its original target, §8.4), and clamping only ever
-//!   raises a count that had gone below zero.
+//! - **Every count must match its recount exactly.** Below it (a deficit), an object can
+//!   be collected, or its owner told to drop it, while a queue, a value or an import still
+//!   names it; a promise can be deleted with its queue and value. Above it (a leak), it is
+//!   never collected. The kernel takes no hold it does not release (requeued messages keep
+//!   their holds instead of taking new ones, spec §8.6; a notify releases its hold on every
+//!   path, §9; a delivered send releases its original target, §8.4), and clamping at zero
+//!   (spec §4.2) only ever raises a count that had gone below zero.
 //! - **Dangling references**: a c-list entry, a queued message, a value, a pin or a kernel
 //!   service naming a kref with no record. One kind is accepted: an *import* of a deleted
-//!   *object* (`o-N`). Imports are not counted, so an object can reach (0,0) and be deleted
-//!   while vats still import it (its owner cleaned up or retired it, spec §14.3); the GC
-//!   sends `retireImport` only when it deletes an object that is still recognizable, so
-//!   such an entry may stay until its vat is terminated. It is harmless (ids are never
-//!   reused, and a send through it splats as deleted) but it is a leak of the reference
-//!   accounting, not of this kernel. (A host message to an unknown kref is dangling too,
-//!   until its crank splats it.)
+//!   *object* (`o-N`). An object deleted while still recognizable (its owner retired or
+//!   abandoned it, or is gone, and nothing reaches it) has its importers told to retire it
+//!   (spec §14.4); until that `retireImports` is delivered, the import names no record.
+//!   (A host message to an unknown kref is dangling too, until its crank splats it.)
 //! - **Inconsistencies**: the two directions of a c-list disagreeing, an owned object its
 //!   owner does not export or an export its endpoint does not own, reachable above
 //!   recognizable, a promise's record without its refcount or the reverse, broken or
@@ -84,7 +73,7 @@ pub use report::{
     StoredCount,
 };
 
-use super::{KernelStore, ObjectRecord, Owner, PromiseState, keys};
+use super::{KernelStore, ObjectRecord, Owner, PromiseState, RefCounts, keys};
 use crate::error::StoreError;
 
 /// The run queue's name; the queue crate owns it (`ocap_queue`'s `RUN_QUEUE`), and a queue
@@ -98,8 +87,7 @@ impl KernelStore {
     /// Recounts every object's and promise's references and compares them with the stored
     /// counts; also reports dangling references and tables that disagree. An empty report
     /// means the store is consistent. Changes nothing. The rules are in the module docs of
-    /// `tables/audit.rs`: in short, objects may be below their recount by their owner
-    /// baseline, promises must match exactly, and nothing may be above.
+    /// `tables/audit.rs`: in short, every count must match its recount exactly.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for a record, c-list entry or queue item that does not
@@ -115,13 +103,10 @@ impl KernelStore {
     /// let object = store.create_object(Owner::Kernel)?;
     /// store.pin_object(object)?;
     /// assert!(store.check()?.is_empty());
-    /// // One unit lost could be an importer's drop eating the owner baseline; two cannot.
-    /// store.decref(object.into())?;
-    /// assert!(store.check()?.is_empty());
     /// store.decref(object.into())?;
     /// assert_eq!(
     ///     store.check()?.to_string(),
-    ///     "ko1: stored 0,0, recounted 1..=2 (too low); held by: owner baseline (kernel), pin"
+    ///     "ko1: stored 0,0, recounted 1,1 (too low); held by: pin"
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -141,8 +126,8 @@ impl KernelStore {
 
 /// What the store has for a kref.
 enum Found {
-    /// Its stored counts, and how far below its recount they may be.
-    Counts(StoredCount, u32),
+    /// Its stored counts.
+    Counts(StoredCount),
     /// No record: whatever names it is dangling.
     Missing,
     /// A record whose count is missing (reported as an inconsistency).
@@ -181,15 +166,12 @@ impl<'s> Audit<'s> {
         self.holders.entry(kref).or_default().push(holder);
     }
 
-    /// Every object record, with its owner baseline as its first holder.
+    /// Every object record.
     fn objects(&mut self) -> Result<BTreeMap<KObjectId, ObjectRecord>, StoreError> {
         let mut objects = BTreeMap::new();
         for (key, _) in self.store.kv.scan_prefix(b"ko")? {
             let id: KObjectId = parse_key(&key, "objects")?;
             if let Some(record) = self.store.object(id)? {
-                if let Some(owner) = record.owner {
-                    self.hold(KRef::Object(id), Holder::Owner(owner));
-                }
                 objects.insert(id, record);
             }
         }
@@ -412,8 +394,10 @@ impl<'s> Audit<'s> {
         krefs.extend(promises.keys().map(|id| KRef::Promise(*id)));
         for kref in krefs {
             let holders = self.holders.remove(&kref).unwrap_or_default();
-            let recounted = holders.iter().filter(|h| h.counts_for(kref)).count();
-            let recounted = u32::try_from(recounted).unwrap_or(u32::MAX);
+            let count = |counts: fn(&Holder, KRef) -> bool| {
+                let n = holders.iter().filter(|h| counts(h, kref)).count();
+                u32::try_from(n).unwrap_or(u32::MAX)
+            };
             let found = match kref {
                 KRef::Object(id) => objects
                     .get(&id)
@@ -422,28 +406,26 @@ impl<'s> Audit<'s> {
                     .get(&id)
                     .map_or(Found::Missing, |stored| self.promise_count(id, stored)),
             };
-            let (stored, slack) = match found {
-                Found::Counts(stored, slack) => (stored, slack),
+            let stored = match found {
+                Found::Counts(stored) => stored,
                 Found::Missing => {
                     self.dangling(kref, holders);
                     continue;
                 }
                 Found::Unreadable => continue,
             };
-            let floor = recounted.saturating_sub(slack);
-            let within = |count: u32| (floor..=recounted).contains(&count);
-            let fine = match stored {
-                StoredCount::Object(counts) => {
-                    within(counts.reachable) && within(counts.recognizable)
-                }
-                StoredCount::Promise(count) => within(count),
+            let recounted = match stored {
+                StoredCount::Object(_) => StoredCount::Object(RefCounts {
+                    reachable: count(Holder::reaches),
+                    recognizable: count(Holder::counts_for),
+                }),
+                StoredCount::Promise(_) => StoredCount::Promise(count(Holder::counts_for)),
             };
-            if !fine {
+            if stored != recounted {
                 self.report.mismatches.push(RefcountMismatch {
                     kref,
                     stored,
                     recounted,
-                    slack,
                     holders,
                 });
             }
@@ -451,7 +433,7 @@ impl<'s> Audit<'s> {
         self.report
     }
 
-    /// An object's stored counts and its slack (its owner baseline).
+    /// An object's stored counts.
     fn object_counts(&mut self, id: KObjectId, record: &ObjectRecord) -> Found {
         if record.counts.reachable > record.counts.recognizable {
             self.report
@@ -461,15 +443,14 @@ impl<'s> Audit<'s> {
                     counts: record.counts,
                 });
         }
-        let slack = u32::from(record.owner.is_some());
-        Found::Counts(StoredCount::Object(record.counts), slack)
+        Found::Counts(StoredCount::Object(record.counts))
     }
 
     /// A promise's stored count. With one of its two keys missing, that is reported; a
     /// refcount alone is no record.
     fn promise_count(&mut self, id: KPromiseId, stored: &StoredPromise) -> Found {
         let found = match (&stored.state, stored.refcount) {
-            (Some(_), Some(count)) => return Found::Counts(StoredCount::Promise(count), 0),
+            (Some(_), Some(count)) => return Found::Counts(StoredCount::Promise(count)),
             (Some(_), None) => Found::Unreadable,
             (None, _) => Found::Missing,
         };
@@ -484,7 +465,7 @@ impl<'s> Audit<'s> {
 
     fn dangling(&mut self, kref: KRef, holders: Vec<Holder>) {
         for holder in holders {
-            // A stale import of a deleted object is what the accounting leaves (module docs).
+            // An import of a deleted object waits for its `retireImports` (module docs).
             if let (KRef::Object(_), Holder::CList { vref, .. }) = (kref, &holder)
                 && !vref.is_export()
             {

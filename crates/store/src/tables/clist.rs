@@ -100,15 +100,57 @@ impl KernelStore {
         Ok(true)
     }
 
+    /// Creates the root object of `ep` (spec §12.2): owned by it, exported as `o+0`, and
+    /// held by that entry for as long as it stays.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn export_root(&mut self, ep: EndpointId) -> Result<ocap_types::KObjectId, StoreError> {
+        let root = self.create_object(super::Owner::Endpoint(ep))?;
+        let kref = KRef::Object(root);
+        self.add_clist_entry(ep, kref, VRef::ROOT)?;
+        self.incref(kref)?;
+        Ok(root)
+    }
+
+    /// Sets the reachable flag of an existing entry again (spec §2.6, issue 13): a vat that
+    /// sends out an export the kernel dropped makes it reachable again, so it is dropped
+    /// (and retired) once more when its importers let go; an object delivered again to a
+    /// vat that dropped its import is held reachable by that import again.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn mark_reachable(
+        &mut self,
+        ep: EndpointId,
+        kref: KRef,
+        entry: CListEntry,
+    ) -> Result<(), StoreError> {
+        if entry.reachable {
+            return Ok(());
+        }
+        self.write_flag(ep, kref, entry.vref, true)?;
+        if let (KRef::Object(_), false) = (kref, entry.vref.is_export()) {
+            self.adjust(kref, 1, 0)?;
+        }
+        Ok(())
+    }
+
+    /// True if a c-list entry of `vref` for `kref` holds the kref: every promise entry,
+    /// every object import, and a vat's root export `o+0` (while its vat lives, the root
+    /// stays). Other exports hold nothing: their importers, queues and values do.
+    #[must_use]
+    pub fn entry_holds(kref: KRef, vref: VRef) -> bool {
+        kref.is_promise() || !vref.is_export() || vref == VRef::ROOT
+    }
+
     /// Deletes the entry, releasing the holds it stood for (spec §2.6): an import of an
     /// object loses its reachable flag and one recognizable hold; a promise's entry, import
-    /// (`p-N`) or export (`p+N`), releases the hold it took; an object's export entry
-    /// changes no counts (the owner baseline stands for it).
+    /// (`p-N`) or export (`p+N`), and a root export release the hold they took.
     ///
-    /// Promise imports are counted, unlike in the reference kernel (spec §14.2 counts
-    /// neither the import nor, consistently, anything at its deletion in this kernel's
-    /// earlier versions): a settled promise is collected once no c-list names it, so every
-    /// c-list entry must hold it (see `ARCHITECTURE.md`, promise collection).
+    /// Imports are counted, unlike in the reference kernel (spec §14.7): an object or a
+    /// settled promise is collected once nothing names it, so every c-list entry that can
+    /// name it to a vat must hold it (see `ARCHITECTURE.md`, "Balanced reference counts").
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -119,10 +161,37 @@ impl KernelStore {
         self.clear_reachable_flag(ep, kref)?;
         match kref {
             KRef::Object(id) if !entry.vref.is_export() => self.decref_recognizable(id)?,
-            KRef::Object(_) => {}
-            KRef::Promise(_) => self.decref(kref)?,
+            _ if Self::entry_holds(kref, entry.vref) => self.decref(kref)?,
+            KRef::Object(_) | KRef::Promise(_) => {}
         }
         self.forget_clist_entry(ep, kref, entry.vref)
+    }
+
+    /// Orphans an export of `ep` (its vat retired or abandoned it, or is gone): the entry
+    /// is deleted, the object loses its owner (later sends splat as deleted, spec D10) and,
+    /// for a root, the root's hold; it is collected once nothing else holds it.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn orphan_export(
+        &mut self,
+        ep: EndpointId,
+        kref: KRef,
+        vref: VRef,
+    ) -> Result<(), StoreError> {
+        self.forget_clist_entry(ep, kref, vref)?;
+        let KRef::Object(id) = kref else {
+            return Ok(());
+        };
+        if let Some(mut record) = self.object(id)? {
+            record.owner = None;
+            self.put_object(id, &record)?;
+            if vref == VRef::ROOT {
+                self.decref(kref)?;
+            }
+            self.note_maybe_free(kref);
+        }
+        Ok(())
     }
 
     /// Removes both directions of the entry without touching refcounts.

@@ -38,6 +38,7 @@ pub use audit::{
 pub use chain::{ChainEnd, follow_promises};
 pub use clist::CListEntry;
 pub use gc::{GcAction, GcKind};
+pub(crate) use objects::recount_object_record;
 pub use objects::{ObjectRecord, RefCounts};
 pub use promises::{PromiseRecord, PromiseState, WaitingSend};
 pub use queues::QueueBounds;

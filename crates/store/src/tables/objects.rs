@@ -52,8 +52,25 @@ impl ObjectRecord {
     }
 }
 
+/// An object record's bytes with its counts replaced (schema migration 3 → 4).
+pub(crate) fn recount_object_record(
+    bytes: &[u8],
+    reachable: u32,
+    recognizable: u32,
+) -> Result<Vec<u8>, Malformed> {
+    let mut record = ObjectRecord::decode(bytes)?;
+    record.counts = RefCounts {
+        reachable,
+        recognizable,
+    };
+    Ok(record.encode())
+}
+
 impl KernelStore {
-    /// Creates an object owned by `owner` with the owner baseline counts (1,1).
+    /// Creates an object owned by `owner`, held by nothing yet (0,0): its holders (the
+    /// importers' c-list entries, queued messages, values, pins, a root's export entry)
+    /// count themselves. It is noted as maybe free, so an object nothing took a hold of by
+    /// the end of the crank is dropped and retired at once.
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -61,13 +78,11 @@ impl KernelStore {
         let id = KObjectId(self.allocate(keys::COUNTER_OBJECT.as_bytes())?);
         let record = ObjectRecord {
             owner: Some(owner),
-            counts: RefCounts {
-                reachable: 1,
-                recognizable: 1,
-            },
+            counts: RefCounts::default(),
             revoked: false,
         };
         self.put_object(id, &record)?;
+        self.note_maybe_free(KRef::Object(id));
         Ok(id)
     }
 
@@ -146,7 +161,12 @@ impl KernelStore {
         self.adjust(KRef::Object(id), 0, -1)
     }
 
-    fn adjust(&mut self, kref: KRef, reachable: i64, recognizable: i64) -> Result<(), StoreError> {
+    pub(crate) fn adjust(
+        &mut self,
+        kref: KRef,
+        reachable: i64,
+        recognizable: i64,
+    ) -> Result<(), StoreError> {
         let step = |count: u32, delta: i64| -> u32 {
             let next = i64::from(count) + delta;
             if next < 0 {

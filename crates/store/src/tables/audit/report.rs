@@ -6,7 +6,7 @@ use std::fmt;
 
 use ocap_types::{EndpointId, KObjectId, KPromiseId, KRef, VRef};
 
-use crate::tables::{Owner, RefCounts};
+use crate::tables::{KernelStore, Owner, RefCounts};
 
 /// Everything [`KernelStore::check`](crate::KernelStore::check) found; empty when the
 /// stored counts agree with the references and every reference names a record.
@@ -66,29 +66,31 @@ impl fmt::Display for StoredCount {
     }
 }
 
-/// A kref whose stored count lies outside `recounted - slack ..= recounted`.
+/// A kref whose stored count differs from the units its holders account for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefcountMismatch {
     /// The object or promise.
     pub kref: KRef,
     /// Its counts as stored.
     pub stored: StoredCount,
-    /// The units its holders account for (every count of an object gets one per holder).
-    pub recounted: u32,
-    /// How many of those units the accounting lets an importer's drop or retire have used
-    /// up (an object's owner baseline, spec §14.7); 0 for promises.
-    pub slack: u32,
+    /// The counts its holders account for: an object's reachable count gets one per holder
+    /// that can reach it, its recognizable count one per holder.
+    pub recounted: StoredCount,
     /// Everything that refers to it, counted or not, in the order found.
     pub holders: Vec<Holder>,
 }
 
 impl RefcountMismatch {
-    /// True when a stored count is below the lowest the references allow.
+    /// True when a stored count is below its recount: the kref can be collected, or its
+    /// owner told to drop it, while something still names it.
     pub fn is_deficit(&self) -> bool {
-        let floor = self.recounted.saturating_sub(self.slack);
-        match self.stored {
-            StoredCount::Object(counts) => counts.reachable < floor || counts.recognizable < floor,
-            StoredCount::Promise(count) => count < floor,
+        match (self.stored, self.recounted) {
+            (StoredCount::Object(stored), StoredCount::Object(recounted)) => {
+                stored.reachable < recounted.reachable
+                    || stored.recognizable < recounted.recognizable
+            }
+            (StoredCount::Promise(stored), StoredCount::Promise(recounted)) => stored < recounted,
+            _ => false,
         }
     }
 }
@@ -100,14 +102,11 @@ impl fmt::Display for RefcountMismatch {
         } else {
             "too high"
         };
-        write!(f, "{}: stored {}, recounted ", self.kref, self.stored)?;
-        if self.slack == 0 {
-            write!(f, "{}", self.recounted)?;
-        } else {
-            let floor = self.recounted.saturating_sub(self.slack);
-            write!(f, "{floor}..={}", self.recounted)?;
-        }
-        write!(f, " ({verdict}); held by: ")?;
+        write!(
+            f,
+            "{}: stored {}, recounted {} ({verdict}); held by: ",
+            self.kref, self.stored, self.recounted
+        )?;
         if self.holders.is_empty() {
             return f.write_str("nothing");
         }
@@ -156,12 +155,10 @@ impl fmt::Display for MessagePart {
 /// Something in the store that refers to a kref.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
-    /// The owner baseline of an object (counted while the object has an owner).
-    Owner(Owner),
     /// An unresolved promise's own hold, released when it settles.
     Decider,
-    /// An endpoint's c-list entry. Counted for a promise (import or export); an object's
-    /// imports are free and its export is covered by its owner baseline.
+    /// An endpoint's c-list entry. Counted for a promise (import or export), an object's
+    /// import, and a vat's root export `o+0`; an object's other exports count nothing.
     CList {
         /// The endpoint.
         endpoint: EndpointId,
@@ -208,20 +205,28 @@ pub enum Holder {
 }
 
 impl Holder {
-    /// True if this holder accounts for one unit of `kref`'s count(s).
+    /// True if this holder accounts for one unit of `kref`'s count (an object's
+    /// recognizable count).
     pub fn counts_for(&self, kref: KRef) -> bool {
         match self {
-            Holder::CList { .. } => kref.is_promise(),
+            Holder::CList { vref, .. } => KernelStore::entry_holds(kref, *vref),
             Holder::KernelService { .. } => false,
             _ => true,
         }
+    }
+
+    /// True if this holder accounts for one unit of an object's reachable count: every
+    /// counted holder but an import whose vat dropped it.
+    pub fn reaches(&self, kref: KRef) -> bool {
+        let dropped =
+            matches!(self, Holder::CList { vref, reachable: false, .. } if !vref.is_export());
+        self.counts_for(kref) && !dropped
     }
 }
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Holder::Owner(owner) => write!(f, "owner baseline ({owner})"),
             Holder::Decider => f.write_str("decider baseline"),
             Holder::CList {
                 endpoint,

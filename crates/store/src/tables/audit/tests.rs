@@ -52,12 +52,13 @@ impl World {
         let s = &mut store;
         let (v1, v2) = (vat(1), vat(2));
 
-        let root = s.create_object(Owner::Endpoint(v1)).unwrap();
-        s.add_clist_entry(v1, root.into(), export(0)).unwrap();
+        // v1's root is held by its export entry; v2's import holds it too.
+        let root = s.export_root(v1).unwrap();
         let gift = s.create_object(Owner::Endpoint(v1)).unwrap();
         s.add_clist_entry(v1, gift.into(), export(1)).unwrap();
         s.add_clist_entry(v2, root.into(), VRef::ImportObject(1))
             .unwrap();
+        s.incref(root.into()).unwrap();
 
         // v1 exports p+1 (decider baseline + its c-list entry) and fulfils it with gift.
         let settled = s.create_promise(Some(Owner::Endpoint(v1))).unwrap();
@@ -171,24 +172,24 @@ fn a_promise_count_one_short_is_reported_with_its_holders() {
 }
 
 #[test]
-fn an_object_may_lose_its_owner_baseline_to_an_importer_but_no_more() {
+fn an_import_holds_its_object_reachable_until_dropped_and_recognizable_until_retired() {
     let mut world = World::new();
     let root = world.root;
-    // v2 drops its import: reachable −1 (the baseline stands in for it, spec §14.7).
+    // v2 drops its import: the entry stays, recognizable only, and so does the count.
     world
         .store
         .clear_reachable_flag(vat(2), root.into())
         .unwrap();
     assert_eq!(check(&world.store), CONSISTENT);
-    // It retires it too: recognizable −1.
+    // It retires it too: the entry and its recognizable unit go.
     world.store.delete_clist_entry(vat(2), root.into()).unwrap();
     assert_eq!(check(&world.store), CONSISTENT);
-    // One more drop than there were baselines: the queued send and the waiting message
-    // still hold the root, but its counts no longer cover them.
+    // One drop more than there were imports: the queued send and the waiting message
+    // still hold the root, but its reachable count no longer covers them.
     world.store.decref_reachable(root).unwrap();
     assert_eq!(
         check(&world.store),
-        "ko1: stored 1,2, recounted 2..=3 (too low); held by: owner baseline (v1), \
+        "ko1: stored 2,3, recounted 3,3 (too low); held by: \
          v1 c-list o+0, kp3 queue #1 slot, run queue #1 send target"
     );
 }
@@ -202,8 +203,8 @@ fn a_count_above_its_references_is_reported_as_a_leak() {
     assert_eq!(report.deficits().count(), 0);
     assert_eq!(
         report.to_string(),
-        "ko2: stored 5,5, recounted 3..=4 (too high); held by: owner baseline (v1), \
-         v1 c-list o+1, value of kp1, run queue #1 send slot, pin\n\
+        "ko2: stored 4,4, recounted 3,3 (too high); held by: v1 c-list o+1, \
+         value of kp1, run queue #1 send slot, pin\n\
          kp2: stored 3, recounted 2 (too high); held by: decider baseline, \
          run queue #1 send result"
     );
@@ -234,8 +235,8 @@ fn a_dangling_clist_entry_is_reported_but_a_stale_object_import_is_not() {
     assert_eq!(report.dangling.len(), 2);
     assert_eq!(report.dangling[0].kref, KRef::Object(ghost));
 
-    // Imports are not counted, so an object can be collected while a vat still imports it
-    // (spec §14.3 tells importers only about objects still recognizable): accepted.
+    // An object collected while still recognizable is deleted at once and its importers
+    // are told to retire it (spec §14.4): until they are, the import names no record.
     world
         .store
         .forget_clist_entry(vat(2), ghost.into(), export(5))
@@ -263,8 +264,8 @@ fn a_deleted_promise_still_named_is_dangling_everywhere_it_is_named() {
     // on the root: the root is now counted one above its references.
     assert_eq!(
         check(&world.store),
-        "ko1: stored 3,3, recounted 1..=2 (too high); held by: owner baseline (v1), \
-         v1 c-list o+0, v2 c-list o-1, run queue #1 send target\n\
+        "ko1: stored 4,4, recounted 3,3 (too high); held by: v1 c-list o+0, \
+         v2 c-list o-1, run queue #1 send target\n\
          kp3: no record, but named by v1 c-list p+2"
     );
     world.store.decref(world.root.into()).unwrap();
