@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use ocap_types::VatRuntime;
-use ocap_vat::{Args, Baggage, E, Error, Ref, Result, Runtime, Val, Vat};
+use ocap_vat::{Args, Baggage, E, Error, ObjectBuilder, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn runtime() -> Box<dyn VatRuntime> {
     Runtime::boxed(build)
@@ -22,6 +22,8 @@ const VATS_KEY: &str = "vats";
 ///   `exit_cleanly(reason)` → the same as a clean exit;
 /// * `call(target, method, args?)` → sends and answers the awaited reply;
 ///   `send_only(target, method, args?)` → sends, answers `"sent"` without waiting;
+/// * `call_many(target, method, n)`, `trade_many(target, n)` → n calls, or n trades of
+///   fresh objects and promises both ways with `target.trade(counter, promise)`; answer n;
 /// * `pending()` → a promise that never settles (the result stays unresolved);
 /// * `make_counter()` → a new object with `increment(by = 1)` and `value()`;
 /// * `store(key, value)` / `load(key)` → baggage (`load` of a missing key is `undefined`);
@@ -34,8 +36,7 @@ fn build(vat: &Vat, parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
         vat.name()
     ));
     let parameters = parameters.clone();
-    Ok(vat
-        .object("tester")
+    Ok(trades(vat.object("tester"))
         .method("echo", |_vat, args| Ok(args.val_or_undefined(0)))
         .method("fail", |_vat, args| -> Result<Val> {
             Err(Error::new(args.str(0)?))
@@ -90,6 +91,47 @@ fn build(vat: &Vat, parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
             Ok("bootstrapped")
         })
         .build())
+}
+
+/// `trade_many` and `trade`: fresh objects and promises both ways (see [`build`]).
+fn trades(builder: ObjectBuilder) -> ObjectBuilder {
+    builder
+        .method_async("trade_many", async |vat, args| {
+            // `trade_many(target, n)`: n trades one after the other, each sending a fresh
+            // counter and a fresh promise (settled after the send) to `target.trade`, and
+            // using the fresh counter and promise that come back; answers n.
+            let n = args.int(1)?;
+            for round in 0..n {
+                let (promise, resolver) = vat.promise_kit();
+                let reply = E(args.val(0)?).send(
+                    "trade",
+                    vec![Val::from(make_counter(&vat)), Val::Promise(promise)],
+                );
+                resolver.resolve(round);
+                let answer = reply.await?;
+                let Val::List(items) = answer else {
+                    return Err(Error::new("trade answers [counter, promise]"));
+                };
+                let [counter, Val::Promise(promise)] = items.as_slice() else {
+                    return Err(Error::new("trade answers [counter, promise]"));
+                };
+                E(counter).send("increment", Vec::<Val>::new()).await?;
+                promise.await?;
+            }
+            Ok(Val::Int(n))
+        })
+        .method_async("trade", async |vat, args| {
+            // `trade(counter, promise)`: increments the counter, awaits the promise, and
+            // answers a fresh counter of its own and a fresh promise, settled right after.
+            E(args.val(0)?).send("increment", Vec::<Val>::new()).await?;
+            args.promise(1)?.await?;
+            let (promise, resolver) = vat.promise_kit();
+            resolver.resolve("traded");
+            Ok(Val::List(vec![
+                Val::from(make_counter(&vat)),
+                Val::Promise(promise),
+            ]))
+        })
 }
 
 /// The optional third argument of `call` and `send_only`: the arguments to send.

@@ -128,20 +128,13 @@ impl SyscallProcessor<'_, '_> {
                 let resolved: Vec<KRef> = kernel.iter().map(|r| KRef::Promise(r.promise)).collect();
                 self.crank
                     .resolve_promises(resolver, kernel, Mode::Buffered)?;
-                // The resolver is done with what it was asked to resolve: its import entries
-                // go (the SDK forgets the vrefs too), so a settled promise nobody names is
-                // collected. A promise the vat exported itself (`p+N`) keeps its entry until
-                // the vat is notified of it (spec §20 note: retiring it here too, as SwingSet
-                // does, is the next step).
+                // The resolver is done with what it resolved: its entries go, imports
+                // (`p-N`, such as a result it answered) and exports (`p+N`) alike, as in
+                // SwingSet; the SDK forgets the vrefs too. So a settled promise nobody names
+                // is collected; a vref the vat names again later is a new promise.
                 let ep = self.ep();
                 for promise in resolved {
-                    let store = self.crank.store_mut();
-                    if store
-                        .clist_entry(ep, promise)?
-                        .is_some_and(|e| !e.vref.is_export())
-                    {
-                        store.delete_clist_entry(ep, promise)?;
-                    }
+                    self.crank.store_mut().delete_clist_entry(ep, promise)?;
                 }
                 Ok(())
             }

@@ -238,13 +238,13 @@ fn retiring_a_reachable_export_is_an_illegal_syscall() {
 }
 
 /// §21.27.7 and D10: an export the importer still reaches can be abandoned. The object
-/// outlives the abandonment, without an owner: the importer and P0's value hold it, and
-/// the owner's entry held nothing. Sends to it splat as deleted. When the importer drops
-/// it, P0's value still reaches it, so nobody is told anything. Undone, the object kept
-/// its owner; under the reference accounting the importer's drop let it be collected
-/// while P0's value still named it.
+/// outlives the abandonment without an owner, held by the importer's import (P0, which the
+/// owner fulfilled with it, is collected: the owner's entry was retired at its resolve and
+/// nothing else names it; the owner's entry of the object held nothing). Sends to it splat
+/// as deleted; once the importer drops it nothing can reach it, and the importer, which can
+/// still recognize it, is told to retire it (§14.4). Undone, the object kept its owner.
 #[test]
-fn abandoning_a_reachable_export_orphans_it_and_sends_to_it_splat_as_deleted() {
+fn abandoning_a_reachable_export_orphans_it_and_its_importer_is_told_to_retire_it() {
     let drivers = Drivers::new();
     let (owner, importer) = (drivers.owner, drivers.importer);
     drivers.run(
@@ -255,34 +255,31 @@ fn abandoning_a_reachable_export_orphans_it_and_sends_to_it_splat_as_deleted() {
         ],
     );
     let thing = drivers.exported(5).unwrap();
-    assert_eq!(
-        drivers.counts(thing),
-        (2, 2),
-        "the importer's import and P0's value"
-    );
+    assert_eq!(drivers.counts(thing), (1, 1), "the importer's import");
     let imported = drivers.entry(importer, thing).unwrap();
     assert!(imported.reachable);
 
     drivers.run(owner, vec![gc("abandonExports", vec![o(5)])]);
     assert!(drivers.running(owner));
     assert_eq!(drivers.entry(owner, thing), None);
-    let record = drivers.object(thing).expect("its holders keep it");
+    let record = drivers.object(thing).expect("the import still holds it");
     assert_eq!(record.owner, None);
     assert_eq!(
         drivers.counts(thing),
-        (2, 2),
+        (1, 1),
         "the owner's entry held nothing"
     );
     drivers.assert_sends_splat_as_deleted("thing", thing);
 
     drivers.run(importer, vec![gc("dropImports", vec![kept("thing")])]);
-    assert_eq!(drivers.counts(thing), (1, 2), "P0's value still reaches it");
-    assert!(drivers.gc_logs(importer).is_empty());
-    assert!(drivers.gc_logs(owner).is_empty());
     assert_eq!(
-        drivers.entry(importer, thing).map(|e| e.reachable),
-        Some(false)
+        drivers.gc_logs(importer),
+        [format!("retireImports {}", imported.vref)]
     );
+    assert_eq!(drivers.entry(importer, thing), None);
+    assert_eq!(drivers.object(thing), None);
+    assert!(drivers.gc_logs(owner).is_empty());
+    drivers.test.assert_refcounts_consistent();
 }
 
 /// §21.27.7, invalid refs: a vat abandons only its own exports, never an import or a promise.

@@ -2,7 +2,8 @@
 //! order they were sent, and exactly once, however sends and resolutions interleave (spec
 //! §5.4, §5.5, §8.1, §8.6, D11).
 //!
-//! The driver vat sends `log("d<i>:<seq>")` to its promises `P0..Pn` and resolves each
+//! The driver vat sends `log("d<i>:<seq>")` to its pending promises `P0..Pn` (a resolved
+//! one's vref is retired, so it no longer names it) and resolves each
 //! either to the target vat's root or to another pending promise, in random batches (one
 //! delivery each), with or without waiting for the kernel in between; the host sends
 //! `log("h<i>:<seq>")` to the same promises between batches. At the end every pending
@@ -65,10 +66,13 @@ impl Model {
         let mut host = Vec::new();
         for step in steps {
             match *step {
-                Step::Send(i) => {
+                // A vat names only promises it has not resolved: resolving one retires
+                // its vref (SwingSet's rule), and the same vref later is a new promise.
+                Step::Send(i) if self.pending.contains(&i) => {
                     let text = self.text('d', i);
                     ops.push(send(p(i), "log", vec![Value::str(text)]));
                 }
+                Step::Send(_) => {}
                 Step::HostSend(i) => host.push((i, self.text('h', i))),
                 Step::ToTarget(i) => {
                     if self.pending.remove(&i) {
