@@ -44,6 +44,7 @@ use lock::StoreLock;
 pub(crate) use migrate::MigrationTxn;
 #[cfg(test)]
 pub(crate) use migrate::fault;
+pub use offline::DirLock;
 pub use open::FileWalk;
 #[cfg(test)]
 pub(crate) use open::tests::snapshot;

@@ -9,14 +9,30 @@ mod tests;
 
 use std::fs::{self, File};
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use heed::CompactionOption;
 
+use super::lock::StoreLock;
 use super::open::{self, DATA_FILE, FileWalk};
 use super::{INITIAL_MAP_SIZE, Store};
 use crate::error::StoreError;
 use crate::migrations::CURRENT;
+
+/// The lock of a store directory, held without the store being open (see
+/// [`Store::lock_dir`]). Dropping it releases the lock.
+#[derive(Debug)]
+pub struct DirLock {
+    lock: StoreLock,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
 
 impl Store {
     /// Opens the existing store at directory `path` for reading, holding its lock like
@@ -30,7 +46,31 @@ impl Store {
     /// there is no store at `path`; [`StoreError::SchemaVersion`] for any other version;
     /// otherwise as [`Store::open`].
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        let opened = open::open_store_read_only(path, INITIAL_MAP_SIZE, &CURRENT)?;
+        Store::open_read_only_locked(Store::lock_dir(path)?)
+    }
+
+    /// Takes the lock of the existing store at directory `path` without opening it, reading
+    /// nothing but the lock file: a tool holds it while a child process reads the store's
+    /// pages ([`Store::walk_file`]), then opens the store with
+    /// [`Store::open_read_only_locked`].
+    ///
+    /// # Errors
+    /// [`StoreError::InUse`] if another `Store` has it open; [`StoreError::BadPath`] if
+    /// there is no store at `path` or the lock file cannot be made.
+    pub fn lock_dir(path: &Path) -> Result<DirLock, StoreError> {
+        Ok(DirLock {
+            lock: open::lock_existing(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// [`Store::open_read_only`] of the store whose lock the caller holds.
+    ///
+    /// # Errors
+    /// As [`Store::open_read_only`], except [`StoreError::InUse`].
+    pub fn open_read_only_locked(lock: DirLock) -> Result<Store, StoreError> {
+        let DirLock { lock, path } = lock;
+        let opened = open::open_store_read_only(lock, &path, INITIAL_MAP_SIZE, &CURRENT)?;
         Store::from_opened(opened, super::Durability::EveryCrank)
     }
 

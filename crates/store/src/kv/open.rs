@@ -80,16 +80,10 @@ pub(super) fn open_store(
     }
 }
 
-/// Opens the existing store in directory `path` for reading only, holding its lock: the
-/// directory must hold an ocap store at exactly `schema`'s version (an older one is not
-/// migrated: that would write). Nothing in the directory but the lock file is created or
-/// written: LMDB opens `data.mdb` read-only and without its own lock file, which is safe
-/// because the store's lock keeps every writer away.
-pub(super) fn open_store_read_only(
-    path: &Path,
-    map_size: usize,
-    schema: &Schema<'_>,
-) -> Result<Opened, StoreError> {
+/// Locks the existing store in directory `path` without opening it: the directory must
+/// hold a `data.mdb`. Nothing is read but the lock file, so a damaged store cannot crash
+/// the caller here.
+pub(super) fn lock_existing(path: &Path) -> Result<StoreLock, StoreError> {
     // A missing store is an error here, never created: a reader names a store that exists.
     if data_file(path)? != DataFile::Existing {
         return Err(bad_path(
@@ -97,7 +91,20 @@ pub(super) fn open_store_read_only(
             format!("no store here ({DATA_FILE} is missing or empty)"),
         ));
     }
-    let lock = StoreLock::acquire(path)?;
+    StoreLock::acquire(path)
+}
+
+/// Opens the existing store in directory `path`, which `lock` (from [`lock_existing`])
+/// holds, for reading only: it must be an ocap store at exactly `schema`'s version (an
+/// older one is not migrated: that would write). Nothing in the directory but the lock file
+/// is created or written: LMDB opens `data.mdb` read-only and without its own lock file,
+/// which is safe because the store's lock keeps every writer away.
+pub(super) fn open_store_read_only(
+    lock: StoreLock,
+    path: &Path,
+    map_size: usize,
+    schema: &Schema<'_>,
+) -> Result<Opened, StoreError> {
     let res = header::check_header(path)
         .and_then(|()| open_env(path, round_map_size(map_size), Access::Inspect))
         .and_then(|env| {

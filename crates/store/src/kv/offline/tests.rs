@@ -113,3 +113,17 @@ fn a_walk_of_a_truncated_file_reports_it_corrupt() {
     let err = Store::walk_file(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::CorruptFile { .. }), "{err}");
 }
+
+#[test]
+fn a_held_directory_lock_keeps_openers_out_while_the_file_is_walked() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_keys(dir.path(), 5);
+    let lock = Store::lock_dir(dir.path()).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    assert_eq!(Store::walk_file(dir.path()).unwrap().entries, 6);
+    let store = Store::open_read_only_locked(lock).unwrap();
+    assert_eq!(store.get(b"k0004").unwrap(), Some(b"x".repeat(10)));
+    drop(store);
+    Store::open(dir.path()).unwrap();
+}
