@@ -34,9 +34,10 @@ pub use listing::{
     clists, objects, promises, run_queue, subclusters, vat_stores, vats,
 };
 pub use ocap_store::{
-    CListEntry, CheckReport, DanglingRef, FileWalk, GcAction, GcKind, Holder, Inconsistency,
-    KernelStore, MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds,
-    QueueProblem, RefCounts, RefcountMismatch, StoredCount, SubclusterRecord, VatRecord,
+    CListEntry, CheckReport, DanglingRef, DirLock, FileWalk, GcAction, GcKind, Holder,
+    Inconsistency, KernelStore, MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState,
+    QueueBounds, QueueProblem, RefCounts, RefcountMismatch, StoredCount, SubclusterRecord,
+    VatRecord,
 };
 pub use ocap_types::{ByteBuf, EndpointId, Message, RunQueueItem, VRef};
 pub use offline::{OfflineStore, walk_store_file};

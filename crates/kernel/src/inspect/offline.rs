@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ocap_store::{FileWalk, KernelStore, Store, StoreError};
+use ocap_store::{DirLock, FileWalk, KernelStore, Store, StoreError};
 
 /// A store opened read-only while no kernel runs it (`ocap inspect`, `ocap check`, `ocap
 /// backup`). Holds the store's lock until dropped, so no kernel opens it meanwhile, and
@@ -45,6 +45,27 @@ impl OfflineStore {
     pub fn open(path: &Path) -> Result<OfflineStore, StoreError> {
         Ok(OfflineStore {
             store: KernelStore::new(Store::open_read_only(path)?),
+        })
+    }
+
+    /// Takes the lock of the existing store at `path` without opening it (nothing but the
+    /// lock file is read), to hold while a child process runs [`walk_store_file`]; then
+    /// [`OfflineStore::open_locked`].
+    ///
+    /// # Errors
+    /// [`StoreError::InUse`] if a kernel or another tool has it open,
+    /// [`StoreError::BadPath`] if there is no store at `path`.
+    pub fn lock(path: &Path) -> Result<DirLock, StoreError> {
+        Store::lock_dir(path)
+    }
+
+    /// [`OfflineStore::open`] of the store whose lock the caller holds.
+    ///
+    /// # Errors
+    /// As [`OfflineStore::open`], except [`StoreError::InUse`].
+    pub fn open_locked(lock: DirLock) -> Result<OfflineStore, StoreError> {
+        Ok(OfflineStore {
+            store: KernelStore::new(Store::open_read_only_locked(lock)?),
         })
     }
 
