@@ -262,16 +262,7 @@ fn opt(value: Option<impl ToString>) -> String {
 fn to_table(rows: &Rows) -> String {
     match rows {
         Rows::Vats(l) => {
-            let cells = l.rows.iter().map(|v| {
-                vec![
-                    v.id.to_string(),
-                    v.name.clone(),
-                    opt(v.code.as_ref()),
-                    opt(v.subcluster),
-                    v.vatstore_bytes.to_string(),
-                    v.queued_messages.to_string(),
-                ]
-            });
+            let cells = l.rows.iter().map(vat_cells);
             let headers = ["VAT", "NAME", "CODE", "SUBCLUSTER", "STORE BYTES", "QUEUED"];
             table("vats", &headers, cells.collect(), l.more)
         }
@@ -284,15 +275,7 @@ fn to_table(rows: &Rows) -> String {
             table("subclusters", &headers, cells.collect(), l.more)
         }
         Rows::Objects(l) => {
-            let cells = l.rows.iter().map(|o| {
-                vec![
-                    o.id.to_string(),
-                    opt(o.owner),
-                    format!("{},{}", o.counts.reachable, o.counts.recognizable),
-                    o.pins.to_string(),
-                    if o.revoked { "yes" } else { "no" }.to_owned(),
-                ]
-            });
+            let cells = l.rows.iter().map(object_cells);
             let headers = ["OBJECT", "OWNER", "REFS", "PINS", "REVOKED"];
             table("objects", &headers, cells.collect(), l.more)
         }
@@ -323,21 +306,11 @@ fn to_table(rows: &Rows) -> String {
         }
         Rows::RunQueue(l) => {
             let cells = l.rows.iter().map(|r| {
-                let json = run_queue_json(r);
-                let detail = json
-                    .as_object()
-                    .map(|fields| {
-                        fields
-                            .iter()
-                            .filter(|(k, v)| *k != "index" && *k != "kind" && !v.is_null())
-                            .fold(String::new(), |mut s, (k, v)| {
-                                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                                let _ = write!(s, "{}{k}={v}", if s.is_empty() { "" } else { " " });
-                                s
-                            })
-                    })
-                    .unwrap_or_default();
-                vec![r.index.to_string(), r.item.kind().to_owned(), detail]
+                vec![
+                    r.index.to_string(),
+                    r.item.kind().to_owned(),
+                    run_queue_detail(r),
+                ]
             });
             table(
                 "run queue",
@@ -359,6 +332,45 @@ fn to_table(rows: &Rows) -> String {
             )
         }
     }
+}
+
+/// A run-queue item's fields past its kind, as `name=value` pairs (its JSON row's).
+fn run_queue_detail(row: &RunQueueRow) -> String {
+    let mut detail = String::new();
+    if let Json::Object(fields) = run_queue_json(row) {
+        for (name, value) in fields {
+            if name == "index" || name == "kind" || value.is_null() {
+                continue;
+            }
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            let gap = if detail.is_empty() { "" } else { " " };
+            let _ = write!(detail, "{gap}{name}={value}");
+        }
+    }
+    detail
+}
+
+fn vat_cells(v: &VatRow) -> Vec<String> {
+    vec![
+        v.id.to_string(),
+        v.name.clone(),
+        opt(v.code.as_ref()),
+        opt(v.subcluster),
+        v.vatstore_bytes.to_string(),
+        v.queued_messages.to_string(),
+    ]
+}
+
+fn object_cells(o: &ObjectRow) -> Vec<String> {
+    vec![
+        o.id.to_string(),
+        opt(o.owner),
+        format!("{},{}", o.counts.reachable, o.counts.recognizable),
+        o.pins.to_string(),
+        if o.revoked { "yes" } else { "no" }.to_owned(),
+    ]
 }
 
 fn promise_cells(p: &PromiseRow) -> Vec<String> {
