@@ -183,7 +183,7 @@ pub(super) fn walk_file(path: &Path) -> Result<FileWalk, StoreError> {
     Ok(walk)
 }
 
-/// What [`walk_file`] read.
+/// What [`Store::walk_file`](crate::Store::walk_file) read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileWalk {
     /// Entries read, the store's own keys included.
