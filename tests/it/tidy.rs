@@ -33,8 +33,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cli", CLI_OCAP_DEPENDENCIES),
 ];
 
-/// The only `ocap-*` crates the CLI names, in any dependency table.
+/// The only `ocap-*` crates the CLI names in its normal dependencies.
 const CLI_OCAP_DEPENDENCIES: &[&str] = &["ocap-kernel", "ocap-vat", "ocap-example-vats"];
+
+/// What the CLI's tests may depend on besides: the store, to corrupt a store on purpose
+/// through its own API for `ocap check` (issue 12); the binary itself never sees it.
+const CLI_OCAP_DEV_DEPENDENCIES: &[&str] = &["ocap-store"];
 
 /// The crates below the façades: a host gets what it needs of them from `ocap-kernel`, a vat
 /// author from `ocap-vat`.
@@ -119,13 +123,41 @@ fn crates_depend_only_on_allowed_lower_crates() {
 #[test]
 fn the_cli_depends_on_no_ocap_crate_but_the_kernel_the_sdk_and_the_example_vats() {
     let manifest = fs::read_to_string(repo_root().join("crates/cli/Cargo.toml")).unwrap();
-    let deps = ocap_dependencies_in(&manifest, |table| table.contains("dependencies"));
+    let is_dev = |table: &str| table.contains("dev-dependencies");
+    let deps = ocap_dependencies_in(&manifest, |table| {
+        table.contains("dependencies") && !is_dev(table)
+    });
     assert!(deps.iter().any(|dep| dep == "ocap-kernel"), "{deps:?}");
     for dep in deps {
         assert!(
             CLI_OCAP_DEPENDENCIES.contains(&dep.as_str()),
             "crates/cli depends on {dep}: take it from ocap-kernel's re-exports"
         );
+    }
+    for dep in ocap_dependencies_in(&manifest, is_dev) {
+        assert!(
+            CLI_OCAP_DEPENDENCIES.contains(&dep.as_str())
+                || CLI_OCAP_DEV_DEPENDENCIES.contains(&dep.as_str()),
+            "crates/cli's tests depend on {dep}, which the tidy rule does not allow"
+        );
+    }
+}
+
+/// The CLI's own sources (not its tests) name no crate below the façades.
+#[test]
+fn the_cli_sources_name_only_the_facades() {
+    let mut files = Vec::new();
+    rust_files(&repo_root().join("crates/cli/src"), &mut files);
+    assert!(!files.is_empty());
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for name in BELOW_THE_FACADES {
+            assert!(
+                !text.contains(&format!("{name}::")),
+                "{} names {name}; use ocap_kernel's re-exports",
+                file.display()
+            );
+        }
     }
 }
 

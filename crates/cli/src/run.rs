@@ -9,44 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ocap_kernel::{
-    CapData, ClusterConfig, Durability, KRef, Kernel, KernelConfig, KernelError, Value, VatRegistry,
+    CapData, ClusterConfig, Durability, KRef, Kernel, KernelConfig, Value, VatRegistry,
 };
+
+use crate::CliError;
 
 /// The largest cluster file `ocap run` reads (16 MiB). A cluster config is a few kilobytes;
 /// the limit keeps a wrong path (`/dev/urandom`, a disk image) from being read without end.
 pub const MAX_CLUSTER_FILE: u64 = 16 * 1024 * 1024;
-
-/// Why a command failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CliError {
-    /// The cluster file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The cluster file is larger than [`MAX_CLUSTER_FILE`].
-    #[error("cannot read {path}: larger than the limit of {max} bytes for a cluster file")]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// The limit.
-        max: u64,
-    },
-    /// The cluster file is not a valid cluster config.
-    #[error("invalid cluster config: {0}")]
-    Parse(String),
-    /// No temporary store directory could be made.
-    #[error("cannot create a temporary store: {0}")]
-    TempDir(std::io::Error),
-    /// The kernel failed.
-    #[error(transparent)]
-    Kernel(#[from] KernelError),
-}
 
 /// How to run a cluster.
 #[derive(Debug, Clone)]

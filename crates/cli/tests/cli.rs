@@ -150,3 +150,61 @@ fn a_vats_limits_come_from_its_cluster_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cpu"), "{stderr}");
 }
+
+/// Runs `ocap` with `args` and returns its exit code and stderr.
+fn exit_code(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exit_codes_sort_failures_by_class_and_help_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let bad = write("bad.json", r#"{"bootstrap": "nobody", "vats": {}}"#);
+    let unknown = write(
+        "unknown.json",
+        r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "nope"}}}"#,
+    );
+    // Bootstrap is refused: alice's first delivery exceeds her limit.
+    let rejected = write(
+        "rejected.json",
+        r#"{"bootstrap": "alice",
+            "vats": {"alice": {"bundleName": "alice", "limits": {"syscallsPerDelivery": 1}},
+                     "bob": {"bundleName": "bob"}}}"#,
+    );
+    let run = |path: &Path| exit_code(&["run".as_ref(), path.as_os_str()]).0;
+    assert_eq!(
+        run(&bad),
+        Some(1),
+        "an invalid cluster file is a usage error"
+    );
+    assert_eq!(run(&dir.path().join("missing.json")), Some(1));
+    assert_eq!(run(&unknown), Some(2), "a vat that cannot start");
+    assert_eq!(run(&rejected), Some(2), "a rejected bootstrap");
+    assert_eq!(
+        exit_code(&["bogus".as_ref()]).0,
+        Some(1),
+        "an unknown command"
+    );
+    assert_eq!(exit_code(&["vats".as_ref()]).0, Some(0));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Exit codes:"), "{help}");
+    assert!(help.contains("4  the store is damaged"), "{help}");
+}

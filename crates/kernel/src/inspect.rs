@@ -7,6 +7,12 @@
 //! host needs no dependency on `ocap-store`; they change when the store's tables do, which
 //! is why they live in this module and not beside the kernel's API.
 //!
+//! Tools look at a store no kernel runs through an [`OfflineStore`] (read-only, under the
+//! store's lock), and list its sections with [`vats`], [`objects`], [`promises`] and the
+//! rest: bounded listings over `&KernelStore`, which a host can run on a live kernel
+//! inside [`Kernel::inspect`](crate::Kernel::inspect) just as well.
+//! [`walk_store_file`] reads every page of a store's file, for a process that may crash.
+//!
 //! ```
 //! use ocap_kernel::inspect::KernelStore;
 //! use ocap_kernel::{KPromiseId, Kernel, KernelConfig, VatRegistry};
@@ -20,9 +26,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub use ocap_store::{
-    CListEntry, CheckReport, DanglingRef, GcAction, GcKind, Holder, Inconsistency, KernelStore,
-    MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState, QueueBounds, QueueProblem,
-    RefCounts, RefcountMismatch, StoredCount, SubclusterRecord, VatRecord,
+mod listing;
+mod offline;
+
+pub use listing::{
+    CListRow, Listing, ObjectRow, PromiseRow, RunQueueRow, SubclusterRow, VatRow, VatStoreRow,
+    clists, objects, promises, run_queue, subclusters, vat_stores, vats,
 };
-pub use ocap_types::{ByteBuf, EndpointId, VRef};
+pub use ocap_store::{
+    CListEntry, CheckReport, DanglingRef, DirLock, FileWalk, GcAction, GcKind, Holder,
+    Inconsistency, KernelStore, MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState,
+    QueueBounds, QueueProblem, RefCounts, RefcountMismatch, StoredCount, SubclusterRecord,
+    VatRecord,
+};
+pub use ocap_types::{ByteBuf, EndpointId, Message, RunQueueItem, VRef};
+pub use offline::{OfflineStore, walk_store_file};

@@ -21,6 +21,7 @@ mod crank;
 mod lmdb_env;
 mod lock;
 mod migrate;
+mod offline;
 mod open;
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,8 @@ use lock::StoreLock;
 pub(crate) use migrate::MigrationTxn;
 #[cfg(test)]
 pub(crate) use migrate::fault;
+pub use offline::DirLock;
+pub use open::FileWalk;
 #[cfg(test)]
 pub(crate) use open::tests::snapshot;
 use undo::UndoLog;
@@ -278,8 +281,13 @@ impl Store {
         config: &StoreConfig,
         schema: &Schema<'_>,
     ) -> Result<Store, StoreError> {
-        let open::Opened { env, db, lock } =
-            open::open_store(path, config.initial_map_size, schema)?;
+        let opened = open::open_store(path, config.initial_map_size, schema)?;
+        Store::from_opened(opened, config.durability)
+    }
+
+    /// The store over an environment [`open`] opened and locked.
+    fn from_opened(opened: open::Opened, durability: Durability) -> Result<Store, StoreError> {
+        let open::Opened { env, db, lock } = opened;
         let max_key_size = env.max_key_size();
         let reader = Some(env.clone().static_read_txn()?);
         Ok(Store {
@@ -291,7 +299,7 @@ impl Store {
             undo: UndoLog::default(),
             savepoints: Vec::new(),
             in_crank: false,
-            durability: config.durability,
+            durability,
             uncommitted_cranks: 0,
             oldest_uncommitted: None,
             bytes_since_commit: 0,

@@ -19,7 +19,7 @@ mod migrations;
 mod tables;
 
 pub use error::{BackendError, StoreError};
-pub use kv::{Durability, Savepoint, Store, StoreConfig};
+pub use kv::{DirLock, Durability, FileWalk, Savepoint, Store, StoreConfig};
 pub use migrations::SCHEMA_VERSION;
 pub use tables::{
     CListEntry, ChainEnd, CheckReport, DanglingRef, GcAction, GcKind, Holder, Inconsistency,

@@ -20,9 +20,10 @@ pub(super) fn open_env(
     options.map_size(map_size).max_dbs(4);
     if access == Access::Inspect {
         // SAFETY: without locking, LMDB cannot keep a writer in another process from
-        // changing pages under our reads. The inspection only reads the header and two
-        // keys, and the caller holds the store's own lock (`ocap.lock`), so no other
-        // store writes the file meanwhile.
+        // changing pages under our reads. Every inspecting opener (the judgement before an
+        // open, a read-only store, a file walk) runs while the store's own lock
+        // (`ocap.lock`) is held, by the caller or by the parent process that waits for
+        // the walk, so no store writes the file meanwhile.
         unsafe {
             options.flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK);
         }

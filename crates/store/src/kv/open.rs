@@ -29,7 +29,7 @@ use super::migrate::{self, Migrated};
 use crate::error::StoreError;
 use crate::migrations::Schema;
 
-const DATA_FILE: &str = "data.mdb";
+pub(super) const DATA_FILE: &str = "data.mdb";
 /// LMDB's own lock file, for its readers and writers; the store's is `lock::LOCK_FILE`.
 const LMDB_LOCK_FILE: &str = "lock.mdb";
 /// LMDB wants map sizes that are multiples of the OS page size; 64 KiB is a multiple of
@@ -78,6 +78,122 @@ pub(super) fn open_store(
             Err(err)
         }
     }
+}
+
+/// Locks the existing store in directory `path` without opening it: the directory must
+/// hold a `data.mdb`. Nothing is read but the lock file, so a damaged store cannot crash
+/// the caller here.
+pub(super) fn lock_existing(path: &Path) -> Result<StoreLock, StoreError> {
+    // A missing store is an error here, never created: a reader names a store that exists.
+    if data_file(path)? != DataFile::Existing {
+        return Err(bad_path(
+            path,
+            format!("no store here ({DATA_FILE} is missing or empty)"),
+        ));
+    }
+    StoreLock::acquire(path)
+}
+
+/// Opens the existing store in directory `path`, which `lock` (from [`lock_existing`])
+/// holds, for reading only: it must be an ocap store at exactly `schema`'s version (an
+/// older one is not migrated: that would write). Nothing in the directory but the lock file
+/// is created or written: LMDB opens `data.mdb` read-only and without its own lock file,
+/// which is safe because the store's lock keeps every writer away.
+pub(super) fn open_store_read_only(
+    lock: StoreLock,
+    path: &Path,
+    map_size: usize,
+    schema: &Schema<'_>,
+) -> Result<Opened, StoreError> {
+    let res = header::check_header(path)
+        .and_then(|()| open_env(path, round_map_size(map_size), Access::Inspect))
+        .and_then(|env| {
+            let (db, contents) = check_contents(&env, path, schema)?;
+            match contents {
+                Contents::Version(found) if found == schema.version => Ok((env, db)),
+                Contents::Version(found) => Err(schema.unsupported(found.to_string())),
+                Contents::Empty => Err(StoreError::ForeignFile {
+                    path: path.to_path_buf(),
+                    reason: "its LMDB environment is empty".to_owned(),
+                }),
+            }
+        });
+    match res {
+        Ok((env, db)) => {
+            lock.record_holder();
+            Ok(Opened { env, db, lock })
+        }
+        Err(err) => {
+            lock.abandon();
+            Err(err)
+        }
+    }
+}
+
+/// Reads every entry of the store file in directory `path` without taking the store's lock
+/// (the caller holds it, in this process or a parent): every branch, leaf and overflow page
+/// of the B-tree the newest meta page roots, each value byte by byte. A damaged page that
+/// LMDB does not notice can fault the process: run this where a crash is survivable.
+pub(super) fn walk_file(path: &Path) -> Result<FileWalk, StoreError> {
+    if data_file(path)? != DataFile::Existing {
+        return Err(bad_path(
+            path,
+            format!("no store here ({DATA_FILE} is missing or empty)"),
+        ));
+    }
+    header::check_header(path)?;
+    let env = open_env(path, MIN_MAP_SIZE, Access::Inspect)?;
+    check_length(&env, path)?;
+    let classify = |err| classify(path, err);
+    let rtxn = env.read_txn().map_err(classify)?;
+    let db: Database<Bytes, Bytes> = env
+        .open_database(&rtxn, None)
+        .map_err(classify)?
+        .ok_or_else(|| StoreError::ForeignFile {
+            path: path.to_path_buf(),
+            reason: "no main database".to_owned(),
+        })?;
+    let stat = db.stat(&rtxn).map_err(classify)?;
+    let mut walk = FileWalk {
+        page_size: stat.page_size,
+        pages: (stat.branch_pages + stat.leaf_pages + stat.overflow_pages) as u64,
+        ..FileWalk::default()
+    };
+    let mut digest = 0u64;
+    for entry in db.iter(&rtxn).map_err(classify)? {
+        let (key, value) = entry.map_err(classify)?;
+        walk.entries += 1;
+        walk.bytes += (key.len() + value.len()) as u64;
+        // Read every byte, so that every overflow page is touched, not only its header.
+        digest = value
+            .iter()
+            .chain(key)
+            .fold(digest, |d, b| d.rotate_left(5) ^ u64::from(*b));
+    }
+    std::hint::black_box(digest);
+    if walk.entries != stat.entries as u64 {
+        return Err(StoreError::CorruptFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its B-tree counts {} entries, but {} were found",
+                stat.entries, walk.entries
+            ),
+        });
+    }
+    Ok(walk)
+}
+
+/// What [`Store::walk_file`](crate::Store::walk_file) read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileWalk {
+    /// Entries read, the store's own keys included.
+    pub entries: u64,
+    /// Their keys' and values' bytes.
+    pub bytes: u64,
+    /// Branch, leaf and overflow pages of the B-tree.
+    pub pages: u64,
+    /// The page size.
+    pub page_size: u32,
 }
 
 /// [`open_store`]'s work once the directory is locked.

@@ -53,7 +53,8 @@
 //!   recognizable, a promise's record without its refcount or the reverse, broken or
 //!   leftover queues, an unpinned kernel service, and an endpoint's queued-message count
 //!   (`<ep>.qm`, what its `queuedMessages` limit bounds) that differs from the messages it
-//!   sent that still wait in the queues.
+//!   sent that still wait in the queues; and an unresolved promise whose decider is an
+//!   endpoint that is not a live vat (termination rejects every promise a vat decides).
 //!
 //! Run it between cranks: inside a crank the maybe-free set and the crank buffer hold work
 //! the tables do not show yet.
@@ -321,10 +322,25 @@ impl<'s> Audit<'s> {
         }
     }
 
-    /// A promise's own hold, and the holds of a settled promise's value.
+    /// A promise's own hold, and the holds of a settled promise's value. An unresolved
+    /// promise's decider must be a live vat, the kernel, or nobody: terminating a vat
+    /// rejects every promise it decides, in the same crank.
     fn promise_holds(&mut self, promises: &BTreeMap<KPromiseId, StoredPromise>) {
         for (id, stored) in promises {
             let kref = KRef::Promise(*id);
+            if let Some(PromiseState::Unresolved {
+                decider: Some(Owner::Endpoint(ep)),
+                ..
+            }) = &stored.state
+                && !self.is_live(*ep)
+            {
+                self.report
+                    .inconsistencies
+                    .push(Inconsistency::DeadDecider {
+                        promise: *id,
+                        decider: *ep,
+                    });
+            }
             match &stored.state {
                 Some(PromiseState::Unresolved { decider, .. })
                     if !self.decider_released(*id, *decider) =>
@@ -349,12 +365,17 @@ impl<'s> Audit<'s> {
         let Some(Owner::Endpoint(ep)) = decider else {
             return false;
         };
-        let live = matches!(ep, EndpointId::Vat(vat) if self.live_vats.contains(&vat));
+        let live = self.is_live(ep);
         let listed = self
             .clists
             .get(&ep)
             .is_some_and(|clist| clist.contains_key(&KRef::Promise(id)));
         !live && !listed
+    }
+
+    /// True for a vat with a record (remotes do not exist yet).
+    fn is_live(&self, ep: EndpointId) -> bool {
+        matches!(ep, EndpointId::Vat(vat) if self.live_vats.contains(&vat))
     }
 
     fn pins_and_services(&mut self) -> Result<(), StoreError> {

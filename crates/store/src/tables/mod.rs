@@ -12,6 +12,7 @@ mod clist;
 mod codec;
 mod gc;
 mod keys;
+mod listing;
 mod objects;
 mod promises;
 mod queues;

@@ -248,7 +248,7 @@ impl KernelStore {
     }
 
     /// How many times `kref` is pinned.
-    fn pin_count(&self, kref: KRef) -> Result<u32, StoreError> {
+    pub(crate) fn pin_count(&self, kref: KRef) -> Result<u32, StoreError> {
         Ok(self.read_parsed("pins", &keys::pin(kref))?.unwrap_or(0))
     }
 

@@ -335,6 +335,14 @@ pub enum Inconsistency {
         /// The messages found.
         recounted: u64,
     },
+    /// An unresolved promise decided by an endpoint that is not a live vat: nobody can
+    /// ever settle it (terminating a vat rejects the promises it decides).
+    DeadDecider {
+        /// The promise.
+        promise: KPromiseId,
+        /// Its decider.
+        decider: EndpointId,
+    },
 }
 
 /// What is wrong with a queue.
@@ -435,6 +443,10 @@ impl fmt::Display for Inconsistency {
             } => write!(
                 f,
                 "{endpoint}: {stored} queued messages counted, {recounted} in the queues"
+            ),
+            Inconsistency::DeadDecider { promise, decider } => write!(
+                f,
+                "{promise}: unresolved, decided by {decider}, which is not a live vat"
             ),
         }
     }

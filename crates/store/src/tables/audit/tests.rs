@@ -8,7 +8,9 @@ use ocap_types::{
     VatId,
 };
 
-use crate::{KernelStore, Owner, Store};
+use ocap_types::VatConfig;
+
+use crate::{KernelStore, Owner, Store, VatRecord};
 
 fn vat(n: u32) -> EndpointId {
     EndpointId::Vat(VatId(n))
@@ -51,6 +53,15 @@ impl World {
         store.start_crank().unwrap();
         let s = &mut store;
         let (v1, v2) = (vat(1), vat(2));
+        // Both vats are live: a live vat may decide promises.
+        for n in [1, 2] {
+            let record = VatRecord {
+                name: format!("vat{n}"),
+                config: VatConfig::named("code"),
+                subcluster: None,
+            };
+            s.put_vat(VatId(n), &record).unwrap();
+        }
 
         // v1's root is held by its export entry; v2's import holds it too.
         let root = s.export_root(v1).unwrap();
@@ -330,4 +341,24 @@ fn a_kernel_service_must_be_pinned() {
         check(&world.store),
         "ko3: the object of kernel service \"clock\" is not pinned"
     );
+}
+
+#[test]
+fn an_unresolved_promise_decided_by_a_vat_that_is_not_live_is_reported() {
+    let mut world = World::new();
+    // Deleting v1's record without terminating it leaves kp3 with a decider that can
+    // never settle it (termination would have rejected it).
+    world.store.delete_vat(VatId(1)).unwrap();
+    assert_eq!(
+        check(&world.store),
+        "kp3: unresolved, decided by v1, which is not a live vat"
+    );
+    // The kernel and nobody are valid deciders.
+    world
+        .store
+        .set_decider(world.pending, Some(Owner::Kernel))
+        .unwrap();
+    assert_eq!(check(&world.store), CONSISTENT);
+    world.store.set_decider(world.pending, None).unwrap();
+    assert_eq!(check(&world.store), CONSISTENT);
 }

@@ -1,0 +1,61 @@
+//! Why an `ocap` command failed; [`crate::Failure::of`] sorts each into an exit code.
+
+use std::path::PathBuf;
+
+use ocap_kernel::{KernelError, StoreError};
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The cluster file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cluster file is larger than [`crate::MAX_CLUSTER_FILE`].
+    #[error("cannot read {path}: larger than the limit of {max} bytes for a cluster file")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        max: u64,
+    },
+    /// The cluster file is not a valid cluster config.
+    #[error("invalid cluster config: {0}")]
+    Parse(String),
+    /// No temporary store directory could be made.
+    #[error("cannot create a temporary store: {0}")]
+    TempDir(std::io::Error),
+    /// The kernel failed.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    /// The store could not be opened or read (`inspect`, `check`, `backup`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store's audit found violations; they are in the command's output.
+    #[error("the store has {count} violation(s) of the kernel's invariants")]
+    Violations {
+        /// How many.
+        count: usize,
+    },
+    /// Reading every page of the store failed or crashed the reading process.
+    #[error("store damaged: {reason}")]
+    Damaged {
+        /// What happened.
+        reason: String,
+    },
+    /// The page walk did not finish in time (a loop in a damaged B-tree, or a huge store).
+    #[error("the walk of the store's pages took longer than {secs} s")]
+    WalkTimeout {
+        /// The limit.
+        secs: u64,
+    },
+    /// The process that walks the store's pages could not be run.
+    #[error("cannot run the page walk: {0}")]
+    Spawn(std::io::Error),
+}

@@ -1,0 +1,93 @@
+//! The `ocap` command's exit codes, one per class of failure, and the one place that sorts
+//! an error into its class ([`Failure::of`]): scripts branch on the code, people read the
+//! message.
+
+use std::process::ExitCode;
+
+use ocap_kernel::{KernelError, StoreError, VatError};
+
+use crate::CliError;
+
+/// The exit codes as `ocap --help` lists them.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  usage or configuration error (bad flags, unreadable or invalid cluster file, no store at the path)
+  2  the cluster did not come up (a vat failed to start, bootstrap was rejected), or `check` found violations
+  3  timed out (bootstrap, running to idle, or check's page walk)
+  4  the store is damaged, unreadable by this build, or in use by another process
+  5  internal error";
+
+/// A class of failure, and its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Bad flags, an unreadable or invalid cluster file, no store at the path: exit 1.
+    Usage,
+    /// A vat failed to start, bootstrap was rejected, or the audit found violations: exit 2.
+    Rejected,
+    /// Something took longer than allowed: exit 3.
+    Timeout,
+    /// The store is damaged, of a schema this build cannot read, or in use: exit 4.
+    Store,
+    /// Anything else (the kernel stopped, I/O the user cannot fix): exit 5.
+    Internal,
+}
+
+impl Failure {
+    /// The exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Failure::Usage => 1,
+            Failure::Rejected => 2,
+            Failure::Timeout => 3,
+            Failure::Store => 4,
+            Failure::Internal => 5,
+        }
+    }
+
+    /// The class of `error`: the one place errors become exit codes, so that a change to
+    /// the error enums below is adapted here alone.
+    pub fn of(error: &CliError) -> Failure {
+        match error {
+            CliError::Read { .. } | CliError::TooLarge { .. } | CliError::Parse(_) => {
+                Failure::Usage
+            }
+            CliError::Violations { .. } => Failure::Rejected,
+            CliError::Damaged { .. } => Failure::Store,
+            CliError::WalkTimeout { .. } => Failure::Timeout,
+            CliError::Store(error) => Failure::of_store(error),
+            CliError::Kernel(error) => match error {
+                KernelError::Config(_) => Failure::Usage,
+                KernelError::Rejected(_) => Failure::Rejected,
+                // The vat's code is unknown, or it failed to start: the cluster's fault.
+                KernelError::Vat(VatError::Launch { .. } | VatError::UnknownCode(_)) => {
+                    Failure::Rejected
+                }
+                KernelError::Timeout => Failure::Timeout,
+                KernelError::Store(error) => Failure::of_store(error),
+                _ => Failure::Internal,
+            },
+            CliError::TempDir(_) | CliError::Spawn(_) => Failure::Internal,
+        }
+    }
+
+    fn of_store(error: &StoreError) -> Failure {
+        match error {
+            StoreError::BadPath { .. } => Failure::Usage,
+            StoreError::InUse { .. }
+            | StoreError::AlreadyOpen { .. }
+            | StoreError::CorruptFile { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::ForeignFile { .. }
+            | StoreError::SchemaVersion { .. }
+            | StoreError::Migration { .. } => Failure::Store,
+            _ => Failure::Internal,
+        }
+    }
+}
+
+impl From<Failure> for ExitCode {
+    fn from(failure: Failure) -> Self {
+        ExitCode::from(failure.code())
+    }
+}
