@@ -510,6 +510,19 @@ impl Kernel {
         self.call(move |_, state| lifecycle::unpin_vat_root(state, vat))?
     }
 
+    /// Releases one of the host's holds on `kref`: the result promise of a message it
+    /// queued (each is pinned for the host when it is made, so that its value stays
+    /// readable), or an object it pinned ([`Kernel::pin_vat_root`]). What nothing else
+    /// holds is collected at once, so a host that releases every result it is done with
+    /// leaves nothing behind in the store. Returns false, changing nothing, if the host
+    /// held no pin on it. A released result must not be used again.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn release(&self, kref: KRef) -> Result<bool, KernelError> {
+        self.call(move |_, state| lifecycle::release(state, kref))?
+    }
+
     /// Schedules a `bringOutYourDead` for every running vat (spec §6.5).
     ///
     /// # Errors

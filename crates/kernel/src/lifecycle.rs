@@ -138,6 +138,17 @@ pub(crate) fn reap_vats(core: &Core, state: &mut KernelState) -> Result<(), Kern
     Ok(())
 }
 
+/// Removes one pin from `kref` and collects, in the same transaction, what nothing holds
+/// any more; false if it was not pinned.
+pub(crate) fn release(state: &mut KernelState, kref: KRef) -> Result<bool, KernelError> {
+    let (released, _) = state.transaction(|crank| -> Result<bool, KernelError> {
+        let released = crank.store_mut().unpin(kref)?;
+        crank.collect_garbage()?;
+        Ok(released)
+    })?;
+    Ok(released)
+}
+
 /// The vat's root object; `Vat does not exist.` when it has none.
 fn root_of(state: &KernelState, vat: VatId) -> Result<KObjectId, KernelError> {
     match state.store().clist_kref(EndpointId::Vat(vat), VRef::ROOT)? {

@@ -97,3 +97,49 @@ fn trading_fresh_objects_and_promises_both_ways_leaves_the_store_flat() {
     assert_eq!(many, few, "keys left by 300 trades against 5");
     test.assert_refcounts_consistent();
 }
+
+#[test]
+fn a_host_that_releases_its_results_leaves_the_store_flat() {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[("a", "tester")]));
+    let a = roots(&test.kernel)[0].1;
+    // Each call answers a fresh object; the host releases the result once it has read it,
+    // and with it the object, which its owner is then told to drop and retire.
+    let calls = |n: usize| -> (i64, Vec<KRef>) {
+        let before = key_count(&test);
+        let mut objects = Vec::new();
+        for _ in 0..n {
+            let handle = test
+                .kernel
+                .queue_message(a, "make_counter", vec![])
+                .unwrap();
+            let answer = handle.wait(WAIT).unwrap();
+            objects.extend(answer.slots);
+            let result = KRef::Promise(handle.promise().unwrap());
+            assert!(test.kernel.release(result).unwrap());
+            assert!(
+                !test.kernel.release(result).unwrap(),
+                "a result is released once"
+            );
+        }
+        reap_until_quiet(&test);
+        let grown = i64::try_from(key_count(&test)).unwrap() - i64::try_from(before).unwrap();
+        (grown, objects)
+    };
+    calls(1);
+    let (grown, objects) = calls(50);
+    assert_eq!(grown, 0, "keys left by 50 released calls");
+    assert_eq!(objects.len(), 50);
+    let left = test
+        .kernel
+        .inspect(move |s| {
+            objects
+                .iter()
+                .filter_map(|kref| kref.as_object())
+                .filter(|id| s.object(*id).ok().flatten().is_some())
+                .count()
+        })
+        .unwrap();
+    assert_eq!(left, 0, "every answered object is collected");
+    test.assert_refcounts_consistent();
+}

@@ -299,12 +299,22 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn unpin_object(&mut self, id: KObjectId) -> Result<(), StoreError> {
-        let kref = KRef::Object(id);
+        self.unpin(KRef::Object(id)).map(drop)
+    }
+
+    /// Removes one pin of `kref`, object or promise, and its hold; returns false (and
+    /// changes nothing) if it is not pinned. What nothing else holds is then collected at
+    /// the end of the crank.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn unpin(&mut self, kref: KRef) -> Result<bool, StoreError> {
         let count = self.pin_count(kref)?;
         if count == 0 {
-            return Ok(());
+            return Ok(false);
         }
         self.set_pin_count(kref, count - 1)?;
-        self.decref(kref)
+        self.decref(kref)?;
+        Ok(true)
     }
 }
