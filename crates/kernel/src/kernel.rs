@@ -13,7 +13,7 @@ use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, SubclusterId, Value, V
 use ocap_vat_manager::{LogSink, VatError, VatManager, VatRegistry, WorkerConfig};
 
 use crate::core::{Core, Notice};
-use crate::error::{KernelError, Rejection};
+use crate::error::{InputError, KernelError, Rejection};
 use crate::handle::{NotQueued, Queued, ResultHandle, Settlement};
 use crate::input::check_host_args;
 use crate::lifecycle::{self, SubclusterInfo, VatInfo};
@@ -243,7 +243,7 @@ impl Kernel {
                     Err(error) => tracing::error!(%error, "final flush failed"),
                 }
             })
-            .map_err(|e| KernelError::Invalid(format!("cannot start the kernel thread: {e}")))?;
+            .map_err(KernelError::Spawn)?;
         ready_rx.recv().map_err(|_| KernelError::Stopped)??;
         Ok(Kernel {
             jobs,
@@ -281,10 +281,7 @@ impl Kernel {
             .as_ref()
             .is_some_and(|t| t.thread().id() == std::thread::current().id())
         {
-            return Err(KernelError::Invalid(
-                "the kernel API cannot be called from the kernel thread (a service or log sink)"
-                    .to_owned(),
-            ));
+            return Err(KernelError::CalledOnKernelThread);
         }
         let (reply, answer) = mpsc::channel();
         let job = Job::Call(Box::new(move |core, state| {
@@ -349,9 +346,10 @@ impl Kernel {
     /// checked against the kref grammar before anything is allocated.
     ///
     /// # Errors
-    /// [`KernelError::Invalid`] for a malformed target: one that is empty (`incrementRefCount
-    /// called with empty kref`), does not start with `k` (`invalid reference context`), or is
-    /// not `ko<number>`/`kp<number>`; [`KernelError::Stopped`].
+    /// [`KernelError::Input`] for a malformed target: [`InputError::EmptyKref`],
+    /// [`InputError::NotKernelRef`] for one that does not start with `k`,
+    /// [`InputError::MalformedKref`] for one that is not `ko<number>`/`kp<number>`;
+    /// [`KernelError::Stopped`].
     pub fn queue_message_text(
         &self,
         target: &str,
@@ -436,7 +434,7 @@ impl Kernel {
     /// up at once, then its record.
     ///
     /// # Errors
-    /// [`KernelError::NotFound`] (`Subcluster does not exist.`).
+    /// [`KernelError::NoSuchSubcluster`].
     pub fn terminate_subcluster(&self, subcluster: SubclusterId) -> Result<(), KernelError> {
         self.call(move |core, state| lifecycle::terminate_subcluster(core, state, subcluster))?
     }
@@ -460,7 +458,7 @@ impl Kernel {
     /// The vats of a subcluster, in launch order.
     ///
     /// # Errors
-    /// [`KernelError::NotFound`] (`Subcluster does not exist.`).
+    /// [`KernelError::NoSuchSubcluster`].
     pub fn subcluster_vats(&self, id: SubclusterId) -> Result<Vec<VatId>, KernelError> {
         self.call(move |_, state| lifecycle::subcluster_vats(state, id))?
     }
@@ -533,7 +531,7 @@ impl Kernel {
     /// [`KernelService`]).
     ///
     /// # Errors
-    /// [`KernelError::Invalid`] if `name` is already registered in this run.
+    /// [`KernelError::ServiceAlreadyRegistered`] if `name` is already registered in this run.
     pub fn register_service(
         &self,
         name: &str,
@@ -559,26 +557,17 @@ impl Kernel {
     /// and survives restarts.
     ///
     /// # Errors
-    /// [`KernelError::Invalid`] for a promise or an object already revoked,
-    /// [`KernelError::NotFound`] for an unknown object.
+    /// [`KernelError::RevokePromise`] for a promise, [`KernelError::AlreadyRevoked`],
+    /// [`KernelError::NoSuchObject`] for an unknown object.
     pub fn revoke(&self, target: KRef) -> Result<(), KernelError> {
-        let KRef::Object(object) = target else {
-            return Err(KernelError::Invalid(format!(
-                "cannot revoke promise {target}"
-            )));
+        let object = match target {
+            KRef::Object(object) => object,
+            KRef::Promise(promise) => return Err(KernelError::RevokePromise(promise)),
         };
         self.call(move |_, state| -> Result<(), KernelError> {
             match state.store().object(object)? {
-                None => {
-                    return Err(KernelError::NotFound(format!(
-                        "object {object} does not exist"
-                    )));
-                }
-                Some(record) if record.revoked => {
-                    return Err(KernelError::Invalid(format!(
-                        "object {object} already revoked"
-                    )));
-                }
+                None => return Err(KernelError::NoSuchObject(object)),
+                Some(record) if record.revoked => return Err(KernelError::AlreadyRevoked(object)),
                 Some(_) => {}
             }
             state.transaction(|crank| -> Result<(), KernelError> {
@@ -664,21 +653,16 @@ impl Drop for Kernel {
 
 /// A host-supplied kref (spec §2.8); the phrases are the ones the reference kernel's callers
 /// match on.
-fn parse_kref(text: &str) -> Result<KRef, KernelError> {
+fn parse_kref(text: &str) -> Result<KRef, InputError> {
     if text.is_empty() {
-        return Err(KernelError::Invalid(
-            "invalid reference: incrementRefCount called with empty kref".to_owned(),
-        ));
+        return Err(InputError::EmptyKref);
     }
     if !text.starts_with('k') {
         // Cap the echoed text: it is the caller's input.
-        let shown: String = text.chars().take(64).collect();
-        return Err(KernelError::Invalid(format!(
-            "invalid reference context: {shown:?} is not a kernel reference"
-        )));
+        let text: String = text.chars().take(64).collect();
+        return Err(InputError::NotKernelRef { text });
     }
-    text.parse()
-        .map_err(|e: ocap_types::ParseRefError| KernelError::Invalid(e.to_string()))
+    Ok(text.parse()?)
 }
 
 /// Starts a worker for every vat the store holds (spec §16.4, D21), each in a transaction
@@ -693,7 +677,7 @@ fn relaunch_vats(core: &mut Core, state: &mut KernelState) -> Result<(), KernelE
         };
         match state.transaction(|crank| core.vats.run_vat(crank, vat, &record)) {
             Ok(((), settled)) => core.fire_settled(state, &settled),
-            Err(VatError::Queue(error)) => return Err(error.into()),
+            Err(VatError::Store(error)) => return Err(error.into()),
             Err(error) => {
                 tracing::warn!(%vat, %error, "vat could not be restarted; left stopped");
                 core.start_failures.insert(vat, error.to_string());

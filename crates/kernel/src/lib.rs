@@ -69,7 +69,7 @@ pub use lifecycle::{SubclusterInfo, VatInfo};
 /// How many c-list entries of a terminated vat one crank cleans up at most.
 pub use ocap_queue::CLEANUP_BUDGET;
 pub use ocap_queue::QueueError;
-pub use ocap_store::{Durability, StoreError};
+pub use ocap_store::{CrankError, Durability, KeyProblem, OpenError, Record, StoreError};
 pub use ocap_types::{
     CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, JsonError,
     KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError, SubclusterId,

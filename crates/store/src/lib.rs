@@ -18,7 +18,7 @@ mod kv;
 mod migrations;
 mod tables;
 
-pub use error::{BackendError, StoreError};
+pub use error::{BackendError, CrankError, KeyProblem, OpenError, Record, StoreError};
 pub use kv::{Durability, Savepoint, Store, StoreConfig};
 pub use migrations::SCHEMA_VERSION;
 pub use tables::{

@@ -28,7 +28,7 @@ use std::fmt;
 use ocap_types::{EndpointId, KRef};
 use serde::de::DeserializeOwned;
 
-use crate::error::StoreError;
+use crate::error::{CrankError, StoreError};
 use crate::kv::{Savepoint, Store};
 
 pub use audit::{
@@ -127,7 +127,7 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::start_crank`].
-    pub fn start_crank(&mut self) -> Result<(), StoreError> {
+    pub fn start_crank(&mut self) -> Result<(), CrankError> {
         self.kv.start_crank()
     }
 
@@ -135,7 +135,7 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::savepoint`].
-    pub fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+    pub fn savepoint(&mut self) -> Result<Savepoint, CrankError> {
         self.kv.savepoint()
     }
 
@@ -144,7 +144,7 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::rollback_to`].
-    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
+    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), CrankError> {
         self.kv.rollback_to(savepoint)?;
         self.forget_crank_caches();
         Ok(())
@@ -155,7 +155,7 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::abort_crank`].
-    pub fn abort_crank(&mut self) -> Result<(), StoreError> {
+    pub fn abort_crank(&mut self) -> Result<(), CrankError> {
         self.kv.abort_crank()?;
         self.forget_crank_caches();
         Ok(())
