@@ -365,3 +365,42 @@ fn malformed_messages_and_values_are_the_senders_illegal_syscall() {
         assert_eq!(queue.run_queue_len().unwrap(), 1);
     }
 }
+
+/// The kernel's own inconsistency met while carrying out a syscall (here the vat's c-list
+/// names a promise whose record is gone) is a failure inside the kernel: the delivery
+/// returns the error for the crank loop to discard, and the vat is neither blamed nor
+/// terminated.
+#[test]
+fn a_kernel_side_failure_during_a_syscall_does_not_terminate_the_vat() {
+    let (_dir, mut state, mut manager, vat, root) = setup(|_, host| {
+        host.syscall(Syscall::Resolve(vec![Resolution {
+            promise: VRef::ImportPromise(50),
+            rejected: false,
+            data: CapData::data(&Value::Int(1)),
+        }]));
+        DeliveryOutcome::default()
+    });
+    let ep = EndpointId::Vat(vat);
+    let missing = ocap_types::KPromiseId(99);
+    state
+        .transaction(|crank| -> Result<(), QueueError> {
+            let store = crank.store_mut();
+            Ok(store.add_clist_entry(ep, KRef::Promise(missing), VRef::ImportPromise(50))?)
+        })
+        .unwrap();
+    let mut crank = state.begin().unwrap();
+    let message = Message::new("m", vec![], vec![], None);
+    let res = manager.deliver_send(&mut crank, vat, root, KRef::Object(root), &message, None);
+    assert!(
+        matches!(
+            res,
+            Err(VatError::Queue(QueueError::Resolve(
+                ocap_queue::ResolveError::Unknown(p)
+            ))) if p == missing
+        ),
+        "{res:?}"
+    );
+    crank.abort().unwrap();
+    assert!(manager.is_running(vat), "the vat was not blamed");
+    assert!(state.store().vat(vat).unwrap().is_some());
+}
