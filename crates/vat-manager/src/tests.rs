@@ -404,3 +404,46 @@ fn a_kernel_side_failure_during_a_syscall_does_not_terminate_the_vat() {
     assert!(manager.is_running(vat), "the vat was not blamed");
     assert!(state.store().vat(vat).unwrap().is_some());
 }
+
+/// A vat whose start subscribes to its import `p-5`.
+struct SubscribesAtStart;
+
+impl VatRuntime for SubscribesAtStart {
+    fn start(&mut self, _: VatStart, host: &mut dyn VatHost) -> DeliveryOutcome {
+        host.syscall(Syscall::Subscribe(VRef::ImportPromise(5)));
+        DeliveryOutcome::default()
+    }
+    fn deliver(&mut self, _: Delivery, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::default()
+    }
+}
+
+/// A store failure while a vat is launched is the store's, surfaced once as
+/// [`VatError::Store`]: not wrapped in [`VatError::Launch`] as if the vat had failed to
+/// start, nor in [`VatError::Queue`].
+#[test]
+fn a_store_failure_during_a_launch_is_the_store_error_not_a_launch_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = KernelState::new(KernelStore::new(Store::open(dir.path()).unwrap())).unwrap();
+    let mut registry = VatRegistry::new();
+    registry.register("subscriber", || Box::new(SubscribesAtStart));
+    let mut manager = VatManager::new(registry, None);
+    let err = state
+        .transaction(|crank| -> Result<_, VatError> {
+            let vat = crank.store_mut().allocate_vat_id()?;
+            // The c-list entry the vat's start will name is damaged on disk.
+            let key = format!("{}.c.{}", EndpointId::Vat(vat), VRef::ImportPromise(5));
+            crank.store_mut().kv_mut().set(key.as_bytes(), b"damaged")?;
+            let record = VatRecord {
+                name: "v".to_owned(),
+                config: VatConfig::named("subscriber"),
+                subcluster: None,
+            };
+            manager.launch_vat(crank, vat, &record)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, VatError::Store(ocap_store::StoreError::Corrupt { .. })),
+        "{err:?}"
+    );
+}
