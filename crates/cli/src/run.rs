@@ -21,7 +21,7 @@ pub const MAX_CLUSTER_FILE: u64 = 16 * 1024 * 1024;
 #[non_exhaustive]
 pub enum CliError {
     /// The cluster file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,

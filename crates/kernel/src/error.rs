@@ -124,7 +124,7 @@ pub enum InputError {
     /// The arguments cannot become a message a receiver decodes: nested too deeply, or
     /// naming a slot past the slots given.
     #[error("host message refused: {0}")]
-    Args(#[from] MethargsError),
+    Args(MethargsError),
     /// A slot names an object or promise that does not exist.
     #[error("host message refused: {kref} does not exist")]
     Unknown {
@@ -151,6 +151,13 @@ pub enum InputError {
     /// A target given as text starts with `k` but is not `ko<number>` or `kp<number>`.
     #[error(transparent)]
     MalformedKref(#[from] ParseRefError),
+}
+
+impl From<MethargsError> for InputError {
+    /// The arguments' error is shown in [`InputError::Args`]'s message, not as its source.
+    fn from(err: MethargsError) -> Self {
+        InputError::Args(err)
+    }
 }
 
 /// A rejected result, as the host sees it (spec §3.5): the message is the rejection's own
