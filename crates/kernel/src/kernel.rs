@@ -7,173 +7,20 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ocap_queue::{Command, KernelState, run_loop};
-use ocap_store::{Durability, KernelStore, Store, StoreConfig};
+use ocap_queue::KernelState;
+use ocap_store::KernelStore;
 use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, SubclusterId, Value, VatId};
-use ocap_vat_manager::{LogSink, VatError, VatManager, VatRegistry, WorkerConfig};
 
+use crate::config::{KernelConfig, LaunchResult};
 use crate::core::{Core, Notice};
 use crate::error::{InputError, KernelError, Rejection};
-use crate::handle::{NotQueued, Queued, ResultHandle, Settlement};
+use crate::handle::ResultHandle;
 use crate::input::check_host_args;
 use crate::lifecycle::{self, SubclusterInfo, VatInfo};
-use crate::oneshot::{self, RecvError, Sender};
+use crate::oneshot::{self, RecvError};
 use crate::services::KernelService;
-use crate::subcluster::{launch, queue_host_message};
-
-/// How to open a kernel: [`KernelConfig::new`], then set the fields that differ from the
-/// defaults. `#[non_exhaustive]`, as the kernel's knobs grow: build it with `new`, never
-/// with a struct literal.
-///
-/// ```
-/// use std::time::Duration;
-/// use ocap_kernel::{Durability, KernelConfig, VatRegistry};
-///
-/// let mut config = KernelConfig::new(VatRegistry::new());
-/// config.durability = Durability::GROUP;
-/// config.bootstrap_timeout = Duration::from_secs(5);
-/// config.workers.program = Some("/usr/local/bin/ocap".into());
-/// ```
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct KernelConfig {
-    /// When committed cranks reach the disk.
-    pub durability: Durability,
-    /// The vat code this host provides.
-    pub registry: VatRegistry,
-    /// Where vat log lines go (besides `tracing`).
-    pub log_sink: Option<LogSink>,
-    /// How long `launch_subcluster` waits for the bootstrap result.
-    pub bootstrap_timeout: Duration,
-    /// How subprocess vats are started: the worker program (none by default, so launching
-    /// a subprocess vat fails) and the per-delivery time limit (30 s).
-    pub workers: WorkerConfig,
-    /// Wipe the store on open (spec §16.4 step 2): every vat, object, promise and queued
-    /// message is gone, and ids start again at 1.
-    pub reset_storage: bool,
-}
-
-impl std::fmt::Debug for KernelConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KernelConfig")
-            .field("durability", &self.durability)
-            .field("registry", &self.registry)
-            .field("bootstrap_timeout", &self.bootstrap_timeout)
-            .field("workers", &self.workers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl KernelConfig {
-    /// Defaults (every-crank durability, 60 s bootstrap timeout) with `registry`.
-    pub fn new(registry: VatRegistry) -> Self {
-        KernelConfig {
-            durability: Durability::EveryCrank,
-            registry,
-            log_sink: None,
-            bootstrap_timeout: Duration::from_secs(60),
-            workers: WorkerConfig::default(),
-            reset_storage: false,
-        }
-    }
-}
-
-/// A launched subcluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchResult {
-    /// Its id.
-    pub subcluster: SubclusterId,
-    /// The bootstrap vat's root object.
-    pub root: KRef,
-    /// What `bootstrap` returned.
-    pub bootstrap_result: CapData<KRef>,
-}
-
-type JobFn = Box<dyn FnOnce(&mut Core, &mut KernelState) -> bool + Send>;
-
-/// How many jobs may wait for the kernel thread: a host that queues faster than the kernel
-/// works waits (back-pressure) instead of growing the kernel's memory.
-pub const JOB_QUEUE_CAPACITY: usize = 4096;
-
-/// A host message waiting to be queued.
-struct HostSend {
-    target: KRef,
-    method: String,
-    args: Vec<Value>,
-    slots: Vec<KRef>,
-    subscriber: Sender<Settlement>,
-    queued: Sender<Queued>,
-}
-
-/// Work for the kernel thread, run between two cranks.
-enum Job {
-    /// A host message: the ones taken together are queued in one transaction.
-    Send(HostSend),
-    /// Anything else; returns false to stop the kernel.
-    Call(JobFn),
-}
-
-impl Command<Core> for Job {
-    fn run_batch(batch: Vec<Job>, core: &mut Core, state: &mut KernelState) -> bool {
-        let mut sends = Vec::new();
-        for job in batch {
-            match job {
-                Job::Send(send) => sends.push(send),
-                Job::Call(call) => {
-                    queue_sends(core, state, std::mem::take(&mut sends));
-                    if !call(core, state) {
-                        return false;
-                    }
-                }
-            }
-        }
-        queue_sends(core, state, sends);
-        true
-    }
-}
-
-/// Queues host messages in one transaction, each refused alone if its input is; each host
-/// learns its result promise once the transaction is durable.
-fn queue_sends(core: &mut Core, state: &mut KernelState, sends: Vec<HostSend>) {
-    if sends.is_empty() {
-        return;
-    }
-    let queued = state.transaction(|crank| -> Result<Vec<Notice>, KernelError> {
-        let mut notices = Vec::with_capacity(sends.len());
-        for send in sends {
-            let savepoint = crank.savepoint()?;
-            let res = queue_host_message(
-                core,
-                crank,
-                send.target,
-                &send.method,
-                send.args,
-                send.slots,
-                send.subscriber,
-            );
-            let res = match res {
-                Ok(promise) => Ok(promise),
-                Err(KernelError::Input(input)) => {
-                    crank.rollback_to(savepoint)?;
-                    Err(NotQueued::Input(input))
-                }
-                Err(other) => return Err(other),
-            };
-            notices.push(Notice::Queued(send.queued, res));
-        }
-        Ok(notices)
-    });
-    match queued {
-        Ok((notices, _)) => {
-            for notice in notices {
-                core.notify_host(notice);
-            }
-            core.tell_hosts(state);
-        }
-        // The hosts' channels are gone with the batch: they see the kernel as stopped.
-        Err(error) => tracing::error!(%error, "could not queue host messages"),
-    }
-}
+use crate::subcluster::launch;
+use crate::thread::{self, HostSend, Job};
 
 /// A running kernel.
 #[derive(Debug)]
@@ -191,64 +38,12 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Store`] if the store cannot be opened or fails.
     pub fn open(path: &Path, config: KernelConfig) -> Result<Kernel, KernelError> {
-        let (jobs, commands) = mpsc::sync_channel::<Job>(JOB_QUEUE_CAPACITY);
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), KernelError>>();
-        let path = path.to_path_buf();
-        let store_config = StoreConfig {
-            durability: config.durability,
-            ..StoreConfig::default()
-        };
-        let registry = config.registry;
-        let logs = config.log_sink;
-        let workers = config.workers;
-        let reset = config.reset_storage;
-        let thread = std::thread::Builder::new()
-            .name("ocap-kernel".to_owned())
-            .spawn(move || {
-                let started = (|| -> Result<(KernelState, Core), KernelError> {
-                    let store = KernelStore::new(Store::open_with(&path, &store_config)?);
-                    let mut state = if reset {
-                        KernelState::reset(store)?
-                    } else {
-                        KernelState::new(store)?
-                    };
-                    let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
-                    relaunch_vats(&mut core, &mut state)?;
-                    Ok((state, core))
-                })();
-                let (mut state, mut core) = match started {
-                    Ok(parts) => {
-                        let _ = ready_tx.send(Ok(()));
-                        parts
-                    }
-                    Err(error) => {
-                        let _ = ready_tx.send(Err(error));
-                        return;
-                    }
-                };
-                let res = run_loop(&mut state, &mut core, &commands, |core, state| {
-                    // The loop flushed before going idle: everything is durable.
-                    core.tell_hosts(state);
-                    for waiter in core.idle_waiters.drain(..) {
-                        let _ = waiter.send(());
-                    }
-                });
-                if let Err(error) = res {
-                    tracing::error!(%error, "kernel stopped: the store failed");
-                }
-                core.vats.stop_all();
-                match state.flush() {
-                    Ok(()) => core.tell_hosts(&state),
-                    // What hosts were not told is dropped: they see the kernel as stopped.
-                    Err(error) => tracing::error!(%error, "final flush failed"),
-                }
-            })
-            .map_err(KernelError::Spawn)?;
-        ready_rx.recv().map_err(|_| KernelError::Stopped)??;
+        let bootstrap_timeout = config.bootstrap_timeout;
+        let (jobs, thread) = thread::start(path, config)?;
         Ok(Kernel {
             jobs,
             thread: Some(thread),
-            bootstrap_timeout: config.bootstrap_timeout,
+            bootstrap_timeout,
         })
     }
 
@@ -663,26 +458,4 @@ fn parse_kref(text: &str) -> Result<KRef, InputError> {
         return Err(InputError::NotKernelRef { text });
     }
     Ok(text.parse()?)
-}
-
-/// Starts a worker for every vat the store holds (spec §16.4, D21), each in a transaction
-/// of its own, in id order. A vat that fails to start is left stopped, its state untouched,
-/// and reported ([`Kernel::stopped_vats`]); it can be restarted or terminated. Only a store
-/// failure stops the kernel from opening. Work the new incarnations emit while starting
-/// joins the run queue after what was queued before the restart.
-fn relaunch_vats(core: &mut Core, state: &mut KernelState) -> Result<(), KernelError> {
-    for vat in state.store().vat_ids()? {
-        let Some(record) = state.store().vat(vat)? else {
-            continue;
-        };
-        match state.transaction(|crank| core.vats.run_vat(crank, vat, &record)) {
-            Ok(((), settled)) => core.fire_settled(state, &settled),
-            Err(VatError::Store(error)) => return Err(error.into()),
-            Err(error) => {
-                tracing::warn!(%vat, %error, "vat could not be restarted; left stopped");
-                core.start_failures.insert(vat, error.to_string());
-            }
-        }
-    }
-    Ok(())
 }

@@ -47,6 +47,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod config;
 mod core;
 mod error;
 mod handle;
@@ -57,14 +58,16 @@ mod lifecycle;
 mod oneshot;
 mod services;
 mod subcluster;
+mod thread;
 
 #[cfg(test)]
 mod tests;
 
+pub use config::{KernelConfig, LaunchResult};
 pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
 pub use input::MAX_HOST_MESSAGE_BYTES;
-pub use kernel::{JOB_QUEUE_CAPACITY, Kernel, KernelConfig, LaunchResult};
+pub use kernel::Kernel;
 pub use lifecycle::{SubclusterInfo, VatInfo};
 /// How many c-list entries of a terminated vat one crank cleans up at most.
 pub use ocap_queue::CLEANUP_BUDGET;
@@ -79,3 +82,4 @@ pub use ocap_vat_manager::{
     LimitExceeded, LogSink, VatError, VatFactory, VatRegistry, WorkerConfig,
 };
 pub use services::{KernelService, ServiceCall};
+pub use thread::JOB_QUEUE_CAPACITY;
