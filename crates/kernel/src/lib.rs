@@ -9,6 +9,10 @@
 //! and the errors [`KernelError`] wraps. In [`inspect`]: the store's tables and records
 //! that [`Kernel::inspect`] shows, for debugging and tools.
 //!
+//! Errors: a store failure is always [`KernelError::Store`], whichever layer met it, and
+//! opening the store is [`KernelError::Open`]; what a host may branch on has a variant of
+//! its own ([`KernelError::NoSuchSubcluster`], [`InputError::MalformedKref`], ...).
+//!
 //! A result is waited for with [`ResultHandle::wait`] or awaited ([`ResultHandle`] is a
 //! `Future`, for any async runtime). A value prints for users as JSON with
 //! [`Value::to_json_string`], and converts to and from `serde_json` with [`Value::to_json`]
