@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-use ocap_kernel::{KernelError, StoreError};
+use ocap_kernel::{BackupError, KernelError, OpenError, StoreError};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
     /// The cluster file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -34,9 +34,15 @@ pub enum CliError {
     /// The kernel failed.
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    /// The store could not be opened or read (`inspect`, `check`, `backup`).
+    /// The store could not be opened (`inspect`, `check`, `backup`).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The store could not be read (`inspect`, `check`).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The backup could not be written.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
     /// The store's audit found violations; they are in the command's output.
     #[error("the store has {count} violation(s) of the kernel's invariants")]
     Violations {

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use ocap_kernel::{KernelError, StoreError, VatError};
+use ocap_kernel::{BackupError, KernelError, OpenError, StoreError, VatError};
 
 use crate::CliError;
 
@@ -55,7 +55,11 @@ impl Failure {
             CliError::Violations { .. } => Failure::Rejected,
             CliError::Damaged { .. } => Failure::Store,
             CliError::WalkTimeout { .. } => Failure::Timeout,
+            CliError::Open(error) => Failure::of_open(error),
             CliError::Store(error) => Failure::of_store(error),
+            CliError::Backup(BackupError::Destination { .. }) => Failure::Usage,
+            CliError::Backup(BackupError::Store(error)) => Failure::of_store(error),
+            CliError::Backup(_) => Failure::Internal,
             CliError::Kernel(error) => match error {
                 KernelError::Config(_) => Failure::Usage,
                 KernelError::Rejected(_) => Failure::Rejected,
@@ -64,6 +68,7 @@ impl Failure {
                     Failure::Rejected
                 }
                 KernelError::Timeout => Failure::Timeout,
+                KernelError::Open(error) => Failure::of_open(error),
                 KernelError::Store(error) => Failure::of_store(error),
                 _ => Failure::Internal,
             },
@@ -71,16 +76,22 @@ impl Failure {
         }
     }
 
+    fn of_open(error: &OpenError) -> Failure {
+        match error {
+            OpenError::BadPath { .. } => Failure::Usage,
+            OpenError::InUse { .. }
+            | OpenError::AlreadyOpen { .. }
+            | OpenError::CorruptFile { .. }
+            | OpenError::ForeignFile { .. }
+            | OpenError::SchemaVersion { .. }
+            | OpenError::Migration { .. } => Failure::Store,
+            _ => Failure::Internal,
+        }
+    }
+
     fn of_store(error: &StoreError) -> Failure {
         match error {
-            StoreError::BadPath { .. } => Failure::Usage,
-            StoreError::InUse { .. }
-            | StoreError::AlreadyOpen { .. }
-            | StoreError::CorruptFile { .. }
-            | StoreError::Corrupt { .. }
-            | StoreError::ForeignFile { .. }
-            | StoreError::SchemaVersion { .. }
-            | StoreError::Migration { .. } => Failure::Store,
+            StoreError::Corrupt { .. } => Failure::Store,
             _ => Failure::Internal,
         }
     }

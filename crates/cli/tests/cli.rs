@@ -51,6 +51,29 @@ fn malformed_config_fails_with_a_clear_message() {
     );
 }
 
+/// Each cause in an error's chain is printed once: the message says what failed, the
+/// "caused by" line why (it was `cannot read <path>: <io error>` and then the same io error
+/// again as its cause).
+#[test]
+fn an_unreadable_cluster_file_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let cause = std::fs::read(&path).map(drop).unwrap_err().to_string();
+    assert!(
+        stderr.contains(&format!("cannot read {}", path.display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches(&cause).count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("caused by: {cause}")), "{stderr}");
+}
+
 #[test]
 fn unknown_vat_code_fails_the_launch_with_its_cause() {
     let dir = tempfile::tempdir().unwrap();

@@ -168,8 +168,7 @@ impl Core {
                 // Only "no such endpoint" is a splat (D14); anything else propagates.
                 Err(VatError::NoSuchVat(_)) => Splat::Reason(SplatReason::Unreachable),
                 Err(VatError::NotExported) => Splat::Reason(SplatReason::Deleted),
-                Err(VatError::Queue(error)) => return Err(error),
-                Err(other) => return Err(internal(other)),
+                Err(other) => return Err(other.into()),
             },
             Route::Deliver {
                 owner: Owner::Kernel,
@@ -202,23 +201,9 @@ impl Core {
             EndpointId::Vat(vat) => self
                 .vats
                 .deliver_gc(crank, vat, kind, objects)
-                .map_err(vat_error),
+                .map_err(QueueError::from),
             EndpointId::Remote(_) => Ok(CrankResult::Delivered),
         }
-    }
-}
-
-fn internal(error: VatError) -> QueueError {
-    QueueError::Corrupt {
-        name: "delivery".to_owned(),
-        reason: error.to_string(),
-    }
-}
-
-fn vat_error(error: VatError) -> QueueError {
-    match error {
-        VatError::Queue(error) => error,
-        other => internal(other),
     }
 }
 
@@ -245,7 +230,7 @@ impl CrankHandler for Core {
             } => self
                 .vats
                 .deliver_notify(crank, *vat, *promise)
-                .map_err(vat_error),
+                .map_err(QueueError::from),
             RunQueueItem::Notify { promise, .. } => {
                 crank.store_mut().decref(KRef::Promise(*promise))?;
                 Ok(CrankResult::Delivered)
@@ -261,7 +246,10 @@ impl CrankHandler for Core {
             }
             RunQueueItem::BringOutYourDead {
                 endpoint: EndpointId::Vat(vat),
-            } => self.vats.deliver_boyd(crank, *vat).map_err(vat_error),
+            } => self
+                .vats
+                .deliver_boyd(crank, *vat)
+                .map_err(QueueError::from),
             RunQueueItem::BringOutYourDead { .. } => Ok(CrankResult::Delivered),
         }
     }
@@ -287,7 +275,7 @@ impl CrankHandler for Core {
     ) -> Result<(), QueueError> {
         self.vats
             .terminate_in_crank(crank, &termination)
-            .map_err(vat_error)
+            .map_err(QueueError::from)
     }
 
     fn after_commit(&mut self, state: &KernelState, settled: &[KPromiseId]) {
@@ -303,7 +291,7 @@ impl CrankHandler for Core {
     ) -> Result<(), QueueError> {
         // The vat that ran has moved on from the rolled-back store: reload it.
         if let Some(vat) = self.vats.take_delivered() {
-            match self.vats.reload(crank, vat).map_err(vat_error)? {
+            match self.vats.reload(crank, vat).map_err(QueueError::from)? {
                 None => tracing::warn!(%vat, "vat reloaded after a delivery failed in the kernel"),
                 Some(failure) => {
                     tracing::warn!(%vat, %failure, "vat could not be reloaded; left stopped");

@@ -11,6 +11,7 @@
 use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -31,15 +32,15 @@ pub(crate) type Queued = Result<KPromiseId, NotQueued>;
 pub(crate) enum NotQueued {
     /// The host's input was refused.
     Input(InputError),
-    /// The kernel failed; its error as text (a [`KernelError`] is not `Clone`).
-    Failed(String),
+    /// The kernel failed; its error, shared (a [`KernelError`] is not `Clone`).
+    Failed(Arc<KernelError>),
 }
 
 impl From<KernelError> for NotQueued {
     fn from(error: KernelError) -> Self {
         match error {
             KernelError::Input(input) => NotQueued::Input(input),
-            other => NotQueued::Failed(other.to_string()),
+            other => NotQueued::Failed(Arc::new(other)),
         }
     }
 }
@@ -48,7 +49,7 @@ impl From<NotQueued> for KernelError {
     fn from(not_queued: NotQueued) -> Self {
         match not_queued {
             NotQueued::Input(input) => KernelError::Input(input),
-            NotQueued::Failed(text) => KernelError::Invalid(text),
+            NotQueued::Failed(error) => KernelError::NotQueued(error),
         }
     }
 }
@@ -96,10 +97,7 @@ impl ResultHandle {
     /// Refuses to block the kernel thread on work only the kernel thread can do.
     fn check_thread(&self, timeout: Duration) -> Result<(), KernelError> {
         if timeout > Duration::ZERO && self.kernel_thread == Some(std::thread::current().id()) {
-            return Err(KernelError::Invalid(
-                "a result cannot be awaited on the kernel thread (a service or log sink)"
-                    .to_owned(),
-            ));
+            return Err(KernelError::AwaitedOnKernelThread);
         }
         Ok(())
     }
@@ -124,7 +122,7 @@ impl ResultHandle {
     ///
     /// # Errors
     /// [`KernelError::Stopped`] if the kernel stopped first, [`KernelError::Input`] if it
-    /// refused the message (a slot naming nothing), [`KernelError::Invalid`] if it could
+    /// refused the message (a slot naming nothing), [`KernelError::NotQueued`] if it could
     /// not queue it.
     pub fn promise(&self) -> Result<KPromiseId, KernelError> {
         self.queued(Duration::MAX)
@@ -135,7 +133,7 @@ impl ResultHandle {
     /// # Errors
     /// [`KernelError::Rejected`] when the result is rejected, [`KernelError::Timeout`],
     /// [`KernelError::Stopped`] if the kernel stopped before settling it,
-    /// [`KernelError::Input`] if it refused the message, [`KernelError::Invalid`] if it
+    /// [`KernelError::Input`] if it refused the message, [`KernelError::NotQueued`] if it
     /// could not queue it.
     pub fn wait(&self, timeout: Duration) -> Result<CapData<KRef>, KernelError> {
         let deadline = Instant::now().checked_add(timeout);

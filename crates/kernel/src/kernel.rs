@@ -7,173 +7,20 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ocap_queue::{Command, KernelState, run_loop};
-use ocap_store::{Durability, KernelStore, Store, StoreConfig};
+use ocap_queue::KernelState;
+use ocap_store::KernelStore;
 use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, SubclusterId, Value, VatId};
-use ocap_vat_manager::{LogSink, VatError, VatManager, VatRegistry, WorkerConfig};
 
+use crate::config::{KernelConfig, LaunchResult};
 use crate::core::{Core, Notice};
-use crate::error::{KernelError, Rejection};
-use crate::handle::{NotQueued, Queued, ResultHandle, Settlement};
+use crate::error::{InputError, KernelError, Rejection};
+use crate::handle::ResultHandle;
 use crate::input::check_host_args;
 use crate::lifecycle::{self, SubclusterInfo, VatInfo};
-use crate::oneshot::{self, RecvError, Sender};
+use crate::oneshot::{self, RecvError};
 use crate::services::KernelService;
-use crate::subcluster::{launch, queue_host_message};
-
-/// How to open a kernel: [`KernelConfig::new`], then set the fields that differ from the
-/// defaults. `#[non_exhaustive]`, as the kernel's knobs grow: build it with `new`, never
-/// with a struct literal.
-///
-/// ```
-/// use std::time::Duration;
-/// use ocap_kernel::{Durability, KernelConfig, VatRegistry};
-///
-/// let mut config = KernelConfig::new(VatRegistry::new());
-/// config.durability = Durability::GROUP;
-/// config.bootstrap_timeout = Duration::from_secs(5);
-/// config.workers.program = Some("/usr/local/bin/ocap".into());
-/// ```
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct KernelConfig {
-    /// When committed cranks reach the disk.
-    pub durability: Durability,
-    /// The vat code this host provides.
-    pub registry: VatRegistry,
-    /// Where vat log lines go (besides `tracing`).
-    pub log_sink: Option<LogSink>,
-    /// How long `launch_subcluster` waits for the bootstrap result.
-    pub bootstrap_timeout: Duration,
-    /// How subprocess vats are started: the worker program (none by default, so launching
-    /// a subprocess vat fails) and the per-delivery time limit (30 s).
-    pub workers: WorkerConfig,
-    /// Wipe the store on open (spec §16.4 step 2): every vat, object, promise and queued
-    /// message is gone, and ids start again at 1.
-    pub reset_storage: bool,
-}
-
-impl std::fmt::Debug for KernelConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KernelConfig")
-            .field("durability", &self.durability)
-            .field("registry", &self.registry)
-            .field("bootstrap_timeout", &self.bootstrap_timeout)
-            .field("workers", &self.workers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl KernelConfig {
-    /// Defaults (every-crank durability, 60 s bootstrap timeout) with `registry`.
-    pub fn new(registry: VatRegistry) -> Self {
-        KernelConfig {
-            durability: Durability::EveryCrank,
-            registry,
-            log_sink: None,
-            bootstrap_timeout: Duration::from_secs(60),
-            workers: WorkerConfig::default(),
-            reset_storage: false,
-        }
-    }
-}
-
-/// A launched subcluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchResult {
-    /// Its id.
-    pub subcluster: SubclusterId,
-    /// The bootstrap vat's root object.
-    pub root: KRef,
-    /// What `bootstrap` returned.
-    pub bootstrap_result: CapData<KRef>,
-}
-
-type JobFn = Box<dyn FnOnce(&mut Core, &mut KernelState) -> bool + Send>;
-
-/// How many jobs may wait for the kernel thread: a host that queues faster than the kernel
-/// works waits (back-pressure) instead of growing the kernel's memory.
-pub const JOB_QUEUE_CAPACITY: usize = 4096;
-
-/// A host message waiting to be queued.
-struct HostSend {
-    target: KRef,
-    method: String,
-    args: Vec<Value>,
-    slots: Vec<KRef>,
-    subscriber: Sender<Settlement>,
-    queued: Sender<Queued>,
-}
-
-/// Work for the kernel thread, run between two cranks.
-enum Job {
-    /// A host message: the ones taken together are queued in one transaction.
-    Send(HostSend),
-    /// Anything else; returns false to stop the kernel.
-    Call(JobFn),
-}
-
-impl Command<Core> for Job {
-    fn run_batch(batch: Vec<Job>, core: &mut Core, state: &mut KernelState) -> bool {
-        let mut sends = Vec::new();
-        for job in batch {
-            match job {
-                Job::Send(send) => sends.push(send),
-                Job::Call(call) => {
-                    queue_sends(core, state, std::mem::take(&mut sends));
-                    if !call(core, state) {
-                        return false;
-                    }
-                }
-            }
-        }
-        queue_sends(core, state, sends);
-        true
-    }
-}
-
-/// Queues host messages in one transaction, each refused alone if its input is; each host
-/// learns its result promise once the transaction is durable.
-fn queue_sends(core: &mut Core, state: &mut KernelState, sends: Vec<HostSend>) {
-    if sends.is_empty() {
-        return;
-    }
-    let queued = state.transaction(|crank| -> Result<Vec<Notice>, KernelError> {
-        let mut notices = Vec::with_capacity(sends.len());
-        for send in sends {
-            let savepoint = crank.savepoint()?;
-            let res = queue_host_message(
-                core,
-                crank,
-                send.target,
-                &send.method,
-                send.args,
-                send.slots,
-                send.subscriber,
-            );
-            let res = match res {
-                Ok(promise) => Ok(promise),
-                Err(KernelError::Input(input)) => {
-                    crank.rollback_to(savepoint)?;
-                    Err(NotQueued::Input(input))
-                }
-                Err(other) => return Err(other),
-            };
-            notices.push(Notice::Queued(send.queued, res));
-        }
-        Ok(notices)
-    });
-    match queued {
-        Ok((notices, _)) => {
-            for notice in notices {
-                core.notify_host(notice);
-            }
-            core.tell_hosts(state);
-        }
-        // The hosts' channels are gone with the batch: they see the kernel as stopped.
-        Err(error) => tracing::error!(%error, "could not queue host messages"),
-    }
-}
+use crate::subcluster::launch;
+use crate::thread::{self, HostSend, Job};
 
 /// A running kernel.
 #[derive(Debug)]
@@ -191,64 +38,12 @@ impl Kernel {
     /// # Errors
     /// [`KernelError::Store`] if the store cannot be opened or fails.
     pub fn open(path: &Path, config: KernelConfig) -> Result<Kernel, KernelError> {
-        let (jobs, commands) = mpsc::sync_channel::<Job>(JOB_QUEUE_CAPACITY);
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), KernelError>>();
-        let path = path.to_path_buf();
-        let store_config = StoreConfig {
-            durability: config.durability,
-            ..StoreConfig::default()
-        };
-        let registry = config.registry;
-        let logs = config.log_sink;
-        let workers = config.workers;
-        let reset = config.reset_storage;
-        let thread = std::thread::Builder::new()
-            .name("ocap-kernel".to_owned())
-            .spawn(move || {
-                let started = (|| -> Result<(KernelState, Core), KernelError> {
-                    let store = KernelStore::new(Store::open_with(&path, &store_config)?);
-                    let mut state = if reset {
-                        KernelState::reset(store)?
-                    } else {
-                        KernelState::new(store)?
-                    };
-                    let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
-                    relaunch_vats(&mut core, &mut state)?;
-                    Ok((state, core))
-                })();
-                let (mut state, mut core) = match started {
-                    Ok(parts) => {
-                        let _ = ready_tx.send(Ok(()));
-                        parts
-                    }
-                    Err(error) => {
-                        let _ = ready_tx.send(Err(error));
-                        return;
-                    }
-                };
-                let res = run_loop(&mut state, &mut core, &commands, |core, state| {
-                    // The loop flushed before going idle: everything is durable.
-                    core.tell_hosts(state);
-                    for waiter in core.idle_waiters.drain(..) {
-                        let _ = waiter.send(());
-                    }
-                });
-                if let Err(error) = res {
-                    tracing::error!(%error, "kernel stopped: the store failed");
-                }
-                core.vats.stop_all();
-                match state.flush() {
-                    Ok(()) => core.tell_hosts(&state),
-                    // What hosts were not told is dropped: they see the kernel as stopped.
-                    Err(error) => tracing::error!(%error, "final flush failed"),
-                }
-            })
-            .map_err(|e| KernelError::Invalid(format!("cannot start the kernel thread: {e}")))?;
-        ready_rx.recv().map_err(|_| KernelError::Stopped)??;
+        let bootstrap_timeout = config.bootstrap_timeout;
+        let (jobs, thread) = thread::start(path, config)?;
         Ok(Kernel {
             jobs,
             thread: Some(thread),
-            bootstrap_timeout: config.bootstrap_timeout,
+            bootstrap_timeout,
         })
     }
 
@@ -281,10 +76,7 @@ impl Kernel {
             .as_ref()
             .is_some_and(|t| t.thread().id() == std::thread::current().id())
         {
-            return Err(KernelError::Invalid(
-                "the kernel API cannot be called from the kernel thread (a service or log sink)"
-                    .to_owned(),
-            ));
+            return Err(KernelError::CalledOnKernelThread);
         }
         let (reply, answer) = mpsc::channel();
         let job = Job::Call(Box::new(move |core, state| {
@@ -349,9 +141,10 @@ impl Kernel {
     /// checked against the kref grammar before anything is allocated.
     ///
     /// # Errors
-    /// [`KernelError::Invalid`] for a malformed target: one that is empty (`incrementRefCount
-    /// called with empty kref`), does not start with `k` (`invalid reference context`), or is
-    /// not `ko<number>`/`kp<number>`; [`KernelError::Stopped`].
+    /// [`KernelError::Input`] for a malformed target: [`InputError::EmptyKref`],
+    /// [`InputError::NotKernelRef`] for one that does not start with `k`,
+    /// [`InputError::MalformedKref`] for one that is not `ko<number>`/`kp<number>`;
+    /// [`KernelError::Stopped`].
     pub fn queue_message_text(
         &self,
         target: &str,
@@ -436,7 +229,7 @@ impl Kernel {
     /// up at once, then its record.
     ///
     /// # Errors
-    /// [`KernelError::NotFound`] (`Subcluster does not exist.`).
+    /// [`KernelError::NoSuchSubcluster`].
     pub fn terminate_subcluster(&self, subcluster: SubclusterId) -> Result<(), KernelError> {
         self.call(move |core, state| lifecycle::terminate_subcluster(core, state, subcluster))?
     }
@@ -460,7 +253,7 @@ impl Kernel {
     /// The vats of a subcluster, in launch order.
     ///
     /// # Errors
-    /// [`KernelError::NotFound`] (`Subcluster does not exist.`).
+    /// [`KernelError::NoSuchSubcluster`].
     pub fn subcluster_vats(&self, id: SubclusterId) -> Result<Vec<VatId>, KernelError> {
         self.call(move |_, state| lifecycle::subcluster_vats(state, id))?
     }
@@ -546,7 +339,7 @@ impl Kernel {
     /// [`KernelService`]).
     ///
     /// # Errors
-    /// [`KernelError::Invalid`] if `name` is already registered in this run.
+    /// [`KernelError::ServiceAlreadyRegistered`] if `name` is already registered in this run.
     pub fn register_service(
         &self,
         name: &str,
@@ -572,26 +365,17 @@ impl Kernel {
     /// and survives restarts.
     ///
     /// # Errors
-    /// [`KernelError::Invalid`] for a promise or an object already revoked,
-    /// [`KernelError::NotFound`] for an unknown object.
+    /// [`KernelError::RevokePromise`] for a promise, [`KernelError::AlreadyRevoked`],
+    /// [`KernelError::NoSuchObject`] for an unknown object.
     pub fn revoke(&self, target: KRef) -> Result<(), KernelError> {
-        let KRef::Object(object) = target else {
-            return Err(KernelError::Invalid(format!(
-                "cannot revoke promise {target}"
-            )));
+        let object = match target {
+            KRef::Object(object) => object,
+            KRef::Promise(promise) => return Err(KernelError::RevokePromise(promise)),
         };
         self.call(move |_, state| -> Result<(), KernelError> {
             match state.store().object(object)? {
-                None => {
-                    return Err(KernelError::NotFound(format!(
-                        "object {object} does not exist"
-                    )));
-                }
-                Some(record) if record.revoked => {
-                    return Err(KernelError::Invalid(format!(
-                        "object {object} already revoked"
-                    )));
-                }
+                None => return Err(KernelError::NoSuchObject(object)),
+                Some(record) if record.revoked => return Err(KernelError::AlreadyRevoked(object)),
                 Some(_) => {}
             }
             state.transaction(|crank| -> Result<(), KernelError> {
@@ -677,41 +461,14 @@ impl Drop for Kernel {
 
 /// A host-supplied kref (spec §2.8); the phrases are the ones the reference kernel's callers
 /// match on.
-fn parse_kref(text: &str) -> Result<KRef, KernelError> {
+fn parse_kref(text: &str) -> Result<KRef, InputError> {
     if text.is_empty() {
-        return Err(KernelError::Invalid(
-            "invalid reference: incrementRefCount called with empty kref".to_owned(),
-        ));
+        return Err(InputError::EmptyKref);
     }
     if !text.starts_with('k') {
         // Cap the echoed text: it is the caller's input.
-        let shown: String = text.chars().take(64).collect();
-        return Err(KernelError::Invalid(format!(
-            "invalid reference context: {shown:?} is not a kernel reference"
-        )));
+        let text: String = text.chars().take(64).collect();
+        return Err(InputError::NotKernelRef { text });
     }
-    text.parse()
-        .map_err(|e: ocap_types::ParseRefError| KernelError::Invalid(e.to_string()))
-}
-
-/// Starts a worker for every vat the store holds (spec §16.4, D21), each in a transaction
-/// of its own, in id order. A vat that fails to start is left stopped, its state untouched,
-/// and reported ([`Kernel::stopped_vats`]); it can be restarted or terminated. Only a store
-/// failure stops the kernel from opening. Work the new incarnations emit while starting
-/// joins the run queue after what was queued before the restart.
-fn relaunch_vats(core: &mut Core, state: &mut KernelState) -> Result<(), KernelError> {
-    for vat in state.store().vat_ids()? {
-        let Some(record) = state.store().vat(vat)? else {
-            continue;
-        };
-        match state.transaction(|crank| core.vats.run_vat(crank, vat, &record)) {
-            Ok(((), settled)) => core.fire_settled(state, &settled),
-            Err(VatError::Queue(error)) => return Err(error.into()),
-            Err(error) => {
-                tracing::warn!(%vat, %error, "vat could not be restarted; left stopped");
-                core.start_failures.insert(vat, error.to_string());
-            }
-        }
-    }
-    Ok(())
+    Ok(text.parse()?)
 }

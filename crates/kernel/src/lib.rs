@@ -9,6 +9,10 @@
 //! and the errors [`KernelError`] wraps. In [`inspect`]: the store's tables and records
 //! that [`Kernel::inspect`] shows, for debugging and tools.
 //!
+//! Errors: a store failure is always [`KernelError::Store`], whichever layer met it, and
+//! opening the store is [`KernelError::Open`]; what a host may branch on has a variant of
+//! its own ([`KernelError::NoSuchSubcluster`], [`InputError::MalformedKref`], ...).
+//!
 //! A result is waited for with [`ResultHandle::wait`] or awaited ([`ResultHandle`] is a
 //! `Future`, for any async runtime). A value prints for users as JSON with
 //! [`Value::to_json_string`], and converts to and from `serde_json` with [`Value::to_json`]
@@ -47,6 +51,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod config;
 mod core;
 mod error;
 mod handle;
@@ -57,19 +62,23 @@ mod lifecycle;
 mod oneshot;
 mod services;
 mod subcluster;
+mod thread;
 
 #[cfg(test)]
 mod tests;
 
+pub use config::{KernelConfig, LaunchResult};
 pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
 pub use input::MAX_HOST_MESSAGE_BYTES;
-pub use kernel::{JOB_QUEUE_CAPACITY, Kernel, KernelConfig, LaunchResult};
+pub use kernel::Kernel;
 pub use lifecycle::{SubclusterInfo, VatInfo};
 /// How many c-list entries of a terminated vat one crank cleans up at most.
 pub use ocap_queue::CLEANUP_BUDGET;
 pub use ocap_queue::QueueError;
-pub use ocap_store::{Durability, StoreError};
+pub use ocap_store::{
+    BackupError, CrankError, Durability, KeyProblem, OpenError, Record, StoreError,
+};
 pub use ocap_types::{
     CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, JsonError,
     KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError, SubclusterId,
@@ -79,3 +88,4 @@ pub use ocap_vat_manager::{
     LimitExceeded, LogSink, VatError, VatFactory, VatRegistry, WorkerConfig,
 };
 pub use services::{KernelService, ServiceCall};
+pub use thread::JOB_QUEUE_CAPACITY;

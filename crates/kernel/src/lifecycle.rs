@@ -55,10 +55,6 @@ pub struct VatInfo {
     pub subcluster: Option<SubclusterId>,
 }
 
-fn subcluster_missing() -> KernelError {
-    KernelError::NotFound("Subcluster does not exist.".to_owned())
-}
-
 /// Restarts a vat (spec §12.6): its worker is stopped without rejecting or deleting
 /// anything, and a fresh incarnation is started from its stored record and its whole vat
 /// store; bootstrap is not run again. A vat whose record exists but whose worker is not
@@ -98,7 +94,7 @@ pub(crate) fn terminate_subcluster(
         let record = crank
             .store()
             .subcluster(id)?
-            .ok_or_else(subcluster_missing)?;
+            .ok_or(KernelError::NoSuchSubcluster(id))?;
         for (_, vat) in record.vats.iter().rev() {
             if crank.store().vat(*vat)?.is_some() {
                 core.vats.terminate(crank, *vat, None)?;
@@ -204,7 +200,7 @@ pub(crate) fn subcluster_vats(
     let record = state
         .store()
         .subcluster(id)?
-        .ok_or_else(subcluster_missing)?;
+        .ok_or(KernelError::NoSuchSubcluster(id))?;
     Ok(record.vats.into_iter().map(|(_, vat)| vat).collect())
 }
 

@@ -131,9 +131,9 @@ impl Services {
         service: Box<dyn KernelService>,
     ) -> Result<KObjectId, KernelError> {
         if self.by_name.contains_key(name) {
-            return Err(KernelError::Invalid(format!(
-                "Kernel service \"{name}\" is already registered"
-            )));
+            return Err(KernelError::ServiceAlreadyRegistered {
+                name: name.to_owned(),
+            });
         }
         let (object, _) = state.transaction(|crank| -> Result<KObjectId, KernelError> {
             let store = crank.store_mut();

@@ -159,9 +159,10 @@ fn services_of(
 ) -> Result<BTreeMap<String, KObjectId>, KernelError> {
     let mut out = BTreeMap::new();
     for name in &config.services {
-        let object = core.services.get(name).ok_or_else(|| {
-            KernelError::NotFound(format!("no registered kernel service '{name}'"))
-        })?;
+        let object = core
+            .services
+            .get(name)
+            .ok_or_else(|| KernelError::NoSuchService { name: name.clone() })?;
         out.insert(name.clone(), object);
     }
     Ok(out)

@@ -329,4 +329,5 @@ fn refused_host_input_stays_typed_on_every_path() {
 }
 
 mod discard;
+mod errors;
 mod future;

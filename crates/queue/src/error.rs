@@ -1,6 +1,6 @@
 //! The queue crate's error type.
 
-use ocap_store::{Owner, StoreError};
+use ocap_store::{CrankError, Owner, StoreError};
 use ocap_types::KPromiseId;
 
 /// What can go wrong in the queues and the crank machinery.
@@ -24,9 +24,20 @@ pub enum QueueError {
     /// A resolution was refused (spec §5.5).
     #[error(transparent)]
     Resolve(#[from] ResolveError),
-    /// The store failed.
+    /// A crank handler failed for a reason of its own, not the store's (a bug in the
+    /// kernel: the crank is discarded as after any kernel failure).
+    #[error("the crank handler failed")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store failed, or was used outside the crank protocol. The one way a store error
+    /// surfaces from the queues.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<CrankError> for QueueError {
+    fn from(err: CrankError) -> Self {
+        QueueError::Store(err.into())
+    }
 }
 
 /// Why a promise could not be resolved. These texts name krefs: they go to logs and to the

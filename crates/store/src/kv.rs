@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use heed::types::Bytes;
 use heed::{Database, Env, RoTxn, WithoutTls};
 
-use crate::error::StoreError;
+use crate::error::{CrankError, KeyProblem, OpenError, StoreError};
 use crate::migrations::{CURRENT, Schema};
 use commit::grow_map;
 use crank::OpenSavepoint;
@@ -210,18 +210,18 @@ impl std::fmt::Debug for Store {
 /// Refuses a key the kernel's keyspace cannot hold: empty, longer than `max_key_size`
 /// (LMDB's limit), or reserved (starting with byte 0).
 pub(crate) fn check_key(key: &[u8], max_key_size: usize) -> Result<(), StoreError> {
-    let reason = if key.is_empty() {
-        "empty"
+    let problem = if key.is_empty() {
+        KeyProblem::Empty
     } else if key.len() > max_key_size {
-        "longer than LMDB's maximum key size"
+        KeyProblem::TooLong
     } else if key[0] == RESERVED_PREFIX {
-        "keys starting with byte 0 are reserved for the store"
+        KeyProblem::Reserved
     } else {
         return Ok(());
     };
     Err(StoreError::InvalidKey {
         key: key.escape_ascii().to_string(),
-        reason,
+        problem,
     })
 }
 
@@ -254,15 +254,15 @@ impl Store {
     /// migrated to it first, every step in one transaction with the version bump.
     ///
     /// # Errors
-    /// [`StoreError::InUse`] if another `Store`, in this process or another, has it open;
-    /// [`StoreError::BadPath`] if `path` is not a directory that can hold a store,
-    /// [`StoreError::CorruptFile`] for a damaged or truncated `data.mdb`,
-    /// [`StoreError::ForeignFile`] for an LMDB environment that is not an ocap store,
-    /// [`StoreError::SchemaVersion`] for a store of a newer version (or an older one no
-    /// migration starts from), [`StoreError::Migration`] if a migration step or its commit
-    /// fails, [`StoreError::Backend`] if LMDB fails otherwise. A refused directory is left
+    /// [`OpenError::InUse`] if another `Store`, in this process or another, has it open;
+    /// [`OpenError::BadPath`] if `path` is not a directory that can hold a store,
+    /// [`OpenError::CorruptFile`] for a damaged or truncated `data.mdb`,
+    /// [`OpenError::ForeignFile`] for an LMDB environment that is not an ocap store,
+    /// [`OpenError::SchemaVersion`] for a store of a newer version (or an older one no
+    /// migration starts from), [`OpenError::Migration`] if a migration step or its commit
+    /// fails, [`OpenError::Backend`] if LMDB fails otherwise. A refused directory is left
     /// as it was.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<Store, OpenError> {
         Store::open_with(path, &StoreConfig::default())
     }
 
@@ -270,7 +270,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::open`].
-    pub fn open_with(path: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
+    pub fn open_with(path: &Path, config: &StoreConfig) -> Result<Store, OpenError> {
         Store::open_schema(path, config, &CURRENT)
     }
 
@@ -280,13 +280,13 @@ impl Store {
         path: &Path,
         config: &StoreConfig,
         schema: &Schema<'_>,
-    ) -> Result<Store, StoreError> {
+    ) -> Result<Store, OpenError> {
         let opened = open::open_store(path, config.initial_map_size, schema)?;
         Store::from_opened(opened, config.durability)
     }
 
     /// The store over an environment [`open`] opened and locked.
-    fn from_opened(opened: open::Opened, durability: Durability) -> Result<Store, StoreError> {
+    fn from_opened(opened: open::Opened, durability: Durability) -> Result<Store, OpenError> {
         let open::Opened { env, db, lock } = opened;
         let max_key_size = env.max_key_size();
         let reader = Some(env.clone().static_read_txn()?);
@@ -367,7 +367,7 @@ impl Store {
 
     fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<(), StoreError> {
         if !self.in_crank {
-            return Err(StoreError::WriteOutsideCrank);
+            return Err(CrankError::WriteOutsideCrank.into());
         }
         check_key(key, self.max_key_size)?;
         let n_bytes = key.len() + value.as_ref().map_or(0, Vec::len);
@@ -386,7 +386,7 @@ impl Store {
     /// Sets a key. Only inside a crank.
     ///
     /// # Errors
-    /// [`StoreError::WriteOutsideCrank`] outside a crank, [`StoreError::InvalidKey`] for an
+    /// [`CrankError::WriteOutsideCrank`] outside a crank, [`StoreError::InvalidKey`] for an
     /// empty, over-long (LMDB: 511 bytes) or reserved key, [`StoreError::ValueTooLarge`].
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         if value.len() > MAX_VALUE_LEN {
@@ -401,7 +401,7 @@ impl Store {
     /// Deletes a key (a no-op if absent). Only inside a crank.
     ///
     /// # Errors
-    /// [`StoreError::WriteOutsideCrank`] outside a crank, [`StoreError::InvalidKey`].
+    /// [`CrankError::WriteOutsideCrank`] outside a crank, [`StoreError::InvalidKey`].
     pub fn delete(&mut self, key: &[u8]) -> Result<(), StoreError> {
         self.write(key, None)
     }

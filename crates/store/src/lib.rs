@@ -1,6 +1,10 @@
 //! The ocap kernel's store: every piece of kernel state, in LMDB, changed only inside crank
 //! transactions that commit whole or not at all.
 //!
+//! Errors are split by operation: [`Store::open`] fails with an [`OpenError`], the crank
+//! protocol's calls (`start_crank`, savepoints, `abort_crank`) with a [`CrankError`], and
+//! reads, writes and commits with a [`StoreError`].
+//!
 //! ```
 //! let dir = tempfile::tempdir()?;
 //! let mut store = ocap_store::Store::open(dir.path())?;
@@ -18,7 +22,7 @@ mod kv;
 mod migrations;
 mod tables;
 
-pub use error::{BackendError, StoreError};
+pub use error::{BackendError, BackupError, CrankError, KeyProblem, OpenError, Record, StoreError};
 pub use kv::{DirLock, Durability, FileWalk, Savepoint, Store, StoreConfig};
 pub use migrations::SCHEMA_VERSION;
 pub use tables::{

@@ -20,7 +20,7 @@ mod v2;
 mod v3;
 mod v4;
 
-use crate::error::StoreError;
+use crate::error::{OpenError, StoreError};
 pub(crate) use crate::kv::MigrationTxn;
 
 /// The schema version this build writes, and migrates older stores to. A layout change
@@ -90,8 +90,8 @@ impl Schema<'_> {
     }
 
     /// The error for a store of version `found` that this schema cannot open.
-    pub(crate) fn unsupported(&self, found: impl Into<String>) -> StoreError {
-        StoreError::SchemaVersion {
+    pub(crate) fn unsupported(&self, found: impl Into<String>) -> OpenError {
+        OpenError::SchemaVersion {
             found: found.into(),
             expected: self.version,
         }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use ocap_store::{Durability, Savepoint, Store, StoreConfig, StoreError};
+use ocap_store::{CrankError, Durability, Savepoint, Store, StoreConfig, StoreError};
 use proptest::prelude::*;
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -55,12 +55,22 @@ impl From<Result<(), StoreError>> for Outcome {
     fn from(res: Result<(), StoreError>) -> Self {
         match res {
             Ok(()) => Outcome::Ok,
-            Err(StoreError::WriteOutsideCrank) => Outcome::WriteOutsideCrank,
-            Err(StoreError::NotInCrank { operation }) => Outcome::NotInCrank(operation),
-            Err(StoreError::AlreadyInCrank) => Outcome::AlreadyInCrank,
-            Err(StoreError::InCrank { operation }) => Outcome::InCrank(operation),
-            Err(StoreError::NoSuchSavepoint) => Outcome::NoSuchSavepoint,
+            Err(StoreError::Crank(misuse)) => Outcome::from(Err(misuse)),
             Err(other) => panic!("unexpected store error: {other}"),
+        }
+    }
+}
+
+impl From<Result<(), CrankError>> for Outcome {
+    fn from(res: Result<(), CrankError>) -> Self {
+        match res {
+            Ok(()) => Outcome::Ok,
+            Err(CrankError::WriteOutsideCrank) => Outcome::WriteOutsideCrank,
+            Err(CrankError::NotInCrank { operation }) => Outcome::NotInCrank(operation),
+            Err(CrankError::AlreadyInCrank) => Outcome::AlreadyInCrank,
+            Err(CrankError::InCrank { operation }) => Outcome::InCrank(operation),
+            Err(CrankError::NoSuchSavepoint) => Outcome::NoSuchSavepoint,
+            Err(other) => panic!("unexpected crank error: {other}"),
         }
     }
 }

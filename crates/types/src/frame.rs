@@ -91,9 +91,16 @@ pub enum FrameError {
         /// What is wrong.
         reason: String,
     },
-    /// The stream failed.
+    /// The stream failed. The I/O error's text is part of this message (it is not repeated
+    /// as a `source()`).
     #[error("frame stream failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for FrameError {
+    fn from(err: io::Error) -> Self {
+        FrameError::Io(err)
+    }
 }
 
 impl FrameError {

@@ -1,11 +1,13 @@
 //! The vat manager's error type.
 
 use ocap_queue::QueueError;
-use ocap_store::StoreError;
+use ocap_store::{CrankError, StoreError};
 use ocap_types::VatId;
 
 /// What can go wrong managing vats. A misbehaving vat is not an error here: it is
-/// terminated and the outcome reported as data.
+/// terminated and the outcome reported as data. A store failure is always
+/// [`VatError::Store`], however deep it happened (in the queues, in a syscall, while a vat
+/// was launched): never wrapped in another variant.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VatError {
@@ -18,7 +20,8 @@ pub enum VatError {
     /// The vat's code is not registered.
     #[error("no vat named {0:?} is registered")]
     UnknownCode(String),
-    /// Launching failed; `cause` says why.
+    /// Launching failed for a reason of the vat's own (its code, its start); `cause` says
+    /// why. A store failure during a launch is [`VatError::Store`] instead.
     #[error("Failed to launch vat {vat} ({name})")]
     Launch {
         /// The vat id (consumed).
@@ -40,13 +43,40 @@ pub enum VatError {
     /// The target object is not exported by its owner (spec §7.11).
     #[error("object is not in its owner's c-list")]
     NotExported,
-    /// The queues failed.
+    /// The queues refused an operation (never [`QueueError::Store`]: that is
+    /// [`VatError::Store`]).
     #[error(transparent)]
-    Queue(#[from] QueueError),
+    Queue(QueueError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-impl From<StoreError> for VatError {
-    fn from(err: StoreError) -> Self {
-        VatError::Queue(QueueError::Store(err))
+impl From<QueueError> for VatError {
+    /// Flattens: the queues' store error becomes [`VatError::Store`].
+    fn from(err: QueueError) -> Self {
+        match err {
+            QueueError::Store(err) => VatError::Store(err),
+            other => VatError::Queue(other),
+        }
+    }
+}
+
+impl From<CrankError> for VatError {
+    fn from(err: CrankError) -> Self {
+        VatError::Store(err.into())
+    }
+}
+
+impl From<VatError> for QueueError {
+    /// For the crank loop, whose handler speaks [`QueueError`]: a store failure stays
+    /// [`QueueError::Store`]; any other failure of a vat operation that reaches the loop is
+    /// the kernel's own ([`QueueError::Internal`]).
+    fn from(err: VatError) -> Self {
+        match err {
+            VatError::Store(err) => QueueError::Store(err),
+            VatError::Queue(err) => err,
+            other => QueueError::Internal(Box::new(other)),
+        }
     }
 }

@@ -172,17 +172,22 @@ impl VatManager {
     /// record. Returns the root object.
     ///
     /// # Errors
-    /// [`VatError::Launch`] with the cause.
+    /// [`VatError::Launch`] with the cause when the vat cannot start;
+    /// [`VatError::Store`] (not wrapped in `Launch`: it is the kernel's failure, not the
+    /// vat's) when the store fails.
     pub fn launch_vat(
         &mut self,
         crank: &mut Crank<'_>,
         vat: VatId,
         record: &VatRecord,
     ) -> Result<KObjectId, VatError> {
-        let launch_error = |cause: VatError| VatError::Launch {
-            vat,
-            name: record.name.clone(),
-            cause: Box::new(cause),
+        let launch_error = |cause: VatError| match cause {
+            VatError::Store(_) | VatError::Queue(_) => cause,
+            cause => VatError::Launch {
+                vat,
+                name: record.name.clone(),
+                cause: Box::new(cause),
+            },
         };
         self.run_vat(crank, vat, record).map_err(launch_error)?;
         let store = crank.store_mut();
@@ -238,7 +243,7 @@ impl VatManager {
     /// every path. A vat that is gone, or never knew the promise, is skipped.
     ///
     /// # Errors
-    /// [`VatError::Queue`] when the store fails.
+    /// [`VatError::Store`] when the store fails.
     pub fn deliver_notify(
         &mut self,
         crank: &mut Crank<'_>,
@@ -283,7 +288,7 @@ impl VatManager {
     /// delivery dropped exports lose their reachable flag and retired imports are deleted.
     ///
     /// # Errors
-    /// [`VatError::Queue`] when the store fails.
+    /// [`VatError::Store`] when the store fails.
     pub fn deliver_gc(
         &mut self,
         crank: &mut Crank<'_>,
@@ -323,7 +328,7 @@ impl VatManager {
     /// Asks `vat` to collect its garbage and report it through syscalls (spec §10.2).
     ///
     /// # Errors
-    /// [`VatError::Queue`] when the store fails.
+    /// [`VatError::Store`] when the store fails.
     pub fn deliver_boyd(
         &mut self,
         crank: &mut Crank<'_>,
@@ -410,7 +415,7 @@ impl VatManager {
     /// cleanup in later cranks. Never waits.
     ///
     /// # Errors
-    /// [`VatError::Queue`] when the store fails.
+    /// [`VatError::Store`] when the store fails.
     pub fn terminate_in_crank(
         &mut self,
         crank: &mut Crank<'_>,
@@ -497,7 +502,7 @@ impl VatManager {
     /// failure returned; its start's effects are undone.
     ///
     /// # Errors
-    /// [`VatError::Queue`] when the store fails.
+    /// [`VatError::Store`] when the store fails.
     pub fn reload(
         &mut self,
         crank: &mut Crank<'_>,
@@ -510,7 +515,7 @@ impl VatManager {
         let savepoint = crank.savepoint()?;
         match self.run_vat(crank, vat, &record) {
             Ok(()) => Ok(None),
-            Err(VatError::Queue(error)) => Err(error.into()),
+            Err(error @ (VatError::Store(_) | VatError::Queue(_))) => Err(error),
             Err(error) => {
                 crank.rollback_to(savepoint)?;
                 Ok(Some(error.to_string()))

@@ -4,10 +4,12 @@
 //! Invariant: the first illegal syscall of a delivery is sticky; later syscalls of the same
 //! delivery are ignored, and the delivery ends in an abort and the vat's termination (D4).
 //! Only the vat's own faults are illegal (a forged or malformed ref or value, a resolution
-//! it may not make, a limit): a failure of the store while carrying a syscall out is the
-//! kernel's, recorded as `fault`, and the delivery fails inside the kernel instead.
+//! it may not make, a limit): a failure of the store while carrying a syscall out, or an
+//! inconsistency of the kernel's own tables (a c-list entry naming a promise that has no
+//! record), is the kernel's, recorded as `fault`, and the delivery fails inside the kernel
+//! instead.
 
-use ocap_queue::{Crank, KernelResolution, Mode, QueueError};
+use ocap_queue::{Crank, KernelResolution, Mode, QueueError, ResolveError};
 use ocap_store::{Owner, PromiseState};
 use ocap_types::{
     CapData, EndpointId, KRef, Message, Resolution, Syscall, VRef, VatHost, VatId, VatLimits,
@@ -267,6 +269,13 @@ impl VatHost for SyscallProcessor<'_, '_> {
             ) => {
                 tracing::error!(vat = %self.vat, kind, %error, "the store failed during a syscall");
                 self.fault = Some(QueueError::Store(error));
+            }
+            // A promise the vat names through its c-list always has a record (every c-list
+            // entry holds its promise), so an unknown one is the kernel's inconsistency, not
+            // a resolution the vat may not make.
+            Err(SyscallError::Queue(error @ QueueError::Resolve(ResolveError::Unknown(_)))) => {
+                tracing::error!(vat = %self.vat, kind, %error, "the kernel failed during a syscall");
+                self.fault = Some(error);
             }
             Err(SyscallError::Queue(error)) if !matches!(error, QueueError::Resolve(_)) => {
                 tracing::error!(vat = %self.vat, kind, %error, "the kernel failed during a syscall");

@@ -366,3 +366,85 @@ fn malformed_messages_and_values_are_the_senders_illegal_syscall() {
         assert_eq!(queue.run_queue_len().unwrap(), 1);
     }
 }
+
+/// The kernel's own inconsistency met while carrying out a syscall (here the vat's c-list
+/// names a promise whose record is gone) is a failure inside the kernel: the delivery
+/// returns the error for the crank loop to discard, and the vat is neither blamed nor
+/// terminated.
+#[test]
+fn a_kernel_side_failure_during_a_syscall_does_not_terminate_the_vat() {
+    let (_dir, mut state, mut manager, vat, root) = setup(|_, host| {
+        host.syscall(Syscall::Resolve(vec![Resolution {
+            promise: VRef::ImportPromise(50),
+            rejected: false,
+            data: CapData::data(&Value::Int(1)),
+        }]));
+        DeliveryOutcome::default()
+    });
+    let ep = EndpointId::Vat(vat);
+    let missing = ocap_types::KPromiseId(99);
+    state
+        .transaction(|crank| -> Result<(), QueueError> {
+            let store = crank.store_mut();
+            Ok(store.add_clist_entry(ep, KRef::Promise(missing), VRef::ImportPromise(50))?)
+        })
+        .unwrap();
+    let mut crank = state.begin().unwrap();
+    let message = Message::new("m", vec![], vec![], None);
+    let res = manager.deliver_send(&mut crank, vat, root, KRef::Object(root), &message, None);
+    assert!(
+        matches!(
+            res,
+            Err(VatError::Queue(QueueError::Resolve(
+                ocap_queue::ResolveError::Unknown(p)
+            ))) if p == missing
+        ),
+        "{res:?}"
+    );
+    crank.abort().unwrap();
+    assert!(manager.is_running(vat), "the vat was not blamed");
+    assert!(state.store().vat(vat).unwrap().is_some());
+}
+
+/// A vat whose start subscribes to its import `p-5`.
+struct SubscribesAtStart;
+
+impl VatRuntime for SubscribesAtStart {
+    fn start(&mut self, _: VatStart, host: &mut dyn VatHost) -> DeliveryOutcome {
+        host.syscall(Syscall::Subscribe(VRef::ImportPromise(5)));
+        DeliveryOutcome::default()
+    }
+    fn deliver(&mut self, _: Delivery, _: &mut dyn VatHost) -> DeliveryOutcome {
+        DeliveryOutcome::default()
+    }
+}
+
+/// A store failure while a vat is launched is the store's, surfaced once as
+/// [`VatError::Store`]: not wrapped in [`VatError::Launch`] as if the vat had failed to
+/// start, nor in [`VatError::Queue`].
+#[test]
+fn a_store_failure_during_a_launch_is_the_store_error_not_a_launch_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = KernelState::new(KernelStore::new(Store::open(dir.path()).unwrap())).unwrap();
+    let mut registry = VatRegistry::new();
+    registry.register("subscriber", || Box::new(SubscribesAtStart));
+    let mut manager = VatManager::new(registry, None);
+    let err = state
+        .transaction(|crank| -> Result<_, VatError> {
+            let vat = crank.store_mut().allocate_vat_id()?;
+            // The c-list entry the vat's start will name is damaged on disk.
+            let key = format!("{}.c.{}", EndpointId::Vat(vat), VRef::ImportPromise(5));
+            crank.store_mut().kv_mut().set(key.as_bytes(), b"damaged")?;
+            let record = VatRecord {
+                name: "v".to_owned(),
+                config: VatConfig::named("subscriber"),
+                subcluster: None,
+            };
+            manager.launch_vat(crank, vat, &record)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, VatError::Store(ocap_store::StoreError::Corrupt { .. })),
+        "{err:?}"
+    );
+}

@@ -57,9 +57,7 @@ fn acks(path: &str, group: bool, probe: &str) -> Result<(), KernelError> {
         Durability::EveryCrank
     };
     let kernel = Kernel::open(std::path::Path::new(path), config)?;
-    let probe = probe
-        .parse()
-        .map_err(|_| KernelError::Invalid(format!("not a kref: {probe}")))?;
+    let probe: ocap_kernel::KRef = probe.parse().map_err(ocap_kernel::InputError::from)?;
     let mut out = std::io::stdout().lock();
     loop {
         let handle = kernel.queue_message(probe, "count", Vec::new())?;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ocap_store::{DirLock, FileWalk, KernelStore, Store, StoreError};
+use ocap_store::{BackupError, DirLock, FileWalk, KernelStore, OpenError, Store};
 
 /// A store opened read-only while no kernel runs it (`ocap inspect`, `ocap check`, `ocap
 /// backup`). Holds the store's lock until dropped, so no kernel opens it meanwhile, and
@@ -19,21 +19,21 @@ impl OfflineStore {
     /// an older store is not migrated, a missing one not created.
     ///
     /// # Errors
-    /// [`StoreError::InUse`] if a kernel (or another tool) has it open,
-    /// [`StoreError::BadPath`] if there is no store at `path`, [`StoreError::SchemaVersion`]
-    /// for a store of another version, [`StoreError::CorruptFile`] or
-    /// [`StoreError::ForeignFile`] for a file that is not a sound ocap store.
+    /// [`OpenError::InUse`] if a kernel (or another tool) has it open,
+    /// [`OpenError::BadPath`] if there is no store at `path`, [`OpenError::SchemaVersion`]
+    /// for a store of another version, [`OpenError::CorruptFile`] or
+    /// [`OpenError::ForeignFile`] for a file that is not a sound ocap store.
     ///
     /// # Examples
     /// ```
     /// use ocap_kernel::inspect::{self, OfflineStore};
-    /// use ocap_kernel::{Kernel, KernelConfig, StoreError, VatRegistry};
+    /// use ocap_kernel::{Kernel, KernelConfig, OpenError, VatRegistry};
     ///
     /// let dir = tempfile::tempdir()?;
     /// let kernel = Kernel::open(dir.path(), KernelConfig::new(VatRegistry::new()))?;
     /// // While a kernel runs the store, tools are refused.
     /// let err = OfflineStore::open(dir.path()).unwrap_err();
-    /// assert!(matches!(err, StoreError::InUse { .. }));
+    /// assert!(matches!(err, OpenError::InUse { .. }));
     /// kernel.shutdown()?;
     ///
     /// let store = OfflineStore::open(dir.path())?;
@@ -42,7 +42,7 @@ impl OfflineStore {
     /// assert!(vats.rows.is_empty() && !vats.more);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open(path: &Path) -> Result<OfflineStore, StoreError> {
+    pub fn open(path: &Path) -> Result<OfflineStore, OpenError> {
         Ok(OfflineStore {
             store: KernelStore::new(Store::open_read_only(path)?),
         })
@@ -53,17 +53,17 @@ impl OfflineStore {
     /// [`OfflineStore::open_locked`].
     ///
     /// # Errors
-    /// [`StoreError::InUse`] if a kernel or another tool has it open,
-    /// [`StoreError::BadPath`] if there is no store at `path`.
-    pub fn lock(path: &Path) -> Result<DirLock, StoreError> {
+    /// [`OpenError::InUse`] if a kernel or another tool has it open,
+    /// [`OpenError::BadPath`] if there is no store at `path`.
+    pub fn lock(path: &Path) -> Result<DirLock, OpenError> {
         Store::lock_dir(path)
     }
 
     /// [`OfflineStore::open`] of the store whose lock the caller holds.
     ///
     /// # Errors
-    /// As [`OfflineStore::open`], except [`StoreError::InUse`].
-    pub fn open_locked(lock: DirLock) -> Result<OfflineStore, StoreError> {
+    /// As [`OfflineStore::open`], except [`OpenError::InUse`].
+    pub fn open_locked(lock: DirLock) -> Result<OfflineStore, OpenError> {
         Ok(OfflineStore {
             store: KernelStore::new(Store::open_read_only_locked(lock)?),
         })
@@ -78,9 +78,9 @@ impl OfflineStore {
     /// missing or empty; the copy is a store that opens like this one.
     ///
     /// # Errors
-    /// [`StoreError::BadPath`] if `dest` is not empty or cannot be written,
-    /// [`StoreError::Backend`] if LMDB fails to copy.
-    pub fn backup_to(&mut self, dest: &Path) -> Result<(), StoreError> {
+    /// [`BackupError::Destination`] if `dest` is not empty or cannot be written,
+    /// [`BackupError::Store`] if LMDB fails to copy.
+    pub fn backup_to(&mut self, dest: &Path) -> Result<(), BackupError> {
         self.store.kv_mut().backup_to(dest)
     }
 }
@@ -91,8 +91,8 @@ impl OfflineStore {
 /// of failing: run this in a child process and treat its death as damage.
 ///
 /// # Errors
-/// [`StoreError::BadPath`] if there is no store file, [`StoreError::CorruptFile`] for
-/// damage LMDB notices, [`StoreError::Backend`] if LMDB fails otherwise.
-pub fn walk_store_file(path: &Path) -> Result<FileWalk, StoreError> {
+/// [`OpenError::BadPath`] if there is no store file, [`OpenError::CorruptFile`] for
+/// damage LMDB notices, [`OpenError::Backend`] if LMDB fails otherwise.
+pub fn walk_store_file(path: &Path) -> Result<FileWalk, OpenError> {
     Store::walk_file(path)
 }

@@ -13,7 +13,7 @@ use heed::{Env, WithoutTls};
 use super::{
     Durability, GROUP_MAX_BYTES, MAX_GROWTHS_PER_COMMIT, Store, lmdb_env, open, sorted_range,
 };
-use crate::error::StoreError;
+use crate::error::{CrankError, StoreError};
 
 impl Store {
     /// Ends the crank: its writes become part of the committed state, and reach LMDB (and
@@ -21,14 +21,15 @@ impl Store {
     /// savepoints are released.
     ///
     /// # Errors
-    /// [`StoreError::NotInCrank`] outside a crank; [`StoreError::Backend`] if the commit
+    /// [`CrankError::NotInCrank`] outside a crank; [`StoreError::Backend`] if the commit
     /// fails. The crank has ended either way; after a failed commit its writes stay pending
     /// (readable, in [`Store::has_unflushed`]) and the next commit retries them.
     pub fn end_crank(&mut self) -> Result<(), StoreError> {
         if !self.in_crank {
-            return Err(StoreError::NotInCrank {
+            return Err(CrankError::NotInCrank {
                 operation: "endCrank",
-            });
+            }
+            .into());
         }
         self.in_crank = false;
         self.savepoints.clear();
@@ -75,11 +76,11 @@ impl Store {
     /// Commits and syncs every ended crank now.
     ///
     /// # Errors
-    /// [`StoreError::InCrank`] inside a crank (a commit never holds part of a crank);
+    /// [`CrankError::InCrank`] inside a crank (a commit never holds part of a crank);
     /// [`StoreError::Backend`] if LMDB fails, and the writes then stay pending.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.in_crank {
-            return Err(StoreError::InCrank { operation: "flush" });
+            return Err(CrankError::InCrank { operation: "flush" }.into());
         }
         if self.overlay.is_empty() {
             return Ok(());

@@ -6,12 +6,12 @@
 //! another store) is always refused, never taken for a live one.
 
 use super::Store;
-use crate::error::StoreError;
+use crate::error::CrankError;
 
 /// A savepoint of the open crank: a mark to roll back to. Only [`Store::savepoint`] makes
 /// one; it is good until it, or an older savepoint, is rolled back to or released, or the
 /// crank ends. Copying it does not copy the savepoint: once one copy is used, the others
-/// are stale ([`StoreError::NoSuchSavepoint`]).
+/// are stale ([`CrankError::NoSuchSavepoint`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a savepoint is only useful to roll back to"]
 pub struct Savepoint {
@@ -33,10 +33,10 @@ impl Store {
     /// Opens a crank: a transaction whose writes commit together at [`Store::end_crank`].
     ///
     /// # Errors
-    /// [`StoreError::AlreadyInCrank`] inside a crank.
-    pub fn start_crank(&mut self) -> Result<(), StoreError> {
+    /// [`CrankError::AlreadyInCrank`] inside a crank.
+    pub fn start_crank(&mut self) -> Result<(), CrankError> {
         if self.in_crank {
-            return Err(StoreError::AlreadyInCrank);
+            return Err(CrankError::AlreadyInCrank);
         }
         self.in_crank = true;
         Ok(())
@@ -46,10 +46,10 @@ impl Store {
     /// made after this call. Savepoints nest.
     ///
     /// # Errors
-    /// [`StoreError::NotInCrank`] outside a crank.
-    pub fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+    /// [`CrankError::NotInCrank`] outside a crank.
+    pub fn savepoint(&mut self) -> Result<Savepoint, CrankError> {
         if !self.in_crank {
-            return Err(StoreError::NotInCrank {
+            return Err(CrankError::NotInCrank {
                 operation: "createCrankSavepoint",
             });
         }
@@ -61,22 +61,22 @@ impl Store {
         Ok(Savepoint { id })
     }
 
-    fn find_savepoint(&self, savepoint: Savepoint) -> Result<usize, StoreError> {
+    fn find_savepoint(&self, savepoint: Savepoint) -> Result<usize, CrankError> {
         self.savepoints
             .iter()
             .rposition(|s| s.id == savepoint.id)
-            .ok_or(StoreError::NoSuchSavepoint)
+            .ok_or(CrankError::NoSuchSavepoint)
     }
 
     /// Restores every key written since `savepoint` and discards it and the savepoints
     /// taken after it. Bumps [`Store::generation`].
     ///
     /// # Errors
-    /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`] for a savepoint already
+    /// [`CrankError::NotInCrank`], [`CrankError::NoSuchSavepoint`] for a savepoint already
     /// released or rolled back, or of an earlier crank.
-    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
+    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), CrankError> {
         if !self.in_crank {
-            return Err(StoreError::NotInCrank {
+            return Err(CrankError::NotInCrank {
                 operation: "rollbackCrank",
             });
         }
@@ -92,10 +92,10 @@ impl Store {
     /// to the enclosing savepoint, or to the crank.
     ///
     /// # Errors
-    /// [`StoreError::NotInCrank`], [`StoreError::NoSuchSavepoint`].
-    pub fn release(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
+    /// [`CrankError::NotInCrank`], [`CrankError::NoSuchSavepoint`].
+    pub fn release(&mut self, savepoint: Savepoint) -> Result<(), CrankError> {
         if !self.in_crank {
-            return Err(StoreError::NotInCrank {
+            return Err(CrankError::NotInCrank {
                 operation: "releaseSavepoint",
             });
         }
@@ -113,10 +113,10 @@ impl Store {
     /// (an aborted transaction). Bumps [`Store::generation`].
     ///
     /// # Errors
-    /// [`StoreError::NotInCrank`] outside a crank.
-    pub fn abort_crank(&mut self) -> Result<(), StoreError> {
+    /// [`CrankError::NotInCrank`] outside a crank.
+    pub fn abort_crank(&mut self) -> Result<(), CrankError> {
         if !self.in_crank {
-            return Err(StoreError::NotInCrank {
+            return Err(CrankError::NotInCrank {
                 operation: "abortCrank",
             });
         }

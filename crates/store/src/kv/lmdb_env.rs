@@ -8,14 +8,14 @@ use std::path::Path;
 use heed::{Env, EnvFlags, EnvOpenOptions, WithoutTls};
 
 use super::open::{Access, classify};
-use crate::error::StoreError;
+use crate::error::OpenError;
 
 /// Opens the LMDB environment at `path`.
 pub(super) fn open_env(
     path: &Path,
     map_size: usize,
     access: Access,
-) -> Result<Env<WithoutTls>, StoreError> {
+) -> Result<Env<WithoutTls>, OpenError> {
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
     options.map_size(map_size).max_dbs(4);
     if access == Access::Inspect {

@@ -15,7 +15,7 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::StoreError;
+use crate::error::OpenError;
 
 /// The lock file's name in the store directory.
 pub(super) const LOCK_FILE: &str = "ocap.lock";
@@ -34,11 +34,11 @@ pub(super) struct StoreLock {
 impl StoreLock {
     /// Locks the store directory `dir`, which exists.
     ///
-    /// Errors: [`StoreError::InUse`] if another `Store`, in any process, holds the lock;
-    /// [`StoreError::BadPath`] if the lock file cannot be made, opened or locked.
-    pub(super) fn acquire(dir: &Path) -> Result<StoreLock, StoreError> {
+    /// Errors: [`OpenError::InUse`] if another `Store`, in any process, holds the lock;
+    /// [`OpenError::BadPath`] if the lock file cannot be made, opened or locked.
+    pub(super) fn acquire(dir: &Path) -> Result<StoreLock, OpenError> {
         let path = dir.join(LOCK_FILE);
-        let bad = |err: std::io::Error| StoreError::BadPath {
+        let bad = |err: std::io::Error| OpenError::BadPath {
             path: dir.to_path_buf(),
             reason: format!("{LOCK_FILE}: {err}"),
         };
@@ -58,7 +58,7 @@ impl StoreLock {
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
-                    return Err(StoreError::InUse {
+                    return Err(OpenError::InUse {
                         path: dir.to_path_buf(),
                         pid: recorded_pid(&file),
                     });
@@ -76,7 +76,7 @@ impl StoreLock {
                 });
             }
         }
-        Err(StoreError::InUse {
+        Err(OpenError::InUse {
             path: dir.to_path_buf(),
             pid: None,
         })

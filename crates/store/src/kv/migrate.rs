@@ -22,7 +22,7 @@ use super::{
     Entry, MAX_GROWTHS_PER_COMMIT, MAX_VALUE_LEN, RESERVED_PREFIX, SCHEMA_KEY, check_key, grow_map,
     scan_start,
 };
-use crate::error::StoreError;
+use crate::error::{OpenError, StoreError};
 use crate::migrations::Migration;
 
 /// The store as one migration step sees it: its committed keys, with the writes of the
@@ -108,14 +108,14 @@ pub(super) struct Migrated {
 /// Runs `steps` (from version `from`, in order) against the store `db` of `env`, writing
 /// nothing: the writes are returned, to be committed by [`commit`].
 ///
-/// Errors: [`StoreError::Migration`] naming the step that failed, with its error.
+/// Errors: [`OpenError::Migration`] naming the step that failed, with its error.
 pub(super) fn run_steps(
     env: &Env<WithoutTls>,
     db: Database<Bytes, Bytes>,
     path: &Path,
     from: u32,
     steps: &[Migration],
-) -> Result<Migrated, StoreError> {
+) -> Result<Migrated, OpenError> {
     let rtxn = env.read_txn().map_err(|err| classify(path, err))?;
     let mut txn = MigrationTxn {
         db,
@@ -146,14 +146,14 @@ pub(super) fn run_steps(
 /// Writes `migrated` and its schema version into the store `db` of `env` (opened for
 /// writing, with no transaction open), in one transaction, growing the map if it is full.
 ///
-/// Errors: [`StoreError::Migration`] (from the first to the last version) if the commit
+/// Errors: [`OpenError::Migration`] (from the first to the last version) if the commit
 /// fails; nothing is committed then.
 pub(super) fn commit(
     env: &Env<WithoutTls>,
     db: Database<Bytes, Bytes>,
     path: &Path,
     migrated: &Migrated,
-) -> Result<(), StoreError> {
+) -> Result<(), OpenError> {
     let mut n_growths = 0;
     loop {
         match try_commit(env, db, migrated) {
@@ -164,10 +164,14 @@ pub(super) fn commit(
                 // The failed write transaction was aborted when dropped: none is open.
                 grow_map(env).map_err(|err| failed(path, migrated.from, migrated.to, err))?;
             }
-            Err(err) => {
-                let err = classify(path, err);
-                return Err(failed(path, migrated.from, migrated.to, err));
-            }
+            // A verdict on the file (corrupt, foreign) is the news; any other LMDB failure
+            // is why this migration's commit failed.
+            Err(err) => match classify(path, err) {
+                OpenError::Backend(err) => {
+                    return Err(failed(path, migrated.from, migrated.to, err.into()));
+                }
+                verdict => return Err(verdict),
+            },
             Ok(()) => {
                 tracing::info!(
                     from = migrated.from,
@@ -207,8 +211,8 @@ fn try_commit(
     wtxn.commit()
 }
 
-fn failed(path: &Path, from: u32, to: u32, source: StoreError) -> StoreError {
-    StoreError::Migration {
+fn failed(path: &Path, from: u32, to: u32, source: StoreError) -> OpenError {
+    OpenError::Migration {
         path: path.to_path_buf(),
         from,
         to,

@@ -16,7 +16,7 @@ use heed::CompactionOption;
 use super::lock::StoreLock;
 use super::open::{self, DATA_FILE, FileWalk};
 use super::{INITIAL_MAP_SIZE, Store};
-use crate::error::StoreError;
+use crate::error::{BackupError, OpenError};
 use crate::migrations::CURRENT;
 
 /// The lock of a store directory, held without the store being open (see
@@ -42,10 +42,10 @@ impl Store {
     /// no kernel runs.
     ///
     /// # Errors
-    /// [`StoreError::InUse`] if another `Store` has it open; [`StoreError::BadPath`] if
-    /// there is no store at `path`; [`StoreError::SchemaVersion`] for any other version;
+    /// [`OpenError::InUse`] if another `Store` has it open; [`OpenError::BadPath`] if
+    /// there is no store at `path`; [`OpenError::SchemaVersion`] for any other version;
     /// otherwise as [`Store::open`].
-    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+    pub fn open_read_only(path: &Path) -> Result<Store, OpenError> {
         Store::open_read_only_locked(Store::lock_dir(path)?)
     }
 
@@ -55,9 +55,9 @@ impl Store {
     /// [`Store::open_read_only_locked`].
     ///
     /// # Errors
-    /// [`StoreError::InUse`] if another `Store` has it open; [`StoreError::BadPath`] if
+    /// [`OpenError::InUse`] if another `Store` has it open; [`OpenError::BadPath`] if
     /// there is no store at `path` or the lock file cannot be made.
-    pub fn lock_dir(path: &Path) -> Result<DirLock, StoreError> {
+    pub fn lock_dir(path: &Path) -> Result<DirLock, OpenError> {
         Ok(DirLock {
             lock: open::lock_existing(path)?,
             path: path.to_path_buf(),
@@ -67,8 +67,8 @@ impl Store {
     /// [`Store::open_read_only`] of the store whose lock the caller holds.
     ///
     /// # Errors
-    /// As [`Store::open_read_only`], except [`StoreError::InUse`].
-    pub fn open_read_only_locked(lock: DirLock) -> Result<Store, StoreError> {
+    /// As [`Store::open_read_only`], except [`OpenError::InUse`].
+    pub fn open_read_only_locked(lock: DirLock) -> Result<Store, OpenError> {
         let DirLock { lock, path } = lock;
         let opened = open::open_store_read_only(lock, &path, INITIAL_MAP_SIZE, &CURRENT)?;
         Store::from_opened(opened, super::Durability::EveryCrank)
@@ -81,10 +81,10 @@ impl Store {
     /// a process whose crash can be reported.
     ///
     /// # Errors
-    /// [`StoreError::BadPath`] if there is no store file; [`StoreError::CorruptFile`] for a
+    /// [`OpenError::BadPath`] if there is no store file; [`OpenError::CorruptFile`] for a
     /// damaged header, a truncated file, a page LMDB rejects, or fewer or more entries than
-    /// the B-tree counts; [`StoreError::Backend`] if LMDB fails otherwise.
-    pub fn walk_file(path: &Path) -> Result<FileWalk, StoreError> {
+    /// the B-tree counts; [`OpenError::Backend`] if LMDB fails otherwise.
+    pub fn walk_file(path: &Path) -> Result<FileWalk, OpenError> {
         open::walk_file(path)
     }
 
@@ -94,12 +94,12 @@ impl Store {
     /// commit still holds are committed first.
     ///
     /// # Errors
-    /// [`StoreError::InCrank`] inside a crank; [`StoreError::BadPath`] if `dest` is not
-    /// empty, not a directory, or cannot be written; [`StoreError::Backend`] if LMDB fails
-    /// (the partial copy is removed).
-    pub fn backup_to(&mut self, dest: &Path) -> Result<(), StoreError> {
+    /// [`BackupError::Store`] inside a crank or if LMDB fails (the partial copy is
+    /// removed); [`BackupError::Destination`] if `dest` is not empty, not a directory, or
+    /// cannot be written.
+    pub fn backup_to(&mut self, dest: &Path) -> Result<(), BackupError> {
         self.flush()?;
-        let bad = |reason: String| StoreError::BadPath {
+        let bad = |reason: String| BackupError::Destination {
             path: dest.to_path_buf(),
             reason,
         };
@@ -124,7 +124,7 @@ impl Store {
         let res = self
             .env
             .copy_to_file(&mut file, CompactionOption::Enabled)
-            .map_err(StoreError::from)
+            .map_err(|err| BackupError::Store(err.into()))
             .and_then(|()| {
                 file.sync_all()
                     .map_err(|err| bad(format!("{DATA_FILE}: {err}")))

@@ -26,7 +26,7 @@ use super::SCHEMA_KEY;
 use super::lmdb_env::open_env;
 use super::lock::StoreLock;
 use super::migrate::{self, Migrated};
-use crate::error::StoreError;
+use crate::error::OpenError;
 use crate::migrations::Schema;
 
 pub(super) const DATA_FILE: &str = "data.mdb";
@@ -62,7 +62,7 @@ pub(super) fn open_store(
     path: &Path,
     map_size: usize,
     schema: &Schema<'_>,
-) -> Result<Opened, StoreError> {
+) -> Result<Opened, OpenError> {
     let map_size = round_map_size(map_size);
     prepare_dir(path)?;
     // Before anything in the directory is read: a second opener stops here.
@@ -83,7 +83,7 @@ pub(super) fn open_store(
 /// Locks the existing store in directory `path` without opening it: the directory must
 /// hold a `data.mdb`. Nothing is read but the lock file, so a damaged store cannot crash
 /// the caller here.
-pub(super) fn lock_existing(path: &Path) -> Result<StoreLock, StoreError> {
+pub(super) fn lock_existing(path: &Path) -> Result<StoreLock, OpenError> {
     // A missing store is an error here, never created: a reader names a store that exists.
     if data_file(path)? != DataFile::Existing {
         return Err(bad_path(
@@ -104,7 +104,7 @@ pub(super) fn open_store_read_only(
     path: &Path,
     map_size: usize,
     schema: &Schema<'_>,
-) -> Result<Opened, StoreError> {
+) -> Result<Opened, OpenError> {
     let res = header::check_header(path)
         .and_then(|()| open_env(path, round_map_size(map_size), Access::Inspect))
         .and_then(|env| {
@@ -112,7 +112,7 @@ pub(super) fn open_store_read_only(
             match contents {
                 Contents::Version(found) if found == schema.version => Ok((env, db)),
                 Contents::Version(found) => Err(schema.unsupported(found.to_string())),
-                Contents::Empty => Err(StoreError::ForeignFile {
+                Contents::Empty => Err(OpenError::ForeignFile {
                     path: path.to_path_buf(),
                     reason: "its LMDB environment is empty".to_owned(),
                 }),
@@ -134,7 +134,7 @@ pub(super) fn open_store_read_only(
 /// (the caller holds it, in this process or a parent): every branch, leaf and overflow page
 /// of the B-tree the newest meta page roots, each value byte by byte. A damaged page that
 /// LMDB does not notice can fault the process: run this where a crash is survivable.
-pub(super) fn walk_file(path: &Path) -> Result<FileWalk, StoreError> {
+pub(super) fn walk_file(path: &Path) -> Result<FileWalk, OpenError> {
     if data_file(path)? != DataFile::Existing {
         return Err(bad_path(
             path,
@@ -149,7 +149,7 @@ pub(super) fn walk_file(path: &Path) -> Result<FileWalk, StoreError> {
     let db: Database<Bytes, Bytes> = env
         .open_database(&rtxn, None)
         .map_err(classify)?
-        .ok_or_else(|| StoreError::ForeignFile {
+        .ok_or_else(|| OpenError::ForeignFile {
             path: path.to_path_buf(),
             reason: "no main database".to_owned(),
         })?;
@@ -172,7 +172,7 @@ pub(super) fn walk_file(path: &Path) -> Result<FileWalk, StoreError> {
     }
     std::hint::black_box(digest);
     if walk.entries != stat.entries as u64 {
-        return Err(StoreError::CorruptFile {
+        return Err(OpenError::CorruptFile {
             path: path.to_path_buf(),
             reason: format!(
                 "its B-tree counts {} entries, but {} were found",
@@ -201,7 +201,7 @@ fn open_locked(
     path: &Path,
     map_size: usize,
     schema: &Schema<'_>,
-) -> Result<(Env<WithoutTls>, Database<Bytes, Bytes>), StoreError> {
+) -> Result<(Env<WithoutTls>, Database<Bytes, Bytes>), OpenError> {
     let mut pending: Option<Migrated> = None;
     if data_file(path)? == DataFile::Existing {
         header::check_header(path)?;
@@ -224,7 +224,7 @@ fn open_locked(
     let lock_existed = fs::symlink_metadata(&lock_file).is_ok();
     // The closure owns the environment: on error it is dropped, and so closed, before the
     // lock file is removed below.
-    let res = open_env(path, map_size, Access::ReadWrite).and_then(|env| {
+    let res = open_env(path, map_size, Access::ReadWrite).and_then(|env| -> Result<_, OpenError> {
         let (db, contents) = check_contents(&env, path, schema)?;
         match (contents, &pending) {
             (Contents::Empty, None) => {
@@ -238,7 +238,7 @@ fn open_locked(
             }
             // We hold the store's lock, so the file is what the inspection saw.
             _ => {
-                return Err(StoreError::CorruptFile {
+                return Err(OpenError::CorruptFile {
                     path: path.to_path_buf(),
                     reason: "its schema version changed while it was being opened".to_owned(),
                 });
@@ -269,7 +269,7 @@ pub(super) enum Access {
 }
 
 /// Makes sure `path` is a directory, creating it if missing.
-fn prepare_dir(path: &Path) -> Result<(), StoreError> {
+fn prepare_dir(path: &Path) -> Result<(), OpenError> {
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(bad_path(path, "not a directory".to_owned())),
@@ -281,7 +281,7 @@ fn prepare_dir(path: &Path) -> Result<(), StoreError> {
 }
 
 /// What the directory's `data.mdb` is.
-fn data_file(path: &Path) -> Result<DataFile, StoreError> {
+fn data_file(path: &Path) -> Result<DataFile, OpenError> {
     match fs::metadata(path.join(DATA_FILE)) {
         Ok(meta) if !meta.is_file() => {
             Err(bad_path(path, format!("{DATA_FILE} is not a regular file")))
@@ -293,31 +293,31 @@ fn data_file(path: &Path) -> Result<DataFile, StoreError> {
     }
 }
 
-fn bad_path(path: &Path, reason: String) -> StoreError {
-    StoreError::BadPath {
+fn bad_path(path: &Path, reason: String) -> OpenError {
+    OpenError::BadPath {
         path: path.to_path_buf(),
         reason,
     }
 }
 
 /// Turns LMDB's verdicts on a file into the store's typed errors.
-pub(super) fn classify(path: &Path, err: heed::Error) -> StoreError {
+pub(super) fn classify(path: &Path, err: heed::Error) -> OpenError {
     let path = path.to_path_buf();
     match err {
-        heed::Error::Mdb(MdbError::Invalid) => StoreError::CorruptFile {
+        heed::Error::Mdb(MdbError::Invalid) => OpenError::CorruptFile {
             path,
             reason: "not an LMDB file, or its header is damaged".to_owned(),
         },
-        heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound) => StoreError::CorruptFile {
+        heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound) => OpenError::CorruptFile {
             path,
             reason: err.to_string(),
         },
-        heed::Error::Mdb(MdbError::VersionMismatch) => StoreError::ForeignFile {
+        heed::Error::Mdb(MdbError::VersionMismatch) => OpenError::ForeignFile {
             path,
             reason: "written by another LMDB data format version".to_owned(),
         },
-        heed::Error::EnvAlreadyOpened => StoreError::AlreadyOpen { path },
-        other => StoreError::from(other),
+        heed::Error::EnvAlreadyOpened => OpenError::AlreadyOpen { path },
+        other => OpenError::from(other),
     }
 }
 
@@ -325,18 +325,18 @@ pub(super) fn classify(path: &Path, err: heed::Error) -> StoreError {
 /// does not check: it would map the file and fault (SIGBUS) on the first missing page.
 /// `header::check_header` refused such a file already; this asks LMDB which header it
 /// chose, in case the two readings of the header ever differ.
-fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<(), StoreError> {
+fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<(), OpenError> {
     let page_size = u64::from(env.stat().page_size);
     let last_page = u64::try_from(env.info().last_page_number).unwrap_or(u64::MAX);
     let needed = last_page.saturating_add(1).saturating_mul(page_size);
     let actual = fs::metadata(path.join(DATA_FILE))
-        .map_err(|err| StoreError::BadPath {
+        .map_err(|err| OpenError::BadPath {
             path: path.to_path_buf(),
             reason: format!("{DATA_FILE}: {err}"),
         })?
         .len();
     if actual < needed {
-        return Err(StoreError::CorruptFile {
+        return Err(OpenError::CorruptFile {
             path: path.to_path_buf(),
             reason: format!(
                 "{DATA_FILE} is {actual} bytes but its header uses pages up to byte {needed}: truncated"
@@ -360,14 +360,14 @@ fn check_contents(
     env: &Env<WithoutTls>,
     path: &Path,
     schema: &Schema<'_>,
-) -> Result<(Database<Bytes, Bytes>, Contents), StoreError> {
+) -> Result<(Database<Bytes, Bytes>, Contents), OpenError> {
     check_length(env, path)?;
     let classify = |err| classify(path, err);
     let rtxn = env.read_txn().map_err(classify)?;
     let db: Database<Bytes, Bytes> = env
         .open_database(&rtxn, None)
         .map_err(classify)?
-        .ok_or_else(|| StoreError::ForeignFile {
+        .ok_or_else(|| OpenError::ForeignFile {
             path: path.to_path_buf(),
             reason: "no main database".to_owned(),
         })?;
@@ -382,7 +382,7 @@ fn check_contents(
             Some(version) => Ok((db, Contents::Version(version))),
             None => Err(schema.unsupported(String::from_utf8_lossy(&found))),
         },
-        None if has_entries => Err(StoreError::ForeignFile {
+        None if has_entries => Err(OpenError::ForeignFile {
             path: path.to_path_buf(),
             reason: "it holds data but no ocap schema version".to_owned(),
         }),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::{Durability, SCHEMA_KEY, Store, StoreConfig};
-use crate::error::StoreError;
+use crate::error::{CrankError, OpenError, StoreError};
 
 const GROUP_NEVER: Durability = Durability::Group {
     max_cranks: u32::MAX,
@@ -65,11 +65,11 @@ fn writes_outside_a_crank_are_rejected_and_change_nothing() {
     let (_dir, mut store) = fresh(Durability::EveryCrank);
     assert!(matches!(
         store.set(b"a", b"1"),
-        Err(StoreError::WriteOutsideCrank)
+        Err(StoreError::Crank(CrankError::WriteOutsideCrank))
     ));
     assert!(matches!(
         store.delete(b"a"),
-        Err(StoreError::WriteOutsideCrank)
+        Err(StoreError::Crank(CrankError::WriteOutsideCrank))
     ));
     assert_eq!(store.get(b"a").unwrap(), None);
     assert!(store.overlay.is_empty());
@@ -79,10 +79,12 @@ fn writes_outside_a_crank_are_rejected_and_change_nothing() {
 #[test]
 fn crank_misuse_is_a_typed_error() {
     let (_dir, mut store) = fresh(Durability::EveryCrank);
-    let not_in_crank = |res: Result<(), StoreError>| match res {
-        Err(StoreError::NotInCrank { operation }) => operation,
-        other => panic!("expected NotInCrank, got {other:?}"),
-    };
+    fn not_in_crank(res: Result<(), impl Into<StoreError>>) -> &'static str {
+        match res.map_err(Into::into) {
+            Err(StoreError::Crank(CrankError::NotInCrank { operation })) => operation,
+            other => panic!("expected NotInCrank, got {other:?}"),
+        }
+    }
     assert_eq!(
         not_in_crank(store.savepoint().map(drop)),
         "createCrankSavepoint"
@@ -95,7 +97,7 @@ fn crank_misuse_is_a_typed_error() {
     assert_eq!(not_in_crank(store.abort_crank()), "abortCrank");
     assert_eq!(not_in_crank(store.end_crank()), "endCrank");
     assert_eq!(
-        StoreError::NotInCrank {
+        CrankError::NotInCrank {
             operation: "endCrank"
         }
         .to_string(),
@@ -105,7 +107,7 @@ fn crank_misuse_is_a_typed_error() {
     store.start_crank().unwrap();
     store.set(b"a", b"1").unwrap();
     let err = store.start_crank().unwrap_err();
-    assert!(matches!(err, StoreError::AlreadyInCrank));
+    assert_eq!(err, CrankError::AlreadyInCrank);
     assert_eq!(err.to_string(), "startCrank while already in a crank");
     // The refused start left the open crank and its writes alone.
     assert!(store.in_crank());
@@ -122,7 +124,9 @@ fn flush_inside_a_crank_is_an_error_and_commits_nothing() {
     store.set(b"b", b"2").unwrap();
     assert!(matches!(
         store.flush(),
-        Err(StoreError::InCrank { operation: "flush" })
+        Err(StoreError::Crank(CrankError::InCrank {
+            operation: "flush"
+        }))
     ));
     assert!(!store.commit_due());
     assert_eq!(committed(&store, b"a"), None);
@@ -145,15 +149,15 @@ fn a_stale_savepoint_is_refused() {
     assert_ne!(earlier, now);
     assert!(matches!(
         store.rollback_to(earlier),
-        Err(StoreError::NoSuchSavepoint)
+        Err(CrankError::NoSuchSavepoint)
     ));
     assert!(matches!(
         store.release(earlier),
-        Err(StoreError::NoSuchSavepoint)
+        Err(CrankError::NoSuchSavepoint)
     ));
     assert_eq!(store.open_savepoints(), 1);
     assert_eq!(
-        StoreError::NoSuchSavepoint.to_string(),
+        CrankError::NoSuchSavepoint.to_string(),
         "no such savepoint: it was released, rolled back to, or belongs to another crank"
     );
     store.end_crank().unwrap();
@@ -195,11 +199,11 @@ fn rollback_to_an_outer_savepoint_discards_the_inner_ones() {
     assert_eq!(store.open_savepoints(), 0);
     assert!(matches!(
         store.rollback_to(second),
-        Err(StoreError::NoSuchSavepoint)
+        Err(CrankError::NoSuchSavepoint)
     ));
     assert!(matches!(
         store.rollback_to(first),
-        Err(StoreError::NoSuchSavepoint)
+        Err(CrankError::NoSuchSavepoint)
     ));
     store.end_crank().unwrap();
     assert_eq!(committed(&store, b"a"), Some(b"0".to_vec()));
@@ -221,11 +225,11 @@ fn release_keeps_writes_and_forgets_later_savepoints() {
     // Rollback after release: the released savepoints are gone ...
     assert!(matches!(
         store.rollback_to(b),
-        Err(StoreError::NoSuchSavepoint)
+        Err(CrankError::NoSuchSavepoint)
     ));
     assert!(matches!(
         store.rollback_to(c),
-        Err(StoreError::NoSuchSavepoint)
+        Err(CrankError::NoSuchSavepoint)
     ));
     assert_eq!(get(&store, "y").as_deref(), Some("2"));
     // ... and their writes now belong to the enclosing savepoint.
@@ -286,7 +290,7 @@ fn end_crank_releases_open_savepoints() {
     store.start_crank().unwrap();
     assert!(matches!(
         store.rollback_to(sp),
-        Err(StoreError::NoSuchSavepoint)
+        Err(CrankError::NoSuchSavepoint)
     ));
     store.end_crank().unwrap();
 }
@@ -629,7 +633,7 @@ fn reads_work_without_the_long_lived_reader() {
 fn a_store_is_open_once_per_process() {
     let (dir, store) = fresh(Durability::EveryCrank);
     match Store::open(dir.path()) {
-        Err(StoreError::InUse { path, pid }) => {
+        Err(OpenError::InUse { path, pid }) => {
             assert_eq!(path, dir.path());
             assert_eq!(pid, Some(std::process::id()));
         }

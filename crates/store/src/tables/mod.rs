@@ -29,7 +29,7 @@ use std::fmt;
 use ocap_types::{EndpointId, KRef};
 use serde::de::DeserializeOwned;
 
-use crate::error::StoreError;
+use crate::error::{CrankError, StoreError};
 use crate::kv::{Savepoint, Store};
 
 pub use audit::{
@@ -129,7 +129,7 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::start_crank`].
-    pub fn start_crank(&mut self) -> Result<(), StoreError> {
+    pub fn start_crank(&mut self) -> Result<(), CrankError> {
         self.kv.start_crank()
     }
 
@@ -137,7 +137,7 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::savepoint`].
-    pub fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+    pub fn savepoint(&mut self) -> Result<Savepoint, CrankError> {
         self.kv.savepoint()
     }
 
@@ -146,7 +146,7 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::rollback_to`].
-    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
+    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), CrankError> {
         self.kv.rollback_to(savepoint)?;
         self.forget_crank_caches();
         Ok(())
@@ -157,7 +157,7 @@ impl KernelStore {
     ///
     /// # Errors
     /// As [`Store::abort_crank`].
-    pub fn abort_crank(&mut self) -> Result<(), StoreError> {
+    pub fn abort_crank(&mut self) -> Result<(), CrankError> {
         self.kv.abort_crank()?;
         self.forget_crank_caches();
         Ok(())

@@ -5,7 +5,7 @@ use ocap_types::{KObjectId, KPromiseId, KRef};
 
 use super::codec::{Malformed, Reader, Writer};
 use super::{KernelStore, Owner, keys};
-use crate::error::StoreError;
+use crate::error::{Record, StoreError};
 
 /// Reachable and recognizable counts of an object. Invariant: `reachable <= recognizable`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -121,9 +121,9 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] if the object does not exist.
     pub fn revoke(&mut self, id: KObjectId) -> Result<(), StoreError> {
-        let mut record = self.object(id)?.ok_or_else(|| StoreError::NotFound {
-            what: format!("object {id}"),
-        })?;
+        let mut record = self
+            .object(id)?
+            .ok_or_else(|| StoreError::NotFound(Record::Object(id)))?;
         record.revoked = true;
         self.put_object(id, &record)
     }
@@ -266,9 +266,7 @@ impl KernelStore {
     /// [`StoreError::NotFound`] if the object does not exist.
     pub fn pin_object(&mut self, id: KObjectId) -> Result<(), StoreError> {
         if self.object(id)?.is_none() {
-            return Err(StoreError::NotFound {
-                what: format!("object {id}"),
-            });
+            return Err(StoreError::NotFound(Record::Object(id)));
         }
         self.pin(KRef::Object(id))
     }
@@ -281,9 +279,7 @@ impl KernelStore {
     /// [`StoreError::NotFound`] if the promise does not exist.
     pub fn pin_promise(&mut self, id: KPromiseId) -> Result<(), StoreError> {
         if self.promise(id)?.is_none() {
-            return Err(StoreError::NotFound {
-                what: format!("promise {id}"),
-            });
+            return Err(StoreError::NotFound(Record::Promise(id)));
         }
         self.pin(KRef::Promise(id))
     }

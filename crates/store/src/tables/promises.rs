@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{Malformed, Reader, Writer};
 use super::{KernelStore, Owner, keys};
-use crate::error::StoreError;
+use crate::error::{Record, StoreError};
 
 /// Where a promise stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,9 +229,8 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn existing_promise(&self, id: KPromiseId) -> Result<PromiseRecord, StoreError> {
-        self.promise(id)?.ok_or_else(|| StoreError::NotFound {
-            what: format!("kernel promise {id}"),
-        })
+        self.promise(id)?
+            .ok_or_else(|| StoreError::NotFound(Record::Promise(id)))
     }
 
     /// Writes the promise's record.
@@ -263,9 +262,8 @@ impl KernelStore {
     }
 
     fn existing_state(&self, id: KPromiseId) -> Result<PromiseState, StoreError> {
-        self.promise_state(id)?.ok_or_else(|| StoreError::NotFound {
-            what: format!("kernel promise {id}"),
-        })
+        self.promise_state(id)?
+            .ok_or_else(|| StoreError::NotFound(Record::Promise(id)))
     }
 
     /// Adds `ep` to the subscribers of an unresolved promise. Returns false (and changes

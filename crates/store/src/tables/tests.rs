@@ -5,7 +5,9 @@ use ocap_types::{
     ByteBuf, CapData, Checkpoint, EndpointId, KObjectId, KRef, VRef, Value, VatConfig, VatId,
 };
 
-use crate::{GcAction, GcKind, KernelStore, Owner, PromiseState, Store, StoreError, VatRecord};
+use crate::{
+    GcAction, GcKind, KernelStore, Owner, PromiseState, Record, Store, StoreError, VatRecord,
+};
 
 fn store() -> (tempfile::TempDir, KernelStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -213,7 +215,7 @@ fn pins_are_a_multiset_that_holds_the_object() {
     assert_eq!(store.object(object).unwrap().unwrap().counts.reachable, 0);
     assert!(matches!(
         store.pin_object(KObjectId(999)),
-        Err(StoreError::NotFound { .. })
+        Err(StoreError::NotFound(Record::Object(KObjectId(999))))
     ));
     store.end_crank().unwrap();
 }

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::error::StoreError;
+use crate::error::{BackupError, OpenError, StoreError};
 use crate::kv::Store;
 use crate::kv::open::tests::snapshot;
 
@@ -43,11 +43,11 @@ fn a_read_only_open_of_a_missing_store_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing-here");
     let err = Store::open_read_only(&missing).unwrap_err();
-    assert!(matches!(err, StoreError::BadPath { .. }), "{err}");
+    assert!(matches!(err, OpenError::BadPath { .. }), "{err}");
     assert!(!missing.exists());
     // An empty directory is no store either, and stays empty.
     let err = Store::open_read_only(dir.path()).unwrap_err();
-    assert!(matches!(err, StoreError::BadPath { .. }), "{err}");
+    assert!(matches!(err, OpenError::BadPath { .. }), "{err}");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
@@ -56,7 +56,7 @@ fn a_read_only_open_is_refused_while_the_store_is_open() {
     let dir = tempfile::tempdir().unwrap();
     let _open = Store::open(dir.path()).unwrap();
     let err = Store::open_read_only(dir.path()).unwrap_err();
-    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    assert!(matches!(err, OpenError::InUse { .. }), "{err}");
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn a_backup_never_writes_into_a_directory_that_is_not_empty() {
         .unwrap()
         .backup_to(dest.path())
         .unwrap_err();
-    assert!(matches!(err, StoreError::BadPath { .. }), "{err}");
+    assert!(matches!(err, BackupError::Destination { .. }), "{err}");
     assert_eq!(snapshot(dest.path()), before);
 }
 
@@ -111,7 +111,7 @@ fn a_walk_of_a_truncated_file_reports_it_corrupt() {
         .set_len(len / 2)
         .unwrap();
     let err = Store::walk_file(dir.path()).unwrap_err();
-    assert!(matches!(err, StoreError::CorruptFile { .. }), "{err}");
+    assert!(matches!(err, OpenError::CorruptFile { .. }), "{err}");
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn a_held_directory_lock_keeps_openers_out_while_the_file_is_walked() {
     store_with_keys(dir.path(), 5);
     let lock = Store::lock_dir(dir.path()).unwrap();
     let err = Store::open(dir.path()).unwrap_err();
-    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    assert!(matches!(err, OpenError::InUse { .. }), "{err}");
     assert_eq!(Store::walk_file(dir.path()).unwrap().entries, 6);
     let store = Store::open_read_only_locked(lock).unwrap();
     assert_eq!(store.get(b"k0004").unwrap(), Some(b"x".repeat(10)));

@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{DATA_FILE, bad_path};
-use crate::error::StoreError;
+use crate::error::OpenError;
 
 /// `MDB_MAGIC`: the first field of every LMDB meta.
 const MAGIC: u32 = 0xBEEF_C0DE;
@@ -50,9 +50,9 @@ struct Meta {
 
 /// Refuses a `data.mdb` whose header (the meta page LMDB would pick: the newer of the two)
 /// has a page size LMDB never writes or claims pages beyond the end of the file.
-pub(super) fn check_header(path: &Path) -> Result<(), StoreError> {
+pub(super) fn check_header(path: &Path) -> Result<(), OpenError> {
     let io_error = |err: std::io::Error| bad_path(path, format!("{DATA_FILE}: {err}"));
-    let corrupt = |reason: String| StoreError::CorruptFile {
+    let corrupt = |reason: String| OpenError::CorruptFile {
         path: path.to_path_buf(),
         reason,
     };

@@ -9,7 +9,7 @@ use heed::types::Bytes;
 use heed::{Database, EnvOpenOptions};
 
 use super::{DATA_FILE, LMDB_LOCK_FILE, round_map_size};
-use crate::error::StoreError;
+use crate::error::OpenError;
 use crate::kv::lock::LOCK_FILE;
 use crate::kv::{SCHEMA_KEY, Store};
 
@@ -41,7 +41,7 @@ pub(crate) fn snapshot(path: &Path) -> BTreeMap<String, (u64, u64)> {
 
 /// Opens `path`, expects a refusal, and checks that nothing on disk changed.
 #[track_caller]
-fn refused(path: &Path) -> StoreError {
+fn refused(path: &Path) -> OpenError {
     let before = snapshot(path);
     let err = Store::open(path).expect_err("opening bad input must fail");
     assert_eq!(snapshot(path), before, "open changed the files ({err})");
@@ -106,11 +106,11 @@ fn a_regular_file_is_not_a_store_directory() {
     let file = dir.path().join("file");
     fs::write(&file, b"not a directory").unwrap();
     let err = refused(&file);
-    assert!(matches!(err, StoreError::BadPath { ref reason, .. } if reason == "not a directory"));
+    assert!(matches!(err, OpenError::BadPath { ref reason, .. } if reason == "not a directory"));
     assert!(
         matches!(
             Store::open(&file.join("below")),
-            Err(StoreError::BadPath { .. })
+            Err(OpenError::BadPath { .. })
         ),
         "a path below a file"
     );
@@ -121,7 +121,7 @@ fn a_regular_file_is_not_a_store_directory() {
 fn a_data_file_that_is_a_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join(DATA_FILE)).unwrap();
-    assert!(matches!(refused(dir.path()), StoreError::BadPath { .. }));
+    assert!(matches!(refused(dir.path()), OpenError::BadPath { .. }));
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn random_bytes_are_a_corrupt_file() {
         fs::write(dir.path().join(DATA_FILE), noise(seed, len)).unwrap();
         let err = refused(dir.path());
         assert!(
-            matches!(err, StoreError::CorruptFile { .. }),
+            matches!(err, OpenError::CorruptFile { .. }),
             "seed {seed}: {err:?}"
         );
         for lock_file in [LMDB_LOCK_FILE, LOCK_FILE] {
@@ -165,7 +165,7 @@ fn a_truncated_store_is_a_corrupt_file() {
         fs::write(case.path().join(DATA_FILE), &full[..len]).unwrap();
         let err = refused(case.path());
         assert!(
-            matches!(err, StoreError::CorruptFile { .. }),
+            matches!(err, OpenError::CorruptFile { .. }),
             "truncated to {len}: {err:?}"
         );
         assert!(!case.path().join(LMDB_LOCK_FILE).exists());
@@ -194,7 +194,7 @@ fn a_foreign_lmdb_environment_is_refused() {
         make_foreign(dir.path(), named_db);
         let err = refused(dir.path());
         assert!(
-            matches!(err, StoreError::ForeignFile { .. }),
+            matches!(err, OpenError::ForeignFile { .. }),
             "{named_db:?}: {err:?}"
         );
         assert!(err.to_string().contains("is not an ocap store"), "{err}");
@@ -208,7 +208,7 @@ fn another_schema_version_is_refused() {
     let newer = (crate::SCHEMA_VERSION + 1).to_string();
     overwrite_schema(dir.path(), newer.as_bytes());
     match refused(dir.path()) {
-        StoreError::SchemaVersion { found, expected } => {
+        OpenError::SchemaVersion { found, expected } => {
             assert_eq!(found, newer);
             assert_eq!(expected, crate::SCHEMA_VERSION);
         }
@@ -223,7 +223,7 @@ fn a_version_no_migration_starts_from_or_not_written_by_a_store_is_refused() {
         make_store(dir.path(), 3);
         overwrite_schema(dir.path(), found.as_bytes());
         match refused(dir.path()) {
-            StoreError::SchemaVersion {
+            OpenError::SchemaVersion {
                 found: reported,
                 expected,
             } => assert_eq!(
@@ -287,7 +287,7 @@ fn a_header_claiming_pages_beyond_the_file_is_a_corrupt_file() {
         patch_meta(dir.path(), META_LAST_PAGE, &last_page.to_ne_bytes());
         let err = refused(dir.path());
         assert!(
-            matches!(err, StoreError::CorruptFile { .. }),
+            matches!(err, OpenError::CorruptFile { .. }),
             "last page {last_page}: {err:?}"
         );
     }
@@ -322,7 +322,7 @@ fn a_header_with_an_impossible_page_size_is_a_corrupt_file() {
         patch_meta(dir.path(), META_PAGE_SIZE, &page_size.to_ne_bytes());
         let err = refused(dir.path());
         assert!(
-            matches!(err, StoreError::CorruptFile { .. }),
+            matches!(err, OpenError::CorruptFile { .. }),
             "page size {page_size}: {err:?}"
         );
     }
@@ -335,7 +335,7 @@ fn a_store_in_use_is_refused_before_anything_is_read() {
     let holder = Store::open(dir.path()).unwrap();
     let err = refused(dir.path());
     assert!(
-        matches!(err, StoreError::InUse { pid: Some(pid), .. } if pid == std::process::id()),
+        matches!(err, OpenError::InUse { pid: Some(pid), .. } if pid == std::process::id()),
         "{err:?}"
     );
     assert_eq!(
@@ -350,12 +350,9 @@ fn a_store_in_use_is_refused_before_anything_is_read() {
     let mut damaged = fs::read(dir.path().join(DATA_FILE)).unwrap();
     damaged[..64].copy_from_slice(&noise(9, 64));
     fs::write(dir.path().join(DATA_FILE), damaged).unwrap();
-    assert!(matches!(refused(dir.path()), StoreError::InUse { .. }));
+    assert!(matches!(refused(dir.path()), OpenError::InUse { .. }));
     drop(holder);
-    assert!(matches!(
-        refused(dir.path()),
-        StoreError::CorruptFile { .. }
-    ));
+    assert!(matches!(refused(dir.path()), OpenError::CorruptFile { .. }));
 }
 
 #[test]
@@ -364,10 +361,7 @@ fn a_lock_held_by_an_opener_without_a_pid_names_none() {
     let lock_file = fs::File::create(dir.path().join(LOCK_FILE)).unwrap();
     lock_file.try_lock().unwrap();
     let err = refused(dir.path());
-    assert!(
-        matches!(err, StoreError::InUse { pid: None, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, OpenError::InUse { pid: None, .. }), "{err:?}");
     assert!(
         err.to_string().contains("is in use by another opener"),
         "{err}"
@@ -407,7 +401,7 @@ fn a_lock_file_that_cannot_be_opened_is_a_bad_path() {
     fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
     let err = refused(dir.path());
     assert!(
-        matches!(err, StoreError::BadPath { ref reason, .. } if reason.starts_with(LOCK_FILE)),
+        matches!(err, OpenError::BadPath { ref reason, .. } if reason.starts_with(LOCK_FILE)),
         "{err:?}"
     );
     assert!(!dir.path().join(DATA_FILE).exists(), "LMDB was reached");

@@ -1,0 +1,75 @@
+//! How to open a kernel ([`KernelConfig`]) and what a launch returns ([`LaunchResult`]).
+
+use std::time::Duration;
+
+use ocap_store::Durability;
+use ocap_types::{CapData, KRef, SubclusterId};
+use ocap_vat_manager::{LogSink, VatRegistry, WorkerConfig};
+
+/// How to open a kernel: [`KernelConfig::new`], then set the fields that differ from the
+/// defaults. `#[non_exhaustive]`, as the kernel's knobs grow: build it with `new`, never
+/// with a struct literal.
+///
+/// ```
+/// use std::time::Duration;
+/// use ocap_kernel::{Durability, KernelConfig, VatRegistry};
+///
+/// let mut config = KernelConfig::new(VatRegistry::new());
+/// config.durability = Durability::GROUP;
+/// config.bootstrap_timeout = Duration::from_secs(5);
+/// config.workers.program = Some("/usr/local/bin/ocap".into());
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct KernelConfig {
+    /// When committed cranks reach the disk.
+    pub durability: Durability,
+    /// The vat code this host provides.
+    pub registry: VatRegistry,
+    /// Where vat log lines go (besides `tracing`).
+    pub log_sink: Option<LogSink>,
+    /// How long `launch_subcluster` waits for the bootstrap result.
+    pub bootstrap_timeout: Duration,
+    /// How subprocess vats are started: the worker program (none by default, so launching
+    /// a subprocess vat fails) and the per-delivery time limit (30 s).
+    pub workers: WorkerConfig,
+    /// Wipe the store on open (spec §16.4 step 2): every vat, object, promise and queued
+    /// message is gone, and ids start again at 1.
+    pub reset_storage: bool,
+}
+
+impl std::fmt::Debug for KernelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelConfig")
+            .field("durability", &self.durability)
+            .field("registry", &self.registry)
+            .field("bootstrap_timeout", &self.bootstrap_timeout)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KernelConfig {
+    /// Defaults (every-crank durability, 60 s bootstrap timeout) with `registry`.
+    pub fn new(registry: VatRegistry) -> Self {
+        KernelConfig {
+            durability: Durability::EveryCrank,
+            registry,
+            log_sink: None,
+            bootstrap_timeout: Duration::from_secs(60),
+            workers: WorkerConfig::default(),
+            reset_storage: false,
+        }
+    }
+}
+
+/// A launched subcluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchResult {
+    /// Its id.
+    pub subcluster: SubclusterId,
+    /// The bootstrap vat's root object.
+    pub root: KRef,
+    /// What `bootstrap` returned.
+    pub bootstrap_result: CapData<KRef>,
+}
