@@ -1,6 +1,6 @@
 //! `alice`: a bootstrap vat that greets `bob` and reports his answer.
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Baggage, E, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn runtime() -> Box<dyn VatRuntime> {

@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{
     Args, Baggage, Class, ClassKit, Error, Guard, Kit, Logger, MapStore, MethodGuard, Object, Ref,
     Reply, Result, Runtime, SetStore, Val, Vat,

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Baggage, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn exporter_runtime() -> Box<dyn VatRuntime> {

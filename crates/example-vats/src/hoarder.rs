@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Baggage, Promise, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn runtime() -> Box<dyn VatRuntime> {

@@ -2,7 +2,7 @@
 //! launch, logging to the console channel (no tags) as they go, one that fails only when
 //! restarted, and `logger-vat`.
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Baggage, Error, Ref, Result, Runtime, Val, Vat};
 
 /// `throw-global`: a Rust vat has no module-level code, so the first thing its build

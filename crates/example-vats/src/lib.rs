@@ -42,7 +42,7 @@ mod tester;
 #[cfg(test)]
 mod tests;
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 
 /// Constructs a fresh runtime for one incarnation of a vat.
 pub type VatConstructor = fn() -> Box<dyn VatRuntime>;

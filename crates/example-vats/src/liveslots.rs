@@ -11,7 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{
     Baggage, Bootstrap, E, Error, ObjectBuilder, Promise, Ref, Resolver, Result, Runtime, Val, Vat,
 };

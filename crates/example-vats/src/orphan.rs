@@ -2,7 +2,7 @@
 //! to an ephemeral object of a provider, which a restart of the provider (or of the whole
 //! kernel) makes stale.
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Baggage, E, Error, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn provider() -> Box<dyn VatRuntime> {

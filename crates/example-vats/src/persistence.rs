@@ -7,7 +7,7 @@
 //! * `persistence-announcer`: sends a message while it builds, from its second incarnation
 //!   on.
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Baggage, E, Error, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn counter() -> Box<dyn VatRuntime> {

@@ -1,7 +1,7 @@
 //! `rejection-bootstrap` and `rejection-rejector`: a method that fails rejects its caller's
 //! result, and neither vat is hurt by it (spec §21.14).
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Baggage, E, Error, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn bootstrap_runtime() -> Box<dyn VatRuntime> {

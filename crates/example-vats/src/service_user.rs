@@ -1,6 +1,6 @@
 //! `service-vat` (spec §21.18): a bootstrap vat that calls the kernel service `testService`.
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Baggage, E, Error, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn runtime() -> Box<dyn VatRuntime> {

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use ocap_types::VatRuntime;
+use ocap_vat::VatRuntime;
 use ocap_vat::{Args, Baggage, E, Error, ObjectBuilder, Ref, Result, Runtime, Val, Vat};
 
 pub(crate) fn runtime() -> Box<dyn VatRuntime> {
