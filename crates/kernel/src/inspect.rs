@@ -36,8 +36,8 @@ pub use listing::{
 pub use ocap_store::{
     CListEntry, CheckReport, DanglingRef, DirLock, FileWalk, GcAction, GcKind, Holder,
     Inconsistency, KernelStore, MessagePart, ObjectRecord, Owner, PromiseRecord, PromiseState,
-    QueueBounds, QueueProblem, RefCounts, RefcountMismatch, StoredCount, SubclusterRecord,
-    VatRecord,
+    QueueBounds, QueueProblem, RefCounts, RefcountMismatch, StoreUsage, StoredCount,
+    SubclusterRecord, VatRecord,
 };
 pub use ocap_types::{ByteBuf, EndpointId, Message, RunQueueItem, VRef};
 pub use offline::{OfflineStore, walk_store_file};

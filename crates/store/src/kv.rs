@@ -44,7 +44,7 @@ use lock::StoreLock;
 pub(crate) use migrate::MigrationTxn;
 #[cfg(test)]
 pub(crate) use migrate::fault;
-pub use offline::DirLock;
+pub use offline::{DirLock, StoreUsage};
 pub use open::FileWalk;
 #[cfg(test)]
 pub(crate) use open::tests::snapshot;

@@ -142,3 +142,37 @@ impl Store {
         res
     }
 }
+
+/// What a store's committed state takes up ([`Store::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreUsage {
+    /// Entries in the kernel's database, the store's own keys included.
+    pub entries: u64,
+    /// Branch, leaf and overflow pages of its B-tree: the bytes in use are this times
+    /// `page_size`.
+    pub tree_pages: u64,
+    /// Pages of the file up to the highest one ever used (free pages are reused, so this
+    /// grows only when the tree outgrows what was freed).
+    pub file_pages: u64,
+    /// The page size.
+    pub page_size: u32,
+}
+
+impl Store {
+    /// The space the committed state takes (what a group commit has not written yet is
+    /// not counted): for growth measurements (`soak` bench) and tools.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if LMDB fails.
+    pub fn usage(&self) -> Result<StoreUsage, crate::error::StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let stat = self.db.stat(&rtxn)?;
+        let info = self.env.info();
+        Ok(StoreUsage {
+            entries: stat.entries as u64,
+            tree_pages: (stat.branch_pages + stat.leaf_pages + stat.overflow_pages) as u64,
+            file_pages: info.last_page_number as u64 + 1,
+            page_size: stat.page_size,
+        })
+    }
+}
