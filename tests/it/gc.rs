@@ -208,6 +208,37 @@ fn bring_out_your_dead_drops_then_retires_an_import() {
     gc.test.assert_refcounts_consistent();
 }
 
+#[test]
+fn reaping_one_vat_reaps_that_vat_alone() {
+    let gc = Gc::launch();
+    let object = gc.create_object("test-object");
+    gc.store_import(object, Some("test-object"));
+    // Only the importer's weak map holds it now.
+    gc.importer_call("makeWeak", vec![Value::str("test-object")]);
+    let importer_vat = gc.importer.0;
+    let reachable = || {
+        gc.kernel()
+            .inspect(move |s| s.clist_entry(EndpointId::Vat(importer_vat), KRef::Object(object)))
+            .unwrap()
+            .unwrap()
+            .map(|entry| entry.reachable)
+    };
+    // Reaping the exporter leaves the importer's import as it was.
+    gc.kernel().reap_vat(gc.exporter.0).unwrap();
+    gc.kernel().run_until_idle(WAIT).unwrap();
+    assert_eq!(reachable(), Some(true));
+    assert_eq!(gc.counts(object), (2, 2));
+    // Reaping the importer drops it.
+    gc.kernel().reap_vat(importer_vat).unwrap();
+    gc.kernel().run_until_idle(WAIT).unwrap();
+    assert_eq!(reachable(), Some(false));
+    assert_eq!(gc.counts(object), (1, 2));
+    // Only a running vat can be reaped.
+    let err = gc.kernel().reap_vat(ocap_types::VatId(99)).unwrap_err();
+    assert_eq!(err.to_string(), "Vat does not exist.");
+    gc.test.assert_refcounts_consistent();
+}
+
 /// A host's result is pinned, so cleaning up the vat that imported and settled it releases
 /// only that vat's holds: the result, fulfilled with another vat's object, stays and still
 /// forwards what the host sends to it.

@@ -324,6 +324,16 @@ impl Kernel {
         self.call(|core, state| lifecycle::reap_vats(core, state))?
     }
 
+    /// Schedules a `bringOutYourDead` for one running vat (spec §6.5): it reports what it no
+    /// longer uses, and what that frees is collected in the cranks that follow.
+    ///
+    /// # Errors
+    /// [`KernelError::Vat`] (`Vat does not exist.`) for a vat that is not running;
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn reap_vat(&self, vat: VatId) -> Result<(), KernelError> {
+        self.call(move |core, state| lifecycle::reap_vat(core, state, vat))?
+    }
+
     /// Debug garbage collection (spec §17): cleans up every terminated vat completely, then
     /// collects what became unreachable.
     ///

@@ -124,6 +124,21 @@ fn cleanup_and_collect(crank: &mut Crank<'_>) -> Result<(), KernelError> {
 }
 
 /// Schedules a `bringOutYourDead` for every running vat (spec §6.5, §14.6).
+/// Schedules a `bringOutYourDead` for one running vat.
+pub(crate) fn reap_vat(
+    core: &Core,
+    state: &mut KernelState,
+    vat: VatId,
+) -> Result<(), KernelError> {
+    if !core.vats.is_running(vat) {
+        return Err(VatError::NoSuchVat(vat).into());
+    }
+    state.transaction(|crank| -> Result<(), KernelError> {
+        Ok(crank.store_mut().schedule_reap(EndpointId::Vat(vat))?)
+    })?;
+    Ok(())
+}
+
 pub(crate) fn reap_vats(core: &Core, state: &mut KernelState) -> Result<(), KernelError> {
     state.transaction(|crank| -> Result<(), KernelError> {
         for vat in core.vats.running() {

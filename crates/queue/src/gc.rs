@@ -208,23 +208,20 @@ fn collect_object(
     }
 }
 
-/// Tells every vat that imports the object to retire it, then deletes it (spec §14.4).
+/// Tells every endpoint that imports the object to retire it, then deletes it (spec
+/// §14.4). The importers come from the store's importer index: the work is proportional to
+/// them, not to the number of vats.
 fn retire_kernel_object(
     store: &mut KernelStore,
     id: KObjectId,
     actions: &mut Vec<GcAction>,
 ) -> Result<(), StoreError> {
-    for vat in store.vat_ids()? {
-        let ep = EndpointId::Vat(vat);
-        if let Some(entry) = store.clist_entry(ep, KRef::Object(id))?
-            && !entry.vref.is_export()
-        {
-            actions.push(GcAction {
-                endpoint: ep,
-                kind: GcKind::RetireImport,
-                object: id,
-            });
-        }
+    for ep in store.importers(id)? {
+        actions.push(GcAction {
+            endpoint: ep,
+            kind: GcKind::RetireImport,
+            object: id,
+        });
     }
     store.delete_object(id)
 }

@@ -415,7 +415,8 @@ fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
     // This build's open migrates it. It has no GC actions, reaps or pins, so step 1 → 2
     // changes no key; step 2 → 3 adds each promise's import entries to its count and pins
     // every settled promise; step 3 → 4 recounts the objects (their importers count, their
-    // owner baseline is gone); after that the audit finds every count right.
+    // owner baseline is gone); after that the audit finds every count (and the importer
+    // index) right.
     let current = fixture_copy();
     let store = KernelStore::new(Store::open(current.path()).unwrap());
     let report = store.check().unwrap();
@@ -428,8 +429,20 @@ fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
         .filter(|k| !(k.starts_with("pin.kp") || k.starts_with("kp") && k.ends_with(".rc")))
         .collect();
     // ko2 (bob's root, imported by alice and the tester) and ko4 (the counter's root,
-    // imported by the tester) gain their importers; the others' counts stay.
-    assert_eq!(changed, ["ko2", "ko4"], "only counts and pins change");
+    // imported by the tester) gain their importers; the others' counts stay. Step 4 → 5
+    // indexes every object import.
+    assert_eq!(
+        changed,
+        [
+            "imp.ko2.v1",
+            "imp.ko2.v3",
+            "imp.ko4.v3",
+            "imp.ko5.v3",
+            "ko2",
+            "ko4"
+        ],
+        "only counts, pins and the importer index change"
+    );
     assert_eq!(
         store.pinned_promises().unwrap().len(),
         11,

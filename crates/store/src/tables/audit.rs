@@ -116,6 +116,7 @@ impl KernelStore {
         let objects = audit.objects()?;
         let promises = audit.promises()?;
         audit.clists(&objects)?;
+        audit.importer_index()?;
         audit.owners(&objects);
         audit.promise_holds(&promises);
         audit.queues(&promises)?;
@@ -299,6 +300,39 @@ impl<'s> Audit<'s> {
                 }
             }
             self.clists.insert(ep, by_kref);
+        }
+        Ok(())
+    }
+
+    /// The importer index must list exactly the endpoints whose c-lists import each object.
+    fn importer_index(&mut self) -> Result<(), StoreError> {
+        let mut indexed = BTreeSet::new();
+        let prefix = keys::IMPORTER_PREFIX;
+        for (key, _) in self.store.kv.scan_prefix(prefix)? {
+            let parsed = std::str::from_utf8(&key[prefix.len()..])
+                .ok()
+                .and_then(|text| text.split_once('.'))
+                .and_then(|(object, ep)| Some((object.parse().ok()?, ep.parse().ok()?)));
+            let (object, endpoint): (KObjectId, EndpointId) =
+                parsed.ok_or_else(|| StoreError::corrupt("importers", &key, "bad key"))?;
+            indexed.insert((object, endpoint));
+        }
+        let mut imported = BTreeSet::new();
+        for (endpoint, clist) in &self.clists {
+            for (kref, (vref, _)) in clist {
+                if let (KRef::Object(object), false) = (kref, vref.is_export()) {
+                    imported.insert((*object, *endpoint));
+                }
+            }
+        }
+        for (object, endpoint) in indexed.symmetric_difference(&imported) {
+            self.report
+                .inconsistencies
+                .push(Inconsistency::ImporterIndex {
+                    object: *object,
+                    endpoint: *endpoint,
+                    indexed: indexed.contains(&(*object, *endpoint)),
+                });
         }
         Ok(())
     }

@@ -67,7 +67,28 @@ impl KernelStore {
     ) -> Result<(), StoreError> {
         self.kv
             .set(&keys::clist(ep, vref), kref.to_string().as_bytes())?;
+        if let (KRef::Object(id), false) = (kref, vref.is_export()) {
+            self.kv.set(&keys::importer(id, ep), b"")?;
+        }
         self.write_flag(ep, kref, vref, true)
+    }
+
+    /// The endpoints whose c-lists import object `id`, from the importer index.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an index key that does not parse.
+    pub fn importers(&self, id: ocap_types::KObjectId) -> Result<Vec<EndpointId>, StoreError> {
+        let prefix = keys::importers_prefix(id);
+        self.kv
+            .scan_prefix(&prefix)?
+            .iter()
+            .map(|(key, _)| {
+                std::str::from_utf8(&key[prefix.len()..])
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or_else(|| StoreError::corrupt("importers", key, "bad endpoint"))
+            })
+            .collect()
     }
 
     fn write_flag(
@@ -205,6 +226,9 @@ impl KernelStore {
         vref: VRef,
     ) -> Result<(), StoreError> {
         self.kv.delete(&keys::clist(ep, vref))?;
+        if let (KRef::Object(id), false) = (kref, vref.is_export()) {
+            self.kv.delete(&keys::importer(id, ep))?;
+        }
         self.kv.delete(&keys::clist(ep, kref))
     }
 

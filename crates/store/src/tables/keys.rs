@@ -113,6 +113,24 @@ pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Vec<u8> {
     buf
 }
 
+/// The importer index (schema version 5): `imp.<ko>.<ep>` (empty value) for every endpoint
+/// whose c-list imports object `<ko>` (`o-N`), so that the importers of an object are one
+/// prefix scan away instead of a lookup in every endpoint's c-list.
+pub(crate) const IMPORTER_PREFIX: &[u8] = b"imp.";
+
+pub(crate) fn importers_prefix(id: KObjectId) -> Vec<u8> {
+    let mut buf = IMPORTER_PREFIX.to_vec();
+    KRef::Object(id).push_to(&mut buf);
+    buf.push(b'.');
+    buf
+}
+
+pub(crate) fn importer(id: KObjectId, ep: EndpointId) -> Vec<u8> {
+    let mut buf = importers_prefix(id);
+    ep.push_to(&mut buf);
+    buf
+}
+
 pub(crate) fn endpoint_counter(ep: EndpointId, promise: bool) -> Vec<u8> {
     let kind = if promise { 'p' } else { 'o' };
     text(format_args!("{ep}.n.{kind}"))

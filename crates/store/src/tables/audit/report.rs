@@ -343,6 +343,16 @@ pub enum Inconsistency {
         /// Its decider.
         decider: EndpointId,
     },
+    /// The importer index (`imp.<ko>.<ep>`) disagrees with the c-lists: `endpoint` imports
+    /// `object` without an index key (`indexed` false), or has an index key but no import.
+    ImporterIndex {
+        /// The object.
+        object: KObjectId,
+        /// The endpoint.
+        endpoint: EndpointId,
+        /// True for an index key without an import.
+        indexed: bool,
+    },
 }
 
 /// What is wrong with a queue.
@@ -448,6 +458,30 @@ impl fmt::Display for Inconsistency {
                 f,
                 "{promise}: unresolved, decided by {decider}, which is not a live vat"
             ),
+            Inconsistency::ImporterIndex {
+                object,
+                endpoint,
+                indexed,
+            } => importer_index(f, *object, *endpoint, *indexed),
         }
+    }
+}
+
+fn importer_index(
+    f: &mut fmt::Formatter<'_>,
+    object: KObjectId,
+    endpoint: EndpointId,
+    indexed: bool,
+) -> fmt::Result {
+    if indexed {
+        write!(
+            f,
+            "{object}: the importer index names {endpoint}, whose c-list does not import it"
+        )
+    } else {
+        write!(
+            f,
+            "{object}: {endpoint} imports it, but the importer index does not say so"
+        )
     }
 }

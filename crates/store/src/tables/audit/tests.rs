@@ -362,3 +362,24 @@ fn an_unresolved_promise_decided_by_a_vat_that_is_not_live_is_reported() {
     world.store.set_decider(world.pending, None).unwrap();
     assert_eq!(check(&world.store), CONSISTENT);
 }
+
+#[test]
+fn the_importer_index_must_match_the_clists() {
+    let mut world = World::new();
+    let key = crate::tables::keys::importer(world.root, vat(2));
+    world.store.kv.delete(&key).unwrap();
+    assert_eq!(
+        check(&world.store),
+        "ko1: v2 imports it, but the importer index does not say so"
+    );
+    world.store.kv.set(&key, b"").unwrap();
+    world
+        .store
+        .kv
+        .set(&crate::tables::keys::importer(world.gift, vat(2)), b"")
+        .unwrap();
+    assert_eq!(
+        check(&world.store),
+        "ko2: the importer index names v2, whose c-list does not import it"
+    );
+}
