@@ -14,17 +14,21 @@
 //! 0 (it was 6 keys, about 358 B, per ping-pong round trip before settled promises were
 //! collected).
 //!
-//! `cargo bench -p ocap-tests --bench soak` runs both cases with 10⁵ round trips (`--quick`:
-//! 10⁴); `cargo bench -p ocap-tests --bench soak -- pingpong 1000000 50000` runs one case
-//! as given.
+//! `restart ENTRIES` measures something else the same issue asks for: the restart of a vat
+//! in a worker process whose vat store holds ENTRIES baggage entries (filled 50,000 per
+//! delivery), five times, each until its first answer.
+//!
+//! `cargo bench -p ocap-tests --bench soak` runs both soak cases with 10⁵ round trips
+//! (`--quick`: 10⁴); `cargo bench -p ocap-tests --bench soak -- pingpong 1000000 50000` runs
+//! one case as given, `-- restart 1000000` the restart.
 
 #![allow(clippy::unwrap_used)] // a benchmark: any failure is a panic with its cause
 
 use std::time::Instant;
 
 use ocap_kernel::Durability;
-use ocap_tests::{TestKernel, WAIT, cluster, config, decode, roots};
-use ocap_types::{KRef, Value};
+use ocap_tests::{TestKernel, WAIT, cluster, config, decode, roots, worker_program};
+use ocap_types::{ClusterConfig, KRef, Value, VatConfig, WorkerKind};
 
 /// One measurement after a chunk.
 struct Sample {
@@ -150,6 +154,58 @@ fn run(case: &str, total: u64, size: u64) {
     println!("{case}: refcount audit clean");
 }
 
+fn restart(entries: u64) {
+    let mut config = config();
+    config.durability = Durability::GROUP;
+    config.workers.program = Some(worker_program());
+    let test = TestKernel::with_config(config);
+    let vat = VatConfig::named("tester").with_worker(WorkerKind::Subprocess);
+    test.launch(
+        &ClusterConfig::builder("big")
+            .vat("big", vat)
+            .build()
+            .unwrap(),
+    );
+    let (vat, root) = roots(&test.kernel)[0];
+    let ask = |method: &str, args: Vec<Value>| {
+        let handle = test.kernel.queue_message(root, method, args).unwrap();
+        let answer = decode(&handle.wait(WAIT * 30).unwrap());
+        test.kernel
+            .release(KRef::Promise(handle.promise().unwrap()))
+            .unwrap();
+        answer
+    };
+    let mut from = 0;
+    while from < entries {
+        let n = 50_000.min(entries - from);
+        let args = vec![Value::Int(from as i64), Value::Int(n as i64)];
+        assert_eq!(ask("fill", args), Value::Int(n as i64));
+        from += n;
+    }
+    let bytes = test
+        .kernel
+        .inspect(move |s| s.vatstore_usage(vat))
+        .unwrap()
+        .unwrap();
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            test.kernel.restart_vat(vat).unwrap();
+            let last = format!("k{}", entries - 1);
+            assert_eq!(
+                ask("load", vec![Value::str(last)]),
+                Value::Int(entries as i64 - 1)
+            );
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "restart: worker vat with {entries} vat-store entries ({bytes} B): restart until its first answer {:.0} ms (median of 5; {:.0}..{:.0} ms)",
+        times[2], times[0], times[4]
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -157,6 +213,7 @@ fn main() {
         .collect();
     let quick = std::env::args().any(|a| a == "--quick");
     match args.as_slice() {
+        [case, entries] if case == "restart" => restart(entries.parse().expect("ENTRIES")),
         [case, total, size] => run(
             case,
             total.parse().expect("TOTAL"),
@@ -167,6 +224,6 @@ fn main() {
             run("pingpong", total, total / 20);
             run("trade", total / 10, total / 200);
         }
-        _ => panic!("usage: soak [--quick] [pingpong|trade TOTAL CHUNK]"),
+        _ => panic!("usage: soak [--quick] [pingpong|trade TOTAL CHUNK | restart ENTRIES]"),
     }
 }

@@ -22,6 +22,7 @@ const VATS_KEY: &str = "vats";
 ///   `exit_cleanly(reason)` → the same as a clean exit;
 /// * `call(target, method, args?)` → sends and answers the awaited reply;
 ///   `send_only(target, method, args?)` → sends, answers `"sent"` without waiting;
+/// * `fill(from, n)` → n baggage keys `k<from>..`; answers n;
 /// * `call_many(target, method, n)`, `trade_many(target, n)` → n calls, or n trades of
 ///   fresh objects and promises both ways with `target.trade(counter, promise)`; answer n;
 /// * `pending()` → a promise that never settles (the result stays unresolved);
@@ -36,7 +37,7 @@ fn build(vat: &Vat, parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
         vat.name()
     ));
     let parameters = parameters.clone();
-    Ok(trades(vat.object("tester"))
+    Ok(bulk(trades(vat.object("tester")))
         .method("echo", |_vat, args| Ok(args.val_or_undefined(0)))
         .method("fail", |_vat, args| -> Result<Val> {
             Err(Error::new(args.str(0)?))
@@ -132,6 +133,19 @@ fn trades(builder: ObjectBuilder) -> ObjectBuilder {
                 Val::Promise(promise),
             ]))
         })
+}
+
+/// `fill(from, n)`: writes baggage keys `k<from>` .. `k<from + n - 1>` (values: their
+/// numbers), for measuring vats with large stores; answers n.
+fn bulk(builder: ObjectBuilder) -> ObjectBuilder {
+    builder.method("fill", |vat, args| {
+        let (from, n) = (args.int(0)?, args.int(1)?);
+        let baggage = vat.baggage();
+        for i in from..from + n {
+            baggage.set(&format!("k{i}"), i)?;
+        }
+        Ok(n)
+    })
 }
 
 /// The optional third argument of `call` and `send_only`: the arguments to send.
