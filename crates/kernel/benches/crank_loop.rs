@@ -21,6 +21,12 @@ use ocap_types::{
     VatConfig, VatHost, VatRuntime, VatStart, WorkerKind,
 };
 
+// The allocator is a choice of the binary, not of the library crates (issue 14): mimalloc
+// takes about a sixth off the instructions per crank (docs/performance.md). Remove these
+// two lines to measure with the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `start(peer, n)`: pings `peer` n times in sequence, then answers n. `ping()`: "pong".
 #[derive(Default)]
 struct PingPong {

@@ -89,7 +89,7 @@ impl<T: Serialize + DeserializeOwned> StoredQueue<T> {
             head: self.bounds.head + 1,
             ..self.bounds
         };
-        store.write_bounds(&self.name, next)?;
+        store.write_head(&self.name, next.head)?;
         self.bounds = next;
         Ok(())
     }
@@ -109,7 +109,7 @@ impl<T: Serialize + DeserializeOwned> StoredQueue<T> {
             tail: self.bounds.tail + 1,
             ..self.bounds
         };
-        store.write_bounds(&self.name, next)?;
+        store.write_tail(&self.name, next.tail)?;
         self.bounds = next;
         ocap_types::cbor::from_slice(&bytes)
             .map(Some)

@@ -65,8 +65,7 @@ impl KernelStore {
         kref: KRef,
         vref: VRef,
     ) -> Result<(), StoreError> {
-        self.kv
-            .set(&keys::clist(ep, vref), kref.to_string().as_bytes())?;
+        self.kv.set(&keys::clist(ep, vref), &keys::part(kref))?;
         if let (KRef::Object(id), false) = (kref, vref.is_export()) {
             self.kv.set(&keys::importer(id, ep), b"")?;
         }
@@ -98,9 +97,8 @@ impl KernelStore {
         vref: VRef,
         reachable: bool,
     ) -> Result<(), StoreError> {
-        let flag = if reachable { 'R' } else { '_' };
         self.kv
-            .set(&keys::clist(ep, kref), format!("{flag} {vref}").as_bytes())
+            .set(&keys::clist(ep, kref), &keys::flagged(reachable, vref))
     }
 
     /// Clears the reachable flag; for an imported object that still exists this releases

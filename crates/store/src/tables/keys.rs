@@ -76,14 +76,18 @@ pub(crate) const COUNTER_PROMISE: &str = "n.kp";
 pub(crate) const COUNTER_VAT: &str = "n.v";
 pub(crate) const COUNTER_SUBCLUSTER: &str = "n.s";
 
+/// Room for the longest of the hot keys (`v123.c.kp12345678901234567890`, `queue.run.<n>`)
+/// without a reallocation.
+const KEY_CAPACITY: usize = 48;
+
 pub(crate) fn object(id: KObjectId) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(12);
+    let mut buf = Vec::with_capacity(KEY_CAPACITY);
     KRef::Object(id).push_to(&mut buf);
     buf
 }
 
 pub(crate) fn promise(id: KPromiseId) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(16);
+    let mut buf = Vec::with_capacity(KEY_CAPACITY);
     KRef::Promise(id).push_to(&mut buf);
     buf
 }
@@ -95,7 +99,7 @@ pub(crate) fn promise_refcount(id: KPromiseId) -> Vec<u8> {
 }
 
 pub(crate) fn endpoint_prefix(ep: EndpointId) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(8);
+    let mut buf = Vec::with_capacity(KEY_CAPACITY);
     ep.push_to(&mut buf);
     buf.push(b'.');
     buf
@@ -211,16 +215,52 @@ pub(crate) fn reap_member(ep: EndpointId) -> Vec<u8> {
 
 pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 
+fn queue_key(name: &str) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(KEY_CAPACITY);
+    buf.extend_from_slice(b"queue.");
+    buf.extend_from_slice(name.as_bytes());
+    buf.push(b'.');
+    buf
+}
+
 pub(crate) fn queue_head(name: &str) -> Vec<u8> {
-    text(format_args!("queue.{name}.head"))
+    let mut buf = queue_key(name);
+    buf.extend_from_slice(b"head");
+    buf
 }
 
 pub(crate) fn queue_tail(name: &str) -> Vec<u8> {
-    text(format_args!("queue.{name}.tail"))
+    let mut buf = queue_key(name);
+    buf.extend_from_slice(b"tail");
+    buf
 }
 
 pub(crate) fn queue_entry(name: &str, index: u64) -> Vec<u8> {
-    text(format_args!("queue.{name}.{index}"))
+    let mut buf = queue_key(name);
+    push_u64(&mut buf, index);
+    buf
+}
+
+/// The text of a kref or vref, as c-list values hold them.
+pub(crate) fn part(r: impl KeyPart) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(KEY_CAPACITY);
+    r.push_to(&mut buf);
+    buf
+}
+
+/// A c-list entry's kref side value: `R <vref>` (reachable) or `_ <vref>`.
+pub(crate) fn flagged(reachable: bool, vref: VRef) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(KEY_CAPACITY);
+    buf.extend_from_slice(if reachable { b"R " } else { b"_ " });
+    vref.push_to(&mut buf);
+    buf
+}
+
+/// The decimal text of `n`, as values of counters and queue bounds are stored.
+pub(crate) fn decimal(n: u64) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(20);
+    push_u64(&mut buf, n);
+    buf
 }
 
 pub(crate) fn kernel_service(name: &str) -> Vec<u8> {

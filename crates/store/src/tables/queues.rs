@@ -95,10 +95,24 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn write_bounds(&mut self, name: &str, bounds: QueueBounds) -> Result<(), StoreError> {
-        self.kv
-            .set(&keys::queue_head(name), bounds.head.to_string().as_bytes())?;
-        self.kv
-            .set(&keys::queue_tail(name), bounds.tail.to_string().as_bytes())
+        self.write_head(name, bounds.head)?;
+        self.write_tail(name, bounds.tail)
+    }
+
+    /// Writes the queue's head alone (a push moves only the head).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn write_head(&mut self, name: &str, head: u64) -> Result<(), StoreError> {
+        self.kv.set(&keys::queue_head(name), &keys::decimal(head))
+    }
+
+    /// Writes the queue's tail alone (a pop moves only the tail).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn write_tail(&mut self, name: &str, tail: u64) -> Result<(), StoreError> {
+        self.kv.set(&keys::queue_tail(name), &keys::decimal(tail))
     }
 
     /// Writes entry `index` of queue `name` (the caller advances the head).
@@ -140,7 +154,7 @@ impl KernelStore {
             })?;
         self.queue_write_entry(name, bounds.head, item)?;
         bounds.head += 1;
-        self.write_bounds(name, bounds)
+        self.write_head(name, bounds.head)
     }
 
     /// Deletes queue `name` and its entries (a no-op if absent).
