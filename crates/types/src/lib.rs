@@ -42,7 +42,7 @@ pub use frame::{
     StartAssembler, StartHeader, StateError, WorkerFrame, decode_frame_body, encode_frame,
 };
 pub use item::RunQueueItem;
-pub use limits::{MAX_VATSTORE_KEY_BYTES, VatLimits};
+pub use limits::{MAX_DELIVERY_VATSTORE_BYTES, MAX_VATSTORE_KEY_BYTES, VatLimits};
 pub use refs::{
     EndpointId, ExportId, KObjectId, KPromiseId, KRef, ParseRefError, RemoteId, SubclusterId, VRef,
     VatId,

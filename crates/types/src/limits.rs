@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 /// under a prefix of its own, and LMDB keys are at most 511 bytes.
 pub const MAX_VATSTORE_KEY_BYTES: usize = 400;
 
+/// The most a vat may change of its vat store in one delivery, in the bytes
+/// [`crate::Checkpoint::change_bytes`] counts: below the 16 MiB frame limit with room for
+/// the encoding, so that the same limit holds for a vat in the kernel's process and for one
+/// in a worker process (whose changes travel in one frame).
+pub const MAX_DELIVERY_VATSTORE_BYTES: u32 = 12 << 20;
+
 /// Limits on one vat, set per vat in its config (`"limits": {…}`, camelCase names); each
 /// field left out keeps its default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +33,10 @@ pub struct VatLimits {
     /// Messages the vat sent that may wait in the kernel's queues at once (in the run
     /// queue, or in the queue of a promise nobody has settled yet).
     pub queued_messages: u64,
+    /// Bytes of vat-store changes in one delivery (or start), as
+    /// [`crate::Checkpoint::change_bytes`] counts them (at most
+    /// [`MAX_DELIVERY_VATSTORE_BYTES`]).
+    pub delivery_vatstore_bytes: u32,
 }
 
 impl Default for VatLimits {
@@ -38,6 +48,7 @@ impl Default for VatLimits {
             vatstore_value_bytes: 1 << 20,
             vatstore_total_bytes: 1 << 30,
             queued_messages: 1_000_000,
+            delivery_vatstore_bytes: 8 << 20,
         }
     }
 }
@@ -83,6 +94,13 @@ impl VatLimits {
         self
     }
 
+    /// The limits with [`VatLimits::delivery_vatstore_bytes`] replaced.
+    #[must_use]
+    pub fn with_delivery_vatstore_bytes(mut self, bytes: u32) -> Self {
+        self.delivery_vatstore_bytes = bytes;
+        self
+    }
+
     /// The limits with [`VatLimits::message_bytes`] replaced.
     #[must_use]
     pub fn with_message_bytes(mut self, bytes: u32) -> Self {
@@ -100,6 +118,13 @@ impl VatLimits {
         }
         if self.syscalls_per_delivery == 0 || self.message_bytes == 0 {
             return Some("syscallsPerDelivery and messageBytes must be at least 1".to_owned());
+        }
+        if self.delivery_vatstore_bytes == 0
+            || self.delivery_vatstore_bytes > MAX_DELIVERY_VATSTORE_BYTES
+        {
+            return Some(format!(
+                "deliveryVatstoreBytes must be between 1 and {MAX_DELIVERY_VATSTORE_BYTES}"
+            ));
         }
         None
     }

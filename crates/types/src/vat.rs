@@ -119,9 +119,29 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// What one entry costs beyond its key and value: more than its encoding's headers.
+    pub const ENTRY_OVERHEAD: u64 = 24;
+
     /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
         self.sets.is_empty() && self.deletes.is_empty()
+    }
+
+    /// The bytes these changes count for against a vat's `deliveryVatstoreBytes`: every
+    /// key and value, plus [`Checkpoint::ENTRY_OVERHEAD`] per entry set or deleted (so the
+    /// count bounds the encoded size, however small the entries).
+    pub fn change_bytes(&self) -> u64 {
+        let len = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let sets = self.sets.iter().map(|(key, value)| {
+            len(key.len())
+                .saturating_add(len(value.0.len()))
+                .saturating_add(Self::ENTRY_OVERHEAD)
+        });
+        let deletes = self
+            .deletes
+            .iter()
+            .map(|key| len(key.len()).saturating_add(Self::ENTRY_OVERHEAD));
+        sets.chain(deletes).fold(0, u64::saturating_add)
     }
 }
 

@@ -23,6 +23,8 @@ pub enum LimitExceeded {
     VatstoreTotal,
     /// A send while `queuedMessages` of the vat's messages wait in the queues.
     QueuedMessages,
+    /// More vat-store changes in one delivery than `deliveryVatstoreBytes`.
+    DeliveryVatstore,
 }
 
 impl LimitExceeded {
@@ -35,6 +37,9 @@ impl LimitExceeded {
             LimitExceeded::VatstoreValue => "vat stored a value larger than its limit",
             LimitExceeded::VatstoreTotal => "vat exceeded its vat-store size limit",
             LimitExceeded::QueuedMessages => "vat exceeded its limit of queued messages",
+            LimitExceeded::DeliveryVatstore => {
+                "vat changed more of its vat store in one delivery than its limit"
+            }
         }
     }
 }
@@ -51,8 +56,9 @@ pub(crate) fn check_value(data: &CapData<VRef>, limits: &VatLimits) -> Result<()
     Ok(())
 }
 
-/// Every key and value of a checkpoint within the per-entry limits (the total is checked
-/// by the store, which knows the vat store's size).
+/// Every key and value of a checkpoint within the per-entry limits, and the whole within
+/// the per-delivery limit (the store's total is checked by the store, which knows the vat
+/// store's size).
 pub(crate) fn check_checkpoint(
     checkpoint: &Checkpoint,
     limits: &VatLimits,
@@ -70,6 +76,9 @@ pub(crate) fn check_checkpoint(
     }
     if checkpoint.deletes.iter().any(bad_key) {
         return Err(LimitExceeded::VatstoreKey);
+    }
+    if checkpoint.change_bytes() > u64::from(limits.delivery_vatstore_bytes) {
+        return Err(LimitExceeded::DeliveryVatstore);
     }
     Ok(())
 }

@@ -183,6 +183,33 @@ fn a_vat_cannot_have_more_messages_queued_than_its_limit() {
     test.assert_refcounts_consistent();
 }
 
+/// One delivery's vat-store changes are bounded too, alike for a vat in the kernel's
+/// process and one in a worker, whose changes travel in one frame: past the frame, a
+/// worker's delivery used to fail with the worker's own report, while the same vat in the
+/// kernel's process went on.
+#[test]
+fn a_vat_cannot_change_more_of_its_store_in_one_delivery_than_its_limit() {
+    let limits = VatLimits::default().with_delivery_vatstore_bytes(1000);
+    let (test, probe, _) = limited_probe(limits);
+    assert_eq!(
+        call(
+            &test.kernel,
+            probe,
+            "put",
+            vec![Value::str("a"), Value::Int(600)]
+        ),
+        Ok(Value::str("put"))
+    );
+    assert_over_limit(
+        &test,
+        probe,
+        "put",
+        vec![Value::str("b"), Value::Int(2000)],
+        LimitExceeded::DeliveryVatstore.reason(),
+    );
+    test.assert_refcounts_consistent();
+}
+
 #[test]
 fn limits_that_cannot_work_are_refused_at_launch() {
     let test = TestKernel::new();
@@ -190,6 +217,10 @@ fn limits_that_cannot_work_are_refused_at_launch() {
     config.vats.0[0].1.limits = VatLimits::default().with_vatstore_key_bytes(100_000);
     let err = test.try_launch(&config).unwrap_err();
     assert!(err.to_string().contains("vatstoreKeyBytes"), "{err}");
+    config.vats.0[0].1.limits = VatLimits::default()
+        .with_delivery_vatstore_bytes(ocap_types::MAX_DELIVERY_VATSTORE_BYTES + 1);
+    let err = test.try_launch(&config).unwrap_err();
+    assert!(err.to_string().contains("deliveryVatstoreBytes"), "{err}");
     assert!(test.kernel.vat_ids().unwrap().is_empty());
     test.assert_refcounts_consistent();
 }
