@@ -163,7 +163,7 @@ impl Store {
     /// not counted): for growth measurements (`soak` bench) and tools.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] if LMDB fails.
+    /// [`StoreError::Backend`](crate::StoreError::Backend) if LMDB fails.
     pub fn usage(&self) -> Result<StoreUsage, crate::error::StoreError> {
         let rtxn = self.env.read_txn()?;
         let stat = self.db.stat(&rtxn)?;
