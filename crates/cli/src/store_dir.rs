@@ -2,7 +2,7 @@
 //! per-user data directory (`$XDG_DATA_HOME/ocap/store`, by default
 //! `~/.local/share/ocap/store`), the same for every command.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::CliError;
 
@@ -26,10 +26,16 @@ pub fn resolve_store(store: Option<&Path>) -> Result<PathBuf, CliError> {
         Some(store) => store.to_path_buf(),
         None => default_store()?,
     };
-    if store.is_absolute() {
-        return Ok(store);
-    }
-    let cwd = std::env::current_dir()
-        .map_err(|e| CliError::Args(format!("cannot resolve {}: {e}", store.display())))?;
-    Ok(cwd.join(store))
+    let store = if store.is_absolute() {
+        store
+    } else {
+        let cwd = std::env::current_dir()
+            .map_err(|e| CliError::Args(format!("cannot resolve {}: {e}", store.display())))?;
+        cwd.join(store)
+    };
+    // `./state` reads better as `state` in messages; `..` is left to the OS (symlinks).
+    Ok(store
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect())
 }
