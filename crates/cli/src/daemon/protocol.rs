@@ -4,6 +4,9 @@
 //! Invariant: nothing a client sends is buffered past [`MAX_LINE_BYTES`]: a longer line is
 //! skipped to its end without being kept, and answered with an error.
 
+#[cfg(test)]
+mod tests;
+
 use std::io::{self, Read};
 
 use serde_json::{Value as Json, json};
