@@ -252,7 +252,7 @@ enum TerminateKind {
 
 #[derive(Subcommand)]
 enum DaemonAction {
-    /// Start a daemon on the store in the background (output in <store>/daemon.log); refused
+    /// Start a daemon on the store in the background (its output in the store's daemon.log); refused
     /// if one already serves it.
     Start {
         /// The store directory (default: the user's store).

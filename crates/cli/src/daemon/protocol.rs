@@ -34,7 +34,7 @@ pub(crate) const PROTOCOL_MISMATCH: i64 = -32010;
 /// whose wait timed out).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
-    /// The code: JSON-RPC's own, [`PROTOCOL_MISMATCH`], or a failure class's
+    /// The code: JSON-RPC's own, the protocol's (-32010, -32011), or a failure class's
     /// ([`RpcError::code_of`]).
     pub code: i64,
     /// What went wrong, for people.
@@ -53,7 +53,7 @@ impl RpcError {
         }
     }
 
-    /// Bad params: [`INVALID_PARAMS`].
+    /// Bad params: -32602.
     pub fn params(message: impl Into<String>) -> Self {
         RpcError::new(INVALID_PARAMS, message)
     }
