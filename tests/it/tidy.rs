@@ -58,6 +58,10 @@ const HOMES: &[(&str, &[&str])] = &[
     // behind its `json` feature (off for vats and workers), next to the value model it
     // must stay in step with.
     ("serde_json::", &["cli", "types"]),
+    // The daemon's control socket (peer credentials, umask) and the default store's
+    // per-user directory are the CLI's business: the kernel knows no sockets or homes.
+    ("rustix::", &["cli"]),
+    ("directories::", &["cli"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

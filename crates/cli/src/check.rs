@@ -21,6 +21,7 @@ use ocap_kernel::inspect::{CheckReport, FileWalk, OfflineStore, walk_store_file}
 use serde_json::json;
 
 use crate::CliError;
+use crate::daemon::Session;
 
 /// The hidden subcommand that walks a store's pages, in a child of `ocap check`.
 pub const CHECK_PAGES: &str = "check-pages";
@@ -203,6 +204,40 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<St
         }
         text
     })
+}
+
+/// `ocap check` of a store a daemon serves: the audit only, run by the daemon over its
+/// live tables (the page walk needs the store's lock: stop the daemon for it). Returns the
+/// text (or JSON) to print and how many violations the audit found.
+///
+/// # Errors
+/// As [`Session::call`].
+pub fn check_through_daemon(
+    session: &mut Session,
+    json: bool,
+) -> Result<(String, usize), CliError> {
+    let result = session.call("check", json!({}))?;
+    let violations: Vec<String> = result["violations"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    if json {
+        return Ok((result.to_string(), violations.len()));
+    }
+    let mut out =
+        "pages: not read (a daemon holds the store; stop it for the page walk)\n".to_owned();
+    if violations.is_empty() {
+        out.push_str("audit: consistent\n");
+    } else {
+        out.push_str(&format!("audit: {} violation(s)\n", violations.len()));
+        for line in &violations {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    Ok((out, violations.len()))
 }
 
 /// Writes a consistent, compacted copy of the store at `source` into directory `dest`,

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use ocap_kernel::{BackupError, KernelError, OpenError, StoreError};
 
+use crate::RpcError;
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -61,7 +63,50 @@ pub enum CliError {
         /// The limit.
         secs: u64,
     },
-    /// The process that walks the store's pages could not be run.
-    #[error("cannot run the page walk: {0}")]
+    /// A process (the page walk, the daemon) could not be run.
+    #[error("cannot run a process: {0}")]
     Spawn(std::io::Error),
+    /// The daemon answered a request with an error.
+    #[error("{}", .0.message)]
+    Remote(RpcError),
+    /// The control socket could not be made or used.
+    #[error("control socket {path}")]
+    Socket {
+        /// The socket, or the store it is for.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// What answered on the control socket broke the protocol.
+    #[error("the daemon broke the control protocol: {0}")]
+    Protocol(String),
+    /// The command needs a daemon and none serves the store.
+    #[error("no daemon serves the store at {store}")]
+    NoDaemon {
+        /// The store directory.
+        store: PathBuf,
+    },
+    /// A daemon already serves the store.
+    #[error("a daemon (process {pid}) already serves the store at {store}")]
+    DaemonRunning {
+        /// The store directory.
+        store: PathBuf,
+        /// Its process id.
+        pid: u32,
+    },
+    /// The daemon did not start; the reason holds the end of its log.
+    #[error("the daemon did not start: {reason}")]
+    DaemonStart {
+        /// Why, in its own words.
+        reason: String,
+        /// Its exit code, if it exited.
+        code: Option<i32>,
+    },
+    /// A command's arguments are not what it takes.
+    #[error("{0}")]
+    Args(String),
+    /// No per-user data directory for the default store.
+    #[error("no home directory to keep the default store in: give --store DIR")]
+    NoDefaultStore,
 }

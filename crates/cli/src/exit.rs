@@ -61,7 +61,14 @@ impl Failure {
             CliError::Backup(BackupError::Store(error)) => Failure::of_store(error),
             CliError::Backup(_) => Failure::Internal,
             CliError::Kernel(error) => match error {
-                KernelError::Config(_) => Failure::Usage,
+                // The caller named something that is not there, or asked the impossible.
+                KernelError::Config(_)
+                | KernelError::Input(_)
+                | KernelError::NoSuchSubcluster(_)
+                | KernelError::NoSuchObject(_)
+                | KernelError::AlreadyRevoked(_)
+                | KernelError::RevokePromise(_)
+                | KernelError::Vat(VatError::NoSuchVat(_)) => Failure::Usage,
                 KernelError::Rejected(_) => Failure::Rejected,
                 // The vat's code is unknown, or it failed to start: the cluster's fault.
                 KernelError::Vat(VatError::Launch { .. } | VatError::UnknownCode(_)) => {
@@ -72,7 +79,20 @@ impl Failure {
                 KernelError::Store(error) => Failure::of_store(error),
                 _ => Failure::Internal,
             },
-            CliError::TempDir(_) | CliError::Spawn(_) => Failure::Internal,
+            CliError::Remote(error) => error.failure(),
+            CliError::Args(_) | CliError::NoDaemon { .. } | CliError::NoDefaultStore => {
+                Failure::Usage
+            }
+            CliError::DaemonRunning { .. } => Failure::Store,
+            CliError::DaemonStart { code, .. } => match code.and_then(|c| u8::try_from(c).ok()) {
+                Some(1) => Failure::Usage,
+                Some(4) => Failure::Store,
+                _ => Failure::Internal,
+            },
+            CliError::TempDir(_)
+            | CliError::Spawn(_)
+            | CliError::Socket { .. }
+            | CliError::Protocol(_) => Failure::Internal,
         }
     }
 

@@ -13,6 +13,7 @@ use ocap_kernel::{CapData, KRef, StoreError};
 use serde_json::{Value as Json, json};
 
 use crate::CliError;
+use crate::daemon::Session;
 
 /// A section of `ocap inspect`'s output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -57,6 +58,11 @@ impl Section {
             Section::VatStores => "vatStores",
         }
     }
+
+    /// The section whose JSON name is `name`.
+    pub fn from_json_name(name: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.json_name() == name)
+    }
 }
 
 /// A section read from the store, before rendering.
@@ -94,6 +100,43 @@ pub fn inspect_store(
     json: bool,
 ) -> Result<String, CliError> {
     let store = OfflineStore::open(path)?;
+    if json {
+        Ok(sections_json(store.tables(), sections, limit)?.to_string())
+    } else {
+        Ok(sections_text(store.tables(), sections, limit)?)
+    }
+}
+
+/// [`inspect_store`] of the store a daemon serves: the same listings, run by the daemon
+/// inside `Kernel::inspect` between two cranks.
+///
+/// # Errors
+/// As [`Session::call`].
+pub fn inspect_through_daemon(
+    session: &mut Session,
+    sections: &[Section],
+    limit: usize,
+    json: bool,
+) -> Result<String, CliError> {
+    let names: Vec<&str> = sections.iter().map(|s| s.json_name()).collect();
+    let format = if json { "json" } else { "text" };
+    let params = json!({"sections": names, "limit": limit, "format": format});
+    let result = session.call("inspect", params)?;
+    Ok(match result {
+        Json::Object(mut fields) if !json => match fields.remove("text") {
+            Some(Json::String(text)) => text,
+            _ => {
+                return Err(CliError::Protocol(
+                    "an inspect reply without text".to_owned(),
+                ));
+            }
+        },
+        other => other.to_string(),
+    })
+}
+
+/// The sections to show, in output order: every one if none is named.
+fn chosen(sections: &[Section]) -> Vec<Section> {
     let mut chosen: Vec<Section> = if sections.is_empty() {
         Section::ALL.to_vec()
     } else {
@@ -101,18 +144,34 @@ pub fn inspect_store(
     };
     chosen.sort();
     chosen.dedup();
-    let mut out = String::new();
+    chosen
+}
+
+/// `sections` of `store` as one JSON object, a `{"rows": [...], "more": bool}` per section:
+/// what `ocap inspect --json` prints, offline or from a daemon (which runs it inside
+/// `Kernel::inspect`).
+pub(crate) fn sections_json(
+    store: &KernelStore,
+    sections: &[Section],
+    limit: usize,
+) -> Result<Json, StoreError> {
     let mut object = serde_json::Map::new();
-    for section in chosen {
-        let rows = read(store.tables(), section, limit)?;
-        if json {
-            object.insert(section.json_name().to_owned(), to_json(&rows));
-        } else {
-            out.push_str(&to_table(&rows));
-        }
+    for section in chosen(sections) {
+        let rows = read(store, section, limit)?;
+        object.insert(section.json_name().to_owned(), to_json(&rows));
     }
-    if json {
-        out = Json::Object(object).to_string();
+    Ok(Json::Object(object))
+}
+
+/// `sections` of `store` as tables, as [`sections_json`] for people.
+pub(crate) fn sections_text(
+    store: &KernelStore,
+    sections: &[Section],
+    limit: usize,
+) -> Result<String, StoreError> {
+    let mut out = String::new();
+    for section in chosen(sections) {
+        out.push_str(&to_table(&read(store, section, limit)?));
     }
     Ok(out)
 }
@@ -126,7 +185,7 @@ fn owner_json(owner: Option<Owner>) -> Json {
 }
 
 /// A settled value as JSON: its JSON form and the krefs its slots name.
-fn value_json(value: &CapData<KRef>) -> Json {
+pub(crate) fn value_json(value: &CapData<KRef>) -> Json {
     let body = match value.decode().map(|v| v.to_json()) {
         Ok(Ok(json)) => json,
         Ok(Err(e)) => Json::String(format!("<not representable: {e}>")),

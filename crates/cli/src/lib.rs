@@ -1,6 +1,8 @@
 //! The `ocap` command's logic: parse a cluster file, run it on an embedded kernel, render
-//! the bootstrap result; inspect, check and back up a store no kernel runs. `main.rs` only
-//! parses flags and prints; [`Failure::of`] maps errors to exit codes.
+//! the bootstrap result; inspect, check and back up a store; run a kernel as a daemon
+//! ([`daemon`]) and act on it through its control socket, or on a kernel of the command's
+//! own when no daemon serves the store ([`KernelCommand`]). `main.rs` only parses flags and
+//! prints; [`Failure::of`] maps errors to exit codes.
 //!
 //! ```
 //! let config = ocap_cli::parse_cluster(r#"{"bootstrap": "a", "vats": {"a": {"bundleName": "bob"}}}"#)?;
@@ -9,13 +11,24 @@
 //! ```
 
 mod check;
+mod commands;
+pub mod daemon;
 mod error;
 mod exit;
 mod inspect;
 mod run;
+mod store_dir;
 
-pub use check::{CHECK_PAGES, CheckOptions, CheckOutcome, backup_store, check_pages, check_store};
+pub use check::{
+    CHECK_PAGES, CheckOptions, CheckOutcome, backup_store, check_pages, check_store,
+    check_through_daemon,
+};
+pub use commands::{KernelCommand, Output, run_command};
+pub use daemon::RpcError;
 pub use error::CliError;
 pub use exit::{EXIT_CODES, Failure};
-pub use inspect::{Section, inspect_store};
-pub use run::{MAX_CLUSTER_FILE, RunOptions, parse_cluster, registry, render, run_cluster};
+pub use inspect::{Section, inspect_store, inspect_through_daemon};
+pub use run::{
+    MAX_CLUSTER_FILE, RunOptions, parse_cluster, parse_cluster_json, registry, render, run_cluster,
+};
+pub use store_dir::{default_store, resolve_store};

@@ -65,6 +65,19 @@ pub fn parse_cluster(text: &str) -> Result<ClusterConfig, CliError> {
     Ok(config)
 }
 
+/// Parses a cluster config from a JSON value (a `launch` request's) and validates it.
+///
+/// # Errors
+/// [`CliError::Parse`] with what is wrong.
+pub fn parse_cluster_json(json: &serde_json::Value) -> Result<ClusterConfig, CliError> {
+    let config: ClusterConfig =
+        serde_json::from_value(json.clone()).map_err(|e| CliError::Parse(e.to_string()))?;
+    config
+        .validate()
+        .map_err(|e| CliError::Parse(e.to_string()))?;
+    Ok(config)
+}
+
 /// Runs the cluster in `path` and returns its bootstrap result.
 ///
 /// # Errors
@@ -97,7 +110,7 @@ pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, C
 /// Reads a cluster file of at most [`MAX_CLUSTER_FILE`] bytes: a larger regular file is
 /// refused before it is read, and any other source (a pipe, a device) once it has given
 /// more than that.
-fn read_cluster_file(path: &Path) -> Result<String, CliError> {
+pub(crate) fn read_cluster_file(path: &Path) -> Result<String, CliError> {
     let read_error = |source| CliError::Read {
         path: path.to_path_buf(),
         source,

@@ -285,8 +285,24 @@ mod tests {
 
     #[test]
     fn decimal_digits_are_those_of_display() {
-        let edges = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1009, 65_536, u64::MAX];
-        let spread = (0..64).map(|bit| (1u64 << bit) - 1).chain((0..64).map(|bit| 1u64 << bit));
+        let edges = [
+            0,
+            1,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            1009,
+            65_536,
+            u64::MAX,
+        ];
+        let spread = (0..64)
+            .map(|bit| (1u64 << bit) - 1)
+            .chain((0..64).map(|bit| 1u64 << bit));
         for n in edges.into_iter().chain(spread).chain(0..1000) {
             let mut buf = Vec::new();
             push_u64(&mut buf, n);

@@ -1,0 +1,232 @@
+//! `ocap serve`: a kernel on a store, serving the control protocol on its socket until a
+//! client asks it to stop.
+//!
+//! One thread per connection (at most [`MAX_CONNECTIONS`]), all scoped inside the accept
+//! loop, so that when it ends every connection has ended and the kernel can be shut down
+//! (its pending commits flushed) before the client that asked is answered. Connections poll
+//! a stop flag between reads, and waiting `send`s between slices of their wait.
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::time::Duration;
+
+use ocap_kernel::{Durability, Kernel, KernelConfig};
+use serde_json::{Value as Json, json};
+
+use super::methods::{Context, dispatch, hello};
+use super::protocol::{
+    INVALID_REQUEST, Line, LineReader, MAX_LINE_BYTES, PROTOCOL_MISMATCH, PROTOCOL_VERSION,
+    Request, RpcError, parse_request, reply_line,
+};
+use super::socket::{ControlSocket, own_uid, peer_uid};
+use crate::{CliError, registry};
+
+/// How many clients may be connected at once; one more is answered with an error.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How often an idle connection looks whether the daemon is stopping.
+const POLL: Duration = Duration::from_millis(200);
+/// How long a reply may wait for a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The error code for a peer of another user.
+const FORBIDDEN: i64 = -32011;
+
+/// How to serve a store.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The store directory.
+    pub store: PathBuf,
+    /// Share one synced commit among many cranks.
+    pub group_commit: bool,
+    /// The program subprocess vats run in (`<program> worker <vat>`).
+    pub worker_program: Option<PathBuf>,
+}
+
+/// A client waiting for the answer to its `shutdown`.
+type Stopper = (UnixStream, Json);
+
+/// Opens the kernel on the store, binds the control socket and serves it until a
+/// `shutdown` request; then shuts the kernel down, removes the socket and answers.
+///
+/// # Errors
+/// [`CliError::Kernel`] if the kernel cannot be opened (the store is in use: another daemon
+/// serves it) or fails to shut down; [`CliError::Socket`] if the socket cannot be bound.
+pub fn serve(options: &ServeOptions) -> Result<(), CliError> {
+    // Set before anything is created: the store's files are the user's alone too.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let mut config = KernelConfig::new(registry());
+    config.workers.program = options.worker_program.clone();
+    if options.group_commit {
+        config.durability = Durability::GROUP;
+    }
+    let durability = config.durability;
+    let kernel = Kernel::open(&options.store, config)?;
+    let socket_error = |source| CliError::Socket {
+        path: options.store.clone(),
+        source,
+    };
+    let store = options.store.canonicalize().map_err(socket_error)?;
+    let socket = ControlSocket::bind(&store, PROTOCOL_VERSION).map_err(socket_error)?;
+    tracing::info!(socket = %socket.path.display(), store = %store.display(), "daemon serving");
+    eprintln!(
+        "ocap serve: serving {} on {}",
+        store.display(),
+        socket.path.display()
+    );
+    let ctx = Context::new(store, durability, true);
+    let (stoppers, stopped) = mpsc::channel::<Stopper>();
+    accept_loop(&socket, &kernel, &ctx, &stoppers);
+    socket.remove();
+    let res = kernel.shutdown();
+    tracing::info!("daemon stopped");
+    let answer = match &res {
+        Ok(()) => Ok(json!({"stopped": true})),
+        Err(error) => Err(RpcError::new(
+            RpcError::code_of(crate::Failure::Internal),
+            error.to_string(),
+        )),
+    };
+    for (mut stream, id) in stopped.try_iter() {
+        let _ = stream.write_all(reply_line(id, answer.clone()).as_bytes());
+    }
+    res?;
+    Ok(())
+}
+
+/// Accepts connections until a `shutdown` sets the stop flag and wakes it.
+fn accept_loop(socket: &ControlSocket, kernel: &Kernel, ctx: &Context, stoppers: &Sender<Stopper>) {
+    let active = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for stream in socket.listener.incoming() {
+            if ctx.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            let mut stream = match stream {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            };
+            if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+                let error = RpcError::new(INVALID_REQUEST, "too many connections");
+                let _ = stream.write_all(reply_line(Json::Null, Err(error)).as_bytes());
+                continue;
+            }
+            active.fetch_add(1, Ordering::SeqCst);
+            let (active, wake, stoppers) = (&active, &socket.path, stoppers.clone());
+            scope.spawn(move || {
+                if let Err(error) = serve_connection(stream, kernel, ctx, wake, &stoppers) {
+                    tracing::debug!(%error, "connection ended");
+                }
+                active.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+}
+
+/// Serves one client: its peer uid checked, then requests one by one until it leaves, asks
+/// to stop, or the daemon stops.
+fn serve_connection(
+    mut stream: UnixStream,
+    kernel: &Kernel,
+    ctx: &Context,
+    wake: &Path,
+    stoppers: &Sender<Stopper>,
+) -> io::Result<()> {
+    let uid = peer_uid(&stream)?;
+    if uid != own_uid() {
+        tracing::warn!(uid, "refused a client of another user");
+        let error = RpcError::new(FORBIDDEN, "the daemon serves only its own user");
+        return stream.write_all(reply_line(Json::Null, Err(error)).as_bytes());
+    }
+    stream.set_read_timeout(Some(POLL))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let mut reader = LineReader::new(MAX_LINE_BYTES);
+    let mut greeted = false;
+    while !ctx.stopping.load(Ordering::SeqCst) {
+        let line = match reader.next_line(&mut stream) {
+            Ok(line) => line,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let reply = match line {
+            Line::End => return Ok(()),
+            Line::TooLong => {
+                let message = format!("request line longer than {MAX_LINE_BYTES} bytes");
+                reply_line(Json::Null, Err(RpcError::new(INVALID_REQUEST, message)))
+            }
+            Line::Text(bytes) => match parse_request(&bytes) {
+                Err(bad) => {
+                    let (id, error) = *bad;
+                    reply_line(id, Err(error))
+                }
+                Ok(request) if request.method == "shutdown" && greeted => {
+                    ctx.stopping.store(true, Ordering::SeqCst);
+                    let _ = stoppers.send((stream.try_clone()?, request.id));
+                    // Wakes the accept loop, which then sees the flag.
+                    let _ = UnixStream::connect(wake);
+                    return Ok(());
+                }
+                Ok(request) => {
+                    let id = request.id.clone();
+                    reply_line(id, answer(kernel, ctx, &request, &mut greeted))
+                }
+            },
+        };
+        stream.write_all(reply.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Client text echoed in an error, cut short.
+fn cut(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// The answer to a request other than `shutdown`: `hello` first, then any method.
+fn answer(
+    kernel: &Kernel,
+    ctx: &Context,
+    request: &Request,
+    greeted: &mut bool,
+) -> Result<Json, RpcError> {
+    if request.method == "hello" {
+        let asked = request.params.get("protocol").and_then(Json::as_u64);
+        if asked != Some(PROTOCOL_VERSION) {
+            let mut error = RpcError::new(
+                PROTOCOL_MISMATCH,
+                format!(
+                    "protocol version {} not supported: this daemon speaks {PROTOCOL_VERSION}",
+                    cut(&request
+                        .params
+                        .get("protocol")
+                        .unwrap_or(&Json::Null)
+                        .to_string())
+                ),
+            );
+            error.data = Some(json!({"supported": [PROTOCOL_VERSION]}));
+            return Err(error);
+        }
+        *greeted = true;
+        return Ok(hello());
+    }
+    if !*greeted {
+        return Err(RpcError::new(
+            PROTOCOL_MISMATCH,
+            format!(
+                r#"say hello first: {{"method": "hello", "params": {{"protocol": {PROTOCOL_VERSION}}}}}"#
+            ),
+        ));
+    }
+    dispatch(kernel, ctx, &request.method, &request.params)
+}

@@ -1,0 +1,170 @@
+//! A daemon's life: started in the background, used, stopped; killed and started again with
+//! its state; refused when another serves the store; and the same commands offline.
+
+use super::{Background, Client, Place, record};
+
+#[test]
+fn daemon_start_launch_send_inspect_stop() {
+    let place = Place::new();
+    let run = place.ocap(&["daemon", "start"]);
+    run.assert_code(0);
+    let pid = record(&place.store).unwrap()["pid"].as_i64().unwrap();
+    let _guard = Background {
+        pid: i32::try_from(pid).unwrap(),
+    };
+    assert!(
+        run.stdout.contains(&format!("process {pid}")),
+        "{}",
+        run.stdout
+    );
+
+    let root = place.launch_counter();
+    let run = place.ocap(&["send", &root, "resume", "--wait"]);
+    run.assert_code(0);
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some("Counter incremented to: 2"));
+    assert!(
+        lines.next().unwrap().starts_with("result: kp"),
+        "{}",
+        run.stdout
+    );
+
+    let run = place.ocap(&["vats", "--json"]);
+    run.assert_code(0);
+    let vats = run.json();
+    assert_eq!(vats[0]["name"], "counter");
+    assert_eq!(vats[0]["code"], "persistence-counter");
+
+    // Inspect and check go through the daemon, which holds the store's lock.
+    let run = place.ocap(&["inspect", "--json", "objects", "subclusters"]);
+    run.assert_code(0);
+    let inspected = run.json();
+    assert_eq!(inspected["objects"]["rows"][0]["id"], root.as_str());
+    assert_eq!(inspected["subclusters"]["rows"][0]["vats"]["counter"], "v1");
+    let run = place.ocap(&["check"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("audit: consistent"), "{}", run.stdout);
+
+    let run = place.ocap(&["daemon", "status", "--json"]);
+    run.assert_code(0);
+    let status = run.json();
+    assert_eq!(status["pid"], pid);
+    assert_eq!(status["runQueueLength"], 0);
+    assert!(status["crankCount"].as_u64().unwrap() >= 2, "{status}");
+    assert_eq!(status["vats"][0]["id"], "v1");
+
+    place.ocap(&["daemon", "stop"]).assert_code(0);
+    // Stopped cleanly: record and socket gone, the store's lock free for a tool.
+    assert!(record(&place.store).is_none());
+    assert!(!place.store.join("control/ocap.sock").exists());
+    place.ocap(&["daemon", "status"]).assert_code(1);
+    let run = place.ocap(&["inspect", "--json", "vats"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["vats"]["rows"][0]["name"], "counter");
+}
+
+#[test]
+fn killed_daemon_starts_again_with_its_state() {
+    let place = Place::new();
+    let served = place.serve();
+    let root = place.launch_counter();
+    let run = place.ocap(&["send", &root, "resume", "--wait"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.starts_with("Counter incremented to: 2"),
+        "{}",
+        run.stdout
+    );
+    served.kill();
+
+    // The dead daemon's record and socket are left behind; nobody answers there.
+    assert!(record(&place.store).is_some());
+    assert!(Client::try_connect(&place.store).is_none());
+    let served = place.serve();
+    let run = place.ocap(&["send", &root, "resume", "--wait"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.starts_with("Counter incremented to: 3"),
+        "{}",
+        run.stdout
+    );
+    let run = place.ocap(&["subclusters", "--json"]);
+    run.assert_code(0);
+    assert_eq!(run.json()[0]["vats"][0]["name"], "counter");
+    place.ocap(&["daemon", "stop"]).assert_code(0);
+    assert_eq!(served.wait_exit(), Some(0));
+}
+
+#[test]
+fn a_second_daemon_on_a_store_is_refused() {
+    let place = Place::new();
+    let served = place.serve();
+    let run = place.ocap(&["daemon", "start"]);
+    run.assert_code(4);
+    let pid = served.child.id();
+    assert!(
+        run.stderr.contains(&format!(
+            "a daemon (process {pid}) already serves the store"
+        )),
+        "{}",
+        run.stderr
+    );
+    // Run directly, the store's lock refuses it and names the holder.
+    let run = place.ocap(&["serve"]);
+    run.assert_code(4);
+    assert!(
+        run.stderr.contains(&format!("in use by process {pid}")),
+        "{}",
+        run.stderr
+    );
+    // The first daemon is untouched.
+    let mut client = Client::connect(&place.store);
+    assert_eq!(
+        client.call("status", serde_json::json!({}))["result"]["pid"],
+        pid
+    );
+}
+
+#[test]
+fn commands_work_offline_and_results_are_held_until_released() {
+    let place = Place::new();
+    let root = place.launch_counter();
+    let run = place.ocap(&["send", &root, "tally", "--wait", "--json"]);
+    run.assert_code(0);
+    let answer = run.json();
+    assert_eq!(answer["status"], "fulfilled");
+    assert_eq!(answer["value"]["body"]["@slot"][0], 0);
+    let tally = answer["value"]["slots"][0].as_str().unwrap().to_owned();
+    let promise = answer["promise"].as_str().unwrap().to_owned();
+
+    // A ref handed out in an answer stays usable: the result promise holds it.
+    let run = place.ocap(&["send", &tally, "add", "[5]", "--wait"]);
+    run.assert_code(0);
+    assert!(run.stdout.starts_with("5\n"), "{}", run.stdout);
+    let run = place.ocap(&["inspect", "--json", "promises"]);
+    let promises = run.json()["promises"]["rows"].clone();
+    assert!(
+        promises
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == promise.as_str()),
+        "{promises}"
+    );
+
+    let run = place.ocap(&["release", &promise]);
+    run.assert_code(0);
+    assert_eq!(run.stdout.trim(), format!("released {promise}"));
+    let run = place.ocap(&["release", &promise]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("was not held"), "{}", run.stdout);
+
+    // A rejected result is exit code 2, its reason printed.
+    let run = place.ocap(&["send", &root, "noSuchMethod", "--wait"]);
+    run.assert_code(2);
+    assert!(run.stdout.starts_with("rejected: "), "{}", run.stdout);
+    place.ocap(&["terminate", "vat", "v1"]).assert_code(0);
+    let run = place.ocap(&["vats", "--json"]);
+    run.assert_code(0);
+    assert_eq!(run.json(), serde_json::json!([]));
+}
