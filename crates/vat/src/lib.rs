@@ -58,7 +58,9 @@
 //!   with its own state), [`Vat::class_kit`] a class kit (instances made of several facets
 //!   sharing one state; a facet answers only its own methods). [`MapStore`] and
 //!   [`SetStore`] hold scalar keys in key order, in memory or — [`Vat::durable_map_store`],
-//!   [`Vat::durable_set_store`] — in the vat store. [`Ref::call`] invokes a method of a
+//!   [`Vat::durable_set_store`] — in the vat store; [`WeakMapStore`] and [`WeakSetStore`]
+//!   are keyed by object references they recognise without holding, in memory or —
+//!   [`Vat::durable_weak_map_store`], [`Vat::durable_weak_set_store`] — in the vat store. [`Ref::call`] invokes a method of a
 //!   local object at once, as JavaScript code calls its own vat's objects.
 //! * **Logging and exit**: [`Vat::test_log`] writes a line tagged `test` (plus the vat's
 //!   name); [`Vat::exit`] and [`Vat::exit_with_failure`] ask the kernel to end the vat.
@@ -84,7 +86,9 @@
 //! * The `o+N`/`p+N` counters are saved in the vat store (key `sdk.idCounters`), so a
 //!   restarted vat never reuses a vref an earlier incarnation gave the kernel. Baggage lives
 //!   under `baggage.<key>`, durable kinds and their instances' state under `sdk.kind.` and
-//!   `sdk.durable.`; durable stores under `sdk.map.` and `sdk.set.`.
+//!   `sdk.durable.`; durable stores under `sdk.map.` and `sdk.set.`, durable weak stores
+//!   under `sdk.wmap.` and `sdk.wset.` (keyed by the key's vref text, so a key is
+//!   recognised without being held).
 //!
 //! * **Garbage** (spec §19.8): presences are held by vat code only, the runtime's import
 //!   table is weak. On `bringOutYourDead` the runtime reports `dropImports` for imports no

@@ -16,6 +16,7 @@ use crate::object::{Object, ObjectBuilder};
 use crate::promise::{Promise, Resolver};
 use crate::reference::{LocalObject, Ref, Target};
 use crate::val::Val;
+use crate::weak::{WeakMapStore, WeakSetStore};
 
 /// The tag that marks a log line as a test log (spec §21.0).
 const TEST_TAG: &str = "test";
@@ -74,6 +75,19 @@ impl Vat {
     /// The set store `name` kept in the vat store (see [`SetStore`]).
     pub fn durable_set_store(&self, name: &str) -> SetStore {
         SetStore::durable(self.core.clone(), name)
+    }
+
+    /// The weak map store `name` kept in the vat store (see [`WeakMapStore`]): its keys are
+    /// imports, the root or durable objects, recognised but not held; its entries survive
+    /// restarts and upgrades, and an import's entry goes when the kernel retires it.
+    pub fn durable_weak_map_store(&self, name: &str) -> WeakMapStore {
+        WeakMapStore::durable(self.core.clone(), name)
+    }
+
+    /// The weak set store `name` kept in the vat store (see [`WeakSetStore`] and
+    /// [`Vat::durable_weak_map_store`]).
+    pub fn durable_weak_set_store(&self, name: &str) -> WeakSetStore {
+        WeakSetStore::durable(self.core.clone(), name)
     }
 
     /// Makes a local object from any [`Object`] implementation.
