@@ -48,7 +48,9 @@
 //!   delivery reports the store's changes as its checkpoint. **Durable objects** are
 //!   instances of a durable kind ([`Vat::durable_kind`]), exported as `o+dK/I` with their
 //!   state in the vat store: an incarnation that defines the kind again (same name, while it
-//!   builds) answers messages to instances an earlier one made. Everything else (ephemeral
+//!   builds) answers messages to instances an earlier one made. A durable kind kit
+//!   ([`Vat::durable_kind_kit`]) makes instances of several facets (`o+dK/I:F`) sharing one
+//!   durable state. Everything else (ephemeral
 //!   local objects other than the root, promises) belongs to one incarnation.
 //! * **Exo features** (after Endo's `@endo/exo` and `@agoric/store`, spec §19.12):
 //!   [`Guard`]s and [`MethodGuard`]s declare what a method accepts (`method_guarded` on
@@ -97,8 +99,7 @@
 //!   kernel dropped that vat code no longer holds. The root, durable exports, and imports
 //!   that ever went into (or came out of) the vat store are never reported.
 //!
-//! Not yet: virtual objects (`o+v…`), durable kinds with several facets, and syscalls
-//! outside a delivery (spec §19.11).
+//! Not yet: virtual objects (`o+v…`) and syscalls outside a delivery (spec §19.11).
 //!
 //! # Example
 //!
@@ -233,7 +234,9 @@ pub use baggage::Baggage;
 pub use bootstrap::Bootstrap;
 pub use class::{Class, ClassBuilder, ClassKit, FacetBuilder, Kit, KitBuilder, This};
 pub use collection::{MapStore, SetStore};
-pub use durable::{DurableKind, DurableState, KindBuilder};
+pub use durable::{
+    DurableKind, DurableKindKit, DurableState, KindBuilder, KindFacetBuilder, KindKitBuilder,
+};
 pub use error::{Error, Result};
 pub use guard::{Guard, MethodGuard};
 pub use object::{Object, ObjectBuilder, Reply};

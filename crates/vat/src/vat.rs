@@ -11,7 +11,7 @@ use crate::baggage::Baggage;
 use crate::class::{ClassBuilder, KitBuilder};
 use crate::collection::{MapStore, SetStore};
 use crate::core::Core;
-use crate::durable::KindBuilder;
+use crate::durable::{KindBuilder, KindKitBuilder};
 use crate::object::{Object, ObjectBuilder};
 use crate::promise::{Promise, Resolver};
 use crate::reference::{LocalObject, Ref, Target};
@@ -52,6 +52,12 @@ impl Vat {
     /// is kept in the vat store and whose refs survive restarts.
     pub fn durable_kind(&self, name: &str) -> KindBuilder {
         KindBuilder::new(self.core.clone(), name)
+    }
+
+    /// Starts defining the durable kind kit `name` (see [`KindKitBuilder`]): durable
+    /// objects made of several facets that share one durable state.
+    pub fn durable_kind_kit(&self, name: &str) -> KindKitBuilder {
+        KindKitBuilder::new(self.core.clone(), name)
     }
 
     /// Starts defining the class `name` (see [`ClassBuilder`]): many objects with the same
