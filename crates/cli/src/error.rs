@@ -28,6 +28,12 @@ pub enum CliError {
     /// The cluster file is not a valid cluster config.
     #[error("invalid cluster config: {0}")]
     Parse(String),
+    /// A vat id given on the command line does not parse.
+    #[error("invalid vat id {text:?} (expected v<number>)")]
+    BadVatId {
+        /// What was given.
+        text: String,
+    },
     /// No temporary store directory could be made.
     #[error("cannot create a temporary store: {0}")]
     TempDir(std::io::Error),

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ocap_cli::{
-    CheckOptions, CliError, EXIT_CODES, Failure, RunOptions, Section, render, run_cluster,
+    CheckOptions, CliError, EXIT_CODES, Failure, RunOptions, Section, UpgradeOptions, render,
+    run_cluster,
 };
 use tracing_subscriber::EnvFilter;
 
-/// Run clusters of vats on an object-capability kernel; inspect, check and back up their
-/// stores.
+/// Run clusters of vats on an object-capability kernel; inspect, check, back up their
+/// stores and upgrade their vats.
 #[derive(Parser)]
 #[command(name = "ocap", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -33,6 +34,22 @@ enum Command {
         #[arg(long)]
         group_commit: bool,
         /// Seconds to wait for bootstrap and for the kernel to go idle.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Upgrade a vat of a store no kernel runs to a new version of its code: the new
+    /// version starts on the vat's state (baggage, durable objects); if it fails to start,
+    /// the vat keeps its old version. Runs the kernel until idle, then stops it.
+    #[command(after_help = EXIT_CODES)]
+    Upgrade {
+        /// The vat's id (`v1`; `ocap inspect --store DIR vats` lists them).
+        vat: String,
+        /// The new version's code: a vat compiled into this binary (`ocap vats`).
+        bundle: String,
+        /// The store directory.
+        #[arg(long)]
+        store: PathBuf,
+        /// Seconds to wait for the kernel to go idle.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
@@ -125,6 +142,7 @@ fn main() -> ExitCode {
 fn command_name(command: &Command) -> &'static str {
     match command {
         Command::Run { .. } => "ocap",
+        Command::Upgrade { .. } => "ocap upgrade",
         Command::Vats => "ocap vats",
         Command::Inspect { .. } => "ocap inspect",
         Command::Check { .. } => "ocap check",
@@ -164,6 +182,12 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             println!("{}", render(&result));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Upgrade {
+            vat,
+            bundle,
+            store,
+            timeout,
+        } => upgrade(&vat, &bundle, store, timeout),
         Command::Vats => {
             for name in ocap_cli::registry().names() {
                 println!("{name}");
@@ -217,6 +241,18 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             }
         }
     }
+}
+
+fn upgrade(vat: &str, bundle: &str, store: PathBuf, timeout: u64) -> Result<ExitCode, CliError> {
+    let options = UpgradeOptions {
+        store,
+        timeout: Duration::from_secs(timeout),
+        // Subprocess vats run in this same binary, as for `ocap run`.
+        worker_program: std::env::current_exe().ok(),
+    };
+    ocap_cli::upgrade_vat(vat, bundle, &options)?;
+    println!("upgraded {vat} to {bundle}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(dir: Option<PathBuf>, json: bool, timeout: u64) -> Result<ExitCode, CliError> {
