@@ -38,7 +38,7 @@ impl BundleSpec {
 /// use ocap_kernel::{BundleSpec, Value, VatUpgrade};
 ///
 /// let mut upgrade = VatUpgrade::new(BundleSpec::name("counter-v2"));
-/// upgrade.parameters = Some(Value::record([("step", Value::Int(2))]));
+/// upgrade.parameters = Some(Value::Record([("step".to_owned(), Value::Int(2))].into()));
 /// # let _ = upgrade;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
