@@ -9,6 +9,7 @@ mod persistence;
 mod services;
 mod subclusters;
 mod termination;
+mod upgrade;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -52,6 +52,13 @@ pub enum KernelCommand {
         /// The subcluster.
         subcluster: String,
     },
+    /// Upgrade a vat to the registered vat code `bundle`.
+    UpgradeVat {
+        /// The vat.
+        vat: String,
+        /// The new version's code (a registry name).
+        bundle: String,
+    },
     /// Restart a vat.
     RestartVat {
         /// The vat.
@@ -132,6 +139,9 @@ impl KernelCommand {
                 ("terminateSubcluster", json!({"subcluster": subcluster}))
             }
             KernelCommand::RestartVat { vat } => ("restartVat", json!({"vat": vat})),
+            KernelCommand::UpgradeVat { vat, bundle } => {
+                ("upgradeVat", json!({"vat": vat, "bundle": bundle}))
+            }
             KernelCommand::Revoke { kref } => ("revoke", json!({"kref": kref})),
             KernelCommand::Pin { vat } => ("pin", json!({"vat": vat})),
             KernelCommand::Unpin { vat } => ("unpin", json!({"vat": vat})),
@@ -172,6 +182,7 @@ impl KernelCommand {
                 format!("terminated {subcluster}\n")
             }
             KernelCommand::RestartVat { vat } => format!("restarted {vat}\n"),
+            KernelCommand::UpgradeVat { vat, bundle } => format!("upgraded {vat} to {bundle}\n"),
             KernelCommand::Revoke { kref } => format!("revoked {kref}\n"),
             KernelCommand::Pin { .. } => format!("pinned {}\n", str_of("kref")),
             KernelCommand::Unpin { vat } => format!("unpinned the root of {vat}\n"),

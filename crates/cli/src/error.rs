@@ -30,6 +30,12 @@ pub enum CliError {
     /// The cluster file is not a valid cluster config.
     #[error("invalid cluster config: {0}")]
     Parse(String),
+    /// A vat id given on the command line does not parse.
+    #[error("invalid vat id {text:?} (expected v<number>)")]
+    BadVatId {
+        /// What was given.
+        text: String,
+    },
     /// No temporary store directory could be made.
     #[error("cannot create a temporary store: {0}")]
     TempDir(std::io::Error),
@@ -106,6 +112,13 @@ pub enum CliError {
     /// A command's arguments are not what it takes.
     #[error("{0}")]
     Args(String),
+    /// A command that acts on a store's kernel found no store there (only `launch` and
+    /// `run` make one).
+    #[error("no store at {store} (`ocap launch` or `ocap run` makes one)")]
+    NoStore {
+        /// The store directory.
+        store: PathBuf,
+    },
     /// No per-user data directory for the default store.
     #[error("no home directory to keep the default store in: give --store DIR")]
     NoDefaultStore,

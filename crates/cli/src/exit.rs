@@ -12,8 +12,8 @@ use crate::CliError;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  usage or configuration error (bad flags, unreadable or invalid cluster file, no store at the path)
-  2  the cluster did not come up (a vat failed to start, bootstrap was rejected), or `check` found violations
+  1  usage or configuration error (bad flags, unreadable or invalid cluster file, no store at the path, no such vat)
+  2  the cluster did not come up (a vat failed to start, bootstrap was rejected), an upgraded vat's new version failed to start, or `check` found violations
   3  timed out (bootstrap, running to idle, or check's page walk)
   4  the store is damaged, unreadable by this build, or in use by another process
   5  internal error";
@@ -21,9 +21,11 @@ Exit codes:
 /// A class of failure, and its exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Bad flags, an unreadable or invalid cluster file, no store at the path: exit 1.
+    /// Bad flags, an unreadable or invalid cluster file, no store at the path, no such vat:
+    /// exit 1.
     Usage,
-    /// A vat failed to start, bootstrap was rejected, or the audit found violations: exit 2.
+    /// A vat failed to start (launched or upgraded), bootstrap was rejected, or the audit
+    /// found violations: exit 2.
     Rejected,
     /// Something took longer than allowed: exit 3.
     Timeout,
@@ -49,9 +51,10 @@ impl Failure {
     /// the error enums below is adapted here alone.
     pub fn of(error: &CliError) -> Failure {
         match error {
-            CliError::Read { .. } | CliError::TooLarge { .. } | CliError::Parse(_) => {
-                Failure::Usage
-            }
+            CliError::Read { .. }
+            | CliError::TooLarge { .. }
+            | CliError::Parse(_)
+            | CliError::BadVatId { .. } => Failure::Usage,
             CliError::Violations { .. } => Failure::Rejected,
             CliError::Damaged { .. } => Failure::Store,
             CliError::WalkTimeout { .. } => Failure::Timeout,
@@ -71,18 +74,19 @@ impl Failure {
                 | KernelError::Vat(VatError::NoSuchVat(_)) => Failure::Usage,
                 KernelError::Rejected(_) => Failure::Rejected,
                 // The vat's code is unknown, or it failed to start: the cluster's fault.
-                KernelError::Vat(VatError::Launch { .. } | VatError::UnknownCode(_)) => {
-                    Failure::Rejected
-                }
+                KernelError::Vat(
+                    VatError::Launch { .. } | VatError::UnknownCode(_) | VatError::Upgrade { .. },
+                ) => Failure::Rejected,
                 KernelError::Timeout => Failure::Timeout,
                 KernelError::Open(error) => Failure::of_open(error),
                 KernelError::Store(error) => Failure::of_store(error),
                 _ => Failure::Internal,
             },
             CliError::Remote(error) => error.failure(),
-            CliError::Args(_) | CliError::NoDaemon { .. } | CliError::NoDefaultStore => {
-                Failure::Usage
-            }
+            CliError::Args(_)
+            | CliError::NoDaemon { .. }
+            | CliError::NoStore { .. }
+            | CliError::NoDefaultStore => Failure::Usage,
             CliError::DaemonRunning { .. } => Failure::Store,
             CliError::DaemonStart { code, .. } => match code.and_then(|c| u8::try_from(c).ok()) {
                 Some(1) => Failure::Usage,

@@ -12,8 +12,8 @@ use ocap_cli::{
 };
 use tracing_subscriber::EnvFilter;
 
-/// Run clusters of vats on an object-capability kernel; inspect, check and back up their
-/// stores.
+/// Run clusters of vats on an object-capability kernel; inspect, check, back up their
+/// stores and upgrade their vats.
 #[derive(Parser)]
 #[command(name = "ocap", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -53,6 +53,18 @@ enum Command {
         /// Seconds to wait for bootstrap and for the kernel to go idle.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+    },
+    /// Upgrade a vat to a new version of its code: the new version starts on the vat's
+    /// state (baggage, durable objects); if it fails to start, the vat keeps its old
+    /// version. Through the daemon, or offline.
+    #[command(after_help = EXIT_CODES)]
+    Upgrade {
+        /// The vat: `v<N>`.
+        vat: String,
+        /// The new version's code: a vat compiled into this binary (`ocap vats --code`).
+        bundle: String,
+        #[command(flatten)]
+        on: On,
     },
     /// List the kernel's vats (through its daemon, or offline); with --code, the vat code
     /// compiled into this binary instead.
@@ -314,6 +326,7 @@ fn command_name(command: &Command) -> &'static str {
     match command {
         Command::Run { .. } => "ocap",
         Command::Vats { .. } => "ocap vats",
+        Command::Upgrade { .. } => "ocap upgrade",
         Command::Inspect { .. } => "ocap inspect",
         Command::Check { .. } => "ocap check",
         Command::Backup { .. } => "ocap backup",
@@ -457,6 +470,13 @@ fn kernel_command(command: &Command) -> Option<(&On, KernelCommand)> {
             (on, KernelCommand::TerminateSubcluster { subcluster })
         }
         Command::Restart { vat, on } => (on, KernelCommand::RestartVat { vat: vat.clone() }),
+        Command::Upgrade { vat, bundle, on } => (
+            on,
+            KernelCommand::UpgradeVat {
+                vat: vat.clone(),
+                bundle: bundle.clone(),
+            },
+        ),
         Command::Revoke { kref, on } => (on, KernelCommand::Revoke { kref: kref.clone() }),
         Command::Pin { vat, on } => (on, KernelCommand::Pin { vat: vat.clone() }),
         Command::Unpin { vat, on } => (on, KernelCommand::Unpin { vat: vat.clone() }),
@@ -471,7 +491,8 @@ fn kernel_command(command: &Command) -> Option<(&On, KernelCommand)> {
 fn kernel_command_on(on: &On, command: &KernelCommand) -> Result<ExitCode, CliError> {
     let store = resolve_store(on.store.as_deref())?;
     let timeout = Duration::from_secs(on.timeout);
-    let mut session = Session::open(&store, timeout, std::env::current_exe().ok())?;
+    let creates = matches!(command, KernelCommand::Launch { .. });
+    let mut session = Session::open(&store, timeout, std::env::current_exe().ok(), creates)?;
     let output = run_command(&mut session, command, on.json)?;
     session.finish()?;
     print!("{}", output.text);

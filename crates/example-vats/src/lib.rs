@@ -4,7 +4,8 @@
 //! conformance scenarios: `liveslots` (promise semantics), `rejection-bootstrap` and
 //! `rejection-rejector` (a failing method), `exporter` and `observer` (syscall validation and
 //! revocation), `exo-test` (guards, classes, kits and stores, spec §21.5), `gc-exporter`
-//! and `gc-importer` (refcounts and `bringOutYourDead`, spec §21.6).
+//! and `gc-importer` (refcounts and `bringOutYourDead`, spec §21.6), `counter-v1`,
+//! `counter-v2` and `counter-v2-broken` (vat upgrade, issue 13).
 //!
 //! Invariant: vat code here uses only the SDK; `ocap_types` appears only in the registry's
 //! signature, which is what the kernel consumes.
@@ -38,6 +39,7 @@ mod persistence;
 mod rejection;
 mod service_user;
 mod tester;
+mod upgrade;
 
 #[cfg(test)]
 mod tests;
@@ -52,6 +54,9 @@ pub fn registry() -> Vec<(&'static str, VatConstructor)> {
     vec![
         ("alice", alice::runtime as VatConstructor),
         ("bob", bob::runtime),
+        ("counter-v1", upgrade::v1),
+        ("counter-v2", upgrade::v2),
+        ("counter-v2-broken", upgrade::v2_broken),
         ("exo-test", exo_test::runtime),
         ("exporter", exporter::exporter_runtime),
         ("gc-exporter", gc::exporter_runtime),

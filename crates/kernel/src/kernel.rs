@@ -21,6 +21,7 @@ use crate::oneshot::{self, RecvError};
 use crate::services::KernelService;
 use crate::subcluster::launch;
 use crate::thread::{self, HostSend, Job};
+use crate::upgrade::{self, VatUpgrade};
 
 /// A running kernel.
 #[derive(Debug)]
@@ -223,6 +224,26 @@ impl Kernel {
     /// new incarnation's start failure (the vat is then left stopped).
     pub fn restart_vat(&self, vat: VatId) -> Result<(), KernelError> {
         self.call(move |core, state| lifecycle::restart_vat(core, state, vat))?
+    }
+
+    /// Upgrades a vat to a new version of its code (SwingSet's upgrade contract): the new
+    /// version starts on the vat's vat store, so it finds its baggage and defines its
+    /// durable kinds again; bootstrap is not run again. Its root keeps its kref (the root
+    /// is what the new build function returns), and durable exports stay. The old
+    /// version's ephemeral exports are abandoned (sends to them are rejected as
+    /// `OBJECT_DELETED`), and the promises it decided are rejected with
+    /// `[KERNEL:VAT_UPGRADED]`. The vat's record names the new bundle from then on, so a
+    /// restart or a reopened kernel runs the new version. A stopped vat may be upgraded.
+    ///
+    /// Atomic: if the new version fails to start, nothing changed and the vat runs on its
+    /// old version (a stopped vat stays stopped).
+    ///
+    /// # Errors
+    /// [`KernelError::Vat`]: [`crate::VatError::NoSuchVat`] for an unknown or terminated vat;
+    /// [`crate::VatError::Upgrade`] (the start failure as its source) when the new version cannot
+    /// start, its code is not registered included.
+    pub fn upgrade_vat(&self, vat: VatId, upgrade: VatUpgrade) -> Result<(), KernelError> {
+        self.call(move |core, state| upgrade::upgrade_vat(core, state, vat, upgrade))?
     }
 
     /// Terminates a subcluster (spec §15.1): its vats in reverse launch order, each cleaned

@@ -63,6 +63,7 @@ mod oneshot;
 mod services;
 mod subcluster;
 mod thread;
+mod upgrade;
 
 #[cfg(test)]
 mod tests;
@@ -80,12 +81,13 @@ pub use ocap_store::{
     BackupError, CrankError, Durability, KeyProblem, OpenError, Record, StoreError,
 };
 pub use ocap_types::{
-    CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, JsonError,
-    KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError, SubclusterId,
-    Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
+    CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, ErrorCode,
+    JsonError, KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError,
+    SubclusterId, Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
 };
 pub use ocap_vat_manager::{
     LimitExceeded, LogSink, VatError, VatFactory, VatRegistry, WorkerConfig,
 };
 pub use services::{KernelService, ServiceCall};
 pub use thread::JOB_QUEUE_CAPACITY;
+pub use upgrade::{BundleSpec, VatUpgrade};

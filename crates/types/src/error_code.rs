@@ -23,6 +23,9 @@ pub enum ErrorCode {
     DeliveryFailed,
     /// The promise's decider was terminated.
     VatTerminated,
+    /// The promise's decider was upgraded to a new version of its code, which knows
+    /// nothing of the promises the old version decided.
+    VatUpgraded,
     /// A remote gave up.
     ConnectionLost,
     /// A remote lost its state.
@@ -34,6 +37,10 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The detail of [`ErrorCode::VatUpgraded`]'s rejections: every promise a vat decided
+    /// when it was upgraded is rejected with it (SwingSet's upgrade contract).
+    pub const UPGRADED_DETAIL: &'static str = "The vat deciding this promise was upgraded";
+
     /// The code's text, as in `[KERNEL:OBJECT_REVOKED]`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,6 +50,7 @@ impl ErrorCode {
             ErrorCode::EndpointUnreachable => "ENDPOINT_UNREACHABLE",
             ErrorCode::DeliveryFailed => "DELIVERY_FAILED",
             ErrorCode::VatTerminated => "VAT_TERMINATED",
+            ErrorCode::VatUpgraded => "VAT_UPGRADED",
             ErrorCode::ConnectionLost => "CONNECTION_LOST",
             ErrorCode::PeerRestarted => "PEER_RESTARTED",
             ErrorCode::IllegalSyscall => "ILLEGAL_SYSCALL",

@@ -32,6 +32,20 @@ pub enum VatError {
         #[source]
         cause: Box<VatError>,
     },
+    /// Upgrading a vat failed: its new version could not start (`cause` says why). The
+    /// upgrade was undone: the vat runs its old version, its state untouched.
+    #[error("Failed to upgrade vat {vat} ({name}) to {code:?}")]
+    Upgrade {
+        /// The vat.
+        vat: VatId,
+        /// The vat's name.
+        name: String,
+        /// The code it was to run.
+        code: String,
+        /// Why.
+        #[source]
+        cause: Box<VatError>,
+    },
     /// The vat's runtime failed to start.
     #[error("Failed to initialize vat {vat}: {message}")]
     Start {

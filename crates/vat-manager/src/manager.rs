@@ -5,6 +5,8 @@
 //! the crank loop's (a vat's exit or failure); [`VatManager::terminate`] is a host
 //! request's, in a transaction the kernel opens between cranks.
 
+mod upgrade;
+
 use std::collections::BTreeMap;
 
 use ocap_queue::{Crank, CrankResult, KernelResolution, Mode, Termination};

@@ -416,6 +416,10 @@ pub struct Kit {
 }
 
 impl Kit {
+    pub(crate) fn new(facets: BTreeMap<String, Ref>) -> Kit {
+        Kit { facets }
+    }
+
     /// The facet `name`.
     ///
     /// # Errors

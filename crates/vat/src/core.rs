@@ -312,9 +312,10 @@ impl Core {
         }
     }
 
-    /// The kernel forgot these imports.
+    /// The kernel forgot these imports: so does every durable weak store.
     pub(crate) fn retire_imports(&self, vrefs: &[VRef]) {
         let mut state = self.state.borrow_mut();
+        crate::weak::forget_durable_weak_keys(&mut state.store, vrefs);
         for vref in vrefs {
             state.imports.remove(vref);
             state.import_status.remove(vref);
@@ -354,6 +355,7 @@ impl Core {
                 .iter()
                 .filter_map(Weak::upgrade)
                 .flat_map(|keys| keys.borrow().iter().copied().collect::<Vec<_>>())
+                .chain(crate::weak::durable_weak_keys(&self.state.borrow().store))
                 .collect()
         };
         let mut garbage = Garbage::default();

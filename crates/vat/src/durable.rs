@@ -2,15 +2,23 @@
 //! lives in the vat store, so that their refs stay valid across vat and kernel restarts as
 //! long as the new incarnation defines their kind again (by the same name) while it builds.
 //!
-//! Vat-store layout: `sdk.kind.<name>` holds the kind's number `K` and its next instance
-//! number, `sdk.nextKindId` the next kind number, and `sdk.durable.<K>/<I>` the state of
-//! instance `I` (capdata, serialized like baggage values). An instance is brought back to
+//! A durable kind kit (`durable/kit.rs`) is a durable kind whose instances have several
+//! facets sharing one state: facet `F` (its index in definition order) of instance `I` is
+//! exported as `o+dK/I:F`.
+//!
+//! Vat-store layout: `sdk.kind.<name>` holds the kind's number `K`, its next instance
+//! number and, for a kit, its facets' names; `sdk.nextKindId` the next kind number, and
+//! `sdk.durable.<K>/<I>` the state of instance `I` (capdata, serialized like baggage
+//! values). An instance is brought back to
 //! life ("reanimated") the first time the new incarnation meets its vref — a delivery to it,
 //! or a value (baggage, another object's state, a message) that refers to it.
 //!
-//! Invariant: a kind is defined at most once per incarnation, and instance numbers only
-//! grow, so no two objects ever share an `o+dK/I`.
+//! Invariant: a kind is defined at most once per incarnation, with the facets it was first
+//! defined with, and instance numbers only grow, so no two objects ever share an
+//! `o+dK/I[:F]`.
 
+mod kit;
+mod record;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +37,9 @@ use crate::reference::{LocalObject, Ref, Target};
 use crate::val::Val;
 use crate::vat::Vat;
 
+pub use kit::{DurableKindKit, KindFacetBuilder, KindKitBuilder};
+use record::{KindRecord, decode_counter, to_i64};
+
 const KIND_PREFIX: &str = "sdk.kind.";
 const NEXT_KIND_KEY: &str = "sdk.nextKindId";
 const STATE_PREFIX: &str = "sdk.durable.";
@@ -39,8 +50,89 @@ type DurableMethod = Box<dyn Fn(Vat, DurableState, Args) -> Reply>;
 pub(crate) struct KindDef {
     id: u64,
     name: String,
+    /// One unnamed facet for a plain kind (exported as `o+dK/I`), the named facets of a kit
+    /// in definition order (`o+dK/I:F`, `F` the index).
+    facets: Vec<FacetDef>,
+    kit: bool,
+}
+
+impl KindDef {
+    /// The vref of facet `facet_idx` of instance `instance`.
+    fn vref(&self, instance: u64, facet_idx: usize) -> VRef {
+        VRef::ExportObject(ExportId::Durable {
+            kind: self.id,
+            instance,
+            facet: self
+                .kit
+                .then(|| u32::try_from(facet_idx).unwrap_or(u32::MAX)),
+        })
+    }
+
+    /// The facet index a vref's facet part names, if this kind has it.
+    fn facet_idx(&self, facet: Option<u32>) -> Option<usize> {
+        match (self.kit, facet) {
+            (false, None) => Some(0),
+            (true, Some(facet)) => {
+                let idx = usize::try_from(facet).ok()?;
+                (idx < self.facets.len()).then_some(idx)
+            }
+            _ => None,
+        }
+    }
+
+    /// The facets' names, as the kind's record keeps them (none for a plain kind).
+    fn facet_names(&self) -> Option<Vec<String>> {
+        self.kit
+            .then(|| self.facets.iter().map(|facet| facet.name.clone()).collect())
+    }
+}
+
+/// One facet's methods (a plain kind has one facet).
+pub(crate) struct FacetDef {
+    name: String,
+    /// What guards and errors call it: the kind's name, and for a kit's facet its name too.
+    iface: String,
+    methods: Methods,
+}
+
+/// Methods by name, with their guards.
+#[derive(Default)]
+struct Methods {
     methods: BTreeMap<String, DurableMethod>,
     guards: Guards,
+}
+
+impl Methods {
+    fn guard(&mut self, name: &str, guard: MethodGuard) {
+        self.guards.insert(name, guard);
+    }
+
+    fn add<T: Into<Val>>(
+        &mut self,
+        name: &str,
+        method: impl Fn(Vat, DurableState, Args) -> Result<T> + 'static,
+    ) {
+        let method: DurableMethod =
+            Box::new(move |vat, state, args| Reply::from(method(vat, state, args)));
+        self.methods.insert(name.to_owned(), method);
+    }
+
+    fn add_async<T: Into<Val>>(
+        &mut self,
+        name: &str,
+        method: impl AsyncFn(Vat, DurableState, Args) -> Result<T> + 'static,
+    ) {
+        let method = Rc::new(method);
+        let method: DurableMethod = Box::new(move |vat, state, args| {
+            let method = Rc::clone(&method);
+            Reply::later(async move { method(vat, state, args).await })
+        });
+        self.methods.insert(name.to_owned(), method);
+    }
+
+    fn names(&self) -> Vec<&String> {
+        self.methods.keys().collect()
+    }
 }
 
 /// Builds a durable kind from named methods; start one with [`Vat::durable_kind`].
@@ -73,8 +165,7 @@ pub(crate) struct KindDef {
 pub struct KindBuilder {
     core: Weak<Core>,
     name: String,
-    methods: BTreeMap<String, DurableMethod>,
-    guards: Guards,
+    methods: Methods,
 }
 
 impl KindBuilder {
@@ -82,15 +173,14 @@ impl KindBuilder {
         KindBuilder {
             core,
             name: name.to_owned(),
-            methods: BTreeMap::new(),
-            guards: Guards::default(),
+            methods: Methods::default(),
         }
     }
 
     /// Guards the method `name` (see [`MethodGuard`]): arguments that do not match reject
     /// the call before the method runs.
     pub fn guard(mut self, name: &str, guard: impl Into<MethodGuard>) -> Self {
-        self.guards.insert(name, guard.into());
+        self.methods.guard(name, guard.into());
         self
     }
 
@@ -110,9 +200,7 @@ impl KindBuilder {
         name: &str,
         method: impl Fn(Vat, DurableState, Args) -> Result<T> + 'static,
     ) -> Self {
-        let method: DurableMethod =
-            Box::new(move |vat, state, args| Reply::from(method(vat, state, args)));
-        self.methods.insert(name.to_owned(), method);
+        self.methods.add(name, method);
         self
     }
 
@@ -122,12 +210,7 @@ impl KindBuilder {
         name: &str,
         method: impl AsyncFn(Vat, DurableState, Args) -> Result<T> + 'static,
     ) -> Self {
-        let method = Rc::new(method);
-        let method: DurableMethod = Box::new(move |vat, state, args| {
-            let method = Rc::clone(&method);
-            Reply::later(async move { method(vat, state, args).await })
-        });
-        self.methods.insert(name.to_owned(), method);
+        self.methods.add_async(name, method);
         self
     }
 
@@ -141,10 +224,15 @@ impl KindBuilder {
             .core
             .upgrade()
             .ok_or_else(|| Error::new("the vat is gone"))?;
+        let facet = FacetDef {
+            name: String::new(),
+            iface: self.name.clone(),
+            methods: self.methods,
+        };
         let def = core
             .state
             .borrow_mut()
-            .define_kind(self.name, self.methods, self.guards)?;
+            .define_kind(self.name, vec![facet], false)?;
         Ok(DurableKind {
             def,
             core: self.core,
@@ -156,7 +244,7 @@ impl fmt::Debug for KindBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KindBuilder")
             .field("name", &self.name)
-            .field("methods", &self.methods.keys().collect::<Vec<_>>())
+            .field("methods", &self.methods.names())
             .finish()
     }
 }
@@ -185,11 +273,11 @@ impl DurableKind {
             .core
             .upgrade()
             .ok_or_else(|| Error::new("the vat is gone"))?;
-        let object = core
-            .state
-            .borrow_mut()
-            .make_durable(&self.def, &state.into())?;
-        Ok(Ref(Target::Local(object)))
+        let mut state_ref = core.state.borrow_mut();
+        let instance = state_ref.make_durable(&self.def, &state.into())?;
+        Ok(Ref(Target::Local(
+            state_ref.instance_object(&self.def, instance, 0),
+        )))
     }
 }
 
@@ -257,6 +345,30 @@ impl DurableState {
         Ok(self.get()?.get(name).cloned().unwrap_or_default())
     }
 
+    /// The facet `name` of this instance of a kind kit (see [`crate::Vat::durable_kind_kit`]).
+    ///
+    /// # Errors
+    /// When the instance's kind has no facet of that name (a plain kind has none).
+    pub fn facet(&self, name: &str) -> Result<Ref> {
+        let core = self.core()?;
+        let mut state = core.state.borrow_mut();
+        let def = state
+            .kinds
+            .get(&self.kind)
+            .cloned()
+            .ok_or_else(|| Error::new("the durable kind is not defined"))?;
+        let facet_idx = def
+            .facets
+            .iter()
+            .position(|facet| def.kit && facet.name == name)
+            .ok_or_else(|| Error::new(format!("({}) has no facet {name:?}", def.name)))?;
+        Ok(Ref(Target::Local(state.instance_object(
+            &def,
+            self.instance,
+            facet_idx,
+        ))))
+    }
+
     /// Sets one field of a record state (a non-record state becomes a record).
     ///
     /// # Errors
@@ -277,22 +389,26 @@ impl fmt::Debug for DurableState {
     }
 }
 
-/// The behaviour of one instance: its kind's methods over its state.
+/// The behaviour of one facet of one instance: that facet's methods over the state.
 struct Instance {
     def: Rc<KindDef>,
+    facet_idx: usize,
     state: DurableState,
 }
 
 impl Object for Instance {
     fn invoke(&self, vat: &Vat, method: &str, args: Args) -> Reply {
-        match self.def.methods.get(method) {
-            Some(handler) => self
-                .def
+        let Some(facet) = self.def.facets.get(self.facet_idx) else {
+            return Reply::err(format!("({}) has no such facet", self.def.name));
+        };
+        match facet.methods.methods.get(method) {
+            Some(handler) => facet
+                .methods
                 .guards
-                .invoke(&self.def.name, method, args, |args| {
+                .invoke(&facet.iface, method, args, |args| {
                     handler(vat.clone(), self.state.clone(), args)
                 }),
-            None => Reply::err(format!("{:?} has no method {method:?}", self.def.name)),
+            None => Reply::err(format!("{:?} has no method {method:?}", facet.iface)),
         }
     }
 }
@@ -305,46 +421,40 @@ fn kind_key(name: &str) -> String {
     format!("{KIND_PREFIX}{name}")
 }
 
-/// A kind's stored record: its number and its next instance number.
-fn encode_kind(id: u64, next: u64) -> Vec<u8> {
-    let as_int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
-    Value::Record(BTreeMap::from([
-        ("id".to_owned(), as_int(id)),
-        ("next".to_owned(), as_int(next)),
-    ]))
-    .to_cbor()
-}
-
-fn decode_kind(name: &str, bytes: &[u8]) -> Result<(u64, u64)> {
-    let corrupt = || Error::new(format!("the record of durable kind {name:?} is corrupt"));
-    let value = Value::from_cbor(bytes).map_err(|_| corrupt())?;
-    let field = |field: &str| match &value {
-        Value::Record(fields) => fields
-            .get(field)
-            .and_then(Value::as_int)
-            .and_then(|n| u64::try_from(n).ok()),
-        _ => None,
-    };
-    Ok((
-        field("id").ok_or_else(corrupt)?,
-        field("next").ok_or_else(corrupt)?,
-    ))
-}
-
 impl State {
+    /// Defines a kind (a kit when `kit`) in this incarnation. A kind an earlier incarnation
+    /// defined keeps its number, and must be defined with the same facets again: its
+    /// instances' facet vrefs are fixed.
     fn define_kind(
         &mut self,
         name: String,
-        methods: BTreeMap<String, DurableMethod>,
-        guards: Guards,
+        facets: Vec<FacetDef>,
+        kit: bool,
     ) -> Result<Rc<KindDef>> {
         if self.kinds.values().any(|def| def.name == name) {
             return Err(Error::new(format!(
                 "durable kind {name:?} is already defined in this incarnation"
             )));
         }
-        let id = match self.store.get(&kind_key(&name)) {
-            Some(bytes) => decode_kind(&name, bytes)?.0,
+        let mut def = KindDef {
+            id: 0,
+            name,
+            facets,
+            kit,
+        };
+        def.id = match self.store.get(&kind_key(&def.name)) {
+            Some(bytes) => {
+                let record = KindRecord::decode(&def.name, bytes)?;
+                if record.facets != def.facet_names() {
+                    return Err(Error::new(format!(
+                        "durable kind {:?} was defined with facets {:?}, not {:?}",
+                        def.name,
+                        record.facets.unwrap_or_default(),
+                        def.facet_names().unwrap_or_default()
+                    )));
+                }
+                record.id
+            }
             None => {
                 let id = match self.store.get(NEXT_KIND_KEY) {
                     Some(bytes) => decode_counter(bytes)?,
@@ -352,32 +462,35 @@ impl State {
                 };
                 self.store
                     .set(NEXT_KIND_KEY, Value::Int(to_i64(id + 1)).to_cbor());
-                self.store.set(&kind_key(&name), encode_kind(id, 1));
+                let record = KindRecord {
+                    id,
+                    next: 1,
+                    facets: def.facet_names(),
+                };
+                self.store.set(&kind_key(&def.name), record.encode());
                 id
             }
         };
-        let def = Rc::new(KindDef {
-            id,
-            name,
-            methods,
-            guards,
-        });
-        self.kinds.insert(id, Rc::clone(&def));
+        let def = Rc::new(def);
+        self.kinds.insert(def.id, Rc::clone(&def));
         Ok(def)
     }
 
-    fn make_durable(&mut self, def: &Rc<KindDef>, initial: &Val) -> Result<Rc<LocalObject>> {
+    /// Makes a new instance of `def` with `initial` as its state; its number.
+    fn make_durable(&mut self, def: &Rc<KindDef>, initial: &Val) -> Result<u64> {
         let data = self.serialize_durable(initial)?;
         let key = kind_key(&def.name);
         let bytes = self
             .store
             .get(&key)
             .ok_or_else(|| Error::new(format!("durable kind {:?} has no record", def.name)))?;
-        let (id, instance) = decode_kind(&def.name, bytes)?;
-        self.store.set(&key, encode_kind(id, instance + 1));
+        let mut record = KindRecord::decode(&def.name, bytes)?;
+        let instance = record.next;
+        record.next += 1;
+        self.store.set(&key, record.encode());
         self.store
             .set(&state_key(def.id, instance), cbor::to_vec(&data));
-        Ok(self.instance_object(def, instance))
+        Ok(instance)
     }
 
     /// The exported object `vref`, bringing a durable instance of an earlier incarnation
@@ -389,46 +502,46 @@ impl State {
         let VRef::ExportObject(ExportId::Durable {
             kind,
             instance,
-            facet: None,
+            facet,
         }) = vref
         else {
             return None;
         };
         let def = Rc::clone(self.kinds.get(&kind)?);
+        let facet_idx = def.facet_idx(facet)?;
         self.store.get(&state_key(kind, instance))?;
-        Some(self.instance_object(&def, instance))
+        Some(self.instance_object(&def, instance, facet_idx))
     }
 
-    /// A local object for instance `instance` of `def`, registered under its vref.
-    fn instance_object(&mut self, def: &Rc<KindDef>, instance: u64) -> Rc<LocalObject> {
+    /// The local object for facet `facet_idx` of instance `instance` of `def`: the one
+    /// registered under its vref, or a new one registered there.
+    fn instance_object(
+        &mut self,
+        def: &Rc<KindDef>,
+        instance: u64,
+        facet_idx: usize,
+    ) -> Rc<LocalObject> {
+        let vref = def.vref(instance, facet_idx);
+        if let Some(object) = self.exports.get(&vref) {
+            return Rc::clone(object);
+        }
         let behavior = Instance {
             def: Rc::clone(def),
+            facet_idx,
             state: DurableState {
                 core: self.me.clone(),
                 kind: def.id,
                 instance,
             },
         };
-        let object = self.new_local_object(&def.name, Box::new(behavior));
-        let vref = VRef::ExportObject(ExportId::Durable {
-            kind: def.id,
-            instance,
-            facet: None,
-        });
+        let iface = def
+            .facets
+            .get(facet_idx)
+            .map_or(def.name.as_str(), |facet| facet.iface.as_str());
+        let iface = iface.to_owned();
+        let object = self.new_local_object(&iface, Box::new(behavior));
         self.exports.insert(vref, Rc::clone(&object));
         self.export_vrefs.insert(object.local_id, vref);
         object
     }
-}
-
-fn decode_counter(bytes: &[u8]) -> Result<u64> {
-    Value::from_cbor(bytes)
-        .ok()
-        .and_then(|v| v.as_int())
-        .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| Error::new(format!("vat store key {NEXT_KIND_KEY:?} is corrupt")))
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }

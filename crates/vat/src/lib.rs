@@ -48,7 +48,9 @@
 //!   delivery reports the store's changes as its checkpoint. **Durable objects** are
 //!   instances of a durable kind ([`Vat::durable_kind`]), exported as `o+dK/I` with their
 //!   state in the vat store: an incarnation that defines the kind again (same name, while it
-//!   builds) answers messages to instances an earlier one made. Everything else (ephemeral
+//!   builds) answers messages to instances an earlier one made. A durable kind kit
+//!   ([`Vat::durable_kind_kit`]) makes instances of several facets (`o+dK/I:F`) sharing one
+//!   durable state. Everything else (ephemeral
 //!   local objects other than the root, promises) belongs to one incarnation.
 //! * **Exo features** (after Endo's `@endo/exo` and `@agoric/store`, spec §19.12):
 //!   [`Guard`]s and [`MethodGuard`]s declare what a method accepts (`method_guarded` on
@@ -58,7 +60,9 @@
 //!   with its own state), [`Vat::class_kit`] a class kit (instances made of several facets
 //!   sharing one state; a facet answers only its own methods). [`MapStore`] and
 //!   [`SetStore`] hold scalar keys in key order, in memory or — [`Vat::durable_map_store`],
-//!   [`Vat::durable_set_store`] — in the vat store. [`Ref::call`] invokes a method of a
+//!   [`Vat::durable_set_store`] — in the vat store; [`WeakMapStore`] and [`WeakSetStore`]
+//!   are keyed by object references they recognise without holding, in memory or —
+//!   [`Vat::durable_weak_map_store`], [`Vat::durable_weak_set_store`] — in the vat store. [`Ref::call`] invokes a method of a
 //!   local object at once, as JavaScript code calls its own vat's objects.
 //! * **Logging and exit**: [`Vat::test_log`] writes a line tagged `test` (plus the vat's
 //!   name); [`Vat::exit`] and [`Vat::exit_with_failure`] ask the kernel to end the vat.
@@ -84,7 +88,9 @@
 //! * The `o+N`/`p+N` counters are saved in the vat store (key `sdk.idCounters`), so a
 //!   restarted vat never reuses a vref an earlier incarnation gave the kernel. Baggage lives
 //!   under `baggage.<key>`, durable kinds and their instances' state under `sdk.kind.` and
-//!   `sdk.durable.`; durable stores under `sdk.map.` and `sdk.set.`.
+//!   `sdk.durable.`; durable stores under `sdk.map.` and `sdk.set.`, durable weak stores
+//!   under `sdk.wmap.` and `sdk.wset.` (keyed by the key's vref text, so a key is
+//!   recognised without being held).
 //!
 //! * **Garbage** (spec §19.8): presences are held by vat code only, the runtime's import
 //!   table is weak. On `bringOutYourDead` the runtime reports `dropImports` for imports no
@@ -93,8 +99,7 @@
 //!   kernel dropped that vat code no longer holds. The root, durable exports, and imports
 //!   that ever went into (or came out of) the vat store are never reported.
 //!
-//! Not yet: virtual objects (`o+v…`), durable kinds with several facets, and syscalls
-//! outside a delivery (spec §19.11).
+//! Not yet: virtual objects (`o+v…`) and syscalls outside a delivery (spec §19.11).
 //!
 //! # Example
 //!
@@ -229,7 +234,9 @@ pub use baggage::Baggage;
 pub use bootstrap::Bootstrap;
 pub use class::{Class, ClassBuilder, ClassKit, FacetBuilder, Kit, KitBuilder, This};
 pub use collection::{MapStore, SetStore};
-pub use durable::{DurableKind, DurableState, KindBuilder};
+pub use durable::{
+    DurableKind, DurableKindKit, DurableState, KindBuilder, KindFacetBuilder, KindKitBuilder,
+};
 pub use error::{Error, Result};
 pub use guard::{Guard, MethodGuard};
 pub use object::{Object, ObjectBuilder, Reply};

@@ -11,11 +11,12 @@ use crate::baggage::Baggage;
 use crate::class::{ClassBuilder, KitBuilder};
 use crate::collection::{MapStore, SetStore};
 use crate::core::Core;
-use crate::durable::KindBuilder;
+use crate::durable::{KindBuilder, KindKitBuilder};
 use crate::object::{Object, ObjectBuilder};
 use crate::promise::{Promise, Resolver};
 use crate::reference::{LocalObject, Ref, Target};
 use crate::val::Val;
+use crate::weak::{WeakMapStore, WeakSetStore};
 
 /// The tag that marks a log line as a test log (spec §21.0).
 const TEST_TAG: &str = "test";
@@ -53,6 +54,12 @@ impl Vat {
         KindBuilder::new(self.core.clone(), name)
     }
 
+    /// Starts defining the durable kind kit `name` (see [`KindKitBuilder`]): durable
+    /// objects made of several facets that share one durable state.
+    pub fn durable_kind_kit(&self, name: &str) -> KindKitBuilder {
+        KindKitBuilder::new(self.core.clone(), name)
+    }
+
     /// Starts defining the class `name` (see [`ClassBuilder`]): many objects with the same
     /// methods, each with its own state of type `S`.
     pub fn class<S: 'static>(&self, name: &str) -> ClassBuilder<S> {
@@ -74,6 +81,19 @@ impl Vat {
     /// The set store `name` kept in the vat store (see [`SetStore`]).
     pub fn durable_set_store(&self, name: &str) -> SetStore {
         SetStore::durable(self.core.clone(), name)
+    }
+
+    /// The weak map store `name` kept in the vat store (see [`WeakMapStore`]): its keys are
+    /// imports, the root or durable objects, recognised but not held; its entries survive
+    /// restarts and upgrades, and an import's entry goes when the kernel retires it.
+    pub fn durable_weak_map_store(&self, name: &str) -> WeakMapStore {
+        WeakMapStore::durable(self.core.clone(), name)
+    }
+
+    /// The weak set store `name` kept in the vat store (see [`WeakSetStore`] and
+    /// [`Vat::durable_weak_map_store`]).
+    pub fn durable_weak_set_store(&self, name: &str) -> WeakSetStore {
+        WeakSetStore::durable(self.core.clone(), name)
     }
 
     /// Makes a local object from any [`Object`] implementation.

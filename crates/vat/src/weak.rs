@@ -5,9 +5,14 @@
 //! kernel may hand it back, and the store then finds its entry again (spec §19.8). Once the
 //! entry is deleted or the store itself is dropped, the next reap retires the import.
 //!
+//! A store lives in memory for one incarnation ([`WeakMapStore::new`]) or in the vat store
+//! ([`crate::Vat::durable_weak_map_store`], `weak/stored.rs`), where it survives restarts
+//! and upgrades like baggage.
+//!
 //! Invariant: a store's set of import keys is shared with the vat's `Core` only weakly, and
 //! holds vrefs, never presences, so a store never makes an import strongly held.
 
+mod stored;
 #[cfg(test)]
 mod tests;
 
@@ -17,9 +22,13 @@ use std::rc::{Rc, Weak};
 
 use ocap_types::VRef;
 
+use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::reference::{Ref, Target};
 use crate::val::Val;
+
+use stored::{StoredTable, WeakKind};
+pub(crate) use stored::{durable_weak_keys, forget_durable_weak_keys};
 
 /// The identity of a weak key: a local object by its local id, a presence by its vref
 /// (both within their vat, which the core's address tells apart).
@@ -29,16 +38,16 @@ enum KeyId {
     Import(usize, VRef),
 }
 
-struct Table {
+struct HeapTable {
     label: String,
     entries: RefCell<BTreeMap<KeyId, Val>>,
     /// The import keys, shared weakly with the vats they belong to.
     imports: Rc<RefCell<BTreeSet<VRef>>>,
 }
 
-impl Table {
-    fn new(label: &str) -> Table {
-        Table {
+impl HeapTable {
+    fn new(label: &str) -> HeapTable {
+        HeapTable {
             label: label.to_owned(),
             entries: RefCell::new(BTreeMap::new()),
             imports: Rc::new(RefCell::new(BTreeSet::new())),
@@ -108,11 +117,50 @@ impl Table {
     }
 }
 
+/// A weak store's entries: in memory, or in the vat store.
+enum Table {
+    Heap(HeapTable),
+    Stored(StoredTable),
+}
+
+impl Table {
+    fn has(&self, key: &Val) -> bool {
+        match self {
+            Table::Heap(table) => table.has(key),
+            Table::Stored(table) => table.has(key),
+        }
+    }
+
+    fn get(&self, key: &Val) -> Result<Val> {
+        match self {
+            Table::Heap(table) => table.get(key),
+            Table::Stored(table) => table.get(key),
+        }
+    }
+
+    fn put(&self, key: &Val, value: Val, must_be_new: bool) -> Result<()> {
+        match self {
+            Table::Heap(table) => table.put(key, value, must_be_new),
+            Table::Stored(table) => table.put(key, value, must_be_new),
+        }
+    }
+
+    fn delete(&self, key: &Val) -> Result<()> {
+        match self {
+            Table::Heap(table) => table.delete(key),
+            Table::Stored(table) => table.delete(key),
+        }
+    }
+}
+
 /// A map keyed by object references that holds its keys weakly but recognisably (a
 /// JavaScript `WeakMap`): keeping an import only as a key here lets the vat drop it while
 /// still recognising it if it comes back. Values are held strongly. It cannot be listed.
 ///
-/// Cheap to clone; clones share the entries. Lives in memory for one incarnation.
+/// Cheap to clone; clones share the entries. [`WeakMapStore::new`] makes one in memory for
+/// one incarnation; [`crate::Vat::durable_weak_map_store`] one in the vat store, whose keys
+/// must survive a restart too (imports, the root, durable objects) and whose entry of an
+/// import goes when the kernel retires that import.
 ///
 /// # Examples
 /// ```
@@ -150,7 +198,13 @@ impl WeakMapStore {
     /// An empty store; `label` names it in errors.
     pub fn new(label: &str) -> WeakMapStore {
         WeakMapStore {
-            table: Rc::new(Table::new(label)),
+            table: Rc::new(Table::Heap(HeapTable::new(label))),
+        }
+    }
+
+    pub(crate) fn durable(core: Weak<Core>, name: &str) -> WeakMapStore {
+        WeakMapStore {
+            table: Rc::new(Table::Stored(StoredTable::new(core, WeakKind::Map, name))),
         }
     }
 
@@ -193,7 +247,8 @@ impl WeakMapStore {
 }
 
 /// A set of object references that holds them weakly but recognisably (a JavaScript
-/// `WeakSet`); see [`WeakMapStore`].
+/// `WeakSet`); see [`WeakMapStore`], and [`crate::Vat::durable_weak_set_store`] for one in
+/// the vat store.
 #[derive(Clone)]
 pub struct WeakSetStore {
     table: Rc<Table>,
@@ -203,7 +258,13 @@ impl WeakSetStore {
     /// An empty set; `label` names it in errors.
     pub fn new(label: &str) -> WeakSetStore {
         WeakSetStore {
-            table: Rc::new(Table::new(label)),
+            table: Rc::new(Table::Heap(HeapTable::new(label))),
+        }
+    }
+
+    pub(crate) fn durable(core: Weak<Core>, name: &str) -> WeakSetStore {
+        WeakSetStore {
+            table: Rc::new(Table::Stored(StoredTable::new(core, WeakKind::Set, name))),
         }
     }
 

@@ -258,17 +258,26 @@ enum Inner {
 
 impl Session {
     /// Connects to the daemon serving `store`, or opens the store's kernel in this process
-    /// if none does. `timeout` bounds each call and, offline, the run to idle.
+    /// if none does; offline, a missing store is made only if `creates` (a launch), so that
+    /// a command that acts on a store never leaves an empty one behind. `timeout` bounds
+    /// each call and, offline, the run to idle.
     ///
     /// # Errors
-    /// As [`Client::connect`]; [`CliError::Kernel`] if the kernel cannot be opened.
+    /// As [`Client::connect`]; [`CliError::NoStore`] if there is no store and `creates` is
+    /// false; [`CliError::Kernel`] if the kernel cannot be opened.
     pub fn open(
         store: &Path,
         timeout: Duration,
         worker_program: Option<PathBuf>,
+        creates: bool,
     ) -> Result<Session, CliError> {
         let inner = match Client::connect(store)? {
             Some(client) => Inner::Daemon(client),
+            None if !creates && !store.join("data.mdb").is_file() => {
+                return Err(CliError::NoStore {
+                    store: store.to_path_buf(),
+                });
+            }
             None => {
                 let mut config = KernelConfig::new(registry());
                 config.workers.program = worker_program;

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ocap_kernel::inspect::KernelStore;
-use ocap_kernel::{CapData, Durability, KRef, Kernel, KernelError, SubclusterId, Value};
+use ocap_kernel::{
+    BundleSpec, CapData, Durability, KRef, Kernel, KernelError, SubclusterId, Value, VatUpgrade,
+};
 use serde_json::{Value as Json, json};
 
 use super::protocol::{METHOD_NOT_FOUND, PROTOCOL_VERSION, RpcError};
@@ -85,6 +87,11 @@ pub(crate) fn dispatch(
         }
         "restartVat" => {
             kernel.restart_vat(id_param(params, "vat")?)?;
+            Ok(json!({}))
+        }
+        "upgradeVat" => {
+            let bundle = BundleSpec::name(str_param(params, "bundle")?);
+            kernel.upgrade_vat(id_param(params, "vat")?, VatUpgrade::new(bundle))?;
             Ok(json!({}))
         }
         "revoke" => {

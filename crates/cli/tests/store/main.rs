@@ -1,10 +1,12 @@
-//! `ocap inspect`, `ocap check` and `ocap backup`, run as a user would on stores that
-//! `ocap run` wrote: the binary in a temporary directory, its output and exit code.
+//! `ocap inspect`, `ocap check`, `ocap backup` and `ocap upgrade`, run as a user would on
+//! stores that `ocap run` wrote: the binary in a temporary directory, its output and exit
+//! code.
 #![allow(clippy::unwrap_used)]
 
 mod backup;
 mod check;
 mod inspect;
+mod upgrade;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
