@@ -206,6 +206,18 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<St
     })
 }
 
+/// `ocap backup` through the daemon serving the store: it writes the copy between two
+/// cranks, after committing every ended one. `dest` must be absolute (the daemon's working
+/// directory is its own).
+///
+/// # Errors
+/// [`CliError::Remote`] with the daemon's error (a destination that is not empty is a
+/// usage error there too).
+pub fn backup_through_daemon(session: &mut Session, dest: &Path) -> Result<(), CliError> {
+    session.call("backup", json!({"dest": dest}))?;
+    Ok(())
+}
+
 /// `ocap check` of a store a daemon serves: the audit only, run by the daemon over its
 /// live tables (the page walk needs the store's lock: stop the daemon for it). Returns the
 /// text (or JSON) to print and how many violations the audit found.

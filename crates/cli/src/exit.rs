@@ -80,6 +80,8 @@ impl Failure {
                 KernelError::Timeout => Failure::Timeout,
                 KernelError::Open(error) => Failure::of_open(error),
                 KernelError::Store(error) => Failure::of_store(error),
+                KernelError::Backup(BackupError::Destination { .. }) => Failure::Usage,
+                KernelError::Backup(BackupError::Store(error)) => Failure::of_store(error),
                 _ => Failure::Internal,
             },
             CliError::Remote(error) => error.failure(),

@@ -20,8 +20,8 @@ mod run;
 mod store_dir;
 
 pub use check::{
-    CHECK_PAGES, CheckOptions, CheckOutcome, backup_store, check_pages, check_store,
-    check_through_daemon,
+    CHECK_PAGES, CheckOptions, CheckOutcome, backup_store, backup_through_daemon, check_pages,
+    check_store, check_through_daemon,
 };
 pub use commands::{KernelCommand, Output, run_command};
 pub use daemon::RpcError;

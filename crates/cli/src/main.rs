@@ -399,12 +399,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             json,
             timeout,
         } => check(dir.or(store).as_deref(), json, timeout),
-        Command::Backup { dest, store } => {
-            let store = resolve_store(store.as_deref())?;
-            ocap_cli::backup_store(&store, &dest)?;
-            println!("backed up {} to {}", store.display(), dest.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Backup { dest, store } => backup(store.as_deref(), &dest),
         Command::Daemon { action } => daemon(action),
         Command::Serve {
             store,
@@ -627,4 +622,21 @@ fn check(store: Option<&Path>, json: bool, timeout: u64) -> Result<ExitCode, Cli
         let error = CliError::Violations { count: violations };
         Ok(report("ocap check", &error))
     }
+}
+
+/// `ocap backup`: through the daemon while one serves the store (it copies between two
+/// cranks), else offline under the store's lock.
+fn backup(store: Option<&Path>, dest: &Path) -> Result<ExitCode, CliError> {
+    let store = resolve_store(store)?;
+    match Session::daemon(&store, Duration::from_secs(600))? {
+        Some(mut session) => {
+            // The daemon's working directory is not ours: send an absolute path.
+            let dest = std::path::absolute(dest).map_err(|e| CliError::Args(e.to_string()))?;
+            ocap_cli::backup_through_daemon(&mut session, &dest)?;
+            session.finish()?;
+        }
+        None => ocap_cli::backup_store(&store, dest)?,
+    }
+    println!("backed up {} to {}", store.display(), dest.display());
+    Ok(ExitCode::SUCCESS)
 }

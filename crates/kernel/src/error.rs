@@ -19,6 +19,9 @@ pub enum KernelError {
     /// The store could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// A backup of the running store could not be written.
+    #[error(transparent)]
+    Backup(#[from] ocap_store::BackupError),
     /// The store failed. The kernel cannot continue the operation; a crank in progress was
     /// rolled back.
     #[error(transparent)]

@@ -345,6 +345,19 @@ impl Kernel {
         self.call(|core, state| lifecycle::reap_vats(core, state))?
     }
 
+    /// Writes a consistent, compacted copy of the running kernel's store into directory
+    /// `dest`, which must be missing or empty, between two cranks: every crank ended so far
+    /// is committed first, so the copy holds what hosts were told. The copy is a store
+    /// that opens like this one (and `ocap check` verifies).
+    ///
+    /// # Errors
+    /// [`KernelError::Backup`] for a destination that is not empty or cannot be written, or
+    /// a store failure (the partial copy is removed); [`KernelError::Stopped`].
+    pub fn backup(&self, dest: &std::path::Path) -> Result<(), KernelError> {
+        let dest = dest.to_path_buf();
+        self.call(move |_, state| state.backup_to(&dest).map_err(KernelError::from))?
+    }
+
     /// Schedules a `bringOutYourDead` for one running vat (spec §6.5): it reports what it no
     /// longer uses, and what that frees is collected in the cranks that follow.
     ///

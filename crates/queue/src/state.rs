@@ -180,6 +180,15 @@ impl KernelState {
         Ok(self.store.kv_mut().flush()?)
     }
 
+    /// Writes a consistent, compacted copy of the store into directory `dest` (missing or
+    /// empty), after committing every ended crank; between cranks only.
+    ///
+    /// # Errors
+    /// [`ocap_store::BackupError`] for a bad destination or a store failure.
+    pub fn backup_to(&mut self, dest: &std::path::Path) -> Result<(), ocap_store::BackupError> {
+        self.store.kv_mut().backup_to(dest)
+    }
+
     /// Forgets what the ended crank left in memory (buffered work and settlements) and
     /// re-reads the run queue's bounds.
     fn forget_crank(&mut self) -> Result<(), QueueError> {

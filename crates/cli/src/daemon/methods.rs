@@ -114,6 +114,14 @@ pub(crate) fn dispatch(
         }
         "inspect" => inspect(kernel, params),
         "check" => check(kernel),
+        "backup" => {
+            let dest = PathBuf::from(str_param(params, "dest")?);
+            if !dest.is_absolute() {
+                return Err(RpcError::params("dest must be an absolute path".to_owned()));
+            }
+            kernel.backup(&dest)?;
+            Ok(json!({}))
+        }
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
             format!("no method {:?}", cut(method)),

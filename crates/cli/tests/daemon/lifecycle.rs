@@ -1,7 +1,7 @@
 //! A daemon's life: started in the background, used, stopped; killed and started again with
 //! its state; refused when another serves the store; and the same commands offline.
 
-use super::{Background, Client, Place, record};
+use super::{Background, Client, Place, ocap_in, record};
 
 #[test]
 fn daemon_start_launch_send_inspect_stop() {
@@ -167,4 +167,37 @@ fn commands_work_offline_and_results_are_held_until_released() {
     let run = place.ocap(&["vats", "--json"]);
     run.assert_code(0);
     assert_eq!(run.json(), serde_json::json!([]));
+}
+
+#[test]
+fn a_store_a_daemon_serves_is_backed_up_through_it() {
+    let place = Place::new();
+    let served = place.serve();
+    let root = place.launch_counter();
+    place
+        .ocap(&["send", &root, "resume", "--wait"])
+        .assert_code(0);
+    // A relative destination is the client's (the daemon's working directory differs).
+    let run = place.ocap(&["backup", "copy"]);
+    run.assert_code(0);
+    let copy = place.dir.path().join("copy");
+    assert!(copy.join("data.mdb").is_file());
+    // A destination that is not empty is refused through the daemon too.
+    place.ocap(&["backup", "copy"]).assert_code(1);
+    // The copy is a sound store with the counter, while the daemon serves on.
+    let copy_arg = copy.to_str().unwrap();
+    let check = ocap_in(place.dir.path(), &["check".as_ref(), copy_arg.as_ref()]);
+    check.assert_code(0);
+    let args: [&std::ffi::OsStr; 5] = [
+        "inspect".as_ref(),
+        "--json".as_ref(),
+        "vats".as_ref(),
+        "--store".as_ref(),
+        copy_arg.as_ref(),
+    ];
+    let run = ocap_in(place.dir.path(), &args);
+    run.assert_code(0);
+    assert_eq!(run.json()["vats"]["rows"][0]["name"], "counter");
+    place.ocap(&["vats"]).assert_code(0);
+    served.kill();
 }
