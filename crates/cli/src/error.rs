@@ -110,3 +110,21 @@ pub enum CliError {
     #[error("no home directory to keep the default store in: give --store DIR")]
     NoDefaultStore,
 }
+
+/// The lines that explain `error`: its message, then each cause in its chain whose text the
+/// line before does not already hold. Some errors show their cause in their own message
+/// (`lmdb backend: <heed error>`) and still return it as their source; listed naively, the
+/// chain would say the same thing twice (`x: y`, then `caused by: y`).
+pub fn error_chain(error: &dyn std::error::Error) -> Vec<String> {
+    let mut lines = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        let said = lines.last().is_some_and(|last| last.contains(&text));
+        if !said && !text.is_empty() {
+            lines.push(text);
+        }
+        source = cause.source();
+    }
+    lines
+}

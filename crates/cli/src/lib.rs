@@ -16,6 +16,7 @@ pub mod daemon;
 mod error;
 mod exit;
 mod inspect;
+mod progress;
 mod run;
 mod store_dir;
 
@@ -25,10 +26,11 @@ pub use check::{
 };
 pub use commands::{KernelCommand, Output, run_command};
 pub use daemon::RpcError;
-pub use error::CliError;
+pub use error::{CliError, error_chain};
 pub use exit::{EXIT_CODES, Failure};
 pub use inspect::{Section, inspect_store, inspect_through_daemon};
 pub use run::{
-    MAX_CLUSTER_FILE, RunOptions, parse_cluster, parse_cluster_json, registry, render, run_cluster,
+    MAX_CLUSTER_FILE, RunOptions, parse_cluster, parse_cluster_json, registry, render, render_json,
+    run_cluster,
 };
 pub use store_dir::{default_store, resolve_store};

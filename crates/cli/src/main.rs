@@ -1,295 +1,25 @@
 //! The `ocap` command: flags, printing, and exit codes (`ocap_cli::Failure`).
 
-use std::path::{Path, PathBuf};
+mod args;
+
+use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use ocap_cli::daemon::{self, ServeOptions, Session, StartOptions};
 use ocap_cli::{
-    CheckOptions, CliError, EXIT_CODES, Failure, KernelCommand, RunOptions, Section, render,
-    resolve_store, run_cluster, run_command,
+    CheckOptions, CliError, Failure, KernelCommand, RunOptions, Section, error_chain, render,
+    render_json, resolve_store, run_cluster, run_command,
 };
+use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
-/// Run clusters of vats on an object-capability kernel; inspect, check and back up their
-/// stores.
-#[derive(Parser)]
-#[command(name = "ocap", version, after_help = EXIT_CODES)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// Where a command acts, and how it prints.
-#[derive(Args, Debug, Clone)]
-struct On {
-    /// The store directory (default: the user's store, $XDG_DATA_HOME/ocap/store). Through
-    /// its daemon if one serves it, else on a kernel this command opens.
-    #[arg(long)]
-    store: Option<PathBuf>,
-    /// Print the answer as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Seconds to wait for the kernel (a launch's bootstrap, a result, going idle).
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Launch the subcluster in a cluster file, run it until idle, print the bootstrap result.
-    #[command(after_help = EXIT_CODES)]
-    Run {
-        /// The cluster config (JSON).
-        cluster: PathBuf,
-        /// Keep the kernel's store in this directory (default: the user's store,
-        /// $XDG_DATA_HOME/ocap/store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Share one synced commit among many cranks.
-        #[arg(long)]
-        group_commit: bool,
-        /// Seconds to wait for bootstrap and for the kernel to go idle.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-    },
-    /// List the kernel's vats (through its daemon, or offline); with --code, the vat code
-    /// compiled into this binary instead.
-    #[command(after_help = EXIT_CODES)]
-    Vats {
-        /// List the vat code compiled into this binary.
-        #[arg(long)]
-        code: bool,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Show what a store holds: vats, subclusters, objects, promises, c-lists, the run
-    /// queue, vat stores. Through the daemon if one serves the store; else opens it read-only.
-    #[command(after_help = EXIT_CODES)]
-    Inspect {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// One JSON object (a `{"rows": [...], "more": bool}` per section) instead of tables.
-        #[arg(long)]
-        json: bool,
-        /// At most this many rows per section, in key order.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// The sections to show (default: all).
-        #[arg(value_enum)]
-        sections: Vec<Section>,
-    },
-    /// Verify a store: read every page in a child process, then audit refcounts, c-lists,
-    /// queues and deciders. Exits 2 on violations, 4 if the store is damaged or in use. With
-    /// a daemon serving the store, the daemon runs the audit and no page is walked.
-    #[command(after_help = EXIT_CODES)]
-    Check {
-        /// The store directory (or give it with --store; default: the user's store).
-        dir: Option<PathBuf>,
-        /// The store directory.
-        #[arg(long, conflicts_with = "dir")]
-        store: Option<PathBuf>,
-        /// Print the outcome as a JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Seconds the page walk may take.
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
-    },
-    /// Write a consistent, compacted copy of a store (no kernel may be running it) into
-    /// DEST, a directory that must be missing or empty. `ocap check DEST` verifies it.
-    #[command(after_help = EXIT_CODES)]
-    Backup {
-        /// Where the copy goes.
-        dest: PathBuf,
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-    },
-    /// Start, stop or ask about the daemon serving a store.
-    #[command(after_help = EXIT_CODES)]
-    Daemon {
-        #[command(subcommand)]
-        action: DaemonAction,
-    },
-    /// Run a kernel on a store in the foreground, serving the control protocol on a socket
-    /// beside it until `ocap daemon stop` (what `ocap daemon start` runs in the background).
-    #[command(after_help = EXIT_CODES)]
-    Serve {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Share one synced commit among many cranks.
-        #[arg(long)]
-        group_commit: bool,
-    },
-    /// Launch the subcluster in a cluster file and print its bootstrap result.
-    #[command(after_help = EXIT_CODES)]
-    Launch {
-        /// The cluster config (JSON), read by this command.
-        cluster: PathBuf,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Send METHOD(ARGS) to TARGET (a kref). ARGS is a JSON array in the JSON form of values
-    /// (docs/control-protocol.md): `{"@undefined": null}` is undefined, `{"@slot": [i,
-    /// null]}` the i-th --slot. Prints the result promise; with --wait, the result's value
-    /// and its promise, which stays held for you until `ocap release` frees it.
-    #[command(after_help = EXIT_CODES)]
-    Send {
-        /// The target: `ko<N>` or `kp<N>`.
-        target: String,
-        /// The method.
-        method: String,
-        /// The arguments, a JSON array (default: none).
-        args: Option<String>,
-        /// A kref the arguments name as `{"@slot": [index, iface]}`, in index order.
-        #[arg(long = "slot")]
-        slots: Vec<String>,
-        /// Wait for the result (at most --timeout seconds) and print it.
-        #[arg(long)]
-        wait: bool,
-        #[command(flatten)]
-        on: On,
-    },
-    /// List the subclusters.
-    #[command(after_help = EXIT_CODES)]
-    Subclusters {
-        #[command(flatten)]
-        on: On,
-    },
-    /// Terminate a vat or a subcluster.
-    #[command(after_help = EXIT_CODES)]
-    Terminate {
-        /// What to terminate.
-        kind: TerminateKind,
-        /// Its id: `v<N>` or `s<N>`.
-        id: String,
-        /// For a vat: the reason its pending results are rejected with.
-        #[arg(long)]
-        reason: Option<String>,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Restart a vat: a fresh incarnation from its stored state.
-    #[command(after_help = EXIT_CODES)]
-    Restart {
-        /// The vat: `v<N>`.
-        vat: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Revoke an object: later sends to it are rejected.
-    #[command(after_help = EXIT_CODES)]
-    Revoke {
-        /// The object: `ko<N>`.
-        kref: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Pin a vat's root object so that it is never collected; prints its kref.
-    #[command(after_help = EXIT_CODES)]
-    Pin {
-        /// The vat: `v<N>`.
-        vat: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Remove one pin from a vat's root object.
-    #[command(after_help = EXIT_CODES)]
-    Unpin {
-        /// The vat: `v<N>`.
-        vat: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Release a result promise a send handed you (or a pinned object), so that it can be
-    /// collected.
-    #[command(after_help = EXIT_CODES)]
-    Release {
-        /// The kref.
-        kref: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Schedule a `bringOutYourDead` for every vat.
-    #[command(after_help = EXIT_CODES)]
-    Reap {
-        #[command(flatten)]
-        on: On,
-    },
-    /// Debug garbage collection: clean up terminated vats, collect what is unreachable.
-    #[command(after_help = EXIT_CODES)]
-    Gc {
-        #[command(flatten)]
-        on: On,
-    },
-    /// Read every page of a store without locking it (what `ocap check` runs in a child
-    /// process while it holds the lock).
-    #[command(name = "check-pages", hide = true)]
-    CheckPages {
-        /// The store directory.
-        dir: PathBuf,
-    },
-    /// Serve one vat over the frame protocol on stdin/stdout (what the kernel runs for a
-    /// vat with `"worker": "subprocess"`; see docs/vat-protocol.md).
-    Worker {
-        /// The vat code's name (as `ocap vats --code` lists it).
-        vat: String,
-    },
-}
-
-/// What `ocap terminate` terminates.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum TerminateKind {
-    /// A vat.
-    Vat,
-    /// A subcluster.
-    Subcluster,
-}
-
-#[derive(Subcommand)]
-enum DaemonAction {
-    /// Start a daemon on the store in the background (its output in the store's daemon.log); refused
-    /// if one already serves it.
-    Start {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Share one synced commit among many cranks.
-        #[arg(long)]
-        group_commit: bool,
-        /// Seconds to wait for it to answer.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-    },
-    /// Stop the daemon serving the store: the kernel shuts down, its commits flushed.
-    Stop {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Seconds to wait for it to stop.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-    },
-    /// Say whether a daemon serves the store: pid, uptime, cranks, run queue, vats.
-    Status {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Print the status as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
+use crate::args::{Cli, Command, DaemonAction, On, TerminateKind};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::from_env("OCAP_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -308,6 +38,21 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => report(name, &error),
     }
+}
+
+/// Logs to standard error at the level `OCAP_LOG` asks for, else `RUST_LOG` (errors only
+/// if neither is set); colour only on a terminal, so that a log file or a pipe gets plain
+/// text.
+fn init_logging() {
+    let directives = ["OCAP_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(directives))
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn command_name(command: &Command) -> &'static str {
@@ -335,13 +80,15 @@ fn command_name(command: &Command) -> &'static str {
     }
 }
 
-/// Prints the error with its causes and returns its class's exit code.
+/// Prints the error with its causes, each once, and returns its class's exit code.
 fn report(name: &str, error: &CliError) -> ExitCode {
-    eprintln!("{name}: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
+    let lines = error_chain(error);
+    let mut lines = lines.iter();
+    if let Some(message) = lines.next() {
+        eprintln!("{name}: {message}");
+    }
+    for cause in lines {
         eprintln!("  caused by: {cause}");
-        source = cause.source();
     }
     Failure::of(error).into()
 }
@@ -356,6 +103,8 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             store,
             group_commit,
             timeout,
+            json,
+            quiet,
         } => {
             let options = RunOptions {
                 store: Some(resolve_store(store.as_deref())?),
@@ -363,14 +112,24 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
                 timeout: Duration::from_secs(timeout),
                 // Subprocess vats run in this same binary: `ocap worker <vat>`.
                 worker_program: std::env::current_exe().ok(),
+                progress: !quiet,
             };
             let result = run_cluster(&cluster, &options)?;
-            println!("{}", render(&result));
+            if json {
+                println!("{}", render_json(&result));
+            } else {
+                println!("{}", render(&result));
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Vats { code: true, .. } => {
-            for name in ocap_cli::registry().names() {
-                println!("{name}");
+        Command::Vats { code: true, on } => {
+            let names: Vec<String> = ocap_cli::registry().names().map(str::to_owned).collect();
+            if on.json {
+                println!("{}", json!(names));
+            } else {
+                for name in names {
+                    println!("{name}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -386,10 +145,14 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             json,
             timeout,
         } => check(dir.or(store).as_deref(), json, timeout),
-        Command::Backup { dest, store } => {
+        Command::Backup { dest, store, json } => {
             let store = resolve_store(store.as_deref())?;
             ocap_cli::backup_store(&store, &dest)?;
-            println!("backed up {} to {}", store.display(), dest.display());
+            if json {
+                println!("{}", json!({"store": store, "backup": dest}));
+            } else {
+                println!("backed up {} to {}", store.display(), dest.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Daemon { action } => daemon(action),
@@ -484,6 +247,7 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
             store,
             group_commit,
             timeout,
+            json,
         } => {
             let store = resolve_store(store.as_deref())?;
             let options = StartOptions {
@@ -493,15 +257,27 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
                 timeout: Duration::from_secs(timeout),
             };
             let pid = daemon::start_daemon(&options)?;
-            println!("daemon started: process {pid} serves {}", store.display());
+            if json {
+                println!("{}", json!({"started": true, "pid": pid, "store": store}));
+            } else {
+                println!("daemon started: process {pid} serves {}", store.display());
+            }
         }
-        DaemonAction::Stop { store, timeout } => {
+        DaemonAction::Stop {
+            store,
+            timeout,
+            json,
+        } => {
             let store = resolve_store(store.as_deref())?;
             let pid = daemon::stop_daemon(&store, Duration::from_secs(timeout))?;
-            println!(
-                "daemon stopped: process {pid} no longer serves {}",
-                store.display()
-            );
+            if json {
+                println!("{}", json!({"stopped": true, "pid": pid, "store": store}));
+            } else {
+                println!(
+                    "daemon stopped: process {pid} no longer serves {}",
+                    store.display()
+                );
+            }
         }
         DaemonAction::Status { store, json } => {
             let store = resolve_store(store.as_deref())?;
@@ -574,10 +350,8 @@ fn worker(vat: &str) -> ExitCode {
     match ocap_vat::worker::serve_stdio(runtime) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("ocap worker: {error}");
-            if let Some(cause) = std::error::Error::source(&error) {
-                eprintln!("  caused by: {cause}");
-            }
+            let lines = error_chain(&error);
+            eprintln!("ocap worker: {}", lines.join("\n  caused by: "));
             Failure::Internal.into()
         }
     }

@@ -351,6 +351,7 @@ impl VatManager {
         let handle = self.running.get_mut(&vat).ok_or(VatError::NoSuchVat(vat))?;
         self.delivered = Some(vat);
         let _span = tracing::debug_span!("delivery", %vat, kind = delivery.kind()).entered();
+        tracing::debug!(%vat, kind = delivery.kind(), "delivery");
         let limits = handle.limits;
         let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
         let runtime = &mut handle.runtime;

@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 
 use super::protocol::{METHOD_NOT_FOUND, PROTOCOL_VERSION, RpcError};
 use crate::inspect::{Section, sections_json, sections_text, value_json};
-use crate::{CliError, Failure, parse_cluster_json};
+use crate::{CliError, Failure, error_chain, parse_cluster_json};
 
 /// How long a `send` waits by default when it asks to wait.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -129,12 +129,7 @@ impl From<KernelError> for RpcError {
 
 impl From<CliError> for RpcError {
     fn from(error: CliError) -> Self {
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
+        let message = error_chain(&error).join(": ");
         RpcError::new(RpcError::code_of(Failure::of(&error)), message)
     }
 }
