@@ -294,22 +294,18 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ocap daemon status` for people: the daemon, then a line per vat with its counters
+/// (since the daemon's kernel was opened) next to its limits.
 fn status_text(status: &serde_json::Value) -> String {
     let vats: Vec<String> = status["vats"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
-        .map(|vat| {
-            let id = vat["id"].as_str().unwrap_or("?");
-            match vat["name"].as_str() {
-                Some(name) => format!("{id} {name}"),
-                None => format!("{id} (stopped)"),
-            }
-        })
+        .map(vat_status_line)
         .collect();
     format!(
-        "pid: {}\nstore: {}\nuptime: {} s\ndurability: {}\ncranks: {}\nrun queue: {}\nvats: {}\n",
+        "pid: {}\nstore: {}\nuptime: {} s\ndurability: {}\ncranks: {}\nrun queue: {}\nvats:{}\n",
         status["pid"],
         status["store"].as_str().unwrap_or("?"),
         status["uptimeSecs"],
@@ -317,10 +313,31 @@ fn status_text(status: &serde_json::Value) -> String {
         status["crankCount"],
         status["runQueueLength"],
         if vats.is_empty() {
-            "none".to_owned()
+            " none".to_owned()
         } else {
-            vats.join(", ")
+            format!("\n{}", vats.join("\n"))
         },
+    )
+}
+
+fn vat_status_line(vat: &serde_json::Value) -> String {
+    let id = vat["id"].as_str().unwrap_or("?");
+    let Some(name) = vat["name"].as_str() else {
+        let reason = vat["reason"].as_str().unwrap_or("?");
+        return format!("  {id} (stopped: {reason})");
+    };
+    let limits = &vat["limits"];
+    format!(
+        "  {id} {name}: {} deliveries, {} syscalls (at most {} per delivery), {} denials; \
+         store {}/{} bytes; queued {}/{}",
+        vat["deliveries"],
+        vat["syscalls"],
+        limits["syscallsPerDelivery"],
+        vat["denials"],
+        vat["vatstoreBytes"],
+        limits["vatstoreTotalBytes"],
+        vat["queuedMessages"],
+        limits["queuedMessages"],
     )
 }
 

@@ -85,7 +85,7 @@ pub use ocap_types::{
     Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
 };
 pub use ocap_vat_manager::{
-    LimitExceeded, LogSink, VatError, VatFactory, VatRegistry, WorkerConfig,
+    LimitExceeded, LogSink, VatCounters, VatError, VatFactory, VatRegistry, WorkerConfig,
 };
 pub use services::{KernelService, ServiceCall};
 pub use thread::JOB_QUEUE_CAPACITY;
