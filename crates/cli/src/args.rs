@@ -228,6 +228,23 @@ pub(crate) enum Command {
         #[command(flatten)]
         on: On,
     },
+    /// Measure the kernel: ping-pong, burst and host-burst on the `bench-pingpong` vat, with
+    /// vats in process and in worker processes, in both durability modes (each in a fresh
+    /// temporary store); cranks per second, and for host-burst the latency until a host
+    /// message is durably queued. Figures vary with the machine and its load.
+    #[command(after_help = EXIT_CODES)]
+    Bench {
+        /// Small sizes: a quick look, not a measurement.
+        #[arg(long)]
+        quick: bool,
+        /// The size of every case (messages or round trips), overriding the defaults
+        /// (10000 in group mode, 1000 every-crank; with --quick 1000 and 100).
+        #[arg(long)]
+        n: Option<u64>,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read every page of a store without locking it (what `ocap check` runs in a child
     /// process while it holds the lock).
     #[command(name = "check-pages", hide = true)]

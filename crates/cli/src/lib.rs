@@ -10,6 +10,7 @@
 //! # Ok::<(), ocap_cli::CliError>(())
 //! ```
 
+mod bench;
 mod check;
 mod commands;
 pub mod daemon;
@@ -20,6 +21,7 @@ mod progress;
 mod run;
 mod store_dir;
 
+pub use bench::{BenchOptions, BenchRow, bench_json, bench_table, run_bench};
 pub use check::{
     CHECK_PAGES, CheckOptions, CheckOutcome, backup_store, check_pages, check_store,
     check_through_daemon,

@@ -10,8 +10,9 @@ use std::time::Duration;
 use clap::Parser;
 use ocap_cli::daemon::{self, ServeOptions, Session, StartOptions};
 use ocap_cli::{
-    CheckOptions, CliError, Failure, KernelCommand, RunOptions, Section, error_chain, render,
-    render_json, resolve_store, run_cluster, run_command,
+    BenchOptions, CheckOptions, CliError, Failure, KernelCommand, RunOptions, Section, bench_json,
+    bench_table, error_chain, render, render_json, resolve_store, run_bench, run_cluster,
+    run_command,
 };
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
@@ -75,6 +76,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Release { .. } => "ocap release",
         Command::Reap { .. } => "ocap reap",
         Command::Gc { .. } => "ocap gc",
+        Command::Bench { .. } => "ocap bench",
         Command::CheckPages { .. } => "ocap check-pages",
         Command::Worker { .. } => "ocap worker",
     }
@@ -114,13 +116,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
                 worker_program: std::env::current_exe().ok(),
                 progress: !quiet,
             };
-            let result = run_cluster(&cluster, &options)?;
-            if json {
-                println!("{}", render_json(&result));
-            } else {
-                println!("{}", render(&result));
-            }
-            Ok(ExitCode::SUCCESS)
+            run(&cluster, &options, json)
         }
         Command::Vats { code: true, on } => {
             let names: Vec<String> = ocap_cli::registry().names().map(str::to_owned).collect();
@@ -168,6 +164,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             daemon::serve(&options)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { quick, n, json } => bench(quick, n, json),
         Command::CheckPages { dir } => {
             println!("{}", ocap_cli::check_pages(&dir)?);
             Ok(ExitCode::SUCCESS)
@@ -175,6 +172,32 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
         Command::Worker { vat } => Ok(worker(&vat)),
         _ => unreachable!("kernel commands are handled above"),
     }
+}
+
+fn run(cluster: &Path, options: &RunOptions, json: bool) -> Result<ExitCode, CliError> {
+    let result = run_cluster(cluster, options)?;
+    if json {
+        println!("{}", render_json(&result));
+    } else {
+        println!("{}", render(&result));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(quick: bool, n: Option<u64>, json: bool) -> Result<ExitCode, CliError> {
+    let options = BenchOptions {
+        quick,
+        n,
+        // Worker cases run `ocap worker bench-pingpong`.
+        worker_program: std::env::current_exe().ok(),
+    };
+    let rows = run_bench(&options)?;
+    if json {
+        println!("{}", bench_json(&rows));
+    } else {
+        print!("{}", bench_table(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The kernel command a command is, with where it acts; `None` if it is none.

@@ -353,3 +353,38 @@ fn rust_log_is_honoured_when_ocap_log_is_unset() {
     assert!(!run(Some("error"), "debug").contains("crank crank=1"));
     assert!(run(None, "error").is_empty());
 }
+
+#[test]
+fn bench_quick_json_reports_every_case_with_its_figures() {
+    let mut command = ocap_command();
+    command.args(["bench", "--quick", "--json", "--n", "5"]);
+    let out = output_within_deadline(command, b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["cpus"].as_u64().unwrap() >= 1);
+    let results = json["results"].as_array().unwrap();
+    // 3 cases x in-process and subprocess x group and every-crank.
+    assert_eq!(results.len(), 12, "{json}");
+    for row in results {
+        assert_eq!(row["n"], 5, "{row}");
+        assert!(row["cranks"].as_u64().unwrap() >= 5, "{row}");
+        assert!(row["seconds"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["cranksPerSec"].as_f64().unwrap() > 0.0, "{row}");
+        let host = row["case"] == "host-burst";
+        assert_eq!(row["ackP50Ms"].is_f64(), host, "{row}");
+        assert_eq!(row["ackP99Ms"].is_f64(), host, "{row}");
+    }
+    let names = |field: &str| {
+        let mut seen: Vec<String> = results
+            .iter()
+            .map(|r| r[field].as_str().unwrap().to_owned())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(names("case"), ["burst", "host-burst", "pingpong"]);
+    assert_eq!(names("vats"), ["in-process", "subprocess"]);
+    assert_eq!(names("durability"), ["every-crank", "group"]);
+}

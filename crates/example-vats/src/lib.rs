@@ -6,8 +6,11 @@
 //! revocation), `exo-test` (guards, classes, kits and stores, spec §21.5), `gc-exporter`
 //! and `gc-importer` (refcounts and `bringOutYourDead`, spec §21.6).
 //!
+//! `bench-pingpong` is the vat of `ocap bench`.
+//!
 //! Invariant: vat code here uses only the SDK; `ocap_types` appears only in the registry's
-//! signature, which is what the kernel consumes.
+//! signature, which is what the kernel consumes, and in `bench-pingpong`, which speaks the
+//! raw vat protocol so that the benchmark measures the kernel rather than the SDK.
 //!
 //! ```
 //! use ocap_types::{Value, VatHost, VatLog, Syscall, VatStart};
@@ -26,6 +29,7 @@
 //! ```
 
 mod alice;
+mod bench;
 mod bob;
 mod exo_test;
 mod exporter;
@@ -51,6 +55,7 @@ pub type VatConstructor = fn() -> Box<dyn VatRuntime>;
 pub fn registry() -> Vec<(&'static str, VatConstructor)> {
     vec![
         ("alice", alice::runtime as VatConstructor),
+        ("bench-pingpong", bench::runtime),
         ("bob", bob::runtime),
         ("exo-test", exo_test::runtime),
         ("exporter", exporter::exporter_runtime),
