@@ -29,12 +29,13 @@ pub(crate) fn with_progress<R>(
     if !show {
         return work(kernel);
     }
-    let spinner = ProgressBar::new_spinner();
+    // Prefix and message before the style, so that the first frame drawn has them.
+    let spinner = ProgressBar::new_spinner()
+        .with_prefix(what.to_owned())
+        .with_message("starting");
     if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix}: {msg} ({elapsed})") {
         spinner.set_style(style);
     }
-    spinner.set_prefix(what.to_owned());
-    spinner.set_message("starting");
     let (done, ticks) = mpsc::channel::<()>();
     let res = std::thread::scope(|scope| {
         let spinner = &spinner;
