@@ -1,5 +1,8 @@
 //! Why an `ocap` command failed; [`crate::Failure::of`] sorts each into an exit code.
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 
 use ocap_kernel::{BackupError, KernelError, OpenError, StoreError};
