@@ -1,5 +1,8 @@
 //! Why an `ocap` command failed; [`crate::Failure::of`] sorts each into an exit code.
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 
 use ocap_kernel::{BackupError, KernelError, OpenError, StoreError};
@@ -122,4 +125,22 @@ pub enum CliError {
     /// No per-user data directory for the default store.
     #[error("no home directory to keep the default store in: give --store DIR")]
     NoDefaultStore,
+}
+
+/// The lines that explain `error`: its message, then each cause in its chain whose text the
+/// line before does not already hold. Some errors show their cause in their own message
+/// (`lmdb backend: <heed error>`) and still return it as their source; listed naively, the
+/// chain would say the same thing twice (`x: y`, then `caused by: y`).
+pub fn error_chain(error: &dyn std::error::Error) -> Vec<String> {
+    let mut lines = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        let said = lines.last().is_some_and(|last| last.contains(&text));
+        if !said && !text.is_empty() {
+            lines.push(text);
+        }
+        source = cause.source();
+    }
+    lines
 }

@@ -2,6 +2,7 @@
 //! one JSON object for tools. The listings are the kernel's (`ocap_kernel::inspect`); this
 //! module only renders them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use ocap_kernel::inspect::{
     self, CListRow, KernelStore, Listing, Message, ObjectRow, OfflineStore, Owner, PromiseRow,
     PromiseState, RunQueueItem, RunQueueRow, SubclusterRow, VatRow, VatStoreRow,
 };
-use ocap_kernel::{CapData, KRef, StoreError};
+use ocap_kernel::{CapData, KRef, StoreError, VatCounters, VatId, VatLimits};
 use serde_json::{Value as Json, json};
 
 use crate::CliError;
@@ -65,6 +66,10 @@ impl Section {
     }
 }
 
+/// The running kernel's per-vat counters (`Kernel::vat_counters`); an offline store has
+/// none (they live in the kernel's memory), and its rows show them as unknown.
+pub(crate) type Counters = BTreeMap<VatId, VatCounters>;
+
 /// A section read from the store, before rendering.
 enum Rows {
     Vats(Listing<VatRow>),
@@ -101,9 +106,9 @@ pub fn inspect_store(
 ) -> Result<String, CliError> {
     let store = OfflineStore::open(path)?;
     if json {
-        Ok(sections_json(store.tables(), sections, limit)?.to_string())
+        Ok(sections_json(store.tables(), sections, limit, None)?.to_string())
     } else {
-        Ok(sections_text(store.tables(), sections, limit)?)
+        Ok(sections_text(store.tables(), sections, limit, None)?)
     }
 }
 
@@ -154,11 +159,12 @@ pub(crate) fn sections_json(
     store: &KernelStore,
     sections: &[Section],
     limit: usize,
+    counters: Option<&Counters>,
 ) -> Result<Json, StoreError> {
     let mut object = serde_json::Map::new();
     for section in chosen(sections) {
         let rows = read(store, section, limit)?;
-        object.insert(section.json_name().to_owned(), to_json(&rows));
+        object.insert(section.json_name().to_owned(), to_json(&rows, counters));
     }
     Ok(Json::Object(object))
 }
@@ -168,10 +174,11 @@ pub(crate) fn sections_text(
     store: &KernelStore,
     sections: &[Section],
     limit: usize,
+    counters: Option<&Counters>,
 ) -> Result<String, StoreError> {
     let mut out = String::new();
     for section in chosen(sections) {
-        out.push_str(&to_table(&read(store, section, limit)?));
+        out.push_str(&to_table(&read(store, section, limit)?, counters));
     }
     Ok(out)
 }
@@ -195,12 +202,27 @@ pub(crate) fn value_json(value: &CapData<KRef>) -> Json {
     json!({"body": body, "slots": slots})
 }
 
-fn to_json(rows: &Rows) -> Json {
+/// A vat's counters and limits as JSON fields: `deliveries`, `syscalls` and `denials`
+/// (null when unknown: no kernel runs the store) and `limits` (its `VatLimits`, camelCase).
+pub(crate) fn counters_json(counters: Option<&Counters>, vat: VatId, limits: &VatLimits) -> Json {
+    let counted = counters.map(|all| all.get(&vat).copied().unwrap_or_default());
+    json!({"deliveries": counted.map(|c| c.deliveries), "syscalls": counted.map(|c| c.syscalls),
+           "denials": counted.map(|c| c.denials),
+           "limits": serde_json::to_value(limits).unwrap_or(Json::Null)})
+}
+
+fn to_json(rows: &Rows, counters: Option<&Counters>) -> Json {
     match rows {
         Rows::Vats(l) => listing_json(l, |v| {
-            json!({"id": v.id.to_string(), "name": v.name, "code": v.code,
+            let mut row = json!({"id": v.id.to_string(), "name": v.name, "code": v.code,
                    "subcluster": v.subcluster.map(|s| s.to_string()),
-                   "vatstoreBytes": v.vatstore_bytes, "queuedMessages": v.queued_messages})
+                   "vatstoreBytes": v.vatstore_bytes, "queuedMessages": v.queued_messages});
+            if let (Json::Object(row), Json::Object(more)) =
+                (&mut row, counters_json(counters, v.id, &v.limits))
+            {
+                row.extend(more);
+            }
+            row
         }),
         Rows::Subclusters(l) => listing_json(l, |s| {
             let vats: serde_json::Map<String, Json> = s
@@ -318,12 +340,11 @@ fn opt(value: Option<impl ToString>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-fn to_table(rows: &Rows) -> String {
+fn to_table(rows: &Rows, counters: Option<&Counters>) -> String {
     match rows {
         Rows::Vats(l) => {
-            let cells = l.rows.iter().map(vat_cells);
-            let headers = ["VAT", "NAME", "CODE", "SUBCLUSTER", "STORE BYTES", "QUEUED"];
-            table("vats", &headers, cells.collect(), l.more)
+            let cells = l.rows.iter().map(|v| vat_cells(v, counters));
+            table("vats", &VAT_HEADERS, cells.collect(), l.more)
         }
         Rows::Subclusters(l) => {
             let cells = l.rows.iter().map(|s| {
@@ -411,14 +432,32 @@ fn run_queue_detail(row: &RunQueueRow) -> String {
     detail
 }
 
-fn vat_cells(v: &VatRow) -> Vec<String> {
+/// The columns of the vats section.
+const VAT_HEADERS: [&str; 9] = [
+    "VAT",
+    "NAME",
+    "CODE",
+    "SUBCLUSTER",
+    "DELIVERIES",
+    "SYSCALLS",
+    "DENIALS",
+    "STORE BYTES/LIMIT",
+    "QUEUED/LIMIT",
+];
+
+/// A vat's row: counters are `-` when no kernel runs the store (they live in its memory).
+fn vat_cells(v: &VatRow, counters: Option<&Counters>) -> Vec<String> {
+    let counted = counters.map(|all| all.get(&v.id).copied().unwrap_or_default());
     vec![
         v.id.to_string(),
         v.name.clone(),
         opt(v.code.as_ref()),
         opt(v.subcluster),
-        v.vatstore_bytes.to_string(),
-        v.queued_messages.to_string(),
+        opt(counted.map(|c| c.deliveries)),
+        opt(counted.map(|c| c.syscalls)),
+        opt(counted.map(|c| c.denials)),
+        format!("{}/{}", v.vatstore_bytes, v.limits.vatstore_total_bytes),
+        format!("{}/{}", v.queued_messages, v.limits.queued_messages),
     ]
 }
 

@@ -10,25 +10,29 @@
 //! # Ok::<(), ocap_cli::CliError>(())
 //! ```
 
+mod bench;
 mod check;
 mod commands;
 pub mod daemon;
 mod error;
 mod exit;
 mod inspect;
+mod progress;
 mod run;
 mod store_dir;
 
+pub use bench::{BenchOptions, BenchRow, bench_json, bench_table, run_bench};
 pub use check::{
     CHECK_PAGES, CheckOptions, CheckOutcome, backup_store, backup_through_daemon, check_pages,
     check_store, check_through_daemon,
 };
 pub use commands::{KernelCommand, Output, run_command};
 pub use daemon::RpcError;
-pub use error::CliError;
+pub use error::{CliError, error_chain};
 pub use exit::{EXIT_CODES, Failure};
 pub use inspect::{Section, inspect_store, inspect_through_daemon};
 pub use run::{
-    MAX_CLUSTER_FILE, RunOptions, parse_cluster, parse_cluster_json, registry, render, run_cluster,
+    MAX_CLUSTER_FILE, RunOptions, parse_cluster, parse_cluster_json, registry, render, render_json,
+    run_cluster,
 };
 pub use store_dir::{default_store, resolve_store};

@@ -1,307 +1,26 @@
 //! The `ocap` command: flags, printing, and exit codes (`ocap_cli::Failure`).
 
-use std::path::{Path, PathBuf};
+mod args;
+
+use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use ocap_cli::daemon::{self, ServeOptions, Session, StartOptions};
 use ocap_cli::{
-    CheckOptions, CliError, EXIT_CODES, Failure, KernelCommand, RunOptions, Section, render,
-    resolve_store, run_cluster, run_command,
+    BenchOptions, CheckOptions, CliError, Failure, KernelCommand, RunOptions, Section, bench_json,
+    bench_table, error_chain, render, render_json, resolve_store, run_bench, run_cluster,
+    run_command,
 };
+use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
-/// Run clusters of vats on an object-capability kernel; inspect, check, back up their
-/// stores and upgrade their vats.
-#[derive(Parser)]
-#[command(name = "ocap", version, after_help = EXIT_CODES)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// Where a command acts, and how it prints.
-#[derive(Args, Debug, Clone)]
-struct On {
-    /// The store directory (default: the user's store, $XDG_DATA_HOME/ocap/store). Through
-    /// its daemon if one serves it, else on a kernel this command opens.
-    #[arg(long)]
-    store: Option<PathBuf>,
-    /// Print the answer as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Seconds to wait for the kernel (a launch's bootstrap, a result, going idle).
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Launch the subcluster in a cluster file, run it until idle, print the bootstrap result.
-    #[command(after_help = EXIT_CODES)]
-    Run {
-        /// The cluster config (JSON).
-        cluster: PathBuf,
-        /// Keep the kernel's store in this directory (default: the user's store,
-        /// $XDG_DATA_HOME/ocap/store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Share one synced commit among many cranks.
-        #[arg(long)]
-        group_commit: bool,
-        /// Seconds to wait for bootstrap and for the kernel to go idle.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-    },
-    /// Upgrade a vat to a new version of its code: the new version starts on the vat's
-    /// state (baggage, durable objects); if it fails to start, the vat keeps its old
-    /// version. Through the daemon, or offline.
-    #[command(after_help = EXIT_CODES)]
-    Upgrade {
-        /// The vat: `v<N>`.
-        vat: String,
-        /// The new version's code: a vat compiled into this binary (`ocap vats --code`).
-        bundle: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// List the kernel's vats (through its daemon, or offline); with --code, the vat code
-    /// compiled into this binary instead.
-    #[command(after_help = EXIT_CODES)]
-    Vats {
-        /// List the vat code compiled into this binary.
-        #[arg(long)]
-        code: bool,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Show what a store holds: vats, subclusters, objects, promises, c-lists, the run
-    /// queue, vat stores. Through the daemon if one serves the store; else opens it read-only.
-    #[command(after_help = EXIT_CODES)]
-    Inspect {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// One JSON object (a `{"rows": [...], "more": bool}` per section) instead of tables.
-        #[arg(long)]
-        json: bool,
-        /// At most this many rows per section, in key order.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// The sections to show (default: all).
-        #[arg(value_enum)]
-        sections: Vec<Section>,
-    },
-    /// Verify a store: read every page in a child process, then audit refcounts, c-lists,
-    /// queues and deciders. Exits 2 on violations, 4 if the store is damaged or in use. With
-    /// a daemon serving the store, the daemon runs the audit and no page is walked.
-    #[command(after_help = EXIT_CODES)]
-    Check {
-        /// The store directory (or give it with --store; default: the user's store).
-        dir: Option<PathBuf>,
-        /// The store directory.
-        #[arg(long, conflicts_with = "dir")]
-        store: Option<PathBuf>,
-        /// Print the outcome as a JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Seconds the page walk may take.
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
-    },
-    /// Write a consistent, compacted copy of a store (no kernel may be running it) into
-    /// DEST, a directory that must be missing or empty. `ocap check DEST` verifies it.
-    #[command(after_help = EXIT_CODES)]
-    Backup {
-        /// Where the copy goes.
-        dest: PathBuf,
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-    },
-    /// Start, stop or ask about the daemon serving a store.
-    #[command(after_help = EXIT_CODES)]
-    Daemon {
-        #[command(subcommand)]
-        action: DaemonAction,
-    },
-    /// Run a kernel on a store in the foreground, serving the control protocol on a socket
-    /// beside it until `ocap daemon stop` (what `ocap daemon start` runs in the background).
-    #[command(after_help = EXIT_CODES)]
-    Serve {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Share one synced commit among many cranks.
-        #[arg(long)]
-        group_commit: bool,
-    },
-    /// Launch the subcluster in a cluster file and print its bootstrap result.
-    #[command(after_help = EXIT_CODES)]
-    Launch {
-        /// The cluster config (JSON), read by this command.
-        cluster: PathBuf,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Send METHOD(ARGS) to TARGET (a kref). ARGS is a JSON array in the JSON form of values
-    /// (docs/control-protocol.md): `{"@undefined": null}` is undefined, `{"@slot": [i,
-    /// null]}` the i-th --slot. Prints the result promise; with --wait, the result's value
-    /// and its promise, which stays held for you until `ocap release` frees it.
-    #[command(after_help = EXIT_CODES)]
-    Send {
-        /// The target: `ko<N>` or `kp<N>`.
-        target: String,
-        /// The method.
-        method: String,
-        /// The arguments, a JSON array (default: none).
-        args: Option<String>,
-        /// A kref the arguments name as `{"@slot": [index, iface]}`, in index order.
-        #[arg(long = "slot")]
-        slots: Vec<String>,
-        /// Wait for the result (at most --timeout seconds) and print it.
-        #[arg(long)]
-        wait: bool,
-        #[command(flatten)]
-        on: On,
-    },
-    /// List the subclusters.
-    #[command(after_help = EXIT_CODES)]
-    Subclusters {
-        #[command(flatten)]
-        on: On,
-    },
-    /// Terminate a vat or a subcluster.
-    #[command(after_help = EXIT_CODES)]
-    Terminate {
-        /// What to terminate.
-        kind: TerminateKind,
-        /// Its id: `v<N>` or `s<N>`.
-        id: String,
-        /// For a vat: the reason its pending results are rejected with.
-        #[arg(long)]
-        reason: Option<String>,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Restart a vat: a fresh incarnation from its stored state.
-    #[command(after_help = EXIT_CODES)]
-    Restart {
-        /// The vat: `v<N>`.
-        vat: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Revoke an object: later sends to it are rejected.
-    #[command(after_help = EXIT_CODES)]
-    Revoke {
-        /// The object: `ko<N>`.
-        kref: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Pin a vat's root object so that it is never collected; prints its kref.
-    #[command(after_help = EXIT_CODES)]
-    Pin {
-        /// The vat: `v<N>`.
-        vat: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Remove one pin from a vat's root object.
-    #[command(after_help = EXIT_CODES)]
-    Unpin {
-        /// The vat: `v<N>`.
-        vat: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Release a result promise a send handed you (or a pinned object), so that it can be
-    /// collected.
-    #[command(after_help = EXIT_CODES)]
-    Release {
-        /// The kref.
-        kref: String,
-        #[command(flatten)]
-        on: On,
-    },
-    /// Schedule a `bringOutYourDead` for every vat.
-    #[command(after_help = EXIT_CODES)]
-    Reap {
-        #[command(flatten)]
-        on: On,
-    },
-    /// Debug garbage collection: clean up terminated vats, collect what is unreachable.
-    #[command(after_help = EXIT_CODES)]
-    Gc {
-        #[command(flatten)]
-        on: On,
-    },
-    /// Read every page of a store without locking it (what `ocap check` runs in a child
-    /// process while it holds the lock).
-    #[command(name = "check-pages", hide = true)]
-    CheckPages {
-        /// The store directory.
-        dir: PathBuf,
-    },
-    /// Serve one vat over the frame protocol on stdin/stdout (what the kernel runs for a
-    /// vat with `"worker": "subprocess"`; see docs/vat-protocol.md).
-    Worker {
-        /// The vat code's name (as `ocap vats --code` lists it).
-        vat: String,
-    },
-}
-
-/// What `ocap terminate` terminates.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum TerminateKind {
-    /// A vat.
-    Vat,
-    /// A subcluster.
-    Subcluster,
-}
-
-#[derive(Subcommand)]
-enum DaemonAction {
-    /// Start a daemon on the store in the background (its output in the store's daemon.log); refused
-    /// if one already serves it.
-    Start {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Share one synced commit among many cranks.
-        #[arg(long)]
-        group_commit: bool,
-        /// Seconds to wait for it to answer.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-    },
-    /// Stop the daemon serving the store: the kernel shuts down, its commits flushed.
-    Stop {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Seconds to wait for it to stop.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-    },
-    /// Say whether a daemon serves the store: pid, uptime, cranks, run queue, vats.
-    Status {
-        /// The store directory (default: the user's store).
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Print the status as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
+use crate::args::{Cli, Command, DaemonAction, On, TerminateKind};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::from_env("OCAP_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -320,6 +39,21 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => report(name, &error),
     }
+}
+
+/// Logs to standard error at the level `OCAP_LOG` asks for, else `RUST_LOG` (errors only
+/// if neither is set); colour only on a terminal, so that a log file or a pipe gets plain
+/// text.
+fn init_logging() {
+    let directives = ["OCAP_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(directives))
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn command_name(command: &Command) -> &'static str {
@@ -343,18 +77,21 @@ fn command_name(command: &Command) -> &'static str {
         Command::Release { .. } => "ocap release",
         Command::Reap { .. } => "ocap reap",
         Command::Gc { .. } => "ocap gc",
+        Command::Bench { .. } => "ocap bench",
         Command::CheckPages { .. } => "ocap check-pages",
         Command::Worker { .. } => "ocap worker",
     }
 }
 
-/// Prints the error with its causes and returns its class's exit code.
+/// Prints the error with its causes, each once, and returns its class's exit code.
 fn report(name: &str, error: &CliError) -> ExitCode {
-    eprintln!("{name}: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
+    let lines = error_chain(error);
+    let mut lines = lines.iter();
+    if let Some(message) = lines.next() {
+        eprintln!("{name}: {message}");
+    }
+    for cause in lines {
         eprintln!("  caused by: {cause}");
-        source = cause.source();
     }
     Failure::of(error).into()
 }
@@ -369,6 +106,8 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             store,
             group_commit,
             timeout,
+            json,
+            quiet,
         } => {
             let options = RunOptions {
                 store: Some(resolve_store(store.as_deref())?),
@@ -376,14 +115,18 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
                 timeout: Duration::from_secs(timeout),
                 // Subprocess vats run in this same binary: `ocap worker <vat>`.
                 worker_program: std::env::current_exe().ok(),
+                progress: !quiet,
             };
-            let result = run_cluster(&cluster, &options)?;
-            println!("{}", render(&result));
-            Ok(ExitCode::SUCCESS)
+            run(&cluster, &options, json)
         }
-        Command::Vats { code: true, .. } => {
-            for name in ocap_cli::registry().names() {
-                println!("{name}");
+        Command::Vats { code: true, on } => {
+            let names: Vec<String> = ocap_cli::registry().names().map(str::to_owned).collect();
+            if on.json {
+                println!("{}", json!(names));
+            } else {
+                for name in names {
+                    println!("{name}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -399,7 +142,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             json,
             timeout,
         } => check(dir.or(store).as_deref(), json, timeout),
-        Command::Backup { dest, store } => backup(store.as_deref(), &dest),
+        Command::Backup { dest, store, json } => backup(store.as_deref(), &dest, json),
         Command::Daemon { action } => daemon(action),
         Command::Serve {
             store,
@@ -413,6 +156,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             daemon::serve(&options)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { quick, n, json } => bench(quick, n, json),
         Command::CheckPages { dir } => {
             println!("{}", ocap_cli::check_pages(&dir)?);
             Ok(ExitCode::SUCCESS)
@@ -420,6 +164,32 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
         Command::Worker { vat } => Ok(worker(&vat)),
         _ => unreachable!("kernel commands are handled above"),
     }
+}
+
+fn run(cluster: &Path, options: &RunOptions, json: bool) -> Result<ExitCode, CliError> {
+    let result = run_cluster(cluster, options)?;
+    if json {
+        println!("{}", render_json(&result));
+    } else {
+        println!("{}", render(&result));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(quick: bool, n: Option<u64>, json: bool) -> Result<ExitCode, CliError> {
+    let options = BenchOptions {
+        quick,
+        n,
+        // Worker cases run `ocap worker bench-pingpong`.
+        worker_program: std::env::current_exe().ok(),
+    };
+    let rows = run_bench(&options)?;
+    if json {
+        println!("{}", bench_json(&rows));
+    } else {
+        print!("{}", bench_table(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The kernel command a command is, with where it acts; `None` if it is none.
@@ -500,6 +270,7 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
             store,
             group_commit,
             timeout,
+            json,
         } => {
             let store = resolve_store(store.as_deref())?;
             let options = StartOptions {
@@ -509,15 +280,27 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
                 timeout: Duration::from_secs(timeout),
             };
             let pid = daemon::start_daemon(&options)?;
-            println!("daemon started: process {pid} serves {}", store.display());
+            if json {
+                println!("{}", json!({"started": true, "pid": pid, "store": store}));
+            } else {
+                println!("daemon started: process {pid} serves {}", store.display());
+            }
         }
-        DaemonAction::Stop { store, timeout } => {
+        DaemonAction::Stop {
+            store,
+            timeout,
+            json,
+        } => {
             let store = resolve_store(store.as_deref())?;
             let pid = daemon::stop_daemon(&store, Duration::from_secs(timeout))?;
-            println!(
-                "daemon stopped: process {pid} no longer serves {}",
-                store.display()
-            );
+            if json {
+                println!("{}", json!({"stopped": true, "pid": pid, "store": store}));
+            } else {
+                println!(
+                    "daemon stopped: process {pid} no longer serves {}",
+                    store.display()
+                );
+            }
         }
         DaemonAction::Status { store, json } => {
             let store = resolve_store(store.as_deref())?;
@@ -534,22 +317,18 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ocap daemon status` for people: the daemon, then a line per vat with its counters
+/// (since the daemon's kernel was opened) next to its limits.
 fn status_text(status: &serde_json::Value) -> String {
     let vats: Vec<String> = status["vats"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
-        .map(|vat| {
-            let id = vat["id"].as_str().unwrap_or("?");
-            match vat["name"].as_str() {
-                Some(name) => format!("{id} {name}"),
-                None => format!("{id} (stopped)"),
-            }
-        })
+        .map(vat_status_line)
         .collect();
     format!(
-        "pid: {}\nstore: {}\nuptime: {} s\ndurability: {}\ncranks: {}\nrun queue: {}\nvats: {}\n",
+        "pid: {}\nstore: {}\nuptime: {} s\ndurability: {}\ncranks: {}\nrun queue: {}\nvats:{}\n",
         status["pid"],
         status["store"].as_str().unwrap_or("?"),
         status["uptimeSecs"],
@@ -557,10 +336,31 @@ fn status_text(status: &serde_json::Value) -> String {
         status["crankCount"],
         status["runQueueLength"],
         if vats.is_empty() {
-            "none".to_owned()
+            " none".to_owned()
         } else {
-            vats.join(", ")
+            format!("\n{}", vats.join("\n"))
         },
+    )
+}
+
+fn vat_status_line(vat: &serde_json::Value) -> String {
+    let id = vat["id"].as_str().unwrap_or("?");
+    let Some(name) = vat["name"].as_str() else {
+        let reason = vat["reason"].as_str().unwrap_or("?");
+        return format!("  {id} (stopped: {reason})");
+    };
+    let limits = &vat["limits"];
+    format!(
+        "  {id} {name}: {} deliveries, {} syscalls (at most {} per delivery), {} denials; \
+         store {}/{} bytes; queued {}/{}",
+        vat["deliveries"],
+        vat["syscalls"],
+        limits["syscallsPerDelivery"],
+        vat["denials"],
+        vat["vatstoreBytes"],
+        limits["vatstoreTotalBytes"],
+        vat["queuedMessages"],
+        limits["queuedMessages"],
     )
 }
 
@@ -590,10 +390,8 @@ fn worker(vat: &str) -> ExitCode {
     match ocap_vat::worker::serve_stdio(runtime) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("ocap worker: {error}");
-            if let Some(cause) = std::error::Error::source(&error) {
-                eprintln!("  caused by: {cause}");
-            }
+            let lines = error_chain(&error);
+            eprintln!("ocap worker: {}", lines.join("\n  caused by: "));
             Failure::Internal.into()
         }
     }
@@ -626,7 +424,7 @@ fn check(store: Option<&Path>, json: bool, timeout: u64) -> Result<ExitCode, Cli
 
 /// `ocap backup`: through the daemon while one serves the store (it copies between two
 /// cranks), else offline under the store's lock.
-fn backup(store: Option<&Path>, dest: &Path) -> Result<ExitCode, CliError> {
+fn backup(store: Option<&Path>, dest: &Path, json: bool) -> Result<ExitCode, CliError> {
     let store = resolve_store(store)?;
     match Session::daemon(&store, Duration::from_secs(600))? {
         Some(mut session) => {
@@ -637,6 +435,10 @@ fn backup(store: Option<&Path>, dest: &Path) -> Result<ExitCode, CliError> {
         }
         None => ocap_cli::backup_store(&store, dest)?,
     }
-    println!("backed up {} to {}", store.display(), dest.display());
+    if json {
+        println!("{}", json!({"store": store, "backup": dest}));
+    } else {
+        println!("backed up {} to {}", store.display(), dest.display());
+    }
     Ok(ExitCode::SUCCESS)
 }

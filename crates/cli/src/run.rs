@@ -13,6 +13,8 @@ use ocap_kernel::{
 };
 
 use crate::CliError;
+use crate::inspect::value_json;
+use crate::progress::{stderr_is_terminal, with_progress};
 
 /// The largest cluster file `ocap run` reads (16 MiB). A cluster config is a few kilobytes;
 /// the limit keeps a wrong path (`/dev/urandom`, a disk image) from being read without end.
@@ -30,6 +32,9 @@ pub struct RunOptions {
     /// The program subprocess vats run in (`<program> worker <vat>`); `ocap run` passes its
     /// own executable. `None`: a cluster with a subprocess vat fails to launch.
     pub worker_program: Option<PathBuf>,
+    /// Show a spinner with the crank count on standard error while the cluster runs, if
+    /// standard error is a terminal (never otherwise).
+    pub progress: bool,
 }
 
 impl Default for RunOptions {
@@ -39,6 +44,7 @@ impl Default for RunOptions {
             group_commit: false,
             timeout: Duration::from_secs(60),
             worker_program: None,
+            progress: false,
         }
     }
 }
@@ -78,7 +84,7 @@ pub fn parse_cluster_json(json: &serde_json::Value) -> Result<ClusterConfig, Cli
     Ok(config)
 }
 
-/// Runs the cluster in `path` and returns its bootstrap result.
+/// Runs the cluster in `path` (`-`: standard input) and returns its bootstrap result.
 ///
 /// # Errors
 /// [`CliError`] when the file is unreadable, too large or invalid, or the kernel fails
@@ -101,16 +107,47 @@ pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, C
         kernel_config.durability = Durability::GROUP;
     }
     let kernel = Kernel::open(&store, kernel_config)?;
-    let launched = kernel.launch_subcluster(&config)?;
-    kernel.run_until_idle(options.timeout)?;
+    let show = options.progress && stderr_is_terminal();
+    let launched = with_progress(&kernel, show, "running", |kernel| {
+        let launched = kernel.launch_subcluster(&config)?;
+        kernel.run_until_idle(options.timeout)?;
+        Ok::<_, CliError>(launched)
+    })?;
     kernel.shutdown()?;
     Ok(launched.bootstrap_result)
 }
 
 /// Reads a cluster file of at most [`MAX_CLUSTER_FILE`] bytes: a larger regular file is
-/// refused before it is read, and any other source (a pipe, a device) once it has given
-/// more than that.
+/// refused before it is read, and any other source (a pipe, a device, standard input for
+/// the path `-`) once it has given more than that. A cluster names its vats' code by
+/// `bundleName` (code compiled into the binary), never by a path, so text read from
+/// standard input means what the same text in a file would.
 pub(crate) fn read_cluster_file(path: &Path) -> Result<String, CliError> {
+    if path == Path::new(STDIN) {
+        return read_capped(io::stdin().lock(), Path::new("standard input"));
+    }
+    let read_error = |source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    if file
+        .metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.len() > MAX_CLUSTER_FILE)
+    {
+        return Err(CliError::TooLarge {
+            path: path.to_path_buf(),
+            max: MAX_CLUSTER_FILE,
+        });
+    }
+    read_capped(file, path)
+}
+
+/// The cluster-file path that means standard input.
+const STDIN: &str = "-";
+
+/// Reads at most [`MAX_CLUSTER_FILE`] bytes of UTF-8 from `source`, named `path` in errors.
+fn read_capped(source: impl Read, path: &Path) -> Result<String, CliError> {
     let read_error = |source| CliError::Read {
         path: path.to_path_buf(),
         source,
@@ -119,15 +156,9 @@ pub(crate) fn read_cluster_file(path: &Path) -> Result<String, CliError> {
         path: path.to_path_buf(),
         max: MAX_CLUSTER_FILE,
     };
-    let file = File::open(path).map_err(read_error)?;
-    if file
-        .metadata()
-        .is_ok_and(|meta| meta.is_file() && meta.len() > MAX_CLUSTER_FILE)
-    {
-        return Err(too_large());
-    }
     let mut bytes = Vec::new();
-    file.take(MAX_CLUSTER_FILE + 1)
+    source
+        .take(MAX_CLUSTER_FILE + 1)
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     if bytes.len() as u64 > MAX_CLUSTER_FILE {
@@ -146,4 +177,10 @@ pub fn render(result: &CapData<KRef>) -> String {
         Ok(value) => value.to_json_string(),
         Err(e) => format!("<undecodable result: {e}>"),
     }
+}
+
+/// Renders a result as JSON for tools: `{"body": value, "slots": [kref...]}`, the form
+/// `ocap send --json` and the control protocol use.
+pub fn render_json(result: &CapData<KRef>) -> String {
+    value_json(result).to_string()
 }

@@ -221,3 +221,170 @@ fn exit_codes_sort_failures_by_class_and_help_lists_them() {
     assert!(help.contains("Exit codes:"), "{help}");
     assert!(help.contains("4  the store is damaged"), "{help}");
 }
+
+/// How long one `ocap` run in these tests may take before it is killed and the test fails.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs `command` with `stdin` as its standard input and pipes for its output, killing it
+/// (and failing) past [`DEADLINE`].
+fn output_within_deadline(mut command: Command, stdin: &[u8]) -> std::process::Output {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        // The command may exit without reading it all; that is its business.
+        let _ = input.write_all(&stdin);
+    });
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("ocap did not finish within {DEADLINE:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    writer.join().unwrap();
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+fn alice_bob() -> Vec<u8> {
+    std::fs::read(repo_root().join("examples/alice-bob.json")).unwrap()
+}
+
+#[test]
+fn run_dash_reads_the_cluster_from_stdin() {
+    let mut command = ocap_command();
+    command.args(["run", "-"]);
+    let out = output_within_deadline(command, &alice_bob());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "alice got: hello, alice, from bob"
+    );
+}
+
+#[test]
+fn run_dash_refuses_invalid_stdin_as_a_usage_error() {
+    let mut command = ocap_command();
+    command.args(["run", "-"]);
+    let out = output_within_deadline(command, b"{ not json");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid cluster config"), "{stderr}");
+}
+
+#[test]
+fn run_json_prints_the_result_as_a_json_value() {
+    let mut command = ocap_command();
+    command.args(["run", "-", "--json"]);
+    let out = output_within_deadline(command, &alice_bob());
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["body"], "alice got: hello, alice, from bob");
+    assert_eq!(json["slots"], serde_json::json!([]));
+}
+
+/// A piped standard error gets plain text: no ANSI escapes, and (debug being on) a line
+/// for each crank and each delivery, in the default in-process mode and with workers.
+#[test]
+fn debug_log_on_a_pipe_has_no_colour_and_shows_cranks_and_deliveries() {
+    for example in [
+        "examples/alice-bob.json",
+        "examples/alice-bob-subprocess.json",
+    ] {
+        let mut command = ocap_command();
+        command
+            .args(["run", "-"])
+            .env("OCAP_LOG", "debug")
+            .env_remove("RUST_LOG");
+        let cluster = std::fs::read(repo_root().join(example)).unwrap();
+        let out = output_within_deadline(command, &cluster);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "colour codes in a pipe: {stderr}"
+        );
+        assert!(stderr.contains("crank crank=1"), "{example}: {stderr}");
+        assert!(stderr.contains("delivery vat=v1"), "{example}: {stderr}");
+    }
+}
+
+#[test]
+fn rust_log_is_honoured_when_ocap_log_is_unset() {
+    let run = |ocap_log: Option<&str>, rust_log: &str| {
+        let mut command = ocap_command();
+        command.args(["run", "-"]).env("RUST_LOG", rust_log);
+        match ocap_log {
+            Some(level) => command.env("OCAP_LOG", level),
+            None => command.env_remove("OCAP_LOG"),
+        };
+        let out = output_within_deadline(command, &alice_bob());
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(None, "debug").contains("crank crank=1"));
+    // OCAP_LOG, when set, wins.
+    assert!(!run(Some("error"), "debug").contains("crank crank=1"));
+    assert!(run(None, "error").is_empty());
+}
+
+#[test]
+fn bench_quick_json_reports_every_case_with_its_figures() {
+    let mut command = ocap_command();
+    command.args(["bench", "--quick", "--json", "--n", "5"]);
+    let out = output_within_deadline(command, b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["cpus"].as_u64().unwrap() >= 1);
+    let results = json["results"].as_array().unwrap();
+    // 3 cases x in-process and subprocess x group and every-crank.
+    assert_eq!(results.len(), 12, "{json}");
+    for row in results {
+        assert_eq!(row["n"], 5, "{row}");
+        assert!(row["cranks"].as_u64().unwrap() >= 5, "{row}");
+        assert!(row["seconds"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["cranksPerSec"].as_f64().unwrap() > 0.0, "{row}");
+        let host = row["case"] == "host-burst";
+        assert_eq!(row["ackP50Ms"].is_f64(), host, "{row}");
+        assert_eq!(row["ackP99Ms"].is_f64(), host, "{row}");
+    }
+    let names = |field: &str| {
+        let mut seen: Vec<String> = results
+            .iter()
+            .map(|r| r[field].as_str().unwrap().to_owned())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(names("case"), ["burst", "host-burst", "pingpong"]);
+    assert_eq!(names("vats"), ["in-process", "subprocess"]);
+    assert_eq!(names("durability"), ["every-crank", "group"]);
+}

@@ -7,8 +7,11 @@
 //! and `gc-importer` (refcounts and `bringOutYourDead`, spec §21.6), `counter-v1`,
 //! `counter-v2` and `counter-v2-broken` (vat upgrade, issue 13).
 //!
+//! `bench-pingpong` is the vat of `ocap bench`.
+//!
 //! Invariant: vat code here uses only the SDK; `ocap_types` appears only in the registry's
-//! signature, which is what the kernel consumes.
+//! signature, which is what the kernel consumes, and in `bench-pingpong`, which speaks the
+//! raw vat protocol so that the benchmark measures the kernel rather than the SDK.
 //!
 //! ```
 //! use ocap_types::{Value, VatHost, VatLog, Syscall, VatStart};
@@ -27,6 +30,7 @@
 //! ```
 
 mod alice;
+mod bench;
 mod bob;
 mod exo_test;
 mod exporter;
@@ -53,6 +57,7 @@ pub type VatConstructor = fn() -> Box<dyn VatRuntime>;
 pub fn registry() -> Vec<(&'static str, VatConstructor)> {
     vec![
         ("alice", alice::runtime as VatConstructor),
+        ("bench-pingpong", bench::runtime),
         ("bob", bob::runtime),
         ("counter-v1", upgrade::v1),
         ("counter-v2", upgrade::v2),

@@ -383,6 +383,7 @@ fn the_registry_lists_each_vat_once_and_each_starts() {
         names,
         [
             "alice",
+            "bench-pingpong",
             "bob",
             "counter-v1",
             "counter-v2",

@@ -16,10 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ocap_kernel::{Durability, Kernel, KernelConfig, VatRegistry};
-use ocap_types::{
-    CapData, ClusterConfig, Delivery, DeliveryOutcome, Message, Resolution, Syscall, VRef, Value,
-    VatConfig, VatHost, VatRuntime, VatStart, WorkerKind,
-};
+use ocap_types::{ClusterConfig, Value, VatConfig, VatRuntime, WorkerKind};
 
 // The allocator is a choice of the binary, not of the library crates (issue 14): mimalloc
 // takes about a sixth off the instructions per crank (docs/performance.md). Remove these
@@ -27,85 +24,20 @@ use ocap_types::{
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `start(peer, n)`: pings `peer` n times in sequence, then answers n. `ping()`: "pong".
-#[derive(Default)]
-struct PingPong {
-    peer: Option<VRef>,
-    remaining: i64,
-    next: u64,
-    answer: Option<VRef>,
-    burst: bool,
-}
-
-impl PingPong {
-    fn ping(&mut self, host: &mut dyn VatHost) {
-        self.next += 1;
-        let reply = VRef::ExportPromise(self.next);
-        let peer = self.peer.expect("start set the peer");
-        host.syscall(Syscall::Send {
-            target: peer,
-            message: Message::new("ping", vec![], vec![], Some(reply)),
-        });
-        host.syscall(Syscall::Subscribe(reply));
-    }
-}
-
-fn resolve(host: &mut dyn VatHost, promise: VRef, value: Value) {
-    host.syscall(Syscall::Resolve(vec![Resolution {
-        promise,
-        rejected: false,
-        data: CapData::data(&value),
-    }]));
-}
-
-impl VatRuntime for PingPong {
-    fn start(&mut self, _: VatStart, _: &mut dyn VatHost) -> DeliveryOutcome {
-        DeliveryOutcome::default()
-    }
-
-    fn deliver(&mut self, delivery: Delivery, host: &mut dyn VatHost) -> DeliveryOutcome {
-        match delivery {
-            Delivery::Message { message, .. } => {
-                let (method, args) = message.method_and_args().expect("well-formed");
-                let result = message.result.expect("has a result");
-                match method.as_str() {
-                    "start" => {
-                        self.peer = Some(message.methargs.slots[0]);
-                        self.remaining = args[1].as_int().expect("n");
-                        self.answer = Some(result);
-                        self.ping(host);
-                    }
-                    "burst" => {
-                        self.peer = Some(message.methargs.slots[0]);
-                        self.remaining = args[1].as_int().expect("n");
-                        self.answer = Some(result);
-                        self.burst = true;
-                        for _ in 0..self.remaining {
-                            self.ping(host);
-                        }
-                    }
-                    _ => resolve(host, result, Value::str("pong")),
-                }
-            }
-            Delivery::Notify(_) => {
-                self.remaining -= 1;
-                if self.remaining > 0 {
-                    if !self.burst {
-                        self.ping(host);
-                    }
-                } else if let Some(answer) = self.answer.take() {
-                    resolve(host, answer, Value::str("done"));
-                }
-            }
-            _ => {}
-        }
-        DeliveryOutcome::default()
-    }
+/// The ping-pong vat, shared with `ocap bench` (`bench-pingpong` in
+/// `crates/example-vats/src/bench.rs`): `start(peer, n)` pings `peer` n times in sequence,
+/// `burst(peer, n)` all at once, then answers; `ping()` answers "pong".
+fn pingpong() -> Box<dyn VatRuntime> {
+    let (_, construct) = ocap_example_vats::registry()
+        .into_iter()
+        .find(|(name, _)| *name == "bench-pingpong")
+        .expect("the example vats include bench-pingpong");
+    construct()
 }
 
 fn kernel_config(group: bool) -> KernelConfig {
     let mut registry = VatRegistry::new();
-    registry.register("pingpong", || Box::new(PingPong::default()));
+    registry.register("pingpong", pingpong);
     let mut config = KernelConfig::new(registry);
     config.durability = if group {
         Durability::GROUP
@@ -250,7 +182,7 @@ fn status_kib(field: &str) -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "worker") {
-        ocap_vat::worker::serve_stdio(Box::new(PingPong::default())).expect("serve");
+        ocap_vat::worker::serve_stdio(pingpong()).expect("serve");
         return;
     }
     if let Some(pos) = args.iter().position(|a| a == "--case") {

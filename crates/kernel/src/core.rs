@@ -218,6 +218,13 @@ impl CrankHandler for Core {
         crank: &mut Crank<'_>,
         item: &RunQueueItem,
     ) -> Result<CrankResult, QueueError> {
+        // Fields are only computed when debug is on: off, this is one cached level check.
+        tracing::debug!(
+            crank = self.cranks + 1,
+            kind = item.kind(),
+            target = %ItemTarget(item),
+            "crank"
+        );
         match item {
             RunQueueItem::Send {
                 target,
@@ -316,6 +323,23 @@ impl CrankHandler for Core {
                 Ok(())
             }
             _ => Ok(()),
+        }
+    }
+}
+
+/// What a run-queue item is addressed to, for the log: a send's target kref, a GC or
+/// notify item's endpoint.
+struct ItemTarget<'a>(&'a RunQueueItem);
+
+impl std::fmt::Display for ItemTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            RunQueueItem::Send { target, .. } => write!(f, "{target}"),
+            RunQueueItem::Notify { endpoint, .. }
+            | RunQueueItem::DropExports { endpoint, .. }
+            | RunQueueItem::RetireExports { endpoint, .. }
+            | RunQueueItem::RetireImports { endpoint, .. }
+            | RunQueueItem::BringOutYourDead { endpoint } => write!(f, "{endpoint}"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! every API call is a job sent to that thread and run between two cranks (spec §7.9), so
 //! host operations never interleave with a delivery.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use ocap_queue::KernelState;
 use ocap_store::KernelStore;
 use ocap_types::{CapData, ClusterConfig, KObjectId, KRef, SubclusterId, Value, VatId};
+use ocap_vat_manager::VatCounters;
 
 use crate::config::{KernelConfig, LaunchResult};
 use crate::core::{Core, Notice};
@@ -467,6 +469,16 @@ impl Kernel {
     /// [`KernelError::Stopped`].
     pub fn crank_count(&self) -> Result<u64, KernelError> {
         self.call(|core, _| core.cranks)
+    }
+
+    /// What each vat did since this kernel was opened: deliveries, syscalls, denials, by
+    /// vat id (terminated vats included). Kept in memory, never in the store, so they
+    /// restart at 0 when the kernel is opened again.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`].
+    pub fn vat_counters(&self) -> Result<BTreeMap<VatId, VatCounters>, KernelError> {
+        self.call(|core, _| core.vats.counters().clone())
     }
 
     /// Runs `f` on the store between cranks (inspection and tests).

@@ -86,7 +86,7 @@ pub use ocap_types::{
     SubclusterId, Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
 };
 pub use ocap_vat_manager::{
-    LimitExceeded, LogSink, VatError, VatFactory, VatRegistry, WorkerConfig,
+    LimitExceeded, LogSink, VatCounters, VatError, VatFactory, VatRegistry, WorkerConfig,
 };
 pub use services::{KernelService, ServiceCall};
 pub use thread::JOB_QUEUE_CAPACITY;

@@ -331,3 +331,56 @@ fn refused_host_input_stays_typed_on_every_path() {
 mod discard;
 mod errors;
 mod future;
+
+#[test]
+fn vat_counters_count_deliveries_syscalls_and_denials_and_restart_at_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    let launched = kernel.launch_subcluster(&two_vats()).unwrap();
+    let info = kernel.subcluster(launched.subcluster).unwrap().unwrap();
+    let (main, peer) = (info.vat("main").unwrap(), info.vat("peer").unwrap());
+    for _ in 0..3 {
+        let reply = kernel.queue_message(launched.root, "ping", vec![]).unwrap();
+        reply.wait(WAIT).unwrap();
+    }
+    let counters = kernel.vat_counters().unwrap();
+    // main: bootstrap (send + subscribe), the notify of its answer (resolve), three pings
+    // (a resolve each). peer: one hello (a resolve).
+    let main_counts = counters[&main];
+    assert_eq!(
+        (
+            main_counts.deliveries,
+            main_counts.syscalls,
+            main_counts.denials
+        ),
+        (5, 6, 0)
+    );
+    let peer_counts = counters[&peer];
+    assert_eq!(
+        (
+            peer_counts.deliveries,
+            peer_counts.syscalls,
+            peer_counts.denials
+        ),
+        (1, 1, 0)
+    );
+
+    // A vat allowed one syscall per delivery makes two in its bootstrap: denied, and the
+    // launch fails; its counters say so.
+    let mut limits = ocap_types::VatLimits::default();
+    limits.syscalls_per_delivery = 1;
+    let strict = ClusterConfig::builder("main")
+        .vat("main", VatConfig::named("raw").with_limits(limits))
+        .vat("peer", VatConfig::named("raw"))
+        .build()
+        .unwrap();
+    assert!(kernel.launch_subcluster(&strict).is_err());
+    let counters = kernel.vat_counters().unwrap();
+    let denied: u64 = counters.values().map(|c| c.denials).sum();
+    assert_eq!(denied, 1, "{counters:?}");
+    kernel.shutdown().unwrap();
+
+    // In memory only: a reopened kernel starts from nothing.
+    let kernel = Kernel::open(dir.path(), KernelConfig::new(registry())).unwrap();
+    assert!(kernel.vat_counters().unwrap().is_empty());
+}

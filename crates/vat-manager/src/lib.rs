@@ -10,6 +10,7 @@
 //! assert_eq!(manager.running().count(), 0);
 //! ```
 
+mod counters;
 mod error;
 mod limits;
 mod manager;
@@ -21,6 +22,7 @@ mod translate;
 #[cfg(test)]
 mod tests;
 
+pub use counters::VatCounters;
 pub use error::VatError;
 pub use limits::LimitExceeded;
 pub use manager::VatManager;

@@ -16,6 +16,7 @@ use ocap_types::{
     Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart, WorkerKind,
 };
 
+use crate::counters::VatCounters;
 use crate::error::VatError;
 use crate::limits::{LimitExceeded, check_checkpoint};
 use crate::registry::VatRegistry;
@@ -41,6 +42,9 @@ pub struct VatManager {
     workers: WorkerConfig,
     /// The vat the latest delivery ran, until taken.
     delivered: Option<VatId>,
+    /// What each vat did since this manager was made (memory only: see
+    /// [`VatCounters`]).
+    counters: BTreeMap<VatId, VatCounters>,
 }
 
 impl std::fmt::Debug for VatManager {
@@ -50,6 +54,16 @@ impl std::fmt::Debug for VatManager {
             .field("running", &self.running.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
+}
+
+/// What one delivery did, for [`VatCounters`].
+#[derive(Default)]
+struct Tally {
+    /// The vat ran the delivery.
+    delivered: bool,
+    syscalls: u32,
+    /// A syscall was refused or a limit exceeded.
+    denied: bool,
 }
 
 /// Renders a termination reason for `Vat termination: <message>` (spec §3.4, D15).
@@ -77,6 +91,7 @@ impl VatManager {
             logs,
             workers: WorkerConfig::default(),
             delivered: None,
+            counters: BTreeMap::new(),
         }
     }
 
@@ -342,22 +357,51 @@ impl VatManager {
         self.deliver(crank, vat, Delivery::BringOutYourDead)
     }
 
-    /// Hands one delivery to a running vat and turns its outcome into a crank result
-    /// (spec §11.5).
+    /// What each vat that received a delivery since this manager was made did, by id. A
+    /// terminated vat keeps its entry (its denial is what ended it), one small entry per
+    /// vat delivered to in this run.
+    pub fn counters(&self) -> &BTreeMap<VatId, VatCounters> {
+        &self.counters
+    }
+
+    /// Hands one delivery to a running vat, counts it, and turns its outcome into a crank
+    /// result (spec §11.5).
     fn deliver(
         &mut self,
         crank: &mut Crank<'_>,
         vat: VatId,
         delivery: Delivery,
     ) -> Result<CrankResult, VatError> {
+        let mut tally = Tally::default();
+        let res = self.deliver_tallied(crank, vat, delivery, &mut tally);
+        if tally.delivered {
+            let counters = self.counters.entry(vat).or_default();
+            counters.deliveries += 1;
+            counters.syscalls += u64::from(tally.syscalls);
+            counters.denials += u64::from(tally.denied);
+        }
+        res
+    }
+
+    fn deliver_tallied(
+        &mut self,
+        crank: &mut Crank<'_>,
+        vat: VatId,
+        delivery: Delivery,
+        tally: &mut Tally,
+    ) -> Result<CrankResult, VatError> {
         let handle = self.running.get_mut(&vat).ok_or(VatError::NoSuchVat(vat))?;
         self.delivered = Some(vat);
         let _span = tracing::debug_span!("delivery", %vat, kind = delivery.kind()).entered();
+        tracing::debug!(%vat, kind = delivery.kind(), "delivery");
         let limits = handle.limits;
         let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
+        tally.delivered = true;
+        tally.syscalls = host.syscall_count();
         let (illegal, exit, exceeded) = (host.illegal, host.exit, host.exceeded);
+        tally.denied = illegal.is_some() || exceeded.is_some();
         if let Some(fault) = host.fault {
             return Err(fault.into());
         }
@@ -386,6 +430,7 @@ impl VatManager {
             return Ok(fatal(ErrorCode::InternalError, &error));
         }
         if let Err(limit) = check_checkpoint(&outcome.checkpoint, &limits) {
+            tally.denied = true;
             return Ok(over_limit(limit));
         }
         let applied = crank.store_mut().apply_checkpoint(
@@ -394,6 +439,7 @@ impl VatManager {
             limits.vatstore_total_bytes,
         )?;
         if applied.is_err() {
+            tally.denied = true;
             return Ok(over_limit(LimitExceeded::VatstoreTotal));
         }
         Ok(match exit {

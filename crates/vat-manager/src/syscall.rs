@@ -60,6 +60,11 @@ enum SyscallError {
 }
 
 impl<'a, 'c> SyscallProcessor<'a, 'c> {
+    /// How many syscalls the vat made through this processor.
+    pub(crate) fn syscall_count(&self) -> u32 {
+        self.syscalls
+    }
+
     /// The host side of one delivery (or start) of `vat`.
     pub(crate) fn new(
         crank: &'a mut Crank<'c>,

@@ -7,6 +7,7 @@
 //! durable, D22: at the crank's commit, or at the group commit in group mode), and a
 //! `send` answers once its message is durably queued (`ResultHandle::promise`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use ocap_kernel::inspect::KernelStore;
 use ocap_kernel::{
-    BundleSpec, CapData, Durability, KRef, Kernel, KernelError, SubclusterId, Value, VatUpgrade,
+    BundleSpec, CapData, Durability, KRef, Kernel, KernelError, SubclusterId, Value, VatId,
+    VatUpgrade,
 };
 use serde_json::{Value as Json, json};
 
 use super::protocol::{METHOD_NOT_FOUND, PROTOCOL_VERSION, RpcError};
-use crate::inspect::{Section, sections_json, sections_text, value_json};
-use crate::{CliError, Failure, parse_cluster_json};
+use crate::inspect::{Section, counters_json, sections_json, sections_text, value_json};
+use crate::{CliError, Failure, error_chain, parse_cluster_json};
 
 /// How long a `send` waits by default when it asks to wait.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -144,12 +146,7 @@ impl From<KernelError> for RpcError {
 
 impl From<CliError> for RpcError {
     fn from(error: CliError) -> Self {
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
+        let message = error_chain(&error).join(": ");
         RpcError::new(RpcError::code_of(Failure::of(&error)), message)
     }
 }
@@ -204,8 +201,43 @@ fn status(kernel: &Kernel, ctx: &Context) -> Result<Json, RpcError> {
         "durability": durability,
         "crankCount": crank_count,
         "runQueueLength": run_queue,
-        "vats": vats(kernel)?,
+        "vats": vat_usage(kernel)?,
     }))
+}
+
+/// The running vats for `status`: [`vats`]' fields, with what each did since the kernel
+/// was opened (`deliveries`, `syscalls`, `denials`: in memory, restarting at 0 with the
+/// kernel), what it holds now (`vatstoreBytes`, `queuedMessages`: from the store) and its
+/// `limits`; then the stopped vats.
+fn vat_usage(kernel: &Kernel) -> Result<Json, RpcError> {
+    let counters = kernel.vat_counters()?;
+    let stored = kernel
+        .inspect(|store: &KernelStore| ocap_kernel::inspect::vats(store, usize::MAX))?
+        .map_err(KernelError::from)?;
+    let usage: BTreeMap<VatId, (u64, u64)> = stored
+        .rows
+        .iter()
+        .map(|row| (row.id, (row.vatstore_bytes, row.queued_messages)))
+        .collect();
+    let mut rows = Vec::new();
+    for vat in kernel.vats()? {
+        let id = vat.id;
+        let (bytes, queued) = usage.get(&id).copied().unwrap_or_default();
+        let mut row = json!({"id": id.to_string(), "name": vat.name, "code": vat.config.code(),
+                             "subcluster": vat.subcluster.map(|s| s.to_string()), "running": true,
+                             "vatstoreBytes": bytes, "queuedMessages": queued});
+        if let (Json::Object(row), Json::Object(more)) = (
+            &mut row,
+            counters_json(Some(&counters), id, &vat.config.limits),
+        ) {
+            row.extend(more);
+        }
+        rows.push(row);
+    }
+    for (id, reason) in kernel.stopped_vats()? {
+        rows.push(json!({"id": id.to_string(), "running": false, "reason": reason}));
+    }
+    Ok(Json::Array(rows))
 }
 
 fn launch(kernel: &Kernel, params: &Json) -> Result<Json, RpcError> {
@@ -330,12 +362,13 @@ fn inspect(kernel: &Kernel, params: &Json) -> Result<Json, RpcError> {
         .and_then(Json::as_u64)
         .map_or(DEFAULT_LIMIT, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let text = params.get("format").and_then(Json::as_str) == Some("text");
+    let counters = kernel.vat_counters()?;
     let res = if text {
         kernel
-            .inspect(move |store| sections_text(store, &sections, limit))?
+            .inspect(move |store| sections_text(store, &sections, limit, Some(&counters)))?
             .map(|text| json!({"text": text}))
     } else {
-        kernel.inspect(move |store| sections_json(store, &sections, limit))?
+        kernel.inspect(move |store| sections_json(store, &sections, limit, Some(&counters)))?
     };
     Ok(res.map_err(KernelError::from)?)
 }

@@ -1,6 +1,8 @@
 //! A daemon's life: started in the background, used, stopped; killed and started again with
 //! its state; refused when another serves the store; and the same commands offline.
 
+use serde_json::json;
+
 use super::{Background, Client, Place, ocap_in, record};
 
 #[test]
@@ -52,6 +54,27 @@ fn daemon_start_launch_send_inspect_stop() {
     assert_eq!(status["runQueueLength"], 0);
     assert!(status["crankCount"].as_u64().unwrap() >= 2, "{status}");
     assert_eq!(status["vats"][0]["id"], "v1");
+    // Counters since the daemon's kernel opened: bootstrap and one `resume`, each with one
+    // syscall (its result); nothing denied; the limits beside them.
+    let vat = &status["vats"][0];
+    assert_eq!(
+        (&vat["deliveries"], &vat["syscalls"], &vat["denials"]),
+        (&json!(2), &json!(2), &json!(0)),
+        "{vat}"
+    );
+    assert!(vat["vatstoreBytes"].as_u64().unwrap() > 0, "{vat}");
+    assert_eq!(vat["queuedMessages"], 0);
+    assert_eq!(vat["limits"]["queuedMessages"], 1_000_000);
+    let run = place.ocap(&["inspect", "--json", "vats"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["vats"]["rows"][0]["deliveries"], 2);
+    let run = place.ocap(&["daemon", "status"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("v1 counter: 2 deliveries, 2 syscalls"),
+        "{}",
+        run.stdout
+    );
 
     place.ocap(&["daemon", "stop"]).assert_code(0);
     // Stopped cleanly: record and socket gone, the store's lock free for a tool.
@@ -61,6 +84,8 @@ fn daemon_start_launch_send_inspect_stop() {
     let run = place.ocap(&["inspect", "--json", "vats"]);
     run.assert_code(0);
     assert_eq!(run.json()["vats"]["rows"][0]["name"], "counter");
+    // Offline, no kernel counts: unknown, not zero.
+    assert!(run.json()["vats"]["rows"][0]["deliveries"].is_null());
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use ocap_store::{CListEntry, KernelStore, Owner, PromiseState, RefCounts, StoreError};
 use ocap_types::{
-    EndpointId, KObjectId, KPromiseId, KRef, RunQueueItem, SubclusterId, VRef, VatId,
+    EndpointId, KObjectId, KPromiseId, KRef, RunQueueItem, SubclusterId, VRef, VatId, VatLimits,
 };
 
 /// The run queue's name (`ocap_queue`'s `RUN_QUEUE`).
@@ -45,6 +45,8 @@ pub struct VatRow {
     pub vatstore_bytes: u64,
     /// Messages it sent that still wait in the queues.
     pub queued_messages: u64,
+    /// What it may ask of the kernel (from its config).
+    pub limits: VatLimits,
 }
 
 /// A subcluster.
@@ -134,6 +136,7 @@ pub fn vats(store: &KernelStore, limit: usize) -> Result<Listing<VatRow>, StoreE
         rows.push(VatRow {
             id,
             name: record.name,
+            limits: record.config.limits,
             code: record.config.bundle_name,
             subcluster: record.subcluster,
             vatstore_bytes: store.vatstore_usage(id)?,
