@@ -53,6 +53,7 @@
 
 mod config;
 mod core;
+mod crank_log;
 mod error;
 mod handle;
 mod input;
@@ -68,6 +69,7 @@ mod thread;
 mod tests;
 
 pub use config::{KernelConfig, LaunchResult};
+pub use crank_log::{CrankHash, CrankLogSink, CrankOutcome, CrankRecord};
 pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
 pub use input::MAX_HOST_MESSAGE_BYTES;
@@ -81,8 +83,8 @@ pub use ocap_store::{
 };
 pub use ocap_types::{
     CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, JsonError,
-    KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError, SubclusterId,
-    Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
+    KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError, RunQueueItem,
+    SubclusterId, Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
 };
 pub use ocap_vat_manager::{
     LimitExceeded, LogSink, VatError, VatFactory, VatRegistry, WorkerConfig,

@@ -17,6 +17,7 @@ use ocap_vat_manager::{VatError, VatManager};
 
 use crate::config::KernelConfig;
 use crate::core::{Core, Notice};
+use crate::crank_log::CrankLog;
 use crate::error::KernelError;
 use crate::handle::{NotQueued, Queued, Settlement};
 use crate::oneshot::Sender;
@@ -126,6 +127,7 @@ pub(crate) fn start(
     let logs = config.log_sink;
     let workers = config.workers;
     let reset = config.reset_storage;
+    let crank_log = config.crank_log;
     let thread = std::thread::Builder::new()
         .name("ocap-kernel".to_owned())
         .spawn(move || {
@@ -137,6 +139,7 @@ pub(crate) fn start(
                     KernelState::new(store)?
                 };
                 let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
+                core.crank_log = CrankLog::new(crank_log);
                 relaunch_vats(&mut core, &mut state)?;
                 Ok((state, core))
             })();

@@ -39,6 +39,8 @@ pub struct VatManager {
     workers: WorkerConfig,
     /// The vat the latest delivery ran, until taken.
     delivered: Option<VatId>,
+    /// The kinds of the latest delivery's syscalls (the crank log's `syscalls`).
+    syscall_kinds: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for VatManager {
@@ -75,6 +77,7 @@ impl VatManager {
             logs,
             workers: WorkerConfig::default(),
             delivered: None,
+            syscall_kinds: Vec::new(),
         }
     }
 
@@ -353,9 +356,13 @@ impl VatManager {
         let _span = tracing::debug_span!("delivery", %vat, kind = delivery.kind()).entered();
         let limits = handle.limits;
         let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
+        // Reuse the buffer of the previous delivery: no allocation per crank.
+        self.syscall_kinds.clear();
+        host.kinds = std::mem::take(&mut self.syscall_kinds);
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
         let (illegal, exit, exceeded) = (host.illegal, host.exit, host.exceeded);
+        self.syscall_kinds = host.kinds;
         if let Some(fault) = host.fault {
             return Err(fault.into());
         }
@@ -493,7 +500,14 @@ impl VatManager {
     /// it: the crank loop takes it at the start of each crank, and after a delivery failed
     /// inside the kernel, to reload that vat from the rolled-back store.
     pub fn take_delivered(&mut self) -> Option<VatId> {
+        self.syscall_kinds.clear();
         self.delivered.take()
+    }
+
+    /// The kind of each syscall of the latest delivery, in order (`send`, `resolve`, …);
+    /// empty again once [`VatManager::take_delivered`] is called at the next crank's start.
+    pub fn syscall_kinds(&self) -> &[&'static str] {
+        &self.syscall_kinds
     }
 
     /// Restarts a running vat from the store inside the crank (its in-memory state no longer
