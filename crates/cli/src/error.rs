@@ -106,6 +106,15 @@ pub enum CliError {
     /// A command's arguments are not what it takes.
     #[error("{0}")]
     Args(String),
+    /// The crank log file could not be opened or written.
+    #[error("crank log {path}")]
+    CrankLog {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No per-user data directory for the default store.
     #[error("no home directory to keep the default store in: give --store DIR")]
     NoDefaultStore,

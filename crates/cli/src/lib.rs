@@ -12,6 +12,7 @@
 
 mod check;
 mod commands;
+mod crank_log;
 pub mod daemon;
 mod error;
 mod exit;
@@ -24,6 +25,9 @@ pub use check::{
     check_through_daemon,
 };
 pub use commands::{KernelCommand, Output, run_command};
+pub use crank_log::{
+    CrankLogOptions, CrankLogWriter, DEFAULT_CRANK_LOG_MAX_BYTES, open_crank_log, record_json,
+};
 pub use daemon::RpcError;
 pub use error::CliError;
 pub use exit::{EXIT_CODES, Failure};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ocap_cli::daemon::{self, ServeOptions, Session, StartOptions};
 use ocap_cli::{
-    CheckOptions, CliError, EXIT_CODES, Failure, KernelCommand, RunOptions, Section, render,
-    resolve_store, run_cluster, run_command,
+    CheckOptions, CliError, CrankLogOptions, EXIT_CODES, Failure, KernelCommand, RunOptions,
+    Section, render, resolve_store, run_cluster, run_command,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +36,27 @@ struct On {
     timeout: u64,
 }
 
+/// `--crank-log`: one JSON line per durable crank.
+#[derive(Args, Debug, Clone)]
+struct CrankLogArgs {
+    /// Append one JSON line per crank to FILE once the crank is durable: its number, the
+    /// run-queue item, the outcome, the syscalls' kinds and the crank hash (README).
+    #[arg(long, value_name = "FILE")]
+    crank_log: Option<PathBuf>,
+    /// Rotate the crank log (FILE becomes FILE.1) once it would pass this many bytes.
+    #[arg(long, default_value_t = ocap_cli::DEFAULT_CRANK_LOG_MAX_BYTES, requires = "crank_log")]
+    crank_log_max_bytes: u64,
+}
+
+impl CrankLogArgs {
+    fn options(self) -> Option<CrankLogOptions> {
+        Some(CrankLogOptions {
+            path: self.crank_log?,
+            max_bytes: self.crank_log_max_bytes,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Launch the subcluster in a cluster file, run it until idle, print the bootstrap result.
@@ -53,6 +74,8 @@ enum Command {
         /// Seconds to wait for bootstrap and for the kernel to go idle.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        #[command(flatten)]
+        crank_log: CrankLogArgs,
     },
     /// List the kernel's vats (through its daemon, or offline); with --code, the vat code
     /// compiled into this binary instead.
@@ -124,6 +147,8 @@ enum Command {
         /// Share one synced commit among many cranks.
         #[arg(long)]
         group_commit: bool,
+        #[command(flatten)]
+        crank_log: CrankLogArgs,
     },
     /// Launch the subcluster in a cluster file and print its bootstrap result.
     #[command(after_help = EXIT_CODES)]
@@ -356,6 +381,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             store,
             group_commit,
             timeout,
+            crank_log,
         } => {
             let options = RunOptions {
                 store: Some(resolve_store(store.as_deref())?),
@@ -363,6 +389,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
                 timeout: Duration::from_secs(timeout),
                 // Subprocess vats run in this same binary: `ocap worker <vat>`.
                 worker_program: std::env::current_exe().ok(),
+                crank_log: crank_log.options(),
             };
             let result = run_cluster(&cluster, &options)?;
             println!("{}", render(&result));
@@ -396,11 +423,13 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
         Command::Serve {
             store,
             group_commit,
+            crank_log,
         } => {
             let options = ServeOptions {
                 store: resolve_store(store.as_deref())?,
                 group_commit,
                 worker_program: std::env::current_exe().ok(),
+                crank_log: crank_log.options(),
             };
             daemon::serve(&options)?;
             Ok(ExitCode::SUCCESS)

@@ -13,6 +13,7 @@ use ocap_kernel::{
 };
 
 use crate::CliError;
+use crate::crank_log::{CrankLogOptions, open_crank_log};
 
 /// The largest cluster file `ocap run` reads (16 MiB). A cluster config is a few kilobytes;
 /// the limit keeps a wrong path (`/dev/urandom`, a disk image) from being read without end.
@@ -30,6 +31,8 @@ pub struct RunOptions {
     /// The program subprocess vats run in (`<program> worker <vat>`); `ocap run` passes its
     /// own executable. `None`: a cluster with a subprocess vat fails to launch.
     pub worker_program: Option<PathBuf>,
+    /// Write the crank log here (`--crank-log`).
+    pub crank_log: Option<CrankLogOptions>,
 }
 
 impl Default for RunOptions {
@@ -39,6 +42,7 @@ impl Default for RunOptions {
             group_commit: false,
             timeout: Duration::from_secs(60),
             worker_program: None,
+            crank_log: None,
         }
     }
 }
@@ -100,9 +104,27 @@ pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, C
     if options.group_commit {
         kernel_config.durability = Durability::GROUP;
     }
-    let kernel = Kernel::open(&store, kernel_config)?;
-    let launched = kernel.launch_subcluster(&config)?;
-    kernel.run_until_idle(options.timeout)?;
+    let Some(log) = &options.crank_log else {
+        return run_kernel(&store, kernel_config, &config, options.timeout);
+    };
+    let (sink, writer) = open_crank_log(log)?;
+    kernel_config.crank_log = Some(sink);
+    let res = run_kernel(&store, kernel_config, &config, options.timeout);
+    // The kernel is gone, with the sink it held: the writer ends once it wrote everything.
+    writer.finish(&log.path)?;
+    res
+}
+
+/// Opens the kernel, launches `config`, runs it until idle and shuts the kernel down.
+fn run_kernel(
+    store: &Path,
+    kernel_config: KernelConfig,
+    config: &ClusterConfig,
+    timeout: Duration,
+) -> Result<CapData<KRef>, CliError> {
+    let kernel = Kernel::open(store, kernel_config)?;
+    let launched = kernel.launch_subcluster(config)?;
+    kernel.run_until_idle(timeout)?;
     kernel.shutdown()?;
     Ok(launched.bootstrap_result)
 }

@@ -82,9 +82,9 @@ pub use ocap_store::{
     BackupError, CrankError, Durability, KeyProblem, OpenError, Record, StoreError,
 };
 pub use ocap_types::{
-    CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, JsonError,
-    KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError, RunQueueItem,
-    SubclusterId, Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
+    CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, EndpointId,
+    JsonError, KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError,
+    RunQueueItem, SubclusterId, Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
 };
 pub use ocap_vat_manager::{
     LimitExceeded, LogSink, VatError, VatFactory, VatRegistry, WorkerConfig,
