@@ -22,9 +22,9 @@ fn logged(durability: Durability) -> (KernelConfig, mpsc::Receiver<CrankRecord>)
 }
 
 /// The head after [`run_scenario`] with in-process vats (see the golden test).
-const GOLDEN_IN_PROCESS: &str = "3ff6a459d375d55451eaa9f87c3d79d0702b0a33c13311f5cea65f5aa22c53c4";
+const GOLDEN_IN_PROCESS: &str = "6d37e9cffcd6278e38e078eb5bf2104fbf280f889d5f9ab881e9f6af8044031a";
 /// The same with subprocess vats: the stored vat configs say `subprocess`.
-const GOLDEN_SUBPROCESS: &str = "e302e5a2d95771676c789cc0b3c4922088df482136e78eb739460c484cc7b0c8";
+const GOLDEN_SUBPROCESS: &str = "d430a7adc0c55c6034e20538380beba2ca1851cc8100c3c4dd3bbf26783e1de2";
 
 fn bob_root(kernel: &Kernel) -> KRef {
     let bob = kernel.vat_ids().unwrap()[1];

@@ -289,6 +289,8 @@ enum DaemonAction {
         /// Seconds to wait for it to answer.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        #[command(flatten)]
+        crank_log: CrankLogArgs,
     },
     /// Stop the daemon serving the store: the kernel shuts down, its commits flushed.
     Stop {
@@ -513,6 +515,7 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
             store,
             group_commit,
             timeout,
+            crank_log,
         } => {
             let store = resolve_store(store.as_deref())?;
             let options = StartOptions {
@@ -520,6 +523,7 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
                 group_commit,
                 program: std::env::current_exe().map_err(CliError::Spawn)?,
                 timeout: Duration::from_secs(timeout),
+                crank_log: crank_log.options(),
             };
             let pid = daemon::start_daemon(&options)?;
             println!("daemon started: process {pid} serves {}", store.display());

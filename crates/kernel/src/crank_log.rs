@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ocap_types::{CapData, KRef, RunQueueItem, VatId};
 
-/// The head of the crank hash chain (docs/store.md "Crank hash"): SHA-256 links over each
+/// The head of the crank hash chain (docs/store.md "Crank hash"): BLAKE3 links over each
 /// crank's store writes. Shown as 64 lowercase hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CrankHash(pub [u8; 32]);

@@ -288,7 +288,7 @@ impl Kernel {
         self.call(|core, state| lifecycle::stopped_vats(core, state))?
     }
 
-    /// The head of the crank hash chain: SHA-256 links over every committed crank's store
+    /// The head of the crank hash chain: BLAKE3 links over every committed crank's store
     /// writes (docs/store.md "Crank hash"). Equal inputs give equal heads for deterministic
     /// vats; it may include cranks a group commit has not made durable yet.
     ///

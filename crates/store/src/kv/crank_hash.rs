@@ -9,12 +9,10 @@
 #[cfg(test)]
 mod tests;
 
-use sha2::{Digest, Sha256};
-
 use super::Store;
 use crate::error::CrankError;
 
-/// A SHA-256 digest: a crank's writes, or a link of the chain.
+/// A BLAKE3 digest (32 bytes): a crank's writes, or a link of the chain.
 pub type CrankDigest = [u8; 32];
 
 /// Tag before a set key's value in the digested stream.
@@ -23,7 +21,7 @@ const TAG_SET: u8 = 1;
 const TAG_DELETE: u8 = 0;
 
 impl Store {
-    /// SHA-256 of the writes the open crank keeps, leaving out `skip` (the chain head's own
+    /// BLAKE3 of the writes the open crank keeps, leaving out `skip` (the chain head's own
     /// key): for each key written, once and in byte order, `len(key)` as 4 bytes big-endian,
     /// the key, then `0x00` for a deletion or `0x01`, `len(value)` as 8 bytes big-endian
     /// and the value. `None` if the crank keeps no write besides `skip`.
@@ -42,31 +40,33 @@ impl Store {
         }
         keys.sort_unstable();
         keys.dedup();
-        let mut hasher = Sha256::new();
+        let mut hasher = blake3::Hasher::new();
         for key in keys {
             let Some(entry) = self.overlay.get(key) else {
                 // Every key in the undo log has an overlay entry until the crank ends.
                 continue;
             };
-            hasher.update(u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+            hasher.update(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
             hasher.update(key);
             match entry {
                 Some(value) => {
-                    hasher.update([TAG_SET]);
-                    hasher.update((value.len() as u64).to_be_bytes());
+                    hasher.update(&[TAG_SET]);
+                    hasher.update(&(value.len() as u64).to_be_bytes());
                     hasher.update(value);
                 }
-                None => hasher.update([TAG_DELETE]),
+                None => {
+                    hasher.update(&[TAG_DELETE]);
+                }
             }
         }
-        Ok(Some(hasher.finalize().into()))
+        Ok(Some(*hasher.finalize().as_bytes()))
     }
 }
 
-/// The next link of the chain: SHA-256 of the previous head followed by the crank's
+/// The next link of the chain: BLAKE3 of the previous head followed by the crank's
 /// writes digest.
 pub fn chain_crank_hash(head: &CrankDigest, writes: &CrankDigest) -> CrankDigest {
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     hasher.update(head);
     hasher.update(writes);
     hasher.finalize().into()

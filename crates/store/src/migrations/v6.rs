@@ -1,4 +1,4 @@
-//! Step 5 → 6 (issue 12 item 4): the crank hash. Every crank chains the SHA-256 digest of
+//! Step 5 → 6 (issue 12 item 4): the crank hash. Every crank chains the BLAKE3 digest of
 //! its writes onto a head kept at `crankHash` (32 bytes), written in the crank's own
 //! transaction (docs/store.md "Crank hash"). A store of version 5 has no head; the step
 //! writes the chain's start, 32 zero bytes, so the chain of a migrated store starts where a
