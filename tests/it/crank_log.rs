@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use ocap_cli::{CrankLogOptions, RunOptions, run_cluster};
-use ocap_kernel::{CrankHash, CrankOutcome, CrankRecord, Durability, KRef, Kernel, KernelConfig};
+use ocap_kernel::{
+    CrankHash, CrankOutcome, CrankRecord, Durability, KRef, Kernel, KernelConfig, RunQueueItem,
+};
 use ocap_tests::{TestKernel, WAIT, call, cluster, repo_root};
 use ocap_types::{Value, WorkerKind};
 
@@ -120,6 +122,21 @@ fn records_come_once_durable_numbered_in_order_ending_at_the_kernels_head() {
             .filter(|r| r.item.kind() == "send" && r.syscalls.contains(&"resolve"))
             .count();
         assert!(sends_to_bob >= 3, "{records:?}");
+        // The three host messages entered the kernel just before the crank that took them:
+        // the kernel was idle, so each shows on the record of its own delivery.
+        let inputs: Vec<_> = records
+            .iter()
+            .flat_map(|r| r.host_inputs.iter().map(move |input| (r, input)))
+            .collect();
+        assert_eq!(inputs.len(), 3, "{records:?}");
+        for (record, input) in inputs {
+            assert_eq!(input.method, "hello");
+            assert!(
+                matches!(&record.item, RunQueueItem::Send { target, message, .. }
+                    if *target == input.target && message.result == Some(KRef::Promise(input.result))),
+                "{record:?}"
+            );
+        }
     }
 }
 

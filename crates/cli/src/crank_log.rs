@@ -94,6 +94,11 @@ pub fn record_json(record: &CrankRecord) -> Json {
         "item": serde_json::to_value(&record.item).unwrap_or(Json::Null),
         "outcome": record.outcome.name(),
         "syscalls": record.syscalls,
+        "hostInputs": record.host_inputs.iter().map(|input| json!({
+            "target": input.target.to_string(),
+            "method": input.method,
+            "result": input.result.to_string(),
+        })).collect::<Vec<_>>(),
         "crankHash": record.crank_hash.to_string(),
     });
     let extra = match &record.outcome {

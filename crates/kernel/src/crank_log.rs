@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ocap_types::{CapData, KRef, RunQueueItem, VatId};
+use ocap_types::{CapData, KPromiseId, KRef, RunQueueItem, VatId};
 
 /// The head of the crank hash chain (docs/store.md "Crank hash"): BLAKE3 links over each
 /// crank's store writes. Shown as 64 lowercase hex digits.
@@ -64,6 +64,17 @@ impl CrankOutcome {
     }
 }
 
+/// A host message that entered the kernel (was queued, its result promise allocated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInput {
+    /// The target the host named.
+    pub target: KRef,
+    /// The method.
+    pub method: String,
+    /// The result promise the kernel allocated for it.
+    pub result: KPromiseId,
+}
+
 /// One durable crank, as the crank log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrankRecord {
@@ -77,6 +88,9 @@ pub struct CrankRecord {
     /// The kind of each syscall the vat made, in order (empty when no vat ran). A failed
     /// delivery's syscalls are listed although they were rolled back.
     pub syscalls: Vec<&'static str>,
+    /// Host messages queued since the crank before this one (in the order queued): the
+    /// input that entered between the two. Arguments are not repeated here.
+    pub host_inputs: Vec<HostInput>,
     /// The crank hash chain's head once this crank committed.
     pub crank_hash: CrankHash,
 }
@@ -93,6 +107,8 @@ pub(crate) struct CrankLog {
     sink: Option<CrankLogSink>,
     /// The item and outcome of the crank in progress.
     current: Option<(RunQueueItem, CrankOutcome)>,
+    /// Host messages queued since the last crank, for the next record.
+    inputs: Vec<HostInput>,
     /// Committed, waiting for the commit that makes them durable.
     pending: Vec<CrankRecord>,
 }
@@ -102,6 +118,7 @@ impl CrankLog {
         CrankLog {
             sink,
             current: None,
+            inputs: Vec::new(),
             pending: Vec::new(),
         }
     }
@@ -118,6 +135,11 @@ impl CrankLog {
         }
     }
 
+    /// Host messages entered the kernel (their transaction committed).
+    pub(crate) fn host_inputs(&mut self, mut inputs: Vec<HostInput>) {
+        self.inputs.append(&mut inputs);
+    }
+
     /// The crank in progress committed.
     pub(crate) fn committed(&mut self, crank: u64, syscalls: &[&'static str], hash: CrankHash) {
         if let Some((item, outcome)) = self.current.take() {
@@ -126,6 +148,7 @@ impl CrankLog {
                 item,
                 outcome,
                 syscalls: syscalls.to_vec(),
+                host_inputs: std::mem::take(&mut self.inputs),
                 crank_hash: hash,
             });
         }

@@ -69,7 +69,7 @@ mod thread;
 mod tests;
 
 pub use config::{KernelConfig, LaunchResult};
-pub use crank_log::{CrankHash, CrankLogSink, CrankOutcome, CrankRecord};
+pub use crank_log::{CrankHash, CrankLogSink, CrankOutcome, CrankRecord, HostInput};
 pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
 pub use input::MAX_HOST_MESSAGE_BYTES;
