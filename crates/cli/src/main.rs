@@ -566,12 +566,13 @@ fn status_text(status: &serde_json::Value) -> String {
         })
         .collect();
     format!(
-        "pid: {}\nstore: {}\nuptime: {} s\ndurability: {}\ncranks: {}\nrun queue: {}\nvats: {}\n",
+        "pid: {}\nstore: {}\nuptime: {} s\ndurability: {}\ncranks: {}\ncrank hash: {}\nrun queue: {}\nvats: {}\n",
         status["pid"],
         status["store"].as_str().unwrap_or("?"),
         status["uptimeSecs"],
         status["durability"].as_str().unwrap_or("?"),
         status["crankCount"],
+        status["crankHash"].as_str().unwrap_or("?"),
         status["runQueueLength"],
         if vats.is_empty() {
             "none".to_owned()

@@ -188,6 +188,7 @@ fn status(kernel: &Kernel, ctx: &Context) -> Result<Json, RpcError> {
         "uptimeSecs": ctx.started.elapsed().as_secs(),
         "durability": durability,
         "crankCount": crank_count,
+        "crankHash": kernel.crank_hash()?.to_string(),
         "runQueueLength": run_queue,
         "vats": vats(kernel)?,
     }))
