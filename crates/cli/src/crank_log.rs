@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use ocap_kernel::{CrankLogSink, CrankOutcome, CrankRecord};
+use ocap_kernel::{CrankLogSink, CrankOutcome, CrankRecord, RunQueueItem};
 use serde_json::{Value as Json, json};
 
 use crate::CliError;
+use crate::inspect::value_json;
 
 /// The default cap of a crank log file (64 MiB) before it is rotated.
 pub const DEFAULT_CRANK_LOG_MAX_BYTES: u64 = 64 << 20;
@@ -91,7 +92,7 @@ impl CrankLogWriter {
 pub fn record_json(record: &CrankRecord) -> Json {
     let mut line = json!({
         "crank": record.crank,
-        "item": serde_json::to_value(&record.item).unwrap_or(Json::Null),
+        "item": item_json(&record.item),
         "outcome": record.outcome.name(),
         "syscalls": record.syscalls,
         "hostInputs": record.host_inputs.iter().map(|input| json!({
@@ -104,7 +105,7 @@ pub fn record_json(record: &CrankRecord) -> Json {
     let extra = match &record.outcome {
         CrankOutcome::Exited { vat, reason } | CrankOutcome::Failed { vat, reason } => json!({
             "vat": vat.to_string(),
-            "reason": serde_json::to_value(reason).unwrap_or(Json::Null),
+            "reason": value_json(reason),
         }),
         CrankOutcome::Discarded { error } => json!({ "error": error }),
         _ => json!({}),
@@ -113,6 +114,38 @@ pub fn record_json(record: &CrankRecord) -> Json {
         line.extend(extra);
     }
     line
+}
+
+/// A run-queue item as JSON: a send with its method and arguments in their JSON form (as
+/// `ocap send --json` shows values), the other kinds with their fields; `type` is the
+/// item's kind either way.
+fn item_json(item: &RunQueueItem) -> Json {
+    match item {
+        RunQueueItem::Send {
+            target,
+            message,
+            sender,
+        } => json!({
+            "type": "send",
+            "target": target.to_string(),
+            "methargs": value_json(&message.methargs),
+            "result": message.result.map(|result| result.to_string()),
+            "sender": sender.map(|sender| sender.to_string()),
+        }),
+        // `{"Notify": {fields}}` becomes `{"type": "notify", fields}`.
+        other => {
+            let mut line = serde_json::Map::new();
+            line.insert("type".to_owned(), Json::from(other.kind()));
+            if let Ok(Json::Object(outer)) = serde_json::to_value(other) {
+                for (_, fields) in outer {
+                    if let Json::Object(fields) = fields {
+                        line.extend(fields);
+                    }
+                }
+            }
+            Json::Object(line)
+        }
+    }
 }
 
 fn write_records(mut file: LogFile, receiver: &Receiver<CrankRecord>) -> io::Result<()> {

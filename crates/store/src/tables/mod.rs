@@ -175,7 +175,10 @@ impl KernelStore {
     /// # Errors
     /// As [`Store::end_crank`]; [`StoreError::Corrupt`] if the stored head is not 32 bytes.
     pub fn end_crank(&mut self) -> Result<(), StoreError> {
-        if let Some(writes) = self.kv.crank_writes_digest(keys::CRANK_HASH)? {
+        // Outside a crank, `end_crank` below reports the misuse as its own.
+        if self.kv.in_crank()
+            && let Some(writes) = self.kv.crank_writes_digest(keys::CRANK_HASH)?
+        {
             let head = chain_crank_hash(&self.crank_hash()?, &writes);
             self.kv.set(keys::CRANK_HASH, &head)?;
         }
