@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod crank;
+mod crank_log;
 mod example;
 mod exo;
 mod fixtures;

@@ -26,7 +26,7 @@ const SELF: &str = "modes::the_whole_suite_passes_with_the_other_worker_kind";
 
 /// Modules whose tests do not depend on the default worker kind (they start no kernel, or
 /// choose the worker kind themselves): the second run would repeat them as they are.
-const SKIPPED: [&str; 2] = ["tidy::", "workers::"];
+const SKIPPED: [&str; 3] = ["tidy::", "workers::", "crank_log::"];
 
 /// Test threads of the second run. It shares two cores with the rest of this run, and its
 /// subprocess vats are mostly waiting on each other.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ocap_cli::{EXIT_CODES, Section};
+use ocap_cli::{CrankLogOptions, EXIT_CODES, Section};
 
 /// Run clusters of vats on an object-capability kernel; inspect, check and back up their
 /// stores and upgrade their vats.
@@ -29,6 +29,28 @@ pub(crate) struct On {
     pub(crate) timeout: u64,
 }
 
+/// `--crank-log`: one JSON line per durable crank.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct CrankLogArgs {
+    /// Append one JSON line per crank to FILE once the crank is durable: its number, the
+    /// run-queue item, the outcome, the syscalls' kinds and the crank hash (README).
+    #[arg(long, value_name = "FILE")]
+    crank_log: Option<PathBuf>,
+    /// Rotate the crank log (FILE becomes FILE.1) once it would pass this many bytes.
+    #[arg(long, default_value_t = ocap_cli::DEFAULT_CRANK_LOG_MAX_BYTES, requires = "crank_log")]
+    crank_log_max_bytes: u64,
+}
+
+impl CrankLogArgs {
+    /// The options, if a log was asked for.
+    pub(crate) fn options(self) -> Option<CrankLogOptions> {
+        Some(CrankLogOptions {
+            path: self.crank_log?,
+            max_bytes: self.crank_log_max_bytes,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Launch the subcluster in a cluster file, run it until idle, print the bootstrap result.
@@ -52,6 +74,8 @@ pub(crate) enum Command {
         /// No progress display on standard error (there is none unless it is a terminal).
         #[arg(short, long)]
         quiet: bool,
+        #[command(flatten)]
+        crank_log: CrankLogArgs,
     },
     /// List the kernel's vats (through its daemon, or offline); with --code, the vat code
     /// compiled into this binary instead.
@@ -127,6 +151,8 @@ pub(crate) enum Command {
         /// Share one synced commit among many cranks.
         #[arg(long)]
         group_commit: bool,
+        #[command(flatten)]
+        crank_log: CrankLogArgs,
     },
     /// Launch the subcluster in a cluster file and print its bootstrap result.
     #[command(after_help = EXIT_CODES)]
@@ -299,6 +325,8 @@ pub(crate) enum DaemonAction {
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        crank_log: CrankLogArgs,
     },
     /// Stop the daemon serving the store: the kernel shuts down, its commits flushed.
     Stop {

@@ -122,6 +122,15 @@ pub enum CliError {
         /// The store directory.
         store: PathBuf,
     },
+    /// The crank log file could not be opened or written.
+    #[error("crank log {path}")]
+    CrankLog {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No per-user data directory for the default store.
     #[error("no home directory to keep the default store in: give --store DIR")]
     NoDefaultStore,

@@ -98,6 +98,7 @@ impl Failure {
             CliError::TempDir(_)
             | CliError::Spawn(_)
             | CliError::Socket { .. }
+            | CliError::CrankLog { .. }
             | CliError::Protocol(_) => Failure::Internal,
         }
     }

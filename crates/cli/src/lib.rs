@@ -13,6 +13,7 @@
 mod bench;
 mod check;
 mod commands;
+mod crank_log;
 pub mod daemon;
 mod error;
 mod exit;
@@ -27,6 +28,9 @@ pub use check::{
     check_store, check_through_daemon,
 };
 pub use commands::{KernelCommand, Output, run_command};
+pub use crank_log::{
+    CrankLogOptions, CrankLogWriter, DEFAULT_CRANK_LOG_MAX_BYTES, open_crank_log, record_json,
+};
 pub use daemon::RpcError;
 pub use error::{CliError, error_chain};
 pub use exit::{EXIT_CODES, Failure};

@@ -114,6 +114,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             timeout,
             json,
             quiet,
+            crank_log,
         } => {
             let options = RunOptions {
                 store: Some(resolve_store(store.as_deref())?),
@@ -122,6 +123,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
                 // Subprocess vats run in this same binary: `ocap worker <vat>`.
                 worker_program: std::env::current_exe().ok(),
                 progress: !quiet,
+                crank_log: crank_log.options(),
             };
             run(&cluster, &options, json)
         }
@@ -153,11 +155,13 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
         Command::Serve {
             store,
             group_commit,
+            crank_log,
         } => {
             let options = ServeOptions {
                 store: resolve_store(store.as_deref())?,
                 group_commit,
                 worker_program: std::env::current_exe().ok(),
+                crank_log: crank_log.options(),
             };
             daemon::serve(&options)?;
             Ok(ExitCode::SUCCESS)
@@ -277,6 +281,7 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
             group_commit,
             timeout,
             json,
+            crank_log,
         } => {
             let store = resolve_store(store.as_deref())?;
             let options = StartOptions {
@@ -284,6 +289,7 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
                 group_commit,
                 program: std::env::current_exe().map_err(CliError::Spawn)?,
                 timeout: Duration::from_secs(timeout),
+                crank_log: crank_log.options(),
             };
             let pid = daemon::start_daemon(&options)?;
             if json {
@@ -334,12 +340,13 @@ fn status_text(status: &serde_json::Value) -> String {
         .map(vat_status_line)
         .collect();
     format!(
-        "pid: {}\nstore: {}\nuptime: {} s\ndurability: {}\ncranks: {}\nrun queue: {}\nvats:{}\n",
+        "pid: {}\nstore: {}\nuptime: {} s\ndurability: {}\ncranks: {}\ncrank hash: {}\nrun queue: {}\nvats: {}\n",
         status["pid"],
         status["store"].as_str().unwrap_or("?"),
         status["uptimeSecs"],
         status["durability"].as_str().unwrap_or("?"),
         status["crankCount"],
+        status["crankHash"].as_str().unwrap_or("?"),
         status["runQueueLength"],
         if vats.is_empty() {
             " none".to_owned()

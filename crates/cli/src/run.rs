@@ -13,6 +13,7 @@ use ocap_kernel::{
 };
 
 use crate::CliError;
+use crate::crank_log::{CrankLogOptions, open_crank_log};
 use crate::inspect::value_json;
 use crate::progress::{stderr_is_terminal, with_progress};
 
@@ -35,6 +36,8 @@ pub struct RunOptions {
     /// Show a spinner with the crank count on standard error while the cluster runs, if
     /// standard error is a terminal (never otherwise).
     pub progress: bool,
+    /// Write the crank log here (`--crank-log`).
+    pub crank_log: Option<CrankLogOptions>,
 }
 
 impl Default for RunOptions {
@@ -45,6 +48,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(60),
             worker_program: None,
             progress: false,
+            crank_log: None,
         }
     }
 }
@@ -106,11 +110,31 @@ pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, C
     if options.group_commit {
         kernel_config.durability = Durability::GROUP;
     }
-    let kernel = Kernel::open(&store, kernel_config)?;
     let show = options.progress && stderr_is_terminal();
+    let Some(log) = &options.crank_log else {
+        return run_kernel(&store, kernel_config, &config, options.timeout, show);
+    };
+    let (sink, writer) = open_crank_log(log)?;
+    kernel_config.crank_log = Some(sink);
+    let res = run_kernel(&store, kernel_config, &config, options.timeout, show);
+    // The kernel is gone, with the sink it held: the writer ends once it wrote everything.
+    writer.finish(&log.path)?;
+    res
+}
+
+/// Opens the kernel, launches `config`, runs it until idle (with a spinner if `show`) and
+/// shuts the kernel down.
+fn run_kernel(
+    store: &Path,
+    kernel_config: KernelConfig,
+    config: &ClusterConfig,
+    timeout: Duration,
+    show: bool,
+) -> Result<CapData<KRef>, CliError> {
+    let kernel = Kernel::open(store, kernel_config)?;
     let launched = with_progress(&kernel, show, "running", |kernel| {
-        let launched = kernel.launch_subcluster(&config)?;
-        kernel.run_until_idle(options.timeout)?;
+        let launched = kernel.launch_subcluster(config)?;
+        kernel.run_until_idle(timeout)?;
         Ok::<_, CliError>(launched)
     })?;
     kernel.shutdown()?;

@@ -6,6 +6,8 @@ use ocap_store::Durability;
 use ocap_types::{CapData, KRef, SubclusterId};
 use ocap_vat_manager::{LogSink, VatRegistry, WorkerConfig};
 
+use crate::crank_log::CrankLogSink;
+
 /// How to open a kernel: [`KernelConfig::new`], then set the fields that differ from the
 /// defaults. `#[non_exhaustive]`, as the kernel's knobs grow: build it with `new`, never
 /// with a struct literal.
@@ -36,6 +38,10 @@ pub struct KernelConfig {
     /// Wipe the store on open (spec §16.4 step 2): every vat, object, promise and queued
     /// message is gone, and ids start again at 1.
     pub reset_storage: bool,
+    /// Where the crank log goes: one [`CrankRecord`](crate::CrankRecord) per crank that
+    /// delivered an item, in order, once it is durable (none by default; nothing is
+    /// recorded then).
+    pub crank_log: Option<CrankLogSink>,
 }
 
 impl std::fmt::Debug for KernelConfig {
@@ -45,6 +51,7 @@ impl std::fmt::Debug for KernelConfig {
             .field("registry", &self.registry)
             .field("bootstrap_timeout", &self.bootstrap_timeout)
             .field("workers", &self.workers)
+            .field("crank_log", &self.crank_log.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -59,6 +66,7 @@ impl KernelConfig {
             bootstrap_timeout: Duration::from_secs(60),
             workers: WorkerConfig::default(),
             reset_storage: false,
+            crank_log: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use ocap_types::{
 };
 use ocap_vat_manager::{VatError, VatManager};
 
+use crate::crank_log::{CrankHash, CrankLog, CrankOutcome};
 use crate::handle::{Queued, Settlement};
 use crate::oneshot::Sender;
 use crate::services::Services;
@@ -58,6 +59,8 @@ pub(crate) struct Core {
     /// Why each live vat without a worker failed to start (D21), until it is restarted or
     /// terminated.
     pub(crate) start_failures: BTreeMap<VatId, String>,
+    /// The crank records waiting to be durable (nothing recorded without a sink).
+    pub(crate) crank_log: CrankLog,
 }
 
 impl Core {
@@ -70,6 +73,7 @@ impl Core {
             idle_waiters: Vec::new(),
             cranks: 0,
             start_failures: BTreeMap::new(),
+            crank_log: CrankLog::default(),
         }
     }
 
@@ -98,6 +102,7 @@ impl Core {
         for notice in self.notices.drain(..) {
             notice.send();
         }
+        self.crank_log.durable();
     }
 
     /// Tells host subscribers about promises that are settled in the committed store.
@@ -190,30 +195,7 @@ impl Core {
 }
 
 impl Core {
-    fn deliver_gc(
-        &mut self,
-        crank: &mut Crank<'_>,
-        endpoint: EndpointId,
-        kind: GcKind,
-        objects: &[ocap_types::KObjectId],
-    ) -> Result<CrankResult, QueueError> {
-        match endpoint {
-            EndpointId::Vat(vat) => self
-                .vats
-                .deliver_gc(crank, vat, kind, objects)
-                .map_err(QueueError::from),
-            EndpointId::Remote(_) => Ok(CrankResult::Delivered),
-        }
-    }
-}
-
-impl CrankHandler for Core {
-    fn before_delivery(&mut self, _crank: &mut Crank<'_>) -> Result<(), QueueError> {
-        self.vats.take_delivered();
-        Ok(())
-    }
-
-    fn deliver(
+    fn deliver_item(
         &mut self,
         crank: &mut Crank<'_>,
         item: &RunQueueItem,
@@ -261,6 +243,43 @@ impl CrankHandler for Core {
         }
     }
 
+    fn deliver_gc(
+        &mut self,
+        crank: &mut Crank<'_>,
+        endpoint: EndpointId,
+        kind: GcKind,
+        objects: &[ocap_types::KObjectId],
+    ) -> Result<CrankResult, QueueError> {
+        match endpoint {
+            EndpointId::Vat(vat) => self
+                .vats
+                .deliver_gc(crank, vat, kind, objects)
+                .map_err(QueueError::from),
+            EndpointId::Remote(_) => Ok(CrankResult::Delivered),
+        }
+    }
+}
+
+impl CrankHandler for Core {
+    fn before_delivery(&mut self, _crank: &mut Crank<'_>) -> Result<(), QueueError> {
+        self.vats.take_delivered();
+        Ok(())
+    }
+
+    fn deliver(
+        &mut self,
+        crank: &mut Crank<'_>,
+        item: &RunQueueItem,
+    ) -> Result<CrankResult, QueueError> {
+        let res = self.deliver_item(crank, item);
+        if self.crank_log.enabled()
+            && let Ok(result) = &res
+        {
+            self.crank_log.delivered(item, outcome_of(result));
+        }
+        res
+    }
+
     fn aborted_with_termination(&mut self, item: &RunQueueItem, info: &CapData<KRef>) {
         if let RunQueueItem::Send {
             message:
@@ -287,6 +306,16 @@ impl CrankHandler for Core {
 
     fn after_commit(&mut self, state: &KernelState, settled: &[KPromiseId]) {
         self.cranks += 1;
+        if self.crank_log.enabled() {
+            match state.store().crank_hash() {
+                Ok(hash) => {
+                    let syscalls = self.vats.syscall_kinds();
+                    self.crank_log
+                        .committed(self.cranks, syscalls, CrankHash(hash));
+                }
+                Err(error) => tracing::error!(%error, "cannot read the crank hash"),
+            }
+        }
         self.fire_settled(state, settled);
     }
 
@@ -296,6 +325,10 @@ impl CrankHandler for Core {
         item: &RunQueueItem,
         error: &QueueError,
     ) -> Result<(), QueueError> {
+        let outcome = CrankOutcome::Discarded {
+            error: error_kind(error),
+        };
+        self.crank_log.delivered(item, outcome);
         // The vat that ran has moved on from the rolled-back store: reload it.
         if let Some(vat) = self.vats.take_delivered() {
             match self.vats.reload(crank, vat).map_err(QueueError::from)? {
@@ -341,6 +374,21 @@ impl std::fmt::Display for ItemTarget<'_> {
             | RunQueueItem::RetireImports { endpoint, .. }
             | RunQueueItem::BringOutYourDead { endpoint } => write!(f, "{endpoint}"),
         }
+    }
+}
+
+/// The crank log's view of a delivery's result.
+fn outcome_of(result: &CrankResult) -> CrankOutcome {
+    match result {
+        CrankResult::Delivered => CrankOutcome::Delivered,
+        CrankResult::Exited(Termination { vat, info }) => CrankOutcome::Exited {
+            vat: *vat,
+            reason: info.clone(),
+        },
+        CrankResult::Failed(Termination { vat, info }) => CrankOutcome::Failed {
+            vat: *vat,
+            reason: info.clone(),
+        },
     }
 }
 

@@ -15,6 +15,7 @@ use ocap_vat_manager::VatCounters;
 
 use crate::config::{KernelConfig, LaunchResult};
 use crate::core::{Core, Notice};
+use crate::crank_log::CrankHash;
 use crate::error::{InputError, KernelError, Rejection};
 use crate::handle::ResultHandle;
 use crate::input::check_host_args;
@@ -308,6 +309,16 @@ impl Kernel {
     /// [`KernelError::Stopped`], [`KernelError::Store`].
     pub fn stopped_vats(&self) -> Result<Vec<(VatId, String)>, KernelError> {
         self.call(|core, state| lifecycle::stopped_vats(core, state))?
+    }
+
+    /// The head of the crank hash chain: BLAKE3 links over every committed crank's store
+    /// writes (docs/store.md "Crank hash"). Equal inputs give equal heads for deterministic
+    /// vats; it may include cranks a group commit has not made durable yet.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`], [`KernelError::Store`].
+    pub fn crank_hash(&self) -> Result<CrankHash, KernelError> {
+        self.call(|_, state| Ok(CrankHash(state.store().crank_hash()?)))?
     }
 
     /// Pins a vat's root object so that it is never collected, and returns it (spec §4.5).

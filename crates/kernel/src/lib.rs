@@ -53,6 +53,7 @@
 
 mod config;
 mod core;
+mod crank_log;
 mod error;
 mod handle;
 mod input;
@@ -69,6 +70,7 @@ mod upgrade;
 mod tests;
 
 pub use config::{KernelConfig, LaunchResult};
+pub use crank_log::{CrankHash, CrankLogSink, CrankOutcome, CrankRecord, HostInput};
 pub use error::{InputError, KernelError, Rejection};
 pub use handle::ResultHandle;
 pub use input::MAX_HOST_MESSAGE_BYTES;
@@ -81,9 +83,10 @@ pub use ocap_store::{
     BackupError, CrankError, Durability, KeyProblem, OpenError, Record, StoreError,
 };
 pub use ocap_types::{
-    CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, ErrorCode,
-    JsonError, KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats, ParseRefError,
-    SubclusterId, Value, VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
+    CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, EndpointId,
+    ErrorCode, JsonError, KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats,
+    ParseRefError, RunQueueItem, SubclusterId, Value, VatConfig, VatId, VatLimits, VatLog,
+    VatRuntime, WorkerKind,
 };
 pub use ocap_vat_manager::{
     LimitExceeded, LogSink, VatCounters, VatError, VatFactory, VatRegistry, WorkerConfig,

@@ -17,6 +17,7 @@ use ocap_vat_manager::{VatError, VatManager};
 
 use crate::config::KernelConfig;
 use crate::core::{Core, Notice};
+use crate::crank_log::{CrankLog, HostInput};
 use crate::error::KernelError;
 use crate::handle::{NotQueued, Queued, Settlement};
 use crate::oneshot::Sender;
@@ -71,10 +72,13 @@ fn queue_sends(core: &mut Core, state: &mut KernelState, sends: Vec<HostSend>) {
     if sends.is_empty() {
         return;
     }
+    let logging = core.crank_log.enabled();
+    let mut inputs = Vec::new();
     let queued = state.transaction(|crank| -> Result<Vec<Notice>, KernelError> {
         let mut notices = Vec::with_capacity(sends.len());
         for send in sends {
             let savepoint = crank.savepoint()?;
+            let method = logging.then(|| send.method.clone());
             let res = queue_host_message(
                 core,
                 crank,
@@ -85,7 +89,16 @@ fn queue_sends(core: &mut Core, state: &mut KernelState, sends: Vec<HostSend>) {
                 send.subscriber,
             );
             let res = match res {
-                Ok(promise) => Ok(promise),
+                Ok(promise) => {
+                    if let Some(method) = method {
+                        inputs.push(HostInput {
+                            target: send.target,
+                            method,
+                            result: promise,
+                        });
+                    }
+                    Ok(promise)
+                }
                 Err(KernelError::Input(input)) => {
                     crank.rollback_to(savepoint)?;
                     Err(NotQueued::Input(input))
@@ -98,6 +111,7 @@ fn queue_sends(core: &mut Core, state: &mut KernelState, sends: Vec<HostSend>) {
     });
     match queued {
         Ok((notices, _)) => {
+            core.crank_log.host_inputs(inputs);
             for notice in notices {
                 core.notify_host(notice);
             }
@@ -126,6 +140,7 @@ pub(crate) fn start(
     let logs = config.log_sink;
     let workers = config.workers;
     let reset = config.reset_storage;
+    let crank_log = config.crank_log;
     let thread = std::thread::Builder::new()
         .name("ocap-kernel".to_owned())
         .spawn(move || {
@@ -137,6 +152,7 @@ pub(crate) fn start(
                     KernelState::new(store)?
                 };
                 let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
+                core.crank_log = CrankLog::new(crank_log);
                 relaunch_vats(&mut core, &mut state)?;
                 Ok((state, core))
             })();

@@ -18,6 +18,7 @@
 
 mod commit;
 mod crank;
+mod crank_hash;
 mod lmdb_env;
 mod lock;
 mod migrate;
@@ -40,6 +41,7 @@ use crate::migrations::{CURRENT, Schema};
 use commit::grow_map;
 use crank::OpenSavepoint;
 pub use crank::Savepoint;
+pub use crank_hash::{CrankDigest, chain_crank_hash};
 use lock::StoreLock;
 pub(crate) use migrate::MigrationTxn;
 #[cfg(test)]

@@ -23,7 +23,10 @@ mod migrations;
 mod tables;
 
 pub use error::{BackendError, BackupError, CrankError, KeyProblem, OpenError, Record, StoreError};
-pub use kv::{DirLock, Durability, FileWalk, Savepoint, Store, StoreConfig, StoreUsage};
+pub use kv::{
+    CrankDigest, DirLock, Durability, FileWalk, Savepoint, Store, StoreConfig, StoreUsage,
+    chain_crank_hash,
+};
 pub use migrations::SCHEMA_VERSION;
 pub use tables::{
     CListEntry, ChainEnd, CheckReport, DanglingRef, GcAction, GcKind, Holder, Inconsistency,

@@ -20,13 +20,14 @@ mod v2;
 mod v3;
 mod v4;
 mod v5;
+mod v6;
 
 use crate::error::{OpenError, StoreError};
 pub(crate) use crate::kv::MigrationTxn;
 
 /// The schema version this build writes, and migrates older stores to. A layout change
 /// bumps it and appends the step from the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// What a step does: rewrites the keys of a store of its `from` version, seeing the
 /// store's keys (the kernel's keyspace; the store's own reserved keys stay out of reach)
@@ -62,7 +63,8 @@ pub(crate) struct Schema<'a> {
 /// - 3 → 4 (`v4.rs`): object counts recounted: every import and a vat's root export
 ///   entry hold the object; no owner baseline.
 /// - 4 → 5 (`v5.rs`): the importer index, `imp.<ko>.<ep>` for every object import.
-pub(crate) const MIGRATIONS: &[Migration] = &[v2::STEP, v3::STEP, v4::STEP, v5::STEP];
+/// - 5 → 6 (`v6.rs`): the crank hash chain's head, `crankHash`.
+pub(crate) const MIGRATIONS: &[Migration] = &[v2::STEP, v3::STEP, v4::STEP, v5::STEP, v6::STEP];
 
 /// This build's schema: what `Store::open` migrates every store to.
 pub(crate) const CURRENT: Schema<'static> = Schema {

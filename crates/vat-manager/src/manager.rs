@@ -45,6 +45,8 @@ pub struct VatManager {
     /// What each vat did since this manager was made (memory only: see
     /// [`VatCounters`]).
     counters: BTreeMap<VatId, VatCounters>,
+    /// The kinds of the latest delivery's syscalls (the crank log's `syscalls`).
+    syscall_kinds: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for VatManager {
@@ -92,6 +94,7 @@ impl VatManager {
             workers: WorkerConfig::default(),
             delivered: None,
             counters: BTreeMap::new(),
+            syscall_kinds: Vec::new(),
         }
     }
 
@@ -396,12 +399,16 @@ impl VatManager {
         tracing::debug!(%vat, kind = delivery.kind(), "delivery");
         let limits = handle.limits;
         let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
+        // Reuse the buffer of the previous delivery: no allocation per crank.
+        self.syscall_kinds.clear();
+        host.kinds = std::mem::take(&mut self.syscall_kinds);
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
         tally.delivered = true;
         tally.syscalls = host.syscall_count();
         let (illegal, exit, exceeded) = (host.illegal, host.exit, host.exceeded);
         tally.denied = illegal.is_some() || exceeded.is_some();
+        self.syscall_kinds = host.kinds;
         if let Some(fault) = host.fault {
             return Err(fault.into());
         }
@@ -541,7 +548,14 @@ impl VatManager {
     /// it: the crank loop takes it at the start of each crank, and after a delivery failed
     /// inside the kernel, to reload that vat from the rolled-back store.
     pub fn take_delivered(&mut self) -> Option<VatId> {
+        self.syscall_kinds.clear();
         self.delivered.take()
+    }
+
+    /// The kind of each syscall of the latest delivery, in order (`send`, `resolve`, …);
+    /// empty again once [`VatManager::take_delivered`] is called at the next crank's start.
+    pub fn syscall_kinds(&self) -> &[&'static str] {
+        &self.syscall_kinds
     }
 
     /// Restarts a running vat from the store inside the crank (its in-memory state no longer

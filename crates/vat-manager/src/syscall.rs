@@ -41,6 +41,8 @@ pub(crate) struct SyscallProcessor<'a, 'c> {
     pub(crate) fault: Option<QueueError>,
     limits: VatLimits,
     syscalls: u32,
+    /// The kind of each syscall the vat made, in order (for the crank log).
+    pub(crate) kinds: Vec<&'static str>,
     pub(crate) exit: Option<ExitRequest>,
     pub(crate) logs: Option<&'a LogSink>,
 }
@@ -80,6 +82,7 @@ impl<'a, 'c> SyscallProcessor<'a, 'c> {
             fault: None,
             limits,
             syscalls: 0,
+            kinds: Vec::new(),
             exit: None,
             logs,
         }
@@ -256,6 +259,7 @@ impl VatHost for SyscallProcessor<'_, '_> {
         let kind = syscall.kind();
         tracing::trace!(vat = %self.vat, kind, "syscall");
         self.syscalls = self.syscalls.saturating_add(1);
+        self.kinds.push(kind);
         let res = if self.syscalls > self.limits.syscalls_per_delivery {
             Err(SyscallError::Limit(LimitExceeded::Syscalls))
         } else {

@@ -17,6 +17,7 @@ use serde_json::{Value as Json, json};
 use super::methods::{Context, dispatch};
 use super::protocol::{Line, LineReader, PROTOCOL_VERSION, parse_reply, request_line};
 use super::socket::{DaemonRecord, LOG_FILE, own_uid, peer_uid};
+use crate::crank_log::CrankLogOptions;
 use crate::{CliError, registry};
 
 /// The longest reply a client reads (a large `inspect`): 256 MiB.
@@ -142,6 +143,9 @@ pub struct StartOptions {
     pub program: PathBuf,
     /// How long to wait for it to answer.
     pub timeout: Duration,
+    /// Have the daemon write the crank log here (`--crank-log`; a relative path is taken
+    /// from this process's directory).
+    pub crank_log: Option<CrankLogOptions>,
 }
 
 /// Starts `ocap serve` on the store in the background (its own process group, output
@@ -175,6 +179,11 @@ pub fn start_daemon(options: &StartOptions) -> Result<u32, CliError> {
     command.arg("serve").arg("--store").arg(store);
     if options.group_commit {
         command.arg("--group-commit");
+    }
+    if let Some(crank_log) = &options.crank_log {
+        let path = std::path::absolute(&crank_log.path).map_err(CliError::Spawn)?;
+        command.arg("--crank-log").arg(path);
+        command.arg(format!("--crank-log-max-bytes={}", crank_log.max_bytes));
     }
     // Its own process group: a Ctrl-C meant for the shell's foreground job misses it.
     let mut child = command

@@ -200,6 +200,7 @@ fn status(kernel: &Kernel, ctx: &Context) -> Result<Json, RpcError> {
         "uptimeSecs": ctx.started.elapsed().as_secs(),
         "durability": durability,
         "crankCount": crank_count,
+        "crankHash": kernel.crank_hash()?.to_string(),
         "runQueueLength": run_queue,
         "vats": vat_usage(kernel)?,
     }))

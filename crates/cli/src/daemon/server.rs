@@ -22,6 +22,7 @@ use super::protocol::{
     Request, RpcError, parse_request, reply_line,
 };
 use super::socket::{ControlSocket, own_uid, peer_uid};
+use crate::crank_log::{CrankLogOptions, open_crank_log};
 use crate::{CliError, registry};
 
 /// How many clients may be connected at once; one more is answered with an error.
@@ -42,6 +43,8 @@ pub struct ServeOptions {
     pub group_commit: bool,
     /// The program subprocess vats run in (`<program> worker <vat>`).
     pub worker_program: Option<PathBuf>,
+    /// Write the crank log here (`--crank-log`).
+    pub crank_log: Option<CrankLogOptions>,
 }
 
 /// A client waiting for the answer to its `shutdown`.
@@ -62,6 +65,28 @@ pub fn serve(options: &ServeOptions) -> Result<(), CliError> {
         config.durability = Durability::GROUP;
     }
     let durability = config.durability;
+    let writer = match &options.crank_log {
+        Some(log) => {
+            let (sink, writer) = open_crank_log(log)?;
+            config.crank_log = Some(sink);
+            Some((writer, &log.path))
+        }
+        None => None,
+    };
+    let res = serve_kernel(options, config, durability);
+    // The kernel is gone, with the sink it held: the writer ends once it wrote everything.
+    if let Some((writer, path)) = writer {
+        writer.finish(path)?;
+    }
+    res
+}
+
+/// Serves the control socket on a kernel opened with `config` until a `shutdown`.
+fn serve_kernel(
+    options: &ServeOptions,
+    config: KernelConfig,
+    durability: Durability,
+) -> Result<(), CliError> {
     let kernel = Kernel::open(&options.store, config)?;
     let socket_error = |source| CliError::Socket {
         path: options.store.clone(),

@@ -1,7 +1,9 @@
 //! A daemon's life: started in the background, used, stopped; killed and started again with
 //! its state; refused when another serves the store; and the same commands offline.
 
-use serde_json::json;
+use std::fs;
+
+use serde_json::{Value as Json, json};
 
 use super::{Background, Client, Place, ocap_in, record};
 
@@ -225,4 +227,42 @@ fn a_store_a_daemon_serves_is_backed_up_through_it() {
     assert_eq!(run.json()["vats"]["rows"][0]["name"], "counter");
     place.ocap(&["vats"]).assert_code(0);
     served.kill();
+}
+
+#[test]
+fn a_daemon_started_with_a_crank_log_writes_each_crank_and_shows_the_head() {
+    let place = Place::new();
+    let log = place.dir.path().join("cranks.jsonl");
+    let run = place.ocap(&["daemon", "start", "--crank-log", log.to_str().unwrap()]);
+    run.assert_code(0);
+    let pid = record(&place.store).unwrap()["pid"].as_i64().unwrap();
+    let _guard = Background {
+        pid: i32::try_from(pid).unwrap(),
+    };
+    let root = place.launch_counter();
+    place
+        .ocap(&["send", &root, "resume", "--wait"])
+        .assert_code(0);
+    let run = place.ocap(&["daemon", "status", "--json"]);
+    run.assert_code(0);
+    let head = run.json()["crankHash"].as_str().unwrap().to_owned();
+    assert_eq!(head.len(), 64, "{head}");
+    place.ocap(&["daemon", "stop"]).assert_code(0);
+
+    // Stopped: every record the daemon handed over is written.
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<Json> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{text}");
+    for (idx, line) in lines.iter().enumerate() {
+        assert_eq!(line["crank"].as_u64(), Some(idx as u64 + 1), "{line}");
+    }
+    // The head status showed is that of a crank the log holds (the send's delivery, or a
+    // crank after it).
+    assert!(
+        lines.iter().any(|line| line["crankHash"] == head.as_str()),
+        "{head} not in {text}"
+    );
 }

@@ -37,6 +37,20 @@ impl UndoLog {
         });
     }
 
+    /// The keys written, oldest first (a key written twice appears twice).
+    pub(super) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        let ends = self
+            .entries
+            .iter()
+            .skip(1)
+            .map(|e| e.key_start)
+            .chain(std::iter::once(self.keys.len()));
+        self.entries
+            .iter()
+            .zip(ends)
+            .map(|(entry, end)| &self.keys[entry.key_start..end])
+    }
+
     pub(super) fn clear(&mut self) {
         self.keys.clear();
         self.entries.clear();

@@ -430,10 +430,11 @@ fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
         .collect();
     // ko2 (bob's root, imported by alice and the tester) and ko4 (the counter's root,
     // imported by the tester) gain their importers; the others' counts stay. Step 4 → 5
-    // indexes every object import.
+    // indexes every object import; step 5 → 6 starts the crank hash chain.
     assert_eq!(
         changed,
         [
+            "crankHash",
             "imp.ko2.v1",
             "imp.ko2.v3",
             "imp.ko4.v3",
@@ -441,7 +442,7 @@ fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
             "ko2",
             "ko4"
         ],
-        "only counts, pins and the importer index change"
+        "only counts, pins, the importer index and the crank hash change"
     );
     assert_eq!(
         store.pinned_promises().unwrap().len(),
@@ -520,9 +521,11 @@ fn step_1_to_2_turns_the_gc_reap_and_pin_blobs_into_keys() {
         .iter()
         .map(|(k, v)| (text(k), text(v)))
         .collect();
+    let zeros = "\0".repeat(32);
     assert_eq!(
         keys,
         pairs(&[
+            ("crankHash", zeros.as_str()),
             ("gcAction.v1 dropExport ko5", ""),
             ("gcAction.v1 retireImport ko3", ""),
             ("gcAction.v10 dropExport ko1", ""),

@@ -227,6 +227,10 @@ pub(crate) fn reap_member(ep: EndpointId) -> Vec<u8> {
 
 pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 
+/// The head of the crank hash chain (32 bytes, docs/store.md "Crank hash"); written in
+/// each crank's own transaction, and left out of the digest of the writes it chains.
+pub(crate) const CRANK_HASH: &[u8] = b"crankHash";
+
 fn queue_key(name: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(KEY_CAPACITY);
     buf.extend_from_slice(b"queue.");

@@ -30,7 +30,7 @@ use ocap_types::{EndpointId, KRef};
 use serde::de::DeserializeOwned;
 
 use crate::error::{CrankError, StoreError};
-use crate::kv::{Savepoint, Store};
+use crate::kv::{CrankDigest, Savepoint, Store, chain_crank_hash};
 
 pub use audit::{
     CheckReport, DanglingRef, Holder, Inconsistency, MessagePart, QueueProblem, RefcountMismatch,
@@ -168,12 +168,37 @@ impl KernelStore {
         self.empty_hints.set(None);
     }
 
-    /// Ends the crank (see [`Store::end_crank`]).
+    /// Ends the crank (see [`Store::end_crank`]), first chaining the digest of its writes
+    /// onto the crank hash (docs/store.md "Crank hash") in the crank's own transaction. A
+    /// crank that wrote nothing leaves the chain as it was.
     ///
     /// # Errors
-    /// As [`Store::end_crank`].
+    /// As [`Store::end_crank`]; [`StoreError::Corrupt`] if the stored head is not 32 bytes.
     pub fn end_crank(&mut self) -> Result<(), StoreError> {
+        // Outside a crank, `end_crank` below reports the misuse as its own.
+        if self.kv.in_crank()
+            && let Some(writes) = self.kv.crank_writes_digest(keys::CRANK_HASH)?
+        {
+            let head = chain_crank_hash(&self.crank_hash()?, &writes);
+            self.kv.set(keys::CRANK_HASH, &head)?;
+        }
         self.kv.end_crank()
+    }
+
+    /// The head of the crank hash chain: all zeros before the first crank.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if LMDB fails, [`StoreError::Corrupt`] if the stored head is
+    /// not 32 bytes.
+    pub fn crank_hash(&self) -> Result<CrankDigest, StoreError> {
+        match self.kv.get(keys::CRANK_HASH)? {
+            None => Ok([0; 32]),
+            Some(bytes) => bytes.try_into().map_err(|_| StoreError::Corrupt {
+                table: "crankHash",
+                key: "crankHash".to_owned(),
+                reason: "not 32 bytes".to_owned(),
+            }),
+        }
     }
 
     /// Deletes every key of the kernel's state (spec §16.5 `reset`), inside the crank. Id
