@@ -9,11 +9,13 @@
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::time::Duration;
 
-use ocap_kernel::{Durability, Kernel, KernelConfig};
+use ocap_kernel::{CrankLogSink, CrankRecord, Durability, Kernel, KernelConfig};
+use parking_lot::Mutex;
 use serde_json::{Value as Json, json};
 
 use super::methods::{Context, dispatch, hello};
@@ -22,7 +24,7 @@ use super::protocol::{
     Request, RpcError, parse_request, reply_line,
 };
 use super::socket::{ControlSocket, own_uid, peer_uid};
-use crate::crank_log::{CrankLogOptions, open_crank_log};
+use crate::crank_log::{CrankLogOptions, open_crank_log, record_json};
 use crate::{CliError, registry};
 
 /// How many clients may be connected at once; one more is answered with an error.
@@ -65,15 +67,19 @@ pub fn serve(options: &ServeOptions) -> Result<(), CliError> {
         config.durability = Durability::GROUP;
     }
     let durability = config.durability;
+    let subscribers = Subscribers::default();
     let writer = match &options.crank_log {
         Some(log) => {
-            let (sink, writer) = open_crank_log(log)?;
-            config.crank_log = Some(sink);
+            let (file_sink, writer) = open_crank_log(log)?;
+            config.crank_log = Some(subscribers.sink(Some(file_sink)));
             Some((writer, &log.path))
         }
-        None => None,
+        None => {
+            config.crank_log = Some(subscribers.sink(None));
+            None
+        }
     };
-    let res = serve_kernel(options, config, durability);
+    let res = serve_kernel(options, config, durability, &subscribers);
     // The kernel is gone, with the sink it held: the writer ends once it wrote everything.
     if let Some((writer, path)) = writer {
         writer.finish(path)?;
@@ -86,6 +92,7 @@ fn serve_kernel(
     options: &ServeOptions,
     config: KernelConfig,
     durability: Durability,
+    subscribers: &Subscribers,
 ) -> Result<(), CliError> {
     let kernel = Kernel::open(&options.store, config)?;
     let socket_error = |source| CliError::Socket {
@@ -102,7 +109,7 @@ fn serve_kernel(
     );
     let ctx = Context::new(store, durability, true);
     let (stoppers, stopped) = mpsc::channel::<Stopper>();
-    accept_loop(&socket, &kernel, &ctx, &stoppers);
+    accept_loop(&socket, &kernel, &ctx, &stoppers, subscribers);
     socket.remove();
     let res = kernel.shutdown();
     tracing::info!("daemon stopped");
@@ -121,7 +128,13 @@ fn serve_kernel(
 }
 
 /// Accepts connections until a `shutdown` sets the stop flag and wakes it.
-fn accept_loop(socket: &ControlSocket, kernel: &Kernel, ctx: &Context, stoppers: &Sender<Stopper>) {
+fn accept_loop(
+    socket: &ControlSocket,
+    kernel: &Kernel,
+    ctx: &Context,
+    stoppers: &Sender<Stopper>,
+    subscribers: &Subscribers,
+) {
     let active = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for stream in socket.listener.incoming() {
@@ -143,7 +156,14 @@ fn accept_loop(socket: &ControlSocket, kernel: &Kernel, ctx: &Context, stoppers:
             active.fetch_add(1, Ordering::SeqCst);
             let (active, wake, stoppers) = (&active, &socket.path, stoppers.clone());
             scope.spawn(move || {
-                if let Err(error) = serve_connection(stream, kernel, ctx, wake, &stoppers) {
+                let on = Connection {
+                    kernel,
+                    ctx,
+                    wake,
+                    stoppers: &stoppers,
+                    subscribers,
+                };
+                if let Err(error) = serve_connection(stream, &on) {
                     tracing::debug!(%error, "connection ended");
                 }
                 active.fetch_sub(1, Ordering::SeqCst);
@@ -154,13 +174,14 @@ fn accept_loop(socket: &ControlSocket, kernel: &Kernel, ctx: &Context, stoppers:
 
 /// Serves one client: its peer uid checked, then requests one by one until it leaves, asks
 /// to stop, or the daemon stops.
-fn serve_connection(
-    mut stream: UnixStream,
-    kernel: &Kernel,
-    ctx: &Context,
-    wake: &Path,
-    stoppers: &Sender<Stopper>,
-) -> io::Result<()> {
+fn serve_connection(mut stream: UnixStream, on: &Connection<'_>) -> io::Result<()> {
+    let Connection {
+        kernel,
+        ctx,
+        wake,
+        stoppers,
+        subscribers,
+    } = *on;
     let uid = peer_uid(&stream)?;
     if uid != own_uid() {
         tracing::warn!(uid, "refused a client of another user");
@@ -201,6 +222,11 @@ fn serve_connection(
                     // Wakes the accept loop, which then sees the flag.
                     let _ = UnixStream::connect(wake);
                     return Ok(());
+                }
+                Ok(request) if request.method == "subscribeCranks" && greeted => {
+                    let reply = reply_line(request.id, Ok(json!({"subscribed": true})));
+                    stream.write_all(reply.as_bytes())?;
+                    return stream_cranks(stream, ctx, subscribers);
                 }
                 Ok(request) => {
                     let id = request.id.clone();
@@ -254,4 +280,81 @@ fn answer(
         ));
     }
     dispatch(kernel, ctx, &request.method, &request.params)
+}
+
+/// What a connection's thread serves with.
+#[derive(Clone, Copy)]
+struct Connection<'a> {
+    kernel: &'a Kernel,
+    ctx: &'a Context,
+    wake: &'a Path,
+    stoppers: &'a Sender<Stopper>,
+    subscribers: &'a Subscribers,
+}
+
+/// Crank records a subscriber may have waiting; one that falls further behind loses its
+/// subscription (it is told so) rather than making the kernel wait or memory grow.
+const SUBSCRIBER_BACKLOG: usize = 4096;
+
+/// The connections that asked for crank records (`subscribeCranks`), each a bounded queue
+/// of JSON-RPC notification lines.
+#[derive(Clone, Default)]
+pub(crate) struct Subscribers(Arc<Mutex<Vec<SyncSender<String>>>>);
+
+impl Subscribers {
+    /// The kernel's crank-log sink: every record to `file` (the `--crank-log` writer), if
+    /// any, and to every subscriber, as a `crank` notification. Called once the crank is
+    /// durable.
+    fn sink(&self, file: Option<CrankLogSink>) -> CrankLogSink {
+        let subscribers = self.clone();
+        Arc::new(move |record: &CrankRecord| {
+            if let Some(file) = &file {
+                file(record);
+            }
+            let mut list = subscribers.0.lock();
+            if list.is_empty() {
+                return;
+            }
+            let line = format!(
+                "{}\n",
+                json!({"jsonrpc": "2.0", "method": "crank", "params": record_json(record)})
+            );
+            list.retain(|subscriber| match subscriber.try_send(line.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    tracing::warn!("a crank subscriber fell behind and was dropped");
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+        })
+    }
+
+    fn add(&self) -> Receiver<String> {
+        let (sender, receiver) = mpsc::sync_channel(SUBSCRIBER_BACKLOG);
+        self.0.lock().push(sender);
+        receiver
+    }
+}
+
+/// Writes crank notifications to a subscribed client until it leaves, falls behind or the
+/// daemon stops. The connection takes no more requests.
+fn stream_cranks(
+    mut stream: UnixStream,
+    ctx: &Context,
+    subscribers: &Subscribers,
+) -> io::Result<()> {
+    let records = subscribers.add();
+    while !ctx.stopping.load(Ordering::SeqCst) {
+        match records.recv_timeout(POLL) {
+            Ok(line) => stream.write_all(line.as_bytes())?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let notice = json!({"jsonrpc": "2.0", "method": "unsubscribed",
+                                    "params": {"reason": "fell behind"}});
+                return stream.write_all(format!("{notice}\n").as_bytes());
+            }
+        }
+    }
+    Ok(())
 }

@@ -266,3 +266,33 @@ fn a_daemon_started_with_a_crank_log_writes_each_crank_and_shows_the_head() {
         "{head} not in {text}"
     );
 }
+
+#[test]
+fn a_subscriber_gets_each_durable_crank_as_a_notification() {
+    let place = Place::new();
+    let served = place.serve();
+    let mut subscriber = Client::connect(&place.store);
+    let answer = subscriber.call("subscribeCranks", json!({}));
+    assert_eq!(answer["result"]["subscribed"], true, "{answer}");
+    let root = place.launch_counter();
+    place
+        .ocap(&["send", &root, "resume", "--wait"])
+        .assert_code(0);
+    let status = place.ocap(&["daemon", "status", "--json"]);
+    status.assert_code(0);
+    let head = status.json()["crankHash"].as_str().unwrap().to_owned();
+    // Notifications come in crank order, each once its crank is durable, up to the head.
+    let mut last = 0;
+    loop {
+        let note = subscriber.reply();
+        assert_eq!(note["method"], "crank", "{note}");
+        let crank = note["params"]["crank"].as_u64().unwrap();
+        assert!(crank > last, "{note}");
+        last = crank;
+        if note["params"]["crankHash"] == head.as_str() {
+            break;
+        }
+    }
+    assert!(last >= 2, "the launch and the send took cranks");
+    served.kill();
+}
