@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::time::Duration;
 
-use ocap_kernel::{CrankLogSink, CrankRecord, Durability, Kernel, KernelConfig};
+use ocap_kernel::{CrankLogSink, CrankRecord, Durability, KRef, Kernel, KernelConfig};
 use parking_lot::Mutex;
 use serde_json::{Value as Json, json};
 
@@ -192,6 +192,11 @@ fn serve_connection(mut stream: UnixStream, on: &Connection<'_>) -> io::Result<(
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut reader = LineReader::new(MAX_LINE_BYTES);
     let mut greeted = false;
+    // Released however the connection ends.
+    let mut session = SessionRefs {
+        kernel,
+        refs: Vec::new(),
+    };
     while !ctx.stopping.load(Ordering::SeqCst) {
         let line = match reader.next_line(&mut stream) {
             Ok(line) => line,
@@ -230,7 +235,9 @@ fn serve_connection(mut stream: UnixStream, on: &Connection<'_>) -> io::Result<(
                 }
                 Ok(request) => {
                     let id = request.id.clone();
-                    reply_line(id, answer(kernel, ctx, &request, &mut greeted))
+                    let result = answer(kernel, ctx, &request, &mut greeted);
+                    session.hold(&request, &result);
+                    reply_line(id, result)
                 }
             },
         };
@@ -357,4 +364,39 @@ fn stream_cranks(
         }
     }
     Ok(())
+}
+
+/// The results a client asked to hold for its session only (`send` with `session: true`):
+/// released when its connection ends, however it ends, instead of by `release`.
+struct SessionRefs<'a> {
+    kernel: &'a Kernel,
+    refs: Vec<KRef>,
+}
+
+impl SessionRefs<'_> {
+    /// Notes the result promise of a successful `send` that asked for a session ref.
+    fn hold(&mut self, request: &Request, result: &Result<Json, RpcError>) {
+        if request.method != "send" || request.params.get("session") != Some(&Json::Bool(true)) {
+            return;
+        }
+        let promise = result
+            .as_ref()
+            .ok()
+            .and_then(|answer| answer.get("promise"))
+            .and_then(Json::as_str)
+            .and_then(|text| text.parse::<KRef>().ok());
+        if let Some(kref) = promise {
+            self.refs.push(kref);
+        }
+    }
+}
+
+impl Drop for SessionRefs<'_> {
+    fn drop(&mut self) {
+        for kref in self.refs.drain(..) {
+            if let Err(error) = self.kernel.release(kref) {
+                tracing::warn!(%kref, %error, "a session ref could not be released");
+            }
+        }
+    }
 }

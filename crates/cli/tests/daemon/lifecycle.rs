@@ -296,3 +296,53 @@ fn a_subscriber_gets_each_durable_crank_as_a_notification() {
     assert!(last >= 2, "the launch and the send took cranks");
     served.kill();
 }
+
+#[test]
+fn a_session_ref_is_released_when_its_client_leaves() {
+    let place = Place::new();
+    let served = place.serve();
+    let root = place.launch_counter();
+    let mut client = Client::connect(&place.store);
+    let sent = client.call(
+        "send",
+        json!({"target": root, "method": "resume", "wait": true, "session": true}),
+    );
+    let promise = sent["result"]["promise"].as_str().unwrap().to_owned();
+    let promises = |client: &mut Client| -> Vec<String> {
+        let listed = client.call("inspect", json!({"sections": ["promises"]}));
+        listed["result"]["promises"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|row| row["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(
+        promises(&mut client).contains(&promise),
+        "held while the client is here"
+    );
+    drop(client);
+    // Once the daemon sees the client gone it releases the result, which nothing else
+    // holds, so it is collected.
+    let mut watcher = Client::connect(&place.store);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while promises(&mut watcher).contains(&promise) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{promise} was never released"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A plain send's result stays held until released.
+    let kept = watcher.call(
+        "send",
+        json!({"target": root, "method": "resume", "wait": true}),
+    );
+    let kept = kept["result"]["promise"].as_str().unwrap().to_owned();
+    drop(watcher);
+    let mut last = Client::connect(&place.store);
+    assert!(promises(&mut last).contains(&kept));
+    let released = last.call("release", json!({"kref": kept}));
+    assert_eq!(released["result"]["released"], true, "{released}");
+    served.kill();
+}
