@@ -169,7 +169,7 @@ impl KernelStore {
     ///
     /// Imports are counted, unlike in the reference kernel (spec §14.7): an object or a
     /// settled promise is collected once nothing names it, so every c-list entry that can
-    /// name it to a vat must hold it (see `ARCHITECTURE.md`, "Balanced reference counts").
+    /// name it to a vat must hold it (see `docs/decisions.md`, "Balanced object counts").
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
