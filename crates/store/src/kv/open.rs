@@ -67,30 +67,44 @@ pub(super) fn open_store(
     prepare_dir(path)?;
     // Before anything in the directory is read: a second opener stops here.
     let lock = StoreLock::acquire(path)?;
-    match open_locked(path, map_size, schema) {
+    // On an error the environment is closed by now: `open_locked` owned it.
+    locked(lock, open_locked(path, map_size, schema))
+}
+
+/// The opened store with its lock recorded as held, or the error with the lock given up.
+fn locked(
+    lock: StoreLock,
+    opened: Result<(Env<WithoutTls>, Database<Bytes, Bytes>), OpenError>,
+) -> Result<Opened, OpenError> {
+    match opened {
         Ok((env, db)) => {
             lock.record_holder();
             Ok(Opened { env, db, lock })
         }
         Err(err) => {
-            // The environment is closed by now: `open_locked` owned it.
             lock.abandon();
             Err(err)
         }
     }
 }
 
+/// A bad-path error unless directory `path` holds an existing `data.mdb`: readers name a
+/// store that exists, and never create one.
+fn require_data_file(path: &Path) -> Result<(), OpenError> {
+    if data_file(path)? == DataFile::Existing {
+        return Ok(());
+    }
+    Err(bad_path(
+        path,
+        format!("no store here ({DATA_FILE} is missing or empty)"),
+    ))
+}
+
 /// Locks the existing store in directory `path` without opening it: the directory must
 /// hold a `data.mdb`. Nothing is read but the lock file, so a damaged store cannot crash
 /// the caller here.
 pub(super) fn lock_existing(path: &Path) -> Result<StoreLock, OpenError> {
-    // A missing store is an error here, never created: a reader names a store that exists.
-    if data_file(path)? != DataFile::Existing {
-        return Err(bad_path(
-            path,
-            format!("no store here ({DATA_FILE} is missing or empty)"),
-        ));
-    }
+    require_data_file(path)?;
     StoreLock::acquire(path)
 }
 
@@ -118,16 +132,7 @@ pub(super) fn open_store_read_only(
                 }),
             }
         });
-    match res {
-        Ok((env, db)) => {
-            lock.record_holder();
-            Ok(Opened { env, db, lock })
-        }
-        Err(err) => {
-            lock.abandon();
-            Err(err)
-        }
-    }
+    locked(lock, res)
 }
 
 /// Reads every entry of the store file in directory `path` without taking the store's lock
@@ -135,12 +140,7 @@ pub(super) fn open_store_read_only(
 /// of the B-tree the newest meta page roots, each value byte by byte. A damaged page that
 /// LMDB does not notice can fault the process: run this where a crash is survivable.
 pub(super) fn walk_file(path: &Path) -> Result<FileWalk, OpenError> {
-    if data_file(path)? != DataFile::Existing {
-        return Err(bad_path(
-            path,
-            format!("no store here ({DATA_FILE} is missing or empty)"),
-        ));
-    }
+    require_data_file(path)?;
     header::check_header(path)?;
     let env = open_env(path, MIN_MAP_SIZE, Access::Inspect)?;
     check_length(&env, path)?;

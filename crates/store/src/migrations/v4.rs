@@ -36,12 +36,19 @@ pub(super) const STEP: Migration = Migration {
 struct Recount(BTreeMap<String, (u32, u32)>);
 
 impl Recount {
-    fn hold(&mut self, kref: KRef, reachable: bool) {
+    /// `times` holds on `kref` (counted only for an object), reachable ones or not.
+    fn hold_n(&mut self, kref: KRef, reachable: bool, times: u32) {
         if let KRef::Object(_) = kref {
             let units = self.0.entry(kref.to_string()).or_default();
-            units.0 += u32::from(reachable);
-            units.1 += 1;
+            if reachable {
+                units.0 = units.0.saturating_add(times);
+            }
+            units.1 = units.1.saturating_add(times);
         }
+    }
+
+    fn hold(&mut self, kref: KRef, reachable: bool) {
+        self.hold_n(kref, reachable, 1);
     }
 
     fn message(&mut self, message: &Message<KRef>) {
@@ -80,9 +87,7 @@ fn recount_objects(txn: &mut MigrationTxn<'_>) -> Result<(), StoreError> {
             let kref: KRef = format!("ko{id}")
                 .parse()
                 .map_err(|_| corrupt("pins", "bad kref"))?;
-            for _ in 0..pins {
-                recount.hold(kref, true);
-            }
+            recount.hold_n(kref, true, pins);
         } else if text.starts_with("kp") && !text.contains('.') {
             let state = PromiseState::decode(&value)
                 .map_err(|e| StoreError::corrupt("promises", &key, e))?;
