@@ -80,7 +80,10 @@ fn count_imports_pin_settled(txn: &mut MigrationTxn<'_>) -> Result<(), StoreErro
                     .ok_or_else(|| StoreError::corrupt("pins", pin_key.as_bytes(), "bad pin"))?,
                 None => 0,
             };
-            txn.set(pin_key.as_bytes(), (pins + 1).to_string().as_bytes())?;
+            txn.set(
+                pin_key.as_bytes(),
+                pins.saturating_add(1).to_string().as_bytes(),
+            )?;
         }
     }
     Ok(())
