@@ -180,6 +180,10 @@ pub struct Store {
     max_key_size: usize,
     overlay: Overlay,
     undo: UndoLog,
+    /// Buffers of [`Store::crank_writes_digest`], kept from one crank to the next so that
+    /// a digest allocates nothing (cells: the digest only reads the store).
+    digest_keys: std::cell::Cell<Vec<(u128, std::ops::Range<usize>)>>,
+    digest_stream: std::cell::Cell<Vec<u8>>,
     savepoints: Vec<OpenSavepoint>,
     in_crank: bool,
     durability: Durability,
@@ -299,6 +303,8 @@ impl Store {
             max_key_size,
             overlay: Overlay::default(),
             undo: UndoLog::default(),
+            digest_keys: std::cell::Cell::default(),
+            digest_stream: std::cell::Cell::default(),
             savepoints: Vec::new(),
             in_crank: false,
             durability,

@@ -37,18 +37,21 @@ impl UndoLog {
         });
     }
 
-    /// The keys written, oldest first (a key written twice appears twice).
-    pub(super) fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        let ends = self
-            .entries
-            .iter()
-            .skip(1)
-            .map(|e| e.key_start)
-            .chain(std::iter::once(self.keys.len()));
-        self.entries
-            .iter()
-            .zip(ends)
-            .map(|(entry, end)| &self.keys[entry.key_start..end])
+    /// Calls `visit(start, end)` with where each written key lies in
+    /// [`UndoLog::key_bytes`], oldest first (a key written twice is visited twice).
+    pub(super) fn for_each_key_range(&self, mut visit: impl FnMut(usize, usize)) {
+        let mut entries = self.entries.iter().peekable();
+        while let Some(entry) = entries.next() {
+            let end = entries
+                .peek()
+                .map_or(self.keys.len(), |next| next.key_start);
+            visit(entry.key_start, end);
+        }
+    }
+
+    /// The written keys, back to back.
+    pub(super) fn key_bytes(&self) -> &[u8] {
+        &self.keys
     }
 
     pub(super) fn clear(&mut self) {
