@@ -40,4 +40,4 @@ pub use crank_loop::{
 pub use error::{QueueError, ResolveError};
 pub use gc::{CLEANUP_BUDGET, CleanupReport};
 pub use state::{Crank, CrankSavepoint, KernelResolution, KernelState, Mode};
-pub use stored_queue::StoredQueue;
+pub use stored_queue::{QueueItem, StoredQueue};

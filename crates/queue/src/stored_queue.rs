@@ -7,10 +7,33 @@
 use std::marker::PhantomData;
 
 use ocap_store::{KernelStore, QueueBounds};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use ocap_types::{DecodeError, RunQueueItem};
 
 use crate::error::QueueError;
+
+/// What a [`StoredQueue`] holds: a type with a byte encoding (CBOR for the run queue).
+pub trait QueueItem: Sized {
+    /// The item's stored bytes.
+    fn encode(&self) -> Vec<u8>;
+
+    /// The item back from its stored bytes.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for bytes that are not an item.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// Run-queue items go through their hand-written codec, not serde: one is popped on every
+/// crank (docs/performance.md, issue 14).
+impl QueueItem for RunQueueItem {
+    fn encode(&self) -> Vec<u8> {
+        self.to_cbor()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        RunQueueItem::from_cbor(bytes)
+    }
+}
 
 /// A persistent FIFO of `T` (CBOR-encoded) named `name` in the store.
 #[derive(Debug)]
@@ -21,7 +44,7 @@ pub struct StoredQueue<T> {
     _items: PhantomData<fn(T) -> T>,
 }
 
-impl<T: Serialize + DeserializeOwned> StoredQueue<T> {
+impl<T: QueueItem> StoredQueue<T> {
     /// Opens queue `name`, creating it (empty) if missing. Must run inside a crank when the
     /// queue does not exist yet.
     ///
@@ -83,7 +106,7 @@ impl<T: Serialize + DeserializeOwned> StoredQueue<T> {
     /// [`QueueError::StaleCache`], or [`QueueError::Store`] (e.g. outside a crank).
     pub fn push(&mut self, store: &mut KernelStore, item: &T) -> Result<(), QueueError> {
         self.check(store)?;
-        let bytes = ocap_types::cbor::to_vec(item);
+        let bytes = item.encode();
         store.queue_write_entry(&self.name, self.bounds.head, &bytes)?;
         let next = QueueBounds {
             head: self.bounds.head + 1,
@@ -111,7 +134,7 @@ impl<T: Serialize + DeserializeOwned> StoredQueue<T> {
         };
         store.write_tail(&self.name, next.tail)?;
         self.bounds = next;
-        ocap_types::cbor::from_slice(&bytes)
+        T::decode(&bytes)
             .map(Some)
             .map_err(|e| QueueError::Corrupt {
                 name: self.name.clone(),

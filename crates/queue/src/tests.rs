@@ -163,6 +163,17 @@ fn idle_crank_commits_nothing_and_reports_idle() {
     assert!(!queue.store().kv().in_crank());
 }
 
+/// Plain numbers through serde, as any stored type other than a run-queue item would go.
+impl crate::QueueItem for i64 {
+    fn encode(&self) -> Vec<u8> {
+        ocap_types::cbor::to_vec(self)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, ocap_types::DecodeError> {
+        ocap_types::cbor::from_slice(bytes)
+    }
+}
+
 #[test]
 fn stored_queue_refuses_a_stale_cache_until_refreshed() {
     let dir = tempfile::tempdir().unwrap();

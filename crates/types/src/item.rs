@@ -1,9 +1,14 @@
 //! Run-queue items: what one crank delivers.
 
+mod codec;
+#[cfg(test)]
+mod tests;
+
 use serde::{Deserialize, Serialize};
 
 use crate::capdata::Message;
 use crate::refs::{EndpointId, KObjectId, KPromiseId, KRef};
+use crate::value::DecodeError;
 
 /// One unit of work. Only `Send` and `Notify` are stored in the run queue; GC and reap items
 /// are synthesized from their own tables (spec §6.1).
@@ -57,6 +62,21 @@ pub enum RunQueueItem {
 }
 
 impl RunQueueItem {
+    /// The item's CBOR: the bytes [`crate::cbor::to_vec`] gives, written without serde (the
+    /// run queue encodes an item on nearly every crank).
+    pub fn to_cbor(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes an item from its CBOR, as [`crate::cbor::from_slice`] does (and through it,
+    /// for any form but the one [`RunQueueItem::to_cbor`] writes).
+    ///
+    /// # Errors
+    /// [`DecodeError`] when the bytes are malformed or not an item.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self, DecodeError> {
+        codec::decode(bytes)
+    }
+
     /// A short name of the item's kind, for logs.
     pub fn kind(&self) -> &'static str {
         match self {

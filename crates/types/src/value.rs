@@ -24,6 +24,8 @@ use std::collections::BTreeMap;
 
 use ciborium::Value as Cbor;
 
+pub(crate) use encode::head as cbor_head;
+
 pub use json::JsonError;
 
 /// CBOR tag of a reference to `slots[index]`: `[index, iface | null]`.

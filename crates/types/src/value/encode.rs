@@ -121,7 +121,7 @@ fn write_head<'a>(
 }
 
 /// A major type with its argument in the shortest form.
-fn head(out: &mut Vec<u8>, major: u8, arg: u64) {
+pub(crate) fn head(out: &mut Vec<u8>, major: u8, arg: u64) {
     let major = major << 5;
     match arg {
         0..=23 => out.push(major | arg as u8),

@@ -1,0 +1,276 @@
+//! A hand-written CBOR codec for [`RunQueueItem`]: every crank pops one item and most push
+//! one, and going through serde and ciborium cost about a sixth of a ping-pong crank
+//! (issue 14, docs/performance.md).
+//!
+//! Invariant: [`encode`] writes exactly the bytes `cbor::to_vec` (serde + ciborium) writes
+//! for the same item, so the stored layout (and the crank hash) is unchanged; [`decode`]
+//! reads only that canonical form itself and hands anything else to serde, so it accepts
+//! exactly what serde accepts and means the same by it.
+
+use std::str::FromStr;
+
+use crate::capdata::{CapData, Message};
+use crate::cbor;
+use crate::item::RunQueueItem;
+use crate::refs::{EndpointId, KObjectId, KPromiseId, KRef, RemoteId, VatId};
+use crate::value::{DecodeError, cbor_head};
+
+/// CBOR major types.
+const BYTES: u8 = 2;
+const TEXT: u8 = 3;
+const ARRAY: u8 = 4;
+const MAP: u8 = 5;
+/// CBOR `null`: serde's `None`.
+const NULL: u8 = 0xf6;
+
+/// Encodes `item` as serde and ciborium would.
+pub(super) fn encode(item: &RunQueueItem) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    cbor_head(&mut out, MAP, 1);
+    match item {
+        RunQueueItem::Send {
+            target,
+            message,
+            sender,
+        } => {
+            key(&mut out, "Send");
+            cbor_head(&mut out, MAP, if sender.is_some() { 3 } else { 2 });
+            key(&mut out, "target");
+            kref(&mut out, *target);
+            key(&mut out, "message");
+            cbor_head(&mut out, MAP, 2);
+            key(&mut out, "methargs");
+            cbor_head(&mut out, MAP, 2);
+            key(&mut out, "body");
+            cbor_head(&mut out, BYTES, message.methargs.body.len() as u64);
+            out.extend_from_slice(&message.methargs.body);
+            key(&mut out, "slots");
+            cbor_head(&mut out, ARRAY, message.methargs.slots.len() as u64);
+            for slot in &message.methargs.slots {
+                kref(&mut out, *slot);
+            }
+            key(&mut out, "result");
+            match message.result {
+                Some(result) => kref(&mut out, result),
+                None => out.push(NULL),
+            }
+            if let Some(sender) = sender {
+                key(&mut out, "sender");
+                endpoint(&mut out, *sender);
+            }
+        }
+        RunQueueItem::Notify {
+            endpoint: ep,
+            promise,
+        } => {
+            key(&mut out, "Notify");
+            cbor_head(&mut out, MAP, 2);
+            key(&mut out, "endpoint");
+            endpoint(&mut out, *ep);
+            key(&mut out, "promise");
+            numbered(&mut out, b"kp", promise.0);
+        }
+        RunQueueItem::DropExports {
+            endpoint: ep,
+            objects,
+        } => objects_item(&mut out, "DropExports", *ep, objects),
+        RunQueueItem::RetireExports {
+            endpoint: ep,
+            objects,
+        } => objects_item(&mut out, "RetireExports", *ep, objects),
+        RunQueueItem::RetireImports {
+            endpoint: ep,
+            objects,
+        } => objects_item(&mut out, "RetireImports", *ep, objects),
+        RunQueueItem::BringOutYourDead { endpoint: ep } => {
+            key(&mut out, "BringOutYourDead");
+            cbor_head(&mut out, MAP, 1);
+            key(&mut out, "endpoint");
+            endpoint(&mut out, *ep);
+        }
+    }
+    out
+}
+
+fn objects_item(out: &mut Vec<u8>, variant: &str, ep: EndpointId, objects: &[KObjectId]) {
+    key(out, variant);
+    cbor_head(out, MAP, 2);
+    key(out, "endpoint");
+    endpoint(out, ep);
+    key(out, "objects");
+    cbor_head(out, ARRAY, objects.len() as u64);
+    for object in objects {
+        numbered(out, b"ko", object.0);
+    }
+}
+
+fn key(out: &mut Vec<u8>, name: &str) {
+    cbor_head(out, TEXT, name.len() as u64);
+    out.extend_from_slice(name.as_bytes());
+}
+
+fn kref(out: &mut Vec<u8>, kref: KRef) {
+    match kref {
+        KRef::Object(KObjectId(n)) => numbered(out, b"ko", n),
+        KRef::Promise(KPromiseId(n)) => numbered(out, b"kp", n),
+    }
+}
+
+fn endpoint(out: &mut Vec<u8>, ep: EndpointId) {
+    match ep {
+        EndpointId::Vat(VatId(n)) => numbered(out, b"v", u64::from(n)),
+        EndpointId::Remote(RemoteId(n)) => numbered(out, b"r", u64::from(n)),
+    }
+}
+
+/// The text `<prefix><n>` (an id's `Display`), written without `fmt`.
+fn numbered(out: &mut Vec<u8>, prefix: &[u8], mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = &digits[at..];
+    cbor_head(out, TEXT, (prefix.len() + digits.len()) as u64);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(digits);
+}
+
+/// Decodes an item: the canonical form here, anything else through serde.
+///
+/// # Errors
+/// [`DecodeError`] as `cbor::from_slice` gives it.
+pub(super) fn decode(bytes: &[u8]) -> Result<RunQueueItem, DecodeError> {
+    let mut reader = Reader { bytes, at: 0 };
+    match reader.item() {
+        Some(item) if reader.at == bytes.len() => Ok(item),
+        _ => cbor::from_slice(bytes),
+    }
+}
+
+/// A cursor over canonical bytes; every method returns `None` at the first byte that is
+/// not the canonical form, and the caller then leaves the bytes to serde.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn item(&mut self) -> Option<RunQueueItem> {
+        self.expect_head(MAP, 1)?;
+        match self.text()? {
+            "Send" => {
+                let n_fields = self.head(MAP)?;
+                if n_fields != 2 && n_fields != 3 {
+                    return None;
+                }
+                self.key("target")?;
+                let target = self.parsed()?;
+                self.key("message")?;
+                self.expect_head(MAP, 2)?;
+                self.key("methargs")?;
+                self.expect_head(MAP, 2)?;
+                self.key("body")?;
+                let n_body = usize::try_from(self.head(BYTES)?).ok()?;
+                let body = self.take(n_body)?.to_vec();
+                self.key("slots")?;
+                let n_slots = usize::try_from(self.head(ARRAY)?).ok()?;
+                // Each slot takes at least one byte: a count past the input is not trusted.
+                let mut slots = Vec::with_capacity(n_slots.min(self.bytes.len() - self.at));
+                for _ in 0..n_slots {
+                    slots.push(self.parsed()?);
+                }
+                self.key("result")?;
+                let result = if self.bytes.get(self.at) == Some(&NULL) {
+                    self.at += 1;
+                    None
+                } else {
+                    Some(self.parsed()?)
+                };
+                let sender = if n_fields == 3 {
+                    self.key("sender")?;
+                    Some(self.parsed()?)
+                } else {
+                    None
+                };
+                Some(RunQueueItem::Send {
+                    target,
+                    message: Message {
+                        methargs: CapData { body, slots },
+                        result,
+                    },
+                    sender,
+                })
+            }
+            "Notify" => {
+                self.expect_head(MAP, 2)?;
+                self.key("endpoint")?;
+                let endpoint = self.parsed()?;
+                self.key("promise")?;
+                let promise = self.parsed()?;
+                Some(RunQueueItem::Notify { endpoint, promise })
+            }
+            // The GC items are synthesized, not stored (spec §6.1): serde reads them.
+            _ => None,
+        }
+    }
+
+    /// A head of `major` type in its shortest form; its argument.
+    fn head(&mut self, major: u8) -> Option<u64> {
+        let first = *self.bytes.get(self.at)?;
+        if first >> 5 != major {
+            return None;
+        }
+        self.at += 1;
+        // Only the shortest form (what ciborium writes) is read here.
+        let (arg, shortest_from) = match first & 0x1f {
+            small @ 0..=23 => (u64::from(small), 0),
+            24 => (u64::from(*self.take(1)?.first()?), 24),
+            25 => (
+                u64::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?)),
+                0x100,
+            ),
+            26 => (
+                u64::from(u32::from_be_bytes(self.take(4)?.try_into().ok()?)),
+                0x1_0000,
+            ),
+            27 => (
+                u64::from_be_bytes(self.take(8)?.try_into().ok()?),
+                0x1_0000_0000,
+            ),
+            _ => return None,
+        };
+        (arg >= shortest_from).then_some(arg)
+    }
+
+    fn expect_head(&mut self, major: u8, arg: u64) -> Option<()> {
+        (self.head(major)? == arg).then_some(())
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let taken = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(taken)
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        let len = usize::try_from(self.head(TEXT)?).ok()?;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn key(&mut self, name: &str) -> Option<()> {
+        (self.text()? == name).then_some(())
+    }
+
+    /// A text parsed as serde's `Deserialize` for the id types parses it (`FromStr`); a
+    /// text that does not parse is left to serde, for its error.
+    fn parsed<T: FromStr>(&mut self) -> Option<T> {
+        self.text()?.parse().ok()
+    }
+}
