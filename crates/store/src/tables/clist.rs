@@ -35,7 +35,7 @@ impl KernelStore {
         kref: KRef,
     ) -> Result<Option<CListEntry>, StoreError> {
         let key = keys::clist(ep, kref);
-        let Some(bytes) = self.kv.get(&key)? else {
+        let Some(bytes) = self.kv.get_ref(&key)? else {
             return Ok(None);
         };
         let parsed = std::str::from_utf8(&bytes).ok().and_then(|text| {

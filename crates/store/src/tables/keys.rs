@@ -148,14 +148,17 @@ pub(crate) fn importer(id: KObjectId, ep: EndpointId) -> Vec<u8> {
 }
 
 pub(crate) fn endpoint_counter(ep: EndpointId, promise: bool) -> Vec<u8> {
-    let kind = if promise { 'p' } else { 'o' };
-    text(format_args!("{ep}.n.{kind}"))
+    let mut buf = endpoint_prefix(ep);
+    buf.extend_from_slice(if promise { b"n.p" } else { b"n.o" });
+    buf
 }
 
 /// How many messages the endpoint sent that still wait in the run queue or a promise's
 /// queue (decimal); absent when none do.
 pub(crate) fn queued_count(ep: EndpointId) -> Vec<u8> {
-    text(format_args!("{ep}.qm"))
+    let mut buf = endpoint_prefix(ep);
+    buf.extend_from_slice(b"qm");
+    buf
 }
 
 pub(crate) fn vat_record(vat: VatId) -> Vec<u8> {
@@ -272,6 +275,11 @@ pub(crate) fn flagged(reachable: bool, vref: VRef) -> Vec<u8> {
     buf
 }
 
+/// The text of a kref or vref as a `String` (its `Display`, without `fmt`).
+pub(crate) fn part_text(r: impl KeyPart) -> String {
+    String::from_utf8(part(r)).expect("invariant: key parts are ASCII")
+}
+
 /// The decimal text of `n`, as values of counters and queue bounds are stored.
 pub(crate) fn decimal(n: u64) -> Vec<u8> {
     let mut buf = Vec::with_capacity(20);
@@ -286,6 +294,22 @@ pub(crate) fn kernel_service(name: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::push_u64;
+
+    #[test]
+    fn hand_built_keys_are_those_of_their_text_forms() {
+        use ocap_types::{EndpointId, KPromiseId, KRef, RemoteId, VatId};
+        for ep in [EndpointId::Vat(VatId(7)), EndpointId::Remote(RemoteId(12))] {
+            assert_eq!(super::queued_count(ep), format!("{ep}.qm").into_bytes());
+            for (promise, kind) in [(true, 'p'), (false, 'o')] {
+                assert_eq!(
+                    super::endpoint_counter(ep, promise),
+                    format!("{ep}.n.{kind}").into_bytes()
+                );
+            }
+        }
+        let kref = KRef::Promise(KPromiseId(1234));
+        assert_eq!(super::part_text(kref), kref.to_string());
+    }
 
     #[test]
     fn decimal_digits_are_those_of_display() {

@@ -191,9 +191,9 @@ impl KernelStore {
     /// [`StoreError::Backend`] if LMDB fails, [`StoreError::Corrupt`] if the stored head is
     /// not 32 bytes.
     pub fn crank_hash(&self) -> Result<CrankDigest, StoreError> {
-        match self.kv.get(keys::CRANK_HASH)? {
+        match self.kv.get_ref(keys::CRANK_HASH)? {
             None => Ok([0; 32]),
-            Some(bytes) => bytes.try_into().map_err(|_| StoreError::Corrupt {
+            Some(bytes) => <[u8; 32]>::try_from(&bytes[..]).map_err(|_| StoreError::Corrupt {
                 table: "crankHash",
                 key: "crankHash".to_owned(),
                 reason: "not 32 bytes".to_owned(),
@@ -227,7 +227,7 @@ impl KernelStore {
         let stored = self.read_u64(counter)?.unwrap_or(1);
         let high = self.high_water.get(counter).copied().unwrap_or(1);
         let next = stored.max(high);
-        self.kv.set(counter, (next + 1).to_string().as_bytes())?;
+        self.kv.set(counter, &keys::decimal(next + 1))?;
         self.high_water.insert(counter.to_vec(), next + 1);
         Ok(next)
     }
@@ -242,7 +242,7 @@ impl KernelStore {
         table: &'static str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        match self.kv.get(key)? {
+        match self.kv.get_ref(key)? {
             None => Ok(None),
             Some(bytes) => std::str::from_utf8(&bytes)
                 .ok()
@@ -257,7 +257,7 @@ impl KernelStore {
         table: &'static str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        match self.kv.get(key)? {
+        match self.kv.get_ref(key)? {
             None => Ok(None),
             Some(bytes) => ocap_types::cbor::from_slice(&bytes)
                 .map(Some)

@@ -92,7 +92,7 @@ impl KernelStore {
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn object(&self, id: KObjectId) -> Result<Option<ObjectRecord>, StoreError> {
         let key = keys::object(id);
-        match self.kv.get(&key)? {
+        match self.kv.get_ref(&key)? {
             None => Ok(None),
             Some(bytes) => ObjectRecord::decode(&bytes)
                 .map(Some)

@@ -106,7 +106,7 @@ impl PromiseState {
 }
 
 fn queue_name(id: KPromiseId) -> String {
-    id.to_string()
+    keys::part_text(KRef::Promise(id))
 }
 
 /// A message waiting in an unresolved promise's queue, and the endpoint that sent it.
@@ -189,7 +189,7 @@ impl KernelStore {
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn promise_state(&self, id: KPromiseId) -> Result<Option<PromiseState>, StoreError> {
         let key = keys::promise(id);
-        match self.kv.get(&key)? {
+        match self.kv.get_ref(&key)? {
             None => Ok(None),
             Some(bytes) => PromiseState::decode(&bytes)
                 .map(Some)
@@ -199,9 +199,9 @@ impl KernelStore {
 
     pub(crate) fn promise_refcount(&self, id: KPromiseId) -> Result<Option<u32>, StoreError> {
         let key = keys::promise_refcount(id);
-        match self.kv.get(&key)? {
+        match self.kv.get_ref(&key)? {
             None => Ok(None),
-            Some(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+            Some(bytes) => <[u8; 4]>::try_from(&bytes[..])
                 .map(|b| Some(u32::from_le_bytes(b)))
                 .map_err(|_| StoreError::corrupt("promises", &key, "refcount is not 4 bytes")),
         }

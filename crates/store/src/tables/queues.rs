@@ -86,7 +86,7 @@ impl KernelStore {
         if count == 0 {
             self.kv.delete(&key)
         } else {
-            self.kv.set(&key, count.to_string().as_bytes())
+            self.kv.set(&key, &keys::decimal(count))
         }
     }
 
