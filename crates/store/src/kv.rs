@@ -60,7 +60,15 @@ use undo::UndoLog;
     clippy::disallowed_types,
     reason = "point lookups only; every iteration sorts its keys first"
 )]
-type Overlay = std::collections::HashMap<Vec<u8>, Option<Vec<u8>>, BuildHasherDefault<KeyHasher>>;
+type Overlay = std::collections::HashMap<Vec<u8>, Slot, BuildHasherDefault<KeyHasher>>;
+
+/// An overlay entry: the key's uncommitted value (`None`: deleted) and the undo epoch in
+/// which the crank last logged the key (see [`Store::write`]).
+#[derive(Debug, Clone)]
+struct Slot {
+    value: Option<Vec<u8>>,
+    logged: u64,
+}
 
 /// A fast non-cryptographic hash for store keys (the multiply-rotate scheme of rustc's
 /// `FxHasher`). Keys come from the kernel, and a vat can only choose the tail of its own
@@ -94,6 +102,7 @@ fn sorted_range<'a>(
 ) -> Vec<(&'a Vec<u8>, &'a Option<Vec<u8>>)> {
     let mut entries: Vec<_> = overlay
         .iter()
+        .map(|(key, slot)| (key, &slot.value))
         .filter(|(key, _)| {
             key.starts_with(prefix)
                 && match lower {
@@ -181,6 +190,9 @@ pub struct Store {
     max_key_size: usize,
     overlay: Overlay,
     undo: UndoLog,
+    /// The undo epoch: changes whenever the undo log's newest savepoint mark may have
+    /// moved (a crank starts, a savepoint is taken, a rollback), never repeating.
+    epoch: u64,
     /// Buffers of [`Store::crank_writes_digest`], kept from one crank to the next so that
     /// a digest allocates nothing (cells: the digest only reads the store).
     digest_keys: std::cell::Cell<Vec<(u128, std::ops::Range<usize>)>>,
@@ -304,6 +316,7 @@ impl Store {
             max_key_size,
             overlay: Overlay::default(),
             undo: UndoLog::default(),
+            epoch: 0,
             digest_keys: std::cell::Cell::default(),
             digest_stream: std::cell::Cell::default(),
             savepoints: Vec::new(),
@@ -361,8 +374,8 @@ impl Store {
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
     pub fn get_ref(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>, StoreError> {
-        if let Some(entry) = self.overlay.get(key) {
-            return Ok(entry.as_deref().map(Cow::Borrowed));
+        if let Some(slot) = self.overlay.get(key) {
+            return Ok(slot.value.as_deref().map(Cow::Borrowed));
         }
         if !self.is_user_key(key) {
             return Ok(None);
@@ -382,8 +395,8 @@ impl Store {
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
     pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
-        if let Some(entry) = self.overlay.get(key) {
-            return Ok(entry.is_some());
+        if let Some(slot) = self.overlay.get(key) {
+            return Ok(slot.value.is_some());
         }
         if !self.is_user_key(key) {
             return Ok(false);
@@ -391,22 +404,53 @@ impl Store {
         self.with_reader(|txn| Ok(self.db.get(txn, key)?.is_some()))
     }
 
-    fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<(), StoreError> {
+    /// Writes `value` (`None`: deletes) under `key`, logging what it replaces in the undo
+    /// log, unless the key was logged already in this undo epoch: then the log holds its
+    /// value from before the newest savepoint, which is all a rollback restores, and the
+    /// value is overwritten in place (a crank rewrites the same refcounts and records
+    /// several times; logging each write cost an allocation and an undo entry).
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(CrankError::WriteOutsideCrank.into());
         }
         check_key(key, self.max_key_size)?;
-        let n_bytes = key.len() + value.as_ref().map_or(0, Vec::len);
+        let n_bytes = key.len() + value.map_or(0, <[u8]>::len);
         self.bytes_since_commit = self.bytes_since_commit.saturating_add(n_bytes);
+        let epoch = self.epoch;
         let previous = match self.overlay.get_mut(key) {
-            Some(entry) => Some(std::mem::replace(entry, value)),
+            Some(slot) if slot.logged == epoch => {
+                match (&mut slot.value, value) {
+                    (Some(buf), Some(value)) => {
+                        buf.clear();
+                        buf.extend_from_slice(value);
+                    }
+                    (old, value) => *old = value.map(<[u8]>::to_vec),
+                }
+                return Ok(());
+            }
+            Some(slot) => Some(std::mem::replace(
+                slot,
+                Slot {
+                    value: value.map(<[u8]>::to_vec),
+                    logged: epoch,
+                },
+            )),
             None => {
-                self.overlay.insert(key.to_vec(), value);
+                let slot = Slot {
+                    value: value.map(<[u8]>::to_vec),
+                    logged: epoch,
+                };
+                self.overlay.insert(key.to_vec(), slot);
                 None
             }
         };
         self.undo.push(key, previous);
         Ok(())
+    }
+
+    /// Starts a new undo epoch: every key is logged again at its next write.
+    fn next_epoch(&mut self) {
+        self.epoch += 1;
     }
 
     /// Sets a key. Only inside a crank.
@@ -421,7 +465,7 @@ impl Store {
                 len: value.len(),
             });
         }
-        self.write(key, Some(value.to_vec()))
+        self.write(key, Some(value))
     }
 
     /// Deletes a key (a no-op if absent). Only inside a crank.

@@ -39,6 +39,7 @@ impl Store {
             return Err(CrankError::AlreadyInCrank);
         }
         self.in_crank = true;
+        self.next_epoch();
         Ok(())
     }
 
@@ -54,6 +55,8 @@ impl Store {
             });
         }
         let id = NEXT_SAVEPOINT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Writes after this mark must log the values they replace.
+        self.next_epoch();
         self.savepoints.push(OpenSavepoint {
             id,
             undo_mark: self.undo.len(),
@@ -84,6 +87,9 @@ impl Store {
         self.undo
             .undo_to(self.savepoints[idx].undo_mark, &mut self.overlay);
         self.savepoints.truncate(idx);
+        // The rollback restored older epochs' slots; none of this epoch may survive it
+        // as "logged" (it would skip logging against the savepoint left newest).
+        self.next_epoch();
         self.generation += 1;
         Ok(())
     }

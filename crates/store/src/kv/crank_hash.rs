@@ -68,13 +68,13 @@ impl Store {
         stream.reserve(STREAM_CAPACITY);
         for (_, range) in &keys {
             let key = &bytes[range.clone()];
-            let Some(entry) = self.overlay.get(key) else {
+            let Some(slot) = self.overlay.get(key) else {
                 // Every key in the undo log has an overlay entry until the crank ends.
                 continue;
             };
             stream.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
             stream.extend_from_slice(key);
-            match entry {
+            match &slot.value {
                 Some(value) => {
                     stream.push(TAG_SET);
                     stream.extend_from_slice(&(value.len() as u64).to_be_bytes());

@@ -2,7 +2,7 @@
 //! A savepoint is a length of this log; rolling back replays it newest first down to that
 //! length, restoring the overlay exactly as it was when the savepoint was taken.
 
-use super::Overlay;
+use super::{Overlay, Slot};
 
 /// The open crank's writes, oldest first, as needed to undo them. The keys share one
 /// buffer, so logging a write allocates nothing for its key.
@@ -16,7 +16,7 @@ struct UndoEntry {
     /// Where the key starts in `UndoLog::keys`; it ends where the next key starts.
     key_start: usize,
     /// The key's overlay entry before the write; `None` if the overlay had no entry.
-    previous: Option<Option<Vec<u8>>>,
+    previous: Option<Slot>,
 }
 
 impl UndoLog {
@@ -28,7 +28,7 @@ impl UndoLog {
         self.entries.is_empty()
     }
 
-    pub(super) fn push(&mut self, key: &[u8], previous: Option<Option<Vec<u8>>>) {
+    pub(super) fn push(&mut self, key: &[u8], previous: Option<Slot>) {
         let key_start = self.keys.len();
         self.keys.extend_from_slice(key);
         self.entries.push(UndoEntry {
