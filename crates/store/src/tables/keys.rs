@@ -10,10 +10,105 @@ pub(crate) fn text(parts: std::fmt::Arguments<'_>) -> Vec<u8> {
     parts.to_string().into_bytes()
 }
 
+/// Room for the hot keys (`v123.c.kp12345678901234567890`, `queue.run.<n>`, a durable
+/// vref's c-list key) without touching the heap.
+const INLINE_KEY: usize = 64;
+
+/// A key (or a short value) built on the stack: every crank builds dozens of keys, and
+/// allocating each showed in crank profiles. A longer one moves to the heap. Derefs to
+/// its bytes.
+#[derive(Clone)]
+pub(crate) struct Key {
+    inline: [u8; INLINE_KEY],
+    len: usize,
+    /// The bytes, once they outgrew `inline` (then `len` is unused).
+    spilled: Option<Vec<u8>>,
+}
+
+impl Key {
+    pub(crate) fn new() -> Self {
+        Key {
+            inline: [0; INLINE_KEY],
+            len: 0,
+            spilled: None,
+        }
+    }
+
+    pub(crate) fn push(&mut self, byte: u8) {
+        self.put(&[byte]);
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.spilled {
+            Some(bytes) => bytes,
+            None => &self.inline[..self.len],
+        }
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.escape_ascii().to_string())
+    }
+}
+
+/// Where key bytes are appended: a [`Key`], or a `Vec` for the keys built rarely.
+pub(crate) trait KeySink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl KeySink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl KeySink for Key {
+    // Inlined: most pieces have a length known at the call site, and the copy then needs
+    // no `memcpy` call (an out-of-line `put` cost more than the allocation it saved).
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if end <= INLINE_KEY && self.spilled.is_none() {
+            self.inline[self.len..end].copy_from_slice(bytes);
+            self.len = end;
+        } else {
+            self.spill(bytes);
+        }
+    }
+}
+
+impl Key {
+    #[cold]
+    fn spill(&mut self, bytes: &[u8]) {
+        match &mut self.spilled {
+            Some(spilled) => spilled.extend_from_slice(bytes),
+            None => {
+                let mut spilled = Vec::with_capacity(self.len + bytes.len());
+                spilled.extend_from_slice(&self.inline[..self.len]);
+                spilled.extend_from_slice(bytes);
+                self.spilled = Some(spilled);
+            }
+        }
+    }
+}
+
+/// A key of the pieces `parts`, in order.
+fn key_of(parts: &[&[u8]]) -> Key {
+    let mut key = Key::new();
+    for part in parts {
+        key.put(part);
+    }
+    key
+}
+
 /// Appends the decimal digits of `n`. The hot keys (objects, promises, c-list entries) are
 /// built by hand: going through `fmt` showed in crank profiles. Two digits at a time, from
 /// a table, as `itoa` does: a division per digit showed too.
-fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+fn push_u64(buf: &mut impl KeySink, mut n: u64) {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
@@ -35,50 +130,50 @@ fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
         at -= 1;
         digits[at] = b'0' + n as u8;
     }
-    buf.extend_from_slice(&digits[at..]);
+    buf.put(&digits[at..]);
 }
 
 /// A piece of a key with the same text as its `Display`.
 pub(crate) trait KeyPart {
-    fn push_to(&self, buf: &mut Vec<u8>);
+    fn push_to(&self, buf: &mut impl KeySink);
 }
 
 impl KeyPart for EndpointId {
-    fn push_to(&self, buf: &mut Vec<u8>) {
+    fn push_to(&self, buf: &mut impl KeySink) {
         match self {
             EndpointId::Vat(VatId(n)) => {
-                buf.push(b'v');
+                buf.put(b"v");
                 push_u64(buf, u64::from(*n));
             }
-            EndpointId::Remote(r) => buf.extend_from_slice(r.to_string().as_bytes()),
+            EndpointId::Remote(r) => buf.put(r.to_string().as_bytes()),
         }
     }
 }
 
 impl KeyPart for KRef {
-    fn push_to(&self, buf: &mut Vec<u8>) {
+    fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n) = match self {
             KRef::Object(KObjectId(n)) => (b"ko", *n),
             KRef::Promise(KPromiseId(n)) => (b"kp", *n),
         };
-        buf.extend_from_slice(tag);
+        buf.put(tag);
         push_u64(buf, n);
     }
 }
 
 impl KeyPart for VRef {
-    fn push_to(&self, buf: &mut Vec<u8>) {
+    fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n): (&[u8], u64) = match self {
             VRef::ExportObject(ExportId::Ephemeral(n)) => (b"o+", *n),
             VRef::ImportObject(n) => (b"o-", *n),
             VRef::ExportPromise(n) => (b"p+", *n),
             VRef::ImportPromise(n) => (b"p-", *n),
             durable_or_virtual => {
-                buf.extend_from_slice(durable_or_virtual.to_string().as_bytes());
+                buf.put(durable_or_virtual.to_string().as_bytes());
                 return;
             }
         };
-        buf.extend_from_slice(tag);
+        buf.put(tag);
         push_u64(buf, n);
     }
 }
@@ -88,42 +183,38 @@ pub(crate) const COUNTER_PROMISE: &str = "n.kp";
 pub(crate) const COUNTER_VAT: &str = "n.v";
 pub(crate) const COUNTER_SUBCLUSTER: &str = "n.s";
 
-/// Room for the longest of the hot keys (`v123.c.kp12345678901234567890`, `queue.run.<n>`)
-/// without a reallocation.
-const KEY_CAPACITY: usize = 48;
-
-pub(crate) fn object(id: KObjectId) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(KEY_CAPACITY);
+pub(crate) fn object(id: KObjectId) -> Key {
+    let mut buf = Key::new();
     KRef::Object(id).push_to(&mut buf);
     buf
 }
 
-pub(crate) fn promise(id: KPromiseId) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(KEY_CAPACITY);
+pub(crate) fn promise(id: KPromiseId) -> Key {
+    let mut buf = Key::new();
     KRef::Promise(id).push_to(&mut buf);
     buf
 }
 
-pub(crate) fn promise_refcount(id: KPromiseId) -> Vec<u8> {
+pub(crate) fn promise_refcount(id: KPromiseId) -> Key {
     let mut buf = promise(id);
-    buf.extend_from_slice(b".rc");
+    buf.put(b".rc");
     buf
 }
 
-pub(crate) fn endpoint_prefix(ep: EndpointId) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(KEY_CAPACITY);
+pub(crate) fn endpoint_prefix(ep: EndpointId) -> Key {
+    let mut buf = Key::new();
     ep.push_to(&mut buf);
-    buf.push(b'.');
+    buf.put(b".");
     buf
 }
 
-pub(crate) fn clist_prefix(ep: EndpointId) -> Vec<u8> {
+pub(crate) fn clist_prefix(ep: EndpointId) -> Key {
     let mut buf = endpoint_prefix(ep);
-    buf.extend_from_slice(b"c.");
+    buf.put(b"c.");
     buf
 }
 
-pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Vec<u8> {
+pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Key {
     let mut buf = clist_prefix(ep);
     r.push_to(&mut buf);
     buf
@@ -134,30 +225,30 @@ pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Vec<u8> {
 /// prefix scan away instead of a lookup in every endpoint's c-list.
 pub(crate) const IMPORTER_PREFIX: &[u8] = b"imp.";
 
-pub(crate) fn importers_prefix(id: KObjectId) -> Vec<u8> {
-    let mut buf = IMPORTER_PREFIX.to_vec();
+pub(crate) fn importers_prefix(id: KObjectId) -> Key {
+    let mut buf = key_of(&[IMPORTER_PREFIX]);
     KRef::Object(id).push_to(&mut buf);
-    buf.push(b'.');
+    buf.put(b".");
     buf
 }
 
-pub(crate) fn importer(id: KObjectId, ep: EndpointId) -> Vec<u8> {
+pub(crate) fn importer(id: KObjectId, ep: EndpointId) -> Key {
     let mut buf = importers_prefix(id);
     ep.push_to(&mut buf);
     buf
 }
 
-pub(crate) fn endpoint_counter(ep: EndpointId, promise: bool) -> Vec<u8> {
+pub(crate) fn endpoint_counter(ep: EndpointId, promise: bool) -> Key {
     let mut buf = endpoint_prefix(ep);
-    buf.extend_from_slice(if promise { b"n.p" } else { b"n.o" });
+    buf.put(if promise { b"n.p" } else { b"n.o" });
     buf
 }
 
 /// How many messages the endpoint sent that still wait in the run queue or a promise's
 /// queue (decimal); absent when none do.
-pub(crate) fn queued_count(ep: EndpointId) -> Vec<u8> {
+pub(crate) fn queued_count(ep: EndpointId) -> Key {
     let mut buf = endpoint_prefix(ep);
-    buf.extend_from_slice(b"qm");
+    buf.put(b"qm");
     buf
 }
 
@@ -197,8 +288,8 @@ pub(crate) fn subcluster(id: SubclusterId) -> Vec<u8> {
 /// (decimal). A host's result promise is pinned, which keeps its value for the host.
 pub(crate) const PIN_PREFIX: &[u8] = b"pin.";
 
-pub(crate) fn pin(kref: KRef) -> Vec<u8> {
-    let mut buf = PIN_PREFIX.to_vec();
+pub(crate) fn pin(kref: KRef) -> Key {
+    let mut buf = key_of(&[PIN_PREFIX]);
     kref.push_to(&mut buf);
     buf
 }
@@ -222,8 +313,8 @@ pub(crate) fn reap_entry(seq: u64) -> Vec<u8> {
     text(format_args!("reapQueue.{seq:020}"))
 }
 
-pub(crate) fn reap_member(ep: EndpointId) -> Vec<u8> {
-    let mut buf = REAP_MEMBER_PREFIX.to_vec();
+pub(crate) fn reap_member(ep: EndpointId) -> Key {
+    let mut buf = key_of(&[REAP_MEMBER_PREFIX]);
     ep.push_to(&mut buf);
     buf
 }
@@ -234,55 +325,51 @@ pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 /// each crank's own transaction, and left out of the digest of the writes it chains.
 pub(crate) const CRANK_HASH: &[u8] = b"crankHash";
 
-fn queue_key(name: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(KEY_CAPACITY);
-    buf.extend_from_slice(b"queue.");
-    buf.extend_from_slice(name.as_bytes());
-    buf.push(b'.');
-    buf
+fn queue_key(name: &str) -> Key {
+    key_of(&[b"queue.", name.as_bytes(), b"."])
 }
 
-pub(crate) fn queue_head(name: &str) -> Vec<u8> {
+pub(crate) fn queue_head(name: &str) -> Key {
     let mut buf = queue_key(name);
-    buf.extend_from_slice(b"head");
+    buf.put(b"head");
     buf
 }
 
-pub(crate) fn queue_tail(name: &str) -> Vec<u8> {
+pub(crate) fn queue_tail(name: &str) -> Key {
     let mut buf = queue_key(name);
-    buf.extend_from_slice(b"tail");
+    buf.put(b"tail");
     buf
 }
 
-pub(crate) fn queue_entry(name: &str, index: u64) -> Vec<u8> {
+pub(crate) fn queue_entry(name: &str, index: u64) -> Key {
     let mut buf = queue_key(name);
     push_u64(&mut buf, index);
     buf
 }
 
 /// The text of a kref or vref, as c-list values hold them.
-pub(crate) fn part(r: impl KeyPart) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(KEY_CAPACITY);
+pub(crate) fn part(r: impl KeyPart) -> Key {
+    let mut buf = Key::new();
     r.push_to(&mut buf);
     buf
 }
 
 /// A c-list entry's kref side value: `R <vref>` (reachable) or `_ <vref>`.
-pub(crate) fn flagged(reachable: bool, vref: VRef) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(KEY_CAPACITY);
-    buf.extend_from_slice(if reachable { b"R " } else { b"_ " });
+pub(crate) fn flagged(reachable: bool, vref: VRef) -> Key {
+    let mut buf = Key::new();
+    buf.put(if reachable { b"R " } else { b"_ " });
     vref.push_to(&mut buf);
     buf
 }
 
 /// The text of a kref or vref as a `String` (its `Display`, without `fmt`).
 pub(crate) fn part_text(r: impl KeyPart) -> String {
-    String::from_utf8(part(r)).expect("invariant: key parts are ASCII")
+    String::from_utf8(part(r).to_vec()).expect("invariant: key parts are ASCII")
 }
 
 /// The decimal text of `n`, as values of counters and queue bounds are stored.
-pub(crate) fn decimal(n: u64) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(20);
+pub(crate) fn decimal(n: u64) -> Key {
+    let mut buf = Key::new();
     push_u64(&mut buf, n);
     buf
 }
@@ -299,16 +386,34 @@ mod tests {
     fn hand_built_keys_are_those_of_their_text_forms() {
         use ocap_types::{EndpointId, KPromiseId, KRef, RemoteId, VatId};
         for ep in [EndpointId::Vat(VatId(7)), EndpointId::Remote(RemoteId(12))] {
-            assert_eq!(super::queued_count(ep), format!("{ep}.qm").into_bytes());
+            assert_eq!(
+                super::queued_count(ep).to_vec(),
+                format!("{ep}.qm").into_bytes()
+            );
             for (promise, kind) in [(true, 'p'), (false, 'o')] {
                 assert_eq!(
-                    super::endpoint_counter(ep, promise),
+                    super::endpoint_counter(ep, promise).to_vec(),
                     format!("{ep}.n.{kind}").into_bytes()
                 );
             }
         }
         let kref = KRef::Promise(KPromiseId(1234));
         assert_eq!(super::part_text(kref), kref.to_string());
+    }
+
+    #[test]
+    fn a_key_longer_than_its_inline_room_moves_to_the_heap_whole() {
+        let long_name = "x".repeat(100);
+        let mut expected = b"queue.".to_vec();
+        expected.extend_from_slice(long_name.as_bytes());
+        expected.extend_from_slice(b".head");
+        assert_eq!(&*super::queue_head(&long_name), expected.as_slice());
+        let exact = "y".repeat(super::INLINE_KEY - b"queue..".len());
+        assert_eq!(super::queue_key(&exact).len(), super::INLINE_KEY);
+        assert_eq!(
+            &*super::queue_entry(&exact, 12),
+            format!("queue.{exact}.12").as_bytes()
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ impl KernelStore {
         after: Option<KObjectId>,
         limit: usize,
     ) -> Result<Vec<(KObjectId, ObjectRecord)>, StoreError> {
-        let from = after.map(keys::object);
+        let from = after.map(|id| keys::object(id).to_vec());
         self.walk_records(b"ko", from, limit, |key, _| {
             let id: KObjectId = parse("objects", key)?;
             Ok(self.object(id)?.map(|record| (id, record)))
@@ -42,7 +42,7 @@ impl KernelStore {
         after: Option<KPromiseId>,
         limit: usize,
     ) -> Result<Vec<(KPromiseId, PromiseRecord)>, StoreError> {
-        let from = after.map(keys::promise_refcount);
+        let from = after.map(|id| keys::promise_refcount(id).to_vec());
         self.walk_records(b"kp", from, limit, |key, _| {
             if key.ends_with(b".rc") {
                 return Ok(None);
@@ -65,7 +65,7 @@ impl KernelStore {
         let mut prefix = keys::clist_prefix(ep);
         let skip = prefix.len();
         prefix.push(b'k');
-        let from = after.map(|kref| keys::clist(ep, kref));
+        let from = after.map(|kref| keys::clist(ep, kref).to_vec());
         self.walk_records(&prefix, from, limit, |key, _| {
             let kref: KRef = parse("clist", &key[skip..])?;
             Ok(self.clist_entry(ep, kref)?.map(|entry| (kref, entry)))

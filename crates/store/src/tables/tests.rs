@@ -359,10 +359,13 @@ fn hand_built_keys_match_the_display_text() {
         kref.push_to(&mut buf);
         assert_eq!(buf, text.as_bytes());
     }
-    assert_eq!(keys::clist(vat(12), VRef::ROOT), b"v12.c.o+0");
-    assert_eq!(keys::promise_refcount(ocap_types::KPromiseId(9)), b"kp9.rc");
+    assert_eq!(&*keys::clist(vat(12), VRef::ROOT), b"v12.c.o+0");
+    assert_eq!(
+        &*keys::promise_refcount(ocap_types::KPromiseId(9)),
+        b"kp9.rc"
+    );
     let remote = EndpointId::Remote(ocap_types::RemoteId(4));
-    assert_eq!(keys::clist_prefix(remote), b"r4.c.");
+    assert_eq!(&*keys::clist_prefix(remote), b"r4.c.");
 }
 
 #[test]
