@@ -12,6 +12,7 @@
 //! checked with [`Value::check_depth`] before it is used, and a refused one is torn down
 //! with [`Value::dispose`].
 
+mod decode;
 mod encode;
 mod json;
 mod show;
@@ -194,6 +195,14 @@ impl Value {
     /// # Errors
     /// [`DecodeError`] when the bytes are not a valid value encoding.
     pub fn from_cbor(bytes: &[u8]) -> Result<Value, DecodeError> {
+        match decode::simple(bytes) {
+            Some(value) => Ok(value),
+            None => Value::from_cbor_general(bytes),
+        }
+    }
+
+    /// [`Value::from_cbor`] through a ciborium tree: every shape, every error.
+    fn from_cbor_general(bytes: &[u8]) -> Result<Value, DecodeError> {
         let cbor: Cbor = crate::cbor::from_slice(bytes)?;
         Value::from_cbor_value(cbor, 0)
     }

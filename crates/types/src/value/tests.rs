@@ -206,3 +206,72 @@ proptest! {
         }
     }
 }
+
+/// `Value::from_cbor` (fast path first) and the general path agree: the same value (by
+/// its encoding, so that NaN compares) or an error both ways.
+fn check_fast_path_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
+    match (Value::from_cbor(bytes), Value::from_cbor_general(bytes)) {
+        (Ok(fast), Ok(general)) => prop_assert_eq!(fast.to_cbor(), general.to_cbor()),
+        (Err(_), Err(_)) => {}
+        (fast, general) => prop_assert!(false, "fast {fast:?}, general {general:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn a_message_body_takes_the_fast_path_and_deep_values_the_general_one() {
+    let body = Value::List(vec![
+        Value::str("ping"),
+        Value::List(vec![
+            Value::Int(-3),
+            Value::Int(i64::MAX),
+            Value::Int(i64::MIN),
+            Value::Null,
+            Value::Bool(true),
+            Value::Bytes(vec![1, 2]),
+            Value::Slot {
+                index: 70_000,
+                iface: Some("Alleged: x".to_owned()),
+            },
+            Value::Slot {
+                index: 0,
+                iface: None,
+            },
+        ]),
+    ]);
+    let bytes = body.to_cbor();
+    assert_eq!(super::decode::simple(&bytes), Some(body.clone()));
+    assert_eq!(Value::from_cbor(&bytes).unwrap(), body);
+    let mut deep = Value::Int(1);
+    for _ in 0..40 {
+        deep = Value::List(vec![deep]);
+    }
+    let bytes = deep.to_cbor();
+    assert_eq!(super::decode::simple(&bytes), None);
+    assert_eq!(Value::from_cbor(&bytes).unwrap(), deep);
+}
+
+proptest! {
+    #[test]
+    fn the_fast_decoder_agrees_with_the_general_one(value in arb_value()) {
+        check_fast_path_agrees(&value.to_cbor())?;
+    }
+
+    #[test]
+    fn the_fast_decoder_agrees_on_damaged_bytes(
+        value in arb_value(),
+        cut in any::<proptest::sample::Index>(),
+        flip in any::<proptest::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let bytes = value.to_cbor();
+        check_fast_path_agrees(&bytes[..cut.index(bytes.len())])?;
+        let mut flipped = bytes.clone();
+        let at = flip.index(flipped.len());
+        flipped[at] ^= 1 << bit;
+        check_fast_path_agrees(&flipped)?;
+        let mut trailing = bytes;
+        trailing.push(0);
+        check_fast_path_agrees(&trailing)?;
+    }
+}
