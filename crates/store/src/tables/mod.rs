@@ -102,6 +102,9 @@ pub struct KernelStore {
     /// Whether the GC action set and the reap queue are empty, as last read or written at
     /// store generation `.0`; checked on every crank, so worth not re-reading.
     empty_hints: std::cell::Cell<Option<(u64, bool, bool)>>,
+    /// Whether the terminated list is empty, as last read or written at store generation
+    /// `.0`: read at the start of every crank, and nearly always empty.
+    terminated_hint: std::cell::Cell<Option<(u64, bool)>>,
 }
 
 impl KernelStore {
@@ -112,6 +115,7 @@ impl KernelStore {
             high_water: BTreeMap::new(),
             maybe_free: BTreeSet::new(),
             empty_hints: std::cell::Cell::new(None),
+            terminated_hint: std::cell::Cell::new(None),
         }
     }
 
@@ -166,6 +170,7 @@ impl KernelStore {
     fn forget_crank_caches(&mut self) {
         self.maybe_free.clear();
         self.empty_hints.set(None);
+        self.terminated_hint.set(None);
     }
 
     /// Ends the crank (see [`Store::end_crank`]), first chaining the digest of its writes
@@ -213,6 +218,7 @@ impl KernelStore {
         self.high_water.clear();
         self.maybe_free.clear();
         self.empty_hints.set(None);
+        self.terminated_hint.set(None);
         Ok(())
     }
 

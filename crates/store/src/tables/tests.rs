@@ -450,3 +450,26 @@ fn deleting_a_promise_entry_releases_the_hold_it_took() {
     assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 0);
     store.end_crank().unwrap();
 }
+
+#[test]
+fn the_terminated_list_is_read_afresh_after_a_rollback() {
+    // terminated_vats skips the read while it knows the list is empty: a rollback of a
+    // mark, a mark, and an unmark must each show.
+    let (_dir, mut store) = store();
+    assert!(store.terminated_vats().unwrap().is_empty());
+    let start = store.savepoint().unwrap();
+    store.mark_terminated(vat(2)).unwrap();
+    assert_eq!(store.terminated_vats().unwrap(), vec![vat(2)]);
+    store.rollback_to(start).unwrap();
+    assert!(store.terminated_vats().unwrap().is_empty());
+    store.mark_terminated(vat(3)).unwrap();
+    store.end_crank().unwrap();
+    assert_eq!(store.terminated_vats().unwrap(), vec![vat(3)]);
+    store.start_crank().unwrap();
+    let start = store.savepoint().unwrap();
+    store.unmark_terminated(vat(3)).unwrap();
+    assert!(store.terminated_vats().unwrap().is_empty());
+    store.rollback_to(start).unwrap();
+    assert_eq!(store.terminated_vats().unwrap(), vec![vat(3)]);
+    store.end_crank().unwrap();
+}

@@ -250,9 +250,16 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the list does not decode.
     pub fn terminated_vats(&self) -> Result<Vec<EndpointId>, StoreError> {
-        Ok(self
+        let generation = self.kv.generation();
+        if self.terminated_hint.get() == Some((generation, true)) {
+            return Ok(Vec::new());
+        }
+        let list: Vec<EndpointId> = self
             .read_cbor("terminated", keys::TERMINATED)?
-            .unwrap_or_default())
+            .unwrap_or_default();
+        self.terminated_hint
+            .set(Some((generation, list.is_empty())));
+        Ok(list)
     }
 
     /// Appends a vat to the terminated list (if absent).
@@ -265,6 +272,8 @@ impl KernelStore {
             list.push(ep);
             self.write_cbor(keys::TERMINATED, &list)?;
         }
+        self.terminated_hint
+            .set(Some((self.kv.generation(), false)));
         Ok(())
     }
 
@@ -276,10 +285,13 @@ impl KernelStore {
         let mut list = self.terminated_vats()?;
         list.retain(|e| *e != ep);
         if list.is_empty() {
-            self.kv.delete(keys::TERMINATED)
+            self.kv.delete(keys::TERMINATED)?;
         } else {
-            self.write_cbor(keys::TERMINATED, &list)
+            self.write_cbor(keys::TERMINATED, &list)?;
         }
+        self.terminated_hint
+            .set(Some((self.kv.generation(), list.is_empty())));
+        Ok(())
     }
 }
 
