@@ -177,7 +177,13 @@ impl KernelStore {
         let Some(entry) = self.clist_entry(ep, kref)? else {
             return Ok(());
         };
-        self.clear_reachable_flag(ep, kref)?;
+        // What `clear_reachable_flag` does, without reading the entry again or rewriting
+        // its flag: the entry is deleted below in this same crank, so only the release of
+        // the reachable hold remains (the stored result, and the crank's digest, are the
+        // same either way).
+        if let (true, KRef::Object(id), false) = (entry.reachable, kref, entry.vref.is_export()) {
+            self.decref_reachable(id)?;
+        }
         match kref {
             KRef::Object(id) if !entry.vref.is_export() => self.decref_recognizable(id)?,
             _ if Self::entry_holds(kref, entry.vref) => self.decref(kref)?,
