@@ -531,11 +531,12 @@ impl Crank<'_> {
             value,
         } in resolutions
         {
-            let record = self
+            // The state alone: the refcount is not needed to check the decider.
+            let state = self
                 .store()
-                .promise(promise)?
+                .promise_state(promise)?
                 .ok_or(ResolveError::Unknown(promise))?;
-            let PromiseState::Unresolved { decider, .. } = record.state else {
+            let PromiseState::Unresolved { decider, .. } = state else {
                 return Err(ResolveError::AlreadyResolved(promise).into());
             };
             if decider != resolver {

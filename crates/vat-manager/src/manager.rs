@@ -279,14 +279,17 @@ impl VatManager {
             return Ok(CrankResult::Delivered);
         }
         let mut resolutions = Vec::new();
-        for (id, record) in ocap_router::retire_list(&*store, promise)? {
+        // Translating the values below imports into the c-list but settles nothing, so the
+        // list stays what it is now: it is read once.
+        let retired = ocap_router::retire_list(&*store, promise)?;
+        for (id, record) in &retired {
             let (rejected, value) = match &record.state {
                 PromiseState::Fulfilled(value) => (false, value),
                 PromiseState::Rejected(value) => (true, value),
                 PromiseState::Unresolved { .. } => continue,
             };
             resolutions.push(Resolution {
-                promise: kref_to_vref(store, vat, KRef::Promise(id))?,
+                promise: kref_to_vref(store, vat, KRef::Promise(*id))?,
                 rejected,
                 data: capdata_to_vat(store, vat, value)?,
             });
@@ -296,8 +299,8 @@ impl VatManager {
         }
         // Once told, the vat is done with these promises (it forgets their vrefs): retire
         // its c-list entries, so a settled promise nobody names is collected.
-        for (id, _) in ocap_router::retire_list(&*store, promise)? {
-            store.delete_clist_entry(ep, KRef::Promise(id))?;
+        for (id, _) in &retired {
+            store.delete_clist_entry(ep, KRef::Promise(*id))?;
         }
         self.deliver(crank, vat, Delivery::Notify(resolutions))
     }
