@@ -94,12 +94,17 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// The overlay's entries with keys within `lower` that start with `prefix`, sorted.
+/// An overlay entry in a sorted listing: its key's [`sort_prefix`], the key, the value
+/// (`None`: deleted).
+type SortedEntry<'a> = (u128, &'a Vec<u8>, &'a Option<Vec<u8>>);
+
+/// The overlay's entries with keys within `lower` that start with `prefix`, sorted, each
+/// with its [`sort_prefix`].
 fn sorted_range<'a>(
     overlay: &'a Overlay,
     prefix: &[u8],
     lower: Bound<&[u8]>,
-) -> Vec<(&'a Vec<u8>, &'a Option<Vec<u8>>)> {
+) -> Vec<SortedEntry<'a>> {
     let mut entries: Vec<_> = overlay
         .iter()
         .map(|(key, slot)| (key, &slot.value))
@@ -111,9 +116,22 @@ fn sorted_range<'a>(
                     Bound::Unbounded => true,
                 }
         })
+        .map(|(key, value)| (sort_prefix(key), key, value))
         .collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // By the first 16 bytes as an integer, then the whole key on a tie: byte order, with
+    // far fewer `memcmp` calls (the group commit sorts its whole overlay).
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     entries
+}
+
+/// The first 16 bytes of `key`, zero-padded, as a big-endian integer: ordering by it, then
+/// by the whole key on a tie, is the keys' byte order (a padded byte is 0, so a key that is
+/// a prefix of another never sorts after it).
+pub(crate) fn sort_prefix(key: &[u8]) -> u128 {
+    let mut head = [0u8; 16];
+    let n = key.len().min(16);
+    head[..n].copy_from_slice(&key[..n]);
+    u128::from_be_bytes(head)
 }
 /// A key and its value.
 type Entry = (Vec<u8>, Vec<u8>);
@@ -494,6 +512,7 @@ impl Store {
         };
         let mut overlay_iter = sorted_range(&self.overlay, prefix, lower)
             .into_iter()
+            .map(|(_, key, value)| (key, value))
             .peekable();
         let mut db_head = next_db()?;
         loop {

@@ -135,7 +135,7 @@ impl Store {
     fn try_commit_overlay(&mut self) -> Result<(), heed::Error> {
         let mut wtxn = self.env.write_txn()?;
         // In key order: LMDB inserts sorted keys with far less page work.
-        for (key, value) in sorted_range(&self.overlay, b"", Bound::Unbounded) {
+        for (_, key, value) in sorted_range(&self.overlay, b"", Bound::Unbounded) {
             match value {
                 Some(value) => self.db.put(&mut wtxn, key, value)?,
                 None => {

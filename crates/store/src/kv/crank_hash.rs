@@ -9,7 +9,7 @@
 #[cfg(test)]
 mod tests;
 
-use super::Store;
+use super::{Store, sort_prefix};
 use crate::error::CrankError;
 
 /// A BLAKE3 digest (32 bytes): a crank's writes, or a link of the chain.
@@ -88,16 +88,6 @@ impl Store {
         self.digest_stream.set(stream);
         Ok(Some(digest))
     }
-}
-
-/// The first 16 bytes of `key`, zero-padded, as a big-endian integer: ordering by it, then
-/// by the whole key on a tie, is the keys' byte order (a padded byte is 0, so a key that is
-/// a prefix of another never sorts after it).
-fn sort_prefix(key: &[u8]) -> u128 {
-    let mut head = [0u8; 16];
-    let n = key.len().min(16);
-    head[..n].copy_from_slice(&key[..n]);
-    u128::from_be_bytes(head)
 }
 
 /// The next link of the chain: BLAKE3 of the previous head followed by the crank's
