@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use ocap_cli::{CrankLogOptions, RunOptions, run_cluster};
 use ocap_kernel::{
     CrankHash, CrankOutcome, CrankRecord, Durability, KRef, Kernel, KernelConfig, RunQueueItem,
+    Syscall,
 };
 use ocap_tests::{TestKernel, WAIT, call, cluster, repo_root};
 use ocap_types::{Value, WorkerKind};
@@ -59,7 +60,7 @@ fn scenario(durability: Durability, workers: WorkerKind) -> (CrankHash, Vec<Cran
 }
 
 /// What a crank did, without its hash: the same for both worker kinds.
-fn deliveries(records: &[CrankRecord]) -> Vec<(u64, String, &'static str, Vec<&'static str>)> {
+fn deliveries(records: &[CrankRecord]) -> Vec<(u64, String, &'static str, Vec<Syscall>)> {
     records
         .iter()
         .map(|r| {
@@ -121,9 +122,24 @@ fn records_come_once_durable_numbered_in_order_ending_at_the_kernels_head() {
         // Each host call to bob is a send whose delivery resolves its result.
         let sends_to_bob = records
             .iter()
-            .filter(|r| r.item.kind() == "send" && r.syscalls.contains(&"resolve"))
+            .filter(|r| r.item.kind() == "send" && r.syscalls.iter().any(|s| s.kind() == "resolve"))
             .count();
         assert!(sends_to_bob >= 3, "{records:?}");
+        // Each syscall is there in full: bob's answers are in his resolutions.
+        let resolved: Vec<Value> = records
+            .iter()
+            .flat_map(|r| &r.syscalls)
+            .filter_map(|s| match s {
+                Syscall::Resolve(resolutions) => Some(resolutions),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|r| r.data.decode().ok())
+            .collect();
+        for name in ["carol", "dave", "erin"] {
+            let answer = Value::str(format!("hello, {name}, from bob"));
+            assert!(resolved.contains(&answer), "{resolved:?}");
+        }
         // The three host messages entered the kernel just before the crank that took them:
         // the kernel was idle, so each shows on the record of its own delivery.
         let inputs: Vec<_> = records
