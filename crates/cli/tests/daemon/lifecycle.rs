@@ -48,6 +48,16 @@ fn daemon_start_launch_send_inspect_stop() {
     let run = place.ocap(&["check"]);
     run.assert_code(0);
     assert!(run.stdout.contains("audit: consistent"), "{}", run.stdout);
+    // The daemon had a child walk every page of its store, between two cranks.
+    let run = place.ocap(&["check", "--json"]);
+    run.assert_code(0);
+    let checked = run.json();
+    assert_eq!(checked["ok"], true);
+    assert!(
+        checked["pages"]["entries"].as_u64().unwrap() > 0,
+        "{checked}"
+    );
+    assert!(checked["pages"]["pages"].as_u64().unwrap() > 0, "{checked}");
 
     let run = place.ocap(&["daemon", "status", "--json"]);
     run.assert_code(0);
