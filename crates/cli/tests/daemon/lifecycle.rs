@@ -133,6 +133,35 @@ fn killed_daemon_starts_again_with_its_state() {
 }
 
 #[test]
+fn sigterm_and_sigint_stop_a_daemon_as_shutdown_does() {
+    let place = Place::new();
+    let root = {
+        let served = place.serve();
+        let root = place.launch_counter();
+        place
+            .ocap(&["send", &root, "resume", "--wait"])
+            .assert_code(0);
+        served.signal(rustix::process::Signal::TERM);
+        assert_eq!(served.wait_exit(), Some(0));
+        root
+    };
+    // Stopped cleanly: record and socket gone, so no stale daemon is looked for.
+    assert!(record(&place.store).is_none());
+    assert!(!place.store.join("control/ocap.sock").exists());
+    let served = place.serve();
+    let run = place.ocap(&["send", &root, "resume", "--wait"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.starts_with("Counter incremented to: 3"),
+        "{}",
+        run.stdout
+    );
+    served.signal(rustix::process::Signal::INT);
+    assert_eq!(served.wait_exit(), Some(0));
+    assert!(record(&place.store).is_none());
+}
+
+#[test]
 fn a_second_daemon_on_a_store_is_refused() {
     let place = Place::new();
     let served = place.serve();

@@ -178,6 +178,12 @@ impl Served {
         self.child.wait().unwrap();
     }
 
+    /// Sends it `signal`.
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
     /// Waits for it to exit (after `ocap daemon stop`), failing past the deadline.
     fn wait_exit(mut self) -> Option<i32> {
         let started = Instant::now();
