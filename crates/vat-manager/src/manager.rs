@@ -13,7 +13,8 @@ use ocap_queue::{Crank, CrankResult, KernelResolution, Mode, Termination};
 use ocap_store::{GcKind, Owner, PromiseState, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
-    Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart, WorkerKind,
+    Message, Resolution, Syscall, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart,
+    WorkerKind,
 };
 
 use crate::counters::VatCounters;
@@ -45,8 +46,9 @@ pub struct VatManager {
     /// What each vat did since this manager was made (memory only: see
     /// [`VatCounters`]).
     counters: BTreeMap<VatId, VatCounters>,
-    /// The kinds of the latest delivery's syscalls (the crank log's `syscalls`).
-    syscall_kinds: Vec<&'static str>,
+    /// The latest delivery's syscalls (the crank log's `syscalls`), when recorded (see
+    /// [`VatManager::record_syscalls`]).
+    syscalls: Option<Vec<Syscall>>,
 }
 
 impl std::fmt::Debug for VatManager {
@@ -94,7 +96,7 @@ impl VatManager {
             workers: WorkerConfig::default(),
             delivered: None,
             counters: BTreeMap::new(),
-            syscall_kinds: Vec::new(),
+            syscalls: None,
         }
     }
 
@@ -403,15 +405,17 @@ impl VatManager {
         let limits = handle.limits;
         let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
         // Reuse the buffer of the previous delivery: no allocation per crank.
-        self.syscall_kinds.clear();
-        host.kinds = std::mem::take(&mut self.syscall_kinds);
+        if let Some(syscalls) = &mut self.syscalls {
+            syscalls.clear();
+        }
+        host.recorded = self.syscalls.take();
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
         tally.delivered = true;
         tally.syscalls = host.syscall_count();
         let (illegal, exit, exceeded) = (host.illegal, host.exit, host.exceeded);
         tally.denied = illegal.is_some() || exceeded.is_some();
-        self.syscall_kinds = host.kinds;
+        self.syscalls = host.recorded;
         if let Some(fault) = host.fault {
             return Err(fault.into());
         }
@@ -551,14 +555,23 @@ impl VatManager {
     /// it: the crank loop takes it at the start of each crank, and after a delivery failed
     /// inside the kernel, to reload that vat from the rolled-back store.
     pub fn take_delivered(&mut self) -> Option<VatId> {
-        self.syscall_kinds.clear();
+        if let Some(syscalls) = &mut self.syscalls {
+            syscalls.clear();
+        }
         self.delivered.take()
     }
 
-    /// The kind of each syscall of the latest delivery, in order (`send`, `resolve`, …);
-    /// empty again once [`VatManager::take_delivered`] is called at the next crank's start.
-    pub fn syscall_kinds(&self) -> &[&'static str] {
-        &self.syscall_kinds
+    /// Records each delivery's syscalls from now on, for [`VatManager::syscalls`] (off by
+    /// default: recording clones every syscall).
+    pub fn record_syscalls(&mut self) {
+        self.syscalls.get_or_insert_with(Vec::new);
+    }
+
+    /// The syscalls of the latest delivery, in order, as the vat made them (vat refs);
+    /// empty when not recorded, and again once [`VatManager::take_delivered`] is called at
+    /// the next crank's start.
+    pub fn syscalls(&self) -> &[Syscall] {
+        self.syscalls.as_deref().unwrap_or_default()
     }
 
     /// Restarts a running vat from the store inside the crank (its in-memory state no longer

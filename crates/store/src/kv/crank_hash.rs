@@ -24,13 +24,18 @@ const STREAM_CAPACITY: usize = 2048;
 
 impl Store {
     /// BLAKE3 of the writes the open crank keeps, leaving out `skip` (the chain head's own
-    /// key): for each key written, once and in byte order, `len(key)` as 4 bytes big-endian,
+    /// key) and every key that starts with `local` (this machine's choices): for each key
+    /// written, once and in byte order, `len(key)` as 4 bytes big-endian,
     /// the key, then `0x00` for a deletion or `0x01`, `len(value)` as 8 bytes big-endian
     /// and the value. `None` if the crank keeps no write besides `skip`.
     ///
     /// # Errors
     /// [`CrankError::NotInCrank`] outside a crank.
-    pub fn crank_writes_digest(&self, skip: &[u8]) -> Result<Option<CrankDigest>, CrankError> {
+    pub fn crank_writes_digest(
+        &self,
+        skip: &[u8],
+        local: &[u8],
+    ) -> Result<Option<CrankDigest>, CrankError> {
         if !self.in_crank {
             return Err(CrankError::NotInCrank {
                 operation: "crankWritesDigest",
@@ -44,7 +49,7 @@ impl Store {
         let bytes = self.undo.key_bytes();
         self.undo.for_each_key_range(|start, end| {
             let key = &bytes[start..end];
-            if key != skip {
+            if key != skip && !key.starts_with(local) {
                 keys.push((sort_prefix(key), start..end));
             }
         });
