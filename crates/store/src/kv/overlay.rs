@@ -1,0 +1,90 @@
+//! The write overlay: the uncommitted writes of the ended cranks of a group and of the
+//! open crank, each key's slot with the undo epoch that last logged it, and the sorted
+//! listings scans and commits take of it.
+//!
+//! Invariant: the overlay is a hash map but is never iterated in hash order: every listing
+//! goes through [`sorted_range`], in byte order.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Bound;
+
+/// The uncommitted writes. A hash map: every read and write of a crank probes it, and an
+/// ordered map's key comparisons showed in crank profiles. It is never iterated in hash
+/// order: scans and commits sort the entries they visit.
+#[expect(
+    clippy::disallowed_types,
+    reason = "point lookups only; every iteration sorts its keys first"
+)]
+pub(super) type Overlay = std::collections::HashMap<Vec<u8>, Slot, BuildHasherDefault<KeyHasher>>;
+
+/// An overlay entry: the key's uncommitted value (`None`: deleted) and the undo epoch in
+/// which the crank last logged the key (see `Store::write`).
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    pub(super) value: Option<Vec<u8>>,
+    pub(super) logged: u64,
+}
+
+/// A fast non-cryptographic hash for store keys (the multiply-rotate scheme of rustc's
+/// `FxHasher`). Keys come from the kernel, and a vat can only choose the tail of its own
+/// vat-store keys, so flooding the map with collisions is not a threat worth SipHash.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+        }
+        for byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(SEED);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// An overlay entry in a sorted listing: its key's [`sort_prefix`], the key, the value
+/// (`None`: deleted).
+pub(super) type SortedEntry<'a> = (u128, &'a Vec<u8>, &'a Option<Vec<u8>>);
+
+/// The overlay's entries with keys within `lower` that start with `prefix`, sorted, each
+/// with its [`sort_prefix`].
+pub(super) fn sorted_range<'a>(
+    overlay: &'a Overlay,
+    prefix: &[u8],
+    lower: Bound<&[u8]>,
+) -> Vec<SortedEntry<'a>> {
+    let mut entries: Vec<_> = overlay
+        .iter()
+        .map(|(key, slot)| (key, &slot.value))
+        .filter(|(key, _)| {
+            key.starts_with(prefix)
+                && match lower {
+                    Bound::Included(from) => key.as_slice() >= from,
+                    Bound::Excluded(from) => key.as_slice() > from,
+                    Bound::Unbounded => true,
+                }
+        })
+        .map(|(key, value)| (sort_prefix(key), key, value))
+        .collect();
+    // By the first 16 bytes as an integer, then the whole key on a tie: byte order, with
+    // far fewer `memcmp` calls (the group commit sorts its whole overlay).
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    entries
+}
+
+/// The first 16 bytes of `key`, zero-padded, as a big-endian integer: ordering by it, then
+/// by the whole key on a tie, is the keys' byte order (a padded byte is 0, so a key that is
+/// a prefix of another never sorts after it).
+pub(super) fn sort_prefix(key: &[u8]) -> u128 {
+    let mut head = [0u8; 16];
+    let n = key.len().min(16);
+    head[..n].copy_from_slice(&key[..n]);
+    u128::from_be_bytes(head)
+}
