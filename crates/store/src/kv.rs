@@ -2,16 +2,19 @@
 //! overlay, crank transactions with typed savepoints.
 //!
 //! Design (see docs/store.md): every write lands in `overlay` (key → `Some(value)`, or
-//! `None` for a deletion) and appends the key's previous overlay entry to an undo log. A
-//! savepoint is a mark in the undo log; `rollback_to` replays the log back to the mark.
+//! `None` for a deletion) and appends the key's previous overlay entry to an undo log,
+//! unless the key was logged already since the newest savepoint (then it is overwritten in
+//! place). A savepoint is a mark in the undo log; `rollback_to` replays the log back to
+//! the mark.
 //! `end_crank` forgets the undo log, and, when the durability mode says so, writes the whole
 //! overlay (every crank since the last commit, coalesced per key) into one LMDB write
 //! transaction and commits it. Reads look in the overlay, then in a long-lived LMDB read
 //! transaction that is renewed after each commit.
 //!
 //! Invariants: the overlay is never written to LMDB in the middle of a crank, so an LMDB
-//! commit holds whole cranks only; the undo log covers every write of the open crank, so
-//! the crank can always be discarded whole; no read transaction is open while the map is
+//! commit holds whole cranks only; the undo log holds every key the open crank wrote with
+//! its entry from before the crank and from before each open savepoint, so the crank can
+//! always be discarded whole, or back to any savepoint; no read transaction is open while the map is
 //! resized; keys starting with byte 0 belong to the store (its schema version) and are
 //! neither written, read nor scanned through the public API (nor by a migration,
 //! `migrate.rs`).

@@ -281,8 +281,7 @@ impl VatManager {
             return Ok(CrankResult::Delivered);
         }
         let mut resolutions = Vec::new();
-        // Translating the values below imports into the c-list but settles nothing, so the
-        // list stays what it is now: it is read once.
+        // Translating the values imports into the c-list but settles nothing: read it once.
         let retired = ocap_router::retire_list(&*store, promise)?;
         for (id, record) in &retired {
             let (rejected, value) = match &record.state {
