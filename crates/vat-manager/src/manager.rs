@@ -16,6 +16,7 @@ use ocap_types::{
     Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart, WorkerKind,
 };
 
+use crate::bundle;
 use crate::counters::VatCounters;
 use crate::error::VatError;
 use crate::limits::{LimitExceeded, check_checkpoint};
@@ -78,6 +79,19 @@ fn render_reason(info: &CapData<KRef>) -> String {
     }
 }
 
+/// `record` with the hash of the executable its vat was started from, if it runs one (the
+/// record is borrowed as it is otherwise).
+fn with_bundle_hash(record: &VatRecord, hash: Option<String>) -> std::borrow::Cow<'_, VatRecord> {
+    match hash {
+        Some(hash) if record.bundle_hash.as_ref() != Some(&hash) => {
+            let mut record = record.clone();
+            record.bundle_hash = Some(hash);
+            std::borrow::Cow::Owned(record)
+        }
+        _ => std::borrow::Cow::Borrowed(record),
+    }
+}
+
 /// Runs `f` on the vat's runtime, turning a panic in vat code into a delivery error.
 fn guarded(f: impl FnOnce() -> DeliveryOutcome) -> DeliveryOutcome {
     ocap_types::run_guarded(f)
@@ -122,21 +136,36 @@ impl VatManager {
     }
 
     /// Starts a worker for `vat` from its record and stored state; the record must already
-    /// be in the store or be `record`. Runs inside the caller's transaction.
+    /// be in the store or be `record`. Runs inside the caller's transaction. A vat that
+    /// runs its own executable starts only if the executable's hash is the record's.
     ///
     /// # Errors
-    /// [`VatError::AlreadyRunning`], [`VatError::UnknownCode`], [`VatError::Start`].
+    /// [`VatError::AlreadyRunning`], [`VatError::UnknownCode`], [`VatError::Start`],
+    /// [`VatError::BundleUnreadable`], [`VatError::BundleChanged`].
     pub fn run_vat(
         &mut self,
         crank: &mut Crank<'_>,
         vat: VatId,
         record: &VatRecord,
     ) -> Result<(), VatError> {
-        if self.running.contains_key(&vat) {
-            return Err(VatError::AlreadyRunning(vat));
+        self.start_vat(crank, vat, record).map(drop)
+    }
+
+    /// The vat's runtime, not yet started, and for a vat that runs its own executable the
+    /// executable's hash (checked against the record's, if it holds one).
+    fn runtime(
+        &self,
+        vat: VatId,
+        record: &VatRecord,
+    ) -> Result<(Box<dyn VatRuntime>, Option<String>), VatError> {
+        if let Some(path) = record.config.executable() {
+            let hash = bundle::check_executable(vat, path, record.bundle_hash.as_deref())?;
+            let args = ["worker", record.name.as_str()];
+            let runtime = SubprocessRuntime::spawn_program(&self.workers, vat, path, &args)?;
+            return Ok((Box::new(runtime), Some(hash)));
         }
         let code = record.config.code().unwrap_or_default();
-        let mut runtime: Box<dyn VatRuntime> = match record.config.worker {
+        let runtime: Box<dyn VatRuntime> = match record.config.worker {
             WorkerKind::InProcess => {
                 let factory = self
                     .registry
@@ -146,6 +175,21 @@ impl VatManager {
             }
             WorkerKind::Subprocess => Box::new(SubprocessRuntime::spawn(&self.workers, vat, code)?),
         };
+        Ok((runtime, None))
+    }
+
+    /// [`VatManager::run_vat`], returning the hash of the executable a path vat runs, for
+    /// its record.
+    fn start_vat(
+        &mut self,
+        crank: &mut Crank<'_>,
+        vat: VatId,
+        record: &VatRecord,
+    ) -> Result<Option<String>, VatError> {
+        if self.running.contains_key(&vat) {
+            return Err(VatError::AlreadyRunning(vat));
+        }
+        let (mut runtime, bundle_hash) = self.runtime(vat, record)?;
         let start = VatStart {
             name: record.name.clone(),
             parameters: record.config.parameters.clone(),
@@ -185,7 +229,7 @@ impl VatManager {
                 started,
             },
         );
-        Ok(())
+        Ok(bundle_hash)
     }
 
     /// Launches a new vat (spec §12.2): starts it, exports its root `o+0` and persists its
@@ -209,11 +253,11 @@ impl VatManager {
                 cause: Box::new(cause),
             },
         };
-        self.run_vat(crank, vat, record).map_err(launch_error)?;
+        let bundle_hash = self.start_vat(crank, vat, record).map_err(launch_error)?;
         let store = crank.store_mut();
         let ep = EndpointId::Vat(vat);
         let root = store.export_root(ep)?;
-        store.put_vat(vat, record)?;
+        store.put_vat(vat, &with_bundle_hash(record, bundle_hash))?;
         Ok(root)
     }
 

@@ -124,6 +124,7 @@ fn hostile_vatstore_keys_stay_inside_their_vat() {
                 name: "victim".to_owned(),
                 config: VatConfig::named("x"),
                 subcluster: None,
+                bundle_hash: None,
             },
         )
         .unwrap();
