@@ -5,6 +5,7 @@
 //! the crank loop's (a vat's exit or failure); [`VatManager::terminate`] is a host
 //! request's, in a transaction the kernel opens between cranks.
 
+mod runtime;
 mod upgrade;
 
 use std::collections::BTreeMap;
@@ -13,15 +14,14 @@ use ocap_queue::{Crank, CrankResult, KernelResolution, Mode, Termination};
 use ocap_store::{GcKind, Owner, PromiseState, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
-    Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart, WorkerKind,
+    Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart,
 };
 
-use crate::bundle;
 use crate::counters::VatCounters;
 use crate::error::VatError;
 use crate::limits::{LimitExceeded, check_checkpoint};
 use crate::registry::VatRegistry;
-use crate::subprocess::{SubprocessRuntime, WorkerConfig};
+use crate::subprocess::WorkerConfig;
 use crate::syscall::{LogSink, SyscallProcessor};
 use crate::translate::{capdata_to_vat, kref_to_vref};
 
@@ -76,19 +76,6 @@ fn render_reason(info: &CapData<KRef>) -> String {
         Ok(ocap_types::Value::Str(text)) => text,
         Ok(other) => other.to_string(),
         Err(_) => "malformed reason".to_owned(),
-    }
-}
-
-/// `record` with the hash of the executable its vat was started from, if it runs one (the
-/// record is borrowed as it is otherwise).
-fn with_bundle_hash(record: &VatRecord, hash: Option<String>) -> std::borrow::Cow<'_, VatRecord> {
-    match hash {
-        Some(hash) if record.bundle_hash.as_ref() != Some(&hash) => {
-            let mut record = record.clone();
-            record.bundle_hash = Some(hash);
-            std::borrow::Cow::Owned(record)
-        }
-        _ => std::borrow::Cow::Borrowed(record),
     }
 }
 
@@ -151,35 +138,7 @@ impl VatManager {
         self.start_vat(crank, vat, record).map(drop)
     }
 
-    /// The vat's runtime, not yet started, and for a vat that runs its own executable the
-    /// executable's hash (checked against the record's, if it holds one).
-    fn runtime(
-        &self,
-        vat: VatId,
-        record: &VatRecord,
-    ) -> Result<(Box<dyn VatRuntime>, Option<String>), VatError> {
-        if let Some(path) = record.config.executable() {
-            let hash = bundle::check_executable(vat, path, record.bundle_hash.as_deref())?;
-            let args = ["worker", record.name.as_str()];
-            let runtime = SubprocessRuntime::spawn_program(&self.workers, vat, path, &args)?;
-            return Ok((Box::new(runtime), Some(hash)));
-        }
-        let code = record.config.code().unwrap_or_default();
-        let runtime: Box<dyn VatRuntime> = match record.config.worker {
-            WorkerKind::InProcess => {
-                let factory = self
-                    .registry
-                    .get(code)
-                    .ok_or_else(|| VatError::UnknownCode(code.to_owned()))?;
-                factory()
-            }
-            WorkerKind::Subprocess => Box::new(SubprocessRuntime::spawn(&self.workers, vat, code)?),
-        };
-        Ok((runtime, None))
-    }
-
-    /// [`VatManager::run_vat`], returning the hash of the executable a path vat runs, for
-    /// its record.
+    /// [`VatManager::run_vat`], returning the hash of a path vat's executable.
     fn start_vat(
         &mut self,
         crank: &mut Crank<'_>,
@@ -257,7 +216,7 @@ impl VatManager {
         let store = crank.store_mut();
         let ep = EndpointId::Vat(vat);
         let root = store.export_root(ep)?;
-        store.put_vat(vat, &with_bundle_hash(record, bundle_hash))?;
+        store.put_vat(vat, &runtime::with_bundle_hash(record, bundle_hash))?;
         Ok(root)
     }
 

@@ -10,7 +10,8 @@ use ocap_queue::{Crank, KernelResolution, Mode};
 use ocap_store::{Owner, VatRecord};
 use ocap_types::{EndpointId, ErrorCode, ExportId, KPromiseId, KRef, VRef, VatId};
 
-use super::{VatManager, with_bundle_hash};
+use super::VatManager;
+use super::runtime::with_bundle_hash;
 use crate::error::VatError;
 
 impl VatManager {
