@@ -33,7 +33,7 @@ pub(crate) struct On {
 #[derive(Args, Debug, Clone)]
 pub(crate) struct CrankLogArgs {
     /// Append one JSON line per crank to FILE once the crank is durable: its number, the
-    /// run-queue item, the outcome, the syscalls' kinds and the crank hash (README).
+    /// run-queue item, the outcome, each syscall and the crank hash (README).
     #[arg(long, value_name = "FILE")]
     crank_log: Option<PathBuf>,
     /// Rotate the crank log (FILE becomes FILE.1) once it would pass this many bytes.

@@ -18,7 +18,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use ocap_kernel::inspect::{CheckReport, FileWalk, OfflineStore, walk_store_file};
-use serde_json::json;
+use ocap_kernel::{Kernel, KernelError};
+use serde_json::{Value as Json, json};
 
 use crate::CliError;
 use crate::daemon::Session;
@@ -54,36 +55,48 @@ impl CheckOutcome {
 
     /// The outcome for people (one violation a line) or as a JSON object.
     pub fn render(&self, json: bool) -> String {
-        let violations: Vec<String> = self
-            .report
-            .to_string()
-            .lines()
-            .map(str::to_owned)
-            .filter(|_| !self.report.is_empty())
-            .collect();
         if json {
-            return json!({
-                "ok": self.report.is_empty(),
-                "pages": {"entries": self.walk.entries, "bytes": self.walk.bytes,
-                          "pages": self.walk.pages, "pageSize": self.walk.page_size},
-                "violations": violations,
-            })
-            .to_string();
-        }
-        let mut out = format!(
-            "pages: {} entries, {} bytes in {} pages read\n",
-            self.walk.entries, self.walk.bytes, self.walk.pages
-        );
-        if violations.is_empty() {
-            out.push_str("audit: consistent\n");
+            self.to_json().to_string()
         } else {
-            out.push_str(&format!("audit: {} violation(s)\n", violations.len()));
-            for line in violations {
-                out.push_str(&format!("  {line}\n"));
-            }
+            render_text(&self.walk, &self.violation_lines())
         }
-        out
     }
+
+    /// The outcome as JSON: `ok`, `pages` (`entries`, `bytes`, `pages`, `pageSize`) and
+    /// `violations` (one text each): what `ocap check --json` prints, and the daemon's
+    /// answer to `check`.
+    pub fn to_json(&self) -> Json {
+        json!({
+            "ok": self.report.is_empty(),
+            "pages": {"entries": self.walk.entries, "bytes": self.walk.bytes,
+                      "pages": self.walk.pages, "pageSize": self.walk.page_size},
+            "violations": self.violation_lines(),
+        })
+    }
+
+    fn violation_lines(&self) -> Vec<String> {
+        if self.report.is_empty() {
+            return Vec::new();
+        }
+        self.report.to_string().lines().map(str::to_owned).collect()
+    }
+}
+
+/// What `ocap check` prints for people.
+fn render_text(walk: &FileWalk, violations: &[String]) -> String {
+    let mut out = format!(
+        "pages: {} entries, {} bytes in {} pages read\n",
+        walk.entries, walk.bytes, walk.pages
+    );
+    if violations.is_empty() {
+        out.push_str("audit: consistent\n");
+    } else {
+        out.push_str(&format!("audit: {} violation(s)\n", violations.len()));
+        for line in violations {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
 }
 
 /// Checks the store at `path`: takes its lock (so no kernel runs it meanwhile), has a child
@@ -100,6 +113,26 @@ pub fn check_store(path: &Path, options: &CheckOptions) -> Result<CheckOutcome, 
     let store = OfflineStore::open_locked(lock)?;
     let report = store.tables().check()?;
     Ok(CheckOutcome { walk, report })
+}
+
+/// `ocap check` of the store a kernel in this process runs (the daemon's `check`): between
+/// two cranks, once every ended crank is committed and synced, a child reads every page
+/// of the file while the kernel waits (nothing writes it meanwhile), then the audit runs
+/// over the same tables. Cranks wait for the whole check.
+///
+/// # Errors
+/// As [`check_store`], and [`CliError::Kernel`] if the kernel stopped or could not commit.
+pub(crate) fn check_running(
+    kernel: &Kernel,
+    store: &Path,
+    options: &CheckOptions,
+) -> Result<CheckOutcome, CliError> {
+    let (path, options) = (store.to_path_buf(), options.clone());
+    kernel.inspect_durable(move |tables| {
+        let walk = walk_in_child(&path, &options)?;
+        let report = tables.check().map_err(KernelError::from)?;
+        Ok(CheckOutcome { walk, report })
+    })?
 }
 
 /// The work of the hidden `ocap check-pages DIR`: reads every page of the store file at
@@ -218,17 +251,19 @@ pub fn backup_through_daemon(session: &mut Session, dest: &Path) -> Result<(), C
     Ok(())
 }
 
-/// `ocap check` of a store a daemon serves: the audit only, run by the daemon over its
-/// live tables (the page walk needs the store's lock: stop the daemon for it). Returns the
-/// text (or JSON) to print and how many violations the audit found.
+/// `ocap check` of a store a daemon serves: the daemon runs [`check_running`] (the page
+/// walk in a child of its own, then the audit), allowed `timeout` for the walk. Returns
+/// the text (or JSON) to print and how many violations the audit found.
 ///
 /// # Errors
-/// As [`Session::call`].
+/// As [`Session::call`]: a damaged store or a walk that timed out comes back as the
+/// daemon's error, of the same failure class as offline.
 pub fn check_through_daemon(
     session: &mut Session,
     json: bool,
+    timeout: Duration,
 ) -> Result<(String, usize), CliError> {
-    let result = session.call("check", json!({}))?;
+    let result = session.call("check", json!({"timeoutSecs": timeout.as_secs()}))?;
     let violations: Vec<String> = result["violations"]
         .as_array()
         .map(Vec::as_slice)
@@ -239,17 +274,15 @@ pub fn check_through_daemon(
     if json {
         return Ok((result.to_string(), violations.len()));
     }
-    let mut out =
-        "pages: not read (a daemon holds the store; stop it for the page walk)\n".to_owned();
-    if violations.is_empty() {
-        out.push_str("audit: consistent\n");
-    } else {
-        out.push_str(&format!("audit: {} violation(s)\n", violations.len()));
-        for line in &violations {
-            out.push_str(&format!("  {line}\n"));
-        }
-    }
-    Ok((out, violations.len()))
+    let pages = &result["pages"];
+    let field = |name: &str| pages[name].as_u64().unwrap_or_default();
+    let walk = FileWalk {
+        entries: field("entries"),
+        bytes: field("bytes"),
+        pages: field("pages"),
+        page_size: u32::try_from(field("pageSize")).unwrap_or_default(),
+    };
+    Ok((render_text(&walk, &violations), violations.len()))
 }
 
 /// Writes a consistent, compacted copy of the store at `source` into directory `dest`,

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use ocap_kernel::{CrankLogSink, CrankOutcome, CrankRecord, RunQueueItem};
+use ocap_kernel::{
+    CrankLogSink, CrankOutcome, CrankRecord, Resolution, RunQueueItem, Syscall, VRef,
+};
 use serde_json::{Value as Json, json};
 
 use crate::CliError;
@@ -94,7 +96,7 @@ pub fn record_json(record: &CrankRecord) -> Json {
         "crank": record.crank,
         "item": item_json(&record.item),
         "outcome": record.outcome.name(),
-        "syscalls": record.syscalls,
+        "syscalls": record.syscalls.iter().map(syscall_json).collect::<Vec<_>>(),
         "hostInputs": record.host_inputs.iter().map(|input| json!({
             "target": input.target.to_string(),
             "method": input.method,
@@ -145,6 +147,42 @@ fn item_json(item: &RunQueueItem) -> Json {
             }
             Json::Object(line)
         }
+    }
+}
+
+/// A syscall as JSON, in the vat's refs: `type` is its kind, values in their JSON form (as
+/// for items).
+fn syscall_json(syscall: &Syscall) -> Json {
+    let refs = |refs: &[VRef]| refs.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let resolutions = |resolutions: &[Resolution<VRef>]| {
+        resolutions
+            .iter()
+            .map(|r| {
+                json!({
+                    "promise": r.promise.to_string(),
+                    "rejected": r.rejected,
+                    "data": value_json(&r.data),
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let kind = syscall.kind();
+    match syscall {
+        Syscall::Send { target, message } => json!({
+            "type": kind,
+            "target": target.to_string(),
+            "methargs": value_json(&message.methargs),
+            "result": message.result.as_ref().map(ToString::to_string),
+        }),
+        Syscall::Subscribe(promise) => json!({"type": kind, "promise": promise.to_string()}),
+        Syscall::Resolve(resolved) => json!({"type": kind, "resolutions": resolutions(resolved)}),
+        Syscall::Exit { failure, info } => {
+            json!({"type": kind, "failure": failure, "info": value_json(info)})
+        }
+        Syscall::DropImports(vrefs)
+        | Syscall::RetireImports(vrefs)
+        | Syscall::RetireExports(vrefs)
+        | Syscall::AbandonExports(vrefs) => json!({"type": kind, "vrefs": refs(vrefs)}),
     }
 }
 

@@ -192,7 +192,7 @@ fn owner_json(owner: Option<Owner>) -> Json {
 }
 
 /// A settled value as JSON: its JSON form and the krefs its slots name.
-pub(crate) fn value_json(value: &CapData<KRef>) -> Json {
+pub(crate) fn value_json<R: std::fmt::Display>(value: &CapData<R>) -> Json {
     let body = match value.decode().map(|v| v.to_json()) {
         Ok(Ok(json)) => json,
         Ok(Err(e)) => Json::String(format!("<not representable: {e}>")),

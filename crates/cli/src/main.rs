@@ -413,7 +413,9 @@ fn worker(vat: &str) -> ExitCode {
 fn check(store: Option<&Path>, json: bool, timeout: u64) -> Result<ExitCode, CliError> {
     let store = resolve_store(store)?;
     let (out, violations) = match Session::daemon(&store, Duration::from_secs(timeout))? {
-        Some(mut session) => ocap_cli::check_through_daemon(&mut session, json)?,
+        Some(mut session) => {
+            ocap_cli::check_through_daemon(&mut session, json, Duration::from_secs(timeout))?
+        }
         None => {
             let options = CheckOptions {
                 program: std::env::current_exe().map_err(CliError::Spawn)?,

@@ -309,7 +309,7 @@ impl CrankHandler for Core {
         if self.crank_log.enabled() {
             match state.store().crank_hash() {
                 Ok(hash) => {
-                    let syscalls = self.vats.syscall_kinds();
+                    let syscalls = self.vats.syscalls();
                     self.crank_log
                         .committed(self.cranks, syscalls, CrankHash(hash));
                 }

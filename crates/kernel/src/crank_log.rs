@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ocap_types::{CapData, KPromiseId, KRef, RunQueueItem, VatId};
+use ocap_types::{CapData, KPromiseId, KRef, RunQueueItem, Syscall, VatId};
 
 /// The head of the crank hash chain (docs/store.md "Crank hash"): BLAKE3 links over each
 /// crank's store writes. Shown as 64 lowercase hex digits.
@@ -85,9 +85,10 @@ pub struct CrankRecord {
     pub item: RunQueueItem,
     /// How its delivery ended.
     pub outcome: CrankOutcome,
-    /// The kind of each syscall the vat made, in order (empty when no vat ran). A failed
-    /// delivery's syscalls are listed although they were rolled back.
-    pub syscalls: Vec<&'static str>,
+    /// Each syscall the vat made, in order, as the vat made it (in the vat's refs; empty
+    /// when no vat ran). A failed delivery's syscalls are listed although they were rolled
+    /// back; a syscall the kernel refused is listed too (it ended the delivery).
+    pub syscalls: Vec<Syscall>,
     /// Host messages queued since the crank before this one (in the order queued): the
     /// input that entered between the two. Arguments are not repeated here.
     pub host_inputs: Vec<HostInput>,
@@ -141,7 +142,7 @@ impl CrankLog {
     }
 
     /// The crank in progress committed.
-    pub(crate) fn committed(&mut self, crank: u64, syscalls: &[&'static str], hash: CrankHash) {
+    pub(crate) fn committed(&mut self, crank: u64, syscalls: &[Syscall], hash: CrankHash) {
         if let Some((item, outcome)) = self.current.take() {
             self.pending.push(CrankRecord {
                 crank,

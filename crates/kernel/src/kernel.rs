@@ -503,6 +503,24 @@ impl Kernel {
         self.call(move |_, state| f(state.store()))
     }
 
+    /// Runs `f` on the store between cranks after committing and syncing every ended crank
+    /// a group commit still holds: while `f` runs, the store's file holds exactly what `f`
+    /// sees and nothing writes to it, so another process may read the file meanwhile (the
+    /// page walk of `ocap check` on a daemon's store). Cranks wait until `f` returns.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`]; [`KernelError::Store`] if the commit fails (then `f` does
+    /// not run).
+    pub fn inspect_durable<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&KernelStore) -> R + Send + 'static,
+    ) -> Result<R, KernelError> {
+        self.call(move |_, state| {
+            state.flush()?;
+            Ok(f(state.store()))
+        })?
+    }
+
     /// Stops the kernel: the crank loop ends between cranks, pending commits are flushed.
     ///
     /// # Errors

@@ -84,9 +84,9 @@ pub use ocap_store::{
 };
 pub use ocap_types::{
     CapData, ClusterConfig, ClusterConfigBuilder, ConfigError, DecodeError, DepthError, EndpointId,
-    ErrorCode, JsonError, KObjectId, KPromiseId, KRef, LogLevel, MethargsError, OrderedVats,
-    ParseRefError, RunQueueItem, SubclusterId, Value, VatConfig, VatId, VatLimits, VatLog,
-    VatRuntime, WorkerKind,
+    ErrorCode, JsonError, KObjectId, KPromiseId, KRef, LogLevel, Message, MethargsError,
+    OrderedVats, ParseRefError, Resolution, RunQueueItem, SubclusterId, Syscall, VRef, Value,
+    VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
 };
 pub use ocap_vat_manager::{
     LimitExceeded, LogSink, VatCounters, VatError, VatFactory, VatRegistry, WorkerConfig,

@@ -153,6 +153,9 @@ pub(crate) fn start(
                 };
                 let mut core = Core::new(VatManager::new(registry, logs).with_workers(workers));
                 core.crank_log = CrankLog::new(crank_log);
+                if core.crank_log.enabled() {
+                    core.vats.record_syscalls();
+                }
                 relaunch_vats(&mut core, &mut state)?;
                 Ok((state, core))
             })();

@@ -14,7 +14,7 @@ use ocap_queue::{Crank, CrankResult, KernelResolution, Mode, Termination};
 use ocap_store::{GcKind, Owner, PromiseState, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
-    Message, Resolution, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart,
+    Message, Resolution, Syscall, VRef, VatHost, VatId, VatLimits, VatRuntime,
 };
 
 use crate::counters::VatCounters;
@@ -46,8 +46,9 @@ pub struct VatManager {
     /// What each vat did since this manager was made (memory only: see
     /// [`VatCounters`]).
     counters: BTreeMap<VatId, VatCounters>,
-    /// The kinds of the latest delivery's syscalls (the crank log's `syscalls`).
-    syscall_kinds: Vec<&'static str>,
+    /// The latest delivery's syscalls (the crank log's `syscalls`), when recorded (see
+    /// [`VatManager::record_syscalls`]).
+    syscalls: Option<Vec<Syscall>>,
 }
 
 impl std::fmt::Debug for VatManager {
@@ -95,7 +96,7 @@ impl VatManager {
             workers: WorkerConfig::default(),
             delivered: None,
             counters: BTreeMap::new(),
-            syscall_kinds: Vec::new(),
+            syscalls: None,
         }
     }
 
@@ -136,59 +137,6 @@ impl VatManager {
         record: &VatRecord,
     ) -> Result<(), VatError> {
         self.start_vat(crank, vat, record).map(drop)
-    }
-
-    /// [`VatManager::run_vat`], returning the hash of a path vat's executable.
-    fn start_vat(
-        &mut self,
-        crank: &mut Crank<'_>,
-        vat: VatId,
-        record: &VatRecord,
-    ) -> Result<Option<String>, VatError> {
-        if self.running.contains_key(&vat) {
-            return Err(VatError::AlreadyRunning(vat));
-        }
-        let (mut runtime, bundle_hash) = self.runtime(vat, record)?;
-        let start = VatStart {
-            name: record.name.clone(),
-            parameters: record.config.parameters.clone(),
-            state: crank.store().vatstore_entries(vat)?,
-        };
-        let limits = record.config.limits;
-        let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
-        let outcome = guarded(|| runtime.start(start, &mut host));
-        if let Some(fault) = host.fault {
-            return Err(fault.into());
-        }
-        let exceeded = host
-            .exceeded
-            .or_else(|| check_checkpoint(&outcome.checkpoint, &limits).err());
-        let refused = exceeded.map(|limit| limit.reason().to_owned());
-        if let Some(message) = outcome.error.or(host.illegal).or(refused) {
-            return Err(VatError::Start { vat, message });
-        }
-        let applied = crank.store_mut().apply_checkpoint(
-            vat,
-            &outcome.checkpoint,
-            limits.vatstore_total_bytes,
-        )?;
-        if applied.is_err() {
-            return Err(VatError::Start {
-                vat,
-                message: LimitExceeded::VatstoreTotal.reason().to_owned(),
-            });
-        }
-        self.starts += 1;
-        let started = self.starts;
-        self.running.insert(
-            vat,
-            VatHandle {
-                runtime,
-                limits,
-                started,
-            },
-        );
-        Ok(bundle_hash)
     }
 
     /// Launches a new vat (spec §12.2): starts it, exports its root `o+0` and persists its
@@ -403,15 +351,17 @@ impl VatManager {
         let limits = handle.limits;
         let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
         // Reuse the buffer of the previous delivery: no allocation per crank.
-        self.syscall_kinds.clear();
-        host.kinds = std::mem::take(&mut self.syscall_kinds);
+        if let Some(syscalls) = &mut self.syscalls {
+            syscalls.clear();
+        }
+        host.recorded = self.syscalls.take();
         let runtime = &mut handle.runtime;
         let outcome = guarded(|| runtime.deliver(delivery, &mut host as &mut dyn VatHost));
         tally.delivered = true;
         tally.syscalls = host.syscall_count();
         let (illegal, exit, exceeded) = (host.illegal, host.exit, host.exceeded);
         tally.denied = illegal.is_some() || exceeded.is_some();
-        self.syscall_kinds = host.kinds;
+        self.syscalls = host.recorded;
         if let Some(fault) = host.fault {
             return Err(fault.into());
         }
@@ -551,14 +501,23 @@ impl VatManager {
     /// it: the crank loop takes it at the start of each crank, and after a delivery failed
     /// inside the kernel, to reload that vat from the rolled-back store.
     pub fn take_delivered(&mut self) -> Option<VatId> {
-        self.syscall_kinds.clear();
+        if let Some(syscalls) = &mut self.syscalls {
+            syscalls.clear();
+        }
         self.delivered.take()
     }
 
-    /// The kind of each syscall of the latest delivery, in order (`send`, `resolve`, …);
-    /// empty again once [`VatManager::take_delivered`] is called at the next crank's start.
-    pub fn syscall_kinds(&self) -> &[&'static str] {
-        &self.syscall_kinds
+    /// Records each delivery's syscalls from now on, for [`VatManager::syscalls`] (off by
+    /// default: recording clones every syscall).
+    pub fn record_syscalls(&mut self) {
+        self.syscalls.get_or_insert_with(Vec::new);
+    }
+
+    /// The syscalls of the latest delivery, in order, as the vat made them (vat refs);
+    /// empty when not recorded, and again once [`VatManager::take_delivered`] is called at
+    /// the next crank's start.
+    pub fn syscalls(&self) -> &[Syscall] {
+        self.syscalls.as_deref().unwrap_or_default()
     }
 
     /// Restarts a running vat from the store inside the crank (its in-memory state no longer

@@ -41,8 +41,9 @@ pub(crate) struct SyscallProcessor<'a, 'c> {
     pub(crate) fault: Option<QueueError>,
     limits: VatLimits,
     syscalls: u32,
-    /// The kind of each syscall the vat made, in order (for the crank log).
-    pub(crate) kinds: Vec<&'static str>,
+    /// Each syscall the vat made, in order, as the vat made it, when the crank log wants
+    /// them (`None`: nothing is recorded).
+    pub(crate) recorded: Option<Vec<Syscall>>,
     pub(crate) exit: Option<ExitRequest>,
     pub(crate) logs: Option<&'a LogSink>,
 }
@@ -82,7 +83,7 @@ impl<'a, 'c> SyscallProcessor<'a, 'c> {
             fault: None,
             limits,
             syscalls: 0,
-            kinds: Vec::new(),
+            recorded: None,
             exit: None,
             logs,
         }
@@ -259,7 +260,9 @@ impl VatHost for SyscallProcessor<'_, '_> {
         let kind = syscall.kind();
         tracing::trace!(vat = %self.vat, kind, "syscall");
         self.syscalls = self.syscalls.saturating_add(1);
-        self.kinds.push(kind);
+        if let Some(recorded) = &mut self.recorded {
+            recorded.push(syscall.clone());
+        }
         let res = if self.syscalls > self.limits.syscalls_per_delivery {
             Err(SyscallError::Limit(LimitExceeded::Syscalls))
         } else {

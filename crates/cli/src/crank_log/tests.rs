@@ -2,7 +2,10 @@
 
 use std::fs;
 
-use ocap_kernel::{CrankHash, CrankOutcome, CrankRecord, EndpointId, RunQueueItem, VatId};
+use ocap_kernel::{
+    CrankHash, CrankOutcome, CrankRecord, EndpointId, Message, RunQueueItem, Syscall, VRef, Value,
+    VatId,
+};
 
 use super::{CrankLogOptions, open_crank_log};
 
@@ -13,10 +16,34 @@ fn record(crank: u64) -> CrankRecord {
             endpoint: EndpointId::Vat(VatId(1)),
         },
         outcome: CrankOutcome::Delivered,
-        syscalls: vec!["dropImports"],
+        syscalls: vec![Syscall::DropImports(vec![vref("o-1")])],
         host_inputs: Vec::new(),
         crank_hash: CrankHash([crank as u8; 32]),
     }
+}
+
+fn vref(text: &str) -> VRef {
+    text.parse().unwrap()
+}
+
+#[test]
+fn a_send_syscall_is_logged_with_its_target_arguments_and_result() {
+    let mut send = record(1);
+    let args = vec![Value::Slot {
+        index: 0,
+        iface: None,
+    }];
+    send.syscalls = vec![Syscall::Send {
+        target: vref("o-2"),
+        message: Message::new("hello", args, vec![vref("o+3")], Some(vref("p+4"))),
+    }];
+    let json = super::record_json(&send);
+    let syscall = &json["syscalls"][0];
+    assert_eq!(syscall["type"], "send");
+    assert_eq!(syscall["target"], "o-2");
+    assert_eq!(syscall["result"], "p+4");
+    assert_eq!(syscall["methargs"]["slots"][0], "o+3");
+    assert_eq!(syscall["methargs"]["body"][0], "hello");
 }
 
 #[test]
@@ -42,7 +69,8 @@ fn each_record_is_one_json_line_and_the_file_rotates_at_its_cap() {
         .map(|line| {
             let json: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(json["outcome"], "delivered");
-            assert_eq!(json["syscalls"][0], "dropImports");
+            assert_eq!(json["syscalls"][0]["type"], "dropImports");
+            assert_eq!(json["syscalls"][0]["vrefs"][0], "o-1");
             assert_eq!(json["crankHash"].as_str().unwrap().len(), 64);
             json["crank"].as_u64().unwrap()
         })

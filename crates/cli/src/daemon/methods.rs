@@ -21,6 +21,7 @@ use ocap_kernel::{
 use serde_json::{Value as Json, json};
 
 use super::protocol::{METHOD_NOT_FOUND, PROTOCOL_VERSION, RpcError};
+use crate::check::{CheckOptions, check_running};
 use crate::inspect::{Section, counters_json, sections_json, sections_text, value_json};
 use crate::{CliError, Failure, error_chain, parse_cluster_json};
 
@@ -30,6 +31,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// How many rows `inspect` shows per section by default.
 const DEFAULT_LIMIT: usize = 100;
+const DEFAULT_CHECK_SECS: u64 = 300;
 
 /// What the methods know besides the kernel.
 #[derive(Debug)]
@@ -118,7 +120,7 @@ pub(crate) fn dispatch(
             Ok(json!({}))
         }
         "inspect" => inspect(kernel, params),
-        "check" => check(kernel),
+        "check" => check(kernel, ctx, params),
         "backup" => {
             let dest = PathBuf::from(str_param(params, "dest")?);
             if !dest.is_absolute() {
@@ -385,16 +387,17 @@ fn inspect(kernel: &Kernel, params: &Json) -> Result<Json, RpcError> {
     Ok(res.map_err(KernelError::from)?)
 }
 
-/// `check`: the refcount audit over the live tables (the page walk needs the store's lock,
-/// which the daemon holds: stop it for a full `ocap check`).
-fn check(kernel: &Kernel) -> Result<Json, RpcError> {
-    let report = kernel
-        .inspect(|store: &KernelStore| store.check())?
-        .map_err(KernelError::from)?;
-    let violations: Vec<String> = if report.is_empty() {
-        Vec::new()
-    } else {
-        report.to_string().lines().map(str::to_owned).collect()
+/// `check`: the page walk in a child (this executable's `check-pages`, allowed
+/// `timeoutSecs`, 300 by default) while the kernel waits between cranks, then the audit
+/// over the live tables ([`check_running`]).
+fn check(kernel: &Kernel, ctx: &Context, params: &Json) -> Result<Json, RpcError> {
+    let timeout = params
+        .get("timeoutSecs")
+        .and_then(Json::as_u64)
+        .unwrap_or(DEFAULT_CHECK_SECS);
+    let options = CheckOptions {
+        program: std::env::current_exe().map_err(CliError::Spawn)?,
+        timeout: Duration::from_secs(timeout),
     };
-    Ok(json!({"ok": report.is_empty(), "pages": null, "violations": violations}))
+    Ok(check_running(kernel, &ctx.store, &options)?.to_json())
 }

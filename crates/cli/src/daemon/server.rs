@@ -17,6 +17,8 @@ use std::time::Duration;
 use ocap_kernel::{CrankLogSink, CrankRecord, Durability, KRef, Kernel, KernelConfig};
 use parking_lot::Mutex;
 use serde_json::{Value as Json, json};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use super::methods::{Context, dispatch, hello};
 use super::protocol::{
@@ -109,7 +111,9 @@ fn serve_kernel(
     );
     let ctx = Context::new(store, durability, true);
     let (stoppers, stopped) = mpsc::channel::<Stopper>();
-    accept_loop(&socket, &kernel, &ctx, &stoppers, subscribers);
+    // SIGTERM (systemd, `kill`) and SIGINT (Ctrl-C) stop the daemon as `shutdown` does.
+    let signals = Signals::new([SIGTERM, SIGINT]).map_err(socket_error)?;
+    accept_loop(&socket, &kernel, &ctx, &stoppers, subscribers, signals);
     socket.remove();
     let res = kernel.shutdown();
     tracing::info!("daemon stopped");
@@ -127,16 +131,27 @@ fn serve_kernel(
     Ok(())
 }
 
-/// Accepts connections until a `shutdown` sets the stop flag and wakes it.
+/// Accepts connections until a `shutdown` or one of `signals` sets the stop flag and wakes
+/// it.
 fn accept_loop(
     socket: &ControlSocket,
     kernel: &Kernel,
     ctx: &Context,
     stoppers: &Sender<Stopper>,
     subscribers: &Subscribers,
+    mut signals: Signals,
 ) {
     let active = AtomicUsize::new(0);
+    let signals_handle = signals.handle();
     std::thread::scope(|scope| {
+        let wake = &socket.path;
+        scope.spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                tracing::info!(signal, "stopping on a signal");
+                ctx.stopping.store(true, Ordering::SeqCst);
+                let _ = UnixStream::connect(wake);
+            }
+        });
         for stream in socket.listener.incoming() {
             if ctx.stopping.load(Ordering::SeqCst) {
                 break;
@@ -169,6 +184,8 @@ fn accept_loop(
                 active.fetch_sub(1, Ordering::SeqCst);
             });
         }
+        // Ends the signal thread if no signal came (the scope waits for it).
+        signals_handle.close();
     });
 }
 

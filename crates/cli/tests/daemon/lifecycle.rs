@@ -48,6 +48,16 @@ fn daemon_start_launch_send_inspect_stop() {
     let run = place.ocap(&["check"]);
     run.assert_code(0);
     assert!(run.stdout.contains("audit: consistent"), "{}", run.stdout);
+    // The daemon had a child walk every page of its store, between two cranks.
+    let run = place.ocap(&["check", "--json"]);
+    run.assert_code(0);
+    let checked = run.json();
+    assert_eq!(checked["ok"], true);
+    assert!(
+        checked["pages"]["entries"].as_u64().unwrap() > 0,
+        "{checked}"
+    );
+    assert!(checked["pages"]["pages"].as_u64().unwrap() > 0, "{checked}");
 
     let run = place.ocap(&["daemon", "status", "--json"]);
     run.assert_code(0);
@@ -120,6 +130,35 @@ fn killed_daemon_starts_again_with_its_state() {
     assert_eq!(run.json()[0]["vats"][0]["name"], "counter");
     place.ocap(&["daemon", "stop"]).assert_code(0);
     assert_eq!(served.wait_exit(), Some(0));
+}
+
+#[test]
+fn sigterm_and_sigint_stop_a_daemon_as_shutdown_does() {
+    let place = Place::new();
+    let root = {
+        let served = place.serve();
+        let root = place.launch_counter();
+        place
+            .ocap(&["send", &root, "resume", "--wait"])
+            .assert_code(0);
+        served.signal(rustix::process::Signal::TERM);
+        assert_eq!(served.wait_exit(), Some(0));
+        root
+    };
+    // Stopped cleanly: record and socket gone, so no stale daemon is looked for.
+    assert!(record(&place.store).is_none());
+    assert!(!place.store.join("control/ocap.sock").exists());
+    let served = place.serve();
+    let run = place.ocap(&["send", &root, "resume", "--wait"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.starts_with("Counter incremented to: 3"),
+        "{}",
+        run.stdout
+    );
+    served.signal(rustix::process::Signal::INT);
+    assert_eq!(served.wait_exit(), Some(0));
+    assert!(record(&place.store).is_none());
 }
 
 #[test]

@@ -78,8 +78,14 @@ impl Place {
 
     /// `ocap serve` on the store, as a child of this test, ready to answer.
     fn serve(&self) -> Served {
+        self.serve_through(Command::new(env!("CARGO_BIN_EXE_ocap")))
+    }
+
+    /// [`Place::serve`] with `command` as the `ocap` to run (a wrapper such as `setpriv`,
+    /// with `ocap` as its last argument).
+    fn serve_through(&self, mut command: Command) -> Served {
         let log = fs::File::create(self.dir.path().join("serve.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ocap"))
+        let child = command
             .arg("serve")
             .arg("--store")
             .arg(&self.store)
@@ -170,6 +176,12 @@ impl Served {
     fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Sends it `signal`.
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, signal).unwrap();
     }
 
     /// Waits for it to exit (after `ocap daemon stop`), failing past the deadline.

@@ -95,3 +95,70 @@ fn every_command_defaults_to_the_users_store() {
         2
     );
 }
+
+/// The uid and gid of `nobody`.
+const NOBODY: u32 = 65534;
+
+/// Why this test cannot run a process as another user here, if it cannot: that needs
+/// root, util-linux's `setpriv`, and an `ocap` executable every user may run.
+fn cannot_switch_users() -> Option<String> {
+    if rustix::process::getuid().as_raw() != 0 {
+        return Some("not root".to_owned());
+    }
+    if !Path::new("/usr/bin/setpriv").exists() {
+        return Some("no /usr/bin/setpriv".to_owned());
+    }
+    let program = Path::new(env!("CARGO_BIN_EXE_ocap"));
+    if mode(program) & 0o001 == 0 {
+        return Some(format!("{} is not executable by others", program.display()));
+    }
+    program
+        .ancestors()
+        .skip(1)
+        .find(|dir| !dir.as_os_str().is_empty() && mode(dir) & 0o001 == 0)
+        .map(|dir| format!("{} cannot be entered by others", dir.display()))
+}
+
+#[test]
+fn a_client_of_another_user_is_refused_at_both_ends() {
+    if let Some(why) = cannot_switch_users() {
+        eprintln!("skipped: cannot run a daemon as another user ({why})");
+        return;
+    }
+    let place = Place::new();
+    // The daemon runs as nobody: it must reach its store and its data directory.
+    fs::set_permissions(place.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in [place.store.clone(), place.dir.path().join("data")] {
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let mut setpriv = std::process::Command::new("/usr/bin/setpriv");
+    setpriv
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_ocap"));
+    let _served = place.serve_through(setpriv);
+
+    // Root may open nobody's 0600 socket, but the daemon checks who is calling
+    // (`SO_PEERCRED`) and answers nothing but a refusal.
+    let mut client = Client::try_connect(&place.store).unwrap();
+    let refusal = client.reply();
+    assert_eq!(refusal["id"], serde_json::Value::Null, "{refusal}");
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("serves only its own user"),
+        "{refusal}"
+    );
+    // And the `ocap` client checks whose socket it is before it sends anything.
+    let run = place.ocap(&["vats"]);
+    assert_ne!(run.code, Some(0), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&format!("belongs to uid {NOBODY}")),
+        "{}",
+        run.stderr
+    );
+}

@@ -24,19 +24,28 @@ const STREAM_CAPACITY: usize = 2048;
 
 impl Store {
     /// BLAKE3 of the writes the open crank keeps, leaving out `skip` (the chain head's own
-    /// key): for each key written, once and in byte order, `len(key)` as 4 bytes big-endian,
+    /// key) and every key that starts with `local` (this machine's choices): for each key
+    /// written, once and in byte order, `len(key)` as 4 bytes big-endian,
     /// the key, then `0x00` for a deletion or `0x01`, `len(value)` as 8 bytes big-endian
     /// and the value. `None` if the crank keeps no write besides `skip`.
     ///
     /// # Errors
     /// [`CrankError::NotInCrank`] outside a crank.
-    pub fn crank_writes_digest(&self, skip: &[u8]) -> Result<Option<CrankDigest>, CrankError> {
+    pub fn crank_writes_digest(
+        &self,
+        skip: &[u8],
+        local: &[u8],
+    ) -> Result<Option<CrankDigest>, CrankError> {
         if !self.in_crank {
             return Err(CrankError::NotInCrank {
                 operation: "crankWritesDigest",
             });
         }
-        let mut keys: Vec<&[u8]> = self.undo.keys().filter(|key| *key != skip).collect();
+        let mut keys: Vec<&[u8]> = self
+            .undo
+            .keys()
+            .filter(|key| *key != skip && !key.starts_with(local))
+            .collect();
         if keys.is_empty() {
             return Ok(None);
         }

@@ -162,6 +162,17 @@ pub(crate) fn vat_record(vat: VatId) -> Vec<u8> {
     text(format_args!("{vat}.config"))
 }
 
+/// Keys under `local.` record this machine's choices, not the kernel's state: they are
+/// left out of the crank hash (as SwingSet leaves its `local.` keys out of its activity
+/// hash), so equal inputs give equal chains wherever the vats run.
+pub(crate) const LOCAL_PREFIX: &[u8] = b"local.";
+
+/// Where a vat runs, when that is not in the kernel's process: `local.worker.<vat>` =
+/// `subprocess`. The vat's hashed record always says `inProcess`.
+pub(crate) fn vat_worker(vat: VatId) -> Vec<u8> {
+    text(format_args!("local.worker.{vat}"))
+}
+
 pub(crate) const VAT_INDEX_PREFIX: &[u8] = b"vats.";
 
 pub(crate) fn vat_index(vat: VatId) -> Vec<u8> {

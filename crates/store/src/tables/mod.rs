@@ -177,7 +177,9 @@ impl KernelStore {
     pub fn end_crank(&mut self) -> Result<(), StoreError> {
         // Outside a crank, `end_crank` below reports the misuse as its own.
         if self.kv.in_crank()
-            && let Some(writes) = self.kv.crank_writes_digest(keys::CRANK_HASH)?
+            && let Some(writes) = self
+                .kv
+                .crank_writes_digest(keys::CRANK_HASH, keys::LOCAL_PREFIX)?
         {
             let head = chain_crank_hash(&self.crank_hash()?, &writes);
             self.kv.set(keys::CRANK_HASH, &head)?;

@@ -2,13 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use ocap_types::{ByteBuf, Checkpoint, ClusterConfig, EndpointId, SubclusterId, VatConfig, VatId};
+use ocap_types::{
+    ByteBuf, Checkpoint, ClusterConfig, EndpointId, SubclusterId, VatConfig, VatId, WorkerKind,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{KernelStore, keys};
 use crate::error::StoreError;
 
 /// What the kernel keeps about a live vat: its existence means "start this vat".
+///
+/// Where the vat runs (`config.worker`) is this machine's choice, not kernel state: the
+/// record is stored with `inProcess` and a subprocess vat gets a `local.worker.<vat>` key
+/// beside it, which the crank hash leaves out (docs/store.md "Crank hash"). Reading the
+/// record puts the kind back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VatRecord {
     /// The vat's name in its subcluster.
@@ -33,6 +40,9 @@ pub struct SubclusterRecord {
     /// Its vats.
     pub vats: Vec<(String, VatId)>,
 }
+
+/// The value of a `local.worker.<vat>` key.
+const WORKER_SUBPROCESS: &[u8] = b"subprocess";
 
 impl KernelStore {
     /// Allocates a vat id.
@@ -70,8 +80,28 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn put_vat(&mut self, vat: VatId, record: &VatRecord) -> Result<(), StoreError> {
-        self.write_cbor(&keys::vat_record(vat), record)?;
+        let mut hashed = record.clone();
+        hashed.config.worker = WorkerKind::InProcess;
+        self.write_cbor(&keys::vat_record(vat), &hashed)?;
+        self.put_vat_worker(vat, record.config.worker)?;
         self.kv.set(&keys::vat_index(vat), b"")
+    }
+
+    fn put_vat_worker(&mut self, vat: VatId, worker: WorkerKind) -> Result<(), StoreError> {
+        match worker {
+            WorkerKind::InProcess => self.kv.delete(&keys::vat_worker(vat)),
+            WorkerKind::Subprocess => self.kv.set(&keys::vat_worker(vat), WORKER_SUBPROCESS),
+        }
+    }
+
+    /// Where `vat` runs, from its `local.worker.<vat>` key.
+    fn vat_worker(&self, vat: VatId) -> Result<WorkerKind, StoreError> {
+        let key = keys::vat_worker(vat);
+        match self.kv.get(&key)? {
+            None => Ok(WorkerKind::InProcess),
+            Some(value) if value == WORKER_SUBPROCESS => Ok(WorkerKind::Subprocess),
+            Some(_) => Err(StoreError::corrupt("vats", &key, "unknown worker kind")),
+        }
     }
 
     /// A live vat's record.
@@ -79,7 +109,11 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn vat(&self, vat: VatId) -> Result<Option<VatRecord>, StoreError> {
-        self.read_cbor("vats", &keys::vat_record(vat))
+        let Some(mut record) = self.read_cbor::<VatRecord>("vats", &keys::vat_record(vat))? else {
+            return Ok(None);
+        };
+        record.config.worker = self.vat_worker(vat)?;
+        Ok(Some(record))
     }
 
     /// Deletes a vat's record and its whole vat store (the vat is no longer live).
@@ -88,6 +122,7 @@ impl KernelStore {
     /// [`StoreError`] from the byte store.
     pub fn delete_vat(&mut self, vat: VatId) -> Result<(), StoreError> {
         self.kv.delete(&keys::vat_record(vat))?;
+        self.kv.delete(&keys::vat_worker(vat))?;
         self.kv.delete(&keys::vat_index(vat))?;
         for (key, _) in self.kv.scan_prefix(&keys::vatstore_prefix(vat))? {
             self.kv.delete(&key)?;
@@ -204,7 +239,8 @@ impl KernelStore {
         Ok(Ok(()))
     }
 
-    /// Writes a subcluster record.
+    /// Writes a subcluster record. Its vats' worker kinds are not part of it (they are
+    /// stored as each vat's, see [`VatRecord`]): it is stored with every vat `inProcess`.
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -213,15 +249,35 @@ impl KernelStore {
         id: SubclusterId,
         record: &SubclusterRecord,
     ) -> Result<(), StoreError> {
-        self.write_cbor(&keys::subcluster(id), record)
+        let mut hashed = record.clone();
+        for (_, vat) in &mut hashed.config.vats.0 {
+            vat.worker = WorkerKind::InProcess;
+        }
+        self.write_cbor(&keys::subcluster(id), &hashed)
     }
 
-    /// A subcluster record.
+    /// A subcluster record, each vat's worker kind read from the vat's own record (a vat
+    /// no longer live keeps `inProcess`).
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn subcluster(&self, id: SubclusterId) -> Result<Option<SubclusterRecord>, StoreError> {
-        self.read_cbor("subclusters", &keys::subcluster(id))
+        let Some(record) = self.read_cbor("subclusters", &keys::subcluster(id))? else {
+            return Ok(None);
+        };
+        self.with_vat_workers(record).map(Some)
+    }
+
+    fn with_vat_workers(
+        &self,
+        mut record: SubclusterRecord,
+    ) -> Result<SubclusterRecord, StoreError> {
+        for (name, vat) in &record.vats {
+            if let Some((_, config)) = record.config.vats.0.iter_mut().find(|(n, _)| n == name) {
+                config.worker = self.vat_worker(*vat)?;
+            }
+        }
+        Ok(record)
     }
 
     /// Deletes a subcluster record.
@@ -245,7 +301,7 @@ impl KernelStore {
                 .ok_or_else(|| StoreError::corrupt("subclusters", &key, "bad key"))?;
             let record = ocap_types::cbor::from_slice(&value)
                 .map_err(|e| StoreError::corrupt("subclusters", &key, e))?;
-            out.push((id, record));
+            out.push((id, self.with_vat_workers(record)?));
         }
         out.sort_by_key(|(id, _)| *id);
         Ok(out)

@@ -95,7 +95,10 @@ fn a_digest_sees_each_key_once_in_key_order_with_its_last_value() {
                 .set(key.as_bytes(), value.unwrap().as_bytes())
                 .unwrap();
         }
-        store.kv().crank_writes_digest(b"crankHash").unwrap()
+        store
+            .kv()
+            .crank_writes_digest(b"crankHash", b"local.")
+            .unwrap()
     };
     let sorted = digest(&[("a", Some("1")), ("b", Some("2"))]);
     assert!(sorted.is_some());
@@ -107,6 +110,12 @@ fn a_digest_sees_each_key_once_in_key_order_with_its_last_value() {
     assert_ne!(sorted, digest(&[("a", Some("1")), ("b", Some("3"))]));
     // Lengths are framed: moving a byte from the key to the value changes the digest.
     assert_ne!(digest(&[("ab", Some("c"))]), digest(&[("a", Some("bc"))]));
+    // This machine's choices (`local.` keys) are left out; a crank of nothing else has none.
+    assert_eq!(
+        sorted,
+        digest(&[("a", Some("1")), ("local.w", Some("x")), ("b", Some("2"))])
+    );
+    assert_eq!(digest(&[("local.w", Some("x"))]), None);
 }
 
 #[test]
@@ -119,7 +128,13 @@ fn rolled_back_writes_and_empty_cranks_leave_the_chain_alone() {
     let start = store.savepoint().unwrap();
     store.kv_mut().set(b"b", b"2").unwrap();
     store.rollback_to(start).unwrap();
-    assert_eq!(store.kv().crank_writes_digest(b"crankHash").unwrap(), None);
+    assert_eq!(
+        store
+            .kv()
+            .crank_writes_digest(b"crankHash", b"local.")
+            .unwrap(),
+        None
+    );
     store.end_crank().unwrap();
     assert_eq!(store.crank_hash().unwrap(), head);
     crank(&mut store, &[]);
