@@ -3,6 +3,7 @@
 //! (`examples/python-vat`), each driven end to end through `ocap`.
 #![allow(clippy::unwrap_used)]
 
+mod python;
 mod template;
 
 use std::path::{Path, PathBuf};
