@@ -54,7 +54,10 @@ fn build(vat: &Vat, parameters: &Val, baggage: &Baggage) -> Result<Ref> {
 
 /// The count kept in baggage.
 fn count_of(baggage: &Baggage) -> Result<i64> {
-    Ok(baggage.get("count")?.and_then(|count| count.as_int()).unwrap_or(0))
+    Ok(baggage
+        .get("count")?
+        .and_then(|count| count.as_int())
+        .unwrap_or(0))
 }
 
 /// Adds `by` to the count and answers the new count.
