@@ -209,7 +209,9 @@ pub(crate) enum Command {
     Upgrade {
         /// The vat: `v<N>`.
         vat: String,
-        /// The new version's code: a vat compiled into this binary (`ocap vats --code`).
+        /// The new version's code: a vat compiled into this binary (`ocap vats --code`),
+        /// or a vat executable's path (anything with a `/`, e.g.
+        /// `./target/release/counter-vat`): how a vat moves to a rebuilt executable.
         bundle: String,
         #[command(flatten)]
         on: On,

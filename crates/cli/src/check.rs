@@ -251,7 +251,7 @@ pub fn backup_through_daemon(session: &mut Session, dest: &Path) -> Result<(), C
     Ok(())
 }
 
-/// `ocap check` of a store a daemon serves: the daemon runs [`check_running`] (the page
+/// `ocap check` of a store a daemon serves: the daemon runs `check_running` (the page
 /// walk in a child of its own, then the audit), allowed `timeout` for the walk. Returns
 /// the text (or JSON) to print and how many violations the audit found.
 ///

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use crate::daemon::Session;
-use crate::run::read_cluster_file;
+use crate::run::read_cluster_json;
 use crate::{CliError, Failure};
 
 /// A command against a store's kernel; ids and krefs in their text forms (`v1`, `s1`,
@@ -52,11 +52,11 @@ pub enum KernelCommand {
         /// The subcluster.
         subcluster: String,
     },
-    /// Upgrade a vat to the registered vat code `bundle`.
+    /// Upgrade a vat to the registered vat code or the vat executable `bundle`.
     UpgradeVat {
         /// The vat.
         vat: String,
-        /// The new version's code (a registry name).
+        /// The new version's code: a registry name, or a path (it has a `/`).
         bundle: String,
     },
     /// Restart a vat.
@@ -108,9 +108,7 @@ impl KernelCommand {
     pub fn request(&self) -> Result<(&'static str, Json), CliError> {
         Ok(match self {
             KernelCommand::Launch { cluster } => {
-                let text = read_cluster_file(cluster)?;
-                let json: Json =
-                    serde_json::from_str(&text).map_err(|e| CliError::Parse(e.to_string()))?;
+                let json = read_cluster_json(cluster)?;
                 ("launch", json!({"cluster": json}))
             }
             KernelCommand::Send {
@@ -139,6 +137,15 @@ impl KernelCommand {
                 ("terminateSubcluster", json!({"subcluster": subcluster}))
             }
             KernelCommand::RestartVat { vat } => ("restartVat", json!({"vat": vat})),
+            // A path (anything with a `/`) names a vat executable, made absolute here: the
+            // daemon runs in another directory.
+            KernelCommand::UpgradeVat { vat, bundle } if bundle.contains('/') => {
+                let path = std::path::absolute(bundle).map_err(|source| CliError::Read {
+                    path: bundle.into(),
+                    source,
+                })?;
+                ("upgradeVat", json!({"vat": vat, "bundlePath": path}))
+            }
             KernelCommand::UpgradeVat { vat, bundle } => {
                 ("upgradeVat", json!({"vat": vat, "bundle": bundle}))
             }

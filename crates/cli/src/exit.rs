@@ -73,9 +73,14 @@ impl Failure {
                 | KernelError::RevokePromise(_)
                 | KernelError::Vat(VatError::NoSuchVat(_)) => Failure::Usage,
                 KernelError::Rejected(_) => Failure::Rejected,
-                // The vat's code is unknown, or it failed to start: the cluster's fault.
+                // The vat's code is unknown, or it failed to start (its executable missing or
+                // rebuilt among the reasons): the cluster's fault.
                 KernelError::Vat(
-                    VatError::Launch { .. } | VatError::UnknownCode(_) | VatError::Upgrade { .. },
+                    VatError::Launch { .. }
+                    | VatError::UnknownCode(_)
+                    | VatError::Upgrade { .. }
+                    | VatError::BundleUnreadable { .. }
+                    | VatError::BundleChanged { .. },
                 ) => Failure::Rejected,
                 KernelError::Timeout => Failure::Timeout,
                 KernelError::Open(error) => Failure::of_open(error),

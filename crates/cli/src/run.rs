@@ -94,8 +94,7 @@ pub fn parse_cluster_json(json: &serde_json::Value) -> Result<ClusterConfig, Cli
 /// [`CliError`] when the file is unreadable, too large or invalid, or the kernel fails
 /// (including a failed launch or bootstrap).
 pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, CliError> {
-    let text = read_cluster_file(path)?;
-    let config = parse_cluster(&text)?;
+    let config = parse_cluster_json(&read_cluster_json(path)?)?;
     let temp;
     let store = match &options.store {
         Some(dir) => dir.clone(),
@@ -141,11 +140,48 @@ fn run_kernel(
     Ok(launched.bootstrap_result)
 }
 
+/// Reads a cluster file ([`read_cluster_file`]) as JSON, with every vat's `bundlePath`
+/// made absolute: a relative one is relative to the folder of the cluster file (to the
+/// current directory for standard input, `-`), never to the kernel's working directory,
+/// which for a daemon is another. The kernel refuses relative paths.
+///
+/// # Errors
+/// As [`read_cluster_file`]; [`CliError::Parse`] when the text is not JSON.
+pub(crate) fn read_cluster_json(path: &Path) -> Result<serde_json::Value, CliError> {
+    let text = read_cluster_file(path)?;
+    let mut json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| CliError::Parse(e.to_string()))?;
+    let folder = match path.parent() {
+        Some(folder) if path != Path::new(STDIN) && !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let Some(vats) = json.get_mut("vats").and_then(|vats| vats.as_object_mut()) else {
+        return Ok(json);
+    };
+    for vat in vats.values_mut() {
+        let Some(bundle_path) = vat.get_mut("bundlePath") else {
+            continue;
+        };
+        if let Some(relative) = bundle_path.as_str().filter(|p| Path::new(p).is_relative()) {
+            let joined = folder.join(relative);
+            // The real path when the executable exists; otherwise the kernel reports it
+            // missing, by the absolute path the file named.
+            let absolute = joined
+                .canonicalize()
+                .or_else(|_| std::path::absolute(&joined))
+                .map_err(|source| CliError::Read {
+                    path: joined.clone(),
+                    source,
+                })?;
+            *bundle_path = serde_json::Value::String(absolute.to_string_lossy().into_owned());
+        }
+    }
+    Ok(json)
+}
+
 /// Reads a cluster file of at most [`MAX_CLUSTER_FILE`] bytes: a larger regular file is
 /// refused before it is read, and any other source (a pipe, a device, standard input for
-/// the path `-`) once it has given more than that. A cluster names its vats' code by
-/// `bundleName` (code compiled into the binary), never by a path, so text read from
-/// standard input means what the same text in a file would.
+/// the path `-`) once it has given more than that.
 pub(crate) fn read_cluster_file(path: &Path) -> Result<String, CliError> {
     if path == Path::new(STDIN) {
         return read_capped(io::stdin().lock(), Path::new("standard input"));

@@ -26,14 +26,18 @@ use crate::crank_log::CrankLogSink;
 pub struct KernelConfig {
     /// When committed cranks reach the disk.
     pub durability: Durability,
-    /// The vat code this host provides.
+    /// The vat code compiled into this host (`bundleName`); vat executables
+    /// (`bundlePath`) need no registration.
     pub registry: VatRegistry,
     /// Where vat log lines go (besides `tracing`).
     pub log_sink: Option<LogSink>,
     /// How long `launch_subcluster` waits for the bootstrap result.
     pub bootstrap_timeout: Duration,
-    /// How subprocess vats are started: the worker program (none by default, so launching
-    /// a subprocess vat fails) and the per-delivery time limit (30 s).
+    /// How worker processes are run: the worker program for registered code configured
+    /// `worker: subprocess` (none by default, so launching such a vat fails) and the
+    /// per-delivery time limit (30 s). A vat that names its own executable
+    /// (`VatConfig::bundle_path`) needs no program here: the store records the
+    /// executable, so reopening relaunches it with nothing configured.
     pub workers: WorkerConfig,
     /// Wipe the store on open (spec §16.4 step 2): every vat, object, promise and queued
     /// message is gone, and ids start again at 1.

@@ -62,6 +62,7 @@ fn launch_in_crank(
             name: name.clone(),
             config: vat_config.clone(),
             subcluster: Some(subcluster),
+            bundle_hash: None,
         };
         let root = core.vats.launch_vat(crank, vat, &record)?;
         started.push(vat);

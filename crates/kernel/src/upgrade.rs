@@ -5,8 +5,10 @@
 //! version runs and the store says so (its record names the new bundle, so a restart or a
 //! reopened kernel runs it too), or nothing changed and the old version still runs.
 
+use std::path::PathBuf;
+
 use ocap_queue::KernelState;
-use ocap_types::{Value, VatId};
+use ocap_types::{ConfigError, Value, VatId};
 use ocap_vat_manager::VatError;
 
 use crate::core::Core;
@@ -14,20 +16,30 @@ use crate::error::KernelError;
 
 /// Where a vat's new code comes from.
 ///
-/// Today a name in the kernel's [`crate::VatRegistry`] (vat code compiled into the host, as
-/// a cluster config's `bundleName` names it); a bundle given by path is for later, which is
-/// why this is an enum.
+/// A name in the kernel's [`crate::VatRegistry`] (vat code compiled into the host, as a
+/// cluster config's `bundleName` names it), or an executable of the vat's own (as
+/// `bundlePath` names it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BundleSpec {
     /// Registered vat code, by name.
     Name(String),
+    /// A vat executable (an absolute path), run in a worker process. Upgrading to it
+    /// records its hash: this is how a vat moves to a rebuilt executable at the same path,
+    /// which a restart or a reopened kernel otherwise refuses to run
+    /// ([`crate::VatError::BundleChanged`]).
+    Path(PathBuf),
 }
 
 impl BundleSpec {
     /// Registered vat code, by name.
     pub fn name(name: impl Into<String>) -> BundleSpec {
         BundleSpec::Name(name.into())
+    }
+
+    /// A vat executable, by absolute path.
+    pub fn path(path: impl Into<PathBuf>) -> BundleSpec {
+        BundleSpec::Path(path.into())
     }
 }
 
@@ -69,14 +81,27 @@ pub(crate) fn upgrade_vat(
     upgrade: VatUpgrade,
 ) -> Result<(), KernelError> {
     let mut record = state.store().vat(vat)?.ok_or(VatError::NoSuchVat(vat))?;
-    let BundleSpec::Name(code) = upgrade.bundle;
-    record.config.bundle_name = Some(code);
     record.config.source_spec = None;
     record.config.bundle_spec = None;
+    // The hash of the executable the new version runs is taken as it starts.
+    record.bundle_hash = None;
+    match upgrade.bundle {
+        BundleSpec::Name(code) => {
+            record.config.bundle_name = Some(code);
+            record.config.bundle_path = None;
+        }
+        BundleSpec::Path(path) => {
+            if !path.is_absolute() || path.to_str().is_none() {
+                return Err(ConfigError::BundlePath { vat: record.name }.into());
+            }
+            record.config.bundle_name = None;
+            record.config.bundle_path = Some(path);
+        }
+    }
     if let Some(parameters) = upgrade.parameters {
         record.config.parameters = parameters;
     }
-    tracing::info!(%vat, code = record.config.code(), "upgrading vat");
+    tracing::info!(%vat, code = record.config.code(), path = ?record.config.executable(), "upgrading vat");
     let ((), settled) = state.transaction(|crank| -> Result<(), KernelError> {
         core.vats.upgrade(crank, vat, &record)?;
         // Abandoned exports nothing else holds are retired from their importers now.

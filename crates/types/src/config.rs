@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -26,8 +27,10 @@ pub enum WorkerKind {
     Subprocess,
 }
 
-/// One vat of a cluster. Exactly one of the three source fields names the vat's code; for
-/// Rust vats all three name a vat compiled into the host (its registry name).
+/// One vat of a cluster. Exactly one of the four source fields names the vat's code:
+/// `bundleName` (or its aliases `sourceSpec`, `bundleSpec`) a vat compiled into the host
+/// (its registry name), `bundlePath` an executable of its own (a vat built with
+/// `ocap_vat::worker::main`, or any program speaking `docs/vat-protocol.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -41,10 +44,16 @@ pub struct VatConfig {
     /// Accepted for compatibility: same meaning as `bundle_name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_spec: Option<String>,
+    /// The vat's own executable, run as a worker process (`<path> worker <vat-name>`)
+    /// whatever `worker` says. A cluster file may give it relative to the file; the client
+    /// (`ocap run`, `ocap launch`) makes it absolute, and the kernel refuses a relative one
+    /// ([`ConfigError::BundlePath`]): it may run in another working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_path: Option<PathBuf>,
     /// Parameters handed to the vat's build function.
     #[serde(default, skip_serializing_if = "is_null")]
     pub parameters: Value,
-    /// Where the vat runs.
+    /// Where the vat runs (a `bundle_path` vat always runs in a worker process).
     #[serde(default)]
     pub worker: WorkerKind,
     /// What the vat may ask of the kernel.
@@ -62,9 +71,15 @@ fn is_null(value: &Value) -> bool {
 pub enum ConfigError {
     /// A vat config names no source or several.
     #[error(
-        "invalid cluster config: vat {vat:?} must name exactly one of bundleName, sourceSpec, bundleSpec"
+        "invalid cluster config: vat {vat:?} must name exactly one of bundleName, sourceSpec, bundleSpec, bundlePath"
     )]
     Source {
+        /// The vat's name.
+        vat: String,
+    },
+    /// A `bundlePath` that is not absolute, or not UTF-8.
+    #[error("invalid cluster config: bundlePath of vat {vat:?} must be an absolute UTF-8 path")]
+    BundlePath {
         /// The vat's name.
         vat: String,
     },
@@ -112,9 +127,21 @@ impl VatConfig {
             bundle_name: Some(name.to_owned()),
             source_spec: None,
             bundle_spec: None,
+            bundle_path: None,
             parameters: Value::Null,
             worker: WorkerKind::InProcess,
             limits: VatLimits::default(),
+        }
+    }
+
+    /// A vat running the executable at `path` (absolute) in a worker process of its own,
+    /// without parameters.
+    pub fn at_path(path: impl Into<PathBuf>) -> VatConfig {
+        VatConfig {
+            bundle_name: None,
+            bundle_path: Some(path.into()),
+            worker: WorkerKind::Subprocess,
+            ..VatConfig::named("")
         }
     }
 
@@ -140,10 +167,31 @@ impl VatConfig {
         self
     }
 
-    /// The registered code this vat runs.
+    /// The registered code this vat runs; `None` for a `bundle_path` vat or a config
+    /// naming no code or several.
     pub fn code(&self) -> Option<&str> {
-        match (&self.bundle_name, &self.source_spec, &self.bundle_spec) {
-            (Some(s), None, None) | (None, Some(s), None) | (None, None, Some(s)) => Some(s),
+        match (
+            &self.bundle_name,
+            &self.source_spec,
+            &self.bundle_spec,
+            &self.bundle_path,
+        ) {
+            (Some(s), None, None, None)
+            | (None, Some(s), None, None)
+            | (None, None, Some(s), None) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The executable this vat runs, if it names one (`bundlePath`) and no other code.
+    pub fn executable(&self) -> Option<&Path> {
+        match (
+            &self.bundle_name,
+            &self.source_spec,
+            &self.bundle_spec,
+            &self.bundle_path,
+        ) {
+            (None, None, None, Some(path)) => Some(path),
             _ => None,
         }
     }
@@ -239,8 +287,14 @@ impl ClusterConfig {
             if !names.insert(name) {
                 return Err(ConfigError::DuplicateVat { name: name.clone() });
             }
-            if vat.code().is_none() {
+            if vat.code().is_none() && vat.executable().is_none() {
                 return Err(ConfigError::Source { vat: name.clone() });
+            }
+            if vat
+                .executable()
+                .is_some_and(|path| !path.is_absolute() || path.to_str().is_none())
+            {
+                return Err(ConfigError::BundlePath { vat: name.clone() });
             }
             if !matches!(vat.parameters, Value::Null | Value::Record(_)) {
                 return Err(ConfigError::Parameters { vat: name.clone() });

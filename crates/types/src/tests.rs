@@ -365,3 +365,37 @@ fn the_cluster_builder_validates_and_tears_down_what_it_refuses() {
         })
     );
 }
+
+#[test]
+fn a_bundle_path_vat_names_an_absolute_executable_and_nothing_else() {
+    use crate::{ClusterConfig, ConfigError, VatConfig};
+    let vat = VatConfig::at_path("/opt/vats/counter-vat");
+    assert_eq!(
+        vat.executable(),
+        Some(std::path::Path::new("/opt/vats/counter-vat"))
+    );
+    assert_eq!(vat.code(), None, "a path vat names no registered code");
+    let cluster = ClusterConfig::builder("c").vat("c", vat).build().unwrap();
+    assert!(cluster.validate().is_ok());
+
+    let relative = ClusterConfig::builder("c")
+        .vat("c", VatConfig::at_path("./target/release/counter-vat"))
+        .build();
+    let refused = Err(ConfigError::BundlePath {
+        vat: "c".to_owned(),
+    });
+    assert_eq!(
+        relative, refused,
+        "the kernel never resolves a relative path"
+    );
+
+    let mut both = VatConfig::at_path("/opt/vats/counter-vat");
+    both.bundle_name = Some("counter".to_owned());
+    assert_eq!(both.executable(), None);
+    assert_eq!(
+        ClusterConfig::builder("c").vat("c", both).build(),
+        Err(ConfigError::Source {
+            vat: "c".to_owned()
+        })
+    );
+}

@@ -1,5 +1,7 @@
 //! The vat manager's error type.
 
+use std::path::PathBuf;
+
 use ocap_queue::QueueError;
 use ocap_store::{CrankError, StoreError};
 use ocap_types::VatId;
@@ -53,6 +55,34 @@ pub enum VatError {
         vat: VatId,
         /// The runtime's error.
         message: String,
+    },
+    /// The executable a vat runs (its config's `bundle_path`) cannot be read: the vat
+    /// does not start.
+    #[error("cannot read the executable of vat {vat}, {}: {reason}", path.display())]
+    BundleUnreadable {
+        /// The vat.
+        vat: VatId,
+        /// The executable.
+        path: PathBuf,
+        /// Why (the system's words).
+        reason: String,
+    },
+    /// The executable a vat runs is not the one it was launched (or last upgraded) with:
+    /// the vat does not start until it is upgraded to the new build.
+    #[error(
+        "the executable of vat {vat}, {}, changed since the vat was launched or last upgraded (recorded {recorded}, found {found}); to run the new build, upgrade the vat to it: `ocap upgrade {vat} {}` (Kernel::upgrade_vat with BundleSpec::Path)",
+        path.display(),
+        path.display()
+    )]
+    BundleChanged {
+        /// The vat.
+        vat: VatId,
+        /// The executable.
+        path: PathBuf,
+        /// The hash the vat's record holds.
+        recorded: String,
+        /// The executable's hash now.
+        found: String,
     },
     /// The target object is not exported by its owner (spec §7.11).
     #[error("object is not in its owner's c-list")]

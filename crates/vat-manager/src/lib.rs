@@ -10,6 +10,7 @@
 //! assert_eq!(manager.running().count(), 0);
 //! ```
 
+mod bundle;
 mod counters;
 mod error;
 mod limits;

@@ -5,6 +5,7 @@
 //! the crank loop's (a vat's exit or failure); [`VatManager::terminate`] is a host
 //! request's, in a transaction the kernel opens between cranks.
 
+mod runtime;
 mod upgrade;
 
 use std::collections::BTreeMap;
@@ -13,15 +14,14 @@ use ocap_queue::{Crank, CrankResult, KernelResolution, Mode, Termination};
 use ocap_store::{GcKind, Owner, PromiseState, VatRecord};
 use ocap_types::{
     CapData, Delivery, DeliveryOutcome, EndpointId, ErrorCode, KObjectId, KPromiseId, KRef,
-    Message, Resolution, Syscall, VRef, VatHost, VatId, VatLimits, VatRuntime, VatStart,
-    WorkerKind,
+    Message, Resolution, Syscall, VRef, VatHost, VatId, VatLimits, VatRuntime,
 };
 
 use crate::counters::VatCounters;
 use crate::error::VatError;
 use crate::limits::{LimitExceeded, check_checkpoint};
 use crate::registry::VatRegistry;
-use crate::subprocess::{SubprocessRuntime, WorkerConfig};
+use crate::subprocess::WorkerConfig;
 use crate::syscall::{LogSink, SyscallProcessor};
 use crate::translate::{capdata_to_vat, kref_to_vref};
 
@@ -124,70 +124,19 @@ impl VatManager {
     }
 
     /// Starts a worker for `vat` from its record and stored state; the record must already
-    /// be in the store or be `record`. Runs inside the caller's transaction.
+    /// be in the store or be `record`. Runs inside the caller's transaction. A vat that
+    /// runs its own executable starts only if the executable's hash is the record's.
     ///
     /// # Errors
-    /// [`VatError::AlreadyRunning`], [`VatError::UnknownCode`], [`VatError::Start`].
+    /// [`VatError::AlreadyRunning`], [`VatError::UnknownCode`], [`VatError::Start`],
+    /// [`VatError::BundleUnreadable`], [`VatError::BundleChanged`].
     pub fn run_vat(
         &mut self,
         crank: &mut Crank<'_>,
         vat: VatId,
         record: &VatRecord,
     ) -> Result<(), VatError> {
-        if self.running.contains_key(&vat) {
-            return Err(VatError::AlreadyRunning(vat));
-        }
-        let code = record.config.code().unwrap_or_default();
-        let mut runtime: Box<dyn VatRuntime> = match record.config.worker {
-            WorkerKind::InProcess => {
-                let factory = self
-                    .registry
-                    .get(code)
-                    .ok_or_else(|| VatError::UnknownCode(code.to_owned()))?;
-                factory()
-            }
-            WorkerKind::Subprocess => Box::new(SubprocessRuntime::spawn(&self.workers, vat, code)?),
-        };
-        let start = VatStart {
-            name: record.name.clone(),
-            parameters: record.config.parameters.clone(),
-            state: crank.store().vatstore_entries(vat)?,
-        };
-        let limits = record.config.limits;
-        let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
-        let outcome = guarded(|| runtime.start(start, &mut host));
-        if let Some(fault) = host.fault {
-            return Err(fault.into());
-        }
-        let exceeded = host
-            .exceeded
-            .or_else(|| check_checkpoint(&outcome.checkpoint, &limits).err());
-        let refused = exceeded.map(|limit| limit.reason().to_owned());
-        if let Some(message) = outcome.error.or(host.illegal).or(refused) {
-            return Err(VatError::Start { vat, message });
-        }
-        let applied = crank.store_mut().apply_checkpoint(
-            vat,
-            &outcome.checkpoint,
-            limits.vatstore_total_bytes,
-        )?;
-        if applied.is_err() {
-            return Err(VatError::Start {
-                vat,
-                message: LimitExceeded::VatstoreTotal.reason().to_owned(),
-            });
-        }
-        self.starts += 1;
-        let started = self.starts;
-        self.running.insert(
-            vat,
-            VatHandle {
-                runtime,
-                limits,
-                started,
-            },
-        );
-        Ok(())
+        self.start_vat(crank, vat, record).map(drop)
     }
 
     /// Launches a new vat (spec §12.2): starts it, exports its root `o+0` and persists its
@@ -211,11 +160,11 @@ impl VatManager {
                 cause: Box::new(cause),
             },
         };
-        self.run_vat(crank, vat, record).map_err(launch_error)?;
+        let bundle_hash = self.start_vat(crank, vat, record).map_err(launch_error)?;
         let store = crank.store_mut();
         let ep = EndpointId::Vat(vat);
         let root = store.export_root(ep)?;
-        store.put_vat(vat, record)?;
+        store.put_vat(vat, &runtime::with_bundle_hash(record, bundle_hash))?;
         Ok(root)
     }
 

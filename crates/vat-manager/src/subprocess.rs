@@ -35,7 +35,7 @@ mod tests;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -116,21 +116,30 @@ impl SubprocessRuntime {
     /// # Errors
     /// [`VatError::Start`] when no program is configured or it cannot be started.
     pub fn spawn(config: &WorkerConfig, vat: VatId, code: &str) -> Result<Self, VatError> {
-        let start_error = |message: String| VatError::Start { vat, message };
-        let program = config.program.as_ref().ok_or_else(|| {
-            start_error(
-                "the vat is configured to run in a subprocess but no worker program is set"
-                    .to_owned(),
-            )
+        let program = config.program.as_ref().ok_or_else(|| VatError::Start {
+            vat,
+            message: "the vat is configured to run in a subprocess but no worker program is set"
+                .to_owned(),
         })?;
+        Self::spawn_program(config, vat, program, &["worker", code])
+    }
+
+    /// Starts `<program> <args>` for `vat` (a path vat's own executable, or the configured
+    /// worker program), as [`SubprocessRuntime::spawn`] does.
+    pub(crate) fn spawn_program(
+        config: &WorkerConfig,
+        vat: VatId,
+        program: &Path,
+        args: &[&str],
+    ) -> Result<Self, VatError> {
+        let start_error = |message: String| VatError::Start { vat, message };
         let (to_worker, worker_stdin) = UnixStream::pair()
             .map_err(|e| start_error(format!("cannot create the vat worker's input: {e}")))?;
         let (from_worker, worker_stdout) = UnixStream::pair()
             .map_err(|e| start_error(format!("cannot create the vat worker's output: {e}")))?;
         let mut command = Command::new(program);
         command
-            .arg("worker")
-            .arg(code)
+            .args(args)
             .stdin(Stdio::from(OwnedFd::from(worker_stdin)))
             .stdout(Stdio::from(OwnedFd::from(worker_stdout)))
             .stderr(Stdio::piped());
@@ -147,7 +156,7 @@ impl SubprocessRuntime {
             kill(&mut child);
             return Err(start_error(format!("cannot start a worker thread: {e}")));
         }
-        tracing::debug!(%vat, code, pid = child.id(), "vat worker started");
+        tracing::debug!(%vat, program = %program.display(), pid = child.id(), "vat worker started");
         Ok(SubprocessRuntime {
             vat,
             pid: child.id(),

@@ -52,6 +52,7 @@ fn setup(script: Script) -> (tempfile::TempDir, KernelState, VatManager, VatId, 
                 name: "v".to_owned(),
                 config: VatConfig::named("scripted"),
                 subcluster: None,
+                bundle_hash: None,
             };
             Ok((vat, manager.launch_vat(crank, vat, &record)?))
         })
@@ -439,6 +440,7 @@ fn a_store_failure_during_a_launch_is_the_store_error_not_a_launch_failure() {
                 name: "v".to_owned(),
                 config: VatConfig::named("subscriber"),
                 subcluster: None,
+                bundle_hash: None,
             };
             manager.launch_vat(crank, vat, &record)
         })

@@ -22,6 +22,8 @@ use ocap_types::{
     StateError, Syscall, VatHost, VatLog, VatRuntime, VatStart, WorkerFrame,
 };
 
+use crate::{Baggage, Ref, Result, Runtime, Val, Vat};
+
 /// Why a worker stopped serving, other than the kernel closing its input or asking it to
 /// shut down (which end [`serve`] with `Ok`).
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +164,67 @@ pub fn serve_stdio(runtime: Box<dyn VatRuntime>) -> Result<(), WorkerError> {
     #[cfg(not(unix))]
     {
         serve(runtime, io::stdin().lock(), io::stdout().lock())
+    }
+}
+
+/// The whole `main` of a vat built as its own executable: serves the vat `build` builds on
+/// standard input and output, and exits.
+///
+/// The kernel runs a vat named by `bundlePath` in a cluster file as `<program> worker
+/// <vat-name>` (`docs/vat-protocol.md`); anything else on the command line (run by hand,
+/// say) prints what the program is to standard error and exits with status 2. It exits 0
+/// when the kernel shuts the worker down or closes its input, and 1 with the reason on
+/// standard error when the protocol fails ([`WorkerError`]). Standard output carries the
+/// protocol's frames: nothing else in the program may print to it (use the vat's logger,
+/// or standard error, which the kernel forwards to its log).
+///
+/// ```no_run
+/// use ocap_vat::{Baggage, Ref, Result, Val, Vat};
+///
+/// fn build(vat: &Vat, _parameters: &Val, _baggage: &Baggage) -> Result<Ref> {
+///     Ok(vat.object("root").build())
+/// }
+///
+/// fn main() {
+///     ocap_vat::worker::main(build)
+/// }
+/// ```
+pub fn main(build: impl FnOnce(&Vat, &Val, &Baggage) -> Result<Ref> + 'static) -> ! {
+    let program = std::env::args_os()
+        .next()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "vat".to_owned());
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Err(usage) = check_args(&program, &args) {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    }
+    match serve_stdio(Runtime::boxed(build)) {
+        Ok(()) => std::process::exit(0),
+        Err(error) => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{program}: {text}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Checks a vat executable's arguments (after the program name): `worker` and, optionally,
+/// the vat's name. `Err` is the usage text.
+fn check_args(program: &str, args: &[std::ffi::OsString]) -> std::result::Result<(), String> {
+    match args {
+        [command] | [command, _] if command == "worker" => Ok(()),
+        _ => Err(format!(
+            "{program} is an ocap vat: the kernel runs it as `{program} worker <vat-name>` and \
+             speaks the vat protocol on its standard input and output.\n\
+             Name it in a cluster file, e.g. {{\"bootstrap\": \"v\", \"vats\": {{\"v\": \
+             {{\"bundlePath\": \"./path/to/this/program\"}}}}}}, and run `ocap run cluster.json`."
+        )),
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use ocap_kernel::inspect::KernelStore;
 use ocap_kernel::{
-    BundleSpec, CapData, Durability, KRef, Kernel, KernelError, SubclusterId, Value, VatId,
-    VatUpgrade,
+    BundleSpec, CapData, Durability, KRef, Kernel, KernelError, SubclusterId, Value, VatConfig,
+    VatId, VatUpgrade,
 };
 use serde_json::{Value as Json, json};
 
@@ -94,7 +94,10 @@ pub(crate) fn dispatch(
             Ok(json!({}))
         }
         "upgradeVat" => {
-            let bundle = BundleSpec::name(str_param(params, "bundle")?);
+            let bundle = match params.get("bundlePath") {
+                Some(_) => BundleSpec::path(str_param(params, "bundlePath")?),
+                None => BundleSpec::name(str_param(params, "bundle")?),
+            };
             kernel.upgrade_vat(id_param(params, "vat")?, VatUpgrade::new(bundle))?;
             Ok(json!({}))
         }
@@ -156,6 +159,14 @@ impl From<CliError> for RpcError {
 /// Client text echoed in an error, cut short.
 fn cut(text: &str) -> String {
     text.chars().take(64).collect()
+}
+
+/// What a vat runs, for listings: its registered code's name, or its executable's path.
+fn code_of(config: &VatConfig) -> Option<String> {
+    config
+        .code()
+        .map(str::to_owned)
+        .or_else(|| config.executable().map(|path| path.display().to_string()))
 }
 
 fn str_param<'a>(params: &'a Json, name: &str) -> Result<&'a str, RpcError> {
@@ -226,7 +237,7 @@ fn vat_usage(kernel: &Kernel) -> Result<Json, RpcError> {
     for vat in kernel.vats()? {
         let id = vat.id;
         let (bytes, queued) = usage.get(&id).copied().unwrap_or_default();
-        let mut row = json!({"id": id.to_string(), "name": vat.name, "code": vat.config.code(),
+        let mut row = json!({"id": id.to_string(), "name": vat.name, "code": code_of(&vat.config),
                              "subcluster": vat.subcluster.map(|s| s.to_string()), "running": true,
                              "vatstoreBytes": bytes, "queuedMessages": queued});
         if let (Json::Object(row), Json::Object(more)) = (
@@ -322,7 +333,7 @@ fn vats(kernel: &Kernel) -> Result<Json, RpcError> {
         .vats()?
         .into_iter()
         .map(|vat| {
-            json!({"id": vat.id.to_string(), "name": vat.name, "code": vat.config.code(),
+            json!({"id": vat.id.to_string(), "name": vat.name, "code": code_of(&vat.config),
                    "subcluster": vat.subcluster.map(|s| s.to_string()), "running": true})
         })
         .collect();

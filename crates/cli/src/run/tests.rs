@@ -81,3 +81,43 @@ fn results_render_as_words_or_as_json() {
     );
     assert_eq!(render(&CapData::<KRef>::data(&Value::Int(42))), "42");
 }
+
+#[test]
+fn bundle_paths_are_made_absolute_against_the_cluster_files_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("my-vat");
+    std::fs::create_dir_all(folder.join("target/release")).unwrap();
+    std::fs::write(folder.join("target/release/my-vat"), b"").unwrap();
+    let cluster = folder.join("cluster.json");
+    std::fs::write(
+        &cluster,
+        r#"{"bootstrap": "a", "vats": {
+            "a": {"bundlePath": "./target/release/my-vat"},
+            "b": {"bundlePath": "../elsewhere/missing-vat"},
+            "c": {"bundlePath": "/opt/vats/c"},
+            "d": {"bundleName": "bob"}}}"#,
+    )
+    .unwrap();
+    let json = super::read_cluster_json(&cluster).unwrap();
+    let path_of = |vat: &str| json["vats"][vat]["bundlePath"].as_str().unwrap().to_owned();
+    let real = folder.canonicalize().unwrap();
+    // An existing executable by its real path; a missing one by the absolute path named.
+    assert_eq!(
+        path_of("a"),
+        real.join("target/release/my-vat").to_str().unwrap()
+    );
+    assert!(Path::new(&path_of("b")).is_absolute(), "{}", path_of("b"));
+    assert!(
+        path_of("b").ends_with("elsewhere/missing-vat"),
+        "{}",
+        path_of("b")
+    );
+    assert_eq!(
+        path_of("c"),
+        "/opt/vats/c",
+        "absolute paths stay as written"
+    );
+    assert!(json["vats"]["d"].get("bundlePath").is_none());
+    let config = crate::parse_cluster_json(&json).unwrap();
+    assert!(config.vat("a").unwrap().executable().is_some());
+}

@@ -385,3 +385,46 @@ fn a_session_ref_is_released_when_its_client_leaves() {
     assert_eq!(released["result"]["released"], true, "{released}");
     served.kill();
 }
+
+#[test]
+fn a_daemon_runs_a_vat_executable_named_relative_to_the_cluster_file_and_relaunches_it() {
+    let place = Place::new();
+    // `ocap worker persistence-counter` is that vat: a copy of `ocap` is a vat executable.
+    let bin = place.dir.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_ocap"), bin.join("counter-vat")).unwrap();
+    let cluster = place.dir.path().join("own.json");
+    fs::write(
+        &cluster,
+        r#"{"bootstrap": "persistence-counter",
+            "vats": {"persistence-counter": {"bundlePath": "./bin/counter-vat"}}}"#,
+    )
+    .unwrap();
+    // The daemon's working directory is not the cluster file's: the client resolves.
+    let served = place.serve();
+    let run = place.ocap(&["launch", cluster.to_str().unwrap(), "--json"]);
+    run.assert_code(0);
+    let launched = run.json();
+    assert_eq!(
+        launched["bootstrapResult"]["body"],
+        "Counter initialized with count: 1"
+    );
+    let root = launched["root"].as_str().unwrap().to_owned();
+    served.kill();
+
+    // A new daemon relaunches it from the store alone.
+    let served = place.serve();
+    let run = place.ocap(&["send", &root, "resume", "--wait"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.starts_with("Counter incremented to: 2"),
+        "{}",
+        run.stdout
+    );
+    let run = place.ocap(&["vats", "--json"]);
+    run.assert_code(0);
+    let real = bin.join("counter-vat").canonicalize().unwrap();
+    assert_eq!(run.json()[0]["code"], real.to_str().unwrap());
+    place.ocap(&["daemon", "stop"]).assert_code(0);
+    assert_eq!(served.wait_exit(), Some(0));
+}

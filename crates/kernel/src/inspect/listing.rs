@@ -37,7 +37,7 @@ pub struct VatRow {
     pub id: VatId,
     /// Its name in its subcluster.
     pub name: String,
-    /// The vat code it runs (the bundle name), if named.
+    /// The vat code it runs: the bundle name, or the path of a vat executable.
     pub code: Option<String>,
     /// Its subcluster.
     pub subcluster: Option<SubclusterId>,
@@ -137,7 +137,10 @@ pub fn vats(store: &KernelStore, limit: usize) -> Result<Listing<VatRow>, StoreE
             id,
             name: record.name,
             limits: record.config.limits,
-            code: record.config.bundle_name,
+            code: record.config.code().map(str::to_owned).or_else(|| {
+                let path = record.config.executable()?;
+                Some(path.display().to_string())
+            }),
             subcluster: record.subcluster,
             vatstore_bytes: store.vatstore_usage(id)?,
             queued_messages: store.queued_by(EndpointId::Vat(id))?,

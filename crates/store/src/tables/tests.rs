@@ -124,6 +124,7 @@ fn hostile_vatstore_keys_stay_inside_their_vat() {
                 name: "victim".to_owned(),
                 config: VatConfig::named("x"),
                 subcluster: None,
+                bundle_hash: None,
             },
         )
         .unwrap();
@@ -472,4 +473,46 @@ fn the_terminated_list_is_read_afresh_after_a_rollback() {
     store.rollback_to(start).unwrap();
     assert_eq!(store.terminated_vats().unwrap(), vec![vat(3)]);
     store.end_crank().unwrap();
+}
+
+#[test]
+fn a_path_vats_record_keeps_its_executable_and_hash_and_others_encode_as_before() {
+    let (_dir, mut store) = store();
+    let path_vat = VatRecord {
+        name: "counter".to_owned(),
+        config: VatConfig::at_path("/opt/vats/counter-vat"),
+        subcluster: None,
+        bundle_hash: Some(format!("blake3:{}", "ab".repeat(32))),
+    };
+    store.put_vat(VatId(1), &path_vat).unwrap();
+    let read = store.vat(VatId(1)).unwrap().unwrap();
+    assert_eq!(read.bundle_hash, path_vat.bundle_hash);
+    assert_eq!(
+        read.config.executable(),
+        Some(std::path::Path::new("/opt/vats/counter-vat"))
+    );
+
+    // A registered vat's record has neither field: its bytes (and so the crank hash of
+    // clusters of registered vats) are what they were before path vats existed.
+    let named = VatRecord {
+        name: "alice".to_owned(),
+        config: VatConfig::named("alice"),
+        subcluster: None,
+        bundle_hash: None,
+    };
+    store.put_vat(VatId(2), &named).unwrap();
+    let bytes = store
+        .kv
+        .get(&super::keys::vat_record(VatId(2)))
+        .unwrap()
+        .unwrap();
+    for absent in [&b"bundle_hash"[..], b"bundlePath"] {
+        assert!(!bytes.windows(absent.len()).any(|w| w == absent));
+    }
+    let path_bytes = store
+        .kv
+        .get(&super::keys::vat_record(VatId(1)))
+        .unwrap()
+        .unwrap();
+    assert!(path_bytes.windows(11).any(|w| w == b"bundle_hash"));
 }

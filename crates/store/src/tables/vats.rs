@@ -24,6 +24,12 @@ pub struct VatRecord {
     pub config: VatConfig,
     /// The subcluster it belongs to.
     pub subcluster: Option<SubclusterId>,
+    /// For a vat that runs its own executable (`VatConfig::bundle_path`): the executable's
+    /// hash when the vat was launched or last upgraded, `blake3:<64 hex digits>`; the vat
+    /// only starts from an executable with this hash. Absent (and not written, so such a
+    /// record encodes as it did before the field existed) for registered vat code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_hash: Option<String>,
 }
 
 /// A subcluster: its config and its vats by name, in launch order.

@@ -11,6 +11,7 @@ use ocap_store::{Owner, VatRecord};
 use ocap_types::{EndpointId, ErrorCode, ExportId, KPromiseId, KRef, VRef, VatId};
 
 use super::VatManager;
+use super::runtime::with_bundle_hash;
 use crate::error::VatError;
 
 impl VatManager {
@@ -89,16 +90,25 @@ impl VatManager {
             store.orphan_export(ep, kref, vref)?;
         }
         store.put_vat(vat, record)?;
-        self.run_vat(crank, vat, record)
+        let bundle_hash = self
+            .start_vat(crank, vat, record)
             .map_err(|cause| match cause {
                 VatError::Store(_) | VatError::Queue(_) => cause,
                 cause => VatError::Upgrade {
                     vat,
                     name: record.name.clone(),
-                    code: record.config.code().unwrap_or_default().to_owned(),
+                    code: match record.config.executable() {
+                        Some(path) => path.display().to_string(),
+                        None => record.config.code().unwrap_or_default().to_owned(),
+                    },
                     cause: Box::new(cause),
                 },
-            })
+            })?;
+        // The new build's hash, which restarts and reopens then require.
+        crank
+            .store_mut()
+            .put_vat(vat, &with_bundle_hash(record, bundle_hash))?;
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@ use ocap_types::{
     VatStart, WorkerFrame,
 };
 
-use super::{WorkerError, serve};
+use super::{WorkerError, check_args, serve};
 
 /// A vat that logs, then subscribes to `p-1`, for every delivery; `boom` panics and
 /// `big` logs a line too large for a frame.
@@ -420,5 +420,22 @@ fn state_frames_that_do_not_fit_their_start_end_serving() {
         let (res, lines) = check(&input);
         res.unwrap();
         assert!(lines.is_empty(), "{lines:?}");
+    }
+}
+
+#[test]
+fn a_vat_executable_takes_worker_and_an_optional_name_and_explains_anything_else() {
+    let args = |list: &[&str]| -> Vec<std::ffi::OsString> {
+        list.iter().map(std::ffi::OsString::from).collect()
+    };
+    assert_eq!(check_args("counter-vat", &args(&["worker"])), Ok(()));
+    assert_eq!(
+        check_args("counter-vat", &args(&["worker", "counter"])),
+        Ok(())
+    );
+    for wrong in [&[][..], &["--help"], &["worker", "a", "b"], &["serve"]] {
+        let usage = check_args("counter-vat", &args(wrong)).unwrap_err();
+        assert!(usage.starts_with("counter-vat is an ocap vat"), "{usage}");
+        assert!(usage.contains("bundlePath"), "{usage}");
     }
 }

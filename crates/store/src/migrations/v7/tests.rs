@@ -25,6 +25,7 @@ fn records(worker: WorkerKind) -> (VatRecord, VatRecord, SubclusterRecord) {
         name: name.to_owned(),
         config,
         subcluster: Some(SubclusterId(1)),
+        bundle_hash: None,
     };
     let subcluster = SubclusterRecord {
         config,

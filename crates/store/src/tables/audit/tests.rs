@@ -59,6 +59,7 @@ impl World {
                 name: format!("vat{n}"),
                 config: VatConfig::named("code"),
                 subcluster: None,
+                bundle_hash: None,
             };
             s.put_vat(VatId(n), &record).unwrap();
         }

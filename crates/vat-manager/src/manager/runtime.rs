@@ -1,0 +1,111 @@
+//! Starting a vat: which runtime it gets (registered code in the kernel's process or in the
+//! configured worker program, or a path vat's own executable, checked against its recorded
+//! hash by `crate::bundle`), and its start from the stored vat store.
+
+use std::borrow::Cow;
+
+use ocap_queue::Crank;
+use ocap_store::VatRecord;
+use ocap_types::{VatId, VatRuntime, VatStart, WorkerKind};
+
+use super::{VatHandle, VatManager, guarded};
+use crate::bundle;
+use crate::error::VatError;
+use crate::limits::{LimitExceeded, check_checkpoint};
+use crate::subprocess::SubprocessRuntime;
+use crate::syscall::SyscallProcessor;
+
+impl VatManager {
+    /// [`VatManager::run_vat`], returning the hash of a path vat's executable.
+    pub(super) fn start_vat(
+        &mut self,
+        crank: &mut Crank<'_>,
+        vat: VatId,
+        record: &VatRecord,
+    ) -> Result<Option<String>, VatError> {
+        if self.running.contains_key(&vat) {
+            return Err(VatError::AlreadyRunning(vat));
+        }
+        let (mut runtime, bundle_hash) = self.runtime(vat, record)?;
+        let start = VatStart {
+            name: record.name.clone(),
+            parameters: record.config.parameters.clone(),
+            state: crank.store().vatstore_entries(vat)?,
+        };
+        let limits = record.config.limits;
+        let mut host = SyscallProcessor::new(&mut *crank, vat, limits, self.logs.as_ref());
+        let outcome = guarded(|| runtime.start(start, &mut host));
+        if let Some(fault) = host.fault {
+            return Err(fault.into());
+        }
+        let exceeded = host
+            .exceeded
+            .or_else(|| check_checkpoint(&outcome.checkpoint, &limits).err());
+        let refused = exceeded.map(|limit| limit.reason().to_owned());
+        if let Some(message) = outcome.error.or(host.illegal).or(refused) {
+            return Err(VatError::Start { vat, message });
+        }
+        let applied = crank.store_mut().apply_checkpoint(
+            vat,
+            &outcome.checkpoint,
+            limits.vatstore_total_bytes,
+        )?;
+        if applied.is_err() {
+            return Err(VatError::Start {
+                vat,
+                message: LimitExceeded::VatstoreTotal.reason().to_owned(),
+            });
+        }
+        self.starts += 1;
+        let started = self.starts;
+        self.running.insert(
+            vat,
+            VatHandle {
+                runtime,
+                limits,
+                started,
+            },
+        );
+        Ok(bundle_hash)
+    }
+
+    /// The vat's runtime, not yet started, and for a vat that runs its own executable the
+    /// executable's hash (checked against the record's, if it holds one).
+    pub(super) fn runtime(
+        &self,
+        vat: VatId,
+        record: &VatRecord,
+    ) -> Result<(Box<dyn VatRuntime>, Option<String>), VatError> {
+        if let Some(path) = record.config.executable() {
+            let hash = bundle::check_executable(vat, path, record.bundle_hash.as_deref())?;
+            let args = ["worker", record.name.as_str()];
+            let runtime = SubprocessRuntime::spawn_program(&self.workers, vat, path, &args)?;
+            return Ok((Box::new(runtime), Some(hash)));
+        }
+        let code = record.config.code().unwrap_or_default();
+        let runtime: Box<dyn VatRuntime> = match record.config.worker {
+            WorkerKind::InProcess => {
+                let factory = self
+                    .registry
+                    .get(code)
+                    .ok_or_else(|| VatError::UnknownCode(code.to_owned()))?;
+                factory()
+            }
+            WorkerKind::Subprocess => Box::new(SubprocessRuntime::spawn(&self.workers, vat, code)?),
+        };
+        Ok((runtime, None))
+    }
+}
+
+/// `record` with the hash of the executable its vat was started from, if it runs one (the
+/// record is borrowed as it is otherwise).
+pub(super) fn with_bundle_hash(record: &VatRecord, hash: Option<String>) -> Cow<'_, VatRecord> {
+    match hash {
+        Some(hash) if record.bundle_hash.as_ref() != Some(&hash) => {
+            let mut record = record.clone();
+            record.bundle_hash = Some(hash);
+            Cow::Owned(record)
+        }
+        _ => Cow::Borrowed(record),
+    }
+}
