@@ -98,6 +98,9 @@ impl TestKernel {
         if workers == WorkerKind::Subprocess && config.workers.program.is_none() {
             config.workers.program = Some(worker_program());
         }
+        if config.workers.confinement.launcher.is_none() {
+            config.workers.confinement.launcher = Some(worker_program());
+        }
         let dir = tempfile::tempdir().unwrap();
         let kernel = Kernel::open(dir.path(), config).unwrap();
         TestKernel {
@@ -165,13 +168,16 @@ pub fn registry() -> VatRegistry {
     registry
 }
 
-/// The kernel config of the tests: [`registry`]; with [`default_workers`] `subprocess`,
-/// also the worker program, so that a kernel reopened on a store relaunches its vats.
+/// The kernel config of the tests: [`registry`], the confinement launcher
+/// ([`worker_program`]); with [`default_workers`] `subprocess`, also the worker program, so
+/// that a kernel reopened on a store relaunches its vats.
 pub fn config() -> KernelConfig {
     let mut config = KernelConfig::new(registry());
     if default_workers() == WorkerKind::Subprocess {
         config.workers.program = Some(worker_program());
     }
+    // `ocap-test-worker` is also the confinement launcher: workers are confined, as by default.
+    config.workers.confinement.launcher = Some(worker_program());
     config
 }
 
