@@ -1,6 +1,7 @@
 //! The one integration test binary.
 #![allow(clippy::unwrap_used)]
 
+mod confine;
 mod crank;
 mod crank_log;
 mod example;

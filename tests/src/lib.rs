@@ -9,8 +9,10 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod driver;
+mod hostile;
 mod probe;
 
+pub use hostile::Hostile;
 pub use probe::Probe;
 
 use std::path::{Path, PathBuf};
@@ -159,12 +161,13 @@ pub fn with_workers(config: &ClusterConfig, workers: WorkerKind) -> ClusterConfi
     config
 }
 
-/// Every example vat, plus `probe` and `driver` (the protocol-level test vats): what the
+/// Every example vat, plus `probe`, `driver` and `hostile` (the protocol-level test vats): what the
 /// tests' kernels and `ocap-test-worker` serve.
 pub fn registry() -> VatRegistry {
     let mut registry = ocap_cli::registry();
     registry.register("probe", || Box::new(Probe::default()));
     registry.register("driver", || Box::new(driver::Driver::default()));
+    registry.register("hostile", || Box::new(Hostile));
     registry
 }
 
