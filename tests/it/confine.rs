@@ -93,6 +93,42 @@ fn a_confined_worker_cannot_map_more_than_its_memory_limit() {
 }
 
 #[test]
+fn a_confined_worker_has_only_its_standard_descriptors() {
+    let (test, root) = hostile(config());
+    assert_eq!(
+        attempt(&test, root, "descriptors", Value::Undefined),
+        "none"
+    );
+}
+
+/// A descriptor the launcher's parent left open without close-on-exec (here: a shell's
+/// `exec 5<`) is open in the launcher, and Landlock does not cover reading an open file:
+/// the launcher must close it before the program runs.
+#[test]
+fn an_inherited_descriptor_does_not_reach_the_worker() {
+    let launcher = worker_program();
+    let launcher = launcher.to_str().unwrap();
+    let read_fd_5 = "read -r line <&5 && echo leaked || echo closed";
+    let run = |confined: bool| {
+        let inner = if confined {
+            format!(
+                "{launcher} confine-launch --memory 1073741824 --files 64 -- /bin/sh -c '{read_fd_5}'"
+            )
+        } else {
+            format!("/bin/sh -c '{read_fd_5}'")
+        };
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("exec 5</etc/passwd; {inner}"))
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(run(false).trim(), "leaked");
+    assert_eq!(run(true).trim(), "closed");
+}
+
+#[test]
 fn a_trusted_vat_runs_unconfined() {
     let mut config = config();
     config

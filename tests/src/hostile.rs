@@ -7,7 +7,11 @@
 //! - `read(path)` reads the file; `write(path)` creates it;
 //! - `connect()` opens a TCP connection to 127.0.0.1 port 9 (a socket at all is the test);
 //! - `spawn(program)` runs the program;
-//! - `alloc(mib)` reserves that many MiB of memory (`"ok"` or `"refused"`).
+//! - `alloc(mib)` reserves that many MiB of memory (`"ok"` or `"refused"`);
+//! - `descriptors()` lists the descriptors it has open on anything but what its standard
+//!   input, output and error are open on (`"none"`; the worker loop keeps its own copies of
+//!   those), read from the links in `/proc/self/fd` (Landlock does not cover reading a
+//!   link).
 
 use std::io::ErrorKind;
 
@@ -44,6 +48,19 @@ fn attempt(method: &str, arg: Option<&Value>) -> String {
             match buffer.try_reserve_exact(bytes) {
                 Ok(()) => "ok".to_owned(),
                 Err(_) => "refused".to_owned(),
+            }
+        }
+        "descriptors" => {
+            let link = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+            let standard: Vec<_> = (0..3).filter_map(link).collect();
+            let others: Vec<String> = (3..1024)
+                .filter(|&fd| link(fd).is_some_and(|target| !standard.contains(&target)))
+                .map(|fd| fd.to_string())
+                .collect();
+            if others.is_empty() {
+                "none".to_owned()
+            } else {
+                others.join(" ")
             }
         }
         _ => "no such method".to_owned(),
