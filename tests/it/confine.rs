@@ -128,6 +128,33 @@ fn an_inherited_descriptor_does_not_reach_the_worker() {
     assert_eq!(run(true).trim(), "closed");
 }
 
+/// Even running as root (which may raise a hard limit), a worker cannot raise its limits:
+/// seccomp lets it read them only.
+#[test]
+fn a_confined_worker_cannot_raise_its_limits() {
+    let output = Command::new(worker_program())
+        .args([
+            "confine-launch",
+            "--memory",
+            "268435456",
+            "--files",
+            "64",
+            "--",
+        ])
+        .args([
+            "/bin/sh",
+            "-c",
+            "ulimit -v; ulimit -v 524288 || echo refused",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        stdout.split_whitespace().collect::<Vec<_>>(),
+        ["262144", "refused"]
+    );
+}
+
 #[test]
 fn a_trusted_vat_runs_unconfined() {
     let mut config = config();

@@ -59,7 +59,6 @@ const ALWAYS: &[libc::c_long] = &[
     libc::SYS_munmap,
     libc::SYS_mprotect,
     libc::SYS_mremap,
-    libc::SYS_madvise,
     libc::SYS_brk,
     // Threads, time, signals to itself, exit.
     libc::SYS_futex,
@@ -189,8 +188,24 @@ fn allowlist() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::Error> {
     // Signals only to itself (the exec keeps the pid).
     rules.insert(libc::SYS_kill, vec![rule(0, SeccompCmpOp::Eq, pid)?]);
     rules.insert(libc::SYS_tgkill, vec![rule(0, SeccompCmpOp::Eq, pid)?]);
-    // Its own limits, which it can lower but not raise past the launcher's.
-    rules.insert(libc::SYS_prlimit64, vec![rule(0, SeccompCmpOp::Eq, 0)?]);
+    // Reading its own limits only: a worker running as root could raise a hard limit.
+    rules.insert(
+        libc::SYS_prlimit64,
+        vec![SeccompRule::new(vec![
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, 0)?,
+            SeccompCondition::new(2, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, 0)?,
+        ])?],
+    );
+    // Memory advice, but not the memory-failure injection a root worker could use on the
+    // machine's pages (`MADV_HWPOISON` 100, `MADV_SOFT_OFFLINE` 101).
+    rules.insert(
+        libc::SYS_madvise,
+        vec![
+            rule(2, SeccompCmpOp::Lt, 100)?,
+            rule(2, SeccompCmpOp::Eq, 102)?, // MADV_GUARD_INSTALL
+            rule(2, SeccompCmpOp::Eq, 103)?, // MADV_GUARD_REMOVE
+        ],
+    );
     rules.insert(libc::SYS_ioctl, any_of(1, IOCTLS)?);
     rules.insert(libc::SYS_prctl, any_of(0, PRCTLS)?);
     rules.insert(libc::SYS_openat, vec![read_only(2)?]);
