@@ -20,6 +20,8 @@ use crate::crank_log::CrankLogSink;
 /// config.durability = Durability::GROUP;
 /// config.bootstrap_timeout = Duration::from_secs(5);
 /// config.workers.program = Some("/usr/local/bin/ocap".into());
+/// // Workers are confined through a launcher: `ocap` is one.
+/// config.workers.confinement.launcher = Some("/usr/local/bin/ocap".into());
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
@@ -33,7 +35,9 @@ pub struct KernelConfig {
     /// How long `launch_subcluster` waits for the bootstrap result.
     pub bootstrap_timeout: Duration,
     /// How subprocess vats are started: the worker program (none by default, so launching
-    /// a subprocess vat fails) and the per-delivery time limit (30 s).
+    /// a subprocess vat fails), the per-delivery time limit (30 s) and the confinement of
+    /// the worker processes (always, through a launcher this config must name; see
+    /// docs/confinement.md).
     pub workers: WorkerConfig,
     /// Wipe the store on open (spec §16.4 step 2): every vat, object, promise and queued
     /// message is gone, and ids start again at 1.

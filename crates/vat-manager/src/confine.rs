@@ -20,6 +20,9 @@ mod launch;
 mod probe;
 mod seccomp;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
