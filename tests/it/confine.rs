@@ -327,3 +327,34 @@ fn a_python_interpreter_runs_confined_with_its_prefix_granted() {
     assert!(output.status.success(), "{stdout}{stderr}");
     assert_eq!(stdout.trim(), "denied", "{stderr}");
 }
+
+#[test]
+fn a_script_run_by_env_python3_runs_confined_with_the_system_library() {
+    if !["/bin/python3", "/usr/bin/python3"]
+        .iter()
+        .any(|path| std::path::Path::new(path).is_file())
+    {
+        eprintln!("no system python3 in /bin or /usr/bin: the env-python case is skipped");
+        return;
+    }
+    let script = repo_root().join("tests/fixtures/confine/env-python.py");
+    let output = Command::new(worker_program())
+        .args([
+            "confine-launch",
+            "--memory",
+            "1073741824",
+            "--files",
+            "64",
+            "--",
+        ])
+        .arg(script)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "\"denied\"",
+        "{stderr}"
+    );
+}

@@ -1,7 +1,7 @@
 //! What a confined worker may read and execute: its program, the interpreter chain the OS
-//! runs it with (a script's `#!` interpreter, an ELF executable's dynamic loader, found in
-//! its `PT_INTERP` header), the system's library directories and the operator's extra read
-//! paths. Read by the launcher before it restricts itself, from the files themselves: the
+//! runs it with (a script's `#!` interpreter and, for `#!/usr/bin/env name`, the program
+//! `env` will find; an ELF executable's dynamic loader, found in its `PT_INTERP` header),
+//! the system's library directories and the operator's extra read paths. Read by the launcher before it restricts itself, from the files themselves: the
 //! vat cannot choose what is granted, only the operator (the program, `--read`) can.
 
 use std::fs::File;
@@ -19,7 +19,7 @@ const LIBRARY_PATHS: &[&str] = &[
     "/etc/ld.so.cache",
 ];
 
-/// How many interpreters deep a `#!` chain is followed.
+/// How many interpreters deep a `#!` chain is followed (each with its loader).
 const MAX_INTERPRETERS: usize = 4;
 
 /// The longest `#!` line or `PT_INTERP` path read.
@@ -37,13 +37,14 @@ pub(crate) struct Grants {
 /// The grants of a worker running `program`, with the operator's `extra` read paths.
 pub(crate) fn grants(program: &Path, extra: &[PathBuf]) -> Grants {
     let mut execute = vec![program.to_path_buf()];
-    let mut next = interpreter(program);
-    while let Some(path) = next {
-        if execute.len() > MAX_INTERPRETERS || execute.contains(&path) {
-            break;
+    let mut idx = 0;
+    while let Some(path) = execute.get(idx) {
+        for next in interpreters(path) {
+            if execute.len() <= MAX_INTERPRETERS * 2 && !execute.contains(&next) {
+                execute.push(next);
+            }
         }
-        next = interpreter(&path);
-        execute.push(path);
+        idx += 1;
     }
     let read = LIBRARY_PATHS
         .iter()
@@ -54,33 +55,68 @@ pub(crate) fn grants(program: &Path, extra: &[PathBuf]) -> Grants {
     Grants { execute, read }
 }
 
-/// The program the OS runs `path` with: a script's `#!` interpreter or an ELF file's
-/// loader. `None` for a static executable, or a file that is neither (the exec then fails
-/// in the confined worker, never outside it).
-fn interpreter(path: &Path) -> Option<PathBuf> {
-    let file = File::open(path).ok()?;
+/// The programs the OS (or `env`) runs `path` with: a script's `#!` interpreter, and the
+/// program an `env` interpreter looks up; an ELF file's loader. None for a static
+/// executable, or a file that is neither (the exec then fails in the confined worker, never
+/// outside it).
+fn interpreters(path: &Path) -> Vec<PathBuf> {
+    let Ok(file) = File::open(path) else {
+        return Vec::new();
+    };
     let mut head = [0u8; 64];
-    file.read_exact_at(&mut head, 0)
-        .or_else(|_| file.read_at(&mut head, 0).map(|_| ()))
-        .ok()?;
+    let Ok(len) = file.read_at(&mut head, 0) else {
+        return Vec::new();
+    };
     if head.starts_with(b"#!") {
         shebang(&file)
-    } else if head.starts_with(b"\x7fELF") {
-        elf_interpreter(&file, &head)
+    } else if len == head.len() && head.starts_with(b"\x7fELF") {
+        elf_interpreter(&file, &head).into_iter().collect()
     } else {
-        None
+        Vec::new()
     }
 }
 
-/// The first word of the `#!` line.
-fn shebang(file: &File) -> Option<PathBuf> {
+/// The interpreter of the `#!` line and, if that is `env`, the program it names, looked up
+/// where `env` looks it up in the worker's empty environment (`/bin`, then `/usr/bin`, the
+/// C library's path when `PATH` is unset).
+fn shebang(file: &File) -> Vec<PathBuf> {
     let mut line = Vec::new();
-    file.take(MAX_INTERPRETER_PATH)
+    if file
+        .take(MAX_INTERPRETER_PATH)
         .read_to_end(&mut line)
-        .ok()?;
-    let line = line.get(2..)?.split(|&b| b == b'\n').next()?;
-    let text = std::str::from_utf8(line).ok()?;
-    text.split_whitespace().next().map(PathBuf::from)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let line = line.get(2..).unwrap_or_default();
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Vec::new();
+    };
+    let mut words = text.split_whitespace();
+    let Some(interpreter) = words.next().map(PathBuf::from) else {
+        return Vec::new();
+    };
+    let named = if interpreter.file_name().is_some_and(|name| name == "env") {
+        // `env [-S] name …`: the first word that is not an option.
+        words
+            .find(|word| !word.starts_with('-'))
+            .and_then(find_program)
+    } else {
+        None
+    };
+    std::iter::once(interpreter).chain(named).collect()
+}
+
+/// Where `env` finds `name` with no `PATH`.
+fn find_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    ["/bin", "/usr/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.is_file())
 }
 
 /// The `PT_INTERP` path of a 64-bit little-endian ELF file (x86_64, aarch64).

@@ -104,6 +104,19 @@ fn a_script_is_granted_its_interpreter_and_an_executable_its_loader() {
 }
 
 #[test]
+fn a_script_run_by_env_is_granted_the_program_env_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("vat.sh");
+    std::fs::write(&script, "#!/usr/bin/env -S sh -e\nexit 0\n").unwrap();
+    let granted = grants::grants(&script, &[]);
+    assert!(granted.execute.contains(&PathBuf::from("/usr/bin/env")));
+    assert!(
+        granted.execute.contains(&PathBuf::from("/bin/sh")),
+        "{granted:?}"
+    );
+}
+
+#[test]
 fn the_seccomp_filters_compile_for_this_architecture() {
     if seccomp::ARCH_SUPPORTED {
         let [not_implemented, allowed] = seccomp::filters().unwrap();
