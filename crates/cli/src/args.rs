@@ -69,6 +69,10 @@ pub(crate) struct ConfineArgs {
     /// The address space each confined worker may map, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     vat_memory: u64,
+    /// Let confined workers read PATH too (e.g. an interpreter's installation prefix);
+    /// repeatable. Nothing is ever writable.
+    #[arg(long, value_name = "PATH")]
+    vat_read: Vec<PathBuf>,
 }
 
 impl ConfineArgs {
@@ -85,6 +89,7 @@ impl ConfineArgs {
         confinement.launcher = std::env::current_exe().ok();
         confinement.trusted = self.trust_vat.iter().cloned().collect();
         confinement.memory_limit = self.vat_memory.saturating_mul(1 << 20);
+        confinement.read_paths.clone_from(&self.vat_read);
         confinement
     }
 
@@ -99,6 +104,11 @@ impl ConfineArgs {
         }
         for code in &self.trust_vat {
             args.push(format!("--trust-vat={code}"));
+        }
+        for path in &self.vat_read {
+            // `ocap serve` runs from this directory too, but say it absolutely anyway.
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            args.push(format!("--vat-read={}", path.display()));
         }
         args
     }

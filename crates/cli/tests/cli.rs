@@ -420,7 +420,7 @@ fn confinement_flags_reach_the_workers_and_only_the_operator_loosens_them() {
             "bob",
         ][..],
         &["--vat-memory", "1", "--unconfined"][..],
-        &["--confine-where-possible"][..],
+        &["--confine-where-possible", "--vat-read", "/usr/share"][..],
     ] {
         let out = run_subprocess_example(flags);
         assert!(
