@@ -17,9 +17,12 @@ use ocap_kernel::{
 };
 use ocap_tests::call;
 
-/// A kernel on `store` that knows no vat code and no worker program.
+/// A kernel on `store` that knows no vat code and no worker program: only the launcher
+/// that confines every worker (docs/confinement.md), which any host names.
 fn bare_kernel(store: &Path) -> Kernel {
-    Kernel::open(store, KernelConfig::new(VatRegistry::new())).unwrap()
+    let mut config = KernelConfig::new(VatRegistry::new());
+    config.workers.confinement.launcher = Some(ocap_tests::worker_program());
+    Kernel::open(store, config).unwrap()
 }
 
 /// A private copy of the test worker program at `dir/name`.

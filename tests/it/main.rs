@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bundles;
+mod confine;
 mod crank;
 mod crank_log;
 mod example;

@@ -59,8 +59,14 @@ const HOMES: &[(&str, &[&str])] = &[
     // must stay in step with.
     ("serde_json::", &["cli", "types"]),
     // The daemon's control socket (peer credentials, umask) and the default store's
-    // per-user directory are the CLI's business: the kernel knows no sockets or homes.
-    ("rustix::", &["cli"]),
+    // per-user directory are the CLI's business: the kernel knows no sockets or homes. The
+    // one exception is the worker launcher's resource limits (`vat-manager/src/confine`).
+    ("rustix::", &["cli", "vat-manager"]),
+    // Confinement of worker processes lives in one module of the vat manager.
+    ("landlock::", &["vat-manager"]),
+    ("seccompiler::", &["vat-manager"]),
+    ("close_fds::", &["vat-manager"]),
+    ("libc::", &["vat-manager"]),
     ("directories::", &["cli"]),
 ];
 

@@ -9,8 +9,10 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod driver;
+mod hostile;
 mod probe;
 
+pub use hostile::Hostile;
 pub use probe::Probe;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +100,9 @@ impl TestKernel {
         if workers == WorkerKind::Subprocess && config.workers.program.is_none() {
             config.workers.program = Some(worker_program());
         }
+        if config.workers.confinement.launcher.is_none() {
+            config.workers.confinement.launcher = Some(worker_program());
+        }
         let dir = tempfile::tempdir().unwrap();
         let kernel = Kernel::open(dir.path(), config).unwrap();
         TestKernel {
@@ -156,22 +161,26 @@ pub fn with_workers(config: &ClusterConfig, workers: WorkerKind) -> ClusterConfi
     config
 }
 
-/// Every example vat, plus `probe` and `driver` (the protocol-level test vats): what the
+/// Every example vat, plus `probe`, `driver` and `hostile` (the protocol-level test vats): what the
 /// tests' kernels and `ocap-test-worker` serve.
 pub fn registry() -> VatRegistry {
     let mut registry = ocap_cli::registry();
     registry.register("probe", || Box::new(Probe::default()));
     registry.register("driver", || Box::new(driver::Driver::default()));
+    registry.register("hostile", || Box::new(Hostile));
     registry
 }
 
-/// The kernel config of the tests: [`registry`]; with [`default_workers`] `subprocess`,
-/// also the worker program, so that a kernel reopened on a store relaunches its vats.
+/// The kernel config of the tests: [`registry`], the confinement launcher
+/// ([`worker_program`]); with [`default_workers`] `subprocess`, also the worker program, so
+/// that a kernel reopened on a store relaunches its vats.
 pub fn config() -> KernelConfig {
     let mut config = KernelConfig::new(registry());
     if default_workers() == WorkerKind::Subprocess {
         config.workers.program = Some(worker_program());
     }
+    // `ocap-test-worker` is also the confinement launcher: workers are confined, as by default.
+    config.workers.confinement.launcher = Some(worker_program());
     config
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ocap_cli::{CrankLogOptions, EXIT_CODES, Section};
+use ocap_kernel::{ConfineMode, Confinement};
 
 /// Run clusters of vats on an object-capability kernel; inspect, check and back up their
 /// stores and upgrade their vats.
@@ -51,6 +52,68 @@ impl CrankLogArgs {
     }
 }
 
+/// Operator flags that loosen the confinement of worker processes (docs/confinement.md).
+/// Only here: a cluster file cannot loosen it.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ConfineArgs {
+    /// Run every subprocess vat unconfined: only for vat code you trust entirely.
+    #[arg(long)]
+    unconfined: bool,
+    /// Where this system lacks Landlock or seccomp, run subprocess vats without that layer
+    /// (with the others) instead of refusing to start them.
+    #[arg(long)]
+    confine_where_possible: bool,
+    /// Run vats of this code (the name they are launched with) unconfined; repeatable.
+    #[arg(long, value_name = "CODE")]
+    trust_vat: Vec<String>,
+    /// The address space each confined worker may map, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    vat_memory: u64,
+    /// Let confined workers read PATH too (e.g. an interpreter's installation prefix);
+    /// repeatable. Nothing is ever writable.
+    #[arg(long, value_name = "PATH")]
+    vat_read: Vec<PathBuf>,
+}
+
+impl ConfineArgs {
+    /// The confinement these flags ask for; this binary is the launcher.
+    pub(crate) fn confinement(&self) -> Confinement {
+        let mut confinement = Confinement::default();
+        confinement.mode = if self.unconfined {
+            ConfineMode::Never
+        } else if self.confine_where_possible {
+            ConfineMode::WherePossible
+        } else {
+            ConfineMode::Always
+        };
+        confinement.launcher = std::env::current_exe().ok();
+        confinement.trusted = self.trust_vat.iter().cloned().collect();
+        confinement.memory_limit = self.vat_memory.saturating_mul(1 << 20);
+        confinement.read_paths.clone_from(&self.vat_read);
+        confinement
+    }
+
+    /// The same flags, for a process this one starts (`ocap daemon start` → `ocap serve`).
+    pub(crate) fn to_args(&self) -> Vec<String> {
+        let mut args = vec![format!("--vat-memory={}", self.vat_memory)];
+        if self.unconfined {
+            args.push("--unconfined".to_owned());
+        }
+        if self.confine_where_possible {
+            args.push("--confine-where-possible".to_owned());
+        }
+        for code in &self.trust_vat {
+            args.push(format!("--trust-vat={code}"));
+        }
+        for path in &self.vat_read {
+            // `ocap serve` runs from this directory too, but say it absolutely anyway.
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            args.push(format!("--vat-read={}", path.display()));
+        }
+        args
+    }
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Launch the subcluster in a cluster file, run it until idle, print the bootstrap result.
@@ -76,6 +139,8 @@ pub(crate) enum Command {
         quiet: bool,
         #[command(flatten)]
         crank_log: CrankLogArgs,
+        #[command(flatten)]
+        confine: ConfineArgs,
     },
     /// List the kernel's vats (through its daemon, or offline); with --code, the vat code
     /// compiled into this binary instead.
@@ -153,6 +218,8 @@ pub(crate) enum Command {
         group_commit: bool,
         #[command(flatten)]
         crank_log: CrankLogArgs,
+        #[command(flatten)]
+        confine: ConfineArgs,
     },
     /// Launch the subcluster in a cluster file and print its bootstrap result.
     #[command(after_help = EXIT_CODES)]
@@ -329,6 +396,8 @@ pub(crate) enum DaemonAction {
         json: bool,
         #[command(flatten)]
         crank_log: CrankLogArgs,
+        #[command(flatten)]
+        confine: ConfineArgs,
     },
     /// Stop the daemon serving the store: the kernel shuts down, its commits flushed.
     Stop {

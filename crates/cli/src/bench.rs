@@ -105,6 +105,12 @@ fn run_case(
         Durability::EveryCrank
     };
     config.workers.program.clone_from(&options.worker_program);
+    // The worker program (`ocap`) is its own confinement launcher.
+    config
+        .workers
+        .confinement
+        .launcher
+        .clone_from(&options.worker_program);
     let kernel = Kernel::open(dir.path(), config)?;
     let cluster = ClusterConfig::builder("a")
         .vat("a", VatConfig::named(VAT).with_worker(worker))

@@ -26,6 +26,15 @@ use crate::args::{Cli, Command, DaemonAction, On, TerminateKind};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // `ocap confine-launch <policy> -- <program> <args>`: the kernel confines a worker
+    // through this binary. Hidden, and first: nothing (no thread, no logging) runs before.
+    let mut launcher_args = std::env::args_os().skip(1);
+    if launcher_args
+        .next()
+        .is_some_and(|first| first == ocap_kernel::LAUNCHER_COMMAND)
+    {
+        return ocap_kernel::launch_main(launcher_args);
+    }
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -115,6 +124,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             json,
             quiet,
             crank_log,
+            confine,
         } => {
             let options = RunOptions {
                 store: Some(resolve_store(store.as_deref())?),
@@ -124,6 +134,7 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
                 worker_program: std::env::current_exe().ok(),
                 progress: !quiet,
                 crank_log: crank_log.options(),
+                confinement: confine.confinement(),
             };
             run(&cluster, &options, json)
         }
@@ -156,12 +167,14 @@ fn execute(command: Command) -> Result<ExitCode, CliError> {
             store,
             group_commit,
             crank_log,
+            confine,
         } => {
             let options = ServeOptions {
                 store: resolve_store(store.as_deref())?,
                 group_commit,
                 worker_program: std::env::current_exe().ok(),
                 crank_log: crank_log.options(),
+                confinement: confine.confinement(),
             };
             daemon::serve(&options)?;
             Ok(ExitCode::SUCCESS)
@@ -282,6 +295,7 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
             timeout,
             json,
             crank_log,
+            confine,
         } => {
             let store = resolve_store(store.as_deref())?;
             let options = StartOptions {
@@ -290,6 +304,7 @@ fn daemon(action: DaemonAction) -> Result<ExitCode, CliError> {
                 program: std::env::current_exe().map_err(CliError::Spawn)?,
                 timeout: Duration::from_secs(timeout),
                 crank_log: crank_log.options(),
+                serve_args: confine.to_args(),
             };
             let pid = daemon::start_daemon(&options)?;
             if json {

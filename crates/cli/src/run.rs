@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ocap_kernel::{
-    CapData, ClusterConfig, Durability, KRef, Kernel, KernelConfig, Value, VatRegistry,
+    CapData, ClusterConfig, Confinement, Durability, KRef, Kernel, KernelConfig, Value, VatRegistry,
 };
 
 use crate::CliError;
@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Write the crank log here (`--crank-log`).
     pub crank_log: Option<CrankLogOptions>,
+    /// How worker processes are confined: always by default, through `launcher` (`ocap
+    /// run` passes its own executable and the operator's flags).
+    pub confinement: Confinement,
 }
 
 impl Default for RunOptions {
@@ -49,6 +52,7 @@ impl Default for RunOptions {
             worker_program: None,
             progress: false,
             crank_log: None,
+            confinement: Confinement::default(),
         }
     }
 }
@@ -106,6 +110,15 @@ pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, C
     let mut kernel_config = KernelConfig::new(registry());
     kernel_config.bootstrap_timeout = options.timeout;
     kernel_config.workers.program = options.worker_program.clone();
+    kernel_config.workers.confinement = options.confinement.clone();
+    // The worker program is `ocap`, its own confinement launcher, unless one is named.
+    if kernel_config.workers.confinement.launcher.is_none() {
+        kernel_config
+            .workers
+            .confinement
+            .launcher
+            .clone_from(&options.worker_program);
+    }
     if options.group_commit {
         kernel_config.durability = Durability::GROUP;
     }

@@ -388,3 +388,49 @@ fn bench_quick_json_reports_every_case_with_its_figures() {
     assert_eq!(names("vats"), ["in-process", "subprocess"]);
     assert_eq!(names("durability"), ["every-crank", "group"]);
 }
+
+/// `ocap run` with the operator's confinement flags on the subprocess example.
+fn run_subprocess_example(flags: &[&str]) -> std::process::Output {
+    ocap_command()
+        .arg("run")
+        .args(flags)
+        .arg(repo_root().join("examples/alice-bob-subprocess.json"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn confinement_flags_reach_the_workers_and_only_the_operator_loosens_them() {
+    // 1 MiB of address space is too little to load a worker: the flag is applied.
+    let out = run_subprocess_example(&["--timeout", "20", "--vat-memory", "1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Failed to launch vat v1 (alice)"),
+        "{stderr}"
+    );
+    // Trusted vat code and `--unconfined` run without the limit.
+    for flags in [
+        &[
+            "--vat-memory",
+            "1",
+            "--trust-vat",
+            "alice",
+            "--trust-vat",
+            "bob",
+        ][..],
+        &["--vat-memory", "1", "--unconfined"][..],
+        &["--confine-where-possible", "--vat-read", "/usr/share"][..],
+    ] {
+        let out = run_subprocess_example(flags);
+        assert!(
+            out.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "alice got: hello, alice, from bob"
+        );
+    }
+}

@@ -10,12 +10,16 @@
 //! `crank_loop worker pingpong`); `lifecycle` first reports the peak RSS of the process
 //! holding 10 in-process vats after launch and some traffic (goal: under 64 MiB), then
 //! times launching a 10-vat subcluster of subprocess vats, shutting the kernel down and
-//! reopening it (which restarts all 10).
+//! reopening it (which restarts all 10). Subprocess vats are confined (this executable is
+//! their launcher too); `OCAP_BENCH_UNCONFINED=1` runs them unconfined, for comparison.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ocap_kernel::{Durability, Kernel, KernelConfig, VatRegistry};
+use ocap_kernel::{
+    ConfineMode, Durability, Kernel, KernelConfig, LAUNCH_FAILED, LAUNCHER_COMMAND, VatRegistry,
+    launch_main,
+};
 use ocap_types::{ClusterConfig, Value, VatConfig, VatRuntime, WorkerKind};
 
 // The allocator is a choice of the binary, not of the library crates (issue 14): mimalloc
@@ -44,8 +48,14 @@ fn kernel_config(group: bool) -> KernelConfig {
     } else {
         Durability::EveryCrank
     };
-    // Subprocess vats run in this executable (see `main`).
-    config.workers.program = Some(std::env::current_exe().expect("exe"));
+    // Subprocess vats run in this executable (see `main`), which is also their confinement
+    // launcher; `OCAP_BENCH_UNCONFINED=1` measures them unconfined.
+    let exe = std::env::current_exe().expect("exe");
+    config.workers.program = Some(exe.clone());
+    config.workers.confinement.launcher = Some(exe);
+    if std::env::var_os("OCAP_BENCH_UNCONFINED").is_some() {
+        config.workers.confinement.mode = ConfineMode::Never;
+    }
     config
 }
 
@@ -179,7 +189,22 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `crank_loop confine-launch …`: this executable confines its workers (see
+/// `kernel_config`). Returns only if it is not run as the launcher.
+fn launch_if_asked() {
+    let mut launcher_args = std::env::args_os().skip(1);
+    if launcher_args
+        .next()
+        .is_some_and(|first| first == LAUNCHER_COMMAND)
+    {
+        // Returns only if the worker could not be confined (it said why on stderr).
+        let _failed = launch_main(launcher_args);
+        std::process::exit(i32::from(LAUNCH_FAILED));
+    }
+}
+
 fn main() {
+    launch_if_asked();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "worker") {
         ocap_vat::worker::serve_stdio(pingpong()).expect("serve");

@@ -20,6 +20,8 @@ use crate::crank_log::CrankLogSink;
 /// config.durability = Durability::GROUP;
 /// config.bootstrap_timeout = Duration::from_secs(5);
 /// config.workers.program = Some("/usr/local/bin/ocap".into());
+/// // Workers are confined through a launcher: `ocap` is one.
+/// config.workers.confinement.launcher = Some("/usr/local/bin/ocap".into());
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
@@ -34,10 +36,11 @@ pub struct KernelConfig {
     /// How long `launch_subcluster` waits for the bootstrap result.
     pub bootstrap_timeout: Duration,
     /// How worker processes are run: the worker program for registered code configured
-    /// `worker: subprocess` (none by default, so launching such a vat fails) and the
-    /// per-delivery time limit (30 s). A vat that names its own executable
-    /// (`VatConfig::bundle_path`) needs no program here: the store records the
-    /// executable, so reopening relaunches it with nothing configured.
+    /// `worker: subprocess` (none by default, so launching such a vat fails), the
+    /// per-delivery time limit (30 s) and the confinement of the worker processes (always,
+    /// through a launcher this config must name; see docs/confinement.md). A vat that
+    /// names its own executable (`VatConfig::bundle_path`) needs no program here: the
+    /// store records the executable, so reopening relaunches it with nothing configured.
     pub workers: WorkerConfig,
     /// Wipe the store on open (spec §16.4 step 2): every vat, object, promise and queued
     /// message is gone, and ids start again at 1.

@@ -89,7 +89,9 @@ pub use ocap_types::{
     VatConfig, VatId, VatLimits, VatLog, VatRuntime, WorkerKind,
 };
 pub use ocap_vat_manager::{
+    ConfineError, ConfineMode, Confinement, Facilities, LAUNCH_FAILED, LAUNCHER_COMMAND,
     LimitExceeded, LogSink, VatCounters, VatError, VatFactory, VatRegistry, WorkerConfig,
+    launch_main,
 };
 pub use services::{KernelService, ServiceCall};
 pub use thread::JOB_QUEUE_CAPACITY;

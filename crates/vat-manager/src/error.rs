@@ -6,6 +6,8 @@ use ocap_queue::QueueError;
 use ocap_store::{CrankError, StoreError};
 use ocap_types::VatId;
 
+use crate::confine::ConfineError;
+
 /// What can go wrong managing vats. A misbehaving vat is not an error here: it is
 /// terminated and the outcome reported as data. A store failure is always
 /// [`VatError::Store`], however deep it happened (in the queues, in a syscall, while a vat
@@ -83,6 +85,16 @@ pub enum VatError {
         recorded: String,
         /// The executable's hash now.
         found: String,
+    },
+    /// The vat's worker cannot be started confined as the operator asked (the OS lacks a
+    /// facility, no launcher is configured, its program is missing).
+    #[error("Failed to start vat {vat} confined")]
+    Confine {
+        /// The vat.
+        vat: VatId,
+        /// Why.
+        #[source]
+        cause: ConfineError,
     },
     /// The target object is not exported by its owner (spec §7.11).
     #[error("object is not in its owner's c-list")]

@@ -1,7 +1,8 @@
 //! Vats from the kernel's side: the registry of vat code, running workers, c-list
 //! translation between vat refs and kernel refs, syscall validation, launch, delivery,
 //! termination (inside a crank without waiting, or on a host's request) and the cleanup of
-//! terminated vats.
+//! terminated vats, and the confinement of worker processes (`confine`: the launcher that
+//! restricts a worker before its program runs).
 //!
 //! ```
 //! use ocap_vat_manager::{VatManager, VatRegistry};
@@ -11,6 +12,7 @@
 //! ```
 
 mod bundle;
+mod confine;
 mod counters;
 mod error;
 mod limits;
@@ -23,6 +25,10 @@ mod translate;
 #[cfg(test)]
 mod tests;
 
+pub use confine::{
+    ConfineError, ConfineMode, Confinement, Facilities, LAUNCH_FAILED, LAUNCHER_COMMAND,
+    launch_main,
+};
 pub use counters::VatCounters;
 pub use error::VatError;
 pub use limits::LimitExceeded;

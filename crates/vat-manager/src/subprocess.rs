@@ -32,6 +32,7 @@
 #[cfg(test)]
 mod tests;
 
+use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -44,6 +45,7 @@ use ocap_types::{
     VatRuntime, VatStart, WorkerFrame,
 };
 
+use crate::confine::{self, Confinement};
 use crate::error::VatError;
 
 /// How subprocess vats are started. Build it from [`WorkerConfig::default`] and set its
@@ -58,14 +60,17 @@ pub struct WorkerConfig {
     /// terminated. `Duration::MAX` (or any limit too far away to be a point in time) means
     /// no limit.
     pub delivery_timeout: Duration,
+    /// How the worker process is confined (always, by default; see [`Confinement`]).
+    pub confinement: Confinement,
 }
 
 impl Default for WorkerConfig {
-    /// No program; a 30 s delivery time limit.
+    /// No program; a 30 s delivery time limit; confined always (no launcher: set one).
     fn default() -> Self {
         WorkerConfig {
             program: None,
             delivery_timeout: Duration::from_secs(30),
+            confinement: Confinement::default(),
         }
     }
 }
@@ -114,21 +119,25 @@ impl SubprocessRuntime {
     /// to the kernel by sockets and its stderr forwarded to the log.
     ///
     /// # Errors
-    /// [`VatError::Start`] when no program is configured or it cannot be started.
+    /// [`VatError::Start`] when no program is configured or it cannot be started;
+    /// [`VatError::Confine`] when it cannot be started confined as configured.
     pub fn spawn(config: &WorkerConfig, vat: VatId, code: &str) -> Result<Self, VatError> {
         let program = config.program.as_ref().ok_or_else(|| VatError::Start {
             vat,
             message: "the vat is configured to run in a subprocess but no worker program is set"
                 .to_owned(),
         })?;
-        Self::spawn_program(config, vat, program, &["worker", code])
+        Self::spawn_program(config, vat, code, program, &["worker", code])
     }
 
     /// Starts `<program> <args>` for `vat` (a path vat's own executable, or the configured
-    /// worker program), as [`SubprocessRuntime::spawn`] does.
+    /// worker program), as [`SubprocessRuntime::spawn`] does. `code` is what the operator's
+    /// list of trusted vats names it by: its registered code name, or a path vat's
+    /// executable path.
     pub(crate) fn spawn_program(
         config: &WorkerConfig,
         vat: VatId,
+        code: &str,
         program: &Path,
         args: &[&str],
     ) -> Result<Self, VatError> {
@@ -137,9 +146,11 @@ impl SubprocessRuntime {
             .map_err(|e| start_error(format!("cannot create the vat worker's input: {e}")))?;
         let (from_worker, worker_stdout) = UnixStream::pair()
             .map_err(|e| start_error(format!("cannot create the vat worker's output: {e}")))?;
-        let mut command = Command::new(program);
+        // The one hook of confinement: the launcher, or the program itself if not confined.
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let mut command = confine::command(&config.confinement, code, program, &args)
+            .map_err(|cause| VatError::Confine { vat, cause })?;
         command
-            .args(args)
             .stdin(Stdio::from(OwnedFd::from(worker_stdin)))
             .stdout(Stdio::from(OwnedFd::from(worker_stdout)))
             .stderr(Stdio::piped());

@@ -33,6 +33,12 @@ fn a_worker_delivery_error_is_logged_and_rejected_with_a_fixed_text() {
 fn a_worker_that_exits_while_its_child_keeps_stdout_open_is_reported_as_exited() {
     let mut config = ocap_tests::config();
     config.workers.delivery_timeout = Duration::from_secs(3);
+    // It starts a process, which confinement forbids: the operator trusts it.
+    config
+        .workers
+        .confinement
+        .trusted
+        .insert("exit-keeping-stdout".to_owned());
     let test = TestKernel::open(config, WorkerKind::Subprocess);
     test.launch(&cluster(&[
         ("keep", "probe"),

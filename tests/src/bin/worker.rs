@@ -5,7 +5,8 @@
 //! (announces a frame over the size limit), `exit-now` (exits with status 3),
 //! `exit-keeping-stdout` (starts a `sleep` that inherits its standard output, then exits
 //! with status 4) and `leaky-error` (reports a delivery error whose text is shaped like
-//! internal ids and a path).
+//! internal ids and a path). With `confine-launch` first, it is the confinement launcher
+//! (`ocap_vat_manager::launch_main`), as `ocap` is.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -63,6 +64,14 @@ impl VatRuntime for Breaker {
 }
 
 fn main() -> ExitCode {
+    // This program is also the tests' confinement launcher (`ocap_tests::config`).
+    let mut launcher_args = std::env::args_os().skip(1);
+    if launcher_args
+        .next()
+        .is_some_and(|first| first == ocap_vat_manager::LAUNCHER_COMMAND)
+    {
+        return ocap_vat_manager::launch_main(launcher_args);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [command, vat] = args.as_slice() else {
         eprintln!("usage: ocap-test-worker worker <vat>");

@@ -146,6 +146,8 @@ pub struct StartOptions {
     /// Have the daemon write the crank log here (`--crank-log`; a relative path is taken
     /// from this process's directory).
     pub crank_log: Option<CrankLogOptions>,
+    /// More flags for `ocap serve` (the operator's confinement flags).
+    pub serve_args: Vec<String>,
 }
 
 /// Starts `ocap serve` on the store in the background (its own process group, output
@@ -185,6 +187,7 @@ pub fn start_daemon(options: &StartOptions) -> Result<u32, CliError> {
         command.arg("--crank-log").arg(path);
         command.arg(format!("--crank-log-max-bytes={}", crank_log.max_bytes));
     }
+    command.args(&options.serve_args);
     // Its own process group: a Ctrl-C meant for the shell's foreground job misses it.
     let mut child = command
         .stdin(Stdio::null())
@@ -289,6 +292,12 @@ impl Session {
             }
             None => {
                 let mut config = KernelConfig::new(registry());
+                // The `ocap` binary is its own confinement launcher.
+                config
+                    .workers
+                    .confinement
+                    .launcher
+                    .clone_from(&worker_program);
                 config.workers.program = worker_program;
                 config.bootstrap_timeout = timeout;
                 let ctx = Context::new(store.to_path_buf(), Durability::EveryCrank, false);

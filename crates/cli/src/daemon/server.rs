@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::time::Duration;
 
-use ocap_kernel::{CrankLogSink, CrankRecord, Durability, KRef, Kernel, KernelConfig};
+use ocap_kernel::{Confinement, CrankLogSink, CrankRecord, Durability, KRef, Kernel, KernelConfig};
 use parking_lot::Mutex;
 use serde_json::{Value as Json, json};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub worker_program: Option<PathBuf>,
     /// Write the crank log here (`--crank-log`).
     pub crank_log: Option<CrankLogOptions>,
+    /// How worker processes are confined (the operator's flags; the launcher is `ocap`).
+    pub confinement: Confinement,
 }
 
 /// A client waiting for the answer to its `shutdown`.
@@ -65,6 +67,15 @@ pub fn serve(options: &ServeOptions) -> Result<(), CliError> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let mut config = KernelConfig::new(registry());
     config.workers.program = options.worker_program.clone();
+    config.workers.confinement = options.confinement.clone();
+    // The worker program is `ocap`, its own confinement launcher, unless one is named.
+    if config.workers.confinement.launcher.is_none() {
+        config
+            .workers
+            .confinement
+            .launcher
+            .clone_from(&options.worker_program);
+    }
     if options.group_commit {
         config.durability = Durability::GROUP;
     }

@@ -79,7 +79,8 @@ impl VatManager {
         if let Some(path) = record.config.executable() {
             let hash = bundle::check_executable(vat, path, record.bundle_hash.as_deref())?;
             let args = ["worker", record.name.as_str()];
-            let runtime = SubprocessRuntime::spawn_program(&self.workers, vat, path, &args)?;
+            let code = path.to_string_lossy();
+            let runtime = SubprocessRuntime::spawn_program(&self.workers, vat, &code, path, &args)?;
             return Ok((Box::new(runtime), Some(hash)));
         }
         let code = record.config.code().unwrap_or_default();

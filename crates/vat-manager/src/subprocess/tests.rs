@@ -11,6 +11,7 @@ use ocap_types::{
 };
 
 use super::{SubprocessRuntime, WorkerConfig};
+use crate::confine::{ConfineMode, Confinement};
 use crate::error::VatError;
 
 struct NoHost;
@@ -39,10 +40,20 @@ fn start_with(program: &Path, timeout: Duration) -> (SubprocessRuntime, Delivery
     let config = WorkerConfig {
         program: Some(program.to_path_buf()),
         delivery_timeout: timeout,
+        confinement: unconfined(),
     };
     let mut runtime = SubprocessRuntime::spawn(&config, VatId(1), "x").unwrap();
     let outcome = runtime.start(start_frame(), &mut NoHost);
     (runtime, outcome)
+}
+
+/// These workers are shell scripts that run `sleep` and `head`: they test the protocol, not
+/// confinement (`tests/it/confine.rs` does), so they run unconfined.
+fn unconfined() -> Confinement {
+    Confinement {
+        mode: ConfineMode::Never,
+        ..Confinement::default()
+    }
 }
 
 fn alive(pid: u32) -> bool {
@@ -100,6 +111,7 @@ fn failing_workers_give_fixed_reasons_and_are_reaped() {
     let config = WorkerConfig {
         program: Some(hangs),
         delivery_timeout: long,
+        confinement: unconfined(),
     };
     let runtime = SubprocessRuntime::spawn(&config, VatId(2), "x").unwrap();
     let pid = runtime.pid();
@@ -120,6 +132,7 @@ fn spawn_without_a_usable_program_is_a_start_error() {
     for (program, expected) in cases {
         let config = WorkerConfig {
             program,
+            confinement: unconfined(),
             ..WorkerConfig::default()
         };
         match SubprocessRuntime::spawn(&config, VatId(3), "x") {
@@ -223,6 +236,7 @@ fn a_vat_store_entry_too_large_for_a_frame_fails_the_start_with_a_fixed_reason()
     let config = WorkerConfig {
         program: Some(counts),
         delivery_timeout: Duration::from_secs(20),
+        confinement: unconfined(),
     };
     let mut runtime = SubprocessRuntime::spawn(&config, VatId(4), "x").unwrap();
     // Only a vat that once ran in process with a larger value limit can have one.
