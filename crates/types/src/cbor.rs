@@ -32,3 +32,58 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     ciborium::de::from_reader_with_buffer(bytes, &mut scratch)
         .map_err(|e| DecodeError::new(e.to_string()))
 }
+
+/// A cursor over CBOR bytes for the hand-written fast decoders (run-queue items, simple
+/// values): it reads heads only in their shortest form (what ciborium writes), and every
+/// read that does not fit gives `None`, leaving the general decoder to decide.
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+
+    /// The next `n` bytes.
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let taken = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(taken)
+    }
+
+    /// A head of `major` type in its shortest form; its argument.
+    pub(crate) fn head(&mut self, major: u8) -> Option<u64> {
+        let first = *self.bytes.get(self.at)?;
+        if first >> 5 != major {
+            return None;
+        }
+        self.at += 1;
+        self.arg(first)
+    }
+
+    /// The argument of the head whose first byte is `first` (already read), in its
+    /// shortest form only.
+    pub(crate) fn arg(&mut self, first: u8) -> Option<u64> {
+        let (arg, shortest_from) = match first & 0x1f {
+            small @ 0..=23 => (u64::from(small), 0),
+            24 => (u64::from(*self.take(1)?.first()?), 24),
+            25 => (
+                u64::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?)),
+                0x100,
+            ),
+            26 => (
+                u64::from(u32::from_be_bytes(self.take(4)?.try_into().ok()?)),
+                0x1_0000,
+            ),
+            27 => (
+                u64::from_be_bytes(self.take(8)?.try_into().ok()?),
+                0x1_0000_0000,
+            ),
+            _ => return None,
+        };
+        (arg >= shortest_from).then_some(arg)
+    }
+}

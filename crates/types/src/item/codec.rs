@@ -10,7 +10,7 @@
 use std::str::FromStr;
 
 use crate::capdata::{CapData, Message};
-use crate::cbor;
+use crate::cbor::{self, Reader};
 use crate::item::RunQueueItem;
 use crate::refs::{EndpointId, KObjectId, KPromiseId, KRef, RemoteId, VatId};
 use crate::value::{DecodeError, cbor_head};
@@ -146,7 +146,7 @@ fn numbered(out: &mut Vec<u8>, prefix: &[u8], mut n: u64) {
 /// # Errors
 /// [`DecodeError`] as `cbor::from_slice` gives it.
 pub(super) fn decode(bytes: &[u8]) -> Result<RunQueueItem, DecodeError> {
-    let mut reader = Reader { bytes, at: 0 };
+    let mut reader = Reader::new(bytes);
     match reader.item() {
         Some(item) if reader.at == bytes.len() => Ok(item),
         _ => cbor::from_slice(bytes),
@@ -155,11 +155,6 @@ pub(super) fn decode(bytes: &[u8]) -> Result<RunQueueItem, DecodeError> {
 
 /// A cursor over canonical bytes; every method returns `None` at the first byte that is
 /// not the canonical form, and the caller then leaves the bytes to serde.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
 impl<'a> Reader<'a> {
     fn item(&mut self) -> Option<RunQueueItem> {
         self.expect_head(MAP, 1)?;
@@ -220,43 +215,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A head of `major` type in its shortest form; its argument.
-    fn head(&mut self, major: u8) -> Option<u64> {
-        let first = *self.bytes.get(self.at)?;
-        if first >> 5 != major {
-            return None;
-        }
-        self.at += 1;
-        // Only the shortest form (what ciborium writes) is read here.
-        let (arg, shortest_from) = match first & 0x1f {
-            small @ 0..=23 => (u64::from(small), 0),
-            24 => (u64::from(*self.take(1)?.first()?), 24),
-            25 => (
-                u64::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?)),
-                0x100,
-            ),
-            26 => (
-                u64::from(u32::from_be_bytes(self.take(4)?.try_into().ok()?)),
-                0x1_0000,
-            ),
-            27 => (
-                u64::from_be_bytes(self.take(8)?.try_into().ok()?),
-                0x1_0000_0000,
-            ),
-            _ => return None,
-        };
-        (arg >= shortest_from).then_some(arg)
-    }
-
     fn expect_head(&mut self, major: u8, arg: u64) -> Option<()> {
         (self.head(major)? == arg).then_some(())
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.at.checked_add(n)?;
-        let taken = self.bytes.get(self.at..end)?;
-        self.at = end;
-        Some(taken)
     }
 
     fn text(&mut self) -> Option<&'a str> {

@@ -10,6 +10,7 @@
 //! `FAST_DEPTH`.
 
 use super::{TAG_SLOT, Value};
+use crate::cbor::Reader;
 
 /// Deeper values take the general path, which walks without recursing.
 const FAST_DEPTH: usize = 16;
@@ -29,14 +30,9 @@ const NULL: u8 = 0xf6;
 
 /// The value `bytes` encode, if they are one of the simple shapes, whole.
 pub(super) fn simple(bytes: &[u8]) -> Option<Value> {
-    let mut reader = Reader { bytes, at: 0 };
+    let mut reader = Reader::new(bytes);
     let value = reader.value(0)?;
     (reader.at == bytes.len()).then_some(value)
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
 }
 
 impl Reader<'_> {
@@ -56,7 +52,7 @@ impl Reader<'_> {
                 let len = usize::try_from(self.arg(first)?).ok()?;
                 Some(Value::Bytes(self.take(len)?.to_vec()))
             }
-            TEXT => self.text(first).map(Value::Str),
+            TEXT => self.owned_text(first).map(Value::Str),
             ARRAY => {
                 let len = usize::try_from(self.arg(first)?).ok()?;
                 // Each item takes at least one byte: a count past the input is not trusted.
@@ -94,43 +90,14 @@ impl Reader<'_> {
         self.at += 1;
         let iface = match second {
             NULL => None,
-            _ if second >> 5 == TEXT => Some(self.text(second)?),
+            _ if second >> 5 == TEXT => Some(self.owned_text(second)?),
             _ => return None,
         };
         Some(Value::Slot { index, iface })
     }
 
-    fn text(&mut self, first: u8) -> Option<String> {
+    fn owned_text(&mut self, first: u8) -> Option<String> {
         let len = usize::try_from(self.arg(first)?).ok()?;
         std::str::from_utf8(self.take(len)?).ok().map(str::to_owned)
-    }
-
-    /// The argument of the head whose first byte is `first`, in its shortest form only.
-    fn arg(&mut self, first: u8) -> Option<u64> {
-        let (arg, shortest_from) = match first & 0x1f {
-            small @ 0..=23 => (u64::from(small), 0),
-            24 => (u64::from(*self.take(1)?.first()?), 24),
-            25 => (
-                u64::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?)),
-                0x100,
-            ),
-            26 => (
-                u64::from(u32::from_be_bytes(self.take(4)?.try_into().ok()?)),
-                0x1_0000,
-            ),
-            27 => (
-                u64::from_be_bytes(self.take(8)?.try_into().ok()?),
-                0x1_0000_0000,
-            ),
-            _ => return None,
-        };
-        (arg >= shortest_from).then_some(arg)
-    }
-
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let end = self.at.checked_add(n)?;
-        let taken = self.bytes.get(self.at..end)?;
-        self.at = end;
-        Some(taken)
     }
 }
