@@ -6,7 +6,9 @@
 //! - `forward(ref, method)` → sends `method()` to `ref` and answers with the reply;
 //! - `panic()` → panics in vat code; `crash()` → reports a delivery error;
 //! - `exit(failure)` → asks to be terminated (the result is left to the kernel);
-//! - `forge()` → sends to an import it never received (illegal syscall);
+//! - `forge(n)` → sends to an import it never received (illegal syscall), then makes `n`
+//!   more (empty) syscalls, which the kernel must ignore;
+//! - `virtual()` → answers a virtual object, `o+v1/1` (only this incarnation knows it);
 //! - `resolve_twice()` → resolves its result twice (the second is illegal);
 //! - `pending()` → never answers;
 //! - `pid()` → the id of the process it runs in (the kernel's, in process);
@@ -25,8 +27,8 @@
 use std::collections::BTreeMap;
 
 use ocap_types::{
-    ByteBuf, CapData, Checkpoint, Delivery, DeliveryOutcome, LogLevel, Message, Resolution,
-    Syscall, VRef, Value, VatHost, VatLog, VatRuntime, VatStart,
+    ByteBuf, CapData, Checkpoint, Delivery, DeliveryOutcome, ExportId, LogLevel, Message,
+    Resolution, Syscall, VRef, Value, VatHost, VatLog, VatRuntime, VatStart,
 };
 
 /// The vat-store key that makes every start fail.
@@ -120,10 +122,27 @@ impl Probe {
                     info: CapData::error("probe exits"),
                 });
             }
-            "forge" => host.syscall(Syscall::Send {
-                target: VRef::ImportObject(999),
-                message: Message::new("hello", vec![], vec![], None),
-            }),
+            "forge" => {
+                host.syscall(Syscall::Send {
+                    target: VRef::ImportObject(999),
+                    message: Message::new("hello", vec![], vec![], None),
+                });
+                for _ in 0..args.first().and_then(Value::as_int).unwrap_or(0) {
+                    host.syscall(Syscall::DropImports(Vec::new()));
+                }
+            }
+            "virtual" => {
+                let object = VRef::ExportObject(ExportId::Virtual {
+                    kind: 1,
+                    instance: 1,
+                    facet: None,
+                });
+                let slot = Value::Slot {
+                    index: 0,
+                    iface: None,
+                };
+                resolve(host, result, false, CapData::new(&slot, vec![object]));
+            }
             "resolve_twice" => {
                 answer(host, Value::Int(1));
                 answer(host, Value::Int(2));

@@ -12,6 +12,8 @@ use crate::{
     KernelState, Mode, QueueError, StoredQueue, Termination, run_crank,
 };
 
+mod collect;
+
 fn queue() -> (tempfile::TempDir, KernelState) {
     let dir = tempfile::tempdir().unwrap();
     let store = KernelStore::new(Store::open(dir.path()).unwrap());

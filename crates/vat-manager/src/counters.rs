@@ -8,7 +8,8 @@ pub struct VatCounters {
     /// Deliveries handed to the vat (messages, notifies, GC actions, `bringOutYourDead`),
     /// whether or not their crank committed.
     pub deliveries: u64,
-    /// Syscalls the vat made.
+    /// Syscalls the kernel took from the vat, carried out or refused. The first refused one
+    /// ends the delivery: the kernel ignores the syscalls after it, and does not count them.
     pub syscalls: u64,
     /// Deliveries that ended in a denial: a syscall refused as illegal, or a limit of
     /// [`ocap_types::VatLimits`] exceeded (each terminates the vat).

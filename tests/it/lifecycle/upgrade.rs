@@ -208,3 +208,21 @@ fn only_a_live_vat_can_be_upgraded() {
     assert_eq!(err.to_string(), "Vat does not exist.");
     test.assert_refcounts_consistent();
 }
+
+#[test]
+fn a_virtual_object_of_the_old_version_rejects_as_deleted_after_an_upgrade() {
+    let test = TestKernel::new();
+    let kernel = &test.kernel;
+    let launched = test.launch(&cluster(&[("probe", "probe")]));
+    let virtual_object = object(kernel, launched.root, "virtual");
+    // Before the upgrade, v1 answers for it (the probe answers any method it knows).
+    assert_eq!(ask(kernel, virtual_object, "data"), Ok(42.into()));
+
+    kernel.upgrade_vat(vat(1), to("probe")).unwrap();
+
+    // A virtual object is not durable: the new version does not know it, so a send to it
+    // splats as deleted instead of reaching the new version under the old vref.
+    assert_eq!(ask(kernel, virtual_object, "data").unwrap_err(), DELETED);
+    assert_eq!(ask(kernel, launched.root, "data"), Ok(42.into()));
+    test.assert_refcounts_consistent();
+}

@@ -106,6 +106,114 @@ fn the_receiver_decides_the_result_of_a_delivered_send() {
     pair.test.assert_refcounts_consistent();
 }
 
+/// The driver sends `pending()` to the probe with result `R0`; once delivered, the probe
+/// decides `R0` (and never settles it).
+fn probe_decides_r0(pair: &Pair) {
+    assert_eq!(
+        pair.script(vec![send_r(vat("probe"), "pending", vec![], 0)]),
+        Ok(Value::str("done"))
+    );
+    pair.kernel().run_until_idle(WAIT).unwrap();
+}
+
+/// The driver was terminated for an illegal syscall (not blamed on the kernel), and the
+/// probe lives on.
+fn assert_driver_refused(pair: &Pair, answer: Result<Value, String>) {
+    let rejection = answer.unwrap_err();
+    assert!(rejection.contains("ILLEGAL_SYSCALL"), "{rejection}");
+    pair.assert_probe_lives();
+    assert_eq!(pair.kernel().vat_ids().unwrap(), vec![pair.probe_vat]);
+    pair.test.assert_refcounts_consistent();
+}
+
+#[test]
+fn a_vat_cannot_name_as_a_result_a_promise_the_receiver_of_its_earlier_send_decides() {
+    let pair = Pair::new();
+    probe_decides_r0(&pair);
+    let answer = pair.script(vec![send_r(
+        vat("probe"),
+        "echo",
+        vec![Value::str("again")],
+        0,
+    )]);
+    assert_driver_refused(&pair, answer);
+}
+
+#[test]
+fn a_vat_cannot_resolve_the_result_of_its_send_after_the_receiver_got_it() {
+    let pair = Pair::new();
+    probe_decides_r0(&pair);
+    let answer = pair.script(vec![resolve(vec![(r(0), false, Value::str("forged"))])]);
+    assert_driver_refused(&pair, answer);
+}
+
+/// A vat is not blamed for the kernel's damaged state when it settles a promise: a message
+/// queued on the driver's own promise is damaged on disk, and the driver resolves the
+/// promise, which moves that message. The delivery fails inside the kernel; the driver is
+/// not terminated for it.
+#[test]
+fn a_damaged_promise_queue_is_the_kernels_fault_not_the_resolving_vats() {
+    let pair = Pair::new();
+    let promises = pair
+        .kernel()
+        .queue_message(pair.driver, "promises", vec![Value::Int(1)]);
+    let p0 = promises.unwrap().wait(WAIT).unwrap().slots[0];
+    let ocap_types::KRef::Promise(id) = p0 else {
+        panic!("P0 is a promise: {p0}")
+    };
+    let p = || record(&[("p", Value::Int(0))]);
+    assert_eq!(
+        pair.script(vec![ocap_tests::driver::send(p(), "echo", vec![])]),
+        Ok(Value::str("done"))
+    );
+    let Pair {
+        test,
+        driver,
+        probe_vat,
+        ..
+    } = pair;
+    let vats = test.kernel.vat_ids().unwrap();
+    let driver_vat = *vats.iter().find(|v| **v != probe_vat).unwrap();
+    let TestKernel { kernel, dir, .. } = test;
+    kernel.shutdown().unwrap();
+
+    let mut store = ocap_store::KernelStore::new(ocap_store::Store::open(dir.path()).unwrap());
+    let queued: Vec<Vec<u8>> = store
+        .kv()
+        .scan_prefix(format!("queue.{id}.").as_bytes())
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| !key.ends_with(b"head") && !key.ends_with(b"tail"))
+        .collect();
+    assert_eq!(queued.len(), 1, "the send waits on P0");
+    store.start_crank().unwrap();
+    store.kv_mut().set(&queued[0], b"damaged").unwrap();
+    store.end_crank().unwrap();
+    store.kv_mut().flush().unwrap();
+    drop(store);
+
+    let kernel = Kernel::open(dir.path(), config()).unwrap();
+    let answer = call(
+        &kernel,
+        driver,
+        "script",
+        vec![Value::List(vec![resolve(vec![(
+            p(),
+            false,
+            Value::str("v"),
+        )])])],
+    );
+    let rejection = answer.unwrap_err();
+    assert!(rejection.contains("INTERNAL_ERROR"), "{rejection}");
+    assert!(!has_ref_shaped_text(&rejection), "{rejection}");
+    assert!(
+        kernel.vat_ids().unwrap().contains(&driver_vat),
+        "driver terminated"
+    );
+    kernel.shutdown().unwrap();
+}
+
 #[test]
 fn a_vat_that_cannot_restart_leaves_the_store_openable_and_can_be_terminated() {
     let pair = Pair::new();

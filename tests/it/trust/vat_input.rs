@@ -112,16 +112,17 @@ fn a_vat_store_value_past_its_limit_is_refused() {
 fn a_vat_cannot_make_more_syscalls_in_one_delivery_than_its_limit() {
     let limits = VatLimits::default().with_syscalls_per_delivery(50);
     let (test, probe, _) = limited_probe(limits);
-    // 10 empty syscalls and the answer: within the limit.
+    // 49 empty syscalls and the answer: exactly the limit, allowed.
     assert_eq!(
-        call(&test.kernel, probe, "spam", vec![Value::Int(10)]),
+        call(&test.kernel, probe, "spam", vec![Value::Int(49)]),
         Ok(Value::str("spammed"))
     );
+    // One more is one too many.
     assert_over_limit(
         &test,
         probe,
         "spam",
-        vec![Value::Int(1000)],
+        vec![Value::Int(50)],
         LimitExceeded::Syscalls.reason(),
     );
     test.assert_refcounts_consistent();
@@ -356,4 +357,21 @@ fn a_subprocess_vat_with_a_store_larger_than_a_frame_restarts() {
             .all(|(_, v)| v.0 == vec![b'x'; VALUE])
     );
     kernel.shutdown().unwrap();
+}
+
+#[test]
+fn the_kernel_ignores_every_syscall_after_an_illegal_one() {
+    let (test, probe, vat) = limited_probe(VatLimits::default());
+    let rejection = call(&test.kernel, probe, "forge", vec![Value::Int(5)]).unwrap_err();
+    assert!(rejection.contains("ILLEGAL_SYSCALL"), "{rejection}");
+    let counters = test.kernel.vat_counters().unwrap()[&vat];
+    // The bootstrap's answer, the forged send; the five after it were not carried out.
+    assert_eq!(
+        (counters.syscalls, counters.denials),
+        (2, 1),
+        "{counters:?}"
+    );
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert!(test.kernel.vat_ids().unwrap().is_empty());
+    test.assert_refcounts_consistent();
 }
