@@ -126,3 +126,50 @@ fn a_rollback_to_a_savepoint_undoes_what_came_after_it_and_keeps_what_came_befor
         "nothing after the savepoint"
     );
 }
+
+#[test]
+fn a_cleanup_step_reports_what_it_did_and_cleanup_all_counts_the_vats_it_finished() {
+    let (_dir, mut state) = queue();
+    let ((), _) = state
+        .transaction(|crank| -> Result<_, QueueError> {
+            let store = crank.store_mut();
+            for n in [1, 2] {
+                let ep = vat(n);
+                let export = store.create_object(Owner::Endpoint(ep))?;
+                store.add_clist_entry(
+                    ep,
+                    KRef::Object(export),
+                    VRef::ExportObject(ExportId::Ephemeral(1)),
+                )?;
+                let import = store.create_object(Owner::Kernel)?;
+                store.add_clist_entry(ep, KRef::Object(import), VRef::ImportObject(1))?;
+                store.incref(KRef::Object(import))?;
+                let promise = store.create_promise(Some(Owner::Endpoint(ep)))?;
+                store.add_clist_entry(ep, KRef::Promise(promise), VRef::ExportPromise(1))?;
+                store.mark_terminated(ep)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (reports, _) = state
+        .transaction(|crank| -> Result<_, QueueError> {
+            let first = crank.cleanup_next_terminated()?;
+            let finished = crank.cleanup_all_terminated()?;
+            Ok((first, finished))
+        })
+        .unwrap();
+    assert_eq!(
+        reports,
+        (
+            Some(crate::CleanupReport {
+                exports: 1,
+                imports: 1,
+                promises: 1,
+                finished: true,
+            }),
+            1
+        ),
+        "the first step cleans v1 up whole; cleaning up all finishes v2"
+    );
+    assert!(state.store().terminated_vats().unwrap().is_empty());
+}
