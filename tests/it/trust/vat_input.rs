@@ -13,6 +13,16 @@ fn limited_probe(limits: VatLimits) -> (TestKernel, KRef, VatId) {
     (test, launched.root, vat)
 }
 
+/// `put(key, len)` to the probe: its answer, or the rejection.
+fn put(test: &TestKernel, probe: KRef, key: &str, len: i64) -> Result<Value, String> {
+    call(
+        &test.kernel,
+        probe,
+        "put",
+        vec![Value::str(key), Value::Int(len)],
+    )
+}
+
 /// `method(args)` to the probe is refused: its result is rejected (never left pending) with
 /// the limit's fixed reason, the probe is terminated, and the kernel goes on.
 fn assert_over_limit(test: &TestKernel, probe: KRef, method: &str, args: Vec<Value>, reason: &str) {
@@ -33,15 +43,7 @@ fn assert_over_limit(test: &TestKernel, probe: KRef, method: &str, args: Vec<Val
 #[test]
 fn a_vat_store_key_past_the_store_limit_is_the_vats_fault_not_the_kernels() {
     let (test, probe, _) = limited_probe(VatLimits::default());
-    assert_eq!(
-        call(
-            &test.kernel,
-            probe,
-            "put",
-            vec![Value::str("short"), Value::Int(3)]
-        ),
-        Ok(Value::str("put"))
-    );
+    assert_eq!(put(&test, probe, "short", 3), Ok(Value::str("put")));
     // Longer than LMDB can hold: before, this failed inside the store, the result stayed
     // pending for ever and the vat ran on with state the store did not have.
     let key = "k".repeat(600);
@@ -59,25 +61,9 @@ fn a_vat_store_key_past_the_store_limit_is_the_vats_fault_not_the_kernels() {
 fn a_vat_cannot_grow_its_store_past_its_limit() {
     let limits = VatLimits::default().with_vatstore_total_bytes(1000);
     let (test, probe, vat) = limited_probe(limits);
-    assert_eq!(
-        call(
-            &test.kernel,
-            probe,
-            "put",
-            vec![Value::str("a"), Value::Int(600)]
-        ),
-        Ok(Value::str("put"))
-    );
+    assert_eq!(put(&test, probe, "a", 600), Ok(Value::str("put")));
     // Rewriting a key counts its new size, not both.
-    assert_eq!(
-        call(
-            &test.kernel,
-            probe,
-            "put",
-            vec![Value::str("a"), Value::Int(900)]
-        ),
-        Ok(Value::str("put"))
-    );
+    assert_eq!(put(&test, probe, "a", 900), Ok(Value::str("put")));
     let stored = test
         .kernel
         .inspect(move |s| s.vatstore_get(vat, "a").map(|v| v.map(|v| v.len())))
@@ -192,15 +178,7 @@ fn a_vat_cannot_have_more_messages_queued_than_its_limit() {
 fn a_vat_cannot_change_more_of_its_store_in_one_delivery_than_its_limit() {
     let limits = VatLimits::default().with_delivery_vatstore_bytes(1000);
     let (test, probe, _) = limited_probe(limits);
-    assert_eq!(
-        call(
-            &test.kernel,
-            probe,
-            "put",
-            vec![Value::str("a"), Value::Int(600)]
-        ),
-        Ok(Value::str("put"))
-    );
+    assert_eq!(put(&test, probe, "a", 600), Ok(Value::str("put")));
     assert_over_limit(
         &test,
         probe,
