@@ -158,6 +158,51 @@ fn records_come_once_durable_numbered_in_order_ending_at_the_kernels_head() {
     }
 }
 
+/// A sink installed at run time sees the cranks from then on, numbered where the kernel
+/// is, ending at its head; removed, it sees nothing more.
+#[test]
+fn a_crank_log_set_at_run_time_sees_the_cranks_from_then_on() {
+    for durability in [Durability::EveryCrank, Durability::GROUP] {
+        let mut config = ocap_tests::config();
+        config.durability = durability;
+        let test = TestKernel::open(config, WorkerKind::InProcess);
+        test.launch(&cluster(&[("alice", "alice"), ("bob", "bob")]));
+        test.kernel.run_until_idle(WAIT).unwrap();
+        let bob = bob_root(&test.kernel);
+        let hello = |name: &str| {
+            assert_eq!(
+                call(&test.kernel, bob, "hello", vec![Value::str(name)]),
+                Ok(Value::str(format!("hello, {name}, from bob")))
+            );
+            test.kernel.run_until_idle(WAIT).unwrap();
+        };
+        hello("carol");
+        let before = test.kernel.crank_count().unwrap();
+
+        let (tx, records) = mpsc::channel();
+        let sink = Arc::new(move |record: &CrankRecord| {
+            let _ = tx.send(record.clone());
+        });
+        test.kernel.set_crank_log(Some(sink)).unwrap();
+        hello("dave");
+        let head = test.kernel.crank_hash().unwrap();
+        let seen: Vec<CrankRecord> = records.try_iter().collect();
+        let numbers: Vec<u64> = seen.iter().map(|r| r.crank).collect();
+        let after = test.kernel.crank_count().unwrap();
+        assert_eq!(
+            numbers,
+            (before + 1..=after).collect::<Vec<_>>(),
+            "{durability:?}"
+        );
+        assert_eq!(seen.last().map(|r| r.crank_hash), Some(head));
+        assert_eq!(seen.iter().map(|r| r.host_inputs.len()).sum::<usize>(), 1);
+
+        test.kernel.set_crank_log(None).unwrap();
+        hello("erin");
+        assert_eq!(records.try_iter().count(), 0, "no sink, no records");
+    }
+}
+
 #[test]
 fn the_crank_hash_survives_a_restart_and_the_chain_goes_on() {
     let (config, _records) = logged(Durability::GROUP);

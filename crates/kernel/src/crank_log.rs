@@ -124,6 +124,17 @@ impl CrankLog {
         }
     }
 
+    /// Installs `sink`, or with `None` stops recording: what was recorded for the old sink
+    /// and is not yet handed over is dropped with it.
+    pub(crate) fn set_sink(&mut self, sink: Option<CrankLogSink>) {
+        if sink.is_none() {
+            self.current = None;
+            self.inputs.clear();
+            self.pending.clear();
+        }
+        self.sink = sink;
+    }
+
     /// True if anyone listens: without a sink nothing is recorded at all.
     pub(crate) fn enabled(&self) -> bool {
         self.sink.is_some()

@@ -15,7 +15,7 @@ use ocap_vat_manager::VatCounters;
 
 use crate::config::{KernelConfig, LaunchResult};
 use crate::core::{Core, Notice};
-use crate::crank_log::CrankHash;
+use crate::crank_log::{CrankHash, CrankLogSink};
 use crate::error::{InputError, KernelError, Rejection};
 use crate::handle::ResultHandle;
 use crate::input::check_host_args;
@@ -501,6 +501,19 @@ impl Kernel {
         f: impl FnOnce(&KernelStore) -> R + Send + 'static,
     ) -> Result<R, KernelError> {
         self.call(move |_, state| f(state.store()))
+    }
+
+    /// Installs the crank-log sink between cranks, replacing the one
+    /// [`KernelConfig::crank_log`](crate::KernelConfig::crank_log) or an earlier call set;
+    /// `None` stops recording. Recording costs a copy of every crank's syscalls, so a host
+    /// that listens only now and then (a daemon's subscribers) installs a sink only while
+    /// someone listens. The new sink sees the cranks that become durable from now on.
+    ///
+    /// # Errors
+    /// [`KernelError::Stopped`]; [`KernelError::CalledOnKernelThread`] from a sink or a
+    /// service.
+    pub fn set_crank_log(&self, sink: Option<CrankLogSink>) -> Result<(), KernelError> {
+        self.call(move |core, _| core.crank_log.set_sink(sink))
     }
 
     /// Runs `f` on the store between cranks after committing and syncing every ended crank

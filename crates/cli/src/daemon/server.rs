@@ -80,17 +80,16 @@ pub fn serve(options: &ServeOptions) -> Result<(), CliError> {
         config.durability = Durability::GROUP;
     }
     let durability = config.durability;
-    let subscribers = Subscribers::default();
+    // With a crank-log file the kernel records every crank; without one, only while a
+    // client subscribes (recording copies every crank's syscalls).
+    let subscribers = Subscribers::new(options.crank_log.is_some());
     let writer = match &options.crank_log {
         Some(log) => {
             let (file_sink, writer) = open_crank_log(log)?;
             config.crank_log = Some(subscribers.sink(Some(file_sink)));
             Some((writer, &log.path))
         }
-        None => {
-            config.crank_log = Some(subscribers.sink(None));
-            None
-        }
+        None => None,
     };
     let res = serve_kernel(options, config, durability, &subscribers);
     // The kernel is gone, with the sink it held: the writer ends once it wrote everything.
@@ -258,8 +257,7 @@ fn serve_connection(mut stream: UnixStream, on: &Connection<'_>) -> io::Result<(
                 }
                 Ok(request) if request.method == "subscribeCranks" && greeted => {
                     let reply = reply_line(request.id, Ok(json!({"subscribed": true})));
-                    stream.write_all(reply.as_bytes())?;
-                    return stream_cranks(stream, ctx, subscribers);
+                    return stream_cranks(stream, &reply, kernel, ctx, subscribers);
                 }
                 Ok(request) => {
                     let id = request.id.clone();
@@ -333,10 +331,64 @@ const SUBSCRIBER_BACKLOG: usize = 4096;
 
 /// The connections that asked for crank records (`subscribeCranks`), each a bounded queue
 /// of JSON-RPC notification lines.
-#[derive(Clone, Default)]
-pub(crate) struct Subscribers(Arc<Mutex<Vec<SyncSender<String>>>>);
+#[derive(Clone)]
+pub(crate) struct Subscribers {
+    /// The queues the sink writes to; the sink (on the kernel thread) takes only this lock.
+    list: Arc<Mutex<Vec<SyncSender<String>>>>,
+    /// Connections streaming cranks now. Held while the kernel is told to install or remove
+    /// the sink, so two connections cannot cross; never taken by the sink.
+    streaming: Arc<Mutex<usize>>,
+    /// The kernel has the sink for good (a crank-log file).
+    installed_for_good: bool,
+}
+
+/// One connection streaming cranks; when the last one leaves, however it leaves, the
+/// kernel stops recording.
+struct Streaming<'a> {
+    subscribers: &'a Subscribers,
+    kernel: &'a Kernel,
+}
+
+impl Drop for Streaming<'_> {
+    fn drop(&mut self) {
+        let mut streaming = self.subscribers.streaming.lock();
+        *streaming -= 1;
+        if *streaming == 0
+            && !self.subscribers.installed_for_good
+            && let Err(error) = self.kernel.set_crank_log(None)
+        {
+            tracing::debug!(%error, "could not remove the crank-log sink");
+        }
+    }
+}
 
 impl Subscribers {
+    fn new(installed_for_good: bool) -> Self {
+        Subscribers {
+            list: Arc::default(),
+            streaming: Arc::default(),
+            installed_for_good,
+        }
+    }
+
+    /// Adds a streaming connection: its queue of records, and the guard that counts it. The
+    /// first one has the kernel install the sink.
+    fn join<'a>(
+        &'a self,
+        kernel: &'a Kernel,
+    ) -> Result<(Receiver<String>, Streaming<'a>), ocap_kernel::KernelError> {
+        let mut streaming = self.streaming.lock();
+        if *streaming == 0 && !self.installed_for_good {
+            kernel.set_crank_log(Some(self.sink(None)))?;
+        }
+        *streaming += 1;
+        let guard = Streaming {
+            subscribers: self,
+            kernel,
+        };
+        Ok((self.add(), guard))
+    }
+
     /// The kernel's crank-log sink: every record to `file` (the `--crank-log` writer), if
     /// any, and to every subscriber, as a `crank` notification. Called once the crank is
     /// durable.
@@ -346,7 +398,7 @@ impl Subscribers {
             if let Some(file) = &file {
                 file(record);
             }
-            let mut list = subscribers.0.lock();
+            let mut list = subscribers.list.lock();
             if list.is_empty() {
                 return;
             }
@@ -367,19 +419,23 @@ impl Subscribers {
 
     fn add(&self) -> Receiver<String> {
         let (sender, receiver) = mpsc::sync_channel(SUBSCRIBER_BACKLOG);
-        self.0.lock().push(sender);
+        self.list.lock().push(sender);
         receiver
     }
 }
 
-/// Writes crank notifications to a subscribed client until it leaves, falls behind or the
-/// daemon stops. The connection takes no more requests.
+/// Answers `subscribeCranks` with `reply` once the kernel records cranks, then writes crank
+/// notifications to the client until it leaves, falls behind or the daemon stops. The
+/// connection takes no more requests.
 fn stream_cranks(
     mut stream: UnixStream,
+    reply: &str,
+    kernel: &Kernel,
     ctx: &Context,
     subscribers: &Subscribers,
 ) -> io::Result<()> {
-    let records = subscribers.add();
+    let (records, _streaming) = subscribers.join(kernel).map_err(io::Error::other)?;
+    stream.write_all(reply.as_bytes())?;
     while !ctx.stopping.load(Ordering::SeqCst) {
         match records.recv_timeout(POLL) {
             Ok(line) => stream.write_all(line.as_bytes())?,

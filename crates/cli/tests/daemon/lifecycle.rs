@@ -333,6 +333,18 @@ fn a_subscriber_gets_each_durable_crank_as_a_notification() {
         }
     }
     assert!(last >= 2, "the launch and the send took cranks");
+    // The kernel records cranks only while someone subscribes: after the subscriber left,
+    // a new one is told of the cranks that come after it subscribed.
+    drop(subscriber);
+    let mut again = Client::connect(&place.store);
+    let answer = again.call("subscribeCranks", json!({}));
+    assert_eq!(answer["result"]["subscribed"], true, "{answer}");
+    place
+        .ocap(&["send", &root, "resume", "--wait"])
+        .assert_code(0);
+    let note = again.reply();
+    assert_eq!(note["method"], "crank", "{note}");
+    assert!(note["params"]["crank"].as_u64().unwrap() > last, "{note}");
     served.kill();
 }
 
