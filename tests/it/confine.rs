@@ -3,9 +3,10 @@
 //! limit, whatever its program (the `hostile` vat in `ocap-test-worker`, a shell script that
 //! attacks before it speaks the protocol, a Python interpreter); the operator's opt-outs run
 //! it unconfined; a system without Landlock or seccomp (simulated with
-//! `Confinement::withhold`) makes a confined vat refuse to start with a typed error. Every
-//! vat here is a subprocess vat, in both modes of the suite: in-process vats are trusted
-//! code and are not confined.
+//! `Confinement::withhold`) makes a confined vat refuse to start with a typed error. What
+//! a denial does to the vat (it ends it, with a fixed reason) is in `deny`. Every vat here
+//! is a subprocess vat, in both modes of the suite: in-process vats are trusted code and
+//! are not confined.
 
 mod deny;
 
