@@ -28,6 +28,11 @@
 //! of its own. Unix only (socket timeouts). Writing to a dead worker's socket raises
 //! `SIGPIPE`, which Rust programs ignore by default; a host that is not a Rust program must
 //! ignore it too.
+//!
+//! A confined worker's launcher first hands the kernel the listener of its seccomp
+//! allowlist, before the protocol starts; a supervisor thread then watches it, and a
+//! refused call or an allocation failure gives the worker's death its fixed reason
+//! (`supervise`).
 
 mod supervise;
 #[cfg(test)]
@@ -166,6 +171,19 @@ impl SubprocessRuntime {
         // Its copies of the worker's ends would hide the launcher's exit from the handover.
         drop(command);
         let evidence = Evidence::new(launch.confined);
+        let Some(stderr) = child.stderr.take() else {
+            kill(&mut child);
+            return Err(start_error("the vat worker's pipes are missing".to_owned()));
+        };
+        let shared = Arc::clone(&evidence);
+        let forwarder = std::thread::Builder::new()
+            .name(format!("ocap-{vat}-stderr"))
+            .spawn(move || forward_stderr(vat, stderr, &shared));
+        if let Err(e) = forwarder {
+            kill(&mut child);
+            return Err(start_error(format!("cannot start a worker thread: {e}")));
+        }
+        // After the stderr thread starts: a launcher that fails says why on its stderr.
         if listener {
             match supervise::take_listener(vat, &mut child, &from_worker, &to_worker, &evidence) {
                 Ok(()) => {}
@@ -179,18 +197,6 @@ impl SubprocessRuntime {
                     return Err(start_error(message));
                 }
             }
-        }
-        let Some(stderr) = child.stderr.take() else {
-            kill(&mut child);
-            return Err(start_error("the vat worker's pipes are missing".to_owned()));
-        };
-        let shared = Arc::clone(&evidence);
-        let forwarder = std::thread::Builder::new()
-            .name(format!("ocap-{vat}-stderr"))
-            .spawn(move || forward_stderr(vat, stderr, &shared));
-        if let Err(e) = forwarder {
-            kill(&mut child);
-            return Err(start_error(format!("cannot start a worker thread: {e}")));
         }
         tracing::debug!(%vat, program = %program.display(), pid = child.id(), "vat worker started");
         Ok(SubprocessRuntime {
