@@ -166,3 +166,20 @@ fn a_worker_whose_main_attacks_before_the_sdk_never_starts() {
     assert!(confined.contains(FORBIDDEN), "{confined}");
     run(true).unwrap();
 }
+
+/// A launcher that does not hand over a listener as the kernel asked never gets to run
+/// the program: the start fails, and the launcher is killed.
+#[test]
+fn a_launcher_that_does_not_hand_over_its_listener_fails_the_start() {
+    let mut config = config();
+    config.workers.confinement.launcher =
+        Some(ocap_tests::repo_root().join("tests/fixtures/confine/mute-launcher.sh"));
+    let test = TestKernel::open(config, WorkerKind::Subprocess);
+    let error = test.try_launch(&cluster(&[("h", "hostile")])).unwrap_err();
+    let text = super::chain(&error);
+    assert!(
+        text.contains("the confinement launcher said something else"),
+        "{text}"
+    );
+    assert!(test.kernel.vat_ids().unwrap().is_empty());
+}
