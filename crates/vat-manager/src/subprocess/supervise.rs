@@ -176,6 +176,19 @@ pub(super) fn take_listener(
     };
     let (pidfd, listener) = match take(child.id(), number) {
         Ok(taken) => taken,
+        // Refused (a ptrace restriction) or not implemented: the same for every worker.
+        // Anything else (the launcher gone, no such descriptor) is this launcher's failure.
+        Err(error)
+            if !matches!(
+                error.raw_os_error(),
+                Some(libc::EPERM | libc::EACCES | libc::ENOSYS)
+            ) =>
+        {
+            return Err(failed(
+                "cannot take the confinement launcher's listener",
+                error,
+            ));
+        }
         Err(error) => {
             tracing::warn!(
                 %vat, %error,
