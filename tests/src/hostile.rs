@@ -11,13 +11,23 @@
 //! - `descriptors()` lists the descriptors it has open on anything but what its standard
 //!   input, output and error are open on (`"none"`; the worker loop keeps its own copies of
 //!   those), read from the links in `/proc/self/fd` (Landlock does not cover reading a
-//!   link).
+//!   link);
+//! - `exec(program)` replaces the worker with the program (`"ok"` is never seen).
+//!
+//! `attack(what)` first resolves its result to `"resolved before the attack"` and logs
+//! (which flushes that resolution to the kernel), then attacks; a confined worker does not
+//! survive it, and the resolution must be rolled back with the rest of the delivery:
+//! `connect`, `spawn` (`/bin/true`), `hog` (10 GiB, infallibly: the allocation failure
+//! aborts), `spin` (forever), `shout` (writes to stderr forever), `hangup` (writes half a
+//! frame, shuts its output down and sleeps).
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 
 use ocap_types::{
-    CapData, Delivery, DeliveryOutcome, Message, Resolution, Syscall, VRef, Value, VatHost,
-    VatRuntime, VatStart,
+    CapData, Delivery, DeliveryOutcome, LogLevel, Message, Resolution, Syscall, VRef, Value,
+    VatHost, VatLog, VatRuntime, VatStart,
 };
 
 /// The hostile vat.
@@ -63,7 +73,43 @@ fn attempt(method: &str, arg: Option<&Value>) -> String {
                 others.join(" ")
             }
         }
+        "exec" => verdict(Err(std::process::Command::new(text).exec())),
         _ => "no such method".to_owned(),
+    }
+}
+
+/// An attack a confined worker does not survive (see the module docs); returns only if it
+/// did.
+fn attack(what: &str) {
+    match what {
+        "connect" => drop(std::net::TcpStream::connect("127.0.0.1:9")),
+        "spawn" => drop(std::process::Command::new("/bin/true").status()),
+        "hog" => {
+            let hog = vec![1u8; 10 << 30];
+            std::hint::black_box(&hog);
+        }
+        "spin" => loop {
+            std::hint::spin_loop();
+        },
+        "shout" => {
+            let mut stderr = std::io::stderr();
+            while stderr
+                .write_all(b"hostile: shouting into the operator's log\n")
+                .is_ok()
+            {}
+        }
+        "hangup" => {
+            // A frame header announcing 100 bytes, 10 of them, and no more output.
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&[0, 0, 0, 100, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+            let _ = out.flush();
+            if let Ok(fd) = out.as_fd().try_clone_to_owned() {
+                let _ =
+                    std::os::unix::net::UnixStream::from(fd).shutdown(std::net::Shutdown::Write);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+        _ => {}
     }
 }
 
@@ -77,6 +123,19 @@ impl Hostile {
         };
         let answer = if method == "bootstrap" {
             "hostile bootstrapped".to_owned()
+        } else if method == "attack" {
+            host.syscall(Syscall::Resolve(vec![Resolution {
+                promise: result,
+                rejected: false,
+                data: CapData::data(&Value::str("resolved before the attack")),
+            }]));
+            host.log(VatLog {
+                level: LogLevel::Info,
+                tags: Vec::new(),
+                message: "attacking".to_owned(),
+            });
+            attack(args.first().and_then(Value::as_str).unwrap_or_default());
+            return DeliveryOutcome::default();
         } else {
             attempt(&method, args.first())
         };

@@ -30,10 +30,19 @@ use std::process::Command;
 
 pub use launch::{LAUNCH_FAILED, launch_main};
 pub use probe::Facilities;
+pub(crate) use seccomp::{always_allowed, syscall_name};
 
 /// The first argument that makes a launcher program (`ocap`, or any binary whose `main`
 /// hands such a command line to [`launch_main`]) act as the launcher.
 pub const LAUNCHER_COMMAND: &str = "confine-launch";
+
+/// The launcher's message that hands its seccomp listener to the kernel (with `--notify`):
+/// these bytes on its standard output, then the listener's descriptor number in the
+/// launcher, a big-endian `u32`.
+pub(crate) const LISTENER_MAGIC: [u8; 4] = *b"ocL1";
+
+/// The kernel's answer on the launcher's standard input once it holds the listener.
+pub(crate) const LISTENER_TAKEN: u8 = b'+';
 
 /// How much the operator confines worker processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,20 +125,38 @@ pub enum ConfineError {
     NoLauncher,
 }
 
+/// How a worker is started: its command, and whether the launcher first hands the kernel
+/// the listener of its seccomp allowlist (see `launch.rs`, `hand_over`).
+#[derive(Debug)]
+pub(crate) struct Launch {
+    pub(crate) command: Command,
+    /// The launcher hands over a listener before it runs the program.
+    pub(crate) listener: bool,
+    /// The program runs through the launcher, confined.
+    pub(crate) confined: bool,
+}
+
 /// The command that starts `program` with `args` for vat code `code`: through the launcher
 /// with the policy's arguments and a cleared environment, or directly if the worker is not
-/// to be confined.
+/// to be confined. With `notify`, the allowlist refuses a call by telling the kernel
+/// through a listener the launcher hands over first (the kernel then names the call and
+/// kills the worker); without it, a refused call kills the worker by `SIGSYS`.
 pub(crate) fn command(
     confinement: &Confinement,
     code: &str,
     program: &Path,
     args: &[&OsStr],
-) -> Result<Command, ConfineError> {
+    notify: bool,
+) -> Result<Launch, ConfineError> {
     if confinement.mode == ConfineMode::Never || confinement.trusted.contains(code) {
         tracing::debug!(code, "vat worker runs unconfined");
         let mut command = Command::new(program);
         command.args(args);
-        return Ok(command);
+        return Ok(Launch {
+            command,
+            listener: false,
+            confined: false,
+        });
     }
     std::fs::metadata(program).map_err(ConfineError::Program)?;
     let facilities = Facilities::probe().without(confinement.withhold);
@@ -161,9 +188,16 @@ pub(crate) fn command(
     if !facilities.landlock {
         command.arg("--no-landlock");
     }
+    let listener = facilities.seccomp && notify;
     if !facilities.seccomp {
         command.arg("--no-seccomp");
+    } else if listener {
+        command.arg("--notify");
     }
     command.arg("--").arg(program).args(args);
-    Ok(command)
+    Ok(Launch {
+        command,
+        listener,
+        confined: true,
+    })
 }

@@ -28,7 +28,13 @@
 //! of its own. Unix only (socket timeouts). Writing to a dead worker's socket raises
 //! `SIGPIPE`, which Rust programs ignore by default; a host that is not a Rust program must
 //! ignore it too.
+//!
+//! A confined worker's launcher first hands the kernel the listener of its seccomp
+//! allowlist, before the protocol starts; a supervisor thread then watches it, and a
+//! refused call or an allocation failure gives the worker's death its fixed reason
+//! (`supervise`).
 
+mod supervise;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +44,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocap_types::{
@@ -47,6 +54,7 @@ use ocap_types::{
 
 use crate::confine::{self, Confinement};
 use crate::error::VatError;
+use supervise::Evidence;
 
 /// How subprocess vats are started. Build it from [`WorkerConfig::default`] and set its
 /// fields (more may come, so it cannot be written as a literal outside this crate).
@@ -112,6 +120,8 @@ pub struct SubprocessRuntime {
     timeout: Duration,
     /// Set once the worker failed: the reason every later call reports.
     failed: Option<String>,
+    /// What its supervisor and stderr thread learned (see `supervise`).
+    evidence: Arc<Evidence>,
 }
 
 impl SubprocessRuntime {
@@ -147,25 +157,46 @@ impl SubprocessRuntime {
         let (from_worker, worker_stdout) = UnixStream::pair()
             .map_err(|e| start_error(format!("cannot create the vat worker's output: {e}")))?;
         // The one hook of confinement: the launcher, or the program itself if not confined.
-        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let mut command = confine::command(&config.confinement, code, program, &args)
+        let os_args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let notify = supervise::listener_usable();
+        let launch = confine::command(&config.confinement, code, program, &os_args, notify)
             .map_err(|cause| VatError::Confine { vat, cause })?;
+        let (mut command, listener) = (launch.command, launch.listener);
         command
             .stdin(Stdio::from(OwnedFd::from(worker_stdin)))
             .stdout(Stdio::from(OwnedFd::from(worker_stdout)))
             .stderr(Stdio::piped());
         let mut child = spawn_retrying(&mut command)
             .map_err(|e| start_error(format!("cannot start the vat worker program: {e}")))?;
+        // Its copies of the worker's ends would hide the launcher's exit from the handover.
+        drop(command);
+        let evidence = Evidence::new(launch.confined);
         let Some(stderr) = child.stderr.take() else {
             kill(&mut child);
             return Err(start_error("the vat worker's pipes are missing".to_owned()));
         };
+        let shared = Arc::clone(&evidence);
         let forwarder = std::thread::Builder::new()
             .name(format!("ocap-{vat}-stderr"))
-            .spawn(move || forward_stderr(vat, stderr));
+            .spawn(move || forward_stderr(vat, stderr, &shared));
         if let Err(e) = forwarder {
             kill(&mut child);
             return Err(start_error(format!("cannot start a worker thread: {e}")));
+        }
+        // After the stderr thread starts: a launcher that fails says why on its stderr.
+        if listener {
+            match supervise::take_listener(vat, &mut child, &from_worker, &to_worker, &evidence) {
+                Ok(()) => {}
+                Err(supervise::Handover::Unusable) => {
+                    kill(&mut child);
+                    // Started again in the mode that needs no listener (`listener_usable`).
+                    return Self::spawn_program(config, vat, code, program, args);
+                }
+                Err(supervise::Handover::Failed(message)) => {
+                    kill(&mut child);
+                    return Err(start_error(message));
+                }
+            }
         }
         tracing::debug!(%vat, program = %program.display(), pid = child.id(), "vat worker started");
         Ok(SubprocessRuntime {
@@ -181,6 +212,7 @@ impl SubprocessRuntime {
             )),
             timeout: config.delivery_timeout,
             failed: None,
+            evidence,
         })
     }
 
@@ -307,6 +339,9 @@ impl SubprocessRuntime {
     }
 
     fn time_limit_reason(&self) -> String {
+        if self.evidence.denied() {
+            return supervise::FORBIDDEN.to_owned();
+        }
         format!(
             "vat worker exceeded the delivery time limit of {} ms",
             self.timeout.as_millis()
@@ -332,7 +367,7 @@ impl SubprocessRuntime {
         let deadline = Instant::now() + EXIT_GRACE;
         loop {
             match self.child().try_wait() {
-                Ok(Some(status)) => return describe_exit(status),
+                Ok(Some(status)) => return self.evidence.exit_reason(self.vat, status),
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -508,8 +543,8 @@ fn is_exit(error: &io::Error) -> bool {
         .is_some_and(|inner| inner.is::<WorkerExited>())
 }
 
-/// The stderr thread: each line becomes a log event.
-fn forward_stderr(vat: VatId, stderr: ChildStderr) {
+/// The stderr thread: each line becomes a log event, and evidence (`supervise`).
+fn forward_stderr(vat: VatId, stderr: ChildStderr, evidence: &Evidence) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
@@ -518,9 +553,10 @@ fn forward_stderr(vat: VatId, stderr: ChildStderr) {
             .take(MAX_STDERR_LINE)
             .read_until(b'\n', &mut line)
         {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return evidence.stderr_closed(),
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
+                evidence.stderr_line(&text);
                 tracing::info!(%vat, line = %text.trim_end(), "vat worker stderr");
             }
         }

@@ -5,7 +5,9 @@
 //! (announces a frame over the size limit), `exit-now` (exits with status 3),
 //! `exit-keeping-stdout` (starts a `sleep` that inherits its standard output, then exits
 //! with status 4) and `leaky-error` (reports a delivery error whose text is shaped like
-//! internal ids and a path). With `confine-launch` first, it is the confinement launcher
+//! internal ids and a path). `attack-first` opens a TCP connection in `main`, before it
+//! serves anything (confined, that ends it; trusted, it then serves a `probe`). With
+//! `confine-launch` first, it is the confinement launcher
 //! (`ocap_vat_manager::launch_main`), as `ocap` is.
 
 use std::io::Write;
@@ -87,6 +89,11 @@ fn main() -> ExitCode {
         "exit-now" => Box::new(Breaker::ExitNow),
         "exit-keeping-stdout" => Box::new(Breaker::ExitKeepingStdout),
         "leaky-error" => Box::new(Breaker::LeakyError),
+        "attack-first" => {
+            // Before any protocol: confinement holds from the program's first instruction.
+            drop(std::net::TcpStream::connect("127.0.0.1:9"));
+            Box::new(ocap_tests::Probe::default())
+        }
         name => match ocap_tests::registry().get(name) {
             Some(factory) => factory(),
             None => ocap_vat::worker::unknown_vat(name),

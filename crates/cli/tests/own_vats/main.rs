@@ -3,6 +3,7 @@
 //! (`examples/python-vat`), each driven end to end through `ocap`.
 #![allow(clippy::unwrap_used)]
 
+mod hostile;
 mod python;
 mod template;
 

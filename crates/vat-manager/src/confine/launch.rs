@@ -54,6 +54,8 @@ enum LaunchError {
     LandlockNotEnforced,
     #[error("cannot install the seccomp filter: {0}")]
     Seccomp(String),
+    #[error("cannot hand the seccomp listener to the kernel: {0}")]
+    Handover(std::io::Error),
     #[cfg(not(target_os = "linux"))]
     #[error("confinement is not available on this operating system")]
     Unsupported,
@@ -72,6 +74,8 @@ struct Policy {
     read: Vec<PathBuf>,
     landlock: bool,
     seccomp: bool,
+    /// Refused calls go to a listener handed to the kernel, not kill the process.
+    notify: bool,
     program: PathBuf,
     args: Vec<OsString>,
 }
@@ -82,7 +86,7 @@ impl Policy {
         let mut memory = None;
         let mut files = None;
         let mut read = Vec::new();
-        let (mut landlock, mut seccomp) = (true, true);
+        let (mut landlock, mut seccomp, mut notify) = (true, true, false);
         let number = |value: Option<OsString>| {
             value
                 .as_deref()
@@ -104,6 +108,7 @@ impl Policy {
                 ),
                 Some("--no-landlock") => landlock = false,
                 Some("--no-seccomp") => seccomp = false,
+                Some("--notify") => notify = true,
                 Some("--") => break,
                 _ => return Err(LaunchError::Usage("unknown argument")),
             }
@@ -118,6 +123,7 @@ impl Policy {
             read,
             landlock,
             seccomp,
+            notify,
             program,
             args: args.collect(),
         })
@@ -174,8 +180,47 @@ fn confine(policy: &Policy) -> Result<(), LaunchError> {
         restrict_files(policy)?;
     }
     if policy.seccomp {
-        super::seccomp::install().map_err(|e| LaunchError::Seccomp(e.to_string()))?;
+        use super::seccomp::{Refusal, install};
+        let refusal = if policy.notify {
+            Refusal::Notify
+        } else {
+            Refusal::Kill
+        };
+        let listener = install(refusal).map_err(|e| LaunchError::Seccomp(e.to_string()))?;
+        if let Some(listener) = listener {
+            hand_over(listener).map_err(LaunchError::Handover)?;
+        }
     }
+    Ok(())
+}
+
+/// Hands the seccomp listener to the kernel and closes this process's copy, so that the
+/// program never holds it: tells the kernel its number on standard output
+/// ([`LISTENER_MAGIC`] and the number, big-endian), and waits for the kernel to say on
+/// standard input, with [`LISTENER_TAKEN`], that it has taken a copy (`pidfd_getfd`). Only
+/// `write`, `read` and `close` run here, all allowed: a refused call would wait for a
+/// listener this process holds. Reads one byte exactly: what follows is the vat protocol,
+/// for the program.
+///
+/// [`LISTENER_MAGIC`]: super::LISTENER_MAGIC
+/// [`LISTENER_TAKEN`]: super::LISTENER_TAKEN
+#[cfg(target_os = "linux")]
+fn hand_over(listener: std::os::fd::OwnedFd) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let number = u32::try_from(listener.as_raw_fd()).map_err(std::io::Error::other)?;
+    let mut message = super::LISTENER_MAGIC.to_vec();
+    message.extend_from_slice(&number.to_be_bytes());
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&message)?;
+    stdout.flush()?;
+    let mut answer = [0u8; 1];
+    let read = rustix::io::read(std::io::stdin().as_fd(), &mut answer)?;
+    if read != 1 || answer[0] != super::LISTENER_TAKEN {
+        return Err(std::io::Error::other("the kernel did not take it"));
+    }
+    drop(listener);
     Ok(())
 }
 

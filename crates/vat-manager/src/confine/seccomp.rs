@@ -1,11 +1,15 @@
 //! The seccomp-bpf allowlist of a confined worker: what the dynamic loader, the C library,
 //! an allocator, a thread or two and the frame protocol need, and nothing that reaches
-//! outside the process. Any other system call fails with `EPERM` (refused, not killed:
-//! see docs/confinement.md), except `clone3` and `openat2`, which fail with `ENOSYS` so
-//! that the C library falls back to `clone` (checked here) and `openat` (limited by
-//! Landlock and by the flags check below).
+//! outside the process. Any other system call ends the vat (docs/confinement.md): it is
+//! either handed to the kernel's supervisor through a seccomp listener
+//! (`SECCOMP_RET_USER_NOTIF`; the supervisor names the call in the log and kills the
+//! worker) or, where the kernel cannot take the listener, kills the process at once
+//! (`SECCOMP_RET_KILL_PROCESS`, by `SIGSYS`). `clone3` and `openat2` alone fail with
+//! `ENOSYS`, so that the C library falls back to `clone` (checked here) and `openat`
+//! (limited by Landlock and by the flags check below).
 
 use std::collections::BTreeMap;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -131,6 +135,12 @@ const ALWAYS_X86_64: &[libc::c_long] = &[];
 /// Answered `ENOSYS`, so the C library falls back to an older call this filter checks.
 const NOT_IMPLEMENTED: &[libc::c_long] = &[libc::SYS_clone3, libc::SYS_openat2];
 
+/// `socket`'s address family answered `ENOSYS` too, rather than ending the vat: the C
+/// library's user lookup (`getpwuid`, which Python's start-up calls with no `HOME` in the
+/// environment) first tries the name service cache daemon's Unix socket, and goes on
+/// without it. The vat gets no socket: any other family ends it.
+const NOT_IMPLEMENTED_SOCKET: u64 = libc::AF_UNIX as u64;
+
 /// `ioctl` requests allowed: terminal queries and close-on-exec / non-blocking flags.
 const IOCTLS: &[u64] = &[0x5401, 0x5413, 0x5421, 0x5450, 0x5451];
 
@@ -144,14 +154,37 @@ const PRCTLS: &[u64] = &[
 /// Open flags that would write or create: an open with any of them is refused.
 const WRITE_FLAGS: u64 = (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as u64;
 
+/// What the allowlist does with a call it refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `SECCOMP_RET_USER_NOTIF`: the calling thread waits while the holder of the filter's
+    /// listener (the kernel's supervisor) is told; it never returns to the vat's code.
+    Notify,
+    /// `SECCOMP_RET_KILL_PROCESS`: the process dies by `SIGSYS` at once.
+    Kill,
+}
+
+/// The `errno` the allowlist is compiled with for a refusal (seccompiler cannot express
+/// the two actions above), replaced in the compiled program by [`Refusal`]'s action. 4095
+/// is the largest value the kernel treats as an error, and no answer of ours.
+const SENTINEL_ERRNO: u32 = 4095;
+
+/// `BPF_RET | BPF_K`: the instruction that returns a constant action.
+const BPF_RET_K: u16 = 0x06;
+
 /// The filters, in the order they are to be installed: the `ENOSYS` one first, since the
-/// allowlist refuses the `seccomp` call itself once installed.
-pub(crate) fn filters() -> Result<[BpfProgram; 2], seccompiler::Error> {
+/// allowlist refuses the `seccomp` call itself once installed. The allowlist refuses
+/// as `refusal` says.
+pub(crate) fn filters(refusal: Refusal) -> Result<[BpfProgram; 2], Error> {
     let Some(arch) = ARCH else {
-        return Err(seccompiler::Error::EmptyFilter);
+        return Err(seccompiler::Error::EmptyFilter.into());
     };
-    let not_implemented: BTreeMap<i64, Vec<SeccompRule>> =
+    let mut not_implemented: BTreeMap<i64, Vec<SeccompRule>> =
         NOT_IMPLEMENTED.iter().map(|&nr| (nr, Vec::new())).collect();
+    not_implemented.insert(
+        libc::SYS_socket,
+        vec![rule(0, SeccompCmpOp::Eq, NOT_IMPLEMENTED_SOCKET)?],
+    );
     let not_implemented = SeccompFilter::new(
         not_implemented,
         SeccompAction::Allow,
@@ -160,21 +193,164 @@ pub(crate) fn filters() -> Result<[BpfProgram; 2], seccompiler::Error> {
     )?;
     let allowed = SeccompFilter::new(
         allowlist()?,
-        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Errno(SENTINEL_ERRNO),
         SeccompAction::Allow,
         arch,
     )?;
-    Ok([not_implemented.try_into()?, allowed.try_into()?])
+    let mut allowed: BpfProgram = allowed.try_into()?;
+    let action = match refusal {
+        Refusal::Notify => libc::SECCOMP_RET_USER_NOTIF,
+        Refusal::Kill => libc::SECCOMP_RET_KILL_PROCESS,
+    };
+    let sentinel = libc::SECCOMP_RET_ERRNO | SENTINEL_ERRNO;
+    let mut patched = 0;
+    for instruction in &mut allowed {
+        if instruction.code == BPF_RET_K && instruction.k == sentinel {
+            instruction.k = action;
+            patched += 1;
+        }
+    }
+    if patched == 0 {
+        return Err(Error::NoRefusal);
+    }
+    Ok([not_implemented.try_into()?, allowed])
+}
+
+/// Why the filters could not be built or installed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error(transparent)]
+    Build(#[from] seccompiler::Error),
+    #[error(transparent)]
+    Compile(#[from] seccompiler::BackendError),
+    #[error("the compiled allowlist has no refusal to patch")]
+    NoRefusal,
+    #[error("the allowlist is too long for one filter")]
+    TooLong,
+    #[error("cannot install the allowlist with a listener: {0}")]
+    Listener(std::io::Error),
 }
 
 /// Installs the filters on the calling thread (with no-new-privileges); it and every
-/// program it executes keep them.
-pub(crate) fn install() -> Result<(), seccompiler::Error> {
-    for filter in filters()? {
-        seccompiler::apply_filter(&filter)?;
+/// program it executes keep them. With [`Refusal::Notify`], returns the listener of the
+/// allowlist: whoever holds it is told of every refused call, and must be the kernel, never
+/// the vat (a vat holding it could let its own calls through).
+pub(crate) fn install(refusal: Refusal) -> Result<Option<OwnedFd>, Error> {
+    let [not_implemented, allowed] = filters(refusal)?;
+    // Sets no-new-privileges first, which the listener's installation then relies on.
+    seccompiler::apply_filter(&not_implemented)?;
+    match refusal {
+        Refusal::Kill => {
+            seccompiler::apply_filter(&allowed)?;
+            Ok(None)
+        }
+        Refusal::Notify => {
+            let program: Vec<libc::sock_filter> = allowed
+                .iter()
+                .map(|i| libc::sock_filter {
+                    code: i.code,
+                    jt: i.jt,
+                    jf: i.jf,
+                    k: i.k,
+                })
+                .collect();
+            install_with_listener(&program).map(Some)
+        }
     }
-    Ok(())
 }
+
+/// Installs `program` as a seccomp filter of the calling thread with
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`, returning the listener. No-new-privileges must be
+/// set already (it is: the `ENOSYS` filter set it). The one `unsafe` call of confinement:
+/// seccompiler cannot pass that flag, and neither libc nor rustix offers a safe wrapper.
+#[allow(unsafe_code)]
+fn install_with_listener(program: &[libc::sock_filter]) -> Result<OwnedFd, Error> {
+    let len = u16::try_from(program.len()).map_err(|_| Error::TooLong)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` valid instructions that outlive the call; the kernel
+    // copies the program and does not keep the pointer. The call takes no other memory.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &raw const fprog,
+        )
+    };
+    let fd = i32::try_from(fd)
+        .ok()
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| Error::Listener(std::io::Error::last_os_error()))?;
+    // SAFETY: on success the call returns a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `nr` is allowed whatever its arguments: a thread blocked in it is not the one
+/// the allowlist refused (the supervisor's guess at which call was refused).
+pub(crate) fn always_allowed(nr: libc::c_long) -> bool {
+    ALWAYS.contains(&nr) || ALWAYS_X86_64.contains(&nr)
+}
+
+/// The names of the refused system calls the operator is likeliest to meet in the log
+/// (the number is logged for any other).
+pub(crate) fn syscall_name(nr: libc::c_long) -> Option<&'static str> {
+    NAMES
+        .iter()
+        .chain(NAMES_X86_64)
+        .find(|(n, _)| *n == nr)
+        .map(|(_, name)| *name)
+}
+
+const NAMES: &[(libc::c_long, &str)] = &[
+    (libc::SYS_socket, "socket"),
+    (libc::SYS_socketpair, "socketpair"),
+    (libc::SYS_connect, "connect"),
+    (libc::SYS_bind, "bind"),
+    (libc::SYS_listen, "listen"),
+    (libc::SYS_accept4, "accept4"),
+    (libc::SYS_clone, "clone"),
+    (libc::SYS_clone3, "clone3"),
+    (libc::SYS_execveat, "execveat"),
+    (libc::SYS_openat, "openat"),
+    (libc::SYS_ptrace, "ptrace"),
+    (libc::SYS_kill, "kill"),
+    (libc::SYS_tgkill, "tgkill"),
+    (libc::SYS_prlimit64, "prlimit64"),
+    (libc::SYS_ioctl, "ioctl"),
+    (libc::SYS_prctl, "prctl"),
+    (libc::SYS_madvise, "madvise"),
+    (libc::SYS_mount, "mount"),
+    (libc::SYS_unshare, "unshare"),
+    (libc::SYS_setns, "setns"),
+    (libc::SYS_memfd_create, "memfd_create"),
+    (libc::SYS_bpf, "bpf"),
+    (libc::SYS_seccomp, "seccomp"),
+    (libc::SYS_process_vm_readv, "process_vm_readv"),
+    (libc::SYS_process_vm_writev, "process_vm_writev"),
+    (libc::SYS_io_uring_setup, "io_uring_setup"),
+    (libc::SYS_mkdirat, "mkdirat"),
+    (libc::SYS_unlinkat, "unlinkat"),
+    (libc::SYS_renameat2, "renameat2"),
+    (libc::SYS_setuid, "setuid"),
+    (libc::SYS_wait4, "wait4"),
+];
+
+#[cfg(target_arch = "x86_64")]
+const NAMES_X86_64: &[(libc::c_long, &str)] = &[
+    (libc::SYS_fork, "fork"),
+    (libc::SYS_vfork, "vfork"),
+    (libc::SYS_open, "open"),
+    (libc::SYS_creat, "creat"),
+    (libc::SYS_accept, "accept"),
+    (libc::SYS_mkdir, "mkdir"),
+    (libc::SYS_unlink, "unlink"),
+    (libc::SYS_rename, "rename"),
+];
+#[cfg(not(target_arch = "x86_64"))]
+const NAMES_X86_64: &[(libc::c_long, &str)] = &[];
 
 fn allowlist() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::Error> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALWAYS
@@ -209,6 +385,11 @@ fn allowlist() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::Error> {
             rule(2, SeccompCmpOp::Eq, 102)?, // MADV_GUARD_INSTALL
             rule(2, SeccompCmpOp::Eq, 103)?, // MADV_GUARD_REMOVE
         ],
+    );
+    // Answered by the `ENOSYS` filter; listed so that this one does not also refuse it.
+    rules.insert(
+        libc::SYS_socket,
+        vec![rule(0, SeccompCmpOp::Eq, NOT_IMPLEMENTED_SOCKET)?],
     );
     rules.insert(libc::SYS_ioctl, any_of(1, IOCTLS)?);
     rules.insert(libc::SYS_prctl, any_of(0, PRCTLS)?);

@@ -19,7 +19,7 @@ fn confinement(mode: ConfineMode, withhold: Facilities) -> Confinement {
 /// The command line for `/bin/sh worker x`, as text.
 fn check(confinement: &Confinement) -> Result<String, ConfineError> {
     let args = [OsStr::new("worker"), OsStr::new("x")];
-    let command = command(confinement, "x", Path::new("/bin/sh"), &args)?;
+    let command = command(confinement, "x", Path::new("/bin/sh"), &args, true)?.command;
     let mut line = vec![command.get_program().to_string_lossy().into_owned()];
     line.extend(
         command
@@ -40,7 +40,7 @@ fn a_confined_worker_starts_through_the_launcher_with_its_policy() {
     assert_eq!(
         check(&config).unwrap(),
         "/opt/launcher confine-launch --memory 1073741824 --files 64 --read /opt/python \
-         -- /bin/sh worker x"
+         --notify -- /bin/sh worker x"
     );
 }
 
@@ -76,7 +76,7 @@ fn no_launcher_and_no_program_are_refused() {
     config.launcher = None;
     assert!(matches!(check(&config), Err(ConfineError::NoLauncher)));
     let args = [OsStr::new("worker")];
-    let missing = command(&config, "x", Path::new("/nonexistent/worker"), &args);
+    let missing = command(&config, "x", Path::new("/nonexistent/worker"), &args, true);
     assert!(matches!(missing, Err(ConfineError::Program(_))));
 }
 
@@ -119,8 +119,38 @@ fn a_script_run_by_env_is_granted_the_program_env_finds() {
 #[test]
 fn the_seccomp_filters_compile_for_this_architecture() {
     if seccomp::ARCH_SUPPORTED {
-        let [not_implemented, allowed] = seccomp::filters().unwrap();
-        assert!(!not_implemented.is_empty());
-        assert!(allowed.len() > not_implemented.len());
+        for refusal in [seccomp::Refusal::Notify, seccomp::Refusal::Kill] {
+            let [not_implemented, allowed] = seccomp::filters(refusal).unwrap();
+            assert!(!not_implemented.is_empty());
+            assert!(allowed.len() > not_implemented.len());
+        }
     }
+}
+
+/// The allowlist refuses with the action asked for, and nowhere with the `errno` it was
+/// compiled with.
+#[test]
+fn the_allowlist_refuses_by_notifying_or_killing() {
+    if !seccomp::ARCH_SUPPORTED {
+        return;
+    }
+    let returns = |refusal| {
+        let [_, allowed] = seccomp::filters(refusal).unwrap();
+        allowed
+            .iter()
+            .filter(|i| i.code == 0x06)
+            .map(|i| i.k)
+            .collect::<Vec<u32>>()
+    };
+    let notify = returns(seccomp::Refusal::Notify);
+    assert!(notify.contains(&libc::SECCOMP_RET_USER_NOTIF));
+    assert!(!notify.contains(&libc::SECCOMP_RET_ERRNO.wrapping_add(4095)));
+    assert!(
+        !notify
+            .iter()
+            .any(|k| k & 0xffff_0000 == libc::SECCOMP_RET_ERRNO)
+    );
+    let kill = returns(seccomp::Refusal::Kill);
+    assert!(kill.contains(&libc::SECCOMP_RET_KILL_PROCESS));
+    assert!(!kill.contains(&libc::SECCOMP_RET_USER_NOTIF));
 }

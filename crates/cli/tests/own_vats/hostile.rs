@@ -1,0 +1,80 @@
+//! Cluster files whose vat is hostile, run by `ocap` (issue 11): the kernel confines the
+//! program whatever it is. `/bin/sh` named as a bundle cannot read the script it is given;
+//! a Python vat that connects to 127.0.0.1 ends with the fixed reason, and the operator's
+//! log (`ocap`'s stderr) names the refused call.
+
+use std::path::Path;
+
+use super::{ocap_command, output_within_deadline};
+
+/// Runs `ocap run` on a cluster file of one vat named `x` running `bundle`, from `dir`;
+/// its stdout and stderr, after checking it failed.
+fn run_failing(dir: &Path, bundle: &str) -> (String, String) {
+    let cluster = dir.join("cluster.json");
+    std::fs::write(
+        &cluster,
+        format!(r#"{{"bootstrap": "x", "vats": {{"x": {{"bundlePath": "{bundle}"}}}}}}"#),
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let out = output_within_deadline(
+        ocap_command()
+            .current_dir(dir)
+            .arg("run")
+            .arg(&cluster)
+            .arg("--store")
+            .arg(&store),
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    (stdout, stderr)
+}
+
+/// The kernel runs `/bin/sh worker x` in the cluster's folder: the shell may execute, but
+/// not read the `worker` script there, which would otherwise write a file.
+#[test]
+fn bin_sh_as_a_bundle_is_confined() {
+    let dir = tempfile::tempdir().unwrap();
+    let escaped = dir.path().join("escaped");
+    std::fs::write(
+        dir.path().join("worker"),
+        format!("echo pwned > {}\n", escaped.display()),
+    )
+    .unwrap();
+    let (_, stderr) = run_failing(dir.path(), "/bin/sh");
+    assert!(stderr.contains("vat worker exited (status 2)"), "{stderr}");
+    assert!(!escaped.exists(), "{stderr}");
+}
+
+#[test]
+fn a_python_vat_that_connects_ends_and_the_log_names_the_call() {
+    if !Path::new("/usr/bin/python3").is_file() {
+        println!("skipped: no /usr/bin/python3 for the hostile Python vat");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("vat.py");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/python3\nimport socket\nsocket.create_connection(('127.0.0.1', 9))\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (_, stderr) = run_failing(dir.path(), "./vat.py");
+    assert!(
+        stderr.contains("vat attempted a forbidden system operation"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("attempted a forbidden system operation: socket ("),
+        "{stderr}"
+    );
+}
