@@ -252,3 +252,54 @@ fn a_vat_that_cannot_restart_leaves_the_store_openable_and_can_be_terminated() {
     ocap_tests::assert_refcounts_consistent(&kernel);
     kernel.shutdown().unwrap();
 }
+
+/// While a vat is stopped, a notify for it is skipped, not failed: `a` subscribed to the
+/// result of a message `b` never answered, `a` cannot start after a reopen, and `b` is
+/// terminated, which rejects that result.
+#[test]
+fn a_notify_for_a_stopped_vat_is_skipped_not_failed_inside_the_kernel() {
+    let test = TestKernel::new();
+    test.launch(&cluster(&[("a", "probe"), ("b", "probe")]));
+    let all = roots(&test.kernel);
+    let ((a_vat, a), (b_vat, b)) = (all[0], all[1]);
+    let slot = Value::Slot {
+        index: 0,
+        iface: None,
+    };
+    // `forward(b, "pending")`: a sends `pending()` to b and subscribes to its result.
+    let _waiting = test
+        .kernel
+        .queue_message_with_slots(a, "forward", vec![slot, Value::str("pending")], vec![b])
+        .unwrap();
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert_eq!(
+        call(&test.kernel, a, "poison", vec![]),
+        Ok(Value::str("poisoned"))
+    );
+    let TestKernel { kernel, dir, .. } = test;
+    kernel.shutdown().unwrap();
+
+    let (records, sink) = std::sync::mpsc::channel();
+    let mut config = ocap_tests::config();
+    config.crank_log = Some(std::sync::Arc::new(
+        move |record: &ocap_kernel::CrankRecord| {
+            let _ = records.send(record.clone());
+        },
+    ));
+    let kernel = Kernel::open(dir.path(), config).unwrap();
+    assert_eq!(kernel.stopped_vats().unwrap()[0].0, a_vat);
+    kernel.terminate_vat(b_vat, None).unwrap();
+    kernel.run_until_idle(WAIT).unwrap();
+    let notifies: Vec<_> = sink
+        .try_iter()
+        .filter(|r| {
+            matches!(r.item, ocap_kernel::RunQueueItem::Notify { endpoint, .. }
+                if endpoint == EndpointId::Vat(a_vat))
+        })
+        .collect();
+    assert_eq!(notifies.len(), 1, "{notifies:?}");
+    assert_eq!(notifies[0].outcome, ocap_kernel::CrankOutcome::Delivered);
+    assert_eq!(kernel.stopped_vats().unwrap().len(), 1);
+    ocap_tests::assert_refcounts_consistent(&kernel);
+    kernel.shutdown().unwrap();
+}
