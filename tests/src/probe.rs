@@ -9,6 +9,7 @@
 //! - `forge(n)` → sends to an import it never received (illegal syscall), then makes `n`
 //!   more (empty) syscalls, which the kernel must ignore;
 //! - `virtual()` → answers a virtual object, `o+v1/1` (only this incarnation knows it);
+//! - `drop_own()` → `dropImports` of its own root, an export (illegal);
 //! - `resolve_twice()` → resolves its result twice (the second is illegal);
 //! - `pending()` → never answers;
 //! - `pid()` → the id of the process it runs in (the kernel's, in process);
@@ -131,6 +132,7 @@ impl Probe {
                     host.syscall(Syscall::DropImports(Vec::new()));
                 }
             }
+            "drop_own" => host.syscall(Syscall::DropImports(vec![VRef::ROOT])),
             "virtual" => {
                 let object = VRef::ExportObject(ExportId::Virtual {
                     kind: 1,

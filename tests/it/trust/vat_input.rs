@@ -353,3 +353,13 @@ fn the_kernel_ignores_every_syscall_after_an_illegal_one() {
     assert!(test.kernel.vat_ids().unwrap().is_empty());
     test.assert_refcounts_consistent();
 }
+
+#[test]
+fn a_vat_cannot_drop_its_own_export_as_if_it_were_an_import() {
+    let (test, probe, vat) = limited_probe(VatLimits::default());
+    let rejection = call(&test.kernel, probe, "drop_own", vec![]).unwrap_err();
+    assert!(rejection.contains("ILLEGAL_SYSCALL"), "{rejection}");
+    test.kernel.run_until_idle(WAIT).unwrap();
+    assert!(!test.kernel.vat_ids().unwrap().contains(&vat));
+    test.assert_refcounts_consistent();
+}
