@@ -181,8 +181,12 @@ fn confine(policy: &Policy) -> Result<(), LaunchError> {
     }
     if policy.seccomp {
         use super::seccomp::{Refusal, install};
+        // Opens and execs go to the supervisor only where Landlock enforces the grant it
+        // judges them by: a call it lets through is then Landlock's to refuse.
         let refusal = if policy.notify {
-            Refusal::Notify
+            Refusal::Notify {
+                files: policy.landlock,
+            }
         } else {
             Refusal::Kill
         };
