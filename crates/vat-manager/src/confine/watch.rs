@@ -23,6 +23,19 @@ use super::seccomp::{Notification, WRITE_FLAGS, syscall_name};
 /// The longest path read from the worker's memory (`PATH_MAX`).
 const MAX_PATH: usize = 4096;
 
+/// Files outside the grant that the C library opens on its own and goes on without (its
+/// locale alias table, for Python's `setlocale`; the local time zone, for `localtime`):
+/// opening one of these (by this name) is let through, and Landlock refuses it as before.
+/// Not files a vat could learn a secret from if they were readable; they are not.
+const PROBES: &[&str] = &[
+    "/usr/share/locale/locale.alias",
+    "/etc/locale.alias",
+    "/etc/localtime",
+];
+
+/// Directories beneath which the same holds (the time zone files `TZ` names).
+const PROBE_DIRECTORIES: &[&str] = &["/usr/share/zoneinfo"];
+
 /// A worker's grants, resolved as Landlock resolved them (`grants.rs` decides them).
 #[derive(Debug, Default)]
 pub(crate) struct Watched {
@@ -118,8 +131,11 @@ pub(crate) fn judge(call: &Notification, pid: u32, watched: Option<&Watched>) ->
     let Some(watched) = watched else {
         return Verdict::LetThrough;
     };
-    // `O_PATH` reads nothing, and Landlock does not restrict it.
-    if flags.is_some_and(|flags| flags & libc::O_PATH as u64 != 0) {
+    // `O_PATH` reads nothing, and Landlock does not restrict it. `O_DIRECTORY` opens only
+    // a directory (a file fails with `ENOTDIR`), whose names are no more than `stat`
+    // shows; Landlock refuses listing one outside the grant (Python lists the script's).
+    let seeing = (libc::O_PATH | libc::O_DIRECTORY) as u64;
+    if flags.is_some_and(|flags| flags & seeing != 0) {
         return Verdict::LetThrough;
     }
     let Some(path) = path.map(PathBuf::from) else {
@@ -131,6 +147,9 @@ pub(crate) fn judge(call: &Notification, pid: u32, watched: Option<&Watched>) ->
     // Judged before resolving, which would make `/proc/self` the kernel's own; not with a
     // `..` in it, which resolving takes care of.
     let plain = !lexical.components().any(|c| c == Component::ParentDir);
+    if plain && flags.is_some() && probe(&lexical) {
+        return Verdict::LetThrough;
+    }
     if let Some(own) = introspection(&lexical, pid).filter(|_| plain) {
         return if own {
             Verdict::LetThrough
@@ -227,9 +246,18 @@ fn introspection(path: &Path, pid: u32) -> Option<bool> {
     }
 }
 
+/// Whether `path` is one of the C library's [`PROBES`].
+fn probe(path: &Path) -> bool {
+    PROBES.iter().any(|probe| path == Path::new(probe))
+        || PROBE_DIRECTORIES.iter().any(|dir| path.starts_with(dir))
+}
+
 /// A file's device and inode.
 fn identity(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path)
         .ok()
         .map(|meta| (meta.dev(), meta.ino()))
 }
+
+#[cfg(test)]
+mod tests;
