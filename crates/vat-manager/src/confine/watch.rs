@@ -150,23 +150,21 @@ pub(crate) fn judge(call: &Notification, pid: u32, watched: Option<&Watched>) ->
     if plain && flags.is_some() && probe(&lexical) {
         return Verdict::LetThrough;
     }
+    let verb = if flags.is_some() { "open" } else { "exec" };
     if let Some(own) = introspection(&lexical, pid).filter(|_| plain) {
         return if own {
             Verdict::LetThrough
         } else {
-            Verdict::Forbidden(format!("open {shown}"))
+            Verdict::Forbidden(format!("{verb} {shown}"))
         };
     }
     // Not there (or not reachable by us): Landlock refuses it or the call fails anyway.
     let Ok(resolved) = std::fs::canonicalize(&lexical) else {
         return Verdict::LetThrough;
     };
-    let (verb, inside) = match flags {
-        Some(_) => (
-            "open",
-            introspection(&resolved, pid).unwrap_or(false) || watched.may_read(&resolved),
-        ),
-        None => ("exec", watched.may_execute(&resolved)),
+    let inside = match flags {
+        Some(_) => introspection(&resolved, pid).unwrap_or(false) || watched.may_read(&resolved),
+        None => watched.may_execute(&resolved),
     };
     if inside {
         return Verdict::LetThrough;
