@@ -17,9 +17,9 @@
 //! `attack(what)` first resolves its result to `"resolved before the attack"` and logs
 //! (which flushes that resolution to the kernel), then attacks; a confined worker does not
 //! survive it, and the resolution must be rolled back with the rest of the delivery:
-//! `connect`, `spawn` (`/bin/true`), `hog` (10 GiB, infallibly: the allocation failure
-//! aborts), `spin` (forever), `shout` (writes to stderr forever), `hangup` (writes half a
-//! frame, shuts its output down and sleeps).
+//! `connect`, `spawn` (`/bin/true`), `read` (`/etc/passwd`), `exec` (`/bin/sh`), `hog`
+//! (10 GiB, infallibly: the allocation failure aborts), `spin` (forever), `shout` (writes
+//! to stderr forever), `hangup` (writes half a frame, shuts its output down and sleeps).
 
 use std::io::{ErrorKind, Write};
 use std::os::fd::AsFd;
@@ -84,6 +84,8 @@ fn attack(what: &str) {
     match what {
         "connect" => drop(std::net::TcpStream::connect("127.0.0.1:9")),
         "spawn" => drop(std::process::Command::new("/bin/true").status()),
+        "read" => drop(std::fs::read("/etc/passwd")),
+        "exec" => drop(std::process::Command::new("/bin/sh").exec()),
         "hog" => {
             let hog = vec![1u8; 10 << 30];
             std::hint::black_box(&hog);

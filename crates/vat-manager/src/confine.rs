@@ -19,6 +19,7 @@ mod grants;
 mod launch;
 mod probe;
 mod seccomp;
+mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -30,7 +31,8 @@ use std::process::Command;
 
 pub use launch::{LAUNCH_FAILED, launch_main};
 pub use probe::Facilities;
-pub(crate) use seccomp::{always_allowed, syscall_name};
+pub(crate) use seccomp::{let_through, receive, still_waiting};
+pub(crate) use watch::{Verdict, Watched, judge};
 
 /// The first argument that makes a launcher program (`ocap`, or any binary whose `main`
 /// hands such a command line to [`launch_main`]) act as the launcher.
@@ -134,6 +136,9 @@ pub(crate) struct Launch {
     pub(crate) listener: bool,
     /// The program runs through the launcher, confined.
     pub(crate) confined: bool,
+    /// With a listener where Landlock enforces the grants: the grants, by which the
+    /// supervisor judges the opens and execs the allowlist hands it.
+    pub(crate) watched: Option<Watched>,
 }
 
 /// The command that starts `program` with `args` for vat code `code`: through the launcher
@@ -156,6 +161,7 @@ pub(crate) fn command(
             command,
             listener: false,
             confined: false,
+            watched: None,
         });
     }
     std::fs::metadata(program).map_err(ConfineError::Program)?;
@@ -195,9 +201,13 @@ pub(crate) fn command(
         command.arg("--notify");
     }
     command.arg("--").arg(program).args(args);
+    // What the launcher grants, worked out the same way from the same files.
+    let watched =
+        (listener && facilities.landlock).then(|| Watched::new(program, &confinement.read_paths));
     Ok(Launch {
         command,
         listener,
         confined: true,
+        watched,
     })
 }

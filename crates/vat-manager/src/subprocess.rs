@@ -161,7 +161,7 @@ impl SubprocessRuntime {
         let notify = supervise::listener_usable();
         let launch = confine::command(&config.confinement, code, program, &os_args, notify)
             .map_err(|cause| VatError::Confine { vat, cause })?;
-        let (mut command, listener) = (launch.command, launch.listener);
+        let (mut command, listener, watched) = (launch.command, launch.listener, launch.watched);
         command
             .stdin(Stdio::from(OwnedFd::from(worker_stdin)))
             .stdout(Stdio::from(OwnedFd::from(worker_stdout)))
@@ -185,7 +185,15 @@ impl SubprocessRuntime {
         }
         // After the stderr thread starts: a launcher that fails says why on its stderr.
         if listener {
-            match supervise::take_listener(vat, &mut child, &from_worker, &to_worker, &evidence) {
+            let taken = supervise::take_listener(
+                vat,
+                &mut child,
+                &from_worker,
+                &to_worker,
+                &evidence,
+                watched,
+            );
+            match taken {
                 Ok(()) => {}
                 Err(supervise::Handover::Unusable) => {
                     kill(&mut child);

@@ -1,7 +1,8 @@
 //! Cluster files whose vat is hostile, run by `ocap` (issue 11): the kernel confines the
-//! program whatever it is. `/bin/sh` named as a bundle cannot read the script it is given;
-//! a Python vat that connects to 127.0.0.1 ends with the fixed reason, and the operator's
-//! log (`ocap`'s stderr) names the refused call.
+//! program whatever it is. `/bin/sh` named as a bundle cannot read the script it is given
+//! (trying ends it); a Python vat that connects to 127.0.0.1, or reads `/etc/passwd` after
+//! reading files inside its grant by other names, ends with the fixed reason, and the
+//! operator's log (`ocap`'s stderr) names the refused call or path.
 
 use std::path::Path;
 
@@ -34,7 +35,8 @@ fn run_failing(dir: &Path, bundle: &str) -> (String, String) {
 }
 
 /// The kernel runs `/bin/sh worker x` in the cluster's folder: the shell may execute, but
-/// not read the `worker` script there, which would otherwise write a file.
+/// not read the `worker` script there, which would otherwise write a file; trying ends it,
+/// and the log names the file (relative, and where it leads).
 #[test]
 fn bin_sh_as_a_bundle_is_confined() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,7 +47,18 @@ fn bin_sh_as_a_bundle_is_confined() {
     )
     .unwrap();
     let (_, stderr) = run_failing(dir.path(), "/bin/sh");
-    assert!(stderr.contains("vat worker exited (status 2)"), "{stderr}");
+    assert!(
+        stderr.contains("vat attempted a forbidden system operation"),
+        "{stderr}"
+    );
+    let worker = dir.path().canonicalize().unwrap().join("worker");
+    assert!(
+        stderr.contains(&format!(
+            "attempted a forbidden system operation: open worker ({})",
+            worker.display()
+        )),
+        "{stderr}"
+    );
     assert!(!escaped.exists(), "{stderr}");
 }
 
@@ -75,6 +88,47 @@ fn a_python_vat_that_connects_ends_and_the_log_names_the_call() {
     );
     assert!(
         stderr.contains("attempted a forbidden system operation: socket ("),
+        "{stderr}"
+    );
+}
+
+/// The Python vat reads its own script by a relative name and through a symlink in its
+/// folder, and a file of its standard library relative to an open directory: all inside
+/// the grant, let through. Then it reads `/etc/passwd`, which ends it; the log names that
+/// path (and no earlier one: those were let through).
+#[test]
+fn a_python_vat_that_reads_outside_its_grant_ends_and_the_log_names_the_path() {
+    if !Path::new("/usr/bin/python3").is_file() {
+        println!("skipped: no /usr/bin/python3 for the hostile Python vat");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("vat.py");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/python3\n\
+         import os\n\
+         open('vat.py').read()\n\
+         open('link.py').read()\n\
+         lib = os.open(os.path.dirname(os.__file__), os.O_RDONLY | os.O_DIRECTORY)\n\
+         os.close(os.open('os.py', os.O_RDONLY, dir_fd=lib))\n\
+         open('/etc/passwd').read()\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("vat.py", dir.path().join("link.py")).unwrap();
+    let status = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (_, stderr) = run_failing(dir.path(), "./vat.py");
+    assert!(
+        stderr.contains("vat attempted a forbidden system operation"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("attempted a forbidden system operation: open /etc/passwd"),
         "{stderr}"
     );
 }

@@ -77,7 +77,7 @@ fn interpreters(path: &Path) -> Vec<PathBuf> {
 }
 
 /// The interpreter of the `#!` line and, if that is `env`, the program it names, looked up
-/// where `env` looks it up in the worker's empty environment (`/bin`, then `/usr/bin`, the
+/// where `env` looks it up in the worker's environment, which has no `PATH` (`/bin`, then `/usr/bin`, the
 /// C library's path when `PATH` is unset).
 fn shebang(file: &File) -> Vec<PathBuf> {
     let mut line = Vec::new();

@@ -66,6 +66,9 @@ enum LaunchError {
     },
 }
 
+/// The worker's `HOME`: a directory that does not exist, so nothing is read from it.
+const WORKER_HOME: &str = "/nonexistent";
+
 /// What the kernel asked for (`confine::command` writes it).
 #[derive(Debug)]
 struct Policy {
@@ -137,9 +140,12 @@ fn confine_and_exec(policy: &Policy) -> LaunchError {
     if let Err(error) = confine(policy) {
         return error;
     }
+    // An environment of `HOME` alone, naming no directory: without it the C library's
+    // user lookup (Python's start-up calls it) reads `/etc/passwd`, which ends the vat.
     let error = std::process::Command::new(&policy.program)
         .args(&policy.args)
         .env_clear()
+        .env("HOME", WORKER_HOME)
         .exec();
     LaunchError::Exec {
         program: policy.program.display().to_string(),
@@ -181,8 +187,12 @@ fn confine(policy: &Policy) -> Result<(), LaunchError> {
     }
     if policy.seccomp {
         use super::seccomp::{Refusal, install};
+        // Opens and execs go to the supervisor only where Landlock enforces the grant it
+        // judges them by: a call it lets through is then Landlock's to refuse.
         let refusal = if policy.notify {
-            Refusal::Notify
+            Refusal::Notify {
+                files: policy.landlock,
+            }
         } else {
             Refusal::Kill
         };

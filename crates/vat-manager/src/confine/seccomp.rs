@@ -9,7 +9,7 @@
 //! (limited by Landlock and by the flags check below).
 
 use std::collections::BTreeMap;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -106,8 +106,6 @@ const ALWAYS: &[libc::c_long] = &[
     libc::SYS_fadvise64,
     libc::SYS_uname,
     libc::SYS_sysinfo,
-    // Running the program: Landlock's execute right limits what.
-    libc::SYS_execve,
     // Answered by the ENOSYS filter; listed so that this one does not also refuse them.
     libc::SYS_clone3,
     libc::SYS_openat2,
@@ -152,14 +150,19 @@ const PRCTLS: &[u64] = &[
 ];
 
 /// Open flags that would write or create: an open with any of them is refused.
-const WRITE_FLAGS: u64 = (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as u64;
+pub(crate) const WRITE_FLAGS: u64 =
+    (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as u64;
 
 /// What the allowlist does with a call it refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// `SECCOMP_RET_USER_NOTIF`: the calling thread waits while the holder of the filter's
     /// listener (the kernel's supervisor) is told; it never returns to the vat's code.
-    Notify,
+    /// With `files`, every `open`, `openat` and `execve` is handed to the supervisor too,
+    /// which lets those inside the Landlock grant through (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`;
+    /// Landlock then decides) and ends the vat for the others; set it only where Landlock
+    /// enforces the grant, since a let-through call is Landlock's alone to refuse.
+    Notify { files: bool },
     /// `SECCOMP_RET_KILL_PROCESS`: the process dies by `SIGSYS` at once.
     Kill,
 }
@@ -176,6 +179,7 @@ const BPF_RET_K: u16 = 0x06;
 /// allowlist refuses the `seccomp` call itself once installed. The allowlist refuses
 /// as `refusal` says.
 pub(crate) fn filters(refusal: Refusal) -> Result<[BpfProgram; 2], Error> {
+    let files = matches!(refusal, Refusal::Notify { files: true });
     let Some(arch) = ARCH else {
         return Err(seccompiler::Error::EmptyFilter.into());
     };
@@ -192,14 +196,14 @@ pub(crate) fn filters(refusal: Refusal) -> Result<[BpfProgram; 2], Error> {
         arch,
     )?;
     let allowed = SeccompFilter::new(
-        allowlist()?,
+        allowlist(files)?,
         SeccompAction::Errno(SENTINEL_ERRNO),
         SeccompAction::Allow,
         arch,
     )?;
     let mut allowed: BpfProgram = allowed.try_into()?;
     let action = match refusal {
-        Refusal::Notify => libc::SECCOMP_RET_USER_NOTIF,
+        Refusal::Notify { .. } => libc::SECCOMP_RET_USER_NOTIF,
         Refusal::Kill => libc::SECCOMP_RET_KILL_PROCESS,
     };
     let sentinel = libc::SECCOMP_RET_ERRNO | SENTINEL_ERRNO;
@@ -244,7 +248,7 @@ pub(crate) fn install(refusal: Refusal) -> Result<Option<OwnedFd>, Error> {
             seccompiler::apply_filter(&allowed)?;
             Ok(None)
         }
-        Refusal::Notify => {
+        Refusal::Notify { .. } => {
             let program: Vec<libc::sock_filter> = allowed
                 .iter()
                 .map(|i| libc::sock_filter {
@@ -261,8 +265,9 @@ pub(crate) fn install(refusal: Refusal) -> Result<Option<OwnedFd>, Error> {
 
 /// Installs `program` as a seccomp filter of the calling thread with
 /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`, returning the listener. No-new-privileges must be
-/// set already (it is: the `ENOSYS` filter set it). The one `unsafe` call of confinement:
-/// seccompiler cannot pass that flag, and neither libc nor rustix offers a safe wrapper.
+/// set already (it is: the `ENOSYS` filter set it). One of the `unsafe` calls of
+/// confinement, all in this file: seccompiler cannot pass that flag, and neither libc nor
+/// rustix offers a safe wrapper.
 #[allow(unsafe_code)]
 fn install_with_listener(program: &[libc::sock_filter]) -> Result<OwnedFd, Error> {
     let len = u16::try_from(program.len()).map_err(|_| Error::TooLong)?;
@@ -288,10 +293,100 @@ fn install_with_listener(program: &[libc::sock_filter]) -> Result<OwnedFd, Error
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Whether `nr` is allowed whatever its arguments: a thread blocked in it is not the one
-/// the allowlist refused (the supervisor's guess at which call was refused).
-pub(crate) fn always_allowed(nr: libc::c_long) -> bool {
-    ALWAYS.contains(&nr) || ALWAYS_X86_64.contains(&nr)
+/// A call the allowlist handed to the supervisor, as the listener reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Notification {
+    /// The notification's id, for [`let_through`] and [`still_waiting`].
+    pub(crate) id: u64,
+    /// The thread that made the call (its id in the kernel's pid namespace).
+    pub(crate) tid: u32,
+    /// The system call's number.
+    pub(crate) nr: libc::c_long,
+    /// Its six arguments.
+    pub(crate) args: [u64; 6],
+}
+
+/// Waits for (or, if the listener is readable, takes) the next call handed to the listener's
+/// holder: `SECCOMP_IOCTL_NOTIF_RECV`. Fails with `ENOENT` if the calling thread went away
+/// meanwhile (it was killed).
+#[allow(unsafe_code)]
+pub(crate) fn receive(listener: BorrowedFd<'_>) -> std::io::Result<Notification> {
+    // The kernel wants it zeroed.
+    let mut notif = libc::seccomp_notif {
+        id: 0,
+        pid: 0,
+        flags: 0,
+        data: libc::seccomp_data {
+            nr: 0,
+            arch: 0,
+            instruction_pointer: 0,
+            args: [0; 6],
+        },
+    };
+    // SAFETY: `SECCOMP_IOCTL_NOTIF_RECV` writes one `struct seccomp_notif` (the type of
+    // `notif`, the size the request number encodes) through the pointer, which is valid and
+    // exclusive for the call; it keeps no pointer after it.
+    let done = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &raw mut notif,
+        )
+    };
+    if done < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Notification {
+        id: notif.id,
+        tid: notif.pid,
+        nr: libc::c_long::from(notif.data.nr),
+        args: notif.data.args,
+    })
+}
+
+/// Lets the call `id` run as if the filter had allowed it
+/// (`SECCOMP_IOCTL_NOTIF_SEND` with `SECCOMP_USER_NOTIF_FLAG_CONTINUE`): Landlock and the
+/// rest of the kernel's checks still apply. Fails with `ENOENT` if the thread went away.
+#[allow(unsafe_code)]
+pub(crate) fn let_through(listener: BorrowedFd<'_>, id: u64) -> std::io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
+    };
+    // SAFETY: `SECCOMP_IOCTL_NOTIF_SEND` reads one `struct seccomp_notif_resp` (the type of
+    // `resp`, the size the request number encodes) through the pointer, valid for the call;
+    // it keeps no pointer after it.
+    let done = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &raw mut resp,
+        )
+    };
+    if done < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether the call `id` still waits for an answer (`SECCOMP_IOCTL_NOTIF_ID_VALID`): what
+/// was read of its thread since it was received was read from that thread, not from a
+/// process that has since taken its id.
+#[allow(unsafe_code)]
+pub(crate) fn still_waiting(listener: BorrowedFd<'_>, id: u64) -> bool {
+    let mut id = id;
+    // SAFETY: `SECCOMP_IOCTL_NOTIF_ID_VALID` reads one `u64` through the pointer, valid for
+    // the call; it keeps no pointer after it.
+    let done = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &raw mut id,
+        )
+    };
+    done == 0
 }
 
 /// The names of the refused system calls the operator is likeliest to meet in the log
@@ -315,6 +410,7 @@ const NAMES: &[(libc::c_long, &str)] = &[
     (libc::SYS_clone3, "clone3"),
     (libc::SYS_execveat, "execveat"),
     (libc::SYS_openat, "openat"),
+    (libc::SYS_execve, "execve"),
     (libc::SYS_ptrace, "ptrace"),
     (libc::SYS_kill, "kill"),
     (libc::SYS_tgkill, "tgkill"),
@@ -352,7 +448,9 @@ const NAMES_X86_64: &[(libc::c_long, &str)] = &[
 #[cfg(not(target_arch = "x86_64"))]
 const NAMES_X86_64: &[(libc::c_long, &str)] = &[];
 
-fn allowlist() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::Error> {
+/// The allowlist's rules; without `files`, with `execve` and the read-only opens among them
+/// (Landlock alone limits them), with it, without (the supervisor sees them all).
+fn allowlist(files: bool) -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::Error> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALWAYS
         .iter()
         .chain(ALWAYS_X86_64)
@@ -393,9 +491,13 @@ fn allowlist() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::Error> {
     );
     rules.insert(libc::SYS_ioctl, any_of(1, IOCTLS)?);
     rules.insert(libc::SYS_prctl, any_of(0, PRCTLS)?);
-    rules.insert(libc::SYS_openat, vec![read_only(2)?]);
-    #[cfg(target_arch = "x86_64")]
-    rules.insert(libc::SYS_open, vec![read_only(1)?]);
+    if !files {
+        rules.insert(libc::SYS_openat, vec![read_only(2)?]);
+        #[cfg(target_arch = "x86_64")]
+        rules.insert(libc::SYS_open, vec![read_only(1)?]);
+        // Running the program: Landlock's execute right limits what.
+        rules.insert(libc::SYS_execve, Vec::new());
+    }
     Ok(rules)
 }
 

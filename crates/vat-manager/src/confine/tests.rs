@@ -119,7 +119,11 @@ fn a_script_run_by_env_is_granted_the_program_env_finds() {
 #[test]
 fn the_seccomp_filters_compile_for_this_architecture() {
     if seccomp::ARCH_SUPPORTED {
-        for refusal in [seccomp::Refusal::Notify, seccomp::Refusal::Kill] {
+        for refusal in [
+            seccomp::Refusal::Notify { files: true },
+            seccomp::Refusal::Notify { files: false },
+            seccomp::Refusal::Kill,
+        ] {
             let [not_implemented, allowed] = seccomp::filters(refusal).unwrap();
             assert!(!not_implemented.is_empty());
             assert!(allowed.len() > not_implemented.len());
@@ -142,7 +146,7 @@ fn the_allowlist_refuses_by_notifying_or_killing() {
             .map(|i| i.k)
             .collect::<Vec<u32>>()
     };
-    let notify = returns(seccomp::Refusal::Notify);
+    let notify = returns(seccomp::Refusal::Notify { files: true });
     assert!(notify.contains(&libc::SECCOMP_RET_USER_NOTIF));
     assert!(!notify.contains(&libc::SECCOMP_RET_ERRNO.wrapping_add(4095)));
     assert!(

@@ -16,7 +16,7 @@
 //! or a failure status) is reported as [`OUT_OF_MEMORY`].
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, ExitStatus};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ocap_types::VatId;
 
 use super::{EXIT_GRACE, describe_exit};
-use crate::confine::{self, LISTENER_MAGIC, LISTENER_TAKEN};
+use crate::confine::{self, LISTENER_MAGIC, LISTENER_TAKEN, Verdict, Watched};
 
 /// The reason of a vat whose worker made a system call its confinement refuses.
 pub(crate) const FORBIDDEN: &str = "vat attempted a forbidden system operation";
@@ -148,6 +148,7 @@ pub(super) fn take_listener(
     from_worker: &UnixStream,
     to_worker: &UnixStream,
     evidence: &Arc<Evidence>,
+    watched: Option<Watched>,
 ) -> Result<(), Handover> {
     let failed = |what: &str, error: std::io::Error| {
         tracing::warn!(%vat, %error, "{what}");
@@ -203,7 +204,7 @@ pub(super) fn take_listener(
     let shared = Arc::clone(evidence);
     std::thread::Builder::new()
         .name(format!("ocap-{vat}-seccomp"))
-        .spawn(move || supervise(vat, pid, &pidfd, &listener, &shared))
+        .spawn(move || supervise(vat, pid, &pidfd, &listener, watched.as_ref(), &shared))
         .map_err(|e| failed("cannot start a worker thread", e))?;
     to_worker
         .set_write_timeout(Some(HANDOVER_LIMIT))
@@ -238,12 +239,25 @@ fn exited(child: &mut Child) -> String {
     }
 }
 
-/// The supervisor thread: waits until the worker makes a refused call (the listener is
-/// readable), then names it, records it and kills the worker; ends once the worker has
-/// exited. If it cannot wait, it kills the worker: a worker nobody watches must not run.
-fn supervise(vat: VatId, pid: u32, pidfd: &OwnedFd, listener: &OwnedFd, evidence: &Evidence) {
+/// The supervisor thread: waits until the allowlist hands it a call (the listener is
+/// readable), takes it, and either lets it through (an open or exec inside the grants in
+/// `watched`) or names it in the log, records the denial and kills the worker; ends once
+/// the worker has exited or been killed. If it cannot wait or answer, it kills the worker:
+/// a worker nobody watches must not run.
+fn supervise(
+    vat: VatId,
+    pid: u32,
+    pidfd: &OwnedFd,
+    listener: &OwnedFd,
+    watched: Option<&Watched>,
+    evidence: &Evidence,
+) {
     use rustix::event::{PollFd, PollFlags, poll};
     use rustix::process::{Signal, pidfd_send_signal};
+    let give_up = |what: &str, error: &dyn std::fmt::Display| {
+        tracing::error!(%vat, %error, "{what}: killing the vat worker");
+        let _ = pidfd_send_signal(pidfd, Signal::KILL);
+    };
     loop {
         let mut fds = [
             PollFd::new(listener, PollFlags::IN),
@@ -252,20 +266,38 @@ fn supervise(vat: VatId, pid: u32, pidfd: &OwnedFd, listener: &OwnedFd, evidence
         match poll(&mut fds, None) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
-            Err(error) => {
-                tracing::error!(%vat, %error, "cannot watch the vat worker's seccomp listener: killing it");
-                let _ = pidfd_send_signal(pidfd, Signal::KILL);
-                return;
-            }
+            Err(error) => return give_up("cannot watch the vat worker's seccomp listener", &error),
         }
         let (refused, exited) = (fds[0].revents(), fds[1].revents());
         if refused.contains(PollFlags::IN) {
-            let call = refused_call(pid);
-            evidence.denied.store(true, Ordering::SeqCst);
-            tracing::error!(%vat, syscall = %call, "vat {vat} attempted a forbidden system operation: {call}");
-            // The refused thread waits for an answer that never comes; the kill ends it.
-            let _ = pidfd_send_signal(pidfd, Signal::KILL);
-            return;
+            let call = match confine::receive(listener.as_fd()) {
+                Ok(call) => call,
+                // The calling thread went away (killed) before it was taken.
+                Err(error) if is_gone(&error) => continue,
+                Err(error) => {
+                    return give_up("cannot take a call from the seccomp listener", &error);
+                }
+            };
+            let verdict = confine::judge(&call, pid, watched);
+            // What was read of the thread was read while its call still waited.
+            if !confine::still_waiting(listener.as_fd(), call.id) {
+                continue;
+            }
+            match verdict {
+                Verdict::LetThrough => match confine::let_through(listener.as_fd(), call.id) {
+                    Ok(()) => continue,
+                    Err(error) if is_gone(&error) => continue,
+                    Err(error) => return give_up("cannot answer the seccomp listener", &error),
+                },
+                Verdict::Forbidden(what) => {
+                    evidence.denied.store(true, Ordering::SeqCst);
+                    tracing::error!(%vat, syscall = call.nr, "vat {vat} attempted a forbidden system operation: {what}");
+                    // The refused thread waits for an answer that never comes; the kill
+                    // ends it.
+                    let _ = pidfd_send_signal(pidfd, Signal::KILL);
+                    return;
+                }
+            }
         }
         if !exited.is_empty() || !refused.is_empty() {
             return;
@@ -273,33 +305,9 @@ fn supervise(vat: VatId, pid: u32, pidfd: &OwnedFd, listener: &OwnedFd, evidence
     }
 }
 
-/// The refused call: the first thread of `pid` blocked in a call the allowlist does not
-/// allow unconditionally (the others wait in `read`, `futex` and the like), as
-/// `name (number)`.
-fn refused_call(pid: u32) -> String {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return "unknown".to_owned();
-    };
-    for task in tasks.flatten() {
-        let Ok(text) = std::fs::read_to_string(task.path().join("syscall")) else {
-            continue;
-        };
-        let Some(nr) = text
-            .split_whitespace()
-            .next()
-            .and_then(|nr| nr.parse::<libc::c_long>().ok())
-        else {
-            continue;
-        };
-        if nr < 0 || confine::always_allowed(nr) {
-            continue;
-        }
-        return match confine::syscall_name(nr) {
-            Some(name) => format!("{name} ({nr})"),
-            None => format!("system call {nr}"),
-        };
-    }
-    "unknown".to_owned()
+/// Whether a listener operation failed because the call's thread is gone (`ENOENT`).
+fn is_gone(error: &std::io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ENOENT)
 }
 
 #[cfg(test)]
