@@ -97,19 +97,27 @@ fn a_vat_store_value_past_its_limit_is_refused() {
 #[test]
 fn a_vat_cannot_make_more_syscalls_in_one_delivery_than_its_limit() {
     let limits = VatLimits::default().with_syscalls_per_delivery(50);
-    let (test, probe, _) = limited_probe(limits);
+    let (test, probe, vat) = limited_probe(limits);
     // 49 empty syscalls and the answer: exactly the limit, allowed.
     assert_eq!(
         call(&test.kernel, probe, "spam", vec![Value::Int(49)]),
         Ok(Value::str("spammed"))
     );
-    // One more is one too many.
+    // One more is one too many (here ten more, and the answer).
     assert_over_limit(
         &test,
         probe,
         "spam",
-        vec![Value::Int(50)],
+        vec![Value::Int(60)],
         LimitExceeded::Syscalls.reason(),
+    );
+    // The bootstrap's answer, 50, then 51 with the one over the limit: the ten after it
+    // were ignored, not counted.
+    let counters = test.kernel.vat_counters().unwrap()[&vat];
+    assert_eq!(
+        (counters.syscalls, counters.denials),
+        (1 + 50 + 51, 1),
+        "{counters:?}"
     );
     test.assert_refcounts_consistent();
 }
