@@ -56,6 +56,8 @@ impl KernelStore {
     }
 
     /// Adds `kref ↔ vref` to `ep`'s c-list, flagged reachable. Refcounts are the caller's.
+    /// Neither direction may exist yet (the caller found one absent and allocated the
+    /// other).
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -65,11 +67,12 @@ impl KernelStore {
         kref: KRef,
         vref: VRef,
     ) -> Result<(), StoreError> {
-        self.kv.set(&keys::clist(ep, vref), &keys::part(kref))?;
+        self.kv.set_new(&keys::clist(ep, vref), &keys::part(kref))?;
         if let (KRef::Object(id), false) = (kref, vref.is_export()) {
-            self.kv.set(&keys::importer(id, ep), b"")?;
+            self.kv.set_new(&keys::importer(id, ep), b"")?;
         }
-        self.write_flag(ep, kref, vref, true)
+        self.kv
+            .set_new(&keys::clist(ep, kref), &keys::flagged(true, vref))
     }
 
     /// The endpoints whose c-lists import object `id`, from the importer index.

@@ -81,7 +81,8 @@ impl KernelStore {
             counts: RefCounts::default(),
             revoked: false,
         };
-        self.put_object(id, &record)?;
+        // A new id: no record of it can exist.
+        self.kv.set_new(&keys::object(id), &record.encode())?;
         self.note_maybe_free(KRef::Object(id));
         Ok(id)
     }

@@ -166,8 +166,11 @@ impl KernelStore {
             refcount: 1,
         };
         // The message queue is created by the first message that waits on the promise: most
-        // promises never have one.
-        self.put_promise(id, &record)?;
+        // promises never have one. A new id: no record of it can exist.
+        self.kv
+            .set_new(&keys::promise(id), &record.state.encode())?;
+        self.kv
+            .set_new(&keys::promise_refcount(id), &record.refcount.to_le_bytes())?;
         Ok(id)
     }
 
