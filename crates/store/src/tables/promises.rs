@@ -201,6 +201,9 @@ impl KernelStore {
     }
 
     pub(crate) fn promise_refcount(&self, id: KPromiseId) -> Result<Option<u32>, StoreError> {
+        if let Some(count) = self.counts.promise(id) {
+            return Ok(Some(count));
+        }
         let key = keys::promise_refcount(id);
         match self.kv.get_ref(&key)? {
             None => Ok(None),
@@ -215,6 +218,7 @@ impl KernelStore {
         id: KPromiseId,
         count: u32,
     ) -> Result<(), StoreError> {
+        self.counts.forget(KRef::Promise(id));
         self.kv
             .set(&keys::promise_refcount(id), &count.to_le_bytes())
     }
@@ -357,6 +361,7 @@ impl KernelStore {
     /// [`StoreError`] from the byte store.
     pub fn delete_promise(&mut self, id: KPromiseId) -> Result<(), StoreError> {
         self.queue_delete(&queue_name(id))?;
+        self.counts.forget(KRef::Promise(id));
         self.kv.delete(&keys::promise_refcount(id))?;
         self.kv.delete(&keys::promise(id))
     }
