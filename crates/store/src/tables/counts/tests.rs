@@ -86,3 +86,33 @@ fn a_crank_that_touches_more_krefs_than_the_cache_holds_keeps_every_count() {
         assert_eq!(store.promise(*id).unwrap().unwrap().refcount, expected);
     }
 }
+
+#[test]
+fn a_settled_promise_is_deleted_without_its_queue_which_settling_removed() {
+    let (_dir, mut store) = store();
+    store.start_crank().unwrap();
+    let promise = store.create_promise(None).unwrap();
+    let waiting = ocap_types::Message {
+        methargs: ocap_types::CapData::data(&ocap_types::Value::Null),
+        result: None,
+    };
+    store.promise_queue_push(promise, &waiting, None).unwrap();
+    let (messages, _) = store
+        .settle_promise(
+            promise,
+            false,
+            ocap_types::CapData::data(&ocap_types::Value::Int(1)),
+        )
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    store.delete_settled_promise(promise).unwrap();
+    store.end_crank().unwrap();
+    assert_eq!(store.promise(promise).unwrap(), None);
+    let left = store.kv().scan_prefix(b"").unwrap();
+    let names: Vec<_> = left
+        .iter()
+        .map(|(k, _)| k.escape_ascii().to_string())
+        .collect();
+    // Only the counter and the crank hash are left: no record, no queue.
+    assert_eq!(names, ["crankHash", "n.kp"]);
+}
