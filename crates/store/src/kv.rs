@@ -419,10 +419,10 @@ impl Store {
         self.write(key, Some(value), false)
     }
 
-    /// [`Store::set`] for a key the caller knows has no value now: it names an id allocated
-    /// since, or was just read as absent. Deleting the key again before the next commit
-    /// then costs the commit nothing (debug builds check the claim; a false one would leave
-    /// a deleted key in LMDB).
+    /// [`Store::set`] for a key the caller knows has no value now: it names an id just
+    /// allocated, or a queue's head index, or was just read as absent. Deleting the key
+    /// again before the next commit then costs the commit nothing (debug builds check the
+    /// claim; a false one would leave a deleted key in LMDB).
     ///
     /// # Errors
     /// As [`Store::set`].
