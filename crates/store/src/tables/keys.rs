@@ -223,24 +223,28 @@ pub(crate) const COUNTER_PROMISE: &str = "n.kp";
 pub(crate) const COUNTER_VAT: &str = "n.v";
 pub(crate) const COUNTER_SUBCLUSTER: &str = "n.s";
 
+#[inline]
 pub(crate) fn object(id: KObjectId) -> Key {
     let mut buf = Key::new();
     KRef::Object(id).push_to(&mut buf);
     buf
 }
 
+#[inline]
 pub(crate) fn promise(id: KPromiseId) -> Key {
     let mut buf = Key::new();
     KRef::Promise(id).push_to(&mut buf);
     buf
 }
 
+#[inline]
 pub(crate) fn promise_refcount(id: KPromiseId) -> Key {
     let mut buf = promise(id);
     buf.put(b".rc");
     buf
 }
 
+#[inline]
 pub(crate) fn endpoint_prefix(ep: EndpointId) -> Key {
     let mut buf = Key::new();
     ep.push_to(&mut buf);
@@ -248,12 +252,14 @@ pub(crate) fn endpoint_prefix(ep: EndpointId) -> Key {
     buf
 }
 
+#[inline]
 pub(crate) fn clist_prefix(ep: EndpointId) -> Key {
     let mut buf = endpoint_prefix(ep);
     buf.put(b"c.");
     buf
 }
 
+#[inline]
 pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Key {
     let mut buf = clist_prefix(ep);
     r.push_to(&mut buf);
