@@ -108,6 +108,7 @@ fn key_of(parts: &[&[u8]]) -> Key {
 /// Appends the decimal digits of `n`. The hot keys (objects, promises, c-list entries) are
 /// built by hand: going through `fmt` showed in crank profiles. Two digits at a time, from
 /// a table, as `itoa` does: a division per digit showed too.
+#[inline]
 fn push_u64(buf: &mut impl KeySink, mut n: u64) {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
@@ -139,6 +140,7 @@ pub(crate) trait KeyPart {
 }
 
 impl KeyPart for EndpointId {
+    #[inline]
     fn push_to(&self, buf: &mut impl KeySink) {
         match self {
             EndpointId::Vat(VatId(n)) => {
@@ -151,6 +153,7 @@ impl KeyPart for EndpointId {
 }
 
 impl KeyPart for KRef {
+    #[inline]
     fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n) = match self {
             KRef::Object(KObjectId(n)) => (b"ko", *n),
