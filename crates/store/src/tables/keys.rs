@@ -165,6 +165,7 @@ impl KeyPart for KRef {
 }
 
 impl KeyPart for VRef {
+    #[inline]
     fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n): (&[u8], u64) = match self {
             VRef::ExportObject(ExportId::Ephemeral(n)) => (b"o+", *n),
@@ -385,22 +386,26 @@ pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 /// each crank's own transaction, and left out of the digest of the writes it chains.
 pub(crate) const CRANK_HASH: &[u8] = b"crankHash";
 
+#[inline]
 fn queue_key(name: &str) -> Key {
     key_of(&[b"queue.", name.as_bytes(), b"."])
 }
 
+#[inline]
 pub(crate) fn queue_head(name: &str) -> Key {
     let mut buf = queue_key(name);
     buf.put(b"head");
     buf
 }
 
+#[inline]
 pub(crate) fn queue_tail(name: &str) -> Key {
     let mut buf = queue_key(name);
     buf.put(b"tail");
     buf
 }
 
+#[inline]
 pub(crate) fn queue_entry(name: &str, index: u64) -> Key {
     let mut buf = queue_key(name);
     push_u64(&mut buf, index);
