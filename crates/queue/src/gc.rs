@@ -153,6 +153,7 @@ fn collect_promise(store: &mut KernelStore, id: KPromiseId) -> Result<(), StoreE
         for slot in &value.slots {
             store.decref(*slot)?;
         }
+        return store.delete_settled_promise(id);
     }
     store.delete_promise(id)
 }

@@ -351,7 +351,10 @@ impl Store {
     /// value from before the newest savepoint, which is all a rollback restores, and the
     /// value is overwritten in place (a crank rewrites the same refcounts and records
     /// several times; logging each write cost an allocation and an undo entry).
-    fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+    ///
+    /// `new`: the caller knows the key reads as absent (see [`Store::set_new`]); a key
+    /// the overlay has no entry for is then known to be absent from LMDB too.
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>, new: bool) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(CrankError::WriteOutsideCrank.into());
         }
@@ -370,17 +373,23 @@ impl Store {
                 }
                 return Ok(());
             }
-            Some(slot) => Some(std::mem::replace(
-                slot,
-                Slot {
-                    value: value.map(<[u8]>::to_vec),
-                    logged: epoch,
-                },
-            )),
+            // The flag stays with the key until the commit: LMDB changes only then.
+            Some(slot) => {
+                let not_in_lmdb = slot.not_in_lmdb;
+                Some(std::mem::replace(
+                    slot,
+                    Slot {
+                        value: value.map(<[u8]>::to_vec),
+                        logged: epoch,
+                        not_in_lmdb,
+                    },
+                ))
+            }
             None => {
                 let slot = Slot {
                     value: value.map(<[u8]>::to_vec),
                     logged: epoch,
+                    not_in_lmdb: new,
                 };
                 self.overlay.insert(key.to_vec(), slot);
                 None
@@ -407,7 +416,29 @@ impl Store {
                 len: value.len(),
             });
         }
-        self.write(key, Some(value))
+        self.write(key, Some(value), false)
+    }
+
+    /// [`Store::set`] for a key the caller knows has no value now: it names an id just
+    /// allocated, or a queue's head index, or was just read as absent. Deleting the key
+    /// again before the next commit then costs the commit nothing (debug builds check the
+    /// claim; a false one would leave a deleted key in LMDB).
+    ///
+    /// # Errors
+    /// As [`Store::set`].
+    pub fn set_new(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        debug_assert!(
+            !self.contains(key).unwrap_or(false),
+            "set_new on a key that has a value: {}",
+            key.escape_ascii()
+        );
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StoreError::ValueTooLarge {
+                key: key.escape_ascii().to_string(),
+                len: value.len(),
+            });
+        }
+        self.write(key, Some(value), true)
     }
 
     /// Deletes a key (a no-op if absent). Only inside a crank.
@@ -415,7 +446,7 @@ impl Store {
     /// # Errors
     /// [`CrankError::WriteOutsideCrank`] outside a crank, [`StoreError::InvalidKey`].
     pub fn delete(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        self.write(key, None)
+        self.write(key, None, false)
     }
 
     /// Visits the live entries with keys `>= lower` (by the bound) that start with

@@ -5,13 +5,13 @@
 //! Invariant: a commit writes whole ended cranks only (never part of the open one), and a
 //! failed commit leaves the ended cranks pending for the next commit to retry.
 
-use std::ops::Bound;
 use std::time::Instant;
 
 use heed::{Env, WithoutTls};
 
 use super::{
-    Durability, GROUP_MAX_BYTES, MAX_GROWTHS_PER_COMMIT, Store, lmdb_env, open, sorted_range,
+    Durability, GROUP_MAX_BYTES, MAX_GROWTHS_PER_COMMIT, Store, lmdb_env, open,
+    overlay::commit_entries,
 };
 use crate::error::{CrankError, StoreError};
 
@@ -135,7 +135,7 @@ impl Store {
     fn try_commit_overlay(&mut self) -> Result<(), heed::Error> {
         let mut wtxn = self.env.write_txn()?;
         // In key order: LMDB inserts sorted keys with far less page work.
-        for (_, key, value) in sorted_range(&self.overlay, b"", Bound::Unbounded) {
+        for (_, key, value) in commit_entries(&self.overlay) {
             match value {
                 Some(value) => self.db.put(&mut wtxn, key, value)?,
                 None => {

@@ -17,12 +17,15 @@ use std::ops::Bound;
 )]
 pub(super) type Overlay = std::collections::HashMap<Vec<u8>, Slot, BuildHasherDefault<KeyHasher>>;
 
-/// An overlay entry: the key's uncommitted value (`None`: deleted) and the undo epoch in
-/// which the crank last logged the key (see `Store::write`).
+/// An overlay entry: the key's uncommitted value (`None`: deleted), the undo epoch in
+/// which the crank last logged the key (see `Store::write`), and whether LMDB is known
+/// not to hold the key (`Store::set_new` created it in this group), so that deleting it
+/// needs no LMDB delete at the commit.
 #[derive(Debug, Clone)]
 pub(super) struct Slot {
     pub(super) value: Option<Vec<u8>>,
     pub(super) logged: u64,
+    pub(super) not_in_lmdb: bool,
 }
 
 /// A fast non-cryptographic hash for store keys (the multiply-rotate scheme of rustc's
@@ -75,6 +78,19 @@ pub(super) fn sorted_range<'a>(
         .collect();
     // By the first 16 bytes as an integer, then the whole key on a tie: byte order, with
     // far fewer `memcmp` calls (the group commit sorts its whole overlay).
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    entries
+}
+
+/// What a commit writes to LMDB, sorted: every entry but the deletions of keys LMDB does
+/// not hold (created and deleted within the group; deleting them would be an LMDB lookup
+/// each, for nothing).
+pub(super) fn commit_entries(overlay: &Overlay) -> Vec<SortedEntry<'_>> {
+    let mut entries: Vec<_> = overlay
+        .iter()
+        .filter(|(_, slot)| slot.value.is_some() || !slot.not_in_lmdb)
+        .map(|(key, slot)| (sort_prefix(key), key, &slot.value))
+        .collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     entries
 }

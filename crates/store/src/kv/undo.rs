@@ -28,6 +28,7 @@ impl UndoLog {
         self.entries.is_empty()
     }
 
+    #[inline]
     pub(super) fn push(&mut self, key: &[u8], previous: Option<Slot>) {
         let key_start = self.keys.len();
         self.keys.extend_from_slice(key);
@@ -39,6 +40,7 @@ impl UndoLog {
 
     /// Calls `visit(start, end)` with where each written key lies in
     /// [`UndoLog::key_bytes`], oldest first (a key written twice is visited twice).
+    #[inline]
     pub(super) fn for_each_key_range(&self, mut visit: impl FnMut(usize, usize)) {
         let mut entries = self.entries.iter().peekable();
         while let Some(entry) = entries.next() {

@@ -22,7 +22,13 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the entry does not parse.
     pub fn clist_kref(&self, ep: EndpointId, vref: VRef) -> Result<Option<KRef>, StoreError> {
-        self.read_parsed("clist", &keys::clist(ep, vref))
+        let key = keys::clist(ep, vref);
+        match self.kv.get_ref(&key)? {
+            None => Ok(None),
+            Some(bytes) => keys::parse_kref(&bytes)
+                .map(Some)
+                .ok_or_else(|| StoreError::corrupt("clist", &key, "does not parse")),
+        }
     }
 
     /// The entry for `kref` in `ep`'s c-list.
@@ -38,24 +44,24 @@ impl KernelStore {
         let Some(bytes) = self.kv.get_ref(&key)? else {
             return Ok(None);
         };
-        let parsed = std::str::from_utf8(&bytes).ok().and_then(|text| {
-            let (flag, vref) = text.split_once(' ')?;
-            let reachable = match flag {
-                "R" => true,
-                "_" => false,
-                _ => return None,
-            };
-            Some(CListEntry {
-                vref: vref.parse().ok()?,
-                reachable,
-            })
-        });
+        // `R <vref>` or `_ <vref>`.
+        let parsed = match &bytes[..] {
+            [flag @ (b'R' | b'_'), b' ', vref @ ..] => {
+                keys::parse_vref(vref).map(|vref| CListEntry {
+                    vref,
+                    reachable: *flag == b'R',
+                })
+            }
+            _ => None,
+        };
         parsed
             .map(Some)
             .ok_or_else(|| StoreError::corrupt("clist", &key, "not a flagged vref"))
     }
 
     /// Adds `kref ↔ vref` to `ep`'s c-list, flagged reachable. Refcounts are the caller's.
+    /// Neither direction may exist yet (the caller found one absent and allocated the
+    /// other).
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -65,11 +71,12 @@ impl KernelStore {
         kref: KRef,
         vref: VRef,
     ) -> Result<(), StoreError> {
-        self.kv.set(&keys::clist(ep, vref), &keys::part(kref))?;
+        self.kv.set_new(&keys::clist(ep, vref), &keys::part(kref))?;
         if let (KRef::Object(id), false) = (kref, vref.is_export()) {
-            self.kv.set(&keys::importer(id, ep), b"")?;
+            self.kv.set_new(&keys::importer(id, ep), b"")?;
         }
-        self.write_flag(ep, kref, vref, true)
+        self.kv
+            .set_new(&keys::clist(ep, kref), &keys::flagged(true, vref))
     }
 
     /// The endpoints whose c-lists import object `id`, from the importer index.

@@ -108,6 +108,7 @@ fn key_of(parts: &[&[u8]]) -> Key {
 /// Appends the decimal digits of `n`. The hot keys (objects, promises, c-list entries) are
 /// built by hand: going through `fmt` showed in crank profiles. Two digits at a time, from
 /// a table, as `itoa` does: a division per digit showed too.
+#[inline]
 fn push_u64(buf: &mut impl KeySink, mut n: u64) {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
@@ -139,6 +140,7 @@ pub(crate) trait KeyPart {
 }
 
 impl KeyPart for EndpointId {
+    #[inline]
     fn push_to(&self, buf: &mut impl KeySink) {
         match self {
             EndpointId::Vat(VatId(n)) => {
@@ -151,6 +153,7 @@ impl KeyPart for EndpointId {
 }
 
 impl KeyPart for KRef {
+    #[inline]
     fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n) = match self {
             KRef::Object(KObjectId(n)) => (b"ko", *n),
@@ -162,6 +165,7 @@ impl KeyPart for KRef {
 }
 
 impl KeyPart for VRef {
+    #[inline]
     fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n): (&[u8], u64) = match self {
             VRef::ExportObject(ExportId::Ephemeral(n)) => (b"o+", *n),
@@ -178,29 +182,73 @@ impl KeyPart for VRef {
     }
 }
 
+/// The number of `digits`: ASCII digits only, at least one, within `u64`; exactly what
+/// the ref types' `FromStr` accepts after their prefix (leading zeros included).
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// The kref whose text is `bytes`, as `KRef::from_str` reads it, without the UTF-8 check
+/// and the `str` parsing: c-list values are read several times a crank.
+pub(crate) fn parse_kref(bytes: &[u8]) -> Option<KRef> {
+    match bytes {
+        [b'k', b'o', digits @ ..] => parse_u64(digits).map(|n| KRef::Object(KObjectId(n))),
+        [b'k', b'p', digits @ ..] => parse_u64(digits).map(|n| KRef::Promise(KPromiseId(n))),
+        _ => None,
+    }
+}
+
+/// The vref whose text is `bytes`, as `VRef::from_str` reads it: the numbered forms by
+/// hand, durable and virtual exports through `FromStr`.
+pub(crate) fn parse_vref(bytes: &[u8]) -> Option<VRef> {
+    match bytes {
+        [b'o', b'-', digits @ ..] => parse_u64(digits).map(VRef::ImportObject),
+        [b'p', b'+', digits @ ..] => parse_u64(digits).map(VRef::ExportPromise),
+        [b'p', b'-', digits @ ..] => parse_u64(digits).map(VRef::ImportPromise),
+        [b'o', b'+', first, ..] if first.is_ascii_digit() => {
+            parse_u64(&bytes[2..]).map(|n| VRef::ExportObject(ExportId::Ephemeral(n)))
+        }
+        _ => std::str::from_utf8(bytes).ok()?.parse().ok(),
+    }
+}
+
 pub(crate) const COUNTER_OBJECT: &str = "n.ko";
 pub(crate) const COUNTER_PROMISE: &str = "n.kp";
 pub(crate) const COUNTER_VAT: &str = "n.v";
 pub(crate) const COUNTER_SUBCLUSTER: &str = "n.s";
 
+#[inline]
 pub(crate) fn object(id: KObjectId) -> Key {
     let mut buf = Key::new();
     KRef::Object(id).push_to(&mut buf);
     buf
 }
 
+#[inline]
 pub(crate) fn promise(id: KPromiseId) -> Key {
     let mut buf = Key::new();
     KRef::Promise(id).push_to(&mut buf);
     buf
 }
 
+#[inline]
 pub(crate) fn promise_refcount(id: KPromiseId) -> Key {
     let mut buf = promise(id);
     buf.put(b".rc");
     buf
 }
 
+#[inline]
 pub(crate) fn endpoint_prefix(ep: EndpointId) -> Key {
     let mut buf = Key::new();
     ep.push_to(&mut buf);
@@ -208,12 +256,14 @@ pub(crate) fn endpoint_prefix(ep: EndpointId) -> Key {
     buf
 }
 
+#[inline]
 pub(crate) fn clist_prefix(ep: EndpointId) -> Key {
     let mut buf = endpoint_prefix(ep);
     buf.put(b"c.");
     buf
 }
 
+#[inline]
 pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Key {
     let mut buf = clist_prefix(ep);
     r.push_to(&mut buf);
@@ -336,22 +386,26 @@ pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 /// each crank's own transaction, and left out of the digest of the writes it chains.
 pub(crate) const CRANK_HASH: &[u8] = b"crankHash";
 
+#[inline]
 fn queue_key(name: &str) -> Key {
     key_of(&[b"queue.", name.as_bytes(), b"."])
 }
 
+#[inline]
 pub(crate) fn queue_head(name: &str) -> Key {
     let mut buf = queue_key(name);
     buf.put(b"head");
     buf
 }
 
+#[inline]
 pub(crate) fn queue_tail(name: &str) -> Key {
     let mut buf = queue_key(name);
     buf.put(b"tail");
     buf
 }
 
+#[inline]
 pub(crate) fn queue_entry(name: &str, index: u64) -> Key {
     let mut buf = queue_key(name);
     push_u64(&mut buf, index);

@@ -2,14 +2,17 @@
 //! objects, kernel promises, raw queues, c-lists, vats, vat stores and subclusters.
 //!
 //! Invariant: the only in-memory state kept here is (a) the id high-water marks, which may
-//! run ahead of the store after a rollback but never behind it (ids are never reused), and
+//! run ahead of the store after a rollback but never behind it (ids are never reused),
 //! (b) the crank's maybe-free set, which [`KernelStore::rollback_to`] clears together with
-//! the refcount changes that filled it.
+//! the refcount changes that filled it, and (c) the crank's refcount cache (`counts.rs`),
+//! written back before every savepoint and at the end of the crank, and dropped by every
+//! rollback and abort.
 
 mod audit;
 mod chain;
 mod clist;
 mod codec;
+mod counts;
 mod gc;
 mod keys;
 mod listing;
@@ -99,6 +102,9 @@ pub struct KernelStore {
     kv: Store,
     high_water: BTreeMap<Vec<u8>, u64>,
     maybe_free: BTreeSet<KRef>,
+    /// The open crank's refcount cache (`counts.rs`): written back before every savepoint
+    /// and at the end of the crank, emptied when the crank ends, aborts or rolls back.
+    counts: counts::CountCache,
     /// Whether the GC action set and the reap queue are empty, as last read or written at
     /// store generation `.0`; checked on every crank, so worth not re-reading.
     empty_hints: std::cell::Cell<Option<(u64, bool, bool)>>,
@@ -114,6 +120,7 @@ impl KernelStore {
             kv,
             high_water: BTreeMap::new(),
             maybe_free: BTreeSet::new(),
+            counts: counts::CountCache::default(),
             empty_hints: std::cell::Cell::new(None),
             terminated_hint: std::cell::Cell::new(None),
         }
@@ -124,7 +131,9 @@ impl KernelStore {
         &self.kv
     }
 
-    /// The byte store, for writes that have no table of their own (tests, queues).
+    /// The byte store, for writes that have no table of their own (tests, queues). Inside
+    /// a crank it may lag behind the refcount cache (`counts.rs`) until the next savepoint
+    /// or the end of the crank.
     pub fn kv_mut(&mut self) -> &mut Store {
         &mut self.kv
     }
@@ -134,15 +143,21 @@ impl KernelStore {
     /// # Errors
     /// As [`Store::start_crank`].
     pub fn start_crank(&mut self) -> Result<(), CrankError> {
-        self.kv.start_crank()
+        self.kv.start_crank()?;
+        self.counts.clear();
+        Ok(())
     }
 
-    /// Takes a savepoint (see [`Store::savepoint`]).
+    /// Takes a savepoint (see [`Store::savepoint`]), first writing the refcount cache's
+    /// changes to the store, so that the savepoint holds them.
     ///
     /// # Errors
-    /// As [`Store::savepoint`].
-    pub fn savepoint(&mut self) -> Result<Savepoint, CrankError> {
-        self.kv.savepoint()
+    /// As [`Store::savepoint`]; [`StoreError`] if writing the cached counts fails.
+    pub fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+        if self.kv.in_crank() {
+            self.write_back_counts()?;
+        }
+        Ok(self.kv.savepoint()?)
     }
 
     /// Rolls back to a savepoint and forgets the maybe-free set, whose entries came from
@@ -169,6 +184,7 @@ impl KernelStore {
 
     fn forget_crank_caches(&mut self) {
         self.maybe_free.clear();
+        self.counts.clear();
         self.empty_hints.set(None);
         self.terminated_hint.set(None);
     }
@@ -181,6 +197,10 @@ impl KernelStore {
     /// As [`Store::end_crank`]; [`StoreError::Corrupt`] if the stored head is not 32 bytes.
     pub fn end_crank(&mut self) -> Result<(), StoreError> {
         // Outside a crank, `end_crank` below reports the misuse as its own.
+        if self.kv.in_crank() {
+            self.write_back_counts()?;
+            self.counts.clear();
+        }
         if self.kv.in_crank()
             && let Some(writes) = self
                 .kv
@@ -219,6 +239,7 @@ impl KernelStore {
         }
         self.high_water.clear();
         self.maybe_free.clear();
+        self.counts.clear();
         self.empty_hints.set(None);
         self.terminated_hint.set(None);
         Ok(())

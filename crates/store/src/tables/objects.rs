@@ -28,7 +28,7 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.owner(self.owner);
         w.u32(self.counts.reachable);
@@ -81,7 +81,8 @@ impl KernelStore {
             counts: RefCounts::default(),
             revoked: false,
         };
-        self.put_object(id, &record)?;
+        // A new id: no record of it can exist.
+        self.kv.set_new(&keys::object(id), &record.encode())?;
         self.note_maybe_free(KRef::Object(id));
         Ok(id)
     }
@@ -91,6 +92,9 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn object(&self, id: KObjectId) -> Result<Option<ObjectRecord>, StoreError> {
+        if let Some(record) = self.counts.object(id) {
+            return Ok(Some(record.clone()));
+        }
         let key = keys::object(id);
         match self.kv.get_ref(&key)? {
             None => Ok(None),
@@ -105,6 +109,7 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn put_object(&mut self, id: KObjectId, record: &ObjectRecord) -> Result<(), StoreError> {
+        self.counts.forget(KRef::Object(id));
         self.kv.set(&keys::object(id), &record.encode())
     }
 
@@ -113,6 +118,7 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn delete_object(&mut self, id: KObjectId) -> Result<(), StoreError> {
+        self.counts.forget(KRef::Object(id));
         self.kv.delete(&keys::object(id))
     }
 
@@ -191,7 +197,10 @@ impl KernelStore {
                 {
                     self.note_maybe_free(kref);
                 }
-                self.put_object(id, &record)
+                match self.counts.set_object(id, record) {
+                    Some(record) => self.kv.set(&keys::object(id), &record.encode()),
+                    None => Ok(()),
+                }
             }
             KRef::Promise(id) => {
                 let Some(count) = self.promise_refcount(id)? else {
@@ -201,7 +210,10 @@ impl KernelStore {
                 if reachable < 0 && count == 0 {
                     self.note_maybe_free(kref);
                 }
-                self.put_promise_refcount(id, count)
+                match self.counts.set_promise(id, count) {
+                    Some(count) => self.put_promise_refcount(id, count),
+                    None => Ok(()),
+                }
             }
         }
     }

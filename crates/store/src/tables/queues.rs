@@ -36,7 +36,11 @@ impl KernelStore {
     /// [`StoreError`] from the byte store.
     pub fn queue_init(&mut self, name: &str) -> Result<(), StoreError> {
         if self.queue_bounds(name)?.is_none() {
-            self.write_bounds(name, QueueBounds { head: 1, tail: 1 })?;
+            // Both bounds were just read as absent.
+            self.kv
+                .set_new(&keys::queue_head(name), &keys::decimal(1))?;
+            self.kv
+                .set_new(&keys::queue_tail(name), &keys::decimal(1))?;
         }
         Ok(())
     }
@@ -115,7 +119,8 @@ impl KernelStore {
         self.kv.set(&keys::queue_tail(name), &keys::decimal(tail))
     }
 
-    /// Writes entry `index` of queue `name` (the caller advances the head).
+    /// Writes entry `index` of queue `name` (the caller advances the head): `index` is the
+    /// head, where no entry is.
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -125,7 +130,7 @@ impl KernelStore {
         index: u64,
         item: &[u8],
     ) -> Result<(), StoreError> {
-        self.kv.set(&keys::queue_entry(name, index), item)
+        self.kv.set_new(&keys::queue_entry(name, index), item)
     }
 
     /// Reads and deletes entry `index` of queue `name` (the caller advances the tail).

@@ -516,3 +516,49 @@ fn a_path_vats_record_keeps_its_executable_and_hash_and_others_encode_as_before(
         .unwrap();
     assert!(path_bytes.windows(11).any(|w| w == b"bundle_hash"));
 }
+
+#[test]
+fn hand_parsed_refs_agree_with_from_str() {
+    use super::keys::{parse_kref, parse_vref};
+    let texts = [
+        "ko0",
+        "ko12",
+        "kp7",
+        "kp007",
+        "kp18446744073709551615",
+        "kp18446744073709551616",
+        "kp",
+        "kq1",
+        "ko1x",
+        "ko+1",
+        "o+0",
+        "o+12",
+        "o-3",
+        "p+4",
+        "p-5",
+        "o+d1/2",
+        "o+d1/2:3",
+        "o+v4/5",
+        "o+",
+        "o-",
+        "p+x",
+        "o+ 1",
+        "p-1 ",
+        "",
+        "R o+1",
+        "\u{e9}",
+    ];
+    for text in texts {
+        assert_eq!(
+            parse_kref(text.as_bytes()),
+            text.parse::<KRef>().ok(),
+            "kref {text:?}"
+        );
+        assert_eq!(
+            parse_vref(text.as_bytes()),
+            text.parse::<VRef>().ok(),
+            "vref {text:?}"
+        );
+    }
+    assert_eq!(parse_vref(&[b'o', b'+', 0xff]), None);
+}

@@ -300,3 +300,42 @@ fn ten_million_keys_fit_with_the_default_configuration() {
         store.env.info().map_size >> 20
     );
 }
+
+/// `set_new` marks a key LMDB does not hold, so that deleting it again in the same group
+/// costs the commit nothing; the mark must never stick to a key LMDB does hold.
+#[test]
+fn a_key_set_new_over_a_committed_deletion_is_still_deleted_at_the_commit() {
+    let durability = Durability::Group {
+        max_cranks: 100,
+        max_delay: Duration::MAX,
+    };
+    let (dir, mut store) = fresh(durability);
+    crank(&mut store, &[("k", Some("old"))]);
+    store.flush().unwrap();
+    assert_eq!(committed(&store, b"k"), Some(b"old".to_vec()));
+    // Deleted, then created anew: it reads as absent when `set_new` runs, but LMDB has it.
+    store.start_crank().unwrap();
+    store.delete(b"k").unwrap();
+    store.set_new(b"k", b"new").unwrap();
+    store.set_new(b"fresh", b"1").unwrap();
+    store.end_crank().unwrap();
+    // A rollback restores the entries with their marks.
+    store.start_crank().unwrap();
+    let sp = store.savepoint().unwrap();
+    store.delete(b"k").unwrap();
+    store.delete(b"fresh").unwrap();
+    store.rollback_to(sp).unwrap();
+    assert_eq!(get(&store, "k").as_deref(), Some("new"));
+    store.delete(b"k").unwrap();
+    store.delete(b"fresh").unwrap();
+    store.set_new(b"other", b"2").unwrap();
+    store.delete(b"other").unwrap();
+    store.end_crank().unwrap();
+    store.flush().unwrap();
+    for key in [&b"k"[..], b"fresh", b"other"] {
+        assert_eq!(committed(&store, key), None);
+    }
+    drop(store);
+    let store = open(&dir, durability);
+    assert_eq!(text(store.scan_prefix(b"").unwrap()), "");
+}
