@@ -41,8 +41,8 @@ use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use ocap_types::{
-    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, VatHost, VatId,
-    VatRuntime, VatStart, WorkerFrame,
+    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, PROTOCOL_VERSION,
+    VatHost, VatId, VatRuntime, VatStart, WorkerFrame,
 };
 
 use crate::confine::{self, Confinement};
@@ -112,6 +112,8 @@ pub struct SubprocessRuntime {
     timeout: Duration,
     /// Set once the worker failed: the reason every later call reports.
     failed: Option<String>,
+    /// The protocol version the worker announced, when it is not this kernel's.
+    mismatch: Option<u32>,
 }
 
 impl SubprocessRuntime {
@@ -181,12 +183,20 @@ impl SubprocessRuntime {
             )),
             timeout: config.delivery_timeout,
             failed: None,
+            mismatch: None,
         })
     }
 
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The protocol version the worker announced in answer to its start, when it is not
+    /// this kernel's ([`PROTOCOL_VERSION`]): the start then failed, and the worker is gone.
+    /// 0 stands for a worker that announced none (it predates protocol versions).
+    pub fn protocol_mismatch(&self) -> Option<u32> {
+        self.mismatch
     }
 
     fn child(&mut self) -> &mut Child {
@@ -253,12 +263,28 @@ impl SubprocessRuntime {
                 });
             }
             Err(FrameError::Io(e)) if is_timeout(&e) => return Err(self.time_limit_reason()),
+            // A worker of another version answers a start's header with its `Hello` and
+            // exits: read that before calling it an exit.
+            Err(_) if matches!(request, Request::Start(_)) => {}
             Err(_) => return Err(self.exit_reason()),
         }
         self.poll_for_answer();
         self.output().polling = false;
+        // The answer to a start begins with the worker's protocol version.
+        let mut expect_hello = matches!(request, Request::Start(_));
         loop {
             match self.from_worker.read::<WorkerFrame>() {
+                Ok(frame) if expect_hello => {
+                    expect_hello = false;
+                    let worker = match frame {
+                        WorkerFrame::Hello(hello) => hello.protocol,
+                        _ => 0,
+                    };
+                    if worker != PROTOCOL_VERSION {
+                        self.mismatch = Some(worker);
+                        return Err(version_reason(worker));
+                    }
+                }
                 Ok(WorkerFrame::Syscall(syscall)) => host.syscall(syscall),
                 Ok(WorkerFrame::Log(log)) => host.log(log),
                 Ok(WorkerFrame::Done(mut outcome)) => {
@@ -269,7 +295,7 @@ impl SubprocessRuntime {
                     }
                     return Ok(outcome);
                 }
-                Ok(WorkerFrame::Pong) => {
+                Ok(WorkerFrame::Pong | WorkerFrame::Hello(_)) => {
                     return Err("vat worker sent an unexpected frame".to_owned());
                 }
                 Err(FrameError::Io(e)) if is_timeout(&e) => return Err(self.time_limit_reason()),
@@ -384,6 +410,11 @@ impl Request<'_> {
     }
 }
 
+/// The reason of a start whose worker speaks protocol version `worker` (0: none announced).
+pub(crate) fn version_reason(worker: u32) -> String {
+    format!("vat worker speaks protocol version {worker}, this kernel speaks {PROTOCOL_VERSION}")
+}
+
 fn kill(child: &mut Child) {
     // Both fail only when the child is already gone and reaped.
     let _ = child.kill();
@@ -458,9 +489,24 @@ impl Bounded {
 }
 
 impl Write for Bounded {
+    /// Writes without waiting first (one `send`: the socket's buffer almost always has
+    /// room for a delivery); only a write that would block switches the socket to blocking
+    /// with the time left as its timeout, and the next write switches it back.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.set_write_timeout(self.left()?)?;
-        self.socket.write(buf)
+        if !self.nonblocking {
+            self.socket.set_nonblocking(true)?;
+            self.nonblocking = true;
+        }
+        match self.socket.write(buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let left = self.left()?;
+                self.socket.set_nonblocking(false)?;
+                self.nonblocking = false;
+                self.socket.set_write_timeout(left)?;
+                self.socket.write(buf)
+            }
+            res => res,
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
