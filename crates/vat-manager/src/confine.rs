@@ -150,6 +150,10 @@ pub(crate) fn command(
     let mut command = Command::new(launcher);
     command
         .env_clear()
+        // The launcher is this project's binary, built with mimalloc: without transparent
+        // huge pages its start-up zeroes 4 KiB pages, not 2 MiB ones (the worker gets the
+        // same from the launcher, `launch.rs`). Nothing of it reaches the worker.
+        .env("MIMALLOC_ALLOW_THP", "0")
         .arg(LAUNCHER_COMMAND)
         .arg("--memory")
         .arg(confinement.memory_limit.to_string())
