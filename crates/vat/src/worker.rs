@@ -12,6 +12,7 @@
 //! announcement ends serving with [`WorkerError::Start`] (the kernel is gone or broken, and
 //! the stream cannot be trusted to be in step any more).
 
+mod input;
 #[cfg(test)]
 mod tests;
 
@@ -189,7 +190,7 @@ pub fn serve_stdio(runtime: Box<dyn VatRuntime>) -> Result<(), WorkerError> {
                 .map(std::fs::File::from)
                 .map_err(WorkerError::Stdio)
         };
-        let input = open(io::stdin().as_fd())?;
+        let input = input::Input::new(open(io::stdin().as_fd())?);
         let output = open(io::stdout().as_fd())?;
         serve(runtime, input, output)
     }

@@ -516,3 +516,38 @@ fn a_start_of_another_protocol_version_is_refused_after_hello() {
         "{res:?}"
     );
 }
+
+/// The worker's input polls a socket before it sleeps: bytes already there, bytes that come
+/// after the poll gave up (a blocking read then), and the end of the stream all read as
+/// from a plain file; a pipe is read as it is.
+#[test]
+fn the_input_reads_a_socket_whether_or_not_bytes_are_waiting() {
+    use std::io::{Read, Write};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    let (mut kernel, worker) = UnixStream::pair().unwrap();
+    let mut input = super::input::Input::new(std::fs::File::from(OwnedFd::from(worker)));
+    kernel.write_all(b"now").unwrap();
+    let mut buf = [0u8; 3];
+    input.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"now");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        kernel.write_all(b"later").unwrap();
+    });
+    let mut buf = [0u8; 5];
+    input.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"later");
+    writer.join().unwrap();
+    assert_eq!(input.read(&mut buf).unwrap(), 0, "the kernel closed it");
+
+    let (read_end, write_end) = std::io::pipe().unwrap();
+    let mut input = super::input::Input::new(std::fs::File::from(OwnedFd::from(read_end)));
+    let mut write_end = std::fs::File::from(OwnedFd::from(write_end));
+    write_end.write_all(b"pipe").unwrap();
+    drop(write_end);
+    let mut text = String::new();
+    input.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "pipe");
+}
