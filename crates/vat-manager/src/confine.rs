@@ -128,7 +128,8 @@ pub(crate) fn command(
     if confinement.mode == ConfineMode::Never || confinement.trusted.contains(code) {
         tracing::debug!(code, "vat worker runs unconfined");
         let mut command = Command::new(program);
-        command.args(args);
+        // As for the launcher below: no transparent huge pages for a mimalloc worker.
+        command.args(args).env("MIMALLOC_ALLOW_THP", "0");
         return Ok(command);
     }
     std::fs::metadata(program).map_err(ConfineError::Program)?;

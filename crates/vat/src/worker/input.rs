@@ -8,15 +8,28 @@
 //! within [`SPIN`]. A poll is one non-blocking `recv` (`MSG_DONTWAIT`, which the worker's
 //! seccomp filter allows; nothing switches the socket's mode) and a `sched_yield`, so a
 //! worker that waits spends at most [`SPIN`] of CPU after each answer before it sleeps.
+//!
+//! Polling only pays when the next request comes soon; on a machine whose cores are busy it
+//! takes CPU the kernel's thread needs. So it adapts: a read that found bytes while polling
+//! keeps the full window, one that had to sleep halves it, down to none; with none, every
+//! [`PROBE_EVERY`]th read polls again with the full window to see whether it pays again.
 
 use std::fs::File;
 use std::io::{self, Read};
 #[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
-/// How long a read polls before it sleeps.
+/// The longest a read polls before it sleeps.
 #[cfg(target_os = "linux")]
 const SPIN: Duration = Duration::from_micros(100);
+
+/// Below this, a window is no window.
+#[cfg(target_os = "linux")]
+const MIN_SPIN: Duration = Duration::from_micros(5);
+
+/// With no window, every this many reads polls again.
+#[cfg(target_os = "linux")]
+const PROBE_EVERY: u32 = 64;
 
 /// The worker's input: a file (a pipe, a socket) read as it is, or polled first.
 #[derive(Debug)]
@@ -24,6 +37,12 @@ pub(super) struct Input {
     file: File,
     /// Whether reads poll first (the input is a socket).
     polls: bool,
+    /// How long the next read polls (adapted, see the module docs).
+    #[cfg(target_os = "linux")]
+    window: Duration,
+    /// Reads since the window closed.
+    #[cfg(target_os = "linux")]
+    idle_reads: u32,
 }
 
 impl Input {
@@ -36,26 +55,59 @@ impl Input {
         };
         #[cfg(not(target_os = "linux"))]
         let polls = false;
-        Input { file, polls }
+        Input {
+            file,
+            polls,
+            #[cfg(target_os = "linux")]
+            window: SPIN,
+            #[cfg(target_os = "linux")]
+            idle_reads: 0,
+        }
+    }
+
+    /// Polls for up to the window; `None` when nothing came (the caller then sleeps).
+    #[cfg(target_os = "linux")]
+    fn poll(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        use rustix::net::{RecvFlags, recv};
+        let mut window = self.window;
+        if window.is_zero() {
+            self.idle_reads += 1;
+            if self.idle_reads < PROBE_EVERY {
+                return None;
+            }
+            self.idle_reads = 0;
+            window = SPIN;
+        }
+        let until = Instant::now() + window;
+        loop {
+            match recv(&self.file, &mut *buf, RecvFlags::DONTWAIT) {
+                Ok((n, _)) => {
+                    self.window = SPIN;
+                    return Some(Ok(n));
+                }
+                Err(rustix::io::Errno::AGAIN) if Instant::now() < until => {
+                    std::thread::yield_now();
+                }
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+                    self.window = Some(window / 2)
+                        .filter(|half| *half >= MIN_SPIN)
+                        .unwrap_or(Duration::ZERO);
+                    return None;
+                }
+                Err(error) => return Some(Err(error.into())),
+            }
+        }
     }
 }
 
 impl Read for Input {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         #[cfg(target_os = "linux")]
-        if self.polls && !buf.is_empty() {
-            use rustix::net::{RecvFlags, recv};
-            let until = Instant::now() + SPIN;
-            loop {
-                match recv(&self.file, &mut *buf, RecvFlags::DONTWAIT) {
-                    Ok((n, _)) => return Ok(n),
-                    Err(rustix::io::Errno::AGAIN) if Instant::now() < until => {
-                        std::thread::yield_now();
-                    }
-                    Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => break,
-                    Err(error) => return Err(error.into()),
-                }
-            }
+        if self.polls
+            && !buf.is_empty()
+            && let Some(read) = self.poll(buf)
+        {
+            return read;
         }
         self.file.read(buf)
     }
