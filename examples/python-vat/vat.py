@@ -236,6 +236,13 @@ class Vat:
         self.output.flush()
 
 
+PROTOCOL_VERSION = 1  # docs/vat-protocol.md §5: the version this worker speaks
+
+
+class VersionMismatch(Exception):
+    pass
+
+
 def serve(input_stream, output):
     vat = Vat(output)
     started = False
@@ -248,6 +255,14 @@ def serve(input_stream, output):
             write_frame(output, "Pong")
             output.flush()
         elif "Start" in frame:
+            # The answer to a start begins with this worker's version, whatever the kernel's.
+            write_frame(output, {"Hello": {"protocol": PROTOCOL_VERSION}})
+            kernel = frame["Start"].get("protocol", 0)
+            if kernel != PROTOCOL_VERSION:
+                output.flush()
+                raise VersionMismatch(
+                    "the kernel speaks vat protocol version %d, this worker speaks version %d"
+                    % (kernel, PROTOCOL_VERSION))
             expecting = frame["Start"]["state_entries"]
             if expecting == 0:
                 started = True
@@ -282,7 +297,7 @@ def main():
         sys.exit(2)
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
-    except (ValueError, IndexError, KeyError, TypeError) as error:
+    except (ValueError, IndexError, KeyError, TypeError, VersionMismatch) as error:
         sys.stderr.write("python vat: %s\n" % error)
         sys.exit(1)
 

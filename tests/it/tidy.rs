@@ -60,8 +60,9 @@ const HOMES: &[(&str, &[&str])] = &[
     ("serde_json::", &["cli", "types"]),
     // The daemon's control socket (peer credentials, umask) and the default store's
     // per-user directory are the CLI's business: the kernel knows no sockets or homes. The
-    // one exception is the worker launcher's resource limits (`vat-manager/src/confine`).
-    ("rustix::", &["cli", "vat-manager"]),
+    // exceptions are the worker launcher's resource limits (`vat-manager/src/confine`) and
+    // the SDK worker's non-blocking poll of its input (`vat/src/worker/input.rs`).
+    ("rustix::", &["cli", "vat-manager", "vat"]),
     // Confinement of worker processes lives in one module of the vat manager.
     ("landlock::", &["vat-manager"]),
     ("seccompiler::", &["vat-manager"]),

@@ -182,6 +182,57 @@ fn launch_fails_clearly_without_a_usable_worker_program() {
     }
 }
 
+/// Issue 11: a worker built against another protocol version is refused with a typed
+/// error naming both versions, and the launch fails as a whole.
+#[test]
+fn a_worker_of_another_protocol_version_fails_the_launch_with_both_versions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hello: String =
+        ocap_types::encode_frame(&WorkerFrame::Hello(ocap_types::Hello { protocol: 9 }))
+            .unwrap()
+            .iter()
+            .map(|b| format!("\\{b:03o}"))
+            .collect();
+    let worker = dir.path().join("worker-v9");
+    std::fs::write(
+        &worker,
+        format!("#!/bin/sh\nhead -c 4 >/dev/null\nprintf '{hello}'\nexit 1\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config = ocap_tests::config();
+    config.workers.program = Some(worker);
+    // A shell script: this tests the protocol, not confinement.
+    config.workers.confinement.mode = ocap_kernel::ConfineMode::Never;
+    let store = tempfile::tempdir().unwrap();
+    let kernel = Kernel::open(store.path(), config).unwrap();
+    let mut cluster = cluster(&[("a", "probe"), ("b", "probe")]);
+    cluster.vats.0[1].1.worker = WorkerKind::Subprocess;
+    let err = kernel.launch_subcluster(&cluster).unwrap_err();
+    let ocap_kernel::KernelError::Vat(ocap_vat_manager::VatError::Launch { cause, .. }) = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(
+        matches!(
+            **cause,
+            ocap_vat_manager::VatError::ProtocolVersion {
+                worker: 9,
+                kernel: 1,
+                ..
+            }
+        ),
+        "{cause:?}"
+    );
+    let text = chain(&err);
+    assert!(
+        text.contains("vat worker speaks protocol version 9, this kernel speaks 1"),
+        "{text}"
+    );
+    assert!(kernel.vat_ids().unwrap().is_empty(), "nothing launched");
+}
+
 #[test]
 fn a_restarted_kernel_relaunches_subprocess_vats_with_their_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,6 +283,7 @@ fn worker_answers_frames_on_its_standard_streams() {
     let frames = [
         KernelFrame::Ping,
         KernelFrame::Start(StartHeader {
+            protocol: 1,
             name: "a".to_owned(),
             parameters: Value::Null,
             state_entries: 0,
@@ -265,6 +317,7 @@ fn worker_answers_frames_on_its_standard_streams() {
     let answers = rx.recv_timeout(WAIT).unwrap();
     let [
         WorkerFrame::Pong,
+        WorkerFrame::Hello(hello),
         WorkerFrame::Done(started),
         WorkerFrame::Syscall(Syscall::Resolve(resolutions)),
         WorkerFrame::Done(delivered),
@@ -272,6 +325,7 @@ fn worker_answers_frames_on_its_standard_streams() {
     else {
         panic!("{answers:?}");
     };
+    assert_eq!(hello.protocol, ocap_types::PROTOCOL_VERSION);
     assert_eq!(*started, DeliveryOutcome::default());
     assert_eq!(*delivered, DeliveryOutcome::default());
     assert_eq!(resolutions[0].promise, "p-1".parse::<VRef>().unwrap());

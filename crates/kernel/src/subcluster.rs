@@ -54,8 +54,7 @@ fn launch_in_crank(
 ) -> Result<Launched, KernelError> {
     let subcluster = crank.store_mut().allocate_subcluster_id()?;
     let services = services_of(core, config)?;
-    let mut roots = BTreeMap::new();
-    let mut members = Vec::new();
+    let mut vats = Vec::new();
     for (name, vat_config) in &config.vats.0 {
         let vat = crank.store_mut().allocate_vat_id()?;
         let record = VatRecord {
@@ -64,11 +63,14 @@ fn launch_in_crank(
             subcluster: Some(subcluster),
             bundle_hash: None,
         };
-        let root = core.vats.launch_vat(crank, vat, &record)?;
-        started.push(vat);
-        roots.insert(name.clone(), root);
-        members.push((name.clone(), vat));
+        vats.push((name, vat, record));
     }
+    // Every worker process starts up side by side; the vats start one after another.
+    core.vats
+        .prespawn(vats.iter().map(|(_, vat, record)| (*vat, record)));
+    let launched = launch_vats(core, crank, vats, started);
+    core.vats.discard_prespawned();
+    let (roots, members) = launched?;
     crank.store_mut().put_subcluster(
         subcluster,
         &SubclusterRecord {
@@ -122,6 +124,27 @@ fn launch_in_crank(
         root,
         bootstrap,
     })
+}
+
+/// The roots and members of a subcluster whose vats are launched, in order.
+type LaunchedVats = (BTreeMap<String, KObjectId>, Vec<(String, VatId)>);
+
+/// Launches `vats` in order, noting in `started` each one that started.
+fn launch_vats(
+    core: &mut Core,
+    crank: &mut Crank<'_>,
+    vats: Vec<(&String, VatId, VatRecord)>,
+    started: &mut Vec<VatId>,
+) -> Result<LaunchedVats, KernelError> {
+    let mut roots = BTreeMap::new();
+    let mut members = Vec::new();
+    for (name, vat, record) in vats {
+        let root = core.vats.launch_vat(crank, vat, &record)?;
+        started.push(vat);
+        roots.insert(name.clone(), root);
+        members.push((name.clone(), vat));
+    }
+    Ok((roots, members))
 }
 
 /// Queues a message from the host with a fresh result promise the host subscribes to

@@ -11,8 +11,8 @@ use std::sync::mpsc::{self, SyncSender};
 use std::thread::JoinHandle;
 
 use ocap_queue::{Command, KernelState, run_loop};
-use ocap_store::{KernelStore, Store, StoreConfig};
-use ocap_types::{KRef, Value};
+use ocap_store::{KernelStore, Store, StoreConfig, VatRecord};
+use ocap_types::{KRef, Value, VatId};
 use ocap_vat_manager::{VatError, VatManager};
 
 use crate::config::KernelConfig;
@@ -197,10 +197,27 @@ pub(crate) fn start(
 /// failure stops the kernel from opening. Work the new incarnations emit while starting
 /// joins the run queue after what was queued before the restart.
 fn relaunch_vats(core: &mut Core, state: &mut KernelState) -> Result<(), KernelError> {
+    let mut records = Vec::new();
     for vat in state.store().vat_ids()? {
-        let Some(record) = state.store().vat(vat)? else {
-            continue;
-        };
+        if let Some(record) = state.store().vat(vat)? {
+            records.push((vat, record));
+        }
+    }
+    // Every worker process starts up side by side; the vats start one after another.
+    core.vats
+        .prespawn(records.iter().map(|(vat, record)| (*vat, record)));
+    let restarted = restart_each(core, state, records);
+    core.vats.discard_prespawned();
+    restarted
+}
+
+/// Starts each of `records`' vats, in a transaction of its own (see `relaunch_vats`).
+fn restart_each(
+    core: &mut Core,
+    state: &mut KernelState,
+    records: Vec<(VatId, VatRecord)>,
+) -> Result<(), KernelError> {
+    for (vat, record) in records {
         match state.transaction(|crank| core.vats.run_vat(crank, vat, &record)) {
             Ok(((), settled)) => core.fire_settled(state, &settled),
             Err(VatError::Store(error)) => return Err(error.into()),

@@ -26,6 +26,13 @@ use crate::vat::{ByteBuf, Delivery, DeliveryOutcome, Syscall, VatLog};
 /// The largest frame body, in bytes, either side accepts or writes by default (16 MiB).
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
+/// The version of the worker protocol this crate speaks (`docs/vat-protocol.md` §5). The
+/// kernel sends its version in `Start` ([`StartHeader::protocol`]); the worker answers with
+/// its own in [`WorkerFrame::Hello`], the first frame of its answer. A kernel and a worker of
+/// different versions refuse each other. Version 0 is the protocol before versions (no
+/// `protocol` in `Start`, no `Hello`).
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// Bytes in a frame's length prefix.
 pub const FRAME_HEADER_LEN: usize = 4;
 
@@ -52,6 +59,9 @@ pub enum KernelFrame {
 /// A frame a vat worker sends to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkerFrame {
+    /// The worker's protocol version: the first frame of its answer to `Start`, whatever
+    /// version the kernel's `Start` announced (a worker that cannot speak it then exits).
+    Hello(Hello),
     /// A syscall of the delivery in progress.
     Syscall(Syscall),
     /// A log line of the delivery in progress.
@@ -60,6 +70,13 @@ pub enum WorkerFrame {
     Done(DeliveryOutcome),
     /// The answer to [`KernelFrame::Ping`].
     Pong,
+}
+
+/// What a worker announces about itself in [`WorkerFrame::Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the worker speaks.
+    pub protocol: u32,
 }
 
 /// Why a frame could not be read or written.
@@ -147,6 +164,26 @@ pub fn decode_frame_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameErr
     Ok(item)
 }
 
+/// The protocol version a `Start` frame's body announces, read from its `protocol` key
+/// alone: every version keeps `{"Start": {"protocol": N, ...}}` readable this way, so a
+/// worker can name the kernel's version even when the rest of the frame is of a shape it
+/// does not know. `None` when the body is not a `Start` map; 0 when it has no `protocol`.
+pub fn start_protocol(body: &[u8]) -> Option<u32> {
+    #[derive(Deserialize)]
+    enum Probe {
+        Start(ProbeHeader),
+    }
+    #[derive(Deserialize)]
+    struct ProbeHeader {
+        #[serde(default)]
+        protocol: u32,
+    }
+    match decode_frame_body::<Probe>(body) {
+        Ok(Probe::Start(header)) => Some(header.protocol),
+        Err(_) => None,
+    }
+}
+
 /// Appends `item` as a frame to `out`, refusing bodies over `max` (and leaving `out` as it
 /// was in that case).
 fn encode_into<T: Serialize + ?Sized>(
@@ -206,6 +243,29 @@ impl<R: Read> FrameReader<R> {
     /// frame, [`FrameError::Oversized`] (the body is not read), [`FrameError::Malformed`],
     /// [`FrameError::Io`].
     pub fn read<T: DeserializeOwned>(&mut self) -> Result<T, FrameError> {
+        self.read_body()?;
+        let item = decode_frame_body(&self.body);
+        self.shrink();
+        item
+    }
+
+    /// Reads the next frame and hands its body to `decode` (which may try more than one
+    /// shape, as a worker reading its first frame does).
+    ///
+    /// # Errors
+    /// As [`FrameReader::read`], and what `decode` returns.
+    pub fn read_with<T>(
+        &mut self,
+        decode: impl FnOnce(&[u8]) -> Result<T, FrameError>,
+    ) -> Result<T, FrameError> {
+        self.read_body()?;
+        let item = decode(&self.body);
+        self.shrink();
+        item
+    }
+
+    /// Reads the next frame's body into the reused buffer.
+    fn read_body(&mut self) -> Result<(), FrameError> {
         let mut header = [0u8; FRAME_HEADER_LEN];
         let got = read_full(&mut self.inner, &mut header)?;
         if got == 0 {
@@ -236,12 +296,14 @@ impl<R: Read> FrameReader<R> {
                 got,
             });
         }
-        let item = decode_frame_body(&self.body);
-        // Do not keep a huge buffer alive because of one large frame.
+        Ok(())
+    }
+
+    /// Does not keep a huge buffer alive because of one large frame.
+    fn shrink(&mut self) {
         if self.body.capacity() > 1 << 20 {
             self.body = Vec::new();
         }
-        item
     }
 
     /// The underlying stream.

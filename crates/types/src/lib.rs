@@ -38,8 +38,9 @@ pub use config::{
 };
 pub use error_code::{ErrorCode, SplatReason};
 pub use frame::{
-    FRAME_HEADER_LEN, FrameError, FrameReader, FrameWriter, KernelFrame, MAX_FRAME_LEN,
-    StartAssembler, StartHeader, StateError, WorkerFrame, decode_frame_body, encode_frame,
+    FRAME_HEADER_LEN, FrameError, FrameReader, FrameWriter, Hello, KernelFrame, MAX_FRAME_LEN,
+    PROTOCOL_VERSION, StartAssembler, StartHeader, StateError, WorkerFrame, decode_frame_body,
+    encode_frame, start_protocol,
 };
 pub use item::RunQueueItem;
 pub use limits::{MAX_DELIVERY_VATSTORE_BYTES, MAX_VATSTORE_KEY_BYTES, VatLimits};

@@ -156,7 +156,8 @@ pub(crate) fn command(
     if confinement.mode == ConfineMode::Never || confinement.trusted.contains(code) {
         tracing::debug!(code, "vat worker runs unconfined");
         let mut command = Command::new(program);
-        command.args(args);
+        // As for the launcher below: no transparent huge pages for a mimalloc worker.
+        command.args(args).env("MIMALLOC_ALLOW_THP", "0");
         return Ok(Launch {
             command,
             listener: false,
@@ -183,6 +184,10 @@ pub(crate) fn command(
     let mut command = Command::new(launcher);
     command
         .env_clear()
+        // The launcher is this project's binary, built with mimalloc: without transparent
+        // huge pages its start-up zeroes 4 KiB pages, not 2 MiB ones (the worker gets the
+        // same from the launcher, `launch.rs`). Nothing of it reaches the worker.
+        .env("MIMALLOC_ALLOW_THP", "0")
         .arg(LAUNCHER_COMMAND)
         .arg("--memory")
         .arg(confinement.memory_limit.to_string())

@@ -58,6 +58,21 @@ pub enum VatError {
         /// The runtime's error.
         message: String,
     },
+    /// The vat's worker speaks another version of the worker protocol than this kernel
+    /// (`docs/vat-protocol.md` §5): it was built against another release of `ocap-vat`. The
+    /// vat does not start.
+    #[error(
+        "vat worker speaks protocol version {worker}, this kernel speaks {kernel} (vat {vat}: \
+         build it against the ocap-vat of this kernel's release)"
+    )]
+    ProtocolVersion {
+        /// The vat.
+        vat: VatId,
+        /// The worker's version; 0 when it announced none (it predates versions).
+        worker: u32,
+        /// This kernel's version.
+        kernel: u32,
+    },
     /// The executable a vat runs (its config's `bundle_path`) cannot be read: the vat
     /// does not start.
     #[error("cannot read the executable of vat {vat}, {}: {reason}", path.display())]

@@ -38,6 +38,8 @@ struct VatHandle {
 pub struct VatManager {
     registry: VatRegistry,
     running: BTreeMap<VatId, VatHandle>,
+    /// Workers spawned ahead of their starts (`prespawn`), by vat.
+    prespawned: BTreeMap<VatId, runtime::Prespawned>,
     starts: u64,
     logs: Option<LogSink>,
     workers: WorkerConfig,
@@ -91,6 +93,7 @@ impl VatManager {
         VatManager {
             registry,
             running: BTreeMap::new(),
+            prespawned: BTreeMap::new(),
             starts: 0,
             logs,
             workers: WorkerConfig::default(),
@@ -556,6 +559,7 @@ impl VatManager {
 
     /// Stops every worker without touching the store (kernel shutdown).
     pub fn stop_all(&mut self) {
+        self.prespawned.clear();
         self.running.clear();
     }
 }

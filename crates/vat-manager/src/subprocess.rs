@@ -34,12 +34,13 @@
 //! refused call or an allocation failure gives the worker's death its fixed reason
 //! (`supervise`).
 
+mod sockets;
 mod supervise;
 #[cfg(test)]
 mod tests;
 
 use std::ffi::OsStr;
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -48,12 +49,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocap_types::{
-    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, VatHost, VatId,
-    VatRuntime, VatStart, WorkerFrame,
+    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, PROTOCOL_VERSION,
+    VatHost, VatId, VatRuntime, VatStart, WorkerFrame,
 };
 
 use crate::confine::{self, Confinement};
 use crate::error::VatError;
+use sockets::{Bounded, Output, is_exit, is_timeout};
 use supervise::Evidence;
 
 /// How subprocess vats are started. Build it from [`WorkerConfig::default`] and set its
@@ -122,6 +124,8 @@ pub struct SubprocessRuntime {
     failed: Option<String>,
     /// What its supervisor and stderr thread learned (see `supervise`).
     evidence: Arc<Evidence>,
+    /// The protocol version the worker announced, when it is not this kernel's.
+    mismatch: Option<u32>,
 }
 
 impl SubprocessRuntime {
@@ -221,12 +225,20 @@ impl SubprocessRuntime {
             timeout: config.delivery_timeout,
             failed: None,
             evidence,
+            mismatch: None,
         })
     }
 
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The protocol version the worker announced in answer to its start, when it is not
+    /// this kernel's ([`PROTOCOL_VERSION`]): the start then failed, and the worker is gone.
+    /// 0 stands for a worker that announced none (it predates protocol versions).
+    pub fn protocol_mismatch(&self) -> Option<u32> {
+        self.mismatch
     }
 
     fn child(&mut self) -> &mut Child {
@@ -293,12 +305,28 @@ impl SubprocessRuntime {
                 });
             }
             Err(FrameError::Io(e)) if is_timeout(&e) => return Err(self.time_limit_reason()),
+            // A worker of another version answers a start's header with its `Hello` and
+            // exits: read that before calling it an exit.
+            Err(_) if matches!(request, Request::Start(_)) => {}
             Err(_) => return Err(self.exit_reason()),
         }
         self.poll_for_answer();
         self.output().polling = false;
+        // The answer to a start begins with the worker's protocol version.
+        let mut expect_hello = matches!(request, Request::Start(_));
         loop {
             match self.from_worker.read::<WorkerFrame>() {
+                Ok(frame) if expect_hello => {
+                    expect_hello = false;
+                    let worker = match frame {
+                        WorkerFrame::Hello(hello) => hello.protocol,
+                        _ => 0,
+                    };
+                    if worker != PROTOCOL_VERSION {
+                        self.mismatch = Some(worker);
+                        return Err(version_reason(worker));
+                    }
+                }
                 Ok(WorkerFrame::Syscall(syscall)) => host.syscall(syscall),
                 Ok(WorkerFrame::Log(log)) => host.log(log),
                 Ok(WorkerFrame::Done(mut outcome)) => {
@@ -309,7 +337,7 @@ impl SubprocessRuntime {
                     }
                     return Ok(outcome);
                 }
-                Ok(WorkerFrame::Pong) => {
+                Ok(WorkerFrame::Pong | WorkerFrame::Hello(_)) => {
                     return Err("vat worker sent an unexpected frame".to_owned());
                 }
                 Err(FrameError::Io(e)) if is_timeout(&e) => return Err(self.time_limit_reason()),
@@ -427,6 +455,11 @@ impl Request<'_> {
     }
 }
 
+/// The reason of a start whose worker speaks protocol version `worker` (0: none announced).
+pub(crate) fn version_reason(worker: u32) -> String {
+    format!("vat worker speaks protocol version {worker}, this kernel speaks {PROTOCOL_VERSION}")
+}
+
 fn kill(child: &mut Child) {
     // Both fail only when the child is already gone and reaped.
     let _ = child.kill();
@@ -445,110 +478,6 @@ fn describe_exit(status: ExitStatus) -> String {
         Some(code) => format!("vat worker exited (status {code})"),
         None => "vat worker exited".to_owned(),
     }
-}
-
-/// A socket whose every blocking read or write ends by `deadline` (with `TimedOut` once it
-/// has passed; `None` is no deadline). While `polling`, a read that would block says so
-/// (`WouldBlock`). Otherwise it blocks until the deadline; the socket is switched to
-/// blocking mode only when a read actually has to wait, so a delivery answered while
-/// polling costs no mode switch.
-#[derive(Debug)]
-struct Bounded {
-    socket: UnixStream,
-    deadline: Option<Instant>,
-    polling: bool,
-    /// Whether the socket is in non-blocking mode now.
-    nonblocking: bool,
-}
-
-impl Bounded {
-    fn new(socket: UnixStream) -> Self {
-        Bounded {
-            socket,
-            deadline: Some(Instant::now()),
-            polling: false,
-            nonblocking: false,
-        }
-    }
-
-    /// The time left until the deadline, `None` without one.
-    fn left(&self) -> io::Result<Option<Duration>> {
-        let Some(deadline) = self.deadline else {
-            return Ok(None);
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ErrorKind::TimedOut.into());
-        }
-        Ok(Some(left))
-    }
-
-    /// Reads, waiting at most `slice` (and never past the deadline).
-    fn read_for(&mut self, buf: &mut [u8], slice: Duration) -> io::Result<usize> {
-        if self.nonblocking {
-            match self.socket.read(buf) {
-                Err(e) if e.kind() == ErrorKind::WouldBlock && !self.polling => {
-                    self.socket.set_nonblocking(false)?;
-                    self.nonblocking = false;
-                }
-                res => return res,
-            }
-        }
-        let wait = self.left()?.map_or(slice, |left| left.min(slice));
-        self.socket.set_read_timeout(Some(wait))?;
-        self.socket.read(buf)
-    }
-}
-
-impl Write for Bounded {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.set_write_timeout(self.left()?)?;
-        self.socket.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The worker's output socket, with the worker: a read that waits wakes every
-/// [`EXIT_CHECK`] to see whether the worker has exited, because a process the worker
-/// started may hold the socket open after it, and the read would then wait for the
-/// deadline and report the exit as a timeout.
-#[derive(Debug)]
-struct Output {
-    socket: Bounded,
-    child: Child,
-}
-
-/// The error of a read that found the worker exited.
-#[derive(Debug, thiserror::Error)]
-#[error("the vat worker exited")]
-struct WorkerExited;
-
-impl Read for Output {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.socket.read_for(buf, EXIT_CHECK) {
-                Err(e) if is_timeout(&e) && !self.socket.polling && self.socket.left().is_ok() => {
-                    if matches!(self.child.try_wait(), Ok(Some(_))) {
-                        return Err(io::Error::other(WorkerExited));
-                    }
-                }
-                res => return res,
-            }
-        }
-    }
-}
-
-fn is_timeout(error: &io::Error) -> bool {
-    matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}
-
-fn is_exit(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<WorkerExited>())
 }
 
 /// The stderr thread: each line becomes a log event, and evidence (`supervise`).

@@ -12,14 +12,16 @@
 //! announcement ends serving with [`WorkerError::Start`] (the kernel is gone or broken, and
 //! the stream cannot be trusted to be in step any more).
 
+mod input;
 #[cfg(test)]
 mod tests;
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
 use ocap_types::{
-    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KernelFrame, StartAssembler,
-    StateError, Syscall, VatHost, VatLog, VatRuntime, VatStart, WorkerFrame,
+    Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, Hello, KernelFrame,
+    PROTOCOL_VERSION, StartAssembler, StateError, Syscall, VatHost, VatLog, VatRuntime, VatStart,
+    WorkerFrame, decode_frame_body, start_protocol,
 };
 
 use crate::{Baggage, Ref, Result, Runtime, Val, Vat};
@@ -39,6 +41,18 @@ pub enum WorkerError {
     /// A frame could not be written to the kernel.
     #[error("cannot write a frame to the kernel")]
     Write(#[source] FrameError),
+    /// The kernel speaks another version of the protocol (its `Start` said so). The worker
+    /// announced its own version in `Hello` before it stopped.
+    #[error(
+        "the kernel speaks vat protocol version {kernel}, this worker speaks version {worker}: \
+         build the vat against the ocap-vat of the kernel's release"
+    )]
+    Version {
+        /// The kernel's version (0: a kernel older than protocol versions).
+        kernel: u32,
+        /// This worker's version, [`PROTOCOL_VERSION`].
+        worker: u32,
+    },
     /// The standard streams could not be opened.
     #[error("cannot open the standard streams")]
     Stdio(#[source] io::Error),
@@ -62,8 +76,8 @@ pub enum WorkerError {
 ///
 /// # Examples
 /// ```
-/// use ocap_types::{ByteBuf, DeliveryOutcome, FrameReader, FrameWriter, KernelFrame, Value,
-///     VatStart, WorkerFrame};
+/// use ocap_types::{ByteBuf, DeliveryOutcome, FrameReader, FrameWriter, Hello, KernelFrame,
+///     PROTOCOL_VERSION, Value, VatStart, WorkerFrame};
 /// use ocap_vat::{Runtime, Val, Vat, Baggage, Ref, Result};
 ///
 /// fn build(vat: &Vat, _: &Val, _: &Baggage) -> Result<Ref> {
@@ -80,6 +94,8 @@ pub enum WorkerError {
 ///
 /// let mut answers = FrameReader::new(output.as_slice());
 /// assert_eq!(answers.read::<WorkerFrame>()?, WorkerFrame::Pong);
+/// // The answer to a start begins with the worker's protocol version.
+/// assert_eq!(answers.read::<WorkerFrame>()?, WorkerFrame::Hello(Hello { protocol: PROTOCOL_VERSION }));
 /// assert!(matches!(answers.read::<WorkerFrame>()?, WorkerFrame::Done(DeliveryOutcome { error: None, .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -94,8 +110,21 @@ pub fn serve(
     // The start whose vat store is arriving.
     let mut receiving: Option<StartAssembler> = None;
     loop {
-        let frame = match reader.read::<KernelFrame>() {
-            Ok(frame) => frame,
+        // A `Start` of another version may hold what this version cannot read: its
+        // `protocol` key is read on its own then.
+        let frame = reader.read_with(|body| match decode_frame_body::<KernelFrame>(body) {
+            Ok(frame) => Ok(Ok(frame)),
+            Err(error) => match start_protocol(body) {
+                Some(kernel) if kernel != PROTOCOL_VERSION => Ok(Err(kernel)),
+                _ => Err(error),
+            },
+        });
+        let frame = match frame {
+            Ok(Ok(KernelFrame::Start(header))) if header.protocol != PROTOCOL_VERSION => {
+                return refuse(&mut writer, header.protocol);
+            }
+            Ok(Ok(frame)) => frame,
+            Ok(Err(kernel)) => return refuse(&mut writer, kernel),
             Err(FrameError::Eof) => return Ok(()),
             Err(error) => return Err(WorkerError::Read(error)),
         };
@@ -110,7 +139,11 @@ pub fn serve(
             }
         } else {
             match frame {
-                KernelFrame::Start(header) => receiving = Some(StartAssembler::new(header)),
+                KernelFrame::Start(header) => {
+                    // The first frame of every answer to a start: this worker's version.
+                    hello(&mut writer)?;
+                    receiving = Some(StartAssembler::new(header));
+                }
                 KernelFrame::State(_) => return Err(WorkerError::Start(StateError::Stray)),
                 KernelFrame::Deliver(delivery) => {
                     let outcome = if started {
@@ -157,7 +190,7 @@ pub fn serve_stdio(runtime: Box<dyn VatRuntime>) -> Result<(), WorkerError> {
                 .map(std::fs::File::from)
                 .map_err(WorkerError::Stdio)
         };
-        let input = open(io::stdin().as_fd())?;
+        let input = input::Input::new(open(io::stdin().as_fd())?);
         let output = open(io::stdout().as_fd())?;
         serve(runtime, input, output)
     }
@@ -306,6 +339,26 @@ fn run<W: Write>(
         ))),
         Some(error) => Err(WorkerError::Write(error)),
     }
+}
+
+/// Writes this worker's `Hello`. It is flushed with the start's `Done`, or at once when the
+/// worker refuses the kernel.
+fn hello<W: Write>(writer: &mut FrameWriter<W>) -> Result<(), WorkerError> {
+    let hello = WorkerFrame::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+    });
+    writer.write(&hello).map_err(WorkerError::Write)
+}
+
+/// Answers a start of another protocol version: `Hello` (so the kernel can say which
+/// versions differ), flushed, then [`WorkerError::Version`].
+fn refuse<W: Write>(writer: &mut FrameWriter<W>, kernel: u32) -> Result<(), WorkerError> {
+    hello(writer)?;
+    writer.flush().map_err(WorkerError::Write)?;
+    Err(WorkerError::Version {
+        kernel,
+        worker: PROTOCOL_VERSION,
+    })
 }
 
 /// Writes `Done` and flushes: the one flush of a delivery.

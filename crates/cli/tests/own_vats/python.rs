@@ -54,3 +54,45 @@ fn ocap_runs_the_python_vat() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Issue 11: the Python worker refuses a kernel of another protocol version: it announces
+/// its own version in `Hello`, says why on stderr and exits non-zero, running nothing.
+#[test]
+fn the_python_vat_refuses_a_kernel_of_another_protocol_version() {
+    if !python3_present() {
+        println!("skipped: python3 is not installed, so the Python vat cannot run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // {"Start": {"protocol": 2, "name": "x", "parameters": null, "state_entries": 0,
+    // "state_bytes": 0}}
+    let mut start = vec![0xa1, 0x65];
+    start.extend(b"Start");
+    start.extend([0xa5, 0x68]);
+    start.extend(b"protocol\x02");
+    start.extend(b"\x64name\x61x\x6aparameters\xf6");
+    start.extend(b"\x6dstate_entries\x00\x6bstate_bytes\x00");
+    let mut input = u32::try_from(start.len()).unwrap().to_be_bytes().to_vec();
+    input.extend(start);
+    let input_path = dir.path().join("start");
+    std::fs::write(&input_path, input).unwrap();
+    let vat = repo_root().join("examples/python-vat/vat.py");
+    let out = output_within_deadline(
+        Command::new("python3")
+            .arg(vat)
+            .args(["worker", "x"])
+            .stdin(std::fs::File::open(&input_path).unwrap()),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the kernel speaks vat protocol version 2, this worker speaks version 1"),
+        "{stderr}"
+    );
+    // {"Hello": {"protocol": 1}}, and nothing else.
+    let mut hello = vec![0, 0, 0, 0x12, 0xa1, 0x65];
+    hello.extend(b"Hello");
+    hello.extend([0xa1, 0x68]);
+    hello.extend(b"protocol\x01");
+    assert_eq!(out.stdout, hello);
+}

@@ -25,6 +25,12 @@ use crate::vat::{ByteBuf, VatStart};
 /// `State` frames after it carry (none follow when it is empty).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartHeader {
+    /// The protocol version the kernel speaks ([`PROTOCOL_VERSION`](super::PROTOCOL_VERSION)
+    /// for this crate). Absent (0) from kernels older than protocol versions. Every version
+    /// keeps this key in `Start`, so a worker can always read it and refuse a kernel of
+    /// another version.
+    #[serde(default)]
+    pub protocol: u32,
     /// The vat's name in its subcluster.
     pub name: String,
     /// Configuration parameters (a record, or `Null`).
@@ -219,6 +225,7 @@ impl<W: Write> FrameWriter<W> {
             state_bytes = state_bytes.saturating_add(entry_bytes(key, &value.0));
         }
         let header = KernelFrame::Start(StartHeader {
+            protocol: super::PROTOCOL_VERSION,
             name: start.name.clone(),
             parameters: start.parameters.clone(),
             state_entries: start.state.len() as u64,

@@ -47,6 +47,23 @@ fn golden_frames() {
             "00000005 64 506f6e67",
         ),
         (
+            encode_frame(&WorkerFrame::Hello(Hello { protocol: 1 })).unwrap(),
+            "00000012 a1 65 48656c6c6f a1 68 70726f746f636f6c 01",
+        ),
+        (
+            encode_frame(&KernelFrame::Start(StartHeader {
+                protocol: 1,
+                name: "bob".to_owned(),
+                parameters: Value::Null,
+                state_entries: 1,
+                state_bytes: 3,
+            }))
+            .unwrap(),
+            "00000043 a1 65 5374617274 a5 68 70726f746f636f6c 01 64 6e616d65 63 626f62 \
+             6a 706172616d6574657273 f6 6d 73746174655f656e7472696573 01 \
+             6b 73746174655f6279746573 03",
+        ),
+        (
             encode_frame(&KernelFrame::Shutdown).unwrap(),
             "00000009 68 5368757464 6f776e",
         ),
@@ -81,6 +98,29 @@ fn golden_frames() {
     }
 }
 
+/// The version check reads `protocol` from a `Start` whatever else it holds, so a worker
+/// can name the version of a kernel whose `Start` it cannot otherwise read; a `Start`
+/// without it is version 0, the protocol before versions.
+#[test]
+fn the_protocol_version_of_any_start_can_be_read() {
+    let body = |hex_text: &str| unhex(hex_text)[FRAME_HEADER_LEN..].to_vec();
+    // {"Start": {"protocol": 2, "future": true}}
+    let future = body("0000001a a1 65 5374617274 a2 68 70726f746f636f6c 02 66 667574757265 f5");
+    assert!(decode_frame_body::<KernelFrame>(&future).is_err());
+    assert_eq!(start_protocol(&future), Some(2));
+    // {"Start": {"name": "bob", "parameters": null, "state_entries": 0, "state_bytes": 0}}
+    let old = body(
+        "00000039 a1 65 5374617274 a4 64 6e616d65 63 626f62 6a 706172616d6574657273 f6 \
+         6d 73746174655f656e7472696573 00 6b 73746174655f6279746573 00",
+    );
+    assert_eq!(start_protocol(&old), Some(0));
+    let Ok(KernelFrame::Start(header)) = decode_frame_body::<KernelFrame>(&old) else {
+        panic!("a Start of version 0 is still a Start");
+    };
+    assert_eq!(header.protocol, 0);
+    assert_eq!(start_protocol(&body("00000005 64 50696e67")), None);
+}
+
 #[test]
 fn golden_frames_decode_to_their_values() {
     let ping = unhex("00000005 64 50696e67");
@@ -96,6 +136,7 @@ fn golden_frames_decode_to_their_values() {
 #[test]
 fn every_frame_round_trips_in_one_stream() {
     let start = StartHeader {
+        protocol: 1,
         name: "bob".to_owned(),
         parameters: Value::Record([("n".to_owned(), Value::Int(3))].into()),
         state_entries: 1,
@@ -115,6 +156,9 @@ fn every_frame_round_trips_in_one_stream() {
         KernelFrame::Shutdown,
     ];
     let worker_frames = vec![
+        WorkerFrame::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+        }),
         WorkerFrame::Syscall(Syscall::Exit {
             failure: false,
             info: CapData::error("bye"),

@@ -87,6 +87,7 @@ fn check_depth_passes_only_what_the_decoders_accept() {
                 if value.check_depth().is_ok() {
                     assert!(alone, "depth {depth}: passed but does not decode");
                     let start = StartHeader {
+                        protocol: 1,
                         name: "v".to_owned(),
                         parameters: value.clone(),
                         state_entries: 0,

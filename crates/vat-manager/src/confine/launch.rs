@@ -180,6 +180,10 @@ fn confine(policy: &Policy) -> Result<(), LaunchError> {
     for (resource, value) in limits {
         setrlimit(resource, limit(value)).map_err(|e| LaunchError::Limits(e.into()))?;
     }
+    // No transparent huge pages for the worker (inherited across exec): an allocator that
+    // asks for them (mimalloc does) has each first touch zero 2 MiB, which doubled a
+    // worker's start-up time (docs/performance.md, "Worker processes"). Best effort.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     // Whatever the kernel's process left open without close-on-exec stays here.
     close_fds::CloseFdsBuilder::new().cloexecfrom(3);
     if policy.landlock {

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 
 use ocap_queue::Crank;
 use ocap_store::VatRecord;
-use ocap_types::{VatId, VatRuntime, VatStart, WorkerKind};
+use ocap_types::{
+    DeliveryOutcome, PROTOCOL_VERSION, VatHost, VatId, VatRuntime, VatStart, WorkerKind,
+};
 
 use super::{VatHandle, VatManager, guarded};
 use crate::bundle;
@@ -26,7 +28,11 @@ impl VatManager {
         if self.running.contains_key(&vat) {
             return Err(VatError::AlreadyRunning(vat));
         }
-        let (mut runtime, bundle_hash) = self.runtime(vat, record)?;
+        // A worker spawned ahead (`prespawn`) has been starting meanwhile.
+        let (mut runtime, bundle_hash) = match self.prespawned.remove(&vat) {
+            Some(spawned) => spawned,
+            None => self.runtime(vat, record)?,
+        };
         let start = VatStart {
             name: record.name.clone(),
             parameters: record.config.parameters.clone(),
@@ -37,6 +43,13 @@ impl VatManager {
         let outcome = guarded(|| runtime.start(start, &mut host));
         if let Some(fault) = host.fault {
             return Err(fault.into());
+        }
+        if let Some(worker) = runtime.protocol_mismatch() {
+            return Err(VatError::ProtocolVersion {
+                vat,
+                worker,
+                kernel: PROTOCOL_VERSION,
+            });
         }
         let exceeded = host
             .exceeded
@@ -61,7 +74,7 @@ impl VatManager {
         self.running.insert(
             vat,
             VatHandle {
-                runtime,
+                runtime: runtime.into_runtime(),
                 limits,
                 started,
             },
@@ -69,32 +82,92 @@ impl VatManager {
         Ok(bundle_hash)
     }
 
+    /// Spawns the workers of those of `vats` that run in a process of their own, ahead of
+    /// their starts, so that the processes start up side by side while the vats are started
+    /// one after another ([`VatManager::run_vat`], [`VatManager::launch_vat`] take them).
+    /// Nothing else changes: a vat whose worker cannot be spawned here is spawned again by
+    /// its start, which then fails as it would have. Call [`VatManager::discard_prespawned`]
+    /// once the starts are done.
+    pub fn prespawn<'r>(&mut self, vats: impl IntoIterator<Item = (VatId, &'r VatRecord)>) {
+        for (vat, record) in vats {
+            let in_process = record.config.executable().is_none()
+                && record.config.worker == WorkerKind::InProcess;
+            if in_process || self.running.contains_key(&vat) {
+                continue;
+            }
+            if let Ok(spawned) = self.runtime(vat, record) {
+                self.prespawned.insert(vat, spawned);
+            }
+        }
+    }
+
+    /// Kills the workers [`VatManager::prespawn`] spawned that no start took (a launch that
+    /// failed part way, a vat without a record).
+    pub fn discard_prespawned(&mut self) {
+        self.prespawned.clear();
+    }
+
     /// The vat's runtime, not yet started, and for a vat that runs its own executable the
     /// executable's hash (checked against the record's, if it holds one).
-    pub(super) fn runtime(
-        &self,
-        vat: VatId,
-        record: &VatRecord,
-    ) -> Result<(Box<dyn VatRuntime>, Option<String>), VatError> {
+    pub(super) fn runtime(&self, vat: VatId, record: &VatRecord) -> Result<Prespawned, VatError> {
         if let Some(path) = record.config.executable() {
             let hash = bundle::check_executable(vat, path, record.bundle_hash.as_deref())?;
             let args = ["worker", record.name.as_str()];
             let code = path.to_string_lossy();
             let runtime = SubprocessRuntime::spawn_program(&self.workers, vat, &code, path, &args)?;
-            return Ok((Box::new(runtime), Some(hash)));
+            return Ok((Spawned::Worker(Box::new(runtime)), Some(hash)));
         }
         let code = record.config.code().unwrap_or_default();
-        let runtime: Box<dyn VatRuntime> = match record.config.worker {
+        let runtime = match record.config.worker {
             WorkerKind::InProcess => {
                 let factory = self
                     .registry
                     .get(code)
                     .ok_or_else(|| VatError::UnknownCode(code.to_owned()))?;
-                factory()
+                Spawned::Local(factory())
             }
-            WorkerKind::Subprocess => Box::new(SubprocessRuntime::spawn(&self.workers, vat, code)?),
+            WorkerKind::Subprocess => Spawned::Worker(Box::new(SubprocessRuntime::spawn(
+                &self.workers,
+                vat,
+                code,
+            )?)),
         };
         Ok((runtime, None))
+    }
+}
+
+/// A runtime not yet started, and the hash of a path vat's executable.
+pub(super) type Prespawned = (Spawned, Option<String>);
+
+/// A vat's runtime before its start: a worker is kept as what it is until its start has
+/// said whether it speaks this kernel's protocol.
+pub(super) enum Spawned {
+    /// In the kernel's process.
+    Local(Box<dyn VatRuntime>),
+    /// In a worker process.
+    Worker(Box<SubprocessRuntime>),
+}
+
+impl Spawned {
+    fn start(&mut self, start: VatStart, host: &mut dyn VatHost) -> DeliveryOutcome {
+        match self {
+            Spawned::Local(runtime) => runtime.start(start, host),
+            Spawned::Worker(worker) => worker.start(start, host),
+        }
+    }
+
+    fn protocol_mismatch(&self) -> Option<u32> {
+        match self {
+            Spawned::Local(_) => None,
+            Spawned::Worker(worker) => worker.protocol_mismatch(),
+        }
+    }
+
+    fn into_runtime(self) -> Box<dyn VatRuntime> {
+        match self {
+            Spawned::Local(runtime) => runtime,
+            Spawned::Worker(worker) => worker,
+        }
     }
 }
 

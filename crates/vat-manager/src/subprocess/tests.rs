@@ -23,7 +23,9 @@ impl VatHost for NoHost {
     fn log(&mut self, _: VatLog) {}
 }
 
-/// `printf` text of a `Done` frame with an empty outcome, and of a `Pong` frame.
+/// `printf` text of a `Hello` frame of this kernel's version, of a `Done` frame with an
+/// empty outcome, and of a `Pong` frame.
+const HELLO: &str = "\\000\\000\\000\\022\\241eHello\\241hprotocol\\001";
 const DONE: &str =
     "\\000\\000\\000\\051\\241dDone\\242jcheckpoint\\242dsets\\200gdeletes\\200eerror\\366";
 const PONG: &str = "\\000\\000\\000\\005dPong";
@@ -70,12 +72,12 @@ fn failing_workers_give_fixed_reasons_and_are_reaped() {
     let pongs = script(
         dir.path(),
         "pongs",
-        &format!("head -c 4 >/dev/null\nprintf '{PONG}'\nexec sleep 30"),
+        &format!("head -c 4 >/dev/null\nprintf '{HELLO}{PONG}'\nexec sleep 30"),
     );
     let chatty = script(
         dir.path(),
         "chatty",
-        &format!("head -c 4 >/dev/null\nprintf '{DONE}{PONG}'\nexec sleep 30"),
+        &format!("head -c 4 >/dev/null\nprintf '{HELLO}{DONE}{PONG}'\nexec sleep 30"),
     );
     let long = Duration::from_secs(20);
     let cases = [
@@ -118,6 +120,44 @@ fn failing_workers_give_fixed_reasons_and_are_reaped() {
     assert!(alive(pid));
     drop(runtime);
     assert!(!alive(pid), "dropped: killed and reaped");
+}
+
+/// A worker of another protocol version (or of none: an older one) fails its start with a
+/// reason naming both versions, is reaped, and says which version it spoke.
+#[test]
+fn a_worker_of_another_protocol_version_fails_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello_2 =
+        printf_text(&encode_frame(&WorkerFrame::Hello(ocap_types::Hello { protocol: 2 })).unwrap());
+    let newer = script(
+        dir.path(),
+        "newer",
+        &format!("head -c 4 >/dev/null\nprintf '{hello_2}'\nexit 1"),
+    );
+    // A worker from before versions answers the start with `Done` alone.
+    let older = script(
+        dir.path(),
+        "older",
+        &format!("head -c 4 >/dev/null\nprintf '{DONE}'\nexec sleep 30"),
+    );
+    let cases = [
+        (
+            &newer,
+            2,
+            "vat worker speaks protocol version 2, this kernel speaks 1",
+        ),
+        (
+            &older,
+            0,
+            "vat worker speaks protocol version 0, this kernel speaks 1",
+        ),
+    ];
+    for (program, version, reason) in cases {
+        let (runtime, outcome) = start_with(program, Duration::from_secs(20));
+        assert_eq!(outcome, DeliveryOutcome::failed(reason));
+        assert_eq!(runtime.protocol_mismatch(), Some(version));
+        assert!(!alive(runtime.pid()), "{reason}: killed and reaped");
+    }
 }
 
 #[test]
@@ -192,7 +232,7 @@ fn a_time_limit_of_duration_max_is_no_limit() {
     let answers = script(
         dir.path(),
         "answers",
-        &format!("head -c 4 >/dev/null\nprintf '{DONE}'\nexec sleep 30"),
+        &format!("head -c 4 >/dev/null\nprintf '{HELLO}{DONE}'\nexec sleep 30"),
     );
     let (runtime, outcome) = start_with(&answers, Duration::MAX);
     assert_eq!(outcome, DeliveryOutcome::default());
@@ -214,7 +254,7 @@ fn a_delivery_error_from_the_worker_is_replaced_by_a_fixed_reason() {
         dir.path(),
         "leaky",
         &format!(
-            "head -c {start_len} >/dev/null\nprintf '{DONE}'\nhead -c 4 >/dev/null\n\
+            "head -c {start_len} >/dev/null\nprintf '{HELLO}{DONE}'\nhead -c 4 >/dev/null\n\
              printf '{}'\nexec sleep 30",
             printf_text(&failed)
         ),

@@ -51,6 +51,7 @@ fn start() -> KernelFrame {
 
 fn header(state_entries: u64, state_bytes: u64) -> KernelFrame {
     KernelFrame::Start(StartHeader {
+        protocol: 1,
         name: "s".to_owned(),
         parameters: Value::Null,
         state_entries,
@@ -79,9 +80,13 @@ fn frames(input: &[KernelFrame]) -> Vec<u8> {
 
 /// Serves `input` and returns the answers as one line each.
 fn check(input: &[KernelFrame]) -> (Result<(), WorkerError>, Vec<String>) {
-    let bytes = frames(input);
+    check_bytes(&frames(input))
+}
+
+/// Serves the frames in `bytes` and returns the answers as one line each.
+fn check_bytes(bytes: &[u8]) -> (Result<(), WorkerError>, Vec<String>) {
     let mut output = Vec::new();
-    let res = serve(Box::new(Scripted), bytes.as_slice(), &mut output);
+    let res = serve(Box::new(Scripted), bytes, &mut output);
     let mut reader = FrameReader::new(output.as_slice());
     let mut lines = Vec::new();
     loop {
@@ -92,6 +97,7 @@ fn check(input: &[KernelFrame]) -> (Result<(), WorkerError>, Vec<String>) {
                 lines.push(format!("done {}", outcome.error.unwrap_or_default()));
             }
             Ok(WorkerFrame::Pong) => lines.push("pong".to_owned()),
+            Ok(WorkerFrame::Hello(hello)) => lines.push(format!("hello {}", hello.protocol)),
             Err(FrameError::Eof) => break,
             Err(e) => panic!("bad output frame: {e}"),
         }
@@ -112,6 +118,7 @@ fn syscalls_and_logs_come_in_order_before_done() {
         lines,
         [
             "pong",
+            "hello 1",
             "log started s",
             "done ",
             "log message",
@@ -132,8 +139,10 @@ fn deliver_before_start_and_second_start_fail() {
         lines,
         [
             "done cannot deliver before the vat is started",
+            "hello 1",
             "log started s",
             "done ",
+            "hello 1",
             "done received Start after the vat was started",
         ]
     );
@@ -146,6 +155,7 @@ fn panic_in_vat_code_is_a_failed_done_and_serving_goes_on() {
     assert_eq!(
         lines,
         [
+            "hello 1",
             "log started s",
             "done ",
             "done vat panicked: scripted panic",
@@ -158,9 +168,9 @@ fn panic_in_vat_code_is_a_failed_done_and_serving_goes_on() {
 fn a_frame_over_the_limit_fails_the_delivery() {
     let (res, lines) = check(&[start(), call("big")]);
     res.unwrap();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     assert!(
-        lines[2].starts_with("done vat worker could not send a frame of"),
+        lines[3].starts_with("done vat worker could not send a frame of"),
         "{lines:?}"
     );
 }
@@ -248,6 +258,10 @@ fn exit_info_survives_the_trip() {
     let mut reader = FrameReader::new(output.as_slice());
     assert!(matches!(
         reader.read::<WorkerFrame>().unwrap(),
+        WorkerFrame::Hello(_)
+    ));
+    assert!(matches!(
+        reader.read::<WorkerFrame>().unwrap(),
         WorkerFrame::Done(_)
     ));
     assert_eq!(
@@ -264,11 +278,11 @@ fn unknown_vat_fails_its_start_with_the_name() {
     let bytes = frames(&[start()]);
     let mut output = Vec::new();
     serve(super::unknown_vat("nope"), bytes.as_slice(), &mut output).unwrap();
-    let done = FrameReader::new(output.as_slice())
-        .read::<WorkerFrame>()
-        .unwrap();
+    let mut reader = FrameReader::new(output.as_slice());
+    let hello = reader.read::<WorkerFrame>().unwrap();
+    assert!(matches!(hello, WorkerFrame::Hello(_)), "{hello:?}");
     assert_eq!(
-        done,
+        reader.read::<WorkerFrame>().unwrap(),
         WorkerFrame::Done(DeliveryOutcome::failed(
             "no vat named \"nope\" is registered"
         ))
@@ -313,6 +327,10 @@ fn a_vat_store_larger_than_a_frame_reaches_the_vat_whole() {
     .unwrap();
     assert_eq!(kept.borrow().as_ref(), Some(&sent));
     let mut answers = FrameReader::new(output.as_slice());
+    assert!(matches!(
+        answers.read::<WorkerFrame>().unwrap(),
+        WorkerFrame::Hello(_)
+    ));
     assert_eq!(
         answers.read::<WorkerFrame>().unwrap(),
         WorkerFrame::Done(DeliveryOutcome::default())
@@ -332,6 +350,7 @@ fn a_start_is_answered_only_once_its_vat_store_is_complete() {
     assert_eq!(
         lines,
         [
+            "hello 1",
             "log started s",
             "done ",
             "log message",
@@ -351,8 +370,10 @@ fn a_start_is_answered_only_once_its_vat_store_is_complete() {
     assert_eq!(
         lines,
         [
+            "hello 1",
             "log started s",
             "done ",
+            "hello 1",
             "done received Start after the vat was started",
             "pong"
         ]
@@ -406,7 +427,11 @@ fn state_frames_that_do_not_fit_their_start_end_serving() {
             Err(WorkerError::Start(error)) => assert_eq!(error, expected),
             other => panic!("{expected}: {other:?}"),
         }
-        assert!(lines.is_empty(), "{expected}: nothing answered: {lines:?}");
+        // Nothing is answered but the worker's version, once a start's header is in.
+        assert!(
+            lines.iter().all(|line| line == "hello 1"),
+            "{expected}: nothing answered: {lines:?}"
+        );
     }
     // Shutdown, or the end of the input, while a store arrives ends serving cleanly.
     for input in [
@@ -419,7 +444,7 @@ fn state_frames_that_do_not_fit_their_start_end_serving() {
     ] {
         let (res, lines) = check(&input);
         res.unwrap();
-        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(lines, ["hello 1"]);
     }
 }
 
@@ -438,4 +463,91 @@ fn a_vat_executable_takes_worker_and_an_optional_name_and_explains_anything_else
         assert!(usage.starts_with("counter-vat is an ocap vat"), "{usage}");
         assert!(usage.contains("bundlePath"), "{usage}");
     }
+}
+
+/// A kernel of another protocol version is refused: the worker still announces its own
+/// version (so the kernel can say which versions differ), runs nothing, and stops with
+/// [`WorkerError::Version`], whose text names both versions.
+#[test]
+fn a_start_of_another_protocol_version_is_refused_after_hello() {
+    let KernelFrame::Start(mut newer) = start() else {
+        unreachable!()
+    };
+    newer.protocol = ocap_types::PROTOCOL_VERSION + 1;
+    let (res, lines) = check(&[KernelFrame::Start(newer), call("hi")]);
+    assert_eq!(lines, ["hello 1"]);
+    let error = res.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            WorkerError::Version {
+                kernel: 2,
+                worker: 1
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("the kernel speaks vat protocol version 2, this worker speaks version 1"),
+        "{error}"
+    );
+    // A Start this version cannot read otherwise still names its version:
+    // {"Start": {"protocol": 7, "future": true}}.
+    let future = b"\x00\x00\x00\x1a\xa1\x65Start\xa2\x68protocol\x07\x66future\xf5";
+    let (res, lines) = check_bytes(future);
+    assert_eq!(lines, ["hello 1"]);
+    assert!(
+        matches!(res, Err(WorkerError::Version { kernel: 7, .. })),
+        "{res:?}"
+    );
+    // A kernel from before versions sends a Start without one: version 0.
+    // {"Start": {"name": "s", "parameters": null, "state_entries": 0, "state_bytes": 0}}
+    let old = [
+        &b"\x00\x00\x00\x37\xa1\x65Start\xa4\x64name\x61s\x6aparameters\xf6"[..],
+        b"\x6dstate_entries\x00\x6bstate_bytes\x00",
+    ]
+    .concat();
+    let (res, lines) = check_bytes(&old);
+    assert_eq!(lines, ["hello 1"]);
+    assert!(
+        matches!(res, Err(WorkerError::Version { kernel: 0, .. })),
+        "{res:?}"
+    );
+}
+
+/// The worker's input polls a socket before it sleeps: bytes already there, bytes that come
+/// after the poll gave up (a blocking read then), and the end of the stream all read as
+/// from a plain file; a pipe is read as it is.
+#[test]
+fn the_input_reads_a_socket_whether_or_not_bytes_are_waiting() {
+    use std::io::{Read, Write};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    let (mut kernel, worker) = UnixStream::pair().unwrap();
+    let mut input = super::input::Input::new(std::fs::File::from(OwnedFd::from(worker)));
+    kernel.write_all(b"now").unwrap();
+    let mut buf = [0u8; 3];
+    input.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"now");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        kernel.write_all(b"later").unwrap();
+    });
+    let mut buf = [0u8; 5];
+    input.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"later");
+    writer.join().unwrap();
+    assert_eq!(input.read(&mut buf).unwrap(), 0, "the kernel closed it");
+
+    let (read_end, write_end) = std::io::pipe().unwrap();
+    let mut input = super::input::Input::new(std::fs::File::from(OwnedFd::from(read_end)));
+    let mut write_end = std::fs::File::from(OwnedFd::from(write_end));
+    write_end.write_all(b"pipe").unwrap();
+    drop(write_end);
+    let mut text = String::new();
+    input.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "pipe");
 }

@@ -141,8 +141,8 @@ fn golden_start_and_state_frames() {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         hex,
-        "00000039\
-         a1655374617274a4646e616d6563626f626a706172616d6574657273f6\
+        "00000043\
+         a1655374617274a56870726f746f636f6c01646e616d6563626f626a706172616d6574657273f6\
          6d73746174655f656e747269657301\
          6b73746174655f627974657303\
          0000000e\
@@ -152,6 +152,7 @@ fn golden_start_and_state_frames() {
 
 fn header(entries: u64, bytes: u64) -> StartHeader {
     StartHeader {
+        protocol: 1,
         name: "v".to_owned(),
         parameters: Value::Null,
         state_entries: entries,
