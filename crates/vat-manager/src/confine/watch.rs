@@ -158,10 +158,21 @@ pub(crate) fn judge(call: &Notification, pid: u32, watched: Option<&Watched>) ->
             Verdict::Forbidden(format!("{verb} {shown}"))
         };
     }
+    // Links the kernel resolves per process (`/dev/fd/3` is the caller's descriptor 3):
+    // resolved here they would name the kernel's own descriptors and /proc entry, and kill
+    // a vat for what the kernel holds open. They reach only the vat's own; Landlock judges.
+    if SELF_LINKS.iter().any(|link| lexical.starts_with(link)) {
+        return Verdict::LetThrough;
+    }
     // Not there (or not reachable by us): Landlock refuses it or the call fails anyway.
     let Ok(resolved) = std::fs::canonicalize(&lexical) else {
         return Verdict::LetThrough;
     };
+    // Resolving went through `/proc/self` by another way (`..`, a system link such as
+    // `/etc/mtab`), which here is the kernel's: the same as above.
+    if resolved.starts_with(Path::new("/proc").join(std::process::id().to_string())) {
+        return Verdict::LetThrough;
+    }
     let inside = match flags {
         Some(_) => introspection(&resolved, pid).unwrap_or(false) || watched.may_read(&resolved),
         None => watched.may_execute(&resolved),
@@ -176,6 +187,16 @@ pub(crate) fn judge(call: &Notification, pid: u32, watched: Option<&Watched>) ->
         Verdict::Forbidden(format!("{verb} {shown} ({resolved_shown})"))
     }
 }
+
+/// Paths through which a process names itself, resolved by the kernel per process.
+const SELF_LINKS: [&str; 6] = [
+    "/dev/fd",
+    "/dev/stdin",
+    "/dev/stdout",
+    "/dev/stderr",
+    "/proc/self",
+    "/proc/thread-self",
+];
 
 /// `openat`'s directory argument, an `int`.
 fn dirfd_arg(arg: u64) -> i32 {

@@ -135,3 +135,31 @@ fn writing_is_forbidden_and_other_calls_are_named() {
         Verdict::Forbidden(format!("socket ({})", libc::SYS_socket))
     );
 }
+
+/// `/dev/fd/N` names the caller's descriptor N; the supervisor runs in the kernel's process,
+/// where the same name is the kernel's descriptor, so such names are left to Landlock
+/// rather than judged (a vat reopening its own pipe must not be killed for a file the
+/// kernel has open). Here the "vat" holds a file outside the grant on that descriptor.
+#[test]
+fn names_that_mean_the_caller_itself_are_not_resolved_in_the_kernel() {
+    let Setup { dir, watched } = setup();
+    let secret = std::fs::File::open(dir.path().join("secret")).unwrap();
+    use std::os::fd::AsRawFd;
+    let fd = secret.as_raw_fd();
+    assert_eq!(
+        open(&watched, &dir.path().join("secret")),
+        Verdict::Forbidden(format!("open {}", dir.path().join("secret").display()))
+    );
+    for name in [
+        format!("/dev/fd/{fd}"),
+        format!("/proc/self/fd/{fd}"),
+        format!("/proc/self/../self/fd/{fd}"),
+        "/dev/stdin".to_owned(),
+    ] {
+        assert_eq!(
+            open(&watched, Path::new(&name)),
+            Verdict::LetThrough,
+            "{name}"
+        );
+    }
+}
