@@ -91,7 +91,11 @@ impl Input {
                     std::thread::yield_now();
                 }
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
-                    self.window = window.saturating_sub(SHRINK);
+                    // A probe that missed leaves the window closed; a miss in an open
+                    // window narrows it.
+                    if !self.window.is_zero() {
+                        self.window = window.saturating_sub(SHRINK);
+                    }
                     return None;
                 }
                 Err(error) => return Some(Err(error.into())),
