@@ -43,6 +43,12 @@ pub const LAUNCHER_COMMAND: &str = "confine-launch";
 /// launcher, a big-endian `u32`.
 pub(crate) const LISTENER_MAGIC: [u8; 4] = *b"ocL1";
 
+/// What a launcher writes instead of [`LISTENER_MAGIC`] when the system refuses it a
+/// listener (a filter above the kernel holds one already, `EBUSY`; a kernel before 5.0,
+/// `EINVAL`), followed by the error number, a big-endian `u32`; it then exits, having run
+/// nothing of the vat's, and the kernel starts its workers in the mode without one.
+pub(crate) const NO_LISTENER_MAGIC: [u8; 4] = *b"ocN1";
+
 /// The kernel's answer on the launcher's standard input once it holds the listener.
 pub(crate) const LISTENER_TAKEN: u8 = b'+';
 

@@ -200,12 +200,37 @@ fn confine(policy: &Policy) -> Result<(), LaunchError> {
         } else {
             Refusal::Kill
         };
-        let listener = install(refusal).map_err(|e| LaunchError::Seccomp(e.to_string()))?;
+        let listener = match install(refusal) {
+            Err(super::seccomp::Error::Listener(error)) => {
+                // Tell the kernel why, so that it stops asking for one (best effort: the
+                // launch fails either way).
+                let _ = no_listener(&error);
+                return Err(LaunchError::Seccomp(
+                    super::seccomp::Error::Listener(error).to_string(),
+                ));
+            }
+            installed => installed.map_err(|e| LaunchError::Seccomp(e.to_string()))?,
+        };
         if let Some(listener) = listener {
             hand_over(listener).map_err(LaunchError::Handover)?;
         }
     }
     Ok(())
+}
+
+/// Tells the kernel the system refused a listener ([`NO_LISTENER_MAGIC`] and the error
+/// number).
+///
+/// [`NO_LISTENER_MAGIC`]: super::NO_LISTENER_MAGIC
+#[cfg(target_os = "linux")]
+fn no_listener(error: &std::io::Error) -> std::io::Result<()> {
+    use std::io::Write;
+    let code = u32::try_from(error.raw_os_error().unwrap_or(0)).unwrap_or(0);
+    let mut message = super::NO_LISTENER_MAGIC.to_vec();
+    message.extend_from_slice(&code.to_be_bytes());
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&message)?;
+    stdout.flush()
 }
 
 /// Hands the seccomp listener to the kernel and closes this process's copy, so that the

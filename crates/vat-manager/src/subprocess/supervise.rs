@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ocap_types::VatId;
 
 use super::{EXIT_GRACE, describe_exit};
-use crate::confine::{self, LISTENER_MAGIC, LISTENER_TAKEN, Verdict, Watched};
+use crate::confine::{self, LISTENER_MAGIC, LISTENER_TAKEN, NO_LISTENER_MAGIC, Verdict, Watched};
 
 /// The reason of a vat whose worker made a system call its confinement refuses.
 pub(crate) const FORBIDDEN: &str = "vat attempted a forbidden system operation";
@@ -169,6 +169,18 @@ pub(super) fn take_listener(
         .set_read_timeout(None)
         .map_err(|e| failed("cannot read from the vat worker", e))?;
     let [m0, m1, m2, m3, number @ ..] = message;
+    if [m0, m1, m2, m3] == NO_LISTENER_MAGIC {
+        let error = std::io::Error::from_raw_os_error(
+            i32::try_from(u32::from_be_bytes(number)).unwrap_or(0),
+        );
+        tracing::warn!(
+            %vat, %error,
+            "the system refuses confined workers a seccomp listener: from now on a refused \
+             call kills the worker by SIGSYS, and the log cannot name it"
+        );
+        LISTENER_USABLE.store(false, Ordering::Relaxed);
+        return Err(Handover::Unusable);
+    }
     let number = RawFd::try_from(u32::from_be_bytes(number));
     let (true, Ok(number)) = ([m0, m1, m2, m3] == LISTENER_MAGIC, number) else {
         return Err(Handover::Failed(
