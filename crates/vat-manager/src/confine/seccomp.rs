@@ -373,9 +373,10 @@ pub(crate) fn let_through(listener: BorrowedFd<'_>, id: u64) -> std::io::Result<
 
 /// Whether the call `id` still waits for an answer (`SECCOMP_IOCTL_NOTIF_ID_VALID`): what
 /// was read of its thread since it was received was read from that thread, not from a
-/// process that has since taken its id.
+/// process that has since taken its id. `ENOENT` means it does not; any other error (an
+/// ioctl number this system does not know) is returned, never taken for an answer.
 #[allow(unsafe_code)]
-pub(crate) fn still_waiting(listener: BorrowedFd<'_>, id: u64) -> bool {
+pub(crate) fn still_waiting(listener: BorrowedFd<'_>, id: u64) -> std::io::Result<bool> {
     let mut id = id;
     // SAFETY: `SECCOMP_IOCTL_NOTIF_ID_VALID` reads one `u64` through the pointer, valid for
     // the call; it keeps no pointer after it.
@@ -386,7 +387,14 @@ pub(crate) fn still_waiting(listener: BorrowedFd<'_>, id: u64) -> bool {
             &raw mut id,
         )
     };
-    done == 0
+    if done == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ENOENT) => Ok(false),
+        _ => Err(error),
+    }
 }
 
 /// The names of the refused system calls the operator is likeliest to meet in the log

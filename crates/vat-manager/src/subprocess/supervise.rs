@@ -292,8 +292,12 @@ fn supervise(
             };
             let verdict = confine::judge(&call, pid, watched);
             // What was read of the thread was read while its call still waited.
-            if !confine::still_waiting(listener.as_fd(), call.id) {
-                continue;
+            match confine::still_waiting(listener.as_fd(), call.id) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    return give_up("cannot check a call of the seccomp listener", &error);
+                }
             }
             match verdict {
                 Verdict::LetThrough => match confine::let_through(listener.as_fd(), call.id) {
