@@ -197,7 +197,14 @@ impl KernelStore {
                 {
                     self.note_maybe_free(kref);
                 }
-                match self.counts.set_object(id, record) {
+                // Outside a crank nothing may be written, and nothing may hide in the
+                // cache as if it had been: the write is refused as any other.
+                let uncached = if self.kv.in_crank() {
+                    self.counts.set_object(id, record)
+                } else {
+                    Some(record)
+                };
+                match uncached {
                     Some(record) => self.kv.set(&keys::object(id), &record.encode()),
                     None => Ok(()),
                 }
@@ -210,7 +217,12 @@ impl KernelStore {
                 if reachable < 0 && count == 0 {
                     self.note_maybe_free(kref);
                 }
-                match self.counts.set_promise(id, count) {
+                let uncached = if self.kv.in_crank() {
+                    self.counts.set_promise(id, count)
+                } else {
+                    Some(count)
+                };
+                match uncached {
                     Some(count) => self.put_promise_refcount(id, count),
                     None => Ok(()),
                 }

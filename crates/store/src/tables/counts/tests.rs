@@ -116,3 +116,26 @@ fn a_settled_promise_is_deleted_without_its_queue_which_settling_removed() {
     // Only the counter and the crank hash are left: no record, no queue.
     assert_eq!(names, ["crankHash", "n.kp"]);
 }
+
+#[test]
+fn a_refcount_change_outside_a_crank_is_refused_not_cached() {
+    let (_dir, mut store) = store();
+    store.start_crank().unwrap();
+    let owner = Owner::Endpoint(ocap_types::EndpointId::Vat(VatId(1)));
+    let object = store.create_object(owner).unwrap();
+    let promise = store.create_promise(None).unwrap();
+    store.end_crank().unwrap();
+    for kref in [KRef::Object(object), KRef::Promise(promise)] {
+        assert!(
+            matches!(
+                store.incref(kref),
+                Err(crate::StoreError::Crank(
+                    crate::CrankError::WriteOutsideCrank
+                ))
+            ),
+            "{kref}"
+        );
+    }
+    assert_eq!(store.object(object).unwrap().unwrap().counts.reachable, 0);
+    assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 1);
+}
