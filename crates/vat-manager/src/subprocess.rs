@@ -136,12 +136,21 @@ impl SubprocessRuntime {
     /// [`VatError::Start`] when no program is configured or it cannot be started;
     /// [`VatError::Confine`] when it cannot be started confined as configured.
     pub fn spawn(config: &WorkerConfig, vat: VatId, code: &str) -> Result<Self, VatError> {
+        Self::begin(config, vat, code)?.finish()
+    }
+
+    /// [`SubprocessRuntime::spawn`]'s first half, as [`SubprocessRuntime::begin_program`].
+    pub(crate) fn begin<'c>(
+        config: &'c WorkerConfig,
+        vat: VatId,
+        code: &str,
+    ) -> Result<Begun<'c>, VatError> {
         let program = config.program.as_ref().ok_or_else(|| VatError::Start {
             vat,
             message: "the vat is configured to run in a subprocess but no worker program is set"
                 .to_owned(),
         })?;
-        Self::spawn_program(config, vat, code, program, &["worker", code])
+        Self::begin_program(config, vat, code, program, &["worker", code])
     }
 
     /// Starts `<program> <args>` for `vat` (a path vat's own executable, or the configured
@@ -155,6 +164,21 @@ impl SubprocessRuntime {
         program: &Path,
         args: &[&str],
     ) -> Result<Self, VatError> {
+        Self::begin_program(config, vat, code, program, args)?.finish()
+    }
+
+    /// The first half of [`SubprocessRuntime::spawn_program`]: starts the process (the
+    /// launcher, if confined) and returns without waiting for the launcher to hand over
+    /// its listener, so that several launchers confine themselves side by side
+    /// (`VatManager::prespawn`). [`Begun::finish`] takes the listener; until then the
+    /// launcher waits and runs nothing of the vat's.
+    pub(crate) fn begin_program<'c>(
+        config: &'c WorkerConfig,
+        vat: VatId,
+        code: &str,
+        program: &Path,
+        args: &[&str],
+    ) -> Result<Begun<'c>, VatError> {
         let start_error = |message: String| VatError::Start { vat, message };
         let (to_worker, worker_stdin) = UnixStream::pair()
             .map_err(|e| start_error(format!("cannot create the vat worker's input: {e}")))?;
@@ -187,30 +211,98 @@ impl SubprocessRuntime {
             kill(&mut child);
             return Err(start_error(format!("cannot start a worker thread: {e}")));
         }
-        // After the stderr thread starts: a launcher that fails says why on its stderr.
-        if listener {
+        Ok(Begun {
+            config,
+            vat,
+            code: code.to_owned(),
+            program: program.to_path_buf(),
+            args: args.iter().map(|&arg| arg.to_owned()).collect(),
+            child: Started(Some(child)),
+            to_worker,
+            from_worker,
+            evidence,
+            listener,
+            watched,
+        })
+    }
+}
+
+/// A worker process started by [`SubprocessRuntime::begin_program`], its launcher's
+/// listener not yet taken. Dropping it kills the process.
+#[derive(Debug)]
+pub(crate) struct Begun<'c> {
+    config: &'c WorkerConfig,
+    vat: VatId,
+    code: String,
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    child: Started,
+    to_worker: UnixStream,
+    from_worker: UnixStream,
+    evidence: Arc<Evidence>,
+    listener: bool,
+    watched: Option<confine::Watched>,
+}
+
+/// The process of a [`Begun`], killed and reaped if dropped before it is taken.
+#[derive(Debug)]
+struct Started(Option<Child>);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            kill(child);
+        }
+    }
+}
+
+impl Begun<'_> {
+    /// Takes the listener the launcher hands over (its stderr thread runs already: a
+    /// launcher that fails says why there), starts its supervisor, and returns the worker
+    /// ready for its start.
+    ///
+    /// # Errors
+    /// As [`SubprocessRuntime::spawn_program`].
+    pub(crate) fn finish(mut self) -> Result<SubprocessRuntime, VatError> {
+        let vat = self.vat;
+        let Some(mut child) = self.child.0.take() else {
+            return Err(VatError::Start {
+                vat,
+                message: "the vat worker is gone".to_owned(),
+            });
+        };
+        let (from_worker, to_worker, evidence) = (self.from_worker, self.to_worker, self.evidence);
+        if self.listener {
             let taken = supervise::take_listener(
                 vat,
                 &mut child,
                 &from_worker,
                 &to_worker,
                 &evidence,
-                watched,
+                self.watched,
             );
             match taken {
                 Ok(()) => {}
                 Err(supervise::Handover::Unusable) => {
                     kill(&mut child);
                     // Started again in the mode that needs no listener (`listener_usable`).
-                    return Self::spawn_program(config, vat, code, program, args);
+                    let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+                    return SubprocessRuntime::spawn_program(
+                        self.config,
+                        vat,
+                        &self.code,
+                        &self.program,
+                        &args,
+                    );
                 }
                 Err(supervise::Handover::Failed(message)) => {
                     kill(&mut child);
-                    return Err(start_error(message));
+                    return Err(VatError::Start { vat, message });
                 }
             }
         }
-        tracing::debug!(%vat, program = %program.display(), pid = child.id(), "vat worker started");
+        let config = self.config;
+        tracing::debug!(%vat, program = %self.program.display(), pid = child.id(), "vat worker started");
         Ok(SubprocessRuntime {
             vat,
             pid: child.id(),
@@ -228,7 +320,9 @@ impl SubprocessRuntime {
             mismatch: None,
         })
     }
+}
 
+impl SubprocessRuntime {
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.pid
