@@ -34,6 +34,7 @@
 //! refused call or an allocation failure gives the worker's death its fixed reason
 //! (`supervise`).
 
+mod begun;
 mod sockets;
 mod supervise;
 #[cfg(test)]
@@ -55,6 +56,7 @@ use ocap_types::{
 
 use crate::confine::{self, Confinement};
 use crate::error::VatError;
+pub(crate) use begun::Begun;
 use sockets::{Bounded, Output, is_exit, is_timeout};
 use supervise::Evidence;
 
@@ -217,107 +219,12 @@ impl SubprocessRuntime {
             code: code.to_owned(),
             program: program.to_path_buf(),
             args: args.iter().map(|&arg| arg.to_owned()).collect(),
-            child: Started(Some(child)),
+            child: begun::Started(Some(child)),
             to_worker,
             from_worker,
             evidence,
             listener,
             watched,
-        })
-    }
-}
-
-/// A worker process started by [`SubprocessRuntime::begin_program`], its launcher's
-/// listener not yet taken. Dropping it kills the process.
-#[derive(Debug)]
-pub(crate) struct Begun<'c> {
-    config: &'c WorkerConfig,
-    vat: VatId,
-    code: String,
-    program: std::path::PathBuf,
-    args: Vec<String>,
-    child: Started,
-    to_worker: UnixStream,
-    from_worker: UnixStream,
-    evidence: Arc<Evidence>,
-    listener: bool,
-    watched: Option<confine::Watched>,
-}
-
-/// The process of a [`Begun`], killed and reaped if dropped before it is taken.
-#[derive(Debug)]
-struct Started(Option<Child>);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            kill(child);
-        }
-    }
-}
-
-impl Begun<'_> {
-    /// Takes the listener the launcher hands over (its stderr thread runs already: a
-    /// launcher that fails says why there), starts its supervisor, and returns the worker
-    /// ready for its start.
-    ///
-    /// # Errors
-    /// As [`SubprocessRuntime::spawn_program`].
-    pub(crate) fn finish(mut self) -> Result<SubprocessRuntime, VatError> {
-        let vat = self.vat;
-        let Some(mut child) = self.child.0.take() else {
-            return Err(VatError::Start {
-                vat,
-                message: "the vat worker is gone".to_owned(),
-            });
-        };
-        let (from_worker, to_worker, evidence) = (self.from_worker, self.to_worker, self.evidence);
-        if self.listener {
-            let taken = supervise::take_listener(
-                vat,
-                &mut child,
-                &from_worker,
-                &to_worker,
-                &evidence,
-                self.watched,
-            );
-            match taken {
-                Ok(()) => {}
-                Err(supervise::Handover::Unusable) => {
-                    kill(&mut child);
-                    // Started again in the mode that needs no listener (`listener_usable`).
-                    let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-                    return SubprocessRuntime::spawn_program(
-                        self.config,
-                        vat,
-                        &self.code,
-                        &self.program,
-                        &args,
-                    );
-                }
-                Err(supervise::Handover::Failed(message)) => {
-                    kill(&mut child);
-                    return Err(VatError::Start { vat, message });
-                }
-            }
-        }
-        let config = self.config;
-        tracing::debug!(%vat, program = %self.program.display(), pid = child.id(), "vat worker started");
-        Ok(SubprocessRuntime {
-            vat,
-            pid: child.id(),
-            to_worker: Some(FrameWriter::new(Bounded::new(to_worker))),
-            from_worker: FrameReader::new(BufReader::with_capacity(
-                16 * 1024,
-                Output {
-                    socket: Bounded::new(from_worker),
-                    child,
-                },
-            )),
-            timeout: config.delivery_timeout,
-            failed: None,
-            evidence,
-            mismatch: None,
         })
     }
 }
