@@ -76,7 +76,8 @@ pub(crate) struct ConfineArgs {
 }
 
 impl ConfineArgs {
-    /// The confinement these flags ask for; this binary is the launcher.
+    /// The confinement these flags ask for; the launcher is `ocap-launch` beside this
+    /// binary, or this binary ([`ocap_cli::launcher_for`]).
     pub(crate) fn confinement(&self) -> Confinement {
         let mut confinement = Confinement::default();
         confinement.mode = if self.unconfined {
@@ -86,7 +87,9 @@ impl ConfineArgs {
         } else {
             ConfineMode::Always
         };
-        confinement.launcher = std::env::current_exe().ok();
+        confinement.launcher = std::env::current_exe()
+            .ok()
+            .map(|exe| ocap_cli::launcher_for(&exe));
         confinement.trusted = self.trust_vat.iter().cloned().collect();
         confinement.memory_limit = self.vat_memory.saturating_mul(1 << 20);
         confinement.read_paths.clone_from(&self.vat_read);

@@ -105,12 +105,9 @@ fn run_case(
         Durability::EveryCrank
     };
     config.workers.program.clone_from(&options.worker_program);
-    // The worker program (`ocap`) is its own confinement launcher.
-    config
-        .workers
-        .confinement
-        .launcher
-        .clone_from(&options.worker_program);
+    // `ocap-launch` beside the worker program (`ocap`) confines it, or the program itself.
+    config.workers.confinement.launcher =
+        options.worker_program.as_deref().map(crate::launcher_for);
     let kernel = Kernel::open(dir.path(), config)?;
     let cluster = ClusterConfig::builder("a")
         .vat("a", VatConfig::named(VAT).with_worker(worker))

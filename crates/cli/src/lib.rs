@@ -18,6 +18,7 @@ pub mod daemon;
 mod error;
 mod exit;
 mod inspect;
+mod launcher;
 mod progress;
 mod run;
 mod store_dir;
@@ -35,6 +36,7 @@ pub use daemon::RpcError;
 pub use error::{CliError, error_chain};
 pub use exit::{EXIT_CODES, Failure};
 pub use inspect::{Section, inspect_store, inspect_through_daemon};
+pub use launcher::{LAUNCHER_BINARY, launcher_for};
 pub use run::{
     MAX_CLUSTER_FILE, RunOptions, parse_cluster, parse_cluster_json, registry, render, render_json,
     run_cluster,

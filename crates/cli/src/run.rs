@@ -111,13 +111,11 @@ pub fn run_cluster(path: &Path, options: &RunOptions) -> Result<CapData<KRef>, C
     kernel_config.bootstrap_timeout = options.timeout;
     kernel_config.workers.program = options.worker_program.clone();
     kernel_config.workers.confinement = options.confinement.clone();
-    // The worker program is `ocap`, its own confinement launcher, unless one is named.
+    // Unless one is named, the launcher is `ocap-launch` beside the worker program (`ocap`),
+    // or the program itself ([`crate::launcher_for`]).
     if kernel_config.workers.confinement.launcher.is_none() {
-        kernel_config
-            .workers
-            .confinement
-            .launcher
-            .clone_from(&options.worker_program);
+        kernel_config.workers.confinement.launcher =
+            options.worker_program.as_deref().map(crate::launcher_for);
     }
     if options.group_commit {
         kernel_config.durability = Durability::GROUP;

@@ -49,10 +49,12 @@ fn kernel_config(group: bool) -> KernelConfig {
         Durability::EveryCrank
     };
     // Subprocess vats run in this executable (see `main`), which is also their confinement
-    // launcher; `OCAP_BENCH_UNCONFINED=1` measures them unconfined.
+    // launcher unless `OCAP_BENCH_LAUNCHER` names another (`target/release/ocap-launch`);
+    // `OCAP_BENCH_UNCONFINED=1` measures them unconfined.
     let exe = std::env::current_exe().expect("exe");
     config.workers.program = Some(exe.clone());
-    config.workers.confinement.launcher = Some(exe);
+    config.workers.confinement.launcher =
+        Some(std::env::var_os("OCAP_BENCH_LAUNCHER").map_or(exe, std::path::PathBuf::from));
     if std::env::var_os("OCAP_BENCH_UNCONFINED").is_some() {
         config.workers.confinement.mode = ConfineMode::Never;
     }

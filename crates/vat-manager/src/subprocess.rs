@@ -34,6 +34,7 @@
 //! refused call or an allocation failure gives the worker's death its fixed reason
 //! (`supervise`).
 
+mod begun;
 mod sockets;
 mod supervise;
 #[cfg(test)]
@@ -55,6 +56,7 @@ use ocap_types::{
 
 use crate::confine::{self, Confinement};
 use crate::error::VatError;
+pub(crate) use begun::Begun;
 use sockets::{Bounded, Output, is_exit, is_timeout};
 use supervise::Evidence;
 
@@ -136,12 +138,21 @@ impl SubprocessRuntime {
     /// [`VatError::Start`] when no program is configured or it cannot be started;
     /// [`VatError::Confine`] when it cannot be started confined as configured.
     pub fn spawn(config: &WorkerConfig, vat: VatId, code: &str) -> Result<Self, VatError> {
+        Self::begin(config, vat, code)?.finish()
+    }
+
+    /// [`SubprocessRuntime::spawn`]'s first half, as [`SubprocessRuntime::begin_program`].
+    pub(crate) fn begin<'c>(
+        config: &'c WorkerConfig,
+        vat: VatId,
+        code: &str,
+    ) -> Result<Begun<'c>, VatError> {
         let program = config.program.as_ref().ok_or_else(|| VatError::Start {
             vat,
             message: "the vat is configured to run in a subprocess but no worker program is set"
                 .to_owned(),
         })?;
-        Self::spawn_program(config, vat, code, program, &["worker", code])
+        Self::begin_program(config, vat, code, program, &["worker", code])
     }
 
     /// Starts `<program> <args>` for `vat` (a path vat's own executable, or the configured
@@ -155,6 +166,21 @@ impl SubprocessRuntime {
         program: &Path,
         args: &[&str],
     ) -> Result<Self, VatError> {
+        Self::begin_program(config, vat, code, program, args)?.finish()
+    }
+
+    /// The first half of [`SubprocessRuntime::spawn_program`]: starts the process (the
+    /// launcher, if confined) and returns without waiting for the launcher to hand over
+    /// its listener, so that several launchers confine themselves side by side
+    /// (`VatManager::prespawn`). [`Begun::finish`] takes the listener; until then the
+    /// launcher waits and runs nothing of the vat's.
+    pub(crate) fn begin_program<'c>(
+        config: &'c WorkerConfig,
+        vat: VatId,
+        code: &str,
+        program: &Path,
+        args: &[&str],
+    ) -> Result<Begun<'c>, VatError> {
         let start_error = |message: String| VatError::Start { vat, message };
         let (to_worker, worker_stdin) = UnixStream::pair()
             .map_err(|e| start_error(format!("cannot create the vat worker's input: {e}")))?;
@@ -187,48 +213,23 @@ impl SubprocessRuntime {
             kill(&mut child);
             return Err(start_error(format!("cannot start a worker thread: {e}")));
         }
-        // After the stderr thread starts: a launcher that fails says why on its stderr.
-        if listener {
-            let taken = supervise::take_listener(
-                vat,
-                &mut child,
-                &from_worker,
-                &to_worker,
-                &evidence,
-                watched,
-            );
-            match taken {
-                Ok(()) => {}
-                Err(supervise::Handover::Unusable) => {
-                    kill(&mut child);
-                    // Started again in the mode that needs no listener (`listener_usable`).
-                    return Self::spawn_program(config, vat, code, program, args);
-                }
-                Err(supervise::Handover::Failed(message)) => {
-                    kill(&mut child);
-                    return Err(start_error(message));
-                }
-            }
-        }
-        tracing::debug!(%vat, program = %program.display(), pid = child.id(), "vat worker started");
-        Ok(SubprocessRuntime {
+        Ok(Begun {
+            config,
             vat,
-            pid: child.id(),
-            to_worker: Some(FrameWriter::new(Bounded::new(to_worker))),
-            from_worker: FrameReader::new(BufReader::with_capacity(
-                16 * 1024,
-                Output {
-                    socket: Bounded::new(from_worker),
-                    child,
-                },
-            )),
-            timeout: config.delivery_timeout,
-            failed: None,
+            code: code.to_owned(),
+            program: program.to_path_buf(),
+            args: args.iter().map(|&arg| arg.to_owned()).collect(),
+            child: begun::Started(Some(child)),
+            to_worker,
+            from_worker,
             evidence,
-            mismatch: None,
+            listener,
+            watched,
         })
     }
+}
 
+impl SubprocessRuntime {
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.pid

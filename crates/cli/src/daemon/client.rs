@@ -292,12 +292,9 @@ impl Session {
             }
             None => {
                 let mut config = KernelConfig::new(registry());
-                // The `ocap` binary is its own confinement launcher.
-                config
-                    .workers
-                    .confinement
-                    .launcher
-                    .clone_from(&worker_program);
+                // `ocap-launch` beside the `ocap` binary confines its workers, or `ocap`.
+                config.workers.confinement.launcher =
+                    worker_program.as_deref().map(crate::launcher_for);
                 config.workers.program = worker_program;
                 config.bootstrap_timeout = timeout;
                 let ctx = Context::new(store.to_path_buf(), Durability::EveryCrank, false);

@@ -68,13 +68,11 @@ pub fn serve(options: &ServeOptions) -> Result<(), CliError> {
     let mut config = KernelConfig::new(registry());
     config.workers.program = options.worker_program.clone();
     config.workers.confinement = options.confinement.clone();
-    // The worker program is `ocap`, its own confinement launcher, unless one is named.
+    // Unless one is named, the launcher is `ocap-launch` beside the worker program (`ocap`),
+    // or the program itself ([`crate::launcher_for`]).
     if config.workers.confinement.launcher.is_none() {
-        config
-            .workers
-            .confinement
-            .launcher
-            .clone_from(&options.worker_program);
+        config.workers.confinement.launcher =
+            options.worker_program.as_deref().map(crate::launcher_for);
     }
     if options.group_commit {
         config.durability = Durability::GROUP;

@@ -291,3 +291,21 @@ fn a_vat_store_entry_too_large_for_a_frame_fails_the_start_with_a_fixed_reason()
     // That no byte of such a start is written is the frame writer's own test
     // (`ocap_types` frame tests: an entry over the limit writes nothing).
 }
+
+/// A worker process started for `prespawn` whose start never comes (the launch failed
+/// before it) is killed and reaped when dropped, not left behind.
+#[test]
+fn a_worker_begun_and_dropped_unfinished_is_killed_and_reaped() {
+    let config = WorkerConfig {
+        program: Some(PathBuf::from("/bin/sleep")),
+        delivery_timeout: Duration::from_secs(5),
+        confinement: unconfined(),
+    };
+    let sleep = Path::new("/bin/sleep");
+    let begun = SubprocessRuntime::begin_program(&config, VatId(1), "x", sleep, &["30"]).unwrap();
+    let pid = begun.child.0.as_ref().unwrap().id();
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc.exists());
+    drop(begun);
+    assert!(!proc.exists(), "the process is killed and reaped");
+}
