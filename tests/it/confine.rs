@@ -26,18 +26,6 @@ fn hostile(config: KernelConfig) -> (TestKernel, KRef) {
     (test, root)
 }
 
-/// An error and its causes, joined with ": ".
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn attempt(test: &TestKernel, root: KRef, method: &str, arg: Value) -> String {
     match call(&test.kernel, root, method, vec![arg]) {
         Ok(Value::Str(text)) => text,
@@ -278,7 +266,7 @@ fn attack_first(trusted: bool) -> String {
     let test = TestKernel::open(config, WorkerKind::Subprocess);
     let mut cluster = cluster(&[("x", "x")]);
     cluster.vats.0[0].1.worker = WorkerKind::Subprocess;
-    chain(&test.try_launch(&cluster).unwrap_err())
+    ocap_tests::error_chain(&test.try_launch(&cluster).unwrap_err())
 }
 
 #[test]

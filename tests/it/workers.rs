@@ -5,7 +5,6 @@
 //! the `modes` test does not run this module a second time. The scenarios themselves run
 //! with both worker kinds through `modes` (see `ocap_tests::default_workers`).
 
-use std::error::Error;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -20,18 +19,6 @@ use ocap_types::{
     Delivery, DeliveryOutcome, FrameError, FrameReader, FrameWriter, KRef, KernelFrame, Message,
     StartHeader, Syscall, VRef, Value, VatId, VatLog, WorkerFrame, WorkerKind,
 };
-
-/// An error and its causes, joined with ": ".
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 fn process_exists(pid: i64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -175,7 +162,7 @@ fn launch_fails_clearly_without_a_usable_worker_program() {
         let mut cluster = cluster(&[("a", code)]);
         cluster.vats.0[0].1.worker = WorkerKind::Subprocess;
         let err = kernel.launch_subcluster(&cluster).unwrap_err();
-        let text = chain(&err);
+        let text = ocap_tests::error_chain(&err);
         assert!(text.starts_with("Failed to launch vat v1 (a)"), "{text}");
         assert!(text.contains(expected), "{program:?}: {text}");
         assert!(kernel.vat_ids().unwrap().is_empty());
@@ -225,7 +212,7 @@ fn a_worker_of_another_protocol_version_fails_the_launch_with_both_versions() {
         ),
         "{cause:?}"
     );
-    let text = chain(&err);
+    let text = ocap_tests::error_chain(&err);
     assert!(
         text.contains("vat worker speaks protocol version 9, this kernel speaks 1"),
         "{text}"

@@ -258,6 +258,18 @@ pub fn rejection(err: KernelError) -> String {
     }
 }
 
+/// An error and its causes, joined with ": ".
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Every running vat with its root object.
 pub fn roots(kernel: &Kernel) -> Vec<(VatId, KRef)> {
     kernel

@@ -157,7 +157,9 @@ fn a_worker_whose_main_attacks_before_the_sdk_never_starts() {
         let keep = test.launch(&cluster(&[("keep", "probe")])).root;
         let result = test.try_launch(&cluster(&[("x", "attack-first")]));
         assert_eq!(call(&test.kernel, keep, "count", vec![]), Ok(Value::Int(1)));
-        result.map(drop).map_err(|error| super::chain(&error))
+        result
+            .map(drop)
+            .map_err(|error| ocap_tests::error_chain(&error))
     };
     let confined = run(false).unwrap_err();
     assert!(confined.contains(FORBIDDEN), "{confined}");
@@ -173,7 +175,7 @@ fn a_launcher_that_does_not_hand_over_its_listener_fails_the_start() {
         Some(ocap_tests::repo_root().join("tests/fixtures/confine/mute-launcher.sh"));
     let test = TestKernel::open(config, WorkerKind::Subprocess);
     let error = test.try_launch(&cluster(&[("h", "hostile")])).unwrap_err();
-    let text = super::chain(&error);
+    let text = ocap_tests::error_chain(&error);
     assert!(
         text.contains("the confinement launcher said something else"),
         "{text}"

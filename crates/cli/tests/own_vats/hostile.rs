@@ -8,6 +8,13 @@ use std::path::Path;
 
 use super::{ocap_command, output_within_deadline};
 
+/// Writes an executable script.
+fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Runs `ocap run` on a cluster file of one vat named `x` running `bundle`, from `dir`;
 /// its stdout and stderr, after checking it failed.
 fn run_failing(dir: &Path, bundle: &str) -> (String, String) {
@@ -70,17 +77,10 @@ fn a_python_vat_that_connects_ends_and_the_log_names_the_call() {
     }
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("vat.py");
-    std::fs::write(
+    write_script(
         &script,
         "#!/usr/bin/python3\nimport socket\nsocket.create_connection(('127.0.0.1', 9))\n",
-    )
-    .unwrap();
-    let status = std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    );
     let (_, stderr) = run_failing(dir.path(), "./vat.py");
     assert!(
         stderr.contains("vat attempted a forbidden system operation"),
@@ -104,7 +104,7 @@ fn a_python_vat_that_reads_outside_its_grant_ends_and_the_log_names_the_path() {
     }
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("vat.py");
-    std::fs::write(
+    write_script(
         &script,
         "#!/usr/bin/python3\n\
          import os\n\
@@ -113,15 +113,8 @@ fn a_python_vat_that_reads_outside_its_grant_ends_and_the_log_names_the_path() {
          lib = os.open(os.path.dirname(os.__file__), os.O_RDONLY | os.O_DIRECTORY)\n\
          os.close(os.open('os.py', os.O_RDONLY, dir_fd=lib))\n\
          open('/etc/passwd').read()\n",
-    )
-    .unwrap();
+    );
     std::os::unix::fs::symlink("vat.py", dir.path().join("link.py")).unwrap();
-    let status = std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
-        .unwrap();
-    assert!(status.success());
     let (_, stderr) = run_failing(dir.path(), "./vat.py");
     assert!(
         stderr.contains("vat attempted a forbidden system operation"),
