@@ -147,7 +147,7 @@ fn numbered(out: &mut Vec<u8>, prefix: &[u8], mut n: u64) {
         }
     }
     let digits = &digits[at..];
-    cbor_head(out, TEXT, (prefix.len() + digits.len()) as u64);
+    small_head(out, TEXT, prefix.len() + digits.len());
     out.extend_from_slice(prefix);
     out.extend_from_slice(digits);
 }
@@ -237,7 +237,20 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
+    /// Reads the text `name`. Inlined with a fast path for the canonical form, a one-byte
+    /// head (every name is shorter than 24 bytes) followed by the name; anything else takes
+    /// the general path from the same place.
+    #[inline]
     fn key(&mut self, name: &str) -> Option<()> {
+        let end = self.at + 1 + name.len();
+        if let (Ok(len @ 0..24), Some(found)) =
+            (u8::try_from(name.len()), self.bytes.get(self.at..end))
+            && found[0] == (TEXT << 5) | len
+            && &found[1..] == name.as_bytes()
+        {
+            self.at = end;
+            return Some(());
+        }
         (self.text_bytes()? == name.as_bytes()).then_some(())
     }
 
