@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ocap_kernel::{
-    ClusterConfig, Durability, Kernel, KernelConfig, KernelError, Value, VatConfig, WorkerKind,
+    ClusterConfig, Durability, Kernel, KernelConfig, KernelError, Value, VatConfig, VatLimits,
+    WorkerKind,
 };
 use serde_json::{Value as Json, json};
 
@@ -109,9 +110,12 @@ fn run_case(
     config.workers.confinement.launcher =
         options.worker_program.as_deref().map(crate::launcher_for);
     let kernel = Kernel::open(dir.path(), config)?;
+    let vat = VatConfig::named(VAT)
+        .with_worker(worker)
+        .with_limits(limits_for(n));
     let cluster = ClusterConfig::builder("a")
-        .vat("a", VatConfig::named(VAT).with_worker(worker))
-        .vat("b", VatConfig::named(VAT).with_worker(worker))
+        .vat("a", vat.clone())
+        .vat("b", vat)
         .build()
         .map_err(|e| CliError::Parse(e.to_string()))?;
     let launched = kernel.launch_subcluster(&cluster)?;
@@ -155,6 +159,17 @@ fn run_case(
         elapsed,
         ack,
     })
+}
+
+/// The bench vats' limits for `n` messages: `burst(peer, n)` makes 2n syscalls (a send and
+/// a subscribe each) in one delivery and has n messages queued at once, past the defaults
+/// from n = 50 000 on.
+fn limits_for(n: u64) -> VatLimits {
+    let defaults = VatLimits::default();
+    let syscalls = u32::try_from(n.saturating_mul(2).saturating_add(16)).unwrap_or(u32::MAX);
+    defaults
+        .with_syscalls_per_delivery(defaults.syscalls_per_delivery.max(syscalls))
+        .with_queued_messages(defaults.queued_messages.max(n.saturating_add(16)))
 }
 
 /// Queues `n` host pings to `target`, then waits for each in order: each message's

@@ -12,6 +12,8 @@
 //! times launching a 10-vat subcluster of subprocess vats, shutting the kernel down and
 //! reopening it (which restarts all 10). Subprocess vats are confined (this executable is
 //! their launcher too); `OCAP_BENCH_UNCONFINED=1` runs them unconfined, for comparison.
+//! `OCAP_BENCH_GROUP_CRANKS=K` bounds group commits by K cranks alone, for callgrind runs
+//! (docs/performance.md).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use ocap_kernel::{
     ConfineMode, Durability, Kernel, KernelConfig, LAUNCH_FAILED, LAUNCHER_COMMAND, VatRegistry,
     launch_main,
 };
-use ocap_types::{ClusterConfig, Value, VatConfig, VatRuntime, WorkerKind};
+use ocap_types::{ClusterConfig, Value, VatConfig, VatLimits, VatRuntime, WorkerKind};
 
 // The allocator is a choice of the binary, not of the library crates (issue 14): mimalloc
 // takes about a sixth off the instructions per crank (docs/performance.md). Remove these
@@ -39,12 +41,37 @@ fn pingpong() -> Box<dyn VatRuntime> {
     construct()
 }
 
+/// The bench vats' limits for `n` messages: `burst(peer, n)` makes 2n syscalls (a send and
+/// a subscribe each) in one delivery and has n messages queued at once, past the defaults
+/// from n = 50 000 on.
+fn bench_limits(n: i64) -> VatLimits {
+    let n = u64::try_from(n).unwrap_or(0);
+    let defaults = VatLimits::default();
+    let syscalls = u32::try_from(n.saturating_mul(2).saturating_add(16)).unwrap_or(u32::MAX);
+    defaults
+        .with_syscalls_per_delivery(defaults.syscalls_per_delivery.max(syscalls))
+        .with_queued_messages(defaults.queued_messages.max(n.saturating_add(16)))
+}
+
+/// `OCAP_BENCH_GROUP_CRANKS=K` bounds a group commit by K cranks alone (no time bound):
+/// under valgrind the default 50 ms bound makes a group a few dozen cranks, as many as the
+/// machine's speed allows, so the instructions per crank would move with the load.
+fn group_durability() -> Durability {
+    match std::env::var("OCAP_BENCH_GROUP_CRANKS") {
+        Ok(k) => Durability::Group {
+            max_cranks: k.parse().expect("OCAP_BENCH_GROUP_CRANKS is a crank count"),
+            max_delay: Duration::from_secs(24 * 3600),
+        },
+        Err(_) => Durability::GROUP,
+    }
+}
+
 fn kernel_config(group: bool) -> KernelConfig {
     let mut registry = VatRegistry::new();
     registry.register("pingpong", pingpong);
     let mut config = KernelConfig::new(registry);
     config.durability = if group {
-        Durability::GROUP
+        group_durability()
     } else {
         Durability::EveryCrank
     };
@@ -61,13 +88,16 @@ fn kernel_config(group: bool) -> KernelConfig {
     config
 }
 
-/// `n_vats` ping-pong vats named `v0`, `v1`, …; `v0` is bootstrapped.
-fn pingpong_cluster(n_vats: usize, worker: WorkerKind) -> ClusterConfig {
+/// `n_vats` ping-pong vats named `v0`, `v1`, …; `v0` is bootstrapped; limits that fit `n`
+/// messages.
+fn pingpong_cluster(n_vats: usize, worker: WorkerKind, n: i64) -> ClusterConfig {
     (0..n_vats)
         .fold(ClusterConfig::builder("v0"), |cluster, i| {
             cluster.vat(
                 format!("v{i}"),
-                VatConfig::named("pingpong").with_worker(worker),
+                VatConfig::named("pingpong")
+                    .with_worker(worker)
+                    .with_limits(bench_limits(n)),
             )
         })
         .build()
@@ -78,7 +108,7 @@ fn pingpong_cluster(n_vats: usize, worker: WorkerKind) -> ClusterConfig {
 /// leaves the kernel running: the cranks it ran.
 fn run_in_process_vats(kernel: &Kernel, n: i64) -> u64 {
     kernel
-        .launch_subcluster(&pingpong_cluster(10, WorkerKind::InProcess))
+        .launch_subcluster(&pingpong_cluster(10, WorkerKind::InProcess, n))
         .expect("launch");
     let roots: Vec<_> = kernel
         .vat_ids()
@@ -117,7 +147,7 @@ fn run_lifecycle(group: bool) -> [Duration; 3] {
     let kernel = Kernel::open(dir.path(), kernel_config(group)).expect("open");
     let start = Instant::now();
     kernel
-        .launch_subcluster(&pingpong_cluster(10, WorkerKind::Subprocess))
+        .launch_subcluster(&pingpong_cluster(10, WorkerKind::Subprocess, 0))
         .expect("launch");
     let launch = start.elapsed();
     let start = Instant::now();
@@ -138,7 +168,7 @@ fn run_case(case: &str, n: i64, group: bool) -> (u64, Duration) {
         None => (case, WorkerKind::InProcess),
     };
     let kernel = Kernel::open(dir.path(), kernel_config(group)).expect("open");
-    let cluster = pingpong_cluster(2, worker);
+    let cluster = pingpong_cluster(2, worker, n);
     let launched = kernel.launch_subcluster(&cluster).expect("launch");
     let vats = kernel.vat_ids().expect("vats");
     let a = launched.root;

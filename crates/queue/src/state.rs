@@ -536,7 +536,11 @@ impl Crank<'_> {
                 .store()
                 .promise_state(promise)?
                 .ok_or(ResolveError::Unknown(promise))?;
-            let PromiseState::Unresolved { decider, .. } = state else {
+            let PromiseState::Unresolved {
+                decider,
+                subscribers,
+            } = state
+            else {
                 return Err(ResolveError::AlreadyResolved(promise).into());
             };
             if decider != resolver {
@@ -554,7 +558,8 @@ impl Crank<'_> {
             for slot in &value.slots {
                 store.incref(*slot)?;
             }
-            let (messages, subscribers) = store.settle_promise(promise, rejected, value)?;
+            let (messages, subscribers) =
+                store.settle_read_promise(promise, subscribers, rejected, value)?;
             for subscriber in subscribers {
                 self.enqueue_notify(subscriber, promise, mode)?;
             }

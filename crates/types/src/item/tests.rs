@@ -124,12 +124,44 @@ fn non_canonical_forms_decode_as_serde_decodes_them() {
         }
     );
     // A number with a leading zero, an id of the wrong kind, a bad prefix.
-    for promise in ["kp03", "ko3", "kx3", "kp", "kp-1"] {
+    // A sign, a number past the type, a non-ASCII digit, ids read from their bytes.
+    for promise in [
+        "kp03",
+        "ko3",
+        "kx3",
+        "kp",
+        "kp-1",
+        "kp+1",
+        "kp18446744073709551615",
+        "kp18446744073709551616",
+        "kp\u{663}",
+        "k",
+        "",
+    ] {
         let item = Cbor::Map(vec![(
             text("Notify"),
             Cbor::Map(vec![
                 (text("endpoint"), text("v2")),
                 (text("promise"), text(promise)),
+            ]),
+        )]);
+        check_decodes_as_serde(&encode(&item));
+    }
+    for ep in [
+        "v0",
+        "r7",
+        "v4294967295",
+        "v4294967296",
+        "x1",
+        "v",
+        "V1",
+        "v 1",
+    ] {
+        let item = Cbor::Map(vec![(
+            text("Notify"),
+            Cbor::Map(vec![
+                (text("endpoint"), text(ep)),
+                (text("promise"), text("kp3")),
             ]),
         )]);
         check_decodes_as_serde(&encode(&item));
