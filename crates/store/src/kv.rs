@@ -46,6 +46,7 @@ use commit::grow_map;
 use crank::OpenSavepoint;
 pub use crank::Savepoint;
 pub use crank_hash::{CrankDigest, chain_crank_hash};
+use hashbrown::hash_table::Entry as OverlayEntry;
 use lock::StoreLock;
 pub(crate) use migrate::MigrationTxn;
 #[cfg(test)]
@@ -54,7 +55,7 @@ pub use offline::{DirLock, StoreUsage};
 pub use open::FileWalk;
 #[cfg(test)]
 pub(crate) use open::tests::snapshot;
-use overlay::{Overlay, Slot, sort_prefix, sorted_range};
+use overlay::{Overlay, Slot, key_hash, sort_prefix, sorted_range};
 use undo::UndoLog;
 
 /// A key and its value.
@@ -137,7 +138,7 @@ pub struct Store {
     epoch: u64,
     /// Buffers of [`Store::crank_writes_digest`], kept from one crank to the next so that
     /// a digest allocates nothing (cells: the digest only reads the store).
-    digest_keys: std::cell::Cell<Vec<(u128, std::ops::Range<usize>)>>,
+    digest_keys: std::cell::Cell<Vec<(u128, std::ops::Range<usize>, u64)>>,
     digest_stream: std::cell::Cell<Vec<u8>>,
     savepoints: Vec<OpenSavepoint>,
     in_crank: bool,
@@ -316,7 +317,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
     pub fn get_ref(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>, StoreError> {
-        if let Some(slot) = self.overlay.get(key) {
+        if let Some(slot) = self.overlay.get(key_hash(key), key) {
             return Ok(slot.value.as_deref().map(Cow::Borrowed));
         }
         if !self.is_user_key(key) {
@@ -337,7 +338,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
     pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
-        if let Some(slot) = self.overlay.get(key) {
+        if let Some(slot) = self.overlay.get(key_hash(key), key) {
             return Ok(slot.value.is_some());
         }
         if !self.is_user_key(key) {
@@ -362,19 +363,21 @@ impl Store {
         let n_bytes = key.len() + value.map_or(0, <[u8]>::len);
         self.bytes_since_commit = self.bytes_since_commit.saturating_add(n_bytes);
         let epoch = self.epoch;
-        let previous = match self.overlay.get_mut(key) {
-            Some(slot) if slot.logged == epoch => {
-                match (&mut slot.value, value) {
-                    (Some(buf), Some(value)) => {
-                        buf.clear();
-                        buf.extend_from_slice(value);
+        let hash = key_hash(key);
+        let previous = match self.overlay.entry(hash, key) {
+            OverlayEntry::Occupied(mut entry) => {
+                let slot = &mut entry.get_mut().1;
+                if slot.logged == epoch {
+                    match (&mut slot.value, value) {
+                        (Some(buf), Some(value)) => {
+                            buf.clear();
+                            buf.extend_from_slice(value);
+                        }
+                        (old, value) => *old = value.map(<[u8]>::to_vec),
                     }
-                    (old, value) => *old = value.map(<[u8]>::to_vec),
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            // The flag stays with the key until the commit: LMDB changes only then.
-            Some(slot) => {
+                // The flag stays with the key until the commit: LMDB changes only then.
                 let not_in_lmdb = slot.not_in_lmdb;
                 Some(std::mem::replace(
                     slot,
@@ -385,17 +388,17 @@ impl Store {
                     },
                 ))
             }
-            None => {
+            OverlayEntry::Vacant(vacant) => {
                 let slot = Slot {
                     value: value.map(<[u8]>::to_vec),
                     logged: epoch,
                     not_in_lmdb: new,
                 };
-                self.overlay.insert(key.to_vec(), slot);
+                vacant.insert((key.to_vec(), slot));
                 None
             }
         };
-        self.undo.push(key, previous);
+        self.undo.push(key, hash, previous);
         Ok(())
     }
 

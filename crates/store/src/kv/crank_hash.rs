@@ -47,18 +47,18 @@ impl Store {
         let mut keys = self.digest_keys.take();
         keys.clear();
         let bytes = self.undo.key_bytes();
-        self.undo.for_each_key_range(|start, end| {
+        self.undo.for_each_key_range(|start, end, hash| {
             let key = &bytes[start..end];
             if key != skip && !key.starts_with(local) {
-                keys.push((sort_prefix(key), start..end));
+                keys.push((sort_prefix(key), start..end, hash));
             }
         });
-        keys.sort_unstable_by(|(a_prefix, a), (b_prefix, b)| {
+        keys.sort_unstable_by(|(a_prefix, a, _), (b_prefix, b, _)| {
             a_prefix
                 .cmp(b_prefix)
                 .then_with(|| bytes[a.clone()].cmp(&bytes[b.clone()]))
         });
-        keys.dedup_by(|(a_prefix, a), (b_prefix, b)| {
+        keys.dedup_by(|(a_prefix, a, _), (b_prefix, b, _)| {
             a_prefix == b_prefix && bytes[a.clone()] == bytes[b.clone()]
         });
         if keys.is_empty() {
@@ -71,9 +71,9 @@ impl Store {
         let mut stream = self.digest_stream.take();
         stream.clear();
         stream.reserve(STREAM_CAPACITY);
-        for (_, range) in &keys {
+        for (_, range, hash) in &keys {
             let key = &bytes[range.clone()];
-            let Some(slot) = self.overlay.get(key) else {
+            let Some(slot) = self.overlay.get(*hash, key) else {
                 // Every key in the undo log has an overlay entry until the crank ends.
                 continue;
             };

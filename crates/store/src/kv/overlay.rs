@@ -5,17 +5,76 @@
 //! Invariant: the overlay is a hash map but is never iterated in hash order: every listing
 //! goes through [`sorted_range`], in byte order.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::ops::Bound;
 
-/// The uncommitted writes. A hash map: every read and write of a crank probes it, and an
-/// ordered map's key comparisons showed in crank profiles. It is never iterated in hash
-/// order: scans and commits sort the entries they visit.
-#[expect(
-    clippy::disallowed_types,
-    reason = "point lookups only; every iteration sorts its keys first"
-)]
-pub(super) type Overlay = std::collections::HashMap<Vec<u8>, Slot, BuildHasherDefault<KeyHasher>>;
+/// The uncommitted writes: each key with its [`Slot`], in a hash table probed by a hash
+/// the caller computes once ([`key_hash`]) and may keep: a write probes once whether or
+/// not the key is new, and the undo log and the crank digest find a key again by its
+/// kept hash. It is never iterated in hash order: scans and commits sort the entries
+/// they visit.
+#[derive(Default)]
+pub(super) struct Overlay {
+    table: hashbrown::HashTable<(Vec<u8>, Slot)>,
+}
+
+/// The hash the overlay files `key` under.
+#[inline]
+pub(super) fn key_hash(key: &[u8]) -> u64 {
+    let mut hasher = KeyHasher::default();
+    hasher.write(key);
+    hasher.finish()
+}
+
+/// The table's rehash function: the kept hash of an entry is its key's.
+fn entry_hash(entry: &(Vec<u8>, Slot)) -> u64 {
+    key_hash(&entry.0)
+}
+
+impl Overlay {
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.table.clear();
+    }
+
+    /// The slot of `key`, whose [`key_hash`] is `hash`.
+    #[inline]
+    pub(super) fn get(&self, hash: u64, key: &[u8]) -> Option<&Slot> {
+        self.table
+            .find(hash, |(k, _)| k.as_slice() == key)
+            .map(|(_, slot)| slot)
+    }
+
+    /// The slot of `key` to change, or where to insert one: a single probe.
+    #[inline]
+    pub(super) fn entry(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+    ) -> hashbrown::hash_table::Entry<'_, (Vec<u8>, Slot)> {
+        self.table
+            .entry(hash, |(k, _)| k.as_slice() == key, entry_hash)
+    }
+
+    /// Drops the slot of `key`, if any.
+    pub(super) fn remove(&mut self, hash: u64, key: &[u8]) {
+        if let Ok(entry) = self.table.find_entry(hash, |(k, _)| k.as_slice() == key) {
+            entry.remove();
+        }
+    }
+
+    /// Every key and its slot, in hash order: callers sort what they keep.
+    fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Slot)> {
+        self.table.iter().map(|(key, slot)| (key, slot))
+    }
+}
 
 /// An overlay entry: the key's uncommitted value (`None`: deleted), the undo epoch in
 /// which the crank last logged the key (see `Store::write`), and whether LMDB is known
@@ -32,7 +91,7 @@ pub(super) struct Slot {
 /// `FxHasher`). Keys come from the kernel, and a vat can only choose the tail of its own
 /// vat-store keys, so flooding the map with collisions is not a threat worth SipHash.
 #[derive(Default)]
-pub(crate) struct KeyHasher(u64);
+struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {

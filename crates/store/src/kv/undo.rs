@@ -2,6 +2,8 @@
 //! A savepoint is a length of this log; rolling back replays it newest first down to that
 //! length, restoring the overlay exactly as it was when the savepoint was taken.
 
+use hashbrown::hash_table::Entry;
+
 use super::{Overlay, Slot};
 
 /// The open crank's writes, oldest first, as needed to undo them. The keys share one
@@ -15,6 +17,9 @@ pub(super) struct UndoLog {
 struct UndoEntry {
     /// Where the key starts in `UndoLog::keys`; it ends where the next key starts.
     key_start: usize,
+    /// The key's [`key_hash`](super::overlay::key_hash), kept so that undoing the write
+    /// and digesting the crank find the key's slot without hashing it again.
+    hash: u64,
     /// The key's overlay entry before the write; `None` if the overlay had no entry.
     previous: Option<Slot>,
 }
@@ -29,25 +34,27 @@ impl UndoLog {
     }
 
     #[inline]
-    pub(super) fn push(&mut self, key: &[u8], previous: Option<Slot>) {
+    pub(super) fn push(&mut self, key: &[u8], hash: u64, previous: Option<Slot>) {
         let key_start = self.keys.len();
         self.keys.extend_from_slice(key);
         self.entries.push(UndoEntry {
             key_start,
+            hash,
             previous,
         });
     }
 
-    /// Calls `visit(start, end)` with where each written key lies in
-    /// [`UndoLog::key_bytes`], oldest first (a key written twice is visited twice).
+    /// Calls `visit(start, end, hash)` with where each written key lies in
+    /// [`UndoLog::key_bytes`] and its hash, oldest first (a key written twice is visited
+    /// twice).
     #[inline]
-    pub(super) fn for_each_key_range(&self, mut visit: impl FnMut(usize, usize)) {
+    pub(super) fn for_each_key_range(&self, mut visit: impl FnMut(usize, usize, u64)) {
         let mut entries = self.entries.iter().peekable();
         while let Some(entry) = entries.next() {
             let end = entries
                 .peek()
                 .map_or(self.keys.len(), |next| next.key_start);
-            visit(entry.key_start, end);
+            visit(entry.key_start, end, entry.hash);
         }
     }
 
@@ -66,6 +73,7 @@ impl UndoLog {
         while self.entries.len() > mark {
             let Some(UndoEntry {
                 key_start,
+                hash,
                 previous,
             }) = self.entries.pop()
             else {
@@ -74,15 +82,13 @@ impl UndoLog {
             let key = &self.keys[key_start..];
             match previous {
                 // Undoing newest first, the overlay holds the key as this write left it.
-                Some(entry) => match overlay.get_mut(key) {
-                    Some(slot) => *slot = entry,
-                    None => {
-                        overlay.insert(key.to_vec(), entry);
+                Some(previous) => match overlay.entry(hash, key) {
+                    Entry::Occupied(mut slot) => slot.get_mut().1 = previous,
+                    Entry::Vacant(vacant) => {
+                        vacant.insert((key.to_vec(), previous));
                     }
                 },
-                None => {
-                    overlay.remove(key);
-                }
+                None => overlay.remove(hash, key),
             }
             self.keys.truncate(key_start);
         }
