@@ -226,12 +226,14 @@ impl VatManager {
     ) -> Result<CrankResult, VatError> {
         let ep = EndpointId::Vat(vat);
         let store = crank.store_mut();
-        store.decref(KRef::Promise(promise))?;
-        if !self.running.contains_key(&vat)
-            || store.clist_entry(ep, KRef::Promise(promise))?.is_none()
-        {
+        let notified = KRef::Promise(promise);
+        store.decref(notified)?;
+        if !self.running.contains_key(&vat) {
             return Ok(CrankResult::Delivered);
         }
+        let Some(entry) = store.clist_entry(ep, notified)? else {
+            return Ok(CrankResult::Delivered);
+        };
         let mut resolutions = Vec::new();
         // Translating the values imports into the c-list but settles nothing: read it once.
         let retired = ocap_router::retire_list(&*store, promise)?;
@@ -241,8 +243,16 @@ impl VatManager {
                 PromiseState::Rejected(value) => (true, value),
                 PromiseState::Unresolved { .. } => continue,
             };
+            // The notified promise's entry was read above: what `kref_to_vref` does with
+            // an entry it finds, without reading it again.
+            let vref = if *id == promise {
+                store.mark_reachable(ep, notified, entry)?;
+                entry.vref
+            } else {
+                kref_to_vref(store, vat, KRef::Promise(*id))?
+            };
             resolutions.push(Resolution {
-                promise: kref_to_vref(store, vat, KRef::Promise(*id))?,
+                promise: vref,
                 rejected,
                 data: capdata_to_vat(store, vat, value)?,
             });
@@ -251,9 +261,15 @@ impl VatManager {
             return Ok(CrankResult::Delivered);
         }
         // Once told, the vat is done with these promises (it forgets their vrefs): retire
-        // its c-list entries, so a settled promise nobody names is collected.
+        // its c-list entries, so a settled promise nobody names is collected. Translating
+        // the values never changes a promise's entry but for its flag, which deleting
+        // ignores: the notified promise's entry read above still serves.
         for (id, _) in &retired {
-            store.delete_clist_entry(ep, KRef::Promise(*id))?;
+            if *id == promise {
+                store.delete_read_clist_entry(ep, notified, entry)?;
+            } else {
+                store.delete_clist_entry(ep, KRef::Promise(*id))?;
+            }
         }
         self.deliver(crank, vat, Delivery::Notify(resolutions))
     }

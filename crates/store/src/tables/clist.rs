@@ -181,9 +181,24 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn delete_clist_entry(&mut self, ep: EndpointId, kref: KRef) -> Result<(), StoreError> {
-        let Some(entry) = self.clist_entry(ep, kref)? else {
-            return Ok(());
-        };
+        match self.clist_entry(ep, kref)? {
+            Some(entry) => self.delete_read_clist_entry(ep, kref, entry),
+            None => Ok(()),
+        }
+    }
+
+    /// [`KernelStore::delete_clist_entry`] of an entry the caller has just read with
+    /// [`KernelStore::clist_entry`] (and not changed since, but for its reachable flag if
+    /// `kref` is a promise, which deleting ignores): saves reading it again.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn delete_read_clist_entry(
+        &mut self,
+        ep: EndpointId,
+        kref: KRef,
+        entry: CListEntry,
+    ) -> Result<(), StoreError> {
         // What `clear_reachable_flag` does, without reading the entry again or rewriting
         // its flag: the entry is deleted below in this same crank, so only the release of
         // the reachable hold remains (the stored result, and the crank's digest, are the
