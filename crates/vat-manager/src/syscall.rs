@@ -17,7 +17,9 @@ use ocap_types::{
 };
 
 use crate::limits::{LimitExceeded, check_value};
-use crate::translate::{TranslateError, capdata_to_kernel, vref_to_kref};
+use crate::translate::{
+    SendResult, TranslateError, capdata_to_kernel, send_result_to_kref, vref_to_kref,
+};
 
 /// Receives the log lines vats emit, tagged with the vat id.
 pub type LogSink = std::sync::Arc<dyn Fn(VatId, &VatLog) + Send + Sync>;
@@ -189,32 +191,50 @@ impl SyscallProcessor<'_, '_> {
         let methargs = capdata_to_kernel(self.crank.store_mut(), self.vat, &message.methargs)?;
         let result = match message.result {
             None => None,
-            Some(vref) => {
-                let promise = self.promise_to_kernel(vref)?;
-                // SwingSet rule: a result must be a fresh promise this vat decides. Sending
-                // it gives the right to decide away (D20): nobody decides it while the
-                // message is queued, the receiver does once it is delivered. So the sender
-                // can neither settle it itself nor name it as the result of a second send.
-                let record = self.crank.store().existing_promise(promise)?;
-                match record.state {
-                    PromiseState::Unresolved {
-                        decider: Some(Owner::Endpoint(ep)),
-                        ..
-                    } if ep == self.ep() => {}
-                    _ => {
-                        return Err(SyscallError::Invalid(format!(
-                            "send result {vref} is not an unresolved promise decided by the sender"
-                        )));
+            Some(vref) => Some(KRef::Promise(
+                match send_result_to_kref(self.crank.store_mut(), self.vat, vref)? {
+                    SendResult::Fresh(promise) => promise,
+                    SendResult::Known(KRef::Promise(promise)) => {
+                        self.take_result_decider(vref, promise)?;
+                        promise
                     }
-                }
-                self.crank.store_mut().set_decider(promise, None)?;
-                Some(KRef::Promise(promise))
-            }
+                    SendResult::Known(KRef::Object(_)) => {
+                        return Err(SyscallError::Invalid(format!("{vref} is not a promise")));
+                    }
+                },
+            )),
         };
         let message = Message { methargs, result };
         let sender = Some(self.ep());
         self.crank
             .enqueue_send(target, message, sender, Mode::Buffered)?;
+        Ok(())
+    }
+
+    /// Checks that `promise`, which the vat's c-list already held, may be the result of
+    /// its send, and takes the sender's right to decide it away.
+    fn take_result_decider(
+        &mut self,
+        vref: VRef,
+        promise: ocap_types::KPromiseId,
+    ) -> Result<(), SyscallError> {
+        // SwingSet rule: a result must be a fresh promise this vat decides. Sending
+        // it gives the right to decide away (D20): nobody decides it while the
+        // message is queued, the receiver does once it is delivered. So the sender
+        // can neither settle it itself nor name it as the result of a second send.
+        let record = self.crank.store().existing_promise(promise)?;
+        match record.state {
+            PromiseState::Unresolved {
+                decider: Some(Owner::Endpoint(ep)),
+                ..
+            } if ep == self.ep() => {}
+            _ => {
+                return Err(SyscallError::Invalid(format!(
+                    "send result {vref} is not an unresolved promise decided by the sender"
+                )));
+            }
+        }
+        self.crank.store_mut().set_decider(promise, None)?;
         Ok(())
     }
 

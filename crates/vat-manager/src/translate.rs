@@ -5,7 +5,7 @@
 //! is illegal.
 
 use ocap_store::{KernelStore, Owner, StoreError};
-use ocap_types::{CapData, EndpointId, KRef, VRef, VatId};
+use ocap_types::{CapData, EndpointId, KPromiseId, KRef, VRef, VatId};
 
 /// A vat used a ref it does not hold. The text names the vref: it goes to logs and the
 /// kernel's own errors, never into a rejection value.
@@ -58,16 +58,58 @@ pub(crate) fn vref_to_kref(
     let kref = match vref {
         VRef::ExportObject(_) => KRef::Object(store.create_object(Owner::Endpoint(ep))?),
         VRef::ExportPromise(_) => {
-            let promise = KRef::Promise(store.create_promise(Some(Owner::Endpoint(ep)))?);
-            // The exporter's c-list entry holds the promise (an object's export entry
-            // holds nothing: its importers, queues and values do).
-            store.incref(promise)?;
-            promise
+            return Ok(KRef::Promise(export_promise(
+                store,
+                ep,
+                vref,
+                Some(Owner::Endpoint(ep)),
+            )?));
         }
         VRef::ImportObject(_) | VRef::ImportPromise(_) => return Err(ForgedRef(vref).into()),
     };
     store.add_clist_entry(ep, kref, vref)?;
     Ok(kref)
+}
+
+/// A new kernel promise for `ep`'s new export `vref` (`p+N`), decided by `decider`.
+fn export_promise(
+    store: &mut KernelStore,
+    ep: EndpointId,
+    vref: VRef,
+    decider: Option<Owner>,
+) -> Result<KPromiseId, StoreError> {
+    let promise = store.create_promise(decider)?;
+    // The exporter's c-list entry holds the promise (an object's export entry holds
+    // nothing: its importers, queues and values do).
+    store.incref(KRef::Promise(promise))?;
+    store.add_clist_entry(ep, KRef::Promise(promise), vref)?;
+    Ok(promise)
+}
+
+/// The kref a vat's send names as its result.
+pub(crate) enum SendResult {
+    /// A ref the vat's c-list already held (the caller checks it is a promise the sender
+    /// decides), or a new object export (which is not a promise).
+    Known(KRef),
+    /// A new promise export `p+N`, created with no decider: the send that names it gives
+    /// the right to decide away at once (D20), so it is created as the send leaves it
+    /// instead of created decided by the sender and changed in the same syscall.
+    Fresh(KPromiseId),
+}
+
+/// [`vref_to_kref`] for the result `vref` of a send by `vat`.
+pub(crate) fn send_result_to_kref(
+    store: &mut KernelStore,
+    vat: VatId,
+    vref: VRef,
+) -> Result<SendResult, TranslateError> {
+    let ep = EndpointId::Vat(vat);
+    match vref {
+        VRef::ExportPromise(_) if store.clist_kref(ep, vref)?.is_none() => {
+            Ok(SendResult::Fresh(export_promise(store, ep, vref, None)?))
+        }
+        _ => vref_to_kref(store, vat, vref).map(SendResult::Known),
+    }
 }
 
 pub(crate) fn capdata_to_vat(
