@@ -357,7 +357,7 @@ impl KernelStore {
         self.put_promise_state(id, &state)?;
         let name = queue_name(id);
         let mut messages = Vec::new();
-        if let Some(bounds) = self.queue_bounds(&name)? {
+        if let Some(bounds) = self.queue_bounds_if_any(&name)? {
             for index in bounds.tail..bounds.head {
                 let bytes = self.queue_take_entry(&name, index)?;
                 messages.push(

@@ -63,6 +63,23 @@ impl KernelStore {
         }
     }
 
+    /// [`KernelStore::queue_bounds`] of a queue that seldom exists (a settling promise's):
+    /// an absent head means no queue, without looking for the tail, which saves an LMDB
+    /// miss a settle. The kernel writes both bounds or neither, so a lone tail is damage;
+    /// [`KernelStore::check`] reports it, this read does not.
+    ///
+    /// # Errors
+    /// As [`KernelStore::queue_bounds`].
+    pub(crate) fn queue_bounds_if_any(
+        &self,
+        name: &str,
+    ) -> Result<Option<QueueBounds>, StoreError> {
+        if self.read_u64(&keys::queue_head(name))?.is_none() {
+            return Ok(None);
+        }
+        self.queue_bounds(name)
+    }
+
     /// How many messages `ep` sent that still wait in the run queue or a promise's queue
     /// (what its `queuedMessages` limit bounds).
     ///

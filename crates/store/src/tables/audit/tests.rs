@@ -334,6 +334,32 @@ fn a_queue_left_behind_by_a_settled_promise_is_reported() {
 }
 
 #[test]
+fn a_lone_queue_bound_is_left_to_the_audit_by_settling() {
+    let mut world = World::new();
+    let promise = world.store.create_promise(None).unwrap();
+    let name = promise.to_string();
+    world.store.queue_init(&name).unwrap();
+    // Damage: the head is gone, the tail stays. Settling looks for the head only (the
+    // kernel writes both bounds or neither) and finds no queue...
+    world
+        .store
+        .kv
+        .delete(&crate::tables::keys::queue_head(&name))
+        .unwrap();
+    let (messages, _) = world
+        .store
+        .settle_promise(promise, false, CapData::new(&Value::Null, vec![]))
+        .unwrap();
+    assert!(messages.is_empty());
+    // ...and the audit reports the damage.
+    let error = world.store.check().unwrap_err();
+    assert!(
+        error.to_string().contains("queue head/tail missing"),
+        "a lone tail is reported: {error}"
+    );
+}
+
+#[test]
 fn a_kernel_service_must_be_pinned() {
     let mut world = World::new();
     let service = world.store.kernel_service("clock").unwrap().unwrap();
