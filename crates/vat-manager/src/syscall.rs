@@ -121,12 +121,14 @@ impl SyscallProcessor<'_, '_> {
             }
             Syscall::Resolve(resolutions) => {
                 let mut kernel = Vec::with_capacity(resolutions.len());
+                let mut vrefs = Vec::with_capacity(resolutions.len());
                 for Resolution {
                     promise,
                     rejected,
                     data,
                 } in resolutions
                 {
+                    vrefs.push(promise);
                     let promise = self.promise_to_kernel(promise)?;
                     check_value(&data, &self.limits).map_err(SyscallError::Limit)?;
                     checked(&data)?;
@@ -138,16 +140,20 @@ impl SyscallProcessor<'_, '_> {
                     });
                 }
                 let resolver = Some(Owner::Endpoint(self.ep()));
-                let resolved: Vec<KRef> = kernel.iter().map(|r| KRef::Promise(r.promise)).collect();
+                let resolved: Vec<_> = kernel.iter().map(|r| r.promise).zip(vrefs).collect();
                 self.crank
                     .resolve_promises(resolver, kernel, Mode::Buffered)?;
                 // The resolver is done with what it resolved: its entries go, imports
                 // (`p-N`, such as a result it answered) and exports (`p+N`) alike, as in
                 // SwingSet; the SDK forgets the vrefs too. So a settled promise nobody names
                 // is collected; a vref the vat names again later is a new promise.
+                // Each entry was just translated, and settling deletes none (a promise
+                // named twice failed above as already resolved): no need to read them.
                 let ep = self.ep();
-                for promise in resolved {
-                    self.crank.store_mut().delete_clist_entry(ep, promise)?;
+                for (promise, vref) in resolved {
+                    self.crank
+                        .store_mut()
+                        .delete_translated_promise_entry(ep, promise, vref)?;
                 }
                 Ok(())
             }

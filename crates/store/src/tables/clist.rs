@@ -2,7 +2,7 @@
 //! both ways under `<ep>.c.`: `<ep>.c.<vref>` → kref and `<ep>.c.<kref>` → `R <vref>` or
 //! `_ <vref>` (reachable flag).
 
-use ocap_types::{EndpointId, KRef, VRef};
+use ocap_types::{EndpointId, KPromiseId, KRef, VRef};
 
 use super::{KernelStore, keys};
 use crate::error::StoreError;
@@ -212,6 +212,26 @@ impl KernelStore {
             KRef::Object(_) | KRef::Promise(_) => {}
         }
         self.forget_clist_entry(ep, kref, entry.vref)
+    }
+
+    /// Deletes `ep`'s c-list entry `promise ↔ vref`, which the caller has just found or
+    /// made by translating `vref` in this crank, and releases the hold it takes: what
+    /// [`KernelStore::delete_clist_entry`] does for a promise, without reading the entry
+    /// (a promise entry's flag changes nothing here).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn delete_translated_promise_entry(
+        &mut self,
+        ep: EndpointId,
+        promise: KPromiseId,
+        vref: VRef,
+    ) -> Result<(), StoreError> {
+        let kref = KRef::Promise(promise);
+        if Self::entry_holds(kref, vref) {
+            self.decref(kref)?;
+        }
+        self.forget_clist_entry(ep, kref, vref)
     }
 
     /// Orphans an export of `ep` (its vat retired or abandoned it, or is gone): the entry
