@@ -138,7 +138,7 @@ pub struct Store {
     epoch: u64,
     /// Buffers of [`Store::crank_writes_digest`], kept from one crank to the next so that
     /// a digest allocates nothing (cells: the digest only reads the store).
-    digest_keys: std::cell::Cell<Vec<(u128, std::ops::Range<usize>, u64)>>,
+    digest_keys: std::cell::Cell<Vec<crank_hash::DigestKey>>,
     digest_stream: std::cell::Cell<Vec<u8>>,
     savepoints: Vec<OpenSavepoint>,
     in_crank: bool,
