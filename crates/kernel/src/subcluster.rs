@@ -148,8 +148,8 @@ fn launch_vats(
 }
 
 /// Queues a message from the host with a fresh result promise the host subscribes to
-/// (spec §13.1). Runs inside the caller's transaction. A slot naming nothing is refused
-/// before anything is allocated.
+/// (spec §13.1). Runs inside the caller's transaction. Input that would be refused is
+/// refused before anything is allocated ([`check_host_message`]).
 pub(crate) fn queue_host_message(
     core: &mut Core,
     crank: &mut Crank<'_>,
@@ -159,10 +159,36 @@ pub(crate) fn queue_host_message(
     slots: Vec<KRef>,
     subscriber: oneshot::Sender<Settlement>,
 ) -> Result<KPromiseId, KernelError> {
-    crate::input::check_known(crank.store(), &slots)?;
+    let methargs = check_host_message(crank.store(), method, args, slots)?;
+    queue_checked_host_message(core, crank, target, methargs, subscriber)
+}
+
+/// The `methargs` of a host message, or the reason the kernel refuses it
+/// ([`KernelError::Input`]): a slot naming nothing, or a message too large. It only reads,
+/// so a refused message leaves nothing behind.
+pub(crate) fn check_host_message(
+    store: &ocap_store::KernelStore,
+    method: &str,
+    args: Vec<Value>,
+    slots: Vec<KRef>,
+) -> Result<CapData<KRef>, KernelError> {
+    crate::input::check_known(store, &slots)?;
     let methargs = Value::List(vec![Value::str(method), Value::List(args)]);
     let methargs = CapData::new(&methargs, slots);
     crate::input::check_size(&methargs)?;
+    Ok(methargs)
+}
+
+/// Queues a host message [`check_host_message`] accepted. Its errors are the kernel's
+/// (the store failed), never the input's: a batch of host messages needs no savepoint
+/// per message.
+pub(crate) fn queue_checked_host_message(
+    core: &mut Core,
+    crank: &mut Crank<'_>,
+    target: KRef,
+    methargs: CapData<KRef>,
+    subscriber: oneshot::Sender<Settlement>,
+) -> Result<KPromiseId, KernelError> {
     let result = crank.store_mut().create_promise(None)?;
     // Pinned for the host: settled promises are collected once nothing names them, but a
     // host has no way yet to say it is done with a result and the refs in its value.

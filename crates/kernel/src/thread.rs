@@ -21,7 +21,7 @@ use crate::crank_log::{CrankLog, HostInput};
 use crate::error::KernelError;
 use crate::handle::{NotQueued, Queued, Settlement};
 use crate::oneshot::Sender;
-use crate::subcluster::queue_host_message;
+use crate::subcluster::{check_host_message, queue_checked_host_message};
 
 pub(crate) type JobFn = Box<dyn FnOnce(&mut Core, &mut KernelState) -> bool + Send>;
 
@@ -77,35 +77,27 @@ fn queue_sends(core: &mut Core, state: &mut KernelState, sends: Vec<HostSend>) {
     let queued = state.transaction(|crank| -> Result<Vec<Notice>, KernelError> {
         let mut notices = Vec::with_capacity(sends.len());
         for send in sends {
-            let savepoint = crank.savepoint()?;
-            let method = logging.then(|| send.method.clone());
-            let res = queue_host_message(
-                core,
-                crank,
-                send.target,
-                &send.method,
-                send.args,
-                send.slots,
-                send.subscriber,
-            );
-            let res = match res {
-                Ok(promise) => {
-                    if let Some(method) = method {
-                        inputs.push(HostInput {
-                            target: send.target,
-                            method,
-                            result: promise,
-                        });
+            // Refused input is refused before anything is written (`check_host_message`
+            // only reads), so one message's refusal needs no savepoint to undo.
+            let methargs =
+                match check_host_message(crank.store(), &send.method, send.args, send.slots) {
+                    Ok(methargs) => methargs,
+                    Err(KernelError::Input(input)) => {
+                        notices.push(Notice::Queued(send.queued, Err(NotQueued::Input(input))));
+                        continue;
                     }
-                    Ok(promise)
-                }
-                Err(KernelError::Input(input)) => {
-                    crank.rollback_to(savepoint)?;
-                    Err(NotQueued::Input(input))
-                }
-                Err(other) => return Err(other),
-            };
-            notices.push(Notice::Queued(send.queued, res));
+                    Err(other) => return Err(other),
+                };
+            let promise =
+                queue_checked_host_message(core, crank, send.target, methargs, send.subscriber)?;
+            if logging {
+                inputs.push(HostInput {
+                    target: send.target,
+                    method: send.method,
+                    result: promise,
+                });
+            }
+            notices.push(Notice::Queued(send.queued, Ok(promise)));
         }
         Ok(notices)
     });

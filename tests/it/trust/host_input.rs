@@ -88,6 +88,38 @@ fn a_dangling_kref_from_the_host_is_refused() {
     assert_alive(&test, vat, root);
 }
 
+/// Host messages queued back to back go into one transaction when the kernel thread finds
+/// them waiting together; a refused one among them leaves the others queued and nothing of
+/// its own behind (refusal happens before anything is written, so no savepoint is needed).
+#[test]
+fn a_refused_host_message_leaves_the_rest_of_its_batch_queued() {
+    let (test, vat, root) = one_probe();
+    let dangling: KRef = "ko8888".parse().unwrap();
+    let slot = Value::Slot {
+        index: 0,
+        iface: None,
+    };
+    for _ in 0..3 {
+        let first = test.kernel.queue_message(root, "data", vec![]).unwrap();
+        let refused = test
+            .kernel
+            .queue_message_with_slots(root, "echo", vec![slot.clone()], vec![dangling])
+            .unwrap();
+        let last = test.kernel.queue_message(root, "data", vec![]).unwrap();
+        let err = refused.wait(WAIT).unwrap_err();
+        assert!(
+            matches!(&err, KernelError::Input(InputError::Unknown { kref }) if *kref == dangling),
+            "{err:?}"
+        );
+        // Nothing was allocated for the refused message between the two others.
+        assert_eq!(last.promise().unwrap().0, first.promise().unwrap().0 + 1);
+        first.wait(WAIT).unwrap();
+        last.wait(WAIT).unwrap();
+    }
+    test.assert_refcounts_consistent();
+    assert_alive(&test, vat, root);
+}
+
 #[test]
 fn a_host_argument_of_any_depth_cannot_overflow_the_kernel_stack() {
     let (test, vat, root) = one_probe();
