@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod tests;
 
+use super::overlay::sort_by_prefix;
 use super::{Store, sort_prefix};
 use crate::error::CrankError;
 
@@ -69,20 +70,8 @@ impl Store {
                 });
             }
         });
-        keys.sort_unstable_by_key(|key| key.prefix);
         let key_of = |key: &DigestKey| &bytes[key.start..key.end];
-        let mut run = 0;
-        while run < keys.len() {
-            let prefix = keys[run].prefix;
-            let len = keys[run..]
-                .iter()
-                .take_while(|k| k.prefix == prefix)
-                .count();
-            if len > 1 {
-                keys[run..run + len].sort_unstable_by(|a, b| key_of(a).cmp(key_of(b)));
-            }
-            run += len;
-        }
+        sort_by_prefix(&mut keys, |key| key.prefix, |a, b| key_of(a).cmp(key_of(b)));
         keys.dedup_by(|a, b| a.prefix == b.prefix && key_of(a) == key_of(b));
         if keys.is_empty() {
             self.digest_keys.set(keys);

@@ -316,6 +316,41 @@ fn an_aborted_crank_keeps_nothing_and_earlier_cranks_stay() {
 }
 
 #[test]
+fn scans_order_keys_sharing_long_prefixes_bytewise() {
+    // Overlay listings sort by a key's first 16 bytes, then by whole keys within ties:
+    // keys that agree on 16 bytes or more, and keys that are prefixes of others.
+    let keys: &[&[u8]] = &[
+        b"v1.vs.some.long.key.b",
+        b"v1.vs.some.long.key.a",
+        b"v1.vs.some.long.key",
+        b"v1.vs.some.long.ke",
+        b"v1.vs.some.long.key.a\0",
+        b"v1.vs.some.long.key.a\0\x01",
+        b"v1.vs.some.long.kez",
+        b"v1.vs.short",
+        b"v1.vs.some.long.key.\xff",
+    ];
+    let (_dir, mut store) = fresh(Durability::Group {
+        max_cranks: 1000,
+        max_delay: std::time::Duration::from_secs(3600),
+    });
+    store.start_crank().unwrap();
+    for key in keys {
+        store.set(key, b"v").unwrap();
+    }
+    let mut expected: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+    expected.sort();
+    let scanned = |store: &Store| -> Vec<Vec<u8>> {
+        let entries = store.scan_prefix(b"v1.vs.").unwrap();
+        entries.into_iter().map(|(key, _)| key).collect()
+    };
+    assert_eq!(scanned(&store), expected, "from the overlay");
+    store.end_crank().unwrap();
+    store.flush().unwrap();
+    assert_eq!(scanned(&store), expected, "from LMDB");
+}
+
+#[test]
 fn scans_merge_overlay_over_lmdb_in_byte_order() {
     let (_dir, mut store) = fresh(Durability::EveryCrank);
     crank(
