@@ -28,6 +28,7 @@ mod migrate;
 mod offline;
 mod open;
 mod overlay;
+mod read_cache;
 #[cfg(test)]
 mod tests;
 mod undo;
@@ -56,6 +57,7 @@ pub use open::FileWalk;
 #[cfg(test)]
 pub(crate) use open::tests::snapshot;
 use overlay::{Overlay, Slot, key_hash, sort_prefix, sorted_range};
+use read_cache::ReadCache;
 use undo::UndoLog;
 
 /// A key and its value.
@@ -132,6 +134,9 @@ pub struct Store {
     reader: Option<RoTxn<'static, WithoutTls>>,
     max_key_size: usize,
     overlay: Overlay,
+    /// What the read transaction read from LMDB, for keys read again before the next
+    /// commit (a cell: reads take `&self`).
+    read_cache: std::cell::RefCell<ReadCache>,
     undo: UndoLog,
     /// The undo epoch: changes whenever the undo log's newest savepoint mark may have
     /// moved (a crank starts, a savepoint is taken, a rollback), never repeating.
@@ -258,6 +263,7 @@ impl Store {
             reader,
             max_key_size,
             overlay: Overlay::default(),
+            read_cache: std::cell::RefCell::default(),
             undo: UndoLog::default(),
             epoch: 0,
             digest_keys: std::cell::Cell::default(),
@@ -317,14 +323,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
     pub fn get_ref(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>, StoreError> {
-        if let Some(slot) = self.overlay.get(key_hash(key), key) {
+        let hash = key_hash(key);
+        if let Some(slot) = self.overlay.get(hash, key) {
             return Ok(slot.value.as_deref().map(Cow::Borrowed));
         }
         if !self.is_user_key(key) {
             return Ok(None);
         }
         match &self.reader {
-            Some(reader) => Ok(self.db.get(reader, key)?.map(Cow::Borrowed)),
+            Some(reader) => {
+                if let Some(value) = self.read_cache.borrow().get(hash, key) {
+                    return Ok(value.clone().map(Cow::Owned));
+                }
+                let value = self.db.get(reader, key)?;
+                self.read_cache.borrow_mut().insert(hash, key, value);
+                Ok(value.map(Cow::Borrowed))
+            }
             None => {
                 let txn = self.env.read_txn()?;
                 let value = self.db.get(&txn, key)?;

@@ -88,6 +88,9 @@ impl Store {
         // The reader pins a snapshot and must not be open while the map is resized; closing
         // it also lets this commit reuse every page the previous one freed.
         self.reader = None;
+        // The snapshot the cache describes goes with the reader, whether or not the commit
+        // succeeds.
+        self.read_cache.get_mut().clear();
         let res = self.commit_overlay();
         match self.env.clone().static_read_txn() {
             Ok(reader) => self.reader = Some(reader),

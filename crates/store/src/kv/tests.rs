@@ -316,6 +316,33 @@ fn an_aborted_crank_keeps_nothing_and_earlier_cranks_stay() {
 }
 
 #[test]
+fn a_read_after_a_commit_sees_the_committed_value_not_a_cached_one() {
+    for durability in [
+        Durability::EveryCrank,
+        Durability::Group {
+            max_cranks: 2,
+            max_delay: std::time::Duration::from_secs(3600),
+        },
+    ] {
+        let (_dir, mut store) = fresh(durability);
+        crank(&mut store, &[("k", Some("old")), ("other", Some("x"))]);
+        store.flush().unwrap();
+        // Read from LMDB twice (the second from the read cache)...
+        for _ in 0..2 {
+            assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"old"[..]));
+        }
+        // ...then changed and committed: reads see the new value, and its deletion.
+        crank(&mut store, &[("k", Some("new"))]);
+        store.flush().unwrap();
+        assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"new"[..]));
+        crank(&mut store, &[("k", None)]);
+        store.flush().unwrap();
+        assert_eq!(store.get(b"k").unwrap(), None, "{durability:?}");
+        assert_eq!(store.get(b"other").unwrap().as_deref(), Some(&b"x"[..]));
+    }
+}
+
+#[test]
 fn scans_order_keys_sharing_long_prefixes_bytewise() {
     // Overlay listings sort by a key's first 16 bytes, then by whole keys within ties:
     // keys that agree on 16 bytes or more, and keys that are prefixes of others.
