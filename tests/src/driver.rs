@@ -10,7 +10,8 @@
 //! - `promises(n)` answers `[P0, …, Pn-1]` (exporting them);
 //! - `script(ops)` carries out each op as syscalls, in order, then answers `done`:
 //!   - `["send", target, method, args, k?]`: sends `method(args)` to `target`, with result
-//!     `Rk` (and a subscription to it) when `k` is given;
+//!     `Rk` (and a subscription to it) when `k` is given, or with the ref a template in
+//!     that place stands for (`send_as`);
 //!   - `["resolve", [[promise, rejected, value], …]]`: one `resolve` syscall.
 //!
 //! In targets, arguments and values, `{p: i}` stands for `Pi`, `{r: k}` for `Rk` and
@@ -73,6 +74,16 @@ pub fn send_r(target: Value, method: &str, args: Vec<Value>, k: usize) -> Value 
         unreachable!("send builds a list")
     };
     items.push(Value::Int(i64::try_from(k).unwrap()));
+    Value::List(items)
+}
+
+/// `["send", target, method, args, result]`: with the ref `result` stands for (such as
+/// `{p: i}` or `{o: n}`) as the send's result.
+pub fn send_as(target: Value, method: &str, args: Vec<Value>, result: Value) -> Value {
+    let Value::List(mut items) = send(target, method, args) else {
+        unreachable!("send builds a list")
+    };
+    items.push(result);
     Value::List(items)
 }
 
@@ -156,9 +167,11 @@ impl Driver {
             Some("send") => {
                 let target = self.vref_of(&items[1]).expect("a send target");
                 let methargs = self.capdata(&Value::List(vec![items[2].clone(), items[3].clone()]));
-                let result = items
-                    .get(4)
-                    .and_then(|k| self.vref_of(&crate::record(&[("r", k.clone())])));
+                // `k` names `Rk`; a template (`send_as`) names any ref as the result.
+                let result = items.get(4).and_then(|result| match result {
+                    Value::Int(_) => self.vref_of(&crate::record(&[("r", result.clone())])),
+                    template => self.vref_of(template),
+                });
                 host.syscall(Syscall::Send {
                     target,
                     message: Message { methargs, result },

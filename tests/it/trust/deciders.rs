@@ -139,6 +139,80 @@ fn a_vat_cannot_name_as_a_result_a_promise_the_receiver_of_its_earlier_send_deci
     assert_driver_refused(&pair, answer);
 }
 
+/// Has the driver export `P0` (it decides it); its kernel promise.
+fn driver_exports_p0(pair: &Pair) -> ocap_types::KPromiseId {
+    let promises = pair
+        .kernel()
+        .queue_message(pair.driver, "promises", vec![Value::Int(1)]);
+    let p0 = promises.unwrap().wait(WAIT).unwrap().slots[0];
+    let ocap_types::KRef::Promise(id) = p0 else {
+        panic!("P0 is a promise: {p0}")
+    };
+    id
+}
+
+fn p0() -> Value {
+    record(&[("p", Value::Int(0))])
+}
+
+/// A result need not be a promise the send makes: one the sender exported earlier and
+/// still decides may be named, and the receiver settles it.
+#[test]
+fn a_vat_may_name_as_a_result_a_promise_it_exported_and_still_decides() {
+    let pair = Pair::new();
+    let id = driver_exports_p0(&pair);
+    let through_p0 = vec![Value::str("through P0")];
+    assert_eq!(
+        pair.script(vec![ocap_tests::driver::send_as(
+            vat("probe"),
+            "echo",
+            through_p0,
+            p0(),
+        )]),
+        Ok(Value::str("done"))
+    );
+    pair.assert_probe_lives();
+    assert_eq!(
+        pair.kernel().vat_ids().unwrap().len(),
+        2,
+        "nobody was terminated"
+    );
+    let state = pair
+        .kernel()
+        .inspect(move |s| s.promise_state(id))
+        .unwrap()
+        .unwrap();
+    let Some(ocap_store::PromiseState::Fulfilled(value)) = state else {
+        panic!("the receiver settled P0: {state:?}")
+    };
+    assert_eq!(value.decode().unwrap(), Value::str("through P0"));
+    pair.test.assert_refcounts_consistent();
+}
+
+/// Naming an exported promise as a result gives the right to decide it away (D20).
+#[test]
+fn a_vat_cannot_resolve_a_promise_it_named_as_a_result() {
+    let pair = Pair::new();
+    driver_exports_p0(&pair);
+    let answer = pair.script(vec![
+        ocap_tests::driver::send_as(vat("probe"), "echo", vec![Value::str("x")], p0()),
+        resolve(vec![(p0(), false, Value::str("forged"))]),
+    ]);
+    assert_driver_refused(&pair, answer);
+}
+
+#[test]
+fn a_vat_cannot_name_an_object_as_the_result_of_its_send() {
+    let pair = Pair::new();
+    let answer = pair.script(vec![ocap_tests::driver::send_as(
+        vat("probe"),
+        "echo",
+        vec![Value::str("x")],
+        ocap_tests::driver::o(0),
+    )]);
+    assert_driver_refused(&pair, answer);
+}
+
 #[test]
 fn a_vat_cannot_resolve_the_result_of_its_send_after_the_receiver_got_it() {
     let pair = Pair::new();
