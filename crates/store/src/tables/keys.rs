@@ -6,94 +6,14 @@
 
 use ocap_types::{EndpointId, ExportId, KObjectId, KPromiseId, KRef, SubclusterId, VRef, VatId};
 
+mod buf;
+
+#[cfg(test)]
+use buf::INLINE_KEY;
+pub(crate) use buf::{Key, KeySink};
+
 pub(crate) fn text(parts: std::fmt::Arguments<'_>) -> Vec<u8> {
     parts.to_string().into_bytes()
-}
-
-/// Room for the hot keys (`v123.c.kp12345678901234567890`, `queue.run.<n>`, a durable
-/// vref's c-list key) without touching the heap.
-const INLINE_KEY: usize = 64;
-
-/// A key (or a short value) built on the stack: every crank builds dozens of keys, and
-/// allocating each showed in crank profiles. A longer one moves to the heap. Derefs to
-/// its bytes.
-#[derive(Clone)]
-pub(crate) struct Key {
-    inline: [u8; INLINE_KEY],
-    len: usize,
-    /// The bytes, once they outgrew `inline` (then `len` is unused).
-    spilled: Option<Vec<u8>>,
-}
-
-impl Key {
-    pub(crate) fn new() -> Self {
-        Key {
-            inline: [0; INLINE_KEY],
-            len: 0,
-            spilled: None,
-        }
-    }
-
-    pub(crate) fn push(&mut self, byte: u8) {
-        self.put(&[byte]);
-    }
-}
-
-impl std::ops::Deref for Key {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match &self.spilled {
-            Some(bytes) => bytes,
-            None => &self.inline[..self.len],
-        }
-    }
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.escape_ascii().to_string())
-    }
-}
-
-/// Where key bytes are appended: a [`Key`], or a `Vec` for the keys built rarely.
-pub(crate) trait KeySink {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-impl KeySink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl KeySink for Key {
-    // Inlined: most pieces have a length known at the call site, and the copy then needs
-    // no `memcpy` call (an out-of-line `put` cost more than the allocation it saved).
-    #[inline(always)]
-    fn put(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len();
-        if end <= INLINE_KEY && self.spilled.is_none() {
-            self.inline[self.len..end].copy_from_slice(bytes);
-            self.len = end;
-        } else {
-            self.spill(bytes);
-        }
-    }
-}
-
-impl Key {
-    #[cold]
-    fn spill(&mut self, bytes: &[u8]) {
-        match &mut self.spilled {
-            Some(spilled) => spilled.extend_from_slice(bytes),
-            None => {
-                let mut spilled = Vec::with_capacity(self.len + bytes.len());
-                spilled.extend_from_slice(&self.inline[..self.len]);
-                spilled.extend_from_slice(bytes);
-                self.spilled = Some(spilled);
-            }
-        }
-    }
 }
 
 /// A key of the pieces `parts`, in order.
@@ -106,32 +26,10 @@ fn key_of(parts: &[&[u8]]) -> Key {
 }
 
 /// Appends the decimal digits of `n`. The hot keys (objects, promises, c-list entries) are
-/// built by hand: going through `fmt` showed in crank profiles. Two digits at a time, from
-/// a table, as `itoa` does: a division per digit showed too.
+/// built by hand: going through `fmt` showed in crank profiles.
 #[inline]
-fn push_u64(buf: &mut impl KeySink, mut n: u64) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + n as u8;
-    }
-    buf.put(&digits[at..]);
+fn push_u64(buf: &mut impl KeySink, n: u64) {
+    buf.put_u64(n);
 }
 
 /// A piece of a key with the same text as its `Display`.
@@ -505,6 +403,55 @@ mod tests {
             let mut buf = Vec::new();
             push_u64(&mut buf, n);
             assert_eq!(buf, n.to_string().into_bytes(), "{n}");
+        }
+    }
+
+    /// Every power of ten, its neighbours and `u64::MAX`: the digits a [`super::Key`]
+    /// writes in place (a window of `MAX_DIGITS` bytes) are those of `Display`, whether
+    /// the window fits inline, only the digits do, or the key is already on the heap.
+    #[test]
+    fn digits_written_in_place_are_those_of_display() {
+        use ocap_types::{EndpointId, KObjectId, KPromiseId, KRef, VRef, VatId};
+        let numbers = (0..20)
+            .map(|exp| 10u64.pow(exp))
+            .flat_map(|p| [p - 1, p, p + 1])
+            .chain([u64::MAX - 1, u64::MAX]);
+        for n in numbers {
+            let vat = EndpointId::Vat(VatId(u32::try_from(n % (1 << 32)).unwrap()));
+            let kref = KRef::Promise(KPromiseId(n));
+            let object = KRef::Object(KObjectId(n));
+            let vref = VRef::ImportObject(n);
+            assert_eq!(
+                &*super::promise(KPromiseId(n)),
+                format!("{kref}").as_bytes()
+            );
+            assert_eq!(
+                &*super::object(KObjectId(n)),
+                format!("{object}").as_bytes()
+            );
+            assert_eq!(
+                &*super::promise_refcount(KPromiseId(n)),
+                format!("{kref}.rc").as_bytes()
+            );
+            assert_eq!(
+                &*super::clist(vat, kref),
+                format!("{vat}.c.{kref}").as_bytes()
+            );
+            assert_eq!(
+                &*super::clist(vat, vref),
+                format!("{vat}.c.{vref}").as_bytes()
+            );
+            assert_eq!(&*super::decimal(n), n.to_string().as_bytes());
+            // Names that leave the digits' window less room than it needs, exactly the
+            // room of the digits, and none (so the key spills before the digits).
+            for name_len in [40, 41, super::INLINE_KEY - 7 - n.to_string().len(), 70] {
+                let name = "q".repeat(name_len);
+                assert_eq!(
+                    &*super::queue_entry(&name, n),
+                    format!("queue.{name}.{n}").as_bytes(),
+                    "{name_len} {n}"
+                );
+            }
         }
     }
 }
