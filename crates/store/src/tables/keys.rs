@@ -161,9 +161,14 @@ pub(crate) fn clist_prefix(ep: EndpointId) -> Key {
     buf
 }
 
+/// `<ep>.c.<ref>`. Built in one buffer, `.c.` as one piece: nine of these a ping-pong
+/// crank, and going through `clist_prefix` and `endpoint_prefix` copied the key out of
+/// each.
 #[inline]
 pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Key {
-    let mut buf = clist_prefix(ep);
+    let mut buf = Key::new();
+    ep.push_to(&mut buf);
+    buf.put(b".c.");
     r.push_to(&mut buf);
     buf
 }
