@@ -4,7 +4,9 @@
 //! Invariant: a vat-store key is always appended after the fixed `<vat>.vs.` prefix, so no
 //! key a vat chooses can name another vat's or the kernel's keys.
 
-use ocap_types::{EndpointId, ExportId, KObjectId, KPromiseId, KRef, SubclusterId, VRef, VatId};
+use ocap_types::{
+    EndpointId, ExportId, KObjectId, KPromiseId, KRef, RemoteId, SubclusterId, VRef, VatId,
+};
 
 mod buf;
 
@@ -38,15 +40,16 @@ pub(crate) trait KeyPart {
 }
 
 impl KeyPart for EndpointId {
+    // Remotes by hand too: their `to_string` arm made this too big to inline, and every
+    // c-list key then called it.
     #[inline]
     fn push_to(&self, buf: &mut impl KeySink) {
-        match self {
-            EndpointId::Vat(VatId(n)) => {
-                buf.put(b"v");
-                push_u64(buf, u64::from(*n));
-            }
-            EndpointId::Remote(r) => buf.put(r.to_string().as_bytes()),
-        }
+        let (tag, n) = match self {
+            EndpointId::Vat(VatId(n)) => (b"v", n),
+            EndpointId::Remote(RemoteId(n)) => (b"r", n),
+        };
+        buf.put(tag);
+        push_u64(buf, u64::from(*n));
     }
 }
 
@@ -416,13 +419,17 @@ mod tests {
     /// the window fits inline, only the digits do, or the key is already on the heap.
     #[test]
     fn digits_written_in_place_are_those_of_display() {
-        use ocap_types::{EndpointId, KObjectId, KPromiseId, KRef, VRef, VatId};
+        use ocap_types::{EndpointId, KObjectId, KPromiseId, KRef, RemoteId, VRef, VatId};
         let numbers = (0..20)
             .map(|exp| 10u64.pow(exp))
             .flat_map(|p| [p - 1, p, p + 1])
             .chain([u64::MAX - 1, u64::MAX]);
         for n in numbers {
-            let vat = EndpointId::Vat(VatId(u32::try_from(n % (1 << 32)).unwrap()));
+            let low = u32::try_from(n % (1 << 32)).unwrap();
+            let (vat, remote) = (
+                EndpointId::Vat(VatId(low)),
+                EndpointId::Remote(RemoteId(low)),
+            );
             let kref = KRef::Promise(KPromiseId(n));
             let object = KRef::Object(KObjectId(n));
             let vref = VRef::ImportObject(n);
@@ -445,6 +452,10 @@ mod tests {
             assert_eq!(
                 &*super::clist(vat, vref),
                 format!("{vat}.c.{vref}").as_bytes()
+            );
+            assert_eq!(
+                &*super::clist(remote, kref),
+                format!("{remote}.c.{kref}").as_bytes()
             );
             assert_eq!(&*super::decimal(n), n.to_string().as_bytes());
             // Names that leave the digits' window less room than it needs, exactly the
