@@ -66,21 +66,28 @@ impl KeyPart for KRef {
 }
 
 impl KeyPart for VRef {
-    #[inline]
+    // Always inlined, as `clist` is, with the rare arm out of line (`push_text`).
+    #[inline(always)]
     fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n): (&[u8], u64) = match self {
             VRef::ExportObject(ExportId::Ephemeral(n)) => (b"o+", *n),
             VRef::ImportObject(n) => (b"o-", *n),
             VRef::ExportPromise(n) => (b"p+", *n),
             VRef::ImportPromise(n) => (b"p-", *n),
-            durable_or_virtual => {
-                buf.put(durable_or_virtual.to_string().as_bytes());
-                return;
-            }
+            durable_or_virtual => return push_text(buf, durable_or_virtual),
         };
         buf.put(tag);
         push_u64(buf, n);
     }
+}
+
+/// Appends the `Display` text of `r`: for the refs not built by hand (durable and virtual
+/// exports). Out of line and cold, so that the hand-built arms around it stay small enough
+/// to inline into every c-list key.
+#[cold]
+#[inline(never)]
+fn push_text(buf: &mut impl KeySink, r: impl std::fmt::Display) {
+    buf.put(r.to_string().as_bytes());
 }
 
 /// The number of `digits`: ASCII digits only, at least one, within `u64`; exactly what
@@ -166,8 +173,9 @@ pub(crate) fn clist_prefix(ep: EndpointId) -> Key {
 
 /// `<ep>.c.<ref>`. Built in one buffer, `.c.` as one piece: nine of these a ping-pong
 /// crank, and going through `clist_prefix` and `endpoint_prefix` copied the key out of
-/// each.
-#[inline]
+/// each. Always inlined, so that the key is built where it is used rather than copied
+/// out of a call.
+#[inline(always)]
 pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Key {
     let mut buf = Key::new();
     ep.push_to(&mut buf);
@@ -419,7 +427,9 @@ mod tests {
     /// the window fits inline, only the digits do, or the key is already on the heap.
     #[test]
     fn digits_written_in_place_are_those_of_display() {
-        use ocap_types::{EndpointId, KObjectId, KPromiseId, KRef, RemoteId, VRef, VatId};
+        use ocap_types::{
+            EndpointId, ExportId, KObjectId, KPromiseId, KRef, RemoteId, VRef, VatId,
+        };
         let numbers = (0..20)
             .map(|exp| 10u64.pow(exp))
             .flat_map(|p| [p - 1, p, p + 1])
@@ -433,6 +443,11 @@ mod tests {
             let kref = KRef::Promise(KPromiseId(n));
             let object = KRef::Object(KObjectId(n));
             let vref = VRef::ImportObject(n);
+            let durable = VRef::ExportObject(ExportId::Durable {
+                kind: n,
+                instance: n,
+                facet: Some(low),
+            });
             assert_eq!(
                 &*super::promise(KPromiseId(n)),
                 format!("{kref}").as_bytes()
@@ -452,6 +467,10 @@ mod tests {
             assert_eq!(
                 &*super::clist(vat, vref),
                 format!("{vat}.c.{vref}").as_bytes()
+            );
+            assert_eq!(
+                &*super::clist(vat, durable),
+                format!("{vat}.c.{durable}").as_bytes()
             );
             assert_eq!(
                 &*super::clist(remote, kref),
