@@ -156,25 +156,30 @@ pub(crate) fn promise_refcount(id: KPromiseId) -> Key {
     buf
 }
 
-#[inline]
-pub(crate) fn endpoint_prefix(ep: EndpointId) -> Key {
+/// `<ep>` and then `rest` (which starts with the `.`), in one buffer. Always inlined, so
+/// that `rest` is a piece of known length and the key is built where it is used:
+/// building on `endpoint_prefix` and `clist_prefix` copied the key out of each.
+#[inline(always)]
+fn endpoint_key(ep: EndpointId, rest: &[u8]) -> Key {
     let mut buf = Key::new();
     ep.push_to(&mut buf);
-    buf.put(b".");
+    buf.put(rest);
     buf
+}
+
+#[inline]
+pub(crate) fn endpoint_prefix(ep: EndpointId) -> Key {
+    endpoint_key(ep, b".")
 }
 
 #[inline]
 pub(crate) fn clist_prefix(ep: EndpointId) -> Key {
-    let mut buf = endpoint_prefix(ep);
-    buf.put(b"c.");
-    buf
+    endpoint_key(ep, b".c.")
 }
 
-/// `<ep>.c.<ref>`. Built in one buffer, `.c.` as one piece: nine of these a ping-pong
-/// crank, and going through `clist_prefix` and `endpoint_prefix` copied the key out of
-/// each. Always inlined, so that the key is built where it is used rather than copied
-/// out of a call.
+/// `<ep>.c.<ref>`: nine of these a ping-pong crank. Built in one buffer, as
+/// `endpoint_key` builds its keys, and always inlined, so that the key is built where it
+/// is used rather than copied out of a call (building on `endpoint_key` also copied it).
 #[inline(always)]
 pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Key {
     let mut buf = Key::new();
@@ -203,17 +208,13 @@ pub(crate) fn importer(id: KObjectId, ep: EndpointId) -> Key {
 }
 
 pub(crate) fn endpoint_counter(ep: EndpointId, promise: bool) -> Key {
-    let mut buf = endpoint_prefix(ep);
-    buf.put(if promise { b"n.p" } else { b"n.o" });
-    buf
+    endpoint_key(ep, if promise { b".n.p" } else { b".n.o" })
 }
 
 /// How many messages the endpoint sent that still wait in the run queue or a promise's
 /// queue (decimal); absent when none do.
 pub(crate) fn queued_count(ep: EndpointId) -> Key {
-    let mut buf = endpoint_prefix(ep);
-    buf.put(b"qm");
-    buf
+    endpoint_key(ep, b".qm")
 }
 
 pub(crate) fn vat_record(vat: VatId) -> Vec<u8> {
