@@ -151,7 +151,8 @@ pub(crate) fn promise(id: KPromiseId) -> Key {
 
 #[inline]
 pub(crate) fn promise_refcount(id: KPromiseId) -> Key {
-    let mut buf = promise(id);
+    let mut buf = Key::new();
+    KRef::Promise(id).push_to(&mut buf);
     buf.put(b".rc");
     buf
 }
@@ -301,28 +302,35 @@ pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 /// each crank's own transaction, and left out of the digest of the writes it chains.
 pub(crate) const CRANK_HASH: &[u8] = b"crankHash";
 
-#[inline]
-fn queue_key(name: &str) -> Key {
-    key_of(&[b"queue.", name.as_bytes(), b"."])
+/// Appends `queue.<name>.`, the start of every key of queue `name`. The queue keys each
+/// build on it in one buffer: building on a returned prefix copied the key out of it.
+#[inline(always)]
+fn push_queue_prefix(buf: &mut Key, name: &str) {
+    buf.put(b"queue.");
+    buf.put(name.as_bytes());
+    buf.put(b".");
 }
 
 #[inline]
 pub(crate) fn queue_head(name: &str) -> Key {
-    let mut buf = queue_key(name);
+    let mut buf = Key::new();
+    push_queue_prefix(&mut buf, name);
     buf.put(b"head");
     buf
 }
 
 #[inline]
 pub(crate) fn queue_tail(name: &str) -> Key {
-    let mut buf = queue_key(name);
+    let mut buf = Key::new();
+    push_queue_prefix(&mut buf, name);
     buf.put(b"tail");
     buf
 }
 
 #[inline]
 pub(crate) fn queue_entry(name: &str, index: u64) -> Key {
-    let mut buf = queue_key(name);
+    let mut buf = Key::new();
+    push_queue_prefix(&mut buf, name);
     push_u64(&mut buf, index);
     buf
 }
@@ -389,7 +397,9 @@ mod tests {
         expected.extend_from_slice(b".head");
         assert_eq!(&*super::queue_head(&long_name), expected.as_slice());
         let exact = "y".repeat(super::INLINE_KEY - b"queue..".len());
-        assert_eq!(super::queue_key(&exact).len(), super::INLINE_KEY);
+        let mut prefix = super::Key::new();
+        super::push_queue_prefix(&mut prefix, &exact);
+        assert_eq!(prefix.len(), super::INLINE_KEY);
         assert_eq!(
             &*super::queue_entry(&exact, 12),
             format!("queue.{exact}.12").as_bytes()
