@@ -41,15 +41,22 @@ pub(crate) trait KeyPart {
 
 impl KeyPart for EndpointId {
     // Remotes by hand too: their `to_string` arm made this too big to inline, and every
-    // c-list key then called it.
-    #[inline]
+    // c-list key then called it. Always inlined, with the one-digit ids (vats are numbered
+    // from 1, and a kernel runs a few) written without the digit writer: a test for
+    // `n < 10` in every `push_u64` measured worse, here it saves that call in each c-list
+    // key.
+    #[inline(always)]
     fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n) = match self {
-            EndpointId::Vat(VatId(n)) => (b"v", n),
-            EndpointId::Remote(RemoteId(n)) => (b"r", n),
+            EndpointId::Vat(VatId(n)) => (b'v', *n),
+            EndpointId::Remote(RemoteId(n)) => (b'r', *n),
         };
-        buf.put(tag);
-        push_u64(buf, u64::from(*n));
+        if n < 10 {
+            buf.put(&[tag, b'0' + n as u8]);
+        } else {
+            buf.put(&[tag]);
+            push_u64(buf, u64::from(n));
+        }
     }
 }
 
