@@ -495,9 +495,12 @@ mod tests {
                 format!("{remote}.c.{kref}").as_bytes()
             );
             assert_eq!(&*super::decimal(n), n.to_string().as_bytes());
-            // Names that leave the digits' window less room than it needs, exactly the
-            // room of the digits, and none (so the key spills before the digits).
-            for name_len in [40, 41, super::INLINE_KEY - 7 - n.to_string().len(), 70] {
+            // Names (after `queue.` and before `.`) that leave the digits' window less
+            // room than it needs, exactly the room of the digits, one byte less, and none
+            // (so the key spills before the digits).
+            let room = super::INLINE_KEY - b"queue..".len();
+            let digits = n.to_string().len();
+            for name_len in [room - 19, room - digits, room - digits + 1, room + 1] {
                 let name = "q".repeat(name_len);
                 assert_eq!(
                     &*super::queue_entry(&name, n),
