@@ -4,96 +4,18 @@
 //! Invariant: a vat-store key is always appended after the fixed `<vat>.vs.` prefix, so no
 //! key a vat chooses can name another vat's or the kernel's keys.
 
-use ocap_types::{EndpointId, ExportId, KObjectId, KPromiseId, KRef, SubclusterId, VRef, VatId};
+use ocap_types::{
+    EndpointId, ExportId, KObjectId, KPromiseId, KRef, RemoteId, SubclusterId, VRef, VatId,
+};
+
+mod buf;
+
+#[cfg(test)]
+use buf::INLINE_KEY;
+pub(crate) use buf::{Key, KeySink};
 
 pub(crate) fn text(parts: std::fmt::Arguments<'_>) -> Vec<u8> {
     parts.to_string().into_bytes()
-}
-
-/// Room for the hot keys (`v123.c.kp12345678901234567890`, `queue.run.<n>`, a durable
-/// vref's c-list key) without touching the heap.
-const INLINE_KEY: usize = 64;
-
-/// A key (or a short value) built on the stack: every crank builds dozens of keys, and
-/// allocating each showed in crank profiles. A longer one moves to the heap. Derefs to
-/// its bytes.
-#[derive(Clone)]
-pub(crate) struct Key {
-    inline: [u8; INLINE_KEY],
-    len: usize,
-    /// The bytes, once they outgrew `inline` (then `len` is unused).
-    spilled: Option<Vec<u8>>,
-}
-
-impl Key {
-    pub(crate) fn new() -> Self {
-        Key {
-            inline: [0; INLINE_KEY],
-            len: 0,
-            spilled: None,
-        }
-    }
-
-    pub(crate) fn push(&mut self, byte: u8) {
-        self.put(&[byte]);
-    }
-}
-
-impl std::ops::Deref for Key {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match &self.spilled {
-            Some(bytes) => bytes,
-            None => &self.inline[..self.len],
-        }
-    }
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.escape_ascii().to_string())
-    }
-}
-
-/// Where key bytes are appended: a [`Key`], or a `Vec` for the keys built rarely.
-pub(crate) trait KeySink {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-impl KeySink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl KeySink for Key {
-    // Inlined: most pieces have a length known at the call site, and the copy then needs
-    // no `memcpy` call (an out-of-line `put` cost more than the allocation it saved).
-    #[inline(always)]
-    fn put(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len();
-        if end <= INLINE_KEY && self.spilled.is_none() {
-            self.inline[self.len..end].copy_from_slice(bytes);
-            self.len = end;
-        } else {
-            self.spill(bytes);
-        }
-    }
-}
-
-impl Key {
-    #[cold]
-    fn spill(&mut self, bytes: &[u8]) {
-        match &mut self.spilled {
-            Some(spilled) => spilled.extend_from_slice(bytes),
-            None => {
-                let mut spilled = Vec::with_capacity(self.len + bytes.len());
-                spilled.extend_from_slice(&self.inline[..self.len]);
-                spilled.extend_from_slice(bytes);
-                self.spilled = Some(spilled);
-            }
-        }
-    }
 }
 
 /// A key of the pieces `parts`, in order.
@@ -106,32 +28,10 @@ fn key_of(parts: &[&[u8]]) -> Key {
 }
 
 /// Appends the decimal digits of `n`. The hot keys (objects, promises, c-list entries) are
-/// built by hand: going through `fmt` showed in crank profiles. Two digits at a time, from
-/// a table, as `itoa` does: a division per digit showed too.
+/// built by hand: going through `fmt` showed in crank profiles.
 #[inline]
-fn push_u64(buf: &mut impl KeySink, mut n: u64) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + n as u8;
-    }
-    buf.put(&digits[at..]);
+fn push_u64(buf: &mut impl KeySink, n: u64) {
+    buf.put_u64(n);
 }
 
 /// A piece of a key with the same text as its `Display`.
@@ -140,14 +40,22 @@ pub(crate) trait KeyPart {
 }
 
 impl KeyPart for EndpointId {
-    #[inline]
+    // Remotes by hand too: their `to_string` arm made this too big to inline, and every
+    // c-list key then called it. Always inlined, with the one-digit ids (vats are numbered
+    // from 1, and a kernel runs a few) written without the digit writer: a test for
+    // `n < 10` in every `push_u64` measured worse, here it saves that call in each c-list
+    // key.
+    #[inline(always)]
     fn push_to(&self, buf: &mut impl KeySink) {
-        match self {
-            EndpointId::Vat(VatId(n)) => {
-                buf.put(b"v");
-                push_u64(buf, u64::from(*n));
-            }
-            EndpointId::Remote(r) => buf.put(r.to_string().as_bytes()),
+        let (tag, n) = match self {
+            EndpointId::Vat(VatId(n)) => (b'v', *n),
+            EndpointId::Remote(RemoteId(n)) => (b'r', *n),
+        };
+        if n < 10 {
+            buf.put(&[tag, b'0' + n as u8]);
+        } else {
+            buf.put(&[tag]);
+            push_u64(buf, u64::from(n));
         }
     }
 }
@@ -165,21 +73,28 @@ impl KeyPart for KRef {
 }
 
 impl KeyPart for VRef {
-    #[inline]
+    // Always inlined, as `clist` is, with the rare arm out of line (`push_text`).
+    #[inline(always)]
     fn push_to(&self, buf: &mut impl KeySink) {
         let (tag, n): (&[u8], u64) = match self {
             VRef::ExportObject(ExportId::Ephemeral(n)) => (b"o+", *n),
             VRef::ImportObject(n) => (b"o-", *n),
             VRef::ExportPromise(n) => (b"p+", *n),
             VRef::ImportPromise(n) => (b"p-", *n),
-            durable_or_virtual => {
-                buf.put(durable_or_virtual.to_string().as_bytes());
-                return;
-            }
+            durable_or_virtual => return push_text(buf, durable_or_virtual),
         };
         buf.put(tag);
         push_u64(buf, n);
     }
+}
+
+/// Appends the `Display` text of `r`: for the refs not built by hand (durable and virtual
+/// exports). Out of line and cold, so that the hand-built arms around it stay small enough
+/// to inline into every c-list key.
+#[cold]
+#[inline(never)]
+fn push_text(buf: &mut impl KeySink, r: impl std::fmt::Display) {
+    buf.put(r.to_string().as_bytes());
 }
 
 /// The number of `digits`: ASCII digits only, at least one, within `u64`; exactly what
@@ -243,29 +158,41 @@ pub(crate) fn promise(id: KPromiseId) -> Key {
 
 #[inline]
 pub(crate) fn promise_refcount(id: KPromiseId) -> Key {
-    let mut buf = promise(id);
+    let mut buf = Key::new();
+    KRef::Promise(id).push_to(&mut buf);
     buf.put(b".rc");
+    buf
+}
+
+/// `<ep>` and then `rest` (which starts with the `.`), in one buffer. Always inlined, so
+/// that `rest` is a piece of known length and the key is built where it is used:
+/// building on `endpoint_prefix` and `clist_prefix` copied the key out of each.
+#[inline(always)]
+fn endpoint_key(ep: EndpointId, rest: &[u8]) -> Key {
+    let mut buf = Key::new();
+    ep.push_to(&mut buf);
+    buf.put(rest);
     buf
 }
 
 #[inline]
 pub(crate) fn endpoint_prefix(ep: EndpointId) -> Key {
-    let mut buf = Key::new();
-    ep.push_to(&mut buf);
-    buf.put(b".");
-    buf
+    endpoint_key(ep, b".")
 }
 
 #[inline]
 pub(crate) fn clist_prefix(ep: EndpointId) -> Key {
-    let mut buf = endpoint_prefix(ep);
-    buf.put(b"c.");
-    buf
+    endpoint_key(ep, b".c.")
 }
 
-#[inline]
+/// `<ep>.c.<ref>`: nine of these a ping-pong crank. Built in one buffer, as
+/// `endpoint_key` builds its keys, and always inlined, so that the key is built where it
+/// is used rather than copied out of a call (building on `endpoint_key` also copied it).
+#[inline(always)]
 pub(crate) fn clist(ep: EndpointId, r: impl KeyPart) -> Key {
-    let mut buf = clist_prefix(ep);
+    let mut buf = Key::new();
+    ep.push_to(&mut buf);
+    buf.put(b".c.");
     r.push_to(&mut buf);
     buf
 }
@@ -289,17 +216,13 @@ pub(crate) fn importer(id: KObjectId, ep: EndpointId) -> Key {
 }
 
 pub(crate) fn endpoint_counter(ep: EndpointId, promise: bool) -> Key {
-    let mut buf = endpoint_prefix(ep);
-    buf.put(if promise { b"n.p" } else { b"n.o" });
-    buf
+    endpoint_key(ep, if promise { b".n.p" } else { b".n.o" })
 }
 
 /// How many messages the endpoint sent that still wait in the run queue or a promise's
 /// queue (decimal); absent when none do.
 pub(crate) fn queued_count(ep: EndpointId) -> Key {
-    let mut buf = endpoint_prefix(ep);
-    buf.put(b"qm");
-    buf
+    endpoint_key(ep, b".qm")
 }
 
 pub(crate) fn vat_record(vat: VatId) -> Vec<u8> {
@@ -386,28 +309,35 @@ pub(crate) const TERMINATED: &[u8] = b"terminatedVats";
 /// each crank's own transaction, and left out of the digest of the writes it chains.
 pub(crate) const CRANK_HASH: &[u8] = b"crankHash";
 
-#[inline]
-fn queue_key(name: &str) -> Key {
-    key_of(&[b"queue.", name.as_bytes(), b"."])
+/// Appends `queue.<name>.`, the start of every key of queue `name`. The queue keys each
+/// build on it in one buffer: building on a returned prefix copied the key out of it.
+#[inline(always)]
+fn push_queue_prefix(buf: &mut Key, name: &str) {
+    buf.put(b"queue.");
+    buf.put(name.as_bytes());
+    buf.put(b".");
 }
 
 #[inline]
 pub(crate) fn queue_head(name: &str) -> Key {
-    let mut buf = queue_key(name);
+    let mut buf = Key::new();
+    push_queue_prefix(&mut buf, name);
     buf.put(b"head");
     buf
 }
 
 #[inline]
 pub(crate) fn queue_tail(name: &str) -> Key {
-    let mut buf = queue_key(name);
+    let mut buf = Key::new();
+    push_queue_prefix(&mut buf, name);
     buf.put(b"tail");
     buf
 }
 
 #[inline]
 pub(crate) fn queue_entry(name: &str, index: u64) -> Key {
-    let mut buf = queue_key(name);
+    let mut buf = Key::new();
+    push_queue_prefix(&mut buf, name);
     push_u64(&mut buf, index);
     buf
 }
@@ -474,7 +404,9 @@ mod tests {
         expected.extend_from_slice(b".head");
         assert_eq!(&*super::queue_head(&long_name), expected.as_slice());
         let exact = "y".repeat(super::INLINE_KEY - b"queue..".len());
-        assert_eq!(super::queue_key(&exact).len(), super::INLINE_KEY);
+        let mut prefix = super::Key::new();
+        super::push_queue_prefix(&mut prefix, &exact);
+        assert_eq!(prefix.len(), super::INLINE_KEY);
         assert_eq!(
             &*super::queue_entry(&exact, 12),
             format!("queue.{exact}.12").as_bytes()
@@ -505,6 +437,77 @@ mod tests {
             let mut buf = Vec::new();
             push_u64(&mut buf, n);
             assert_eq!(buf, n.to_string().into_bytes(), "{n}");
+        }
+    }
+
+    /// Every power of ten, its neighbours and `u64::MAX`: the digits a [`super::Key`]
+    /// writes in place (a window of `MAX_DIGITS` bytes) are those of `Display`, whether
+    /// the window fits inline, only the digits do, or the key is already on the heap.
+    #[test]
+    fn digits_written_in_place_are_those_of_display() {
+        use ocap_types::{
+            EndpointId, ExportId, KObjectId, KPromiseId, KRef, RemoteId, VRef, VatId,
+        };
+        let numbers = (0..20)
+            .map(|exp| 10u64.pow(exp))
+            .flat_map(|p| [p - 1, p, p + 1])
+            .chain([u64::MAX - 1, u64::MAX]);
+        for n in numbers {
+            let low = u32::try_from(n % (1 << 32)).unwrap();
+            let (vat, remote) = (
+                EndpointId::Vat(VatId(low)),
+                EndpointId::Remote(RemoteId(low)),
+            );
+            let kref = KRef::Promise(KPromiseId(n));
+            let object = KRef::Object(KObjectId(n));
+            let vref = VRef::ImportObject(n);
+            let durable = VRef::ExportObject(ExportId::Durable {
+                kind: n,
+                instance: n,
+                facet: Some(low),
+            });
+            assert_eq!(
+                &*super::promise(KPromiseId(n)),
+                format!("{kref}").as_bytes()
+            );
+            assert_eq!(
+                &*super::object(KObjectId(n)),
+                format!("{object}").as_bytes()
+            );
+            assert_eq!(
+                &*super::promise_refcount(KPromiseId(n)),
+                format!("{kref}.rc").as_bytes()
+            );
+            assert_eq!(
+                &*super::clist(vat, kref),
+                format!("{vat}.c.{kref}").as_bytes()
+            );
+            assert_eq!(
+                &*super::clist(vat, vref),
+                format!("{vat}.c.{vref}").as_bytes()
+            );
+            assert_eq!(
+                &*super::clist(vat, durable),
+                format!("{vat}.c.{durable}").as_bytes()
+            );
+            assert_eq!(
+                &*super::clist(remote, kref),
+                format!("{remote}.c.{kref}").as_bytes()
+            );
+            assert_eq!(&*super::decimal(n), n.to_string().as_bytes());
+            // Names (after `queue.` and before `.`) that leave the digits' window less
+            // room than it needs, exactly the room of the digits, one byte less, and none
+            // (so the key spills before the digits).
+            let room = super::INLINE_KEY - b"queue..".len();
+            let digits = n.to_string().len();
+            for name_len in [room - 19, room - digits, room - digits + 1, room + 1] {
+                let name = "q".repeat(name_len);
+                assert_eq!(
+                    &*super::queue_entry(&name, n),
+                    format!("queue.{name}.{n}").as_bytes(),
+                    "{name_len} {n}"
+                );
+            }
         }
     }
 }
