@@ -228,16 +228,9 @@ fn a_vat_cannot_resolve_the_result_of_its_send_after_the_receiver_got_it() {
 #[test]
 fn a_damaged_promise_queue_is_the_kernels_fault_not_the_resolving_vats() {
     let pair = Pair::new();
-    let promises = pair
-        .kernel()
-        .queue_message(pair.driver, "promises", vec![Value::Int(1)]);
-    let p0 = promises.unwrap().wait(WAIT).unwrap().slots[0];
-    let ocap_types::KRef::Promise(id) = p0 else {
-        panic!("P0 is a promise: {p0}")
-    };
-    let p = || record(&[("p", Value::Int(0))]);
+    let id = driver_exports_p0(&pair);
     assert_eq!(
-        pair.script(vec![ocap_tests::driver::send(p(), "echo", vec![])]),
+        pair.script(vec![ocap_tests::driver::send(p0(), "echo", vec![])]),
         Ok(Value::str("done"))
     );
     let Pair {
@@ -273,7 +266,7 @@ fn a_damaged_promise_queue_is_the_kernels_fault_not_the_resolving_vats() {
         driver,
         "script",
         vec![Value::List(vec![resolve(vec![(
-            p(),
+            p0(),
             false,
             Value::str("v"),
         )])])],

@@ -181,22 +181,7 @@ fn keys_sharing_long_prefixes_are_ordered_bytewise() {
     // Keys longer than 16 bytes that differ only past byte 16, keys that are prefixes of
     // others, keys ending in zero bytes: the digest's fast ordering must agree with a
     // plain byte order on all of them.
-    let keys: &[&[u8]] = &[
-        b"v1.vs.some.long.key.b",
-        b"v1.vs.some.long.key.a",
-        b"v1.vs.some.long.key",
-        b"v1.vs.some.long.ke",
-        b"v1.vs.some.long.key.a\0",
-        b"v1.vs.some.long.key.a\0\x01",
-        b"ab",
-        b"ab\0",
-        b"a",
-        b"\xff\xff",
-        b"kp12.rc",
-        b"kp12",
-        b"kp1",
-        b"v1.vs.some.long.key.b",
-    ];
+    let keys = crate::kv::tests::KEYS_SHARING_LONG_PREFIXES;
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir, Durability::EveryCrank);
     store.start_crank().unwrap();
