@@ -56,7 +56,7 @@ pub use offline::{DirLock, StoreUsage};
 pub use open::FileWalk;
 #[cfg(test)]
 pub(crate) use open::tests::snapshot;
-use overlay::{Overlay, Slot, key_hash, sort_prefix, sorted_range};
+use overlay::{Overlay, Slot, sort_prefix, sorted_range};
 use read_cache::ReadCache;
 use undo::UndoLog;
 
@@ -257,13 +257,14 @@ impl Store {
         let open::Opened { env, db, lock } = opened;
         let max_key_size = env.max_key_size();
         let reader = Some(env.clone().static_read_txn()?);
+        let overlay = Overlay::default();
         Ok(Store {
             env,
             db,
             reader,
             max_key_size,
-            overlay: Overlay::default(),
-            read_cache: std::cell::RefCell::default(),
+            read_cache: std::cell::RefCell::new(ReadCache::new(overlay.key_hash().clone())),
+            overlay,
             undo: UndoLog::default(),
             epoch: 0,
             digest_keys: std::cell::Cell::default(),
@@ -323,7 +324,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
     pub fn get_ref(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>, StoreError> {
-        let hash = key_hash(key);
+        let hash = self.overlay.hash(key);
         if let Some(slot) = self.overlay.get(hash, key) {
             return Ok(slot.value.as_deref().map(Cow::Borrowed));
         }
@@ -352,7 +353,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Backend`] if LMDB fails.
     pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
-        if let Some(slot) = self.overlay.get(key_hash(key), key) {
+        if let Some(slot) = self.overlay.get(self.overlay.hash(key), key) {
             return Ok(slot.value.is_some());
         }
         if !self.is_user_key(key) {
@@ -377,7 +378,7 @@ impl Store {
         let n_bytes = key.len() + value.map_or(0, <[u8]>::len);
         self.bytes_since_commit = self.bytes_since_commit.saturating_add(n_bytes);
         let epoch = self.epoch;
-        let hash = key_hash(key);
+        let hash = self.overlay.hash(key);
         let previous = match self.overlay.entry(hash, key) {
             OverlayEntry::Occupied(mut entry) => {
                 let slot = &mut entry.get_mut().1;

@@ -7,7 +7,7 @@
 //! changes only when a commit renews the read transaction, and the cache is emptied then
 //! (`Store::flush`); the overlay shadows the cache, so writes in between need no care.
 
-use super::overlay::key_hash;
+use super::overlay::KeyHash;
 
 /// At most this many entries: beyond it the cache starts again empty, so that a long
 /// stretch of reads of keys never seen again (fresh promises) cannot grow it.
@@ -16,12 +16,21 @@ const CAPACITY: usize = 1024;
 const MAX_VALUE: usize = 256;
 
 /// Keys read from LMDB's snapshot, each with its value there (`None`: absent).
-#[derive(Default)]
 pub(super) struct ReadCache {
     table: hashbrown::HashTable<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The overlay's hash: a read probes both tables with one hash.
+    keys: KeyHash,
 }
 
 impl ReadCache {
+    /// An empty cache hashing keys as `keys` does.
+    pub(super) fn new(keys: KeyHash) -> Self {
+        ReadCache {
+            table: hashbrown::HashTable::new(),
+            keys,
+        }
+    }
+
     /// What LMDB's snapshot holds for `key` (whose hash is `hash`), if cached.
     #[inline]
     pub(super) fn get(&self, hash: u64, key: &[u8]) -> Option<&Option<Vec<u8>>> {
@@ -40,9 +49,10 @@ impl ReadCache {
         if self.table.len() >= CAPACITY {
             self.table.clear();
         }
+        let keys = &self.keys;
         self.table
             .insert_unique(hash, (key.to_vec(), value.map(<[u8]>::to_vec)), |(k, _)| {
-                key_hash(k)
+                keys.of(k)
             });
     }
 

@@ -500,3 +500,51 @@ fn keys_the_store_cannot_hold_are_refused() {
 }
 
 mod commit;
+
+/// Keys a vat could choose so that an unseeded multiply-rotate hash (the scheme the store
+/// used before) gives them all one hash, whatever comes before them: in each pair of
+/// 8-byte words, flipping the first word's top bit and the second word's bit 4 leaves the
+/// hash unchanged.
+fn keys_colliding_under_multiply_rotate(n_bits: u32) -> Vec<Vec<u8>> {
+    (0..1u64 << n_bits)
+        .map(|i| {
+            let mut key = b"v1.vs.xx".to_vec();
+            for bit in 0..n_bits {
+                let (mut first, mut second) = (0x4141_4141_4141_4141u64, 0x4242_4242_4242_4242u64);
+                if i >> bit & 1 == 1 {
+                    first ^= 1 << 63;
+                    second ^= 1 << 4;
+                }
+                key.extend_from_slice(&first.to_le_bytes());
+                key.extend_from_slice(&second.to_le_bytes());
+            }
+            key
+        })
+        .collect()
+}
+
+#[test]
+fn keys_a_vat_crafts_to_collide_spread_over_the_stores_hash() {
+    let keys = keys_colliding_under_multiply_rotate(12);
+    // They do collide under the old scheme...
+    let multiply_rotate = |key: &[u8]| {
+        key.chunks(8).fold(0u64, |h, chunk| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+        })
+    };
+    let old: std::collections::BTreeSet<u64> = keys.iter().map(|k| multiply_rotate(k)).collect();
+    assert_eq!(
+        old.len(),
+        1,
+        "the crafted keys share one multiply-rotate hash"
+    );
+    // ...and not under the store's seeded hash.
+    let hash = super::overlay::KeyHash::default();
+    let new: std::collections::BTreeSet<u64> = keys.iter().map(|k| hash.of(k)).collect();
+    assert_eq!(new.len(), keys.len(), "every crafted key has its own hash");
+    // Each store draws its own seed.
+    let other = super::overlay::KeyHash::default();
+    assert_ne!(hash.of(&keys[0]), other.of(&keys[0]));
+}

@@ -17,7 +17,7 @@ pub(super) struct UndoLog {
 struct UndoEntry {
     /// Where the key starts in `UndoLog::keys`; it ends where the next key starts.
     key_start: usize,
-    /// The key's [`key_hash`](super::overlay::key_hash), kept so that undoing the write
+    /// The key's [`Overlay::hash`](super::Overlay::hash), kept so that undoing the write
     /// and digesting the crank find the key's slot without hashing it again.
     hash: u64,
     /// The key's overlay entry before the write; `None` if the overlay had no entry.
