@@ -11,7 +11,9 @@
 //! not timed; 10^6 keys take a few seconds and give a B-tree of depth 4). Each
 //! contender starts from its own byte-identical copy of the filled store, and its crank
 //! overwrites keys spread over the whole tree, so every commit copies several root-to-leaf
-//! paths. Filter with e.g. `-- 'every_crank/.*/deep'`.
+//! paths. Filter with e.g. `-- 'every_crank/.*/deep'`. On a noisy disk,
+//! `OCAP_BENCH_DEEP=pairs` times the same deep cases without criterion, in alternating
+//! blocks of the two contenders open side by side, and prints medians and ratios.
 
 #![expect(
     missing_docs,
@@ -361,6 +363,12 @@ fn deep(c: &mut Criterion) {
     let raw_first = match std::env::var("OCAP_BENCH_DEEP").as_deref() {
         Ok("1") => false,
         Ok("raw-first") => true,
+        Ok("pairs") => {
+            for (keys, label) in DEEP_SIZES {
+                deep_pairs(&fill_store(keys), label);
+            }
+            return;
+        }
         _ => return,
     };
     for (keys, label) in DEEP_SIZES {
@@ -417,6 +425,121 @@ fn in_order<'a>(
     } else {
         store(group);
         raw(group);
+    }
+}
+
+/// Blocks of `pairs` mode per contender, and cranks per block in each durability mode.
+const PAIR_BLOCKS: usize = 40;
+const PAIR_EVERY_CRANKS: u64 = 100;
+const PAIR_GROUP_CRANKS: u64 = 2 * GROUP_CRANKS;
+
+/// `OCAP_BENCH_DEEP=pairs`: the deep cases timed in alternating blocks, store then raw heed
+/// then raw heed then store..., both open side by side on copies of `filled`, so that the
+/// two meet the same disk at (nearly) the same time. Prints each contender's median rate
+/// and the median of the per-block-pair ratios.
+fn deep_pairs(filled: &Filled, label: &str) {
+    let (store_dir, raw_dir) = (filled.copy(), filled.copy());
+    let mut store = open_store(store_dir.path(), Durability::EveryCrank);
+    let mut store_keys = CrankKeys::deep(filled.keys);
+    let (env, db) = open_raw(raw_dir.path());
+    let mut raw_keys = CrankKeys::deep(filled.keys);
+    pairs(
+        "every_crank",
+        label,
+        PAIR_EVERY_CRANKS,
+        |n| store_crank(&mut store, &mut store_keys, n),
+        |n| {
+            let mut wtxn = env.write_txn().expect("txn");
+            raw_puts(db, &mut wtxn, &mut raw_keys, n);
+            wtxn.commit().expect("commit");
+        },
+    );
+    drop(store);
+    env.prepare_for_closing().wait();
+
+    let (store_dir, raw_dir) = (filled.copy(), filled.copy());
+    let mut store = open_store(store_dir.path(), group_durability());
+    let mut store_keys = CrankKeys::deep(filled.keys);
+    let (env, db) = open_raw(raw_dir.path());
+    let mut raw_keys = CrankKeys::deep(filled.keys);
+    let mut block = Some(env.write_txn().expect("txn"));
+    pairs(
+        "group",
+        label,
+        PAIR_GROUP_CRANKS,
+        |n| store_crank(&mut store, &mut store_keys, n),
+        |n| {
+            let top = block.as_mut().expect("a block txn is open");
+            let mut nested = env.nested_write_txn(top).expect("nested txn");
+            raw_puts(db, &mut nested, &mut raw_keys, n);
+            nested.commit().expect("nested commit");
+            if n % GROUP_CRANKS == 0 {
+                block
+                    .take()
+                    .expect("a block txn is open")
+                    .commit()
+                    .expect("commit");
+                block = Some(env.write_txn().expect("txn"));
+            }
+        },
+    );
+}
+
+/// Times `PAIR_BLOCKS` blocks of `cranks` cranks of each contender, alternating which goes
+/// first, after one untimed block each; prints the medians.
+fn pairs(
+    mode: &str,
+    label: &str,
+    cranks: u64,
+    mut store: impl FnMut(u64),
+    mut raw: impl FnMut(u64),
+) {
+    let mut crank_no = 0;
+    let block = |run: &mut dyn FnMut(u64), first: u64| {
+        let started = Instant::now();
+        for n in first..first + cranks {
+            run(n + 1);
+        }
+        cranks as f64 / started.elapsed().as_secs_f64()
+    };
+    block(&mut store, crank_no);
+    block(&mut raw, crank_no);
+    crank_no += cranks;
+    let mut store_rates = Vec::with_capacity(PAIR_BLOCKS);
+    let mut raw_rates = Vec::with_capacity(PAIR_BLOCKS);
+    for pair in 0..PAIR_BLOCKS {
+        if pair % 2 == 0 {
+            store_rates.push(block(&mut store, crank_no));
+            raw_rates.push(block(&mut raw, crank_no));
+        } else {
+            raw_rates.push(block(&mut raw, crank_no));
+            store_rates.push(block(&mut store, crank_no));
+        }
+        crank_no += cranks;
+    }
+    let mut ratios: Vec<f64> = store_rates
+        .iter()
+        .zip(&raw_rates)
+        .map(|(s, r)| s / r)
+        .collect();
+    let (store_rate, raw_rate) = (median(&mut store_rates), median(&mut raw_rates));
+    let ratio = median(&mut ratios);
+    let (low, high) = (ratios[PAIR_BLOCKS / 4], ratios[PAIR_BLOCKS * 3 / 4]);
+    println!(
+        "pairs {mode}/{label}: store {store_rate:.0} cranks/s, raw heed {raw_rate:.0} cranks/s \
+         (medians of {PAIR_BLOCKS} blocks of {cranks}), store/raw {ratio:.3} \
+         (median of the block pairs' ratios, quartiles {low:.3}-{high:.3})"
+    );
+}
+
+/// The median of `values`, which it sorts.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
     }
 }
 
