@@ -13,7 +13,9 @@
 //! overwrites keys spread over the whole tree, so every commit copies several root-to-leaf
 //! paths. Filter with e.g. `-- 'every_crank/.*/deep'`. On a noisy disk,
 //! `OCAP_BENCH_DEEP=pairs` times the same deep cases without criterion, in alternating
-//! blocks of the two contenders open side by side, and prints medians and ratios.
+//! blocks of the two contenders open side by side, and prints medians and ratios;
+//! `OCAP_BENCH_DEEP=pairs-control` does the same with raw heed in the store's place, to
+//! show the method's own bias.
 
 #![expect(
     missing_docs,
@@ -363,9 +365,9 @@ fn deep(c: &mut Criterion) {
     let raw_first = match std::env::var("OCAP_BENCH_DEEP").as_deref() {
         Ok("1") => false,
         Ok("raw-first") => true,
-        Ok("pairs") => {
+        Ok(mode @ ("pairs" | "pairs-control")) => {
             for (keys, label) in DEEP_SIZES {
-                deep_pairs(&fill_store(keys), label);
+                deep_pairs(&fill_store(keys), label, mode == "pairs-control");
             }
             return;
         }
@@ -436,53 +438,69 @@ const PAIR_GROUP_CRANKS: u64 = 2 * GROUP_CRANKS;
 /// `OCAP_BENCH_DEEP=pairs`: the deep cases timed in alternating blocks, store then raw heed
 /// then raw heed then store..., both open side by side on copies of `filled`, so that the
 /// two meet the same disk at (nearly) the same time. Prints each contender's median rate
-/// and the median of the per-block-pair ratios.
-fn deep_pairs(filled: &Filled, label: &str) {
-    let (store_dir, raw_dir) = (filled.copy(), filled.copy());
-    let mut store = open_store(store_dir.path(), Durability::EveryCrank);
-    let mut store_keys = CrankKeys::deep(filled.keys);
-    let (env, db) = open_raw(raw_dir.path());
-    let mut raw_keys = CrankKeys::deep(filled.keys);
-    pairs(
-        "every_crank",
-        label,
-        PAIR_EVERY_CRANKS,
-        |n| store_crank(&mut store, &mut store_keys, n),
-        |n| {
-            let mut wtxn = env.write_txn().expect("txn");
-            raw_puts(db, &mut wtxn, &mut raw_keys, n);
-            wtxn.commit().expect("commit");
-        },
-    );
-    drop(store);
-    env.prepare_for_closing().wait();
+/// and the median of the per-block-pair ratios. With `control`, a second raw heed takes the
+/// store's place: the ratios it prints show the method's own bias and spread.
+fn deep_pairs(filled: &Filled, label: &str, control: bool) {
+    let first = if control { "raw heed A" } else { "store" };
+    for (mode, cranks) in [
+        ("every_crank", PAIR_EVERY_CRANKS),
+        ("group", PAIR_GROUP_CRANKS),
+    ] {
+        let every = mode == "every_crank";
+        let (first_dir, raw_dir) = (filled.copy(), filled.copy());
+        let durability = if every {
+            Durability::EveryCrank
+        } else {
+            group_durability()
+        };
+        let mut store = (!control).then(|| open_store(first_dir.path(), durability));
+        let first_raw = control.then(|| open_raw(first_dir.path()));
+        let first_cranks = match (&mut store, &first_raw) {
+            (Some(store), _) => store_cranks(store, CrankKeys::deep(filled.keys)),
+            (None, Some((env, db))) => raw_cranks(env, *db, every, CrankKeys::deep(filled.keys)),
+            (None, None) => unreachable!("one of the two is open"),
+        };
+        let (env, db) = open_raw(raw_dir.path());
+        let raw = raw_cranks(&env, db, every, CrankKeys::deep(filled.keys));
+        pairs(mode, label, first, cranks, first_cranks, raw);
+    }
+}
 
-    let (store_dir, raw_dir) = (filled.copy(), filled.copy());
-    let mut store = open_store(store_dir.path(), group_durability());
-    let mut store_keys = CrankKeys::deep(filled.keys);
-    let (env, db) = open_raw(raw_dir.path());
-    let mut raw_keys = CrankKeys::deep(filled.keys);
+/// One store crank per call, numbered by the argument.
+fn store_cranks<'s>(store: &'s mut Store, mut keys: CrankKeys) -> Box<dyn FnMut(u64) + 's> {
+    Box::new(move |n| store_crank(store, &mut keys, n))
+}
+
+/// One crank's puts through raw heed per call: a synced write transaction each (`every`),
+/// or a nested one inside a top-level one committed every `GROUP_CRANKS` cranks.
+fn raw_cranks<'e>(
+    env: &'e Env,
+    db: Database<Bytes, Bytes>,
+    every: bool,
+    mut keys: CrankKeys,
+) -> Box<dyn FnMut(u64) + 'e> {
+    if every {
+        return Box::new(move |n| {
+            let mut wtxn = env.write_txn().expect("txn");
+            raw_puts(db, &mut wtxn, &mut keys, n);
+            wtxn.commit().expect("commit");
+        });
+    }
     let mut block = Some(env.write_txn().expect("txn"));
-    pairs(
-        "group",
-        label,
-        PAIR_GROUP_CRANKS,
-        |n| store_crank(&mut store, &mut store_keys, n),
-        |n| {
-            let top = block.as_mut().expect("a block txn is open");
-            let mut nested = env.nested_write_txn(top).expect("nested txn");
-            raw_puts(db, &mut nested, &mut raw_keys, n);
-            nested.commit().expect("nested commit");
-            if n % GROUP_CRANKS == 0 {
-                block
-                    .take()
-                    .expect("a block txn is open")
-                    .commit()
-                    .expect("commit");
-                block = Some(env.write_txn().expect("txn"));
-            }
-        },
-    );
+    Box::new(move |n| {
+        let top = block.as_mut().expect("a block txn is open");
+        let mut nested = env.nested_write_txn(top).expect("nested txn");
+        raw_puts(db, &mut nested, &mut keys, n);
+        nested.commit().expect("nested commit");
+        if n % GROUP_CRANKS == 0 {
+            block
+                .take()
+                .expect("a block txn is open")
+                .commit()
+                .expect("commit");
+            block = Some(env.write_txn().expect("txn"));
+        }
+    })
 }
 
 /// Times `PAIR_BLOCKS` blocks of `cranks` cranks of each contender, alternating which goes
@@ -490,9 +508,10 @@ fn deep_pairs(filled: &Filled, label: &str) {
 fn pairs(
     mode: &str,
     label: &str,
+    first: &str,
     cranks: u64,
-    mut store: impl FnMut(u64),
-    mut raw: impl FnMut(u64),
+    mut store: Box<dyn FnMut(u64) + '_>,
+    mut raw: Box<dyn FnMut(u64) + '_>,
 ) {
     let mut crank_no = 0;
     let block = |run: &mut dyn FnMut(u64), first: u64| {
@@ -526,8 +545,8 @@ fn pairs(
     let ratio = median(&mut ratios);
     let (low, high) = (ratios[PAIR_BLOCKS / 4], ratios[PAIR_BLOCKS * 3 / 4]);
     println!(
-        "pairs {mode}/{label}: store {store_rate:.0} cranks/s, raw heed {raw_rate:.0} cranks/s \
-         (medians of {PAIR_BLOCKS} blocks of {cranks}), store/raw {ratio:.3} \
+        "pairs {mode}/{label}: {first} {store_rate:.0} cranks/s, raw heed {raw_rate:.0} cranks/s \
+         (medians of {PAIR_BLOCKS} blocks of {cranks}), {first}/raw {ratio:.3} \
          (median of the block pairs' ratios, quartiles {low:.3}-{high:.3})"
     );
 }
