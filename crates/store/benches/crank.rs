@@ -191,63 +191,34 @@ fn bench_store(
     param: Option<&str>,
     dir: &Path,
     durability: Durability,
-    mut keys: CrankKeys,
+    keys: CrankKeys,
 ) {
     let mut store = open_store(dir, durability);
+    let mut crank = store_cranks(&mut store, keys);
     let mut crank_no = 0;
     bench(group, "store", param, |b| {
         b.iter(|| {
             crank_no += 1;
-            store_crank(&mut store, &mut keys, crank_no);
+            crank(crank_no);
         });
     });
 }
 
-/// The same puts through raw heed at `dir`, one synced write transaction per crank.
-fn bench_raw_every(
+/// The same puts through raw heed at `dir`, as [`raw_cranks`] commits them.
+fn bench_raw(
     group: &mut BenchmarkGroup<'_, WallTime>,
     param: Option<&str>,
     dir: &Path,
-    mut keys: CrankKeys,
+    every: bool,
+    keys: CrankKeys,
 ) {
     let (env, db) = open_raw(dir);
+    let mut crank = raw_cranks(&env, db, every, keys);
     let mut crank_no = 0;
     bench(group, "raw_heed", param, |b| {
         b.iter(|| {
             crank_no += 1;
-            let mut wtxn = env.write_txn().expect("txn");
-            raw_puts(db, &mut wtxn, &mut keys, crank_no);
-            wtxn.commit().expect("commit");
-        });
-    });
-}
-
-/// The same puts through raw heed at `dir`: a nested transaction per crank inside a
-/// top-level one committed every `GROUP_CRANKS` cranks.
-fn bench_raw_group(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    param: Option<&str>,
-    dir: &Path,
-    mut keys: CrankKeys,
-) {
-    let (env, db) = open_raw(dir);
-    let mut crank_no = 0;
-    let mut block = Some(env.write_txn().expect("txn"));
-    bench(group, "raw_heed", param, |b| {
-        b.iter(|| {
-            crank_no += 1;
-            let top = block.as_mut().expect("a block txn is open");
-            let mut nested = env.nested_write_txn(top).expect("nested txn");
-            raw_puts(db, &mut nested, &mut keys, crank_no);
-            nested.commit().expect("nested commit");
-            if crank_no % GROUP_CRANKS == 0 {
-                block
-                    .take()
-                    .expect("a block txn is open")
-                    .commit()
-                    .expect("commit");
-                block = Some(env.write_txn().expect("txn"));
-            }
+            crank(crank_no);
         });
     });
 }
@@ -273,7 +244,7 @@ fn every_crank(c: &mut Criterion) {
         CrankKeys::new(),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    bench_raw_every(&mut group, None, dir.path(), CrankKeys::new());
+    bench_raw(&mut group, None, dir.path(), true, CrankKeys::new());
     group.finish();
 }
 
@@ -290,7 +261,7 @@ fn group_commit(c: &mut Criterion) {
         CrankKeys::new(),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    bench_raw_group(&mut group, None, dir.path(), CrankKeys::new());
+    bench_raw(&mut group, None, dir.path(), false, CrankKeys::new());
     group.finish();
 }
 
@@ -390,7 +361,7 @@ fn deep(c: &mut Criterion) {
             },
             |group| {
                 let dir = filled.copy();
-                bench_raw_every(group, param, dir.path(), CrankKeys::deep(filled.keys));
+                bench_raw(group, param, dir.path(), true, CrankKeys::deep(filled.keys));
             },
         );
         group.finish();
@@ -407,7 +378,13 @@ fn deep(c: &mut Criterion) {
             },
             |group| {
                 let dir = filled.copy();
-                bench_raw_group(group, param, dir.path(), CrankKeys::deep(filled.keys));
+                bench_raw(
+                    group,
+                    param,
+                    dir.path(),
+                    false,
+                    CrankKeys::deep(filled.keys),
+                );
             },
         );
         group.finish();
