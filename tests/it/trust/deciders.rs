@@ -201,6 +201,24 @@ fn a_vat_cannot_resolve_a_promise_it_named_as_a_result() {
     assert_driver_refused(&pair, answer);
 }
 
+/// A resolve syscall naming one promise twice is refused before any c-list entry is
+/// retired: the resolver's entries are deleted without reading them again, so a promise
+/// retired twice would be released twice (the audit in `assert_driver_refused` would see
+/// it). Both for a promise the vat exported before and for one first named by the resolve.
+#[test]
+fn a_vat_cannot_resolve_one_promise_twice_in_one_syscall() {
+    for promise in [0, 8] {
+        let pair = Pair::new();
+        driver_exports_p0(&pair);
+        let p = record(&[("p", Value::Int(promise))]);
+        let answer = pair.script(vec![resolve(vec![
+            (p.clone(), false, Value::str("first")),
+            (p, false, Value::str("second")),
+        ])]);
+        assert_driver_refused(&pair, answer);
+    }
+}
+
 #[test]
 fn a_vat_cannot_name_an_object_as_the_result_of_its_send() {
     let pair = Pair::new();
