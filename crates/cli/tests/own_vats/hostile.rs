@@ -69,10 +69,19 @@ fn bin_sh_as_a_bundle_is_confined() {
     assert!(!escaped.exists(), "{stderr}");
 }
 
+/// True (and says so) if the hostile Python vats cannot run: their scripts name
+/// `/usr/bin/python3` itself, which the confinement grants.
+fn skipped_without_python() -> bool {
+    let missing = !Path::new("/usr/bin/python3").is_file();
+    if missing {
+        println!("skipped: no /usr/bin/python3 for the hostile Python vat");
+    }
+    missing
+}
+
 #[test]
 fn a_python_vat_that_connects_ends_and_the_log_names_the_call() {
-    if !Path::new("/usr/bin/python3").is_file() {
-        println!("skipped: no /usr/bin/python3 for the hostile Python vat");
+    if skipped_without_python() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -98,8 +107,7 @@ fn a_python_vat_that_connects_ends_and_the_log_names_the_call() {
 /// path (and no earlier one: those were let through).
 #[test]
 fn a_python_vat_that_reads_outside_its_grant_ends_and_the_log_names_the_path() {
-    if !Path::new("/usr/bin/python3").is_file() {
-        println!("skipped: no /usr/bin/python3 for the hostile Python vat");
+    if skipped_without_python() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

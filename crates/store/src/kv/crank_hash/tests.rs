@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::CrankDigest;
 use crate::kv::{Durability, Store, StoreConfig};
 use crate::tables::KernelStore;
 
@@ -95,10 +96,7 @@ fn a_digest_sees_each_key_once_in_key_order_with_its_last_value() {
                 .set(key.as_bytes(), value.unwrap().as_bytes())
                 .unwrap();
         }
-        store
-            .kv()
-            .crank_writes_digest(b"crankHash", b"local.")
-            .unwrap()
+        open_crank_digest(&store)
     };
     let sorted = digest(&[("a", Some("1")), ("b", Some("2"))]);
     assert!(sorted.is_some());
@@ -134,13 +132,7 @@ fn a_key_written_on_both_sides_of_a_savepoint_is_digested_once() {
         (b"b".to_vec(), Some(b"2".to_vec())),
     ]
     .into();
-    assert_eq!(
-        store
-            .kv()
-            .crank_writes_digest(b"crankHash", b"local.")
-            .unwrap(),
-        Some(reference_digest(&model))
-    );
+    assert_eq!(open_crank_digest(&store), Some(reference_digest(&model)));
 }
 
 #[test]
@@ -153,13 +145,7 @@ fn rolled_back_writes_and_empty_cranks_leave_the_chain_alone() {
     let start = store.savepoint().unwrap();
     store.kv_mut().set(b"b", b"2").unwrap();
     store.rollback_to(start).unwrap();
-    assert_eq!(
-        store
-            .kv()
-            .crank_writes_digest(b"crankHash", b"local.")
-            .unwrap(),
-        None
-    );
+    assert_eq!(open_crank_digest(&store), None);
     store.end_crank().unwrap();
     assert_eq!(store.crank_hash().unwrap(), head);
     crank(&mut store, &[]);
@@ -201,6 +187,14 @@ fn reference_digest(last: &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>)
     *blake3::hash(&stream).as_bytes()
 }
 
+/// The writes digest of `store`'s open crank, as the kernel takes it.
+fn open_crank_digest(store: &KernelStore) -> Option<CrankDigest> {
+    store
+        .kv()
+        .crank_writes_digest(b"crankHash", b"local.")
+        .unwrap()
+}
+
 #[test]
 fn keys_sharing_long_prefixes_are_ordered_bytewise() {
     // Keys longer than 16 bytes that differ only past byte 16, keys that are prefixes of
@@ -222,11 +216,5 @@ fn keys_sharing_long_prefixes_are_ordered_bytewise() {
         };
         model.insert(key.to_vec(), value);
     }
-    assert_eq!(
-        store
-            .kv()
-            .crank_writes_digest(b"crankHash", b"local.")
-            .unwrap(),
-        Some(reference_digest(&model))
-    );
+    assert_eq!(open_crank_digest(&store), Some(reference_digest(&model)));
 }

@@ -12,6 +12,22 @@ fn store() -> (tempfile::TempDir, KernelStore) {
     (dir, store)
 }
 
+/// A store holding, from one ended crank, an object of v1 and an undecided promise.
+fn store_with_object_and_promise() -> (
+    tempfile::TempDir,
+    KernelStore,
+    ocap_types::KObjectId,
+    ocap_types::KPromiseId,
+) {
+    let (dir, mut store) = store();
+    store.start_crank().unwrap();
+    let owner = Owner::Endpoint(ocap_types::EndpointId::Vat(VatId(1)));
+    let object = store.create_object(owner).unwrap();
+    let promise = store.create_promise(None).unwrap();
+    store.end_crank().unwrap();
+    (dir, store, object, promise)
+}
+
 /// The promise's refcount as the byte store holds it.
 fn stored_count(store: &KernelStore, id: ocap_types::KPromiseId) -> Option<u32> {
     let bytes = store.kv().get(&keys::promise_refcount(id)).unwrap()?;
@@ -20,12 +36,7 @@ fn stored_count(store: &KernelStore, id: ocap_types::KPromiseId) -> Option<u32> 
 
 #[test]
 fn counts_survive_a_savepoint_and_a_rollback_undoes_only_what_followed_it() {
-    let (_dir, mut store) = store();
-    store.start_crank().unwrap();
-    let owner = Owner::Endpoint(ocap_types::EndpointId::Vat(VatId(1)));
-    let object = store.create_object(owner).unwrap();
-    let promise = store.create_promise(None).unwrap();
-    store.end_crank().unwrap();
+    let (_dir, mut store, object, promise) = store_with_object_and_promise();
 
     store.start_crank().unwrap();
     store.incref(KRef::Promise(promise)).unwrap();
@@ -119,12 +130,7 @@ fn a_settled_promise_is_deleted_without_its_queue_which_settling_removed() {
 
 #[test]
 fn a_refcount_change_outside_a_crank_is_refused_not_cached() {
-    let (_dir, mut store) = store();
-    store.start_crank().unwrap();
-    let owner = Owner::Endpoint(ocap_types::EndpointId::Vat(VatId(1)));
-    let object = store.create_object(owner).unwrap();
-    let promise = store.create_promise(None).unwrap();
-    store.end_crank().unwrap();
+    let (_dir, mut store, object, promise) = store_with_object_and_promise();
     for kref in [KRef::Object(object), KRef::Promise(promise)] {
         assert!(
             matches!(
