@@ -104,12 +104,14 @@ pub(crate) fn send_result_to_kref(
     vref: VRef,
 ) -> Result<SendResult, TranslateError> {
     let ep = EndpointId::Vat(vat);
-    match vref {
-        VRef::ExportPromise(_) if store.clist_kref(ep, vref)?.is_none() => {
-            Ok(SendResult::Fresh(export_promise(store, ep, vref, None)?))
-        }
-        _ => vref_to_kref(store, vat, vref).map(SendResult::Known),
+    if let VRef::ExportPromise(_) = vref {
+        // One c-list read decides both cases.
+        return Ok(match store.clist_kref(ep, vref)? {
+            Some(kref) => SendResult::Known(kref),
+            None => SendResult::Fresh(export_promise(store, ep, vref, None)?),
+        });
     }
+    vref_to_kref(store, vat, vref).map(SendResult::Known)
 }
 
 pub(crate) fn capdata_to_vat(
