@@ -93,6 +93,25 @@ const SPIN: Duration = Duration::from_micros(50);
 /// How long a worker that closed its output gets to exit before it is called "closed".
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
+/// Why a worker (or its launcher) stopped when it did not exit within [`EXIT_GRACE`] of
+/// closing its output.
+const CLOSED_OUTPUT: &str = "vat worker closed its output";
+
+/// `child`'s exit status, waiting at most [`EXIT_GRACE`] for it to exit; `None` if it has
+/// not (or cannot be waited for).
+fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
+    let deadline = Instant::now() + EXIT_GRACE;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// How often a read waiting for the worker checks whether it has exited.
 const EXIT_CHECK: Duration = Duration::from_millis(50);
 
@@ -401,15 +420,9 @@ impl SubprocessRuntime {
 
     /// Why the worker's output ended: its exit status, once it has exited.
     fn exit_reason(&mut self) -> String {
-        let deadline = Instant::now() + EXIT_GRACE;
-        loop {
-            match self.child().try_wait() {
-                Ok(Some(status)) => return self.evidence.exit_reason(self.vat, status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                _ => return "vat worker closed its output".to_owned(),
-            }
+        match wait_exit(self.child()) {
+            Some(status) => self.evidence.exit_reason(self.vat, status),
+            None => CLOSED_OUTPUT.to_owned(),
         }
     }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ocap_types::VatId;
 
-use super::{EXIT_GRACE, describe_exit};
+use super::{CLOSED_OUTPUT, EXIT_GRACE, describe_exit, wait_exit};
 use crate::confine::{self, LISTENER_MAGIC, LISTENER_TAKEN, NO_LISTENER_MAGIC, Verdict, Watched};
 
 /// The reason of a vat whose worker made a system call its confinement refuses.
@@ -239,16 +239,7 @@ fn take(pid: u32, fd: RawFd) -> std::io::Result<(OwnedFd, OwnedFd)> {
 /// Why the launcher stopped before handing over its listener: its exit, once it has
 /// exited (it prints why on its stderr).
 fn exited(child: &mut Child) -> String {
-    let deadline = Instant::now() + EXIT_GRACE;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return describe_exit(status),
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            _ => return "vat worker closed its output".to_owned(),
-        }
-    }
+    wait_exit(child).map_or_else(|| CLOSED_OUTPUT.to_owned(), describe_exit)
 }
 
 /// The supervisor thread: waits until the allowlist hands it a call (the listener is
