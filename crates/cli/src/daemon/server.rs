@@ -254,8 +254,7 @@ fn serve_connection(mut stream: UnixStream, on: &Connection<'_>) -> io::Result<(
                     return Ok(());
                 }
                 Ok(request) if request.method == "subscribeCranks" && greeted => {
-                    let reply = reply_line(request.id, Ok(json!({"subscribed": true})));
-                    return stream_cranks(stream, &reply, kernel, ctx, subscribers);
+                    return stream_cranks(stream, request.id, kernel, ctx, subscribers);
                 }
                 Ok(request) => {
                     let id = request.id.clone();
@@ -422,18 +421,22 @@ impl Subscribers {
     }
 }
 
-/// Answers `subscribeCranks` with `reply` once the kernel records cranks, then writes crank
-/// notifications to the client until it leaves, falls behind or the daemon stops. The
+/// Answers `subscribeCranks` (request `id`) once the kernel records cranks, then writes
+/// crank notifications to the client until it leaves, falls behind or the daemon stops;
+/// a kernel that cannot record them (it is stopping) is answered with the error. The
 /// connection takes no more requests.
 fn stream_cranks(
     mut stream: UnixStream,
-    reply: &str,
+    id: Json,
     kernel: &Kernel,
     ctx: &Context,
     subscribers: &Subscribers,
 ) -> io::Result<()> {
-    let (records, _streaming) = subscribers.join(kernel).map_err(io::Error::other)?;
-    stream.write_all(reply.as_bytes())?;
+    let (records, _streaming) = match subscribers.join(kernel) {
+        Ok(joined) => joined,
+        Err(error) => return stream.write_all(reply_line(id, Err(error.into())).as_bytes()),
+    };
+    stream.write_all(reply_line(id, Ok(json!({"subscribed": true}))).as_bytes())?;
     while !ctx.stopping.load(Ordering::SeqCst) {
         match records.recv_timeout(POLL) {
             Ok(line) => stream.write_all(line.as_bytes())?,
