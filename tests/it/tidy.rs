@@ -304,7 +304,8 @@ fn no_todo_or_dbg_left_in_sources() {
 fn unsafe_code_lives_in_one_module() {
     let mut files = Vec::new();
     rust_files(&repo_root().join("crates"), &mut files);
-    // The store's env open, and installing the seccomp allowlist with a listener
+    // The store's LMDB calls (opening and resizing the env, the commit's cursor writes),
+    // and installing the seccomp allowlist with a listener
     // (seccompiler cannot pass that flag; docs/confinement.md).
     let allowed = [
         repo_root().join("crates/store/src/kv/lmdb_env.rs"),

@@ -138,14 +138,7 @@ impl Store {
     fn try_commit_overlay(&mut self) -> Result<(), heed::Error> {
         let mut wtxn = self.env.write_txn()?;
         // In key order: LMDB inserts sorted keys with far less page work.
-        for (_, key, value) in commit_entries(&self.overlay) {
-            match value {
-                Some(value) => self.db.put(&mut wtxn, key, value)?,
-                None => {
-                    self.db.delete(&mut wtxn, key)?;
-                }
-            }
-        }
+        lmdb_env::write_sorted(&self.db, &mut wtxn, &commit_entries(&self.overlay))?;
         #[cfg(test)]
         if self.fail_commits > 0 {
             self.fail_commits -= 1;
