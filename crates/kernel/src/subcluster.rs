@@ -189,10 +189,9 @@ pub(crate) fn queue_checked_host_message(
     methargs: CapData<KRef>,
     subscriber: oneshot::Sender<Settlement>,
 ) -> Result<KPromiseId, KernelError> {
-    let result = crank.store_mut().create_promise(None)?;
     // Pinned for the host: settled promises are collected once nothing names them, but a
     // host has no way yet to say it is done with a result and the refs in its value.
-    crank.store_mut().pin_promise(result)?;
+    let result = crank.store_mut().create_pinned_promise(None)?;
     core.subscribe(result, subscriber);
     let message = Message {
         methargs,

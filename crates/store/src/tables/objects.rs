@@ -276,6 +276,12 @@ impl KernelStore {
         Ok(self.read_parsed("pins", &keys::pin(kref))?.unwrap_or(0))
     }
 
+    /// Writes the first pin of `kref`, which the caller knows has none (a new id).
+    pub(crate) fn set_new_pin_count(&mut self, kref: KRef, count: u32) -> Result<(), StoreError> {
+        self.kv
+            .set_new(&keys::pin(kref), count.to_string().as_bytes())
+    }
+
     fn set_pin_count(&mut self, kref: KRef, count: u32) -> Result<(), StoreError> {
         if count == 0 {
             self.kv.delete(&keys::pin(kref))

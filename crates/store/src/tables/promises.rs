@@ -157,13 +157,38 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub fn create_promise(&mut self, decider: Option<Owner>) -> Result<KPromiseId, StoreError> {
+        self.create_held_promise(decider, 1)
+    }
+
+    /// Creates an unresolved promise pinned once (see [`KernelStore::pin_promise`]): a host
+    /// message's result. The same stored state as [`KernelStore::create_promise`] followed
+    /// by `pin_promise`, written without reading back the new id's records (the pin of a new
+    /// id cannot exist either), which in a burst of host messages were LMDB lookups.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub fn create_pinned_promise(
+        &mut self,
+        decider: Option<Owner>,
+    ) -> Result<KPromiseId, StoreError> {
+        // One hold for being made, one for the pin.
+        let id = self.create_held_promise(decider, 2)?;
+        self.set_new_pin_count(KRef::Promise(id), 1)?;
+        Ok(id)
+    }
+
+    fn create_held_promise(
+        &mut self,
+        decider: Option<Owner>,
+        refcount: u32,
+    ) -> Result<KPromiseId, StoreError> {
         let id = KPromiseId(self.allocate(keys::COUNTER_PROMISE.as_bytes())?);
         let record = PromiseRecord {
             state: PromiseState::Unresolved {
                 decider,
                 subscribers: Vec::new(),
             },
-            refcount: 1,
+            refcount,
         };
         // The message queue is created by the first message that waits on the promise: most
         // promises never have one. A new id: no record of it can exist.

@@ -221,6 +221,52 @@ fn pins_are_a_multiset_that_holds_the_object() {
     store.end_crank().unwrap();
 }
 
+/// A host message's result is made pinned in one step; it must leave what making it and
+/// then pinning it leaves: the same record, refcount and pin, in the cache and on disk.
+#[test]
+fn a_promise_made_pinned_is_stored_as_one_made_then_pinned() {
+    let (_dir, mut store) = store();
+    let two_steps = store.create_promise(None).unwrap();
+    store.pin_promise(two_steps).unwrap();
+    let one_step = store.create_pinned_promise(None).unwrap();
+    let record = |store: &KernelStore, id| store.promise(id).unwrap().unwrap();
+    assert_eq!(record(&store, one_step), record(&store, two_steps));
+    assert_eq!(record(&store, one_step).refcount, 2);
+    let pins = |store: &KernelStore| store.kv().scan_prefix(b"pin.").unwrap();
+    assert_eq!(
+        pins(&store),
+        vec![
+            (
+                format!("pin.{}", KRef::Promise(two_steps)).into_bytes(),
+                b"1".to_vec()
+            ),
+            (
+                format!("pin.{}", KRef::Promise(one_step)).into_bytes(),
+                b"1".to_vec()
+            ),
+        ]
+    );
+    store.end_crank().unwrap();
+    let stored = |store: &KernelStore, id: ocap_types::KPromiseId| {
+        let kref = KRef::Promise(id);
+        (
+            store.kv().get(format!("{kref}").as_bytes()).unwrap(),
+            store.kv().get(format!("{kref}.rc").as_bytes()).unwrap(),
+        )
+    };
+    assert_eq!(stored(&store, one_step), stored(&store, two_steps));
+    assert_eq!(
+        stored(&store, one_step).1,
+        Some(2u32.to_le_bytes().to_vec())
+    );
+    // Unpinned once, each is held once: by being made.
+    store.start_crank().unwrap();
+    assert!(store.unpin(KRef::Promise(one_step)).unwrap());
+    assert_eq!(record(&store, one_step).refcount, 1);
+    assert!(!store.unpin(KRef::Promise(one_step)).unwrap());
+    store.end_crank().unwrap();
+}
+
 #[test]
 fn gc_actions_are_a_sorted_set() {
     let (_dir, mut store) = store();
