@@ -491,25 +491,34 @@ fn pairs(
     mut raw: Box<dyn FnMut(u64) + '_>,
 ) {
     let mut crank_no = 0;
-    let block = |run: &mut dyn FnMut(u64), first: u64| {
+    // Each contender's CPU time and bytes written, summed over its timed blocks: unlike the
+    // rates, these barely move with the disk's and the other tenants' moods.
+    let mut used = [Usage::default(); 2];
+    let block = |run: &mut dyn FnMut(u64), first: u64, used: Option<&mut Usage>| {
+        let before = Usage::now();
         let started = Instant::now();
         for n in first..first + cranks {
             run(n + 1);
         }
-        cranks as f64 / started.elapsed().as_secs_f64()
+        let rate = cranks as f64 / started.elapsed().as_secs_f64();
+        if let Some(used) = used {
+            used.add_since(&before);
+        }
+        rate
     };
-    block(&mut store, crank_no);
-    block(&mut raw, crank_no);
+    block(&mut store, crank_no, None);
+    block(&mut raw, crank_no, None);
     crank_no += cranks;
     let mut store_rates = Vec::with_capacity(PAIR_BLOCKS);
     let mut raw_rates = Vec::with_capacity(PAIR_BLOCKS);
     for pair in 0..PAIR_BLOCKS {
+        let [store_used, raw_used] = &mut used;
         if pair % 2 == 0 {
-            store_rates.push(block(&mut store, crank_no));
-            raw_rates.push(block(&mut raw, crank_no));
+            store_rates.push(block(&mut store, crank_no, Some(store_used)));
+            raw_rates.push(block(&mut raw, crank_no, Some(raw_used)));
         } else {
-            raw_rates.push(block(&mut raw, crank_no));
-            store_rates.push(block(&mut store, crank_no));
+            raw_rates.push(block(&mut raw, crank_no, Some(raw_used)));
+            store_rates.push(block(&mut store, crank_no, Some(store_used)));
         }
         crank_no += cranks;
     }
@@ -526,6 +535,57 @@ fn pairs(
          (medians of {PAIR_BLOCKS} blocks of {cranks}), {first}/raw {ratio:.3} \
          (median of the block pairs' ratios, quartiles {low:.3}-{high:.3})"
     );
+    let timed = (PAIR_BLOCKS as u64 * cranks) as f64;
+    let [store_used, raw_used] = used;
+    println!(
+        "usage {mode}/{label}: {first} {:.1} µs CPU and {:.0} bytes written a crank, \
+         raw heed {:.1} µs and {:.0} bytes ({first}/raw CPU {:.3}, bytes {:.3})",
+        store_used.cpu_ns as f64 / timed / 1e3,
+        store_used.written as f64 / timed,
+        raw_used.cpu_ns as f64 / timed / 1e3,
+        raw_used.written as f64 / timed,
+        store_used.cpu_ns as f64 / raw_used.cpu_ns.max(1) as f64,
+        store_used.written as f64 / raw_used.written.max(1) as f64,
+    );
+}
+
+/// What the bench's thread used: CPU time (the first field of
+/// `/proc/thread-self/schedstat`, in ns) and bytes handed to `write`-like calls (`wchar`
+/// of `/proc/thread-self/io`: LMDB writes its pages with `pwrite`). Zero where the files
+/// are missing.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    cpu_ns: u64,
+    written: u64,
+}
+
+impl Usage {
+    fn now() -> Usage {
+        let field = |path: &str, pick: &dyn Fn(&str) -> Option<u64>| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| pick(&text))
+                .unwrap_or(0)
+        };
+        Usage {
+            cpu_ns: field("/proc/thread-self/schedstat", &|text| {
+                text.split_whitespace().next()?.parse().ok()
+            }),
+            written: field("/proc/thread-self/io", &|text| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix("wchar:"))?
+                    .trim()
+                    .parse()
+                    .ok()
+            }),
+        }
+    }
+
+    fn add_since(&mut self, before: &Usage) {
+        let now = Usage::now();
+        self.cpu_ns += now.cpu_ns.saturating_sub(before.cpu_ns);
+        self.written += now.written.saturating_sub(before.written);
+    }
 }
 
 /// The median of `values`, which it sorts.
