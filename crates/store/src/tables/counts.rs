@@ -12,7 +12,8 @@
 //! exactly the writes they saw without the cache), and the cache is emptied when the crank
 //! ends, aborts or rolls back. A table operation that writes or deletes a cached record
 //! directly drops its entry first; the one exception, a write of a promise's state alone,
-//! writes the cached count with it, so the entry stays the record's count.
+//! writes the cached count with it, so the entry stays the record's count (and is no
+//! longer marked written: the store holds it).
 
 #[cfg(test)]
 mod tests;
@@ -112,6 +113,14 @@ impl CountCache {
             written: true,
         });
         None
+    }
+
+    /// Notes that the store holds `kref`'s cached count now (a promise's record was written
+    /// with it): the write-back has nothing left to do for it.
+    pub(crate) fn written_back(&mut self, kref: KRef) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.cached.kref() == kref) {
+            entry.written = false;
+        }
     }
 
     /// Forgets `kref`: its record is about to be written or deleted directly.

@@ -334,7 +334,9 @@ impl KernelStore {
     ) -> Result<(), StoreError> {
         let refcount = self.promise_refcount(id)?.unwrap_or(0);
         self.kv
-            .set(&keys::promise(id), &encode_record(refcount, state))
+            .set(&keys::promise(id), &encode_record(refcount, state))?;
+        self.counts.written_back(KRef::Promise(id));
+        Ok(())
     }
 
     /// The promise's record, or [`StoreError::NotFound`].
@@ -367,13 +369,29 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn set_decider(&mut self, id: KPromiseId, owner: Option<Owner>) -> Result<(), StoreError> {
-        let mut state = self.existing_state(id)?;
-        if let PromiseState::Unresolved { decider, .. } = &mut state
+        let mut record = self.existing_promise(id)?;
+        if let PromiseState::Unresolved { decider, .. } = &mut record.state
             && *decider != owner
         {
             *decider = owner;
-            self.put_promise_state(id, &state)?;
+            self.rewrite_promise(id, &record)?;
         }
+        Ok(())
+    }
+
+    /// Writes back a record just read with [`KernelStore::promise`] whose state changed: its
+    /// count is the current one, so a cached count stays right (the record holds it now),
+    /// and the record is read once, not again for its count as `put_promise_state` would.
+    fn rewrite_promise(
+        &mut self,
+        id: KPromiseId,
+        record: &PromiseRecord,
+    ) -> Result<(), StoreError> {
+        self.kv.set(
+            &keys::promise(id),
+            &encode_record(record.refcount, &record.state),
+        )?;
+        self.counts.written_back(KRef::Promise(id));
         Ok(())
     }
 
@@ -388,13 +406,13 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn add_subscriber(&mut self, id: KPromiseId, ep: EndpointId) -> Result<bool, StoreError> {
-        let mut state = self.existing_state(id)?;
-        let PromiseState::Unresolved { subscribers, .. } = &mut state else {
+        let mut record = self.existing_promise(id)?;
+        let PromiseState::Unresolved { subscribers, .. } = &mut record.state else {
             return Ok(false);
         };
         if let Err(pos) = subscribers.binary_search_by_key(&ep.to_string(), ToString::to_string) {
             subscribers.insert(pos, ep);
-            self.put_promise_state(id, &state)?;
+            self.rewrite_promise(id, &record)?;
         }
         Ok(true)
     }
@@ -463,6 +481,10 @@ impl KernelStore {
         } else {
             PromiseState::Fulfilled(value)
         };
+        // The decider baseline's release first: the count is then cached, and the record
+        // written once with it and the new state, not read again for the count and
+        // rewritten with the new count at the write-back.
+        self.decref(KRef::Promise(id))?;
         self.put_promise_state(id, &state)?;
         let name = queue_name(id);
         let mut messages = Vec::new();
@@ -476,7 +498,6 @@ impl KernelStore {
             }
             self.queue_delete(&name)?;
         }
-        self.decref(KRef::Promise(id))?;
         Ok((messages, subscribers))
     }
 
