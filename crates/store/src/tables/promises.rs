@@ -87,7 +87,7 @@ fn record_state(bytes: &[u8]) -> Result<PromiseState, Malformed> {
 
 /// A record's bytes with its refcount replaced by `refcount`, the state's bytes as they are
 /// (the count cache's write-back: the state is neither decoded nor encoded).
-pub(crate) fn with_refcount(bytes: &[u8], refcount: u32) -> Result<Vec<u8>, Malformed> {
+fn with_refcount(bytes: &[u8], refcount: u32) -> Result<Vec<u8>, Malformed> {
     let (_, state) = split_record(bytes)?;
     let mut record = Vec::with_capacity(bytes.len());
     record.extend_from_slice(&refcount.to_le_bytes());

@@ -376,11 +376,20 @@ fn corrupt_records_are_typed_errors() {
         store.object(KObjectId(7)),
         Err(StoreError::Corrupt { .. })
     ));
-    store.kv_mut().set(b"kp7", b"").unwrap();
-    assert!(matches!(
-        store.promise(ocap_types::KPromiseId(7)),
-        Err(StoreError::Corrupt { .. })
-    ));
+    // A promise record (schema 8) is a 4-byte count and then a state of at least a tag
+    // byte: shorter, or with a state that does not decode, every read of it is refused,
+    // the count alone included, and so is the write-back of a cached count into it.
+    let kp7 = ocap_types::KPromiseId(7);
+    for bad in [&b""[..], b"\x01\0", b"\x01\0\0\0", b"\x01\0\0\0\x09"] {
+        store.kv_mut().set(b"kp7", bad).unwrap();
+        let corrupt = |res: Result<_, StoreError>| matches!(res, Err(StoreError::Corrupt { .. }));
+        assert!(corrupt(store.promise(kp7).map(drop)), "{bad:?}");
+        assert!(corrupt(store.promise_state(kp7).map(drop)), "{bad:?}");
+        if bad.len() < 5 {
+            assert!(corrupt(store.promise_refcount(kp7).map(drop)), "{bad:?}");
+            assert!(corrupt(store.put_promise_refcount(kp7, 2)), "{bad:?}");
+        }
+    }
     store.end_crank().unwrap();
 }
 
