@@ -26,7 +26,7 @@ fn logged(durability: Durability) -> (KernelConfig, mpsc::Receiver<CrankRecord>)
 
 /// The head after [`run_scenario`], with vats in process or in workers (see the golden
 /// test).
-const GOLDEN: &str = "6d37e9cffcd6278e38e078eb5bf2104fbf280f889d5f9ab881e9f6af8044031a";
+const GOLDEN: &str = "b12d6fa8b3228126d0d5313f4149d1fed2f3fb8faf1e19018ad089d3b03d23ca";
 
 fn bob_root(kernel: &Kernel) -> KRef {
     let bob = kernel.vat_ids().unwrap()[1];

@@ -22,13 +22,14 @@ mod v4;
 mod v5;
 mod v6;
 mod v7;
+mod v8;
 
 use crate::error::{OpenError, StoreError};
 pub(crate) use crate::kv::MigrationTxn;
 
 /// The schema version this build writes, and migrates older stores to. A layout change
 /// bumps it and appends the step from the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// What a step does: rewrites the keys of a store of its `from` version, seeing the
 /// store's keys (the kernel's keyspace; the store's own reserved keys stay out of reach)
@@ -66,8 +67,16 @@ pub(crate) struct Schema<'a> {
 /// - 4 → 5 (`v5.rs`): the importer index, `imp.<ko>.<ep>` for every object import.
 /// - 5 → 6 (`v6.rs`): the crank hash chain's head, `crankHash`.
 /// - 6 → 7 (`v7.rs`): vats' worker kinds out of the hashed records, into `local.worker.*`.
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[v2::STEP, v3::STEP, v4::STEP, v5::STEP, v6::STEP, v7::STEP];
+/// - 7 → 8 (`v8.rs`): a promise's refcount in its record `kpN`; no more `kpN.rc`.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    v2::STEP,
+    v3::STEP,
+    v4::STEP,
+    v5::STEP,
+    v6::STEP,
+    v7::STEP,
+    v8::STEP,
+];
 
 /// This build's schema: what `Store::open` migrates every store to.
 pub(crate) const CURRENT: Schema<'static> = Schema {

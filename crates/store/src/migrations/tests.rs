@@ -392,6 +392,13 @@ fn store_vatstore_usage(txn: &mut MigrationTxn<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How many of `entries` are promise records (`kpN`) and how many their counts (`kpN.rc`).
+fn promise_keys(entries: &[(Vec<u8>, Vec<u8>)]) -> (usize, usize) {
+    let promise = entries.iter().filter(|(k, _)| k.starts_with(b"kp"));
+    let n_counts = promise.clone().filter(|(k, _)| k.ends_with(b".rc")).count();
+    (promise.count() - n_counts, n_counts)
+}
+
 #[test]
 fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
     let vats = [VatId(1), VatId(2), VatId(3), VatId(4)];
@@ -416,7 +423,7 @@ fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
     // changes no key; step 2 → 3 adds each promise's import entries to its count and pins
     // every settled promise; step 3 → 4 recounts the objects (their importers count, their
     // owner baseline is gone); after that the audit finds every count (and the importer
-    // index) right.
+    // index) right; step 7 → 8 folds each promise's count into its record.
     let current = fixture_copy();
     let store = KernelStore::new(Store::open(current.path()).unwrap());
     let report = store.check().unwrap();
@@ -426,8 +433,11 @@ fn the_version_1_fixture_goes_through_a_step_and_keeps_every_key() {
         .iter()
         .filter(|entry| !keys.contains(entry))
         .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-        .filter(|k| !(k.starts_with("pin.kp") || k.starts_with("kp") && k.ends_with(".rc")))
+        .filter(|k| !(k.starts_with("pin.kp") || k.starts_with("kp")))
         .collect();
+    // Step 7 → 8 folds each count into its record: one key per promise.
+    assert_eq!(promise_keys(&keys), (13, 13), "records, counts (README)");
+    assert_eq!(promise_keys(&migrated_keys), (13, 0));
     // ko2 (bob's root, imported by alice and the tester) and ko4 (the counter's root,
     // imported by the tester) gain their importers; the others' counts stay. Step 4 → 5
     // indexes every object import; step 5 → 6 starts the crank hash chain.

@@ -50,10 +50,9 @@
 //!   (A host message to an unknown kref is dangling too, until its crank splats it.)
 //! - **Inconsistencies**: the two directions of a c-list disagreeing, an owned object its
 //!   owner does not export or an export its endpoint does not own, reachable above
-//!   recognizable, a promise's record without its refcount or the reverse, broken or
-//!   leftover queues, an unpinned kernel service, and an endpoint's queued-message count
-//!   (`<ep>.qm`, what its `queuedMessages` limit bounds) that differs from the messages it
-//!   sent that still wait in the queues; and an unresolved promise whose decider is an
+//!   recognizable, broken or leftover queues, an unpinned kernel service, and an
+//!   endpoint's queued-message count (`<ep>.qm`, what its `queuedMessages` limit bounds)
+//!   that differs from the messages it sent that still wait in the queues; and an unresolved promise whose decider is an
 //!   endpoint that is not a live vat (termination rejects every promise a vat decides).
 //!
 //! Run it between cranks: inside a crank the maybe-free set and the crank buffer hold work
@@ -74,7 +73,7 @@ pub use report::{
     StoredCount,
 };
 
-use super::{KernelStore, ObjectRecord, Owner, PromiseState, RefCounts, keys};
+use super::{KernelStore, ObjectRecord, Owner, PromiseRecord, PromiseState, RefCounts, keys};
 use crate::error::StoreError;
 
 /// The run queue's name; the queue crate owns it (`ocap_queue`'s `RUN_QUEUE`), and a queue
@@ -132,14 +131,6 @@ enum Found {
     Counts(StoredCount),
     /// No record: whatever names it is dangling.
     Missing,
-    /// A record whose count is missing (reported as an inconsistency).
-    Unreadable,
-}
-
-/// A promise's two keys, either of which may be missing.
-struct StoredPromise {
-    state: Option<PromiseState>,
-    refcount: Option<u32>,
 }
 
 struct Audit<'s> {
@@ -180,20 +171,14 @@ impl<'s> Audit<'s> {
         Ok(objects)
     }
 
-    /// Every promise, from its record key and its refcount key.
-    fn promises(&mut self) -> Result<BTreeMap<KPromiseId, StoredPromise>, StoreError> {
-        let mut ids = BTreeSet::new();
-        for (key, _) in self.store.kv.scan_prefix(b"kp")? {
-            let id_part = key.strip_suffix(b".rc").unwrap_or(&key);
-            ids.insert(parse_key::<KPromiseId>(id_part, "promises")?);
-        }
+    /// Every promise record (its refcount is inside it, schema 8).
+    fn promises(&mut self) -> Result<BTreeMap<KPromiseId, PromiseRecord>, StoreError> {
         let mut promises = BTreeMap::new();
-        for id in ids {
-            let stored = StoredPromise {
-                state: self.store.promise_state(id)?,
-                refcount: self.store.promise_refcount(id)?,
-            };
-            promises.insert(id, stored);
+        for (key, _) in self.store.kv.scan_prefix(b"kp")? {
+            let id: KPromiseId = parse_key(&key, "promises")?;
+            if let Some(record) = self.store.promise(id)? {
+                promises.insert(id, record);
+            }
         }
         Ok(promises)
     }
@@ -359,13 +344,13 @@ impl<'s> Audit<'s> {
     /// A promise's own hold, and the holds of a settled promise's value. An unresolved
     /// promise's decider must be a live vat, the kernel, or nobody: terminating a vat
     /// rejects every promise it decides, in the same crank.
-    fn promise_holds(&mut self, promises: &BTreeMap<KPromiseId, StoredPromise>) {
-        for (id, stored) in promises {
+    fn promise_holds(&mut self, promises: &BTreeMap<KPromiseId, PromiseRecord>) {
+        for (id, record) in promises {
             let kref = KRef::Promise(*id);
-            if let Some(PromiseState::Unresolved {
+            if let PromiseState::Unresolved {
                 decider: Some(Owner::Endpoint(ep)),
                 ..
-            }) = &stored.state
+            } = &record.state
                 && !self.is_live(*ep)
             {
                 self.report
@@ -375,19 +360,19 @@ impl<'s> Audit<'s> {
                         decider: *ep,
                     });
             }
-            match &stored.state {
-                Some(PromiseState::Unresolved { decider, .. })
+            match &record.state {
+                PromiseState::Unresolved { decider, .. }
                     if !self.decider_released(*id, *decider) =>
                 {
                     self.hold(kref, Holder::Decider);
                 }
-                Some(PromiseState::Fulfilled(value) | PromiseState::Rejected(value)) => {
+                PromiseState::Fulfilled(value) | PromiseState::Rejected(value) => {
                     for slot in &value.slots {
                         self.hold(*slot, Holder::Value { promise: *id });
                     }
                 }
-                // A refcount without a record, or a decider baseline cleanup released.
-                _ => {}
+                // A decider baseline cleanup released.
+                PromiseState::Unresolved { .. } => {}
             }
         }
     }
@@ -442,7 +427,7 @@ impl<'s> Audit<'s> {
     fn compare(
         mut self,
         objects: &BTreeMap<KObjectId, ObjectRecord>,
-        promises: &BTreeMap<KPromiseId, StoredPromise>,
+        promises: &BTreeMap<KPromiseId, PromiseRecord>,
     ) -> CheckReport {
         let mut krefs: BTreeSet<KRef> = self.holders.keys().copied().collect();
         krefs.extend(objects.keys().map(|id| KRef::Object(*id)));
@@ -457,9 +442,9 @@ impl<'s> Audit<'s> {
                 KRef::Object(id) => objects
                     .get(&id)
                     .map_or(Found::Missing, |record| self.object_counts(id, record)),
-                KRef::Promise(id) => promises
-                    .get(&id)
-                    .map_or(Found::Missing, |stored| self.promise_count(id, stored)),
+                KRef::Promise(id) => promises.get(&id).map_or(Found::Missing, |record| {
+                    Found::Counts(StoredCount::Promise(record.refcount))
+                }),
             };
             let stored = match found {
                 Found::Counts(stored) => stored,
@@ -467,7 +452,6 @@ impl<'s> Audit<'s> {
                     self.dangling(kref, holders);
                     continue;
                 }
-                Found::Unreadable => continue,
             };
             let recounted = match stored {
                 StoredCount::Object(_) => StoredCount::Object(RefCounts {
@@ -499,23 +483,6 @@ impl<'s> Audit<'s> {
                 });
         }
         Found::Counts(StoredCount::Object(record.counts))
-    }
-
-    /// A promise's stored count. With one of its two keys missing, that is reported; a
-    /// refcount alone is no record.
-    fn promise_count(&mut self, id: KPromiseId, stored: &StoredPromise) -> Found {
-        let found = match (&stored.state, stored.refcount) {
-            (Some(_), Some(count)) => return Found::Counts(StoredCount::Promise(count)),
-            (Some(_), None) => Found::Unreadable,
-            (None, _) => Found::Missing,
-        };
-        self.report
-            .inconsistencies
-            .push(Inconsistency::PromiseRefcountKey {
-                promise: id,
-                refcount_only: matches!(found, Found::Missing),
-            });
-        found
     }
 
     fn dangling(&mut self, kref: KRef, holders: Vec<Holder>) {

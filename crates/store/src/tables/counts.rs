@@ -1,14 +1,19 @@
 //! The crank's refcount cache: the counts a crank changes (object records, promise
 //! refcounts), kept in memory and written to the store once, instead of read, decoded,
 //! encoded and written again at every hold a crank takes or releases (three to five times
-//! a crank for the same few krefs, docs/performance.md).
+//! a crank for the same few krefs, docs/performance.md). A promise's count is the first 4
+//! bytes of its record `kpN` (schema version 8): its write-back reads the record as the
+//! store holds it then and replaces those bytes.
 //!
-//! Invariant: a cached entry is the record's current value; the store may lag behind it
-//! only for entries marked written, and only inside a crank. Every entry marked written is
-//! written back before a savepoint is taken and before the crank ends (so savepoints, the
-//! crank's writes digest and the commit see exactly the writes they saw without the
-//! cache), and the cache is emptied when the crank ends, aborts or rolls back. A table
-//! operation that writes or deletes a cached record directly drops its entry first.
+//! Invariant: a cached entry is the record's current value (for a promise, its record's
+//! current count); the store may lag behind it only for entries marked written, and only
+//! inside a crank. Every entry marked written is written back before a savepoint is taken
+//! and before the crank ends (so savepoints, the crank's writes digest and the commit see
+//! exactly the writes they saw without the cache), and the cache is emptied when the crank
+//! ends, aborts or rolls back. A table operation that writes or deletes a cached record
+//! directly drops its entry first; the one exception, a write of a promise's state alone,
+//! writes the cached count with it, so the entry stays the record's count (and is no
+//! longer marked written: the store holds it).
 
 #[cfg(test)]
 mod tests;
@@ -110,6 +115,14 @@ impl CountCache {
         None
     }
 
+    /// Notes that the store holds `kref`'s cached count now (a promise's record was written
+    /// with it): the write-back has nothing left to do for it.
+    pub(crate) fn written_back(&mut self, kref: KRef) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.cached.kref() == kref) {
+            entry.written = false;
+        }
+    }
+
     /// Forgets `kref`: its record is about to be written or deleted directly.
     pub(crate) fn forget(&mut self, kref: KRef) {
         self.entries.retain(|e| e.cached.kref() != kref);
@@ -128,20 +141,21 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub(crate) fn write_back_counts(&mut self) -> Result<(), StoreError> {
-        for entry in &mut self.counts.entries {
+        // Indexed, not iterated: a promise's write-back reads its record through `self`.
+        for entry_idx in 0..self.counts.entries.len() {
+            let entry = &self.counts.entries[entry_idx];
             if !entry.written {
                 continue;
             }
-            match &entry.cached {
-                Cached::Object(id, record) => {
-                    self.kv.set(&keys::object(*id), &record.encode())?;
+            match entry.cached {
+                Cached::Object(id, ref record) => {
+                    self.kv.set(&keys::object(id), &record.encode())?;
                 }
-                Cached::Promise(id, count) => {
-                    self.kv
-                        .set(&keys::promise_refcount(*id), &count.to_le_bytes())?;
-                }
+                // The count lives in the promise's record (schema 8): the record as the
+                // store holds it now, the crank's writes included, gets the cached count.
+                Cached::Promise(id, count) => self.write_promise_refcount(id, count)?,
             }
-            entry.written = false;
+            self.counts.entries[entry_idx].written = false;
         }
         Ok(())
     }

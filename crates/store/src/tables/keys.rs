@@ -149,18 +149,11 @@ pub(crate) fn object(id: KObjectId) -> Key {
     buf
 }
 
+/// A promise's record, its refcount included (schema 8; up to 7 the count was `kpN.rc`).
 #[inline]
 pub(crate) fn promise(id: KPromiseId) -> Key {
     let mut buf = Key::new();
     KRef::Promise(id).push_to(&mut buf);
-    buf
-}
-
-#[inline]
-pub(crate) fn promise_refcount(id: KPromiseId) -> Key {
-    let mut buf = Key::new();
-    KRef::Promise(id).push_to(&mut buf);
-    buf.put(b".rc");
     buf
 }
 
@@ -473,10 +466,6 @@ mod tests {
             assert_eq!(
                 &*super::object(KObjectId(n)),
                 format!("{object}").as_bytes()
-            );
-            assert_eq!(
-                &*super::promise_refcount(KPromiseId(n)),
-                format!("{kref}.rc").as_bytes()
             );
             assert_eq!(
                 &*super::clist(vat, kref),

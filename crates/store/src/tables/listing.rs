@@ -13,7 +13,7 @@ use ocap_types::{EndpointId, KObjectId, KPromiseId, KRef, VatId};
 use super::{CListEntry, KernelStore, ObjectRecord, PromiseRecord, keys};
 use crate::error::StoreError;
 
-/// Entries read per step of a walk whose keys are not all wanted (promise refcounts).
+/// Entries read per step of a walk (keys `keep` skips read more than `limit`).
 const WALK_STEP: usize = 64;
 
 impl KernelStore {
@@ -42,11 +42,9 @@ impl KernelStore {
         after: Option<KPromiseId>,
         limit: usize,
     ) -> Result<Vec<(KPromiseId, PromiseRecord)>, StoreError> {
-        let from = after.map(|id| keys::promise_refcount(id).to_vec());
+        // One key per promise, its record (schema 8: the refcount is inside it).
+        let from = after.map(|id| keys::promise(id).to_vec());
         self.walk_records(b"kp", from, limit, |key, _| {
-            if key.ends_with(b".rc") {
-                return Ok(None);
-            }
             let id: KPromiseId = parse("promises", key)?;
             Ok(self.promise(id)?.map(|record| (id, record)))
         })

@@ -1,5 +1,12 @@
 //! Kernel promises: state, decider, subscribers, value, refcount (spec §5), and each
 //! unresolved promise's message queue.
+//!
+//! A promise is one key (schema version 8): its record `kpN` is its refcount, 4 bytes
+//! little-endian, followed by its state ([`PromiseState`]'s encoding: a tag byte, then the
+//! decider and subscribers, or the value). The count comes first so that a read of the
+//! count alone takes 4 bytes and decodes nothing else, and a new count replaces those 4
+//! bytes without re-encoding the state. Up to version 7 the count had a key of its own,
+//! `kpN.rc`, and `kpN` held the state alone (`migrations/v8.rs` folds the two).
 
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message};
 use serde::{Deserialize, Serialize};
@@ -48,9 +55,57 @@ impl PromiseRecord {
     }
 }
 
+/// Bytes of the refcount at the start of a promise's record.
+const REFCOUNT_LEN: usize = 4;
+
+/// A promise's record: `refcount` (u32 LE), then `state`'s encoding.
+fn encode_record(refcount: u32, state: &PromiseState) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(refcount);
+    state.encode_into(&mut w);
+    w.0
+}
+
+/// A record's two parts, unchecked: its refcount's bytes and its state's. A record holds
+/// at least a state's tag byte after the count.
+fn split_record(bytes: &[u8]) -> Result<([u8; REFCOUNT_LEN], &[u8]), Malformed> {
+    match bytes.split_first_chunk::<REFCOUNT_LEN>() {
+        Some((count, state)) if !state.is_empty() => Ok((*count, state)),
+        _ => Err(Malformed("record truncated")),
+    }
+}
+
+/// The refcount of a record, without decoding its state.
+fn record_refcount(bytes: &[u8]) -> Result<u32, Malformed> {
+    split_record(bytes).map(|(count, _)| u32::from_le_bytes(count))
+}
+
+/// The state of a record, without its refcount.
+fn record_state(bytes: &[u8]) -> Result<PromiseState, Malformed> {
+    PromiseState::decode(split_record(bytes)?.1)
+}
+
+/// A record's bytes with its refcount replaced by `refcount`, the state's bytes as they are
+/// (the count cache's write-back: the state is neither decoded nor encoded).
+fn with_refcount(bytes: &[u8], refcount: u32) -> Result<Vec<u8>, Malformed> {
+    let (_, state) = split_record(bytes)?;
+    let mut record = Vec::with_capacity(bytes.len());
+    record.extend_from_slice(&refcount.to_le_bytes());
+    record.extend_from_slice(state);
+    Ok(record)
+}
+
 impl PromiseState {
-    fn encode(&self) -> Vec<u8> {
+    /// The state's encoding alone: what a record holds after its refcount, and what `kpN`
+    /// held up to schema version 7 (migration tests write old stores with it).
+    #[cfg(test)]
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
+        self.encode_into(&mut w);
+        w.0
+    }
+
+    fn encode_into(&self, w: &mut Writer) {
         match self {
             PromiseState::Unresolved {
                 decider,
@@ -72,9 +127,10 @@ impl PromiseState {
                 w.capdata(value);
             }
         }
-        w.0
     }
 
+    /// Decodes a state's encoding (not a whole record: see [`record_state`]). Steps 2 → 3
+    /// and 3 → 4 read version 2 and 3 records, which are this encoding alone, with it.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
         let mut r = Reader(bytes);
         let state = match r.u8()? {
@@ -183,19 +239,14 @@ impl KernelStore {
         refcount: u32,
     ) -> Result<KPromiseId, StoreError> {
         let id = KPromiseId(self.allocate(keys::COUNTER_PROMISE.as_bytes())?);
-        let record = PromiseRecord {
-            state: PromiseState::Unresolved {
-                decider,
-                subscribers: Vec::new(),
-            },
-            refcount,
+        let state = PromiseState::Unresolved {
+            decider,
+            subscribers: Vec::new(),
         };
         // The message queue is created by the first message that waits on the promise: most
         // promises never have one. A new id: no record of it can exist.
         self.kv
-            .set_new(&keys::promise(id), &record.state.encode())?;
-        self.kv
-            .set_new(&keys::promise_refcount(id), &record.refcount.to_le_bytes())?;
+            .set_new(&keys::promise(id), &encode_record(refcount, &state))?;
         Ok(id)
     }
 
@@ -204,10 +255,17 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn promise(&self, id: KPromiseId) -> Result<Option<PromiseRecord>, StoreError> {
-        let Some(state) = self.promise_state(id)? else {
+        let key = keys::promise(id);
+        let Some(bytes) = self.kv.get_ref(&key)? else {
             return Ok(None);
         };
-        let refcount = self.promise_refcount(id)?.unwrap_or(0);
+        let corrupt = |e| StoreError::corrupt("promises", &key, e);
+        let state = record_state(&bytes).map_err(corrupt)?;
+        // The count cache is ahead of the stored count while it holds one.
+        let refcount = match self.counts.promise(id) {
+            Some(count) => count,
+            None => record_refcount(&bytes).map_err(corrupt)?,
+        };
         Ok(Some(PromiseRecord { state, refcount }))
     }
 
@@ -219,41 +277,66 @@ impl KernelStore {
         let key = keys::promise(id);
         match self.kv.get_ref(&key)? {
             None => Ok(None),
-            Some(bytes) => PromiseState::decode(&bytes)
+            Some(bytes) => record_state(&bytes)
                 .map(Some)
                 .map_err(|e| StoreError::corrupt("promises", &key, e)),
         }
     }
 
+    /// The promise's refcount alone (the cached one, else the record's first 4 bytes; the
+    /// state is not decoded), `None` if unknown.
     pub(crate) fn promise_refcount(&self, id: KPromiseId) -> Result<Option<u32>, StoreError> {
         if let Some(count) = self.counts.promise(id) {
             return Ok(Some(count));
         }
-        let key = keys::promise_refcount(id);
+        let key = keys::promise(id);
         match self.kv.get_ref(&key)? {
             None => Ok(None),
-            Some(bytes) => <[u8; 4]>::try_from(&bytes[..])
-                .map(|b| Some(u32::from_le_bytes(b)))
-                .map_err(|_| StoreError::corrupt("promises", &key, "refcount is not 4 bytes")),
+            Some(bytes) => record_refcount(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt("promises", &key, e)),
         }
     }
 
+    /// Writes the promise's refcount into its record (the state's bytes as they are); a
+    /// no-op for an unknown promise, which has no record to hold a count.
     pub(crate) fn put_promise_refcount(
         &mut self,
         id: KPromiseId,
         count: u32,
     ) -> Result<(), StoreError> {
         self.counts.forget(KRef::Promise(id));
-        self.kv
-            .set(&keys::promise_refcount(id), &count.to_le_bytes())
+        self.write_promise_refcount(id, count)
     }
 
+    /// [`KernelStore::put_promise_refcount`] without touching the count cache (its
+    /// write-back).
+    pub(crate) fn write_promise_refcount(
+        &mut self,
+        id: KPromiseId,
+        count: u32,
+    ) -> Result<(), StoreError> {
+        let key = keys::promise(id);
+        let Some(bytes) = self.kv.get_ref(&key)? else {
+            return Ok(());
+        };
+        let record =
+            with_refcount(&bytes, count).map_err(|e| StoreError::corrupt("promises", &key, e))?;
+        self.kv.set(&key, &record)
+    }
+
+    /// Writes the promise's state, keeping its refcount (the cached one if the cache holds
+    /// it, which the record then holds too; 0 for a promise with no record yet).
     fn put_promise_state(
         &mut self,
         id: KPromiseId,
         state: &PromiseState,
     ) -> Result<(), StoreError> {
-        self.kv.set(&keys::promise(id), &state.encode())
+        let refcount = self.promise_refcount(id)?.unwrap_or(0);
+        self.kv
+            .set(&keys::promise(id), &encode_record(refcount, state))?;
+        self.counts.written_back(KRef::Promise(id));
+        Ok(())
     }
 
     /// The promise's record, or [`StoreError::NotFound`].
@@ -274,8 +357,11 @@ impl KernelStore {
         id: KPromiseId,
         record: &PromiseRecord,
     ) -> Result<(), StoreError> {
-        self.put_promise_state(id, &record.state)?;
-        self.put_promise_refcount(id, record.refcount)
+        self.counts.forget(KRef::Promise(id));
+        self.kv.set(
+            &keys::promise(id),
+            &encode_record(record.refcount, &record.state),
+        )
     }
 
     /// Sets the decider of an unresolved promise (a no-op on a settled one).
@@ -283,13 +369,29 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn set_decider(&mut self, id: KPromiseId, owner: Option<Owner>) -> Result<(), StoreError> {
-        let mut state = self.existing_state(id)?;
-        if let PromiseState::Unresolved { decider, .. } = &mut state
+        let mut record = self.existing_promise(id)?;
+        if let PromiseState::Unresolved { decider, .. } = &mut record.state
             && *decider != owner
         {
             *decider = owner;
-            self.put_promise_state(id, &state)?;
+            self.rewrite_promise(id, &record)?;
         }
+        Ok(())
+    }
+
+    /// Writes back a record just read with [`KernelStore::promise`] whose state changed: its
+    /// count is the current one, so a cached count stays right (the record holds it now),
+    /// and the record is read once, not again for its count as `put_promise_state` would.
+    fn rewrite_promise(
+        &mut self,
+        id: KPromiseId,
+        record: &PromiseRecord,
+    ) -> Result<(), StoreError> {
+        self.kv.set(
+            &keys::promise(id),
+            &encode_record(record.refcount, &record.state),
+        )?;
+        self.counts.written_back(KRef::Promise(id));
         Ok(())
     }
 
@@ -304,13 +406,13 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn add_subscriber(&mut self, id: KPromiseId, ep: EndpointId) -> Result<bool, StoreError> {
-        let mut state = self.existing_state(id)?;
-        let PromiseState::Unresolved { subscribers, .. } = &mut state else {
+        let mut record = self.existing_promise(id)?;
+        let PromiseState::Unresolved { subscribers, .. } = &mut record.state else {
             return Ok(false);
         };
         if let Err(pos) = subscribers.binary_search_by_key(&ep.to_string(), ToString::to_string) {
             subscribers.insert(pos, ep);
-            self.put_promise_state(id, &state)?;
+            self.rewrite_promise(id, &record)?;
         }
         Ok(true)
     }
@@ -379,6 +481,10 @@ impl KernelStore {
         } else {
             PromiseState::Fulfilled(value)
         };
+        // The decider baseline's release first: the count is then cached, and the record
+        // written once with it and the new state, not read again for the count and
+        // rewritten with the new count at the write-back.
+        self.decref(KRef::Promise(id))?;
         self.put_promise_state(id, &state)?;
         let name = queue_name(id);
         let mut messages = Vec::new();
@@ -392,7 +498,6 @@ impl KernelStore {
             }
             self.queue_delete(&name)?;
         }
-        self.decref(KRef::Promise(id))?;
         Ok((messages, subscribers))
     }
 
@@ -417,7 +522,6 @@ impl KernelStore {
             "a settled promise with a queue"
         );
         self.counts.forget(KRef::Promise(id));
-        self.kv.delete(&keys::promise_refcount(id))?;
         self.kv.delete(&keys::promise(id))
     }
 }

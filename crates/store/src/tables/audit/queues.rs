@@ -5,15 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ocap_types::{EndpointId, KPromiseId, KRef, Message, RunQueueItem};
 
-use super::{Audit, Holder, Inconsistency, MessagePart, QueueProblem, RUN_QUEUE, StoredPromise};
+use super::{Audit, Holder, Inconsistency, MessagePart, QueueProblem, RUN_QUEUE};
 use crate::error::StoreError;
-use crate::tables::{PromiseState, WaitingSend, keys};
+use crate::tables::{PromiseRecord, PromiseState, WaitingSend, keys};
 
 impl Audit<'_> {
     /// The run queue's and every promise queue's holds.
     pub(super) fn queues(
         &mut self,
-        promises: &BTreeMap<KPromiseId, StoredPromise>,
+        promises: &BTreeMap<KPromiseId, PromiseRecord>,
     ) -> Result<(), StoreError> {
         let mut entries: BTreeMap<String, BTreeMap<u64, Vec<u8>>> = BTreeMap::new();
         const PREFIX: &[u8] = b"queue.";
@@ -47,8 +47,8 @@ impl Audit<'_> {
                 self.queue_problem(&name, QueueProblem::Unknown);
                 continue;
             };
-            if let Some(StoredPromise {
-                state: Some(PromiseState::Fulfilled(_) | PromiseState::Rejected(_)),
+            if let Some(PromiseRecord {
+                state: PromiseState::Fulfilled(_) | PromiseState::Rejected(_),
                 ..
             }) = promises.get(&promise)
             {

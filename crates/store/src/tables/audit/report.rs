@@ -303,13 +303,6 @@ pub enum Inconsistency {
         /// Its stored counts.
         counts: RefCounts,
     },
-    /// A promise record without a refcount, or a refcount without a promise record.
-    PromiseRefcountKey {
-        /// The promise.
-        promise: KPromiseId,
-        /// True if the refcount is the half that exists.
-        refcount_only: bool,
-    },
     /// A queue whose bounds or entries are broken, or that should not exist.
     Queue {
         /// The queue's name.
@@ -429,16 +422,6 @@ impl fmt::Display for Inconsistency {
                 "{object}: stored {},{}: reachable above recognizable",
                 counts.reachable, counts.recognizable
             ),
-            Inconsistency::PromiseRefcountKey {
-                promise,
-                refcount_only,
-            } => {
-                if *refcount_only {
-                    write!(f, "{promise}: a refcount but no promise record")
-                } else {
-                    write!(f, "{promise}: a promise record but no refcount")
-                }
-            }
             Inconsistency::Queue { name, problem } => write!(f, "queue {name:?} {problem}"),
             Inconsistency::UnpinnedService { name, object } => {
                 write!(

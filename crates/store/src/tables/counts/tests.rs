@@ -28,10 +28,10 @@ fn store_with_object_and_promise() -> (
     (dir, store, object, promise)
 }
 
-/// The promise's refcount as the byte store holds it.
+/// The promise's refcount as the byte store holds it: the first 4 bytes of its record.
 fn stored_count(store: &KernelStore, id: ocap_types::KPromiseId) -> Option<u32> {
-    let bytes = store.kv().get(&keys::promise_refcount(id)).unwrap()?;
-    Some(u32::from_le_bytes(bytes.try_into().unwrap()))
+    let bytes = store.kv().get(&keys::promise(id)).unwrap()?;
+    Some(u32::from_le_bytes(bytes[..4].try_into().unwrap()))
 }
 
 #[test]
