@@ -26,7 +26,7 @@ fn logged(durability: Durability) -> (KernelConfig, mpsc::Receiver<CrankRecord>)
 
 /// The head after [`run_scenario`], with vats in process or in workers (see the golden
 /// test).
-const GOLDEN: &str = "b12d6fa8b3228126d0d5313f4149d1fed2f3fb8faf1e19018ad089d3b03d23ca";
+const GOLDEN: &str = "f6c68b1ed28e37bb961bc66d13660c10161ce893ef590c95e3279756447fe28f";
 
 fn bob_root(kernel: &Kernel) -> KRef {
     let bob = kernel.vat_ids().unwrap()[1];

@@ -7,6 +7,13 @@
 //! count alone takes 4 bytes and decodes nothing else, and a new count replaces those 4
 //! bytes without re-encoding the state. Up to version 7 the count had a key of its own,
 //! `kpN.rc`, and `kpN` held the state alone (`migrations/v8.rs` folds the two).
+//!
+//! An unresolved promise on which no message has ever waited is stored with the state tag
+//! [`TAG_QUEUELESS`] instead of [`TAG_UNRESOLVED`] (same layout after the tag): settling it
+//! then needs no lookup of a queue it cannot have (an LMDB miss per settle, most settles).
+//! The first message queued on it rewrites the tag; a tag of [`TAG_UNRESOLVED`] only says
+//! a queue may exist (records migrated from version 7 all say so). The audit reports a
+//! queue of a promise whose record says it has none.
 
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message};
 use serde::{Deserialize, Serialize};
@@ -58,12 +65,24 @@ impl PromiseRecord {
 /// Bytes of the refcount at the start of a promise's record.
 const REFCOUNT_LEN: usize = 4;
 
-/// A promise's record: `refcount` (u32 LE), then `state`'s encoding.
-fn encode_record(refcount: u32, state: &PromiseState) -> Vec<u8> {
+/// The state tag of an unresolved promise that may have a message queue.
+const TAG_UNRESOLVED: u8 = 0;
+/// The state tag of an unresolved promise on which no message has ever waited: it has no
+/// queue.
+const TAG_QUEUELESS: u8 = 3;
+
+/// A promise's record: `refcount` (u32 LE), then `state`'s encoding; an unresolved state
+/// is tagged [`TAG_QUEUELESS`] if `queueless`.
+fn encode_record(refcount: u32, state: &PromiseState, queueless: bool) -> Vec<u8> {
     let mut w = Writer::new();
     w.u32(refcount);
-    state.encode_into(&mut w);
+    state.encode_into(&mut w, queueless);
     w.0
+}
+
+/// True if the record says no message has ever waited on its promise (an unresolved one).
+fn record_queueless(bytes: &[u8]) -> bool {
+    bytes.get(REFCOUNT_LEN) == Some(&TAG_QUEUELESS)
 }
 
 /// A record's two parts, unchecked: its refcount's bytes and its state's. A record holds
@@ -101,17 +120,22 @@ impl PromiseState {
     #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        self.encode_into(&mut w);
+        self.encode_into(&mut w, false);
         w.0
     }
 
-    fn encode_into(&self, w: &mut Writer) {
+    /// Writes the state; an unresolved one with the tag [`TAG_QUEUELESS`] if `queueless`.
+    fn encode_into(&self, w: &mut Writer, queueless: bool) {
         match self {
             PromiseState::Unresolved {
                 decider,
                 subscribers,
             } => {
-                w.u8(0);
+                w.u8(if queueless {
+                    TAG_QUEUELESS
+                } else {
+                    TAG_UNRESOLVED
+                });
                 w.owner(*decider);
                 w.u32(u32::try_from(subscribers.len()).expect("invariant: < 2^32 subscribers"));
                 for ep in subscribers {
@@ -134,7 +158,7 @@ impl PromiseState {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
         let mut r = Reader(bytes);
         let state = match r.u8()? {
-            0 => {
+            TAG_UNRESOLVED | TAG_QUEUELESS => {
                 let decider = r.owner()?;
                 let n = r.u32()? as usize;
                 if n > bytes.len() {
@@ -246,7 +270,7 @@ impl KernelStore {
         // The message queue is created by the first message that waits on the promise: most
         // promises never have one. A new id: no record of it can exist.
         self.kv
-            .set_new(&keys::promise(id), &encode_record(refcount, &state))?;
+            .set_new(&keys::promise(id), &encode_record(refcount, &state, true))?;
         Ok(id)
     }
 
@@ -255,6 +279,15 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn promise(&self, id: KPromiseId) -> Result<Option<PromiseRecord>, StoreError> {
+        Ok(self.promise_and_queueless(id)?.map(|(record, _)| record))
+    }
+
+    /// The promise's record, and whether it says no message has ever waited on the promise
+    /// (module doc), `None` if unknown.
+    fn promise_and_queueless(
+        &self,
+        id: KPromiseId,
+    ) -> Result<Option<(PromiseRecord, bool)>, StoreError> {
         let key = keys::promise(id);
         let Some(bytes) = self.kv.get_ref(&key)? else {
             return Ok(None);
@@ -266,7 +299,22 @@ impl KernelStore {
             Some(count) => count,
             None => record_refcount(&bytes).map_err(corrupt)?,
         };
-        Ok(Some(PromiseRecord { state, refcount }))
+        Ok(Some((
+            PromiseRecord { state, refcount },
+            record_queueless(&bytes),
+        )))
+    }
+
+    /// True if the promise's record says no message has ever waited on it, so that it has
+    /// no queue (module doc); false for an unknown promise.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub(crate) fn promise_queueless(&self, id: KPromiseId) -> Result<bool, StoreError> {
+        Ok(self
+            .kv
+            .get_ref(&keys::promise(id))?
+            .is_some_and(|bytes| record_queueless(&bytes)))
     }
 
     /// The promise's state alone, `None` if unknown.
@@ -326,17 +374,29 @@ impl KernelStore {
     }
 
     /// Writes the promise's state, keeping its refcount (the cached one if the cache holds
-    /// it, which the record then holds too; 0 for a promise with no record yet).
+    /// it, which the record then holds too; 0 for a promise with no record yet) and whether
+    /// a message ever waited on it. Returns whether the record said none ever had.
     fn put_promise_state(
         &mut self,
         id: KPromiseId,
         state: &PromiseState,
-    ) -> Result<(), StoreError> {
-        let refcount = self.promise_refcount(id)?.unwrap_or(0);
+    ) -> Result<bool, StoreError> {
+        let key = keys::promise(id);
+        let (stored, queueless) = match self.kv.get_ref(&key)? {
+            Some(bytes) => (
+                Some(
+                    record_refcount(&bytes)
+                        .map_err(|e| StoreError::corrupt("promises", &key, e))?,
+                ),
+                record_queueless(&bytes),
+            ),
+            None => (None, false),
+        };
+        let refcount = self.counts.promise(id).or(stored).unwrap_or(0);
         self.kv
-            .set(&keys::promise(id), &encode_record(refcount, state))?;
+            .set(&key, &encode_record(refcount, state, queueless))?;
         self.counts.written_back(KRef::Promise(id));
-        Ok(())
+        Ok(queueless)
     }
 
     /// The promise's record, or [`StoreError::NotFound`].
@@ -348,7 +408,7 @@ impl KernelStore {
             .ok_or_else(|| StoreError::NotFound(Record::Promise(id)))
     }
 
-    /// Writes the promise's record.
+    /// Writes the promise's record (keeping whether a message ever waited on it).
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -357,10 +417,11 @@ impl KernelStore {
         id: KPromiseId,
         record: &PromiseRecord,
     ) -> Result<(), StoreError> {
+        let queueless = self.promise_queueless(id)?;
         self.counts.forget(KRef::Promise(id));
         self.kv.set(
             &keys::promise(id),
-            &encode_record(record.refcount, &record.state),
+            &encode_record(record.refcount, &record.state, queueless),
         )
     }
 
@@ -369,12 +430,12 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn set_decider(&mut self, id: KPromiseId, owner: Option<Owner>) -> Result<(), StoreError> {
-        let mut record = self.existing_promise(id)?;
+        let (mut record, queueless) = self.existing_promise_and_queueless(id)?;
         if let PromiseState::Unresolved { decider, .. } = &mut record.state
             && *decider != owner
         {
             *decider = owner;
-            self.rewrite_promise(id, &record)?;
+            self.rewrite_promise(id, &record, queueless)?;
         }
         Ok(())
     }
@@ -386,13 +447,22 @@ impl KernelStore {
         &mut self,
         id: KPromiseId,
         record: &PromiseRecord,
+        queueless: bool,
     ) -> Result<(), StoreError> {
         self.kv.set(
             &keys::promise(id),
-            &encode_record(record.refcount, &record.state),
+            &encode_record(record.refcount, &record.state, queueless),
         )?;
         self.counts.written_back(KRef::Promise(id));
         Ok(())
+    }
+
+    fn existing_promise_and_queueless(
+        &self,
+        id: KPromiseId,
+    ) -> Result<(PromiseRecord, bool), StoreError> {
+        self.promise_and_queueless(id)?
+            .ok_or_else(|| StoreError::NotFound(Record::Promise(id)))
     }
 
     fn existing_state(&self, id: KPromiseId) -> Result<PromiseState, StoreError> {
@@ -406,13 +476,13 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn add_subscriber(&mut self, id: KPromiseId, ep: EndpointId) -> Result<bool, StoreError> {
-        let mut record = self.existing_promise(id)?;
+        let (mut record, queueless) = self.existing_promise_and_queueless(id)?;
         let PromiseState::Unresolved { subscribers, .. } = &mut record.state else {
             return Ok(false);
         };
         if let Err(pos) = subscribers.binary_search_by_key(&ep.to_string(), ToString::to_string) {
             subscribers.insert(pos, ep);
-            self.rewrite_promise(id, &record)?;
+            self.rewrite_promise(id, &record, queueless)?;
         }
         Ok(true)
     }
@@ -428,11 +498,22 @@ impl KernelStore {
         sender: Option<EndpointId>,
     ) -> Result<(), StoreError> {
         let name = queue_name(id);
+        let key = keys::promise(id);
+        let Some(bytes) = self.kv.get_ref(&key)? else {
+            return Err(StoreError::DeletedQueue { name });
+        };
         if !matches!(
-            self.promise_state(id)?,
-            Some(PromiseState::Unresolved { .. })
+            record_state(&bytes).map_err(|e| StoreError::corrupt("promises", &key, e))?,
+            PromiseState::Unresolved { .. }
         ) {
             return Err(StoreError::DeletedQueue { name });
+        }
+        if record_queueless(&bytes) {
+            // From now on a queue may exist: the same record with the other tag (the count
+            // in it is the stored one, which a cached count still overrides).
+            let mut record = bytes.into_owned();
+            record[REFCOUNT_LEN] = TAG_UNRESOLVED;
+            self.kv.set(&key, &record)?;
         }
         self.queue_init(&name)?;
         let entry = WaitingEntryOut {
@@ -485,10 +566,11 @@ impl KernelStore {
         // written once with it and the new state, not read again for the count and
         // rewritten with the new count at the write-back.
         self.decref(KRef::Promise(id))?;
-        self.put_promise_state(id, &state)?;
+        let queueless = self.put_promise_state(id, &state)?;
         let name = queue_name(id);
         let mut messages = Vec::new();
-        if let Some(bounds) = self.queue_bounds_if_any(&name)? {
+        // A promise no message ever waited on has no queue to look for (module doc).
+        if !queueless && let Some(bounds) = self.queue_bounds_if_any(&name)? {
             for index in bounds.tail..bounds.head {
                 let bytes = self.queue_take_entry(&name, index)?;
                 messages.push(

@@ -2,7 +2,8 @@
 //! across rollbacks, the vat-store namespace against hostile keys, and the GC set.
 
 use ocap_types::{
-    ByteBuf, CapData, Checkpoint, EndpointId, KObjectId, KRef, VRef, Value, VatConfig, VatId,
+    ByteBuf, CapData, Checkpoint, EndpointId, KObjectId, KRef, Message, VRef, Value, VatConfig,
+    VatId,
 };
 
 use crate::{
@@ -218,6 +219,44 @@ fn pins_are_a_multiset_that_holds_the_object() {
         store.pin_object(KObjectId(999)),
         Err(StoreError::NotFound(Record::Object(KObjectId(999))))
     ));
+    store.end_crank().unwrap();
+}
+
+/// A new promise's record says no message ever waited on it, so that settling it skips
+/// the queue lookup; the first queued message must change that, or settling would strand
+/// the message. Rewrites of the record for other reasons keep what it says.
+#[test]
+fn the_first_message_queued_on_a_promise_is_found_when_it_settles() {
+    let (_dir, mut store) = store();
+    let target = store.create_object(Owner::Kernel).unwrap();
+    let promise = store.create_promise(Some(Owner::Endpoint(vat(1)))).unwrap();
+    assert!(store.promise_queueless(promise).unwrap());
+    // Decider, subscribers and count rewrite the record and keep the flag.
+    store
+        .set_decider(promise, Some(Owner::Endpoint(vat(2))))
+        .unwrap();
+    store.add_subscriber(promise, vat(1)).unwrap();
+    store.incref(KRef::Promise(promise)).unwrap();
+    store.end_crank().unwrap();
+    store.start_crank().unwrap();
+    assert!(store.promise_queueless(promise).unwrap());
+    let record = store.promise(promise).unwrap().unwrap();
+    store.put_promise(promise, &record).unwrap();
+    assert!(store.promise_queueless(promise).unwrap());
+
+    let message = Message::new("hello", vec![], vec![KRef::Object(target)], None);
+    store
+        .promise_queue_push(promise, &message, Some(vat(1)))
+        .unwrap();
+    assert!(!store.promise_queueless(promise).unwrap());
+    assert_eq!(store.promise(promise).unwrap().unwrap(), record);
+    let (waiting, subscribers) = store
+        .settle_promise(promise, false, CapData::new(&Value::Null, vec![]))
+        .unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].message, message);
+    assert_eq!(subscribers, vec![vat(1)]);
+    assert_eq!(store.queue_bounds(&promise.to_string()).unwrap(), None);
     store.end_crank().unwrap();
 }
 

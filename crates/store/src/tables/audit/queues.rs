@@ -53,6 +53,8 @@ impl Audit<'_> {
             }) = promises.get(&promise)
             {
                 self.queue_problem(&name, QueueProblem::SettledPromise);
+            } else if self.store.promise_queueless(promise)? {
+                self.queue_problem(&name, QueueProblem::QueuelessPromise);
             }
             for (index, bytes) in waiting {
                 let WaitingSend { message, sender } = WaitingSend::decode(&bytes).map_err(|e| {

@@ -359,6 +359,9 @@ pub enum QueueProblem {
     MissingEntry,
     /// A settled promise still has a queue (settling drains and deletes it).
     SettledPromise,
+    /// The queue of a promise whose record says no message ever waited on it: settling it
+    /// would not look for the queue, and its messages would be stranded.
+    QueuelessPromise,
     /// Neither the run queue nor a promise's queue.
     Unknown,
 }
@@ -370,6 +373,9 @@ impl fmt::Display for QueueProblem {
             QueueProblem::EntryOutsideBounds => "has an entry outside its bounds",
             QueueProblem::MissingEntry => "misses an entry inside its bounds",
             QueueProblem::SettledPromise => "belongs to a settled promise",
+            QueueProblem::QueuelessPromise => {
+                "belongs to a promise whose record says nothing ever waited on it"
+            }
             QueueProblem::Unknown => "is neither the run queue nor a promise's queue",
         })
     }

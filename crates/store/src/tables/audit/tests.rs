@@ -334,6 +334,23 @@ fn a_queue_left_behind_by_a_settled_promise_is_reported() {
 }
 
 #[test]
+fn a_queue_of_a_promise_recorded_as_never_queued_on_is_reported() {
+    let mut world = World::new();
+    let promise = world.store.create_promise(None).unwrap();
+    assert_eq!(check(&world.store), CONSISTENT);
+    // A queue made behind the record's back (not through `promise_queue_push`): settling
+    // would never look for it.
+    let name = promise.to_string();
+    world.store.queue_init(&name).unwrap();
+    assert_eq!(
+        check(&world.store),
+        format!(
+            "queue \"{name}\" belongs to a promise whose record says nothing ever waited on it"
+        )
+    );
+}
+
+#[test]
 fn a_lone_queue_bound_is_left_to_the_audit_by_settling() {
     let mut world = World::new();
     let promise = world.store.create_promise(None).unwrap();
