@@ -26,7 +26,7 @@ fn logged(durability: Durability) -> (KernelConfig, mpsc::Receiver<CrankRecord>)
 
 /// The head after [`run_scenario`], with vats in process or in workers (see the golden
 /// test).
-const GOLDEN: &str = "f6c68b1ed28e37bb961bc66d13660c10161ce893ef590c95e3279756447fe28f";
+const GOLDEN: &str = "13246db37ddd395f9dfab49319513e527eac2a0a4f47ab37dc026a8536ab83f6";
 
 fn bob_root(kernel: &Kernel) -> KRef {
     let bob = kernel.vat_ids().unwrap()[1];

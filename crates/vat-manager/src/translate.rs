@@ -29,7 +29,13 @@ pub(crate) fn kref_to_vref(
     kref: KRef,
 ) -> Result<VRef, StoreError> {
     let ep = EndpointId::Vat(vat);
-    if let Some(entry) = store.clist_entry(ep, kref)? {
+    // A promise's record may know that this vat's c-list cannot hold it (a send's result
+    // on its way to its receiver): then there is no entry to look up.
+    let may_hold = match kref {
+        KRef::Promise(id) => store.clist_may_hold_promise(ep, id)?,
+        KRef::Object(_) => true,
+    };
+    if may_hold && let Some(entry) = store.clist_entry(ep, kref)? {
         // An import the vat dropped is reachable from it again.
         store.mark_reachable(ep, kref, entry)?;
         return Ok(entry.vref);

@@ -73,6 +73,7 @@ pub use report::{
     StoredCount,
 };
 
+use super::promises::Facts;
 use super::{KernelStore, ObjectRecord, Owner, PromiseRecord, PromiseState, RefCounts, keys};
 use crate::error::StoreError;
 
@@ -115,6 +116,7 @@ impl KernelStore {
         let objects = audit.objects()?;
         let promises = audit.promises()?;
         audit.clists(&objects)?;
+        audit.promise_holders(&promises)?;
         audit.importer_index()?;
         audit.owners(&objects);
         audit.promise_holds(&promises);
@@ -211,6 +213,34 @@ impl<'s> Audit<'s> {
             }
         }
         Ok(endpoints)
+    }
+
+    /// Every promise whose record says which c-lists can hold it (`promises.rs`, module
+    /// doc) against the c-lists read by [`Audit::clists`]: importing it skips the c-list
+    /// lookup on that word, so a wrong record would give a vat a second entry for it.
+    fn promise_holders(
+        &mut self,
+        promises: &BTreeMap<KPromiseId, PromiseRecord>,
+    ) -> Result<(), StoreError> {
+        for id in promises.keys() {
+            let facts = self.store.promise_facts(*id)?;
+            for (ep, by_kref) in &self.clists {
+                if by_kref.contains_key(&KRef::Promise(*id)) && !facts.may_be_held_by(*ep) {
+                    let recorded = match facts {
+                        Facts::HeldBy(holder) => Some(holder),
+                        _ => None,
+                    };
+                    self.report
+                        .inconsistencies
+                        .push(Inconsistency::PromiseHolder {
+                            promise: *id,
+                            recorded,
+                            holder: *ep,
+                        });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads every c-list both ways: its kref side holds (the side that carries the

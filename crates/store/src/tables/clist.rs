@@ -72,8 +72,11 @@ impl KernelStore {
         vref: VRef,
     ) -> Result<(), StoreError> {
         self.kv.set_new(&keys::clist(ep, vref), &keys::part(kref))?;
-        if let (KRef::Object(id), false) = (kref, vref.is_export()) {
-            self.kv.set_new(&keys::importer(id, ep), b"")?;
+        match (kref, vref.is_export()) {
+            (KRef::Object(id), false) => self.kv.set_new(&keys::importer(id, ep), b"")?,
+            (KRef::Object(_), true) => {}
+            // The promise's record keeps which c-lists can hold it (`promises.rs`).
+            (KRef::Promise(id), _) => self.note_promise_holder(id, ep)?,
         }
         self.kv
             .set_new(&keys::clist(ep, kref), &keys::flagged(true, vref))

@@ -8,12 +8,16 @@
 //! bytes without re-encoding the state. Up to version 7 the count had a key of its own,
 //! `kpN.rc`, and `kpN` held the state alone (`migrations/v8.rs` folds the two).
 //!
-//! An unresolved promise on which no message has ever waited is stored with the state tag
-//! [`TAG_QUEUELESS`] instead of [`TAG_UNRESOLVED`] (same layout after the tag): settling it
-//! then needs no lookup of a queue it cannot have (an LMDB miss per settle, most settles).
-//! The first message queued on it rewrites the tag; a tag of [`TAG_UNRESOLVED`] only says
-//! a queue may exist (records migrated from version 7 all say so). The audit reports a
-//! queue of a promise whose record says it has none.
+//! An unresolved record also says what the kernel knows of it beyond its state, its
+//! [`Facts`], in the state's tag: whether a message ever waited on it (if none did, it has
+//! no queue, and settling it skips the lookup of one: an LMDB miss per settle, most
+//! settles) and, if none did, which c-lists can hold it (none, or one endpoint's, whose id
+//! follows the tag, 5 bytes as an owner is written), so that importing it into a vat that cannot hold it skips
+//! the c-list lookup, another LMDB miss (a send's result, imported by its receiver). A fact
+//! is only ever dropped, never assumed: the first message queued on the promise, or a
+//! second endpoint's c-list entry, turns the record into one that knows less (tag `0`,
+//! which records migrated from version 7 all carry, knows nothing). The audit checks both
+//! facts.
 
 use ocap_types::{CapData, EndpointId, KPromiseId, KRef, Message};
 use serde::{Deserialize, Serialize};
@@ -65,24 +69,59 @@ impl PromiseRecord {
 /// Bytes of the refcount at the start of a promise's record.
 const REFCOUNT_LEN: usize = 4;
 
-/// The state tag of an unresolved promise that may have a message queue.
+/// State tags of an unresolved promise, by what its record knows ([`Facts`]); a settled
+/// one's are 1 (fulfilled) and 2 (rejected).
 const TAG_UNRESOLVED: u8 = 0;
-/// The state tag of an unresolved promise on which no message has ever waited: it has no
-/// queue.
 const TAG_QUEUELESS: u8 = 3;
+const TAG_UNHELD: u8 = 4;
+const TAG_HELD_BY: u8 = 5;
 
-/// A promise's record: `refcount` (u32 LE), then `state`'s encoding; an unresolved state
-/// is tagged [`TAG_QUEUELESS`] if `queueless`.
-fn encode_record(refcount: u32, state: &PromiseState, queueless: bool) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.u32(refcount);
-    state.encode_into(&mut w, queueless);
-    w.0
+/// What an unresolved promise's record knows beyond its state (module doc). A settled
+/// promise's record knows nothing ([`Facts::None`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Facts {
+    /// A queue may exist, and any c-list may hold the promise.
+    None,
+    /// No message ever waited on it, so it has no queue; any c-list may hold it.
+    Queueless,
+    /// No message ever waited on it, and no c-list holds it.
+    Unheld,
+    /// No message ever waited on it, and no c-list but this endpoint's holds it.
+    HeldBy(EndpointId),
 }
 
-/// True if the record says no message has ever waited on its promise (an unresolved one).
-fn record_queueless(bytes: &[u8]) -> bool {
-    bytes.get(REFCOUNT_LEN) == Some(&TAG_QUEUELESS)
+impl Facts {
+    /// True if the record says the promise has no queue.
+    pub(crate) fn queueless(self) -> bool {
+        self != Facts::None
+    }
+
+    /// False if the record says `ep`'s c-list cannot hold the promise.
+    pub(crate) fn may_be_held_by(self, ep: EndpointId) -> bool {
+        match self {
+            Facts::Unheld => false,
+            Facts::HeldBy(holder) => holder == ep,
+            Facts::None | Facts::Queueless => true,
+        }
+    }
+
+    /// What is known once `ep`'s c-list holds the promise too.
+    fn held_by(self, ep: EndpointId) -> Facts {
+        match self {
+            Facts::Unheld => Facts::HeldBy(ep),
+            Facts::HeldBy(holder) if holder != ep => Facts::Queueless,
+            other => other,
+        }
+    }
+}
+
+/// A promise's record: `refcount` (u32 LE), then `state`'s encoding with `facts` (which
+/// only an unresolved state carries).
+fn encode_record(refcount: u32, state: &PromiseState, facts: Facts) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(refcount);
+    state.encode_into(&mut w, facts);
+    w.0
 }
 
 /// A record's two parts, unchecked: its refcount's bytes and its state's. A record holds
@@ -101,7 +140,60 @@ fn record_refcount(bytes: &[u8]) -> Result<u32, Malformed> {
 
 /// The state of a record, without its refcount.
 fn record_state(bytes: &[u8]) -> Result<PromiseState, Malformed> {
-    PromiseState::decode(split_record(bytes)?.1)
+    record_state_and_facts(bytes).map(|(state, _)| state)
+}
+
+/// The state of a record and its [`Facts`].
+fn record_state_and_facts(bytes: &[u8]) -> Result<(PromiseState, Facts), Malformed> {
+    PromiseState::decode_with_facts(split_record(bytes)?.1)
+}
+
+/// Bytes of the holder after [`TAG_HELD_BY`]: an endpoint written as an owner.
+const HOLDER_LEN: usize = 5;
+
+/// The holder that follows a [`TAG_HELD_BY`].
+fn holder(r: &mut Reader<'_>) -> Result<EndpointId, Malformed> {
+    match r.owner()? {
+        Some(Owner::Endpoint(holder)) => Ok(holder),
+        _ => Err(Malformed("holder is not an endpoint")),
+    }
+}
+
+/// A record's [`Facts`], read from its tag (and holder) without decoding the rest.
+fn record_facts(bytes: &[u8]) -> Result<Facts, Malformed> {
+    let (_, state) = split_record(bytes)?;
+    let mut r = Reader(state);
+    Ok(match r.u8()? {
+        TAG_QUEUELESS => Facts::Queueless,
+        TAG_UNHELD => Facts::Unheld,
+        TAG_HELD_BY => Facts::HeldBy(holder(&mut r)?),
+        _ => Facts::None,
+    })
+}
+
+/// `bytes`, a record whose facts are `facts`, changed to say `now` instead: only the tag
+/// and the holder change (the count and the state's bytes stay as they are).
+fn with_facts(bytes: &[u8], facts: Facts, now: Facts) -> Vec<u8> {
+    let rest = REFCOUNT_LEN
+        + 1
+        + if let Facts::HeldBy(_) = facts {
+            HOLDER_LEN
+        } else {
+            0
+        };
+    let mut w = Writer(Vec::with_capacity(bytes.len() + HOLDER_LEN));
+    w.0.extend_from_slice(&bytes[..REFCOUNT_LEN]);
+    match now {
+        Facts::None => w.u8(TAG_UNRESOLVED),
+        Facts::Queueless => w.u8(TAG_QUEUELESS),
+        Facts::Unheld => w.u8(TAG_UNHELD),
+        Facts::HeldBy(holder) => {
+            w.u8(TAG_HELD_BY);
+            w.owner(Some(Owner::Endpoint(holder)));
+        }
+    }
+    w.0.extend_from_slice(&bytes[rest..]);
+    w.0
 }
 
 /// A record's bytes with its refcount replaced by `refcount`, the state's bytes as they are
@@ -120,22 +212,26 @@ impl PromiseState {
     #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        self.encode_into(&mut w, false);
+        self.encode_into(&mut w, Facts::None);
         w.0
     }
 
-    /// Writes the state; an unresolved one with the tag [`TAG_QUEUELESS`] if `queueless`.
-    fn encode_into(&self, w: &mut Writer, queueless: bool) {
+    /// Writes the state; an unresolved one with `facts` (module doc).
+    fn encode_into(&self, w: &mut Writer, facts: Facts) {
         match self {
             PromiseState::Unresolved {
                 decider,
                 subscribers,
             } => {
-                w.u8(if queueless {
-                    TAG_QUEUELESS
-                } else {
-                    TAG_UNRESOLVED
-                });
+                match facts {
+                    Facts::None => w.u8(TAG_UNRESOLVED),
+                    Facts::Queueless => w.u8(TAG_QUEUELESS),
+                    Facts::Unheld => w.u8(TAG_UNHELD),
+                    Facts::HeldBy(holder) => {
+                        w.u8(TAG_HELD_BY);
+                        w.owner(Some(Owner::Endpoint(holder)));
+                    }
+                }
                 w.owner(*decider);
                 w.u32(u32::try_from(subscribers.len()).expect("invariant: < 2^32 subscribers"));
                 for ep in subscribers {
@@ -156,9 +252,21 @@ impl PromiseState {
     /// Decodes a state's encoding (not a whole record: see [`record_state`]). Steps 2 → 3
     /// and 3 → 4 read version 2 and 3 records, which are this encoding alone, with it.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+        Self::decode_with_facts(bytes).map(|(state, _)| state)
+    }
+
+    /// Decodes a state's encoding and the [`Facts`] its tag carries.
+    fn decode_with_facts(bytes: &[u8]) -> Result<(Self, Facts), Malformed> {
         let mut r = Reader(bytes);
+        let mut facts = Facts::None;
         let state = match r.u8()? {
-            TAG_UNRESOLVED | TAG_QUEUELESS => {
+            tag @ (TAG_UNRESOLVED | TAG_QUEUELESS | TAG_UNHELD | TAG_HELD_BY) => {
+                facts = match tag {
+                    TAG_QUEUELESS => Facts::Queueless,
+                    TAG_UNHELD => Facts::Unheld,
+                    TAG_HELD_BY => Facts::HeldBy(holder(&mut r)?),
+                    _ => Facts::None,
+                };
                 let decider = r.owner()?;
                 let n = r.u32()? as usize;
                 if n > bytes.len() {
@@ -181,7 +289,7 @@ impl PromiseState {
             _ => return Err(Malformed("bad promise state tag")),
         };
         r.finish()?;
-        Ok(state)
+        Ok((state, facts))
     }
 }
 
@@ -269,8 +377,10 @@ impl KernelStore {
         };
         // The message queue is created by the first message that waits on the promise: most
         // promises never have one. A new id: no record of it can exist.
-        self.kv
-            .set_new(&keys::promise(id), &encode_record(refcount, &state, true))?;
+        self.kv.set_new(
+            &keys::promise(id),
+            &encode_record(refcount, &state, Facts::Unheld),
+        )?;
         Ok(id)
     }
 
@@ -279,42 +389,76 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn promise(&self, id: KPromiseId) -> Result<Option<PromiseRecord>, StoreError> {
-        Ok(self.promise_and_queueless(id)?.map(|(record, _)| record))
+        Ok(self.promise_and_facts(id)?.map(|(record, _)| record))
     }
 
-    /// The promise's record, and whether it says no message has ever waited on the promise
-    /// (module doc), `None` if unknown.
-    fn promise_and_queueless(
+    /// The promise's record and its [`Facts`], `None` if unknown.
+    fn promise_and_facts(
         &self,
         id: KPromiseId,
-    ) -> Result<Option<(PromiseRecord, bool)>, StoreError> {
+    ) -> Result<Option<(PromiseRecord, Facts)>, StoreError> {
         let key = keys::promise(id);
         let Some(bytes) = self.kv.get_ref(&key)? else {
             return Ok(None);
         };
         let corrupt = |e| StoreError::corrupt("promises", &key, e);
-        let state = record_state(&bytes).map_err(corrupt)?;
+        let (state, facts) = record_state_and_facts(&bytes).map_err(corrupt)?;
         // The count cache is ahead of the stored count while it holds one.
         let refcount = match self.counts.promise(id) {
             Some(count) => count,
             None => record_refcount(&bytes).map_err(corrupt)?,
         };
-        Ok(Some((
-            PromiseRecord { state, refcount },
-            record_queueless(&bytes),
-        )))
+        Ok(Some((PromiseRecord { state, refcount }, facts)))
     }
 
-    /// True if the promise's record says no message has ever waited on it, so that it has
-    /// no queue (module doc); false for an unknown promise.
+    /// What the promise's record knows beyond its state (module doc); [`Facts::None`] for
+    /// an unknown promise.
     ///
     /// # Errors
-    /// [`StoreError`] from the byte store.
-    pub(crate) fn promise_queueless(&self, id: KPromiseId) -> Result<bool, StoreError> {
-        Ok(self
-            .kv
-            .get_ref(&keys::promise(id))?
-            .is_some_and(|bytes| record_queueless(&bytes)))
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    pub(crate) fn promise_facts(&self, id: KPromiseId) -> Result<Facts, StoreError> {
+        let key = keys::promise(id);
+        match self.kv.get_ref(&key)? {
+            None => Ok(Facts::None),
+            Some(bytes) => {
+                record_facts(&bytes).map_err(|e| StoreError::corrupt("promises", &key, e))
+            }
+        }
+    }
+
+    /// False if the promise's record says `ep`'s c-list cannot hold it (module doc): the
+    /// caller then needs no c-list lookup to know it is absent.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    pub fn clist_may_hold_promise(
+        &self,
+        ep: EndpointId,
+        id: KPromiseId,
+    ) -> Result<bool, StoreError> {
+        Ok(self.promise_facts(id)?.may_be_held_by(ep))
+    }
+
+    /// Notes in the promise's record that `ep`'s c-list now holds it (every c-list entry of
+    /// a promise is added through [`KernelStore::add_clist_entry`], which calls this).
+    pub(crate) fn note_promise_holder(
+        &mut self,
+        id: KPromiseId,
+        ep: EndpointId,
+    ) -> Result<(), StoreError> {
+        let key = keys::promise(id);
+        let Some(bytes) = self.kv.get_ref(&key)? else {
+            return Ok(());
+        };
+        let facts = record_facts(&bytes).map_err(|e| StoreError::corrupt("promises", &key, e))?;
+        let now = facts.held_by(ep);
+        if now == facts {
+            return Ok(());
+        }
+        // The stored count goes with the bytes: a cached count ahead of it is still
+        // written back at the end of the crank.
+        let record = with_facts(&bytes, facts, now);
+        self.kv.set(&key, &record)
     }
 
     /// The promise's state alone, `None` if unknown.
@@ -374,29 +518,29 @@ impl KernelStore {
     }
 
     /// Writes the promise's state, keeping its refcount (the cached one if the cache holds
-    /// it, which the record then holds too; 0 for a promise with no record yet) and whether
-    /// a message ever waited on it. Returns whether the record said none ever had.
+    /// it, which the record then holds too; 0 for a promise with no record yet) and what
+    /// else its record knew, which it returns.
     fn put_promise_state(
         &mut self,
         id: KPromiseId,
         state: &PromiseState,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Facts, StoreError> {
         let key = keys::promise(id);
-        let (stored, queueless) = match self.kv.get_ref(&key)? {
-            Some(bytes) => (
-                Some(
-                    record_refcount(&bytes)
-                        .map_err(|e| StoreError::corrupt("promises", &key, e))?,
-                ),
-                record_queueless(&bytes),
-            ),
-            None => (None, false),
+        let (stored, facts) = match self.kv.get_ref(&key)? {
+            Some(bytes) => {
+                let corrupt = |e| StoreError::corrupt("promises", &key, e);
+                (
+                    Some(record_refcount(&bytes).map_err(corrupt)?),
+                    record_facts(&bytes).map_err(corrupt)?,
+                )
+            }
+            None => (None, Facts::None),
         };
         let refcount = self.counts.promise(id).or(stored).unwrap_or(0);
-        self.kv
-            .set(&key, &encode_record(refcount, state, queueless))?;
+        let record = encode_record(refcount, state, facts);
+        self.kv.set(&key, &record)?;
         self.counts.written_back(KRef::Promise(id));
-        Ok(queueless)
+        Ok(facts)
     }
 
     /// The promise's record, or [`StoreError::NotFound`].
@@ -417,12 +561,10 @@ impl KernelStore {
         id: KPromiseId,
         record: &PromiseRecord,
     ) -> Result<(), StoreError> {
-        let queueless = self.promise_queueless(id)?;
+        let facts = self.promise_facts(id)?;
         self.counts.forget(KRef::Promise(id));
-        self.kv.set(
-            &keys::promise(id),
-            &encode_record(record.refcount, &record.state, queueless),
-        )
+        let bytes = encode_record(record.refcount, &record.state, facts);
+        self.kv.set(&keys::promise(id), &bytes)
     }
 
     /// Sets the decider of an unresolved promise (a no-op on a settled one).
@@ -430,12 +572,12 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn set_decider(&mut self, id: KPromiseId, owner: Option<Owner>) -> Result<(), StoreError> {
-        let (mut record, queueless) = self.existing_promise_and_queueless(id)?;
+        let (mut record, facts) = self.existing_promise_and_facts(id)?;
         if let PromiseState::Unresolved { decider, .. } = &mut record.state
             && *decider != owner
         {
             *decider = owner;
-            self.rewrite_promise(id, &record, queueless)?;
+            self.rewrite_promise(id, &record, facts)?;
         }
         Ok(())
     }
@@ -447,21 +589,19 @@ impl KernelStore {
         &mut self,
         id: KPromiseId,
         record: &PromiseRecord,
-        queueless: bool,
+        facts: Facts,
     ) -> Result<(), StoreError> {
-        self.kv.set(
-            &keys::promise(id),
-            &encode_record(record.refcount, &record.state, queueless),
-        )?;
+        let bytes = encode_record(record.refcount, &record.state, facts);
+        self.kv.set(&keys::promise(id), &bytes)?;
         self.counts.written_back(KRef::Promise(id));
         Ok(())
     }
 
-    fn existing_promise_and_queueless(
+    fn existing_promise_and_facts(
         &self,
         id: KPromiseId,
-    ) -> Result<(PromiseRecord, bool), StoreError> {
-        self.promise_and_queueless(id)?
+    ) -> Result<(PromiseRecord, Facts), StoreError> {
+        self.promise_and_facts(id)?
             .ok_or_else(|| StoreError::NotFound(Record::Promise(id)))
     }
 
@@ -476,13 +616,13 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn add_subscriber(&mut self, id: KPromiseId, ep: EndpointId) -> Result<bool, StoreError> {
-        let (mut record, queueless) = self.existing_promise_and_queueless(id)?;
+        let (mut record, facts) = self.existing_promise_and_facts(id)?;
         let PromiseState::Unresolved { subscribers, .. } = &mut record.state else {
             return Ok(false);
         };
         if let Err(pos) = subscribers.binary_search_by_key(&ep.to_string(), ToString::to_string) {
             subscribers.insert(pos, ep);
-            self.rewrite_promise(id, &record, queueless)?;
+            self.rewrite_promise(id, &record, facts)?;
         }
         Ok(true)
     }
@@ -498,22 +638,15 @@ impl KernelStore {
         sender: Option<EndpointId>,
     ) -> Result<(), StoreError> {
         let name = queue_name(id);
-        let key = keys::promise(id);
-        let Some(bytes) = self.kv.get_ref(&key)? else {
+        let Some((record, facts)) = self.promise_and_facts(id)? else {
             return Err(StoreError::DeletedQueue { name });
         };
-        if !matches!(
-            record_state(&bytes).map_err(|e| StoreError::corrupt("promises", &key, e))?,
-            PromiseState::Unresolved { .. }
-        ) {
+        if !record.is_unresolved() {
             return Err(StoreError::DeletedQueue { name });
         }
-        if record_queueless(&bytes) {
-            // From now on a queue may exist: the same record with the other tag (the count
-            // in it is the stored one, which a cached count still overrides).
-            let mut record = bytes.into_owned();
-            record[REFCOUNT_LEN] = TAG_UNRESOLVED;
-            self.kv.set(&key, &record)?;
+        if facts != Facts::None {
+            // From now on a queue may exist, and the record knows nothing more.
+            self.rewrite_promise(id, &record, Facts::None)?;
         }
         self.queue_init(&name)?;
         let entry = WaitingEntryOut {
@@ -566,7 +699,7 @@ impl KernelStore {
         // written once with it and the new state, not read again for the count and
         // rewritten with the new count at the write-back.
         self.decref(KRef::Promise(id))?;
-        let queueless = self.put_promise_state(id, &state)?;
+        let queueless = self.put_promise_state(id, &state)?.queueless();
         let name = queue_name(id);
         let mut messages = Vec::new();
         // A promise no message ever waited on has no queue to look for (module doc).

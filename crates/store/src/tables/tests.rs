@@ -230,7 +230,8 @@ fn the_first_message_queued_on_a_promise_is_found_when_it_settles() {
     let (_dir, mut store) = store();
     let target = store.create_object(Owner::Kernel).unwrap();
     let promise = store.create_promise(Some(Owner::Endpoint(vat(1)))).unwrap();
-    assert!(store.promise_queueless(promise).unwrap());
+    let queueless = |store: &KernelStore| store.promise_facts(promise).unwrap().queueless();
+    assert!(queueless(&store));
     // Decider, subscribers and count rewrite the record and keep the flag.
     store
         .set_decider(promise, Some(Owner::Endpoint(vat(2))))
@@ -239,16 +240,16 @@ fn the_first_message_queued_on_a_promise_is_found_when_it_settles() {
     store.incref(KRef::Promise(promise)).unwrap();
     store.end_crank().unwrap();
     store.start_crank().unwrap();
-    assert!(store.promise_queueless(promise).unwrap());
+    assert!(queueless(&store));
     let record = store.promise(promise).unwrap().unwrap();
     store.put_promise(promise, &record).unwrap();
-    assert!(store.promise_queueless(promise).unwrap());
+    assert!(queueless(&store));
 
     let message = Message::new("hello", vec![], vec![KRef::Object(target)], None);
     store
         .promise_queue_push(promise, &message, Some(vat(1)))
         .unwrap();
-    assert!(!store.promise_queueless(promise).unwrap());
+    assert!(!queueless(&store));
     assert_eq!(store.promise(promise).unwrap().unwrap(), record);
     let (waiting, subscribers) = store
         .settle_promise(promise, false, CapData::new(&Value::Null, vec![]))
@@ -257,6 +258,47 @@ fn the_first_message_queued_on_a_promise_is_found_when_it_settles() {
     assert_eq!(waiting[0].message, message);
     assert_eq!(subscribers, vec![vat(1)]);
     assert_eq!(store.queue_bounds(&promise.to_string()).unwrap(), None);
+    store.end_crank().unwrap();
+}
+
+/// A promise's record knows which c-lists can hold it while only one does, so that a
+/// vat that cannot hold it is spared a c-list lookup; every c-list entry added for it must
+/// widen what the record allows, never narrow it.
+#[test]
+fn a_promise_record_allows_exactly_the_clists_that_were_given_it() {
+    let (_dir, mut store) = store();
+    let may = |store: &KernelStore, ep, id| store.clist_may_hold_promise(ep, id).unwrap();
+    let promise = store.create_promise(None).unwrap();
+    assert!(!may(&store, vat(1), promise) && !may(&store, vat(2), promise));
+
+    let export = VRef::ExportPromise(7);
+    store
+        .add_clist_entry(vat(1), KRef::Promise(promise), export)
+        .unwrap();
+    assert!(may(&store, vat(1), promise));
+    assert!(!may(&store, vat(2), promise));
+    // What the record knows outlives other rewrites of it, and the end of the crank.
+    store
+        .set_decider(promise, Some(Owner::Endpoint(vat(1))))
+        .unwrap();
+    store.add_subscriber(promise, vat(3)).unwrap();
+    store.incref(KRef::Promise(promise)).unwrap();
+    store.end_crank().unwrap();
+    store.start_crank().unwrap();
+    assert!(!may(&store, vat(2), promise) && !may(&store, vat(3), promise));
+    assert_eq!(
+        store.promise(promise).unwrap().unwrap().decider(),
+        Some(Owner::Endpoint(vat(1)))
+    );
+
+    let import = VRef::ImportPromise(store.allocate_import(vat(2), true).unwrap());
+    store
+        .add_clist_entry(vat(2), KRef::Promise(promise), import)
+        .unwrap();
+    assert!(may(&store, vat(1), promise) && may(&store, vat(2), promise));
+    // Two holders: the record no longer narrows anything.
+    assert!(may(&store, vat(3), promise));
+    assert!(store.promise_facts(promise).unwrap().queueless());
     store.end_crank().unwrap();
 }
 

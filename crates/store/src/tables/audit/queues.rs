@@ -53,7 +53,7 @@ impl Audit<'_> {
             }) = promises.get(&promise)
             {
                 self.queue_problem(&name, QueueProblem::SettledPromise);
-            } else if self.store.promise_queueless(promise)? {
+            } else if self.store.promise_facts(promise)?.queueless() {
                 self.queue_problem(&name, QueueProblem::QueuelessPromise);
             }
             for (index, bytes) in waiting {

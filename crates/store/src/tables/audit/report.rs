@@ -336,6 +336,16 @@ pub enum Inconsistency {
         /// Its decider.
         decider: EndpointId,
     },
+    /// `holder`'s c-list holds `promise`, whose record says only `recorded`'s does (`None`:
+    /// none does).
+    PromiseHolder {
+        /// The promise.
+        promise: KPromiseId,
+        /// The only holder its record allows, if any.
+        recorded: Option<EndpointId>,
+        /// The c-list that holds it anyway.
+        holder: EndpointId,
+    },
     /// The importer index (`imp.<ko>.<ep>`) disagrees with the c-lists: `endpoint` imports
     /// `object` without an index key (`indexed` false), or has an index key but no import.
     ImporterIndex {
@@ -452,7 +462,25 @@ impl fmt::Display for Inconsistency {
                 endpoint,
                 indexed,
             } => importer_index(f, *object, *endpoint, *indexed),
+            Inconsistency::PromiseHolder {
+                promise,
+                recorded,
+                holder,
+            } => promise_holder(f, *promise, *recorded, *holder),
         }
+    }
+}
+
+fn promise_holder(
+    f: &mut fmt::Formatter<'_>,
+    promise: KPromiseId,
+    recorded: Option<EndpointId>,
+    holder: EndpointId,
+) -> fmt::Result {
+    write!(f, "{promise}: held by {holder}'s c-list, but its record says ")?;
+    match recorded {
+        Some(recorded) => write!(f, "only {recorded}'s"),
+        None => f.write_str("no c-list's"),
     }
 }
 

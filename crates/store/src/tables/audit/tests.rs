@@ -10,6 +10,7 @@ use ocap_types::{
 
 use ocap_types::VatConfig;
 
+use crate::tables::keys;
 use crate::{KernelStore, Owner, Store, VatRecord};
 
 fn vat(n: u32) -> EndpointId {
@@ -347,6 +348,33 @@ fn a_queue_of_a_promise_recorded_as_never_queued_on_is_reported() {
         format!(
             "queue \"{name}\" belongs to a promise whose record says nothing ever waited on it"
         )
+    );
+}
+
+#[test]
+fn a_clist_holding_a_promise_its_record_rules_out_is_reported() {
+    let mut world = World::new();
+    let promise = world.store.create_promise(None).unwrap();
+    let kref = KRef::Promise(promise);
+    world
+        .store
+        .add_clist_entry(vat(1), kref, VRef::ExportPromise(9))
+        .unwrap();
+    world.store.incref(kref).unwrap();
+    assert_eq!(check(&world.store), CONSISTENT);
+    // An entry in v2's c-list written behind `add_clist_entry`'s back: the record still
+    // says only v1's c-list holds the promise, so importing it into v2 would add a second
+    // entry.
+    let import = VRef::ImportPromise(5);
+    let kv = &mut world.store.kv;
+    kv.set(&keys::clist(vat(2), import), &keys::part(kref))
+        .unwrap();
+    kv.set(&keys::clist(vat(2), kref), &keys::flagged(true, import))
+        .unwrap();
+    world.store.incref(kref).unwrap();
+    assert_eq!(
+        check(&world.store),
+        format!("{promise}: held by v2's c-list, but its record says only v1's")
     );
 }
 
