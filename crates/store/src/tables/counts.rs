@@ -1,19 +1,17 @@
-//! The crank's refcount cache: the counts a crank changes (object records, promise
-//! refcounts), kept in memory and written to the store once, instead of read, decoded,
-//! encoded and written again at every hold a crank takes or releases (three to five times
-//! a crank for the same few krefs, docs/performance.md). A promise's count is the first 4
-//! bytes of its record `kpN` (schema version 8): its write-back reads the record as the
-//! store holds it then and replaces those bytes.
+//! The crank's record cache: the object records and promise records a crank changes, kept
+//! in memory and written to the store once, instead of read, decoded, encoded and written
+//! again at every hold a crank takes or releases and at every change of a promise's state
+//! (an object's counts live in its record; a promise's record, schema 8, holds its count,
+//! its state and what it knows of its queue and holders; a crank rewrote the same promise
+//! record four or five times, docs/performance.md).
 //!
-//! Invariant: a cached entry is the record's current value (for a promise, its record's
-//! current count); the store may lag behind it only for entries marked written, and only
-//! inside a crank. Every entry marked written is written back before a savepoint is taken
-//! and before the crank ends (so savepoints, the crank's writes digest and the commit see
-//! exactly the writes they saw without the cache), and the cache is emptied when the crank
-//! ends, aborts or rolls back. A table operation that writes or deletes a cached record
-//! directly drops its entry first; the one exception, a write of a promise's state alone,
-//! writes the cached count with it, so the entry stays the record's count (and is no
-//! longer marked written: the store holds it).
+//! Invariant: a cached entry is the record's current value; the store may lag behind it
+//! only for entries marked written, and only inside a crank. Every entry marked written is
+//! written back before a savepoint is taken and before the crank ends (so savepoints, the
+//! crank's writes digest and the commit see exactly the writes they saw without the
+//! cache), and the cache is emptied when the crank ends, aborts or rolls back. A table
+//! operation that writes or deletes a cached record directly drops its entry first. Every
+//! read of a record looks in the cache first.
 
 #[cfg(test)]
 mod tests;
@@ -21,15 +19,15 @@ mod tests;
 use ocap_types::{KObjectId, KPromiseId, KRef};
 
 use super::objects::ObjectRecord;
+use super::promises::PromiseEntry;
 use super::{KernelStore, keys};
 use crate::error::StoreError;
 
-/// The cached counts of one kref: an object's whole record (its counts live in it), or a
-/// promise's refcount.
+/// The cached record of one kref.
 #[derive(Debug)]
 enum Cached {
     Object(KObjectId, ObjectRecord),
-    Promise(KPromiseId, u32),
+    Promise(KPromiseId, PromiseEntry),
 }
 
 impl Cached {
@@ -48,9 +46,8 @@ struct Entry {
     written: bool,
 }
 
-/// At most this many krefs are cached: a crank that touches more (a burst of sends)
-/// writes the others' counts straight to the store, as without the cache, instead of
-/// searching a long vector at every read.
+/// At most this many krefs are cached: a crank that touches more (a burst of sends) puts
+/// out the oldest to the store, instead of searching a long vector at every read.
 const CAPACITY: usize = 8;
 
 /// The few krefs whose holds the open crank changed. A vector: a crank touches a handful,
@@ -68,59 +65,56 @@ impl CountCache {
         })
     }
 
-    pub(crate) fn promise(&self, id: KPromiseId) -> Option<u32> {
+    pub(crate) fn promise(&self, id: KPromiseId) -> Option<&PromiseEntry> {
         self.entries.iter().find_map(|e| match &e.cached {
-            Cached::Promise(p, count) if *p == id => Some(*count),
+            Cached::Promise(p, entry) if *p == id => Some(entry),
             _ => None,
         })
     }
 
-    /// Caches the object's changed record, to be written back. Returns it if the cache
-    /// is full: the caller writes it to the store.
-    pub(crate) fn set_object(
-        &mut self,
-        id: KObjectId,
-        record: ObjectRecord,
-    ) -> Option<ObjectRecord> {
-        match self.set(Cached::Object(id, record)) {
-            Some(Cached::Object(_, record)) => Some(record),
+    /// The cached record of promise `id`, to change in place, with its flag that the store
+    /// lags behind it (the caller sets it if it changes the record).
+    pub(crate) fn promise_mut(&mut self, id: KPromiseId) -> Option<(&mut PromiseEntry, &mut bool)> {
+        self.entries.iter_mut().find_map(|e| match &mut e.cached {
+            Cached::Promise(p, entry) if *p == id => Some((entry, &mut e.written)),
             _ => None,
-        }
+        })
     }
 
-    /// Caches the promise's changed refcount, to be written back. Returns it if the cache
-    /// is full: the caller writes it to the store.
-    pub(crate) fn set_promise(&mut self, id: KPromiseId, count: u32) -> Option<u32> {
-        match self.set(Cached::Promise(id, count)) {
-            Some(Cached::Promise(_, count)) => Some(count),
-            _ => None,
-        }
+    /// Caches the object's changed record, to be written back. Returns the record it put
+    /// out to make room, which the caller writes to the store.
+    pub(crate) fn set_object(&mut self, id: KObjectId, record: ObjectRecord) -> Option<Evicted> {
+        self.set(Cached::Object(id, record))
     }
 
-    /// Caches `cached`, or hands it back if the cache is full.
-    fn set(&mut self, cached: Cached) -> Option<Cached> {
+    /// Caches the promise's changed record, to be written back. Returns the record it put
+    /// out to make room, which the caller writes to the store.
+    pub(crate) fn set_promise(&mut self, id: KPromiseId, entry: PromiseEntry) -> Option<Evicted> {
+        self.set(Cached::Promise(id, entry))
+    }
+
+    /// Caches `cached`. A full cache puts out its newest entry to make room, handed back if
+    /// the store lags behind it.
+    fn set(&mut self, cached: Cached) -> Option<Evicted> {
         let kref = cached.kref();
         if let Some(entry) = self.entries.iter_mut().find(|e| e.cached.kref() == kref) {
             entry.cached = cached;
             entry.written = true;
             return None;
         }
-        if self.entries.len() >= CAPACITY {
-            return Some(cached);
-        }
-        self.entries.push(Entry {
+        let entry = Entry {
             cached,
             written: true,
-        });
-        None
-    }
-
-    /// Notes that the store holds `kref`'s cached count now (a promise's record was written
-    /// with it): the write-back has nothing left to do for it.
-    pub(crate) fn written_back(&mut self, kref: KRef) {
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.cached.kref() == kref) {
-            entry.written = false;
+        };
+        if self.entries.len() < CAPACITY {
+            self.entries.push(entry);
+            return None;
         }
+        // Full: the last slot is reused. The entries before it stay, cached first and
+        // often the crank's busiest (its target object); the last holds one newcomer at a
+        // time (each new promise of a burst of sends, through its few changes).
+        let out = std::mem::replace(&mut self.entries[CAPACITY - 1], entry);
+        out.written.then_some(Evicted(out.cached))
     }
 
     /// Forgets `kref`: its record is about to be written or deleted directly.
@@ -134,16 +128,34 @@ impl CountCache {
     }
 }
 
+/// A changed record the cache put out to make room: the store must get it now.
+#[must_use = "the store lags behind an evicted record until it is written"]
+pub(crate) struct Evicted(Cached);
+
 impl KernelStore {
-    /// Writes every changed cached count to the store, keeping the entries (now equal to
+    /// Writes a record the cache put out to make room.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub(crate) fn write_evicted(&mut self, evicted: Option<Evicted>) -> Result<(), StoreError> {
+        match evicted {
+            None => Ok(()),
+            Some(Evicted(Cached::Object(id, record))) => {
+                self.kv.set(&keys::object(id), &record.encode())
+            }
+            Some(Evicted(Cached::Promise(id, entry))) => {
+                self.kv.set(&keys::promise(id), &entry.encode())
+            }
+        }
+    }
+
+    /// Writes every changed cached record to the store, keeping the entries (now equal to
     /// the store's).
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
     pub(crate) fn write_back_counts(&mut self) -> Result<(), StoreError> {
-        // Indexed, not iterated: a promise's write-back reads its record through `self`.
-        for entry_idx in 0..self.counts.entries.len() {
-            let entry = &self.counts.entries[entry_idx];
+        for entry in &mut self.counts.entries {
             if !entry.written {
                 continue;
             }
@@ -151,11 +163,11 @@ impl KernelStore {
                 Cached::Object(id, ref record) => {
                     self.kv.set(&keys::object(id), &record.encode())?;
                 }
-                // The count lives in the promise's record (schema 8): the record as the
-                // store holds it now, the crank's writes included, gets the cached count.
-                Cached::Promise(id, count) => self.write_promise_refcount(id, count)?,
+                Cached::Promise(id, ref record) => {
+                    self.kv.set(&keys::promise(id), &record.encode())?;
+                }
             }
-            self.counts.entries[entry_idx].written = false;
+            entry.written = false;
         }
         Ok(())
     }

@@ -199,33 +199,24 @@ impl KernelStore {
                 }
                 // Outside a crank nothing may be written, and nothing may hide in the
                 // cache as if it had been: the write is refused as any other.
-                let uncached = if self.kv.in_crank() {
-                    self.counts.set_object(id, record)
+                if self.kv.in_crank() {
+                    let evicted = self.counts.set_object(id, record);
+                    self.write_evicted(evicted)
                 } else {
-                    Some(record)
-                };
-                match uncached {
-                    Some(record) => self.kv.set(&keys::object(id), &record.encode()),
-                    None => Ok(()),
+                    self.kv.set(&keys::object(id), &record.encode())
                 }
             }
             KRef::Promise(id) => {
-                let Some(count) = self.promise_refcount(id)? else {
-                    return Ok(());
-                };
-                let count = step(count, reachable);
-                if reachable < 0 && count == 0 {
+                // The count lives in the promise's record, which the record cache keeps
+                // whole (`counts.rs`).
+                let freed = self.change_promise(id, |entry| {
+                    entry.refcount = step(entry.refcount, reachable);
+                    (true, reachable < 0 && entry.refcount == 0)
+                })?;
+                if freed == Some(true) {
                     self.note_maybe_free(kref);
                 }
-                let uncached = if self.kv.in_crank() {
-                    self.counts.set_promise(id, count)
-                } else {
-                    Some(count)
-                };
-                match uncached {
-                    Some(count) => self.put_promise_refcount(id, count),
-                    None => Ok(()),
-                }
+                Ok(())
             }
         }
     }

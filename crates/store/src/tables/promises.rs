@@ -148,9 +148,6 @@ fn record_state_and_facts(bytes: &[u8]) -> Result<(PromiseState, Facts), Malform
     PromiseState::decode_with_facts(split_record(bytes)?.1)
 }
 
-/// Bytes of the holder after [`TAG_HELD_BY`]: an endpoint written as an owner.
-const HOLDER_LEN: usize = 5;
-
 /// The holder that follows a [`TAG_HELD_BY`].
 fn holder(r: &mut Reader<'_>) -> Result<EndpointId, Malformed> {
     match r.owner()? {
@@ -171,42 +168,37 @@ fn record_facts(bytes: &[u8]) -> Result<Facts, Malformed> {
     })
 }
 
-/// `bytes`, a record whose facts are `facts`, changed to say `now` instead: only the tag
-/// and the holder change (the count and the state's bytes stay as they are).
-fn with_facts(bytes: &[u8], facts: Facts, now: Facts) -> Vec<u8> {
-    let rest = REFCOUNT_LEN
-        + 1
-        + if let Facts::HeldBy(_) = facts {
-            HOLDER_LEN
-        } else {
-            0
-        };
-    let mut w = Writer(Vec::with_capacity(bytes.len() + HOLDER_LEN));
-    w.0.extend_from_slice(&bytes[..REFCOUNT_LEN]);
-    match now {
-        Facts::None => w.u8(TAG_UNRESOLVED),
-        Facts::Queueless => w.u8(TAG_QUEUELESS),
-        Facts::Unheld => w.u8(TAG_UNHELD),
-        Facts::HeldBy(holder) => {
-            w.u8(TAG_HELD_BY);
-            w.owner(Some(Owner::Endpoint(holder)));
-        }
-    }
-    w.0.extend_from_slice(&bytes[rest..]);
-    w.0
+/// A promise's record decoded: its count, its state and what else it knows. What the
+/// record cache (`counts.rs`) keeps of a promise.
+#[derive(Debug, Clone)]
+pub(crate) struct PromiseEntry {
+    pub(crate) refcount: u32,
+    pub(crate) state: PromiseState,
+    pub(crate) facts: Facts,
 }
 
-/// A record's bytes with its refcount replaced by `refcount`, the state's bytes as they are
-/// (the count cache's write-back: the state is neither decoded nor encoded).
-fn with_refcount(bytes: &[u8], refcount: u32) -> Result<Vec<u8>, Malformed> {
-    let (_, state) = split_record(bytes)?;
-    let mut record = Vec::with_capacity(bytes.len());
-    record.extend_from_slice(&refcount.to_le_bytes());
-    record.extend_from_slice(state);
-    Ok(record)
+impl PromiseEntry {
+    /// The record's bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        encode_record(self.refcount, &self.state, self.facts)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+        let (state, facts) = record_state_and_facts(bytes)?;
+        Ok(PromiseEntry {
+            refcount: record_refcount(bytes)?,
+            state,
+            facts,
+        })
+    }
 }
 
 impl PromiseState {
+    /// True unless settled.
+    pub fn is_unresolved(&self) -> bool {
+        matches!(self, PromiseState::Unresolved { .. })
+    }
+
     /// The state's encoding alone: what a record holds after its refcount, and what `kpN`
     /// held up to schema version 7 (migration tests write old stores with it).
     #[cfg(test)]
@@ -389,26 +381,76 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn promise(&self, id: KPromiseId) -> Result<Option<PromiseRecord>, StoreError> {
-        Ok(self.promise_and_facts(id)?.map(|(record, _)| record))
+        Ok(self.read_promise(id)?.map(|entry| PromiseRecord {
+            state: entry.state,
+            refcount: entry.refcount,
+        }))
     }
 
-    /// The promise's record and its [`Facts`], `None` if unknown.
-    fn promise_and_facts(
-        &self,
-        id: KPromiseId,
-    ) -> Result<Option<(PromiseRecord, Facts)>, StoreError> {
+    /// The promise's whole record as the crank left it: the record cache's (`counts.rs`),
+    /// else the store's, decoded. `None` if unknown.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    pub(crate) fn read_promise(&self, id: KPromiseId) -> Result<Option<PromiseEntry>, StoreError> {
+        if let Some(entry) = self.counts.promise(id) {
+            return Ok(Some(entry.clone()));
+        }
         let key = keys::promise(id);
-        let Some(bytes) = self.kv.get_ref(&key)? else {
+        match self.kv.get_ref(&key)? {
+            None => Ok(None),
+            Some(bytes) => PromiseEntry::decode(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt("promises", &key, e)),
+        }
+    }
+
+    /// Writes the promise's whole record: into the record cache inside a crank (written
+    /// back before a savepoint and at the end of the crank), to the store outside one (a
+    /// write the store then refuses like any other) or when the cache is full.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the byte store.
+    pub(crate) fn write_promise(
+        &mut self,
+        id: KPromiseId,
+        entry: PromiseEntry,
+    ) -> Result<(), StoreError> {
+        if self.kv.in_crank() {
+            let evicted = self.counts.set_promise(id, entry);
+            self.write_evicted(evicted)
+        } else {
+            self.kv.set(&keys::promise(id), &entry.encode())
+        }
+    }
+
+    /// Changes the promise's record by `change`, which says whether it changed anything:
+    /// in place if the record cache holds it (no copy, no second search), else read,
+    /// changed and written through the cache. Returns what `change` returned, `None` for
+    /// an unknown promise.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    pub(crate) fn change_promise<R>(
+        &mut self,
+        id: KPromiseId,
+        change: impl FnOnce(&mut PromiseEntry) -> (bool, R),
+    ) -> Result<Option<R>, StoreError> {
+        if self.kv.in_crank()
+            && let Some((entry, written)) = self.counts.promise_mut(id)
+        {
+            let (changed, out) = change(entry);
+            *written |= changed;
+            return Ok(Some(out));
+        }
+        let Some(mut entry) = self.read_promise(id)? else {
             return Ok(None);
         };
-        let corrupt = |e| StoreError::corrupt("promises", &key, e);
-        let (state, facts) = record_state_and_facts(&bytes).map_err(corrupt)?;
-        // The count cache is ahead of the stored count while it holds one.
-        let refcount = match self.counts.promise(id) {
-            Some(count) => count,
-            None => record_refcount(&bytes).map_err(corrupt)?,
-        };
-        Ok(Some((PromiseRecord { state, refcount }, facts)))
+        let (changed, out) = change(&mut entry);
+        if changed {
+            self.write_promise(id, entry)?;
+        }
+        Ok(Some(out))
     }
 
     /// What the promise's record knows beyond its state (module doc); [`Facts::None`] for
@@ -417,6 +459,9 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub(crate) fn promise_facts(&self, id: KPromiseId) -> Result<Facts, StoreError> {
+        if let Some(entry) = self.counts.promise(id) {
+            return Ok(entry.facts);
+        }
         let key = keys::promise(id);
         match self.kv.get_ref(&key)? {
             None => Ok(Facts::None),
@@ -446,19 +491,13 @@ impl KernelStore {
         id: KPromiseId,
         ep: EndpointId,
     ) -> Result<(), StoreError> {
-        let key = keys::promise(id);
-        let Some(bytes) = self.kv.get_ref(&key)? else {
-            return Ok(());
-        };
-        let facts = record_facts(&bytes).map_err(|e| StoreError::corrupt("promises", &key, e))?;
-        let now = facts.held_by(ep);
-        if now == facts {
-            return Ok(());
-        }
-        // The stored count goes with the bytes: a cached count ahead of it is still
-        // written back at the end of the crank.
-        let record = with_facts(&bytes, facts, now);
-        self.kv.set(&key, &record)
+        self.change_promise(id, |entry| {
+            let now = entry.facts.held_by(ep);
+            let changed = now != entry.facts;
+            entry.facts = now;
+            (changed, ())
+        })?;
+        Ok(())
     }
 
     /// The promise's state alone, `None` if unknown.
@@ -466,6 +505,9 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::Corrupt`] if the record does not decode.
     pub fn promise_state(&self, id: KPromiseId) -> Result<Option<PromiseState>, StoreError> {
+        if let Some(entry) = self.counts.promise(id) {
+            return Ok(Some(entry.state.clone()));
+        }
         let key = keys::promise(id);
         match self.kv.get_ref(&key)? {
             None => Ok(None),
@@ -477,9 +519,10 @@ impl KernelStore {
 
     /// The promise's refcount alone (the cached one, else the record's first 4 bytes; the
     /// state is not decoded), `None` if unknown.
+    #[cfg(test)]
     pub(crate) fn promise_refcount(&self, id: KPromiseId) -> Result<Option<u32>, StoreError> {
-        if let Some(count) = self.counts.promise(id) {
-            return Ok(Some(count));
+        if let Some(entry) = self.counts.promise(id) {
+            return Ok(Some(entry.refcount));
         }
         let key = keys::promise(id);
         match self.kv.get_ref(&key)? {
@@ -490,57 +533,59 @@ impl KernelStore {
         }
     }
 
-    /// Writes the promise's refcount into its record (the state's bytes as they are); a
-    /// no-op for an unknown promise, which has no record to hold a count.
+    /// Writes the promise's refcount into its record; a no-op for an unknown promise,
+    /// which has no record to hold a count.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record does not decode.
+    #[cfg(test)]
     pub(crate) fn put_promise_refcount(
         &mut self,
         id: KPromiseId,
         count: u32,
     ) -> Result<(), StoreError> {
-        self.counts.forget(KRef::Promise(id));
-        self.write_promise_refcount(id, count)
-    }
-
-    /// [`KernelStore::put_promise_refcount`] without touching the count cache (its
-    /// write-back).
-    pub(crate) fn write_promise_refcount(
-        &mut self,
-        id: KPromiseId,
-        count: u32,
-    ) -> Result<(), StoreError> {
-        let key = keys::promise(id);
-        let Some(bytes) = self.kv.get_ref(&key)? else {
+        let Some(mut entry) = self.read_promise(id)? else {
             return Ok(());
         };
-        let record =
-            with_refcount(&bytes, count).map_err(|e| StoreError::corrupt("promises", &key, e))?;
-        self.kv.set(&key, &record)
+        entry.refcount = count;
+        self.write_promise(id, entry)
     }
 
-    /// Writes the promise's state, keeping its refcount (the cached one if the cache holds
-    /// it, which the record then holds too; 0 for a promise with no record yet) and what
-    /// else its record knew, which it returns.
+    /// Writes the promise's state, keeping its refcount and, while it stays unresolved,
+    /// what else its record knew (a settled record knows nothing more). Returns what the
+    /// record knew. An unknown promise gets a record with the count 0.
     fn put_promise_state(
         &mut self,
         id: KPromiseId,
-        state: &PromiseState,
+        state: PromiseState,
     ) -> Result<Facts, StoreError> {
-        let key = keys::promise(id);
-        let (stored, facts) = match self.kv.get_ref(&key)? {
-            Some(bytes) => {
-                let corrupt = |e| StoreError::corrupt("promises", &key, e);
-                (
-                    Some(record_refcount(&bytes).map_err(corrupt)?),
-                    record_facts(&bytes).map_err(corrupt)?,
-                )
+        let unresolved = state.is_unresolved();
+        let mut state = Some(state);
+        let known = self.change_promise(id, |entry| {
+            let facts = entry.facts;
+            if let Some(state) = state.take() {
+                entry.state = state;
             }
-            None => (None, Facts::None),
-        };
-        let refcount = self.counts.promise(id).or(stored).unwrap_or(0);
-        let record = encode_record(refcount, state, facts);
-        self.kv.set(&key, &record)?;
-        self.counts.written_back(KRef::Promise(id));
-        Ok(facts)
+            if !unresolved {
+                entry.facts = Facts::None;
+            }
+            (true, facts)
+        })?;
+        match (known, state) {
+            (Some(facts), _) => Ok(facts),
+            (None, Some(state)) => {
+                self.write_promise(
+                    id,
+                    PromiseEntry {
+                        refcount: 0,
+                        state,
+                        facts: Facts::None,
+                    },
+                )?;
+                Ok(Facts::None)
+            }
+            (None, None) => Ok(Facts::None),
+        }
     }
 
     /// The promise's record, or [`StoreError::NotFound`].
@@ -552,7 +597,7 @@ impl KernelStore {
             .ok_or_else(|| StoreError::NotFound(Record::Promise(id)))
     }
 
-    /// Writes the promise's record (keeping whether a message ever waited on it).
+    /// Writes the promise's record (keeping what else the record knew, while unresolved).
     ///
     /// # Errors
     /// [`StoreError`] from the byte store.
@@ -561,10 +606,19 @@ impl KernelStore {
         id: KPromiseId,
         record: &PromiseRecord,
     ) -> Result<(), StoreError> {
-        let facts = self.promise_facts(id)?;
-        self.counts.forget(KRef::Promise(id));
-        let bytes = encode_record(record.refcount, &record.state, facts);
-        self.kv.set(&keys::promise(id), &bytes)
+        let facts = if record.is_unresolved() {
+            self.promise_facts(id)?
+        } else {
+            Facts::None
+        };
+        self.write_promise(
+            id,
+            PromiseEntry {
+                refcount: record.refcount,
+                state: record.state.clone(),
+                facts,
+            },
+        )
     }
 
     /// Sets the decider of an unresolved promise (a no-op on a settled one).
@@ -572,37 +626,14 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn set_decider(&mut self, id: KPromiseId, owner: Option<Owner>) -> Result<(), StoreError> {
-        let (mut record, facts) = self.existing_promise_and_facts(id)?;
-        if let PromiseState::Unresolved { decider, .. } = &mut record.state
-            && *decider != owner
-        {
-            *decider = owner;
-            self.rewrite_promise(id, &record, facts)?;
-        }
-        Ok(())
-    }
-
-    /// Writes back a record just read with [`KernelStore::promise`] whose state changed: its
-    /// count is the current one, so a cached count stays right (the record holds it now),
-    /// and the record is read once, not again for its count as `put_promise_state` would.
-    fn rewrite_promise(
-        &mut self,
-        id: KPromiseId,
-        record: &PromiseRecord,
-        facts: Facts,
-    ) -> Result<(), StoreError> {
-        let bytes = encode_record(record.refcount, &record.state, facts);
-        self.kv.set(&keys::promise(id), &bytes)?;
-        self.counts.written_back(KRef::Promise(id));
-        Ok(())
-    }
-
-    fn existing_promise_and_facts(
-        &self,
-        id: KPromiseId,
-    ) -> Result<(PromiseRecord, Facts), StoreError> {
-        self.promise_and_facts(id)?
-            .ok_or_else(|| StoreError::NotFound(Record::Promise(id)))
+        self.change_promise(id, |entry| match &mut entry.state {
+            PromiseState::Unresolved { decider, .. } if *decider != owner => {
+                *decider = owner;
+                (true, ())
+            }
+            _ => (false, ()),
+        })?
+        .ok_or(StoreError::NotFound(Record::Promise(id)))
     }
 
     fn existing_state(&self, id: KPromiseId) -> Result<PromiseState, StoreError> {
@@ -616,15 +647,19 @@ impl KernelStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown promise.
     pub fn add_subscriber(&mut self, id: KPromiseId, ep: EndpointId) -> Result<bool, StoreError> {
-        let (mut record, facts) = self.existing_promise_and_facts(id)?;
-        let PromiseState::Unresolved { subscribers, .. } = &mut record.state else {
-            return Ok(false);
-        };
-        if let Err(pos) = subscribers.binary_search_by_key(&ep.to_string(), ToString::to_string) {
-            subscribers.insert(pos, ep);
-            self.rewrite_promise(id, &record, facts)?;
-        }
-        Ok(true)
+        self.change_promise(id, |entry| {
+            let PromiseState::Unresolved { subscribers, .. } = &mut entry.state else {
+                return (false, false);
+            };
+            match subscribers.binary_search_by_key(&ep.to_string(), ToString::to_string) {
+                Ok(_) => (false, true),
+                Err(pos) => {
+                    subscribers.insert(pos, ep);
+                    (true, true)
+                }
+            }
+        })?
+        .ok_or(StoreError::NotFound(Record::Promise(id)))
     }
 
     /// Appends a message to an unresolved promise's queue (created on first use).
@@ -638,15 +673,17 @@ impl KernelStore {
         sender: Option<EndpointId>,
     ) -> Result<(), StoreError> {
         let name = queue_name(id);
-        let Some((record, facts)) = self.promise_and_facts(id)? else {
-            return Err(StoreError::DeletedQueue { name });
-        };
-        if !record.is_unresolved() {
-            return Err(StoreError::DeletedQueue { name });
-        }
-        if facts != Facts::None {
+        let unresolved = self.change_promise(id, |entry| {
+            if !entry.state.is_unresolved() {
+                return (false, false);
+            }
             // From now on a queue may exist, and the record knows nothing more.
-            self.rewrite_promise(id, &record, Facts::None)?;
+            let changed = entry.facts != Facts::None;
+            entry.facts = Facts::None;
+            (changed, true)
+        })?;
+        if unresolved != Some(true) {
+            return Err(StoreError::DeletedQueue { name });
         }
         self.queue_init(&name)?;
         let entry = WaitingEntryOut {
@@ -699,7 +736,7 @@ impl KernelStore {
         // written once with it and the new state, not read again for the count and
         // rewritten with the new count at the write-back.
         self.decref(KRef::Promise(id))?;
-        let queueless = self.put_promise_state(id, &state)?.queueless();
+        let queueless = self.put_promise_state(id, state)?.queueless();
         let name = queue_name(id);
         let mut messages = Vec::new();
         // A promise no message ever waited on has no queue to look for (module doc).

@@ -477,7 +477,10 @@ fn promise_holder(
     recorded: Option<EndpointId>,
     holder: EndpointId,
 ) -> fmt::Result {
-    write!(f, "{promise}: held by {holder}'s c-list, but its record says ")?;
+    write!(
+        f,
+        "{promise}: held by {holder}'s c-list, but its record says "
+    )?;
     match recorded {
         Some(recorded) => write!(f, "only {recorded}'s"),
         None => f.write_str("no c-list's"),
