@@ -6,6 +6,7 @@ use ocap_types::{
     VatId,
 };
 
+use super::keys;
 use crate::{
     GcAction, GcKind, KernelStore, Owner, PromiseState, Record, Store, StoreError, VatRecord,
 };
@@ -202,6 +203,78 @@ fn refcounts_clamp_at_zero_and_report_maybe_free() {
     store.end_crank().unwrap();
 }
 
+/// A promise released to zero is reported for collection, whether its record is in the
+/// crank's cache or not; taking a hold, or releasing one that leaves others, is not.
+#[test]
+fn a_promise_released_to_zero_is_reported_maybe_free() {
+    let (_dir, mut store) = store();
+    let promise = store.create_promise(None).unwrap();
+    let kref = KRef::Promise(promise);
+    store.incref(kref).unwrap();
+    store.decref(kref).unwrap();
+    assert!(store.take_maybe_free().is_empty(), "1 hold left");
+    store.decref(kref).unwrap();
+    assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 0);
+    assert_eq!(store.take_maybe_free(), [kref].into());
+    // Clamped at zero, and reported again.
+    store.decref(kref).unwrap();
+    assert_eq!(store.promise(promise).unwrap().unwrap().refcount, 0);
+    assert_eq!(store.take_maybe_free(), [kref].into());
+    store.incref(kref).unwrap();
+    assert!(
+        store.take_maybe_free().is_empty(),
+        "a hold taken is not a release"
+    );
+    store.end_crank().unwrap();
+    // Not cached (a new crank): read from the store, released, reported.
+    store.start_crank().unwrap();
+    store.decref(kref).unwrap();
+    assert_eq!(store.take_maybe_free(), [kref].into());
+    store.end_crank().unwrap();
+}
+
+/// A change made in place to a record the cache holds must reach the store even after a
+/// savepoint wrote the cache back (the entry was then up to date, and the change makes it
+/// lag again).
+#[test]
+fn a_cached_promise_changed_after_a_savepoint_reaches_the_store() {
+    let (_dir, mut store) = store();
+    let promise = store.create_promise(None).unwrap();
+    store.incref(KRef::Promise(promise)).unwrap();
+    let _sp = store.savepoint().unwrap();
+    store.incref(KRef::Promise(promise)).unwrap();
+    store.set_decider(promise, Some(Owner::Kernel)).unwrap();
+    store.end_crank().unwrap();
+    let record = store.promise(promise).unwrap().unwrap();
+    assert_eq!(record.refcount, 3);
+    assert_eq!(record.decider(), Some(Owner::Kernel));
+}
+
+/// Nothing waits on a settled promise: queueing on one is refused, whether its record is
+/// cached or read from the store.
+#[test]
+fn a_settled_promise_takes_no_queued_message() {
+    let (_dir, mut store) = store();
+    let target = store.create_object(Owner::Kernel).unwrap();
+    let message = Message::new("late", vec![], vec![KRef::Object(target)], None);
+    let promise = store.create_promise(None).unwrap();
+    store
+        .settle_promise(promise, false, CapData::new(&Value::Null, vec![]))
+        .unwrap();
+    let refused = |store: &mut KernelStore| {
+        matches!(
+            store.promise_queue_push(promise, &message, None),
+            Err(StoreError::DeletedQueue { .. })
+        )
+    };
+    assert!(refused(&mut store));
+    store.end_crank().unwrap();
+    store.start_crank().unwrap();
+    assert!(refused(&mut store));
+    assert_eq!(store.queue_bounds(&promise.to_string()).unwrap(), None);
+    store.end_crank().unwrap();
+}
+
 #[test]
 fn pins_are_a_multiset_that_holds_the_object() {
     let (_dir, mut store) = store();
@@ -300,6 +373,51 @@ fn a_promise_record_allows_exactly_the_clists_that_were_given_it() {
     assert!(may(&store, vat(3), promise));
     assert!(store.promise_facts(promise).unwrap().queueless());
     store.end_crank().unwrap();
+}
+
+/// What a promise's record knows is stored in it, read back from it, and kept when the
+/// record is rewritten in a later crank, for each thing it can know.
+#[test]
+fn what_a_promise_record_knows_survives_the_store_and_a_rewrite() {
+    use super::promises::Facts;
+    let (_dir, mut store) = store();
+    let tag = |store: &KernelStore, id| store.kv().get(&keys::promise(id)).unwrap().unwrap()[4];
+    let unheld = store.create_promise(None).unwrap();
+    let held_by_one = store.create_promise(None).unwrap();
+    let held_by_two = store.create_promise(None).unwrap();
+    let queued_on = store.create_promise(None).unwrap();
+    for (ep, n) in [(vat(1), 1), (vat(2), 2)] {
+        store
+            .add_clist_entry(ep, KRef::Promise(held_by_two), VRef::ImportPromise(n))
+            .unwrap();
+    }
+    store
+        .add_clist_entry(vat(1), KRef::Promise(held_by_one), VRef::ImportPromise(3))
+        .unwrap();
+    let target = store.create_object(Owner::Kernel).unwrap();
+    let message = Message::new("m", vec![], vec![KRef::Object(target)], None);
+    store.promise_queue_push(queued_on, &message, None).unwrap();
+    store.end_crank().unwrap();
+    let expected = [
+        (unheld, Facts::Unheld, 4),
+        (held_by_one, Facts::HeldBy(vat(1)), 5),
+        (held_by_two, Facts::Queueless, 3),
+        (queued_on, Facts::None, 0),
+    ];
+    for round in 0..2 {
+        store.start_crank().unwrap();
+        for (id, facts, stored_tag) in expected {
+            assert_eq!(
+                store.promise_facts(id).unwrap(),
+                facts,
+                "round {round}: {id}"
+            );
+            assert_eq!(tag(&store, id), stored_tag, "round {round}: {id}");
+            // A rewrite for another reason, through a decoded record.
+            store.add_subscriber(id, vat(3 + round)).unwrap();
+        }
+        store.end_crank().unwrap();
+    }
 }
 
 /// A host message's result is made pinned in one step; it must leave what making it and
