@@ -597,30 +597,6 @@ impl KernelStore {
             .ok_or_else(|| StoreError::NotFound(Record::Promise(id)))
     }
 
-    /// Writes the promise's record (keeping what else the record knew, while unresolved).
-    ///
-    /// # Errors
-    /// [`StoreError`] from the byte store.
-    pub fn put_promise(
-        &mut self,
-        id: KPromiseId,
-        record: &PromiseRecord,
-    ) -> Result<(), StoreError> {
-        let facts = if record.is_unresolved() {
-            self.promise_facts(id)?
-        } else {
-            Facts::None
-        };
-        self.write_promise(
-            id,
-            PromiseEntry {
-                refcount: record.refcount,
-                state: record.state.clone(),
-                facts,
-            },
-        )
-    }
-
     /// Sets the decider of an unresolved promise (a no-op on a settled one).
     ///
     /// # Errors

@@ -315,8 +315,6 @@ fn the_first_message_queued_on_a_promise_is_found_when_it_settles() {
     store.start_crank().unwrap();
     assert!(queueless(&store));
     let record = store.promise(promise).unwrap().unwrap();
-    store.put_promise(promise, &record).unwrap();
-    assert!(queueless(&store));
 
     let message = Message::new("hello", vec![], vec![KRef::Object(target)], None);
     store
@@ -330,6 +328,7 @@ fn the_first_message_queued_on_a_promise_is_found_when_it_settles() {
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].message, message);
     assert_eq!(subscribers, vec![vat(1)]);
+
     assert_eq!(store.queue_bounds(&promise.to_string()).unwrap(), None);
     store.end_crank().unwrap();
 }
@@ -418,6 +417,14 @@ fn what_a_promise_record_knows_survives_the_store_and_a_rewrite() {
         }
         store.end_crank().unwrap();
     }
+    // A settled record knows nothing more, even while the crank still caches it.
+    store.start_crank().unwrap();
+    store
+        .settle_promise(held_by_one, false, CapData::new(&Value::Null, vec![]))
+        .unwrap();
+    assert_eq!(store.promise_facts(held_by_one).unwrap(), Facts::None);
+    assert!(store.clist_may_hold_promise(vat(2), held_by_one).unwrap());
+    store.end_crank().unwrap();
 }
 
 /// A host message's result is made pinned in one step; it must leave what making it and
