@@ -28,11 +28,26 @@ impl ParseRefError {
 }
 
 /// Parses a non-empty run of ASCII digits without sign, rejecting overflow.
-fn parse_number<T: FromStr>(digits: &str) -> Option<T> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+fn parse_number<T: TryFrom<u64>>(digits: &str) -> Option<T> {
+    ascii_number(digits.as_bytes())
+}
+
+/// A non-empty run of ASCII digits as a number, `None` on any other byte or on overflow:
+/// the one reading of the numbers in refs and ids, from text and from bytes alike (the
+/// `from_ascii` functions read a stored or queued id's bytes without a UTF-8 check).
+#[inline]
+fn ascii_number<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
+    if digits.is_empty() {
         return None;
     }
-    digits.parse().ok()
+    let n = digits.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })?;
+    T::try_from(n).ok()
 }
 
 macro_rules! string_serde {
@@ -63,12 +78,20 @@ macro_rules! numbered_id {
             }
         }
 
+        impl $name {
+            /// The id whose text is `text`, as `FromStr` reads it, from its bytes.
+            #[inline]
+            pub fn from_ascii(text: &[u8]) -> Option<Self> {
+                text.strip_prefix($prefix.as_bytes())
+                    .and_then(ascii_number)
+                    .map($name)
+            }
+        }
+
         impl FromStr for $name {
             type Err = ParseRefError;
             fn from_str(text: &str) -> Result<Self, Self::Err> {
-                text.strip_prefix($prefix)
-                    .and_then(parse_number)
-                    .map($name)
+                Self::from_ascii(text.as_bytes())
                     .ok_or_else(|| ParseRefError::new(text, concat!($prefix, "<number>")))
             }
         }
@@ -151,6 +174,19 @@ impl fmt::Display for KRef {
     }
 }
 
+impl KRef {
+    /// The kref whose text is `text`, as `FromStr` reads it, from its bytes (a c-list
+    /// value, a run-queue item's target).
+    #[inline]
+    pub fn from_ascii(text: &[u8]) -> Option<Self> {
+        match text {
+            [b'k', b'o', ..] => KObjectId::from_ascii(text).map(KRef::Object),
+            [b'k', b'p', ..] => KPromiseId::from_ascii(text).map(KRef::Promise),
+            _ => None,
+        }
+    }
+}
+
 impl FromStr for KRef {
     type Err = ParseRefError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -196,6 +232,18 @@ impl fmt::Display for EndpointId {
         match self {
             EndpointId::Vat(id) => id.fmt(f),
             EndpointId::Remote(id) => id.fmt(f),
+        }
+    }
+}
+
+impl EndpointId {
+    /// The endpoint whose text is `text`, as `FromStr` reads it, from its bytes.
+    #[inline]
+    pub fn from_ascii(text: &[u8]) -> Option<Self> {
+        match text.first() {
+            Some(b'v') => VatId::from_ascii(text).map(EndpointId::Vat),
+            Some(b'r') => RemoteId::from_ascii(text).map(EndpointId::Remote),
+            _ => None,
         }
     }
 }
@@ -307,6 +355,24 @@ fn parse_kind_instance(text: &str) -> Option<(u64, u64, Option<u32>)> {
         None => (rest, None),
     };
     Some((parse_number(kind)?, parse_number(instance)?, facet))
+}
+
+impl VRef {
+    /// The vref whose text is `text`, as `FromStr` reads it, from its bytes: the numbered
+    /// forms without a UTF-8 check (c-list values are read several times a crank), durable
+    /// and virtual exports through `FromStr`.
+    #[inline]
+    pub fn from_ascii(text: &[u8]) -> Option<Self> {
+        match text {
+            [b'o', b'-', digits @ ..] => ascii_number(digits).map(VRef::ImportObject),
+            [b'p', b'+', digits @ ..] => ascii_number(digits).map(VRef::ExportPromise),
+            [b'p', b'-', digits @ ..] => ascii_number(digits).map(VRef::ImportPromise),
+            [b'o', b'+', b'0'..=b'9', ..] => {
+                ascii_number(&text[2..]).map(|n| VRef::ExportObject(ExportId::Ephemeral(n)))
+            }
+            _ => std::str::from_utf8(text).ok()?.parse().ok(),
+        }
+    }
 }
 
 impl FromStr for VRef {

@@ -51,6 +51,74 @@ fn malformed_refs_are_errors() {
     assert!(err.to_string().contains("invalid reference"), "{err}");
 }
 
+/// The byte readers of stored and queued refs (`from_ascii`, no UTF-8 check) accept
+/// exactly what `FromStr` accepts, and read it the same.
+#[test]
+fn refs_read_from_bytes_agree_with_from_str() {
+    let texts = [
+        "ko0",
+        "ko12",
+        "kp7",
+        "kp007",
+        "kp18446744073709551615",
+        "kp18446744073709551616",
+        "kp",
+        "kq1",
+        "ko1x",
+        "ko+1",
+        "o+0",
+        "o+12",
+        "o-3",
+        "p+4",
+        "p-5",
+        "o+d1/2",
+        "o+d1/2:3",
+        "o+v4/5",
+        "o+",
+        "o-",
+        "p+x",
+        "o+ 1",
+        "p-1 ",
+        "",
+        "R o+1",
+        "\u{e9}",
+    ];
+    for text in texts {
+        assert_eq!(
+            KRef::from_ascii(text.as_bytes()),
+            text.parse::<KRef>().ok(),
+            "kref {text:?}"
+        );
+        assert_eq!(
+            VRef::from_ascii(text.as_bytes()),
+            text.parse::<VRef>().ok(),
+            "vref {text:?}"
+        );
+        assert_eq!(
+            EndpointId::from_ascii(text.as_bytes()),
+            text.parse::<EndpointId>().ok(),
+            "endpoint {text:?}"
+        );
+    }
+    for text in [
+        "v1",
+        "v01",
+        "r7",
+        "v4294967295",
+        "v4294967296",
+        "v",
+        "vx",
+        "s1",
+    ] {
+        assert_eq!(
+            EndpointId::from_ascii(text.as_bytes()),
+            text.parse::<EndpointId>().ok(),
+            "endpoint {text:?}"
+        );
+    }
+    assert_eq!(VRef::from_ascii(&[b'o', b'+', 0xff]), None);
+}
+
 #[test]
 fn vref_directions() {
     assert!(VRef::ROOT.is_export() && !VRef::ROOT.is_promise());

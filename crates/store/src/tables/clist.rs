@@ -25,7 +25,7 @@ impl KernelStore {
         let key = keys::clist(ep, vref);
         match self.kv.get_ref(&key)? {
             None => Ok(None),
-            Some(bytes) => keys::parse_kref(&bytes)
+            Some(bytes) => KRef::from_ascii(&bytes)
                 .map(Some)
                 .ok_or_else(|| StoreError::corrupt("clist", &key, "does not parse")),
         }
@@ -47,7 +47,7 @@ impl KernelStore {
         // `R <vref>` or `_ <vref>`.
         let parsed = match &bytes[..] {
             [flag @ (b'R' | b'_'), b' ', vref @ ..] => {
-                keys::parse_vref(vref).map(|vref| CListEntry {
+                VRef::from_ascii(vref).map(|vref| CListEntry {
                     vref,
                     reachable: *flag == b'R',
                 })

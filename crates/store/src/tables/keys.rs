@@ -97,46 +97,6 @@ fn push_text(buf: &mut impl KeySink, r: impl std::fmt::Display) {
     buf.put(r.to_string().as_bytes());
 }
 
-/// The number of `digits`: ASCII digits only, at least one, within `u64`; exactly what
-/// the ref types' `FromStr` accepts after their prefix (leading zeros included).
-fn parse_u64(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(n)
-}
-
-/// The kref whose text is `bytes`, as `KRef::from_str` reads it, without the UTF-8 check
-/// and the `str` parsing: c-list values are read several times a crank.
-pub(crate) fn parse_kref(bytes: &[u8]) -> Option<KRef> {
-    match bytes {
-        [b'k', b'o', digits @ ..] => parse_u64(digits).map(|n| KRef::Object(KObjectId(n))),
-        [b'k', b'p', digits @ ..] => parse_u64(digits).map(|n| KRef::Promise(KPromiseId(n))),
-        _ => None,
-    }
-}
-
-/// The vref whose text is `bytes`, as `VRef::from_str` reads it: the numbered forms by
-/// hand, durable and virtual exports through `FromStr`.
-pub(crate) fn parse_vref(bytes: &[u8]) -> Option<VRef> {
-    match bytes {
-        [b'o', b'-', digits @ ..] => parse_u64(digits).map(VRef::ImportObject),
-        [b'p', b'+', digits @ ..] => parse_u64(digits).map(VRef::ExportPromise),
-        [b'p', b'-', digits @ ..] => parse_u64(digits).map(VRef::ImportPromise),
-        [b'o', b'+', first, ..] if first.is_ascii_digit() => {
-            parse_u64(&bytes[2..]).map(|n| VRef::ExportObject(ExportId::Ephemeral(n)))
-        }
-        _ => std::str::from_utf8(bytes).ok()?.parse().ok(),
-    }
-}
-
 pub(crate) const COUNTER_OBJECT: &str = "n.ko";
 pub(crate) const COUNTER_PROMISE: &str = "n.kp";
 pub(crate) const COUNTER_VAT: &str = "n.v";

@@ -176,7 +176,7 @@ impl<'a> Reader<'a> {
                     return None;
                 }
                 self.key("target")?;
-                let target = self.parsed()?;
+                let target = self.parsed(KRef::from_ascii)?;
                 self.key("message")?;
                 self.expect_head(MAP, 2)?;
                 self.key("methargs")?;
@@ -189,18 +189,18 @@ impl<'a> Reader<'a> {
                 // Each slot takes at least one byte: a count past the input is not trusted.
                 let mut slots = Vec::with_capacity(n_slots.min(self.bytes.len() - self.at));
                 for _ in 0..n_slots {
-                    slots.push(self.parsed()?);
+                    slots.push(self.parsed(KRef::from_ascii)?);
                 }
                 self.key("result")?;
                 let result = if self.bytes.get(self.at) == Some(&NULL) {
                     self.at += 1;
                     None
                 } else {
-                    Some(self.parsed()?)
+                    Some(self.parsed(KRef::from_ascii)?)
                 };
                 let sender = if n_fields == 3 {
                     self.key("sender")?;
-                    Some(self.parsed()?)
+                    Some(self.parsed(EndpointId::from_ascii)?)
                 } else {
                     None
                 };
@@ -216,9 +216,9 @@ impl<'a> Reader<'a> {
             b"Notify" => {
                 self.expect_head(MAP, 2)?;
                 self.key("endpoint")?;
-                let endpoint = self.parsed()?;
+                let endpoint = self.parsed(EndpointId::from_ascii)?;
                 self.key("promise")?;
-                let promise = self.parsed()?;
+                let promise = self.parsed(KPromiseId::from_ascii)?;
                 Some(RunQueueItem::Notify { endpoint, promise })
             }
             // The GC items are synthesized, not stored (spec §6.1): serde reads them.
@@ -254,64 +254,11 @@ impl<'a> Reader<'a> {
         (self.text_bytes()? == name.as_bytes()).then_some(())
     }
 
-    /// A text parsed as serde's `Deserialize` for the id types parses it (`FromStr`); a
-    /// text that does not parse is left to serde, for its error.
-    fn parsed<T: IdText>(&mut self) -> Option<T> {
-        T::from_id_text(self.text_bytes()?)
-    }
-}
-
-/// The ids a run-queue item holds, read from a text's bytes exactly as their `FromStr`
-/// reads the text: the prefix, then a non-empty run of ASCII digits that fits the number
-/// (no UTF-8 check and no `str` parsing: about 0.2k instructions an id, callgrind).
-/// `None` for anything else, which then goes to serde.
-trait IdText: Sized {
-    fn from_id_text(text: &[u8]) -> Option<Self>;
-}
-
-/// A non-empty run of ASCII digits as a `u64`, `None` on any other byte or on overflow
-/// (`refs::parse_number`).
-fn digits(text: &[u8]) -> Option<u64> {
-    if text.is_empty() {
-        return None;
-    }
-    text.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
-}
-
-impl IdText for KRef {
-    fn from_id_text(text: &[u8]) -> Option<Self> {
-        match text {
-            [b'k', b'o', rest @ ..] => digits(rest).map(|n| KRef::Object(KObjectId(n))),
-            [b'k', b'p', rest @ ..] => digits(rest).map(|n| KRef::Promise(KPromiseId(n))),
-            _ => None,
-        }
-    }
-}
-
-impl IdText for KPromiseId {
-    fn from_id_text(text: &[u8]) -> Option<Self> {
-        text.strip_prefix(b"kp").and_then(digits).map(KPromiseId)
-    }
-}
-
-impl IdText for EndpointId {
-    fn from_id_text(text: &[u8]) -> Option<Self> {
-        let (vat, rest) = match text {
-            [b'v', rest @ ..] => (true, rest),
-            [b'r', rest @ ..] => (false, rest),
-            _ => return None,
-        };
-        let n = u32::try_from(digits(rest)?).ok()?;
-        Some(if vat {
-            EndpointId::Vat(VatId(n))
-        } else {
-            EndpointId::Remote(RemoteId(n))
-        })
+    /// A text parsed as serde's `Deserialize` for the id types parses it (`FromStr`), by
+    /// `from`, the type's `from_ascii` (the bytes as they are: no UTF-8 check and no `str`
+    /// parsing, about 0.2k instructions an id, callgrind); a text that does not parse is
+    /// left to serde, for its error.
+    fn parsed<T>(&mut self, from: fn(&[u8]) -> Option<T>) -> Option<T> {
+        from(self.text_bytes()?)
     }
 }
