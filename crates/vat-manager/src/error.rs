@@ -62,8 +62,8 @@ pub enum VatError {
     /// (`docs/vat-protocol.md` §5): it was built against another release of `ocap-vat`. The
     /// vat does not start.
     #[error(
-        "vat worker speaks protocol version {worker}, this kernel speaks {kernel} (vat {vat}: \
-         build it against the ocap-vat of this kernel's release)"
+        "{} (vat {vat}: build it against the ocap-vat of this kernel's release)",
+        protocol_mismatch(*worker, *kernel)
     )]
     ProtocolVersion {
         /// The vat.
@@ -150,4 +150,10 @@ impl From<VatError> for QueueError {
             other => QueueError::Internal(Box::new(other)),
         }
     }
+}
+
+/// What a worker of protocol version `worker` and a kernel of version `kernel` disagree on:
+/// the text of [`VatError::ProtocolVersion`] and of the failed start that leads to it.
+pub(crate) fn protocol_mismatch(worker: u32, kernel: u32) -> String {
+    format!("vat worker speaks protocol version {worker}, this kernel speaks {kernel}")
 }

@@ -471,7 +471,7 @@ impl Request<'_> {
 
 /// The reason of a start whose worker speaks protocol version `worker` (0: none announced).
 pub(crate) fn version_reason(worker: u32) -> String {
-    format!("vat worker speaks protocol version {worker}, this kernel speaks {PROTOCOL_VERSION}")
+    crate::error::protocol_mismatch(worker, PROTOCOL_VERSION)
 }
 
 fn kill(child: &mut Child) {
