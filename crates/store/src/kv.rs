@@ -63,6 +63,17 @@ use undo::UndoLog;
 /// A key and its value.
 type Entry = (Vec<u8>, Vec<u8>);
 
+/// What the caller of a write knows of the key's value before it (`Store::set_new`,
+/// `Store::delete_present`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Nothing,
+    /// It has none.
+    Absent,
+    /// It has one.
+    Present,
+}
+
 /// First byte of the store's own keys; the kernel's keyspace is every other key.
 const RESERVED_PREFIX: u8 = 0;
 /// The smallest key outside the reserved range.
@@ -155,6 +166,9 @@ pub struct Store {
     /// Test-only fault injection: the next this-many commits fail after their puts.
     #[cfg(test)]
     fail_commits: u32,
+    /// Test-only: commits written a second time because a key known to be stored was not.
+    #[cfg(test)]
+    commits_rewritten: u32,
     /// The directory's lock. The last field, so that it is released only after the
     /// environment above has been closed.
     #[cfg_attr(
@@ -278,6 +292,8 @@ impl Store {
             generation: 0,
             #[cfg(test)]
             fail_commits: 0,
+            #[cfg(test)]
+            commits_rewritten: 0,
             lock,
         })
     }
@@ -370,7 +386,7 @@ impl Store {
     ///
     /// `new`: the caller knows the key reads as absent (see [`Store::set_new`]); a key
     /// the overlay has no entry for is then known to be absent from LMDB too.
-    fn write(&mut self, key: &[u8], value: Option<&[u8]>, new: bool) -> Result<(), StoreError> {
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>, known: Known) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(CrankError::WriteOutsideCrank.into());
         }
@@ -392,22 +408,35 @@ impl Store {
                     }
                     return Ok(());
                 }
-                // The flag stays with the key until the commit: LMDB changes only then.
-                let not_in_lmdb = slot.not_in_lmdb;
+                // The flags stay with the key until the commit: LMDB changes only then.
+                let (not_in_lmdb, in_lmdb) = (slot.not_in_lmdb, slot.in_lmdb);
                 Some(std::mem::replace(
                     slot,
                     Slot {
                         value: value.map(<[u8]>::to_vec),
                         logged: epoch,
                         not_in_lmdb,
+                        in_lmdb,
                     },
                 ))
             }
             OverlayEntry::Vacant(vacant) => {
+                // A key read from LMDB since the last commit is known to be there until the
+                // next one: deleting it can take the commit's cursor path (`write_sorted`).
+                let in_lmdb = match known {
+                    Known::Present => true,
+                    Known::Absent => false,
+                    Known::Nothing => self
+                        .read_cache
+                        .borrow()
+                        .get(hash, key)
+                        .is_some_and(Option::is_some),
+                };
                 let slot = Slot {
                     value: value.map(<[u8]>::to_vec),
                     logged: epoch,
-                    not_in_lmdb: new,
+                    not_in_lmdb: known == Known::Absent,
+                    in_lmdb,
                 };
                 vacant.insert((key.to_vec(), slot));
                 None
@@ -434,7 +463,7 @@ impl Store {
                 len: value.len(),
             });
         }
-        self.write(key, Some(value), false)
+        self.write(key, Some(value), Known::Nothing)
     }
 
     /// [`Store::set`] for a key the caller knows has no value now: it names an id just
@@ -456,7 +485,7 @@ impl Store {
                 len: value.len(),
             });
         }
-        self.write(key, Some(value), true)
+        self.write(key, Some(value), Known::Absent)
     }
 
     /// Deletes a key (a no-op if absent). Only inside a crank.
@@ -464,7 +493,18 @@ impl Store {
     /// # Errors
     /// [`CrankError::WriteOutsideCrank`] outside a crank, [`StoreError::InvalidKey`].
     pub fn delete(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        self.write(key, None, false)
+        self.write(key, None, Known::Nothing)
+    }
+
+    /// [`Store::delete`] for a key the caller knows has a value now (one side of a pair
+    /// whose other side it just read): the commit can then delete it through its cursor
+    /// (`kv/lmdb_env.rs`). A false claim (a damaged pair) is caught by that commit, which
+    /// writes again without the claim: it costs time, never a wrong result.
+    ///
+    /// # Errors
+    /// As [`Store::delete`].
+    pub fn delete_present(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.write(key, None, Known::Present)
     }
 
     /// Visits the live entries with keys `>= lower` (by the bound) that start with

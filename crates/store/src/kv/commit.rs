@@ -136,9 +136,19 @@ impl Store {
     }
 
     fn try_commit_overlay(&mut self) -> Result<(), heed::Error> {
+        let entries = commit_entries(&self.overlay);
         let mut wtxn = self.env.write_txn()?;
         // In key order: LMDB inserts sorted keys with far less page work.
-        lmdb_env::write_sorted(&self.db, &mut wtxn, &commit_entries(&self.overlay))?;
+        if !lmdb_env::write_sorted(&self.db, &mut wtxn, &entries, true)? {
+            tracing::warn!("a key known to be stored was not; committing again without that");
+            #[cfg(test)]
+            {
+                self.commits_rewritten += 1;
+            }
+            drop(wtxn);
+            wtxn = self.env.write_txn()?;
+            lmdb_env::write_sorted(&self.db, &mut wtxn, &entries, false)?;
+        }
         #[cfg(test)]
         if self.fail_commits > 0 {
             self.fail_commits -= 1;

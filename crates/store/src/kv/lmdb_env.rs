@@ -11,7 +11,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, PutFlags, RwTxn, WithoutTls};
 
 use super::open::{Access, classify};
-use super::overlay::SortedEntry;
+use super::overlay::CommitEntry;
 use crate::error::OpenError;
 
 /// Opens the LMDB environment at `path`.
@@ -51,43 +51,61 @@ pub(super) fn resize_env(env: &Env<WithoutTls>, new_size: usize) -> Result<(), h
     unsafe { env.resize(new_size) }
 }
 
-/// Writes `entries` (puts, and deletions as `None`, in ascending key order) through one
-/// cursor. LMDB looks for a key in the cursor's leaf page before it descends the tree, so
-/// in key order most writes skip the descent that `Database::put` and `delete` pay for each
-/// key: 8.2k of burst's 63.9k instructions a crank (docs/performance.md, round 6).
+/// Writes `entries` (in ascending key order) through one cursor. LMDB looks for a key in
+/// the cursor's leaf page before it descends the tree, so in key order most writes skip
+/// the descent that `Database::put` and `delete` pay for each key: 8.2k of burst's 63.9k
+/// instructions a crank (docs/performance.md, round 6).
+///
+/// A cursor deletes where it stands, and only a put moves it to a key: a deletion of a key
+/// LMDB is known to hold ([`Slot::in_lmdb`](super::overlay::Slot), when `trust_known`)
+/// moves there with a `NO_OVERWRITE` put, which leaves a present key as it is. Any other
+/// deletion is left to `Database::delete` after the cursor's pass: moving there would
+/// insert an absent key first, and an insert that splits a page which the deletion then
+/// merges away frees a page the file never gets, so that the file ends short of the last
+/// page its header counts (found by a review; test
+/// `deleting_absent_keys_leaves_a_file_that_reopens`). Returns false, having stopped, if a
+/// key known to be there was not (a caller's false claim, or damage): the caller then
+/// drops this transaction and writes again without trusting what was known.
 pub(super) fn write_sorted(
     db: &Database<Bytes, Bytes>,
     wtxn: &mut RwTxn<'_>,
-    entries: &[SortedEntry<'_>],
-) -> Result<(), heed::Error> {
+    entries: &[CommitEntry<'_>],
+    trust_known: bool,
+) -> Result<bool, heed::Error> {
+    let mut elsewhere = Vec::new();
     let mut cursor = db.iter_mut(wtxn)?;
-    for (_, key, value) in entries {
+    for (_, key, slot) in entries {
         let key: &[u8] = key;
         // heed marks cursor writes `unsafe` because a value borrowed from the transaction
         // would dangle once the page under it changes. This loop holds none: `key` and
         // `value` borrow the overlay, never the transaction, and no value the cursor
         // returns is kept.
-        match value {
+        match &slot.value {
             // Without `MDB_CURRENT` this is LMDB's ordinary put, positioned by `key`.
             // SAFETY: no value borrowed from the transaction is alive (above).
             Some(value) => unsafe {
                 cursor.put_current_with_options::<Bytes>(PutFlags::empty(), key, value)?;
             },
-            None => {
-                // A cursor deletes where it stands. `NO_OVERWRITE` moves it onto `key`: a
-                // present key answers `KeyExist` and is left as it is; an absent one is
-                // inserted (empty), so that the deletion leaves it absent either way.
+            None if trust_known && slot.in_lmdb => {
+                // `KeyExist`: the cursor stands on the key, left as it was.
                 // SAFETY: no value borrowed from the transaction is alive (above).
                 match unsafe {
                     cursor.put_current_with_options::<Bytes>(PutFlags::NO_OVERWRITE, key, &[])
                 } {
-                    Ok(()) | Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => {}
+                    Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => {}
+                    // Inserted: the key was not there. This transaction is dropped.
+                    Ok(()) => return Ok(false),
                     Err(err) => return Err(err),
                 }
                 // SAFETY: no value borrowed from the transaction is alive (above).
                 unsafe { cursor.del_current()? };
             }
+            None => elsewhere.push(key),
         }
     }
-    Ok(())
+    drop(cursor);
+    for key in elsewhere {
+        db.delete(wtxn, key)?;
+    }
+    Ok(true)
 }

@@ -96,14 +96,16 @@ impl Overlay {
 }
 
 /// An overlay entry: the key's uncommitted value (`None`: deleted), the undo epoch in
-/// which the crank last logged the key (see `Store::write`), and whether LMDB is known
-/// not to hold the key (`Store::set_new` created it in this group), so that deleting it
-/// needs no LMDB delete at the commit.
+/// which the crank last logged the key (see `Store::write`), whether LMDB is known not to
+/// hold the key (`Store::set_new` created it in this group), so that deleting it needs no
+/// LMDB delete at the commit, and whether LMDB is known to hold it (the read cache had it
+/// when the group first wrote it), so that the commit may delete it through its cursor.
 #[derive(Debug, Clone)]
 pub(super) struct Slot {
     pub(super) value: Option<Vec<u8>>,
     pub(super) logged: u64,
     pub(super) not_in_lmdb: bool,
+    pub(super) in_lmdb: bool,
 }
 
 /// An overlay entry in a sorted listing: its key's [`sort_prefix`], the key, the value
@@ -134,16 +136,19 @@ pub(super) fn sorted_range<'a>(
     entries
 }
 
+/// An overlay entry as a commit writes it: its key's [`sort_prefix`], the key, its slot.
+pub(super) type CommitEntry<'a> = (u128, &'a Vec<u8>, &'a Slot);
+
 /// What a commit writes to LMDB, sorted: every entry but the deletions of keys LMDB does
 /// not hold (created and deleted within the group; deleting them would be an LMDB lookup
 /// each, for nothing).
-pub(super) fn commit_entries(overlay: &Overlay) -> Vec<SortedEntry<'_>> {
+pub(super) fn commit_entries(overlay: &Overlay) -> Vec<CommitEntry<'_>> {
     let mut entries: Vec<_> = overlay
         .iter()
         .filter(|(_, slot)| slot.value.is_some() || !slot.not_in_lmdb)
-        .map(|(key, slot)| (sort_prefix(key), key, &slot.value))
+        .map(|(key, slot)| (sort_prefix(key), key, slot))
         .collect();
-    sort_entries(&mut entries);
+    sort_by_prefix(&mut entries, |entry| entry.0, |a, b| a.1.cmp(b.1));
     entries
 }
 

@@ -214,7 +214,7 @@ impl KernelStore {
             _ if Self::entry_holds(kref, entry.vref) => self.decref(kref)?,
             KRef::Object(_) | KRef::Promise(_) => {}
         }
-        self.forget_clist_entry(ep, kref, entry.vref)
+        self.forget_read_clist_entry(ep, kref, entry.vref)
     }
 
     /// Deletes `ep`'s c-list entry `promise ↔ vref`, which the caller has just found or
@@ -234,7 +234,7 @@ impl KernelStore {
         if Self::entry_holds(kref, vref) {
             self.decref(kref)?;
         }
-        self.forget_clist_entry(ep, kref, vref)
+        self.forget_read_clist_entry(ep, kref, vref)
     }
 
     /// Orphans an export of `ep` (its vat retired or abandoned it, or is gone): the entry
@@ -279,6 +279,22 @@ impl KernelStore {
             self.kv.delete(&keys::importer(id, ep))?;
         }
         self.kv.delete(&keys::clist(ep, kref))
+    }
+
+    /// [`KernelStore::forget_clist_entry`] of an entry one side of which the caller has
+    /// just read: the other side is there too (a c-list has both or neither), which lets
+    /// the commit delete both through its cursor (`Store::delete_present`).
+    fn forget_read_clist_entry(
+        &mut self,
+        ep: EndpointId,
+        kref: KRef,
+        vref: VRef,
+    ) -> Result<(), StoreError> {
+        self.kv.delete_present(&keys::clist(ep, vref))?;
+        if let (KRef::Object(id), false) = (kref, vref.is_export()) {
+            self.kv.delete(&keys::importer(id, ep))?;
+        }
+        self.kv.delete_present(&keys::clist(ep, kref))
     }
 
     /// Allocates the next import number (`o-N` or `p-N`) of `ep`.
