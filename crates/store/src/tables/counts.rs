@@ -93,8 +93,9 @@ impl CountCache {
         self.set(Cached::Promise(id, entry))
     }
 
-    /// Caches `cached`. A full cache puts out its newest entry to make room, handed back if
-    /// the store lags behind it.
+    /// Caches `cached`. A full cache puts out the entry in its last slot (the latest of the
+    /// entries that came after it filled) to make room, handed back if the store lags
+    /// behind it.
     fn set(&mut self, cached: Cached) -> Option<Evicted> {
         let kref = cached.kref();
         if let Some(entry) = self.entries.iter_mut().find(|e| e.cached.kref() == kref) {

@@ -161,10 +161,11 @@ fn record_facts(bytes: &[u8]) -> Result<Facts, Malformed> {
     let (_, state) = split_record(bytes)?;
     let mut r = Reader(state);
     Ok(match r.u8()? {
+        TAG_UNRESOLVED | 1 | 2 => Facts::None,
         TAG_QUEUELESS => Facts::Queueless,
         TAG_UNHELD => Facts::Unheld,
         TAG_HELD_BY => Facts::HeldBy(holder(&mut r)?),
-        _ => Facts::None,
+        _ => return Err(Malformed("bad promise state tag")),
     })
 }
 
@@ -553,39 +554,26 @@ impl KernelStore {
 
     /// Writes the promise's state, keeping its refcount and, while it stays unresolved,
     /// what else its record knew (a settled record knows nothing more). Returns what the
-    /// record knew. An unknown promise gets a record with the count 0.
+    /// record knew.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown promise: a record written for it here would
+    /// be overwritten by the one made when its id is allocated.
     fn put_promise_state(
         &mut self,
         id: KPromiseId,
         state: PromiseState,
     ) -> Result<Facts, StoreError> {
         let unresolved = state.is_unresolved();
-        let mut state = Some(state);
-        let known = self.change_promise(id, |entry| {
+        self.change_promise(id, |entry| {
             let facts = entry.facts;
-            if let Some(state) = state.take() {
-                entry.state = state;
-            }
+            entry.state = state;
             if !unresolved {
                 entry.facts = Facts::None;
             }
             (true, facts)
-        })?;
-        match (known, state) {
-            (Some(facts), _) => Ok(facts),
-            (None, Some(state)) => {
-                self.write_promise(
-                    id,
-                    PromiseEntry {
-                        refcount: 0,
-                        state,
-                        facts: Facts::None,
-                    },
-                )?;
-                Ok(Facts::None)
-            }
-            (None, None) => Ok(Facts::None),
-        }
+        })?
+        .ok_or(StoreError::NotFound(Record::Promise(id)))
     }
 
     /// The promise's record, or [`StoreError::NotFound`].

@@ -427,6 +427,24 @@ fn what_a_promise_record_knows_survives_the_store_and_a_rewrite() {
     store.end_crank().unwrap();
 }
 
+/// Settling a promise that was never made is refused and writes nothing: a record
+/// written for it would be overwritten when its id is allocated.
+#[test]
+fn settling_an_unknown_promise_is_refused() {
+    let (_dir, mut store) = store();
+    let next = ocap_types::KPromiseId(1);
+    assert!(matches!(
+        store.settle_read_promise(next, vec![], false, CapData::new(&Value::Null, vec![])),
+        Err(StoreError::NotFound(Record::Promise(id))) if id == next
+    ));
+    assert_eq!(store.promise(next).unwrap(), None);
+    assert_eq!(store.create_promise(None).unwrap(), next);
+    let record = store.promise(next).unwrap().unwrap();
+    assert!(record.is_unresolved());
+    assert_eq!(record.refcount, 1);
+    store.end_crank().unwrap();
+}
+
 /// A host message's result is made pinned in one step; it must leave what making it and
 /// then pinning it leaves: the same record, refcount and pin, in the cache and on disk.
 #[test]
@@ -591,6 +609,10 @@ fn corrupt_records_are_typed_errors() {
         let corrupt = |res: Result<_, StoreError>| matches!(res, Err(StoreError::Corrupt { .. }));
         assert!(corrupt(store.promise(kp7).map(drop)), "{bad:?}");
         assert!(corrupt(store.promise_state(kp7).map(drop)), "{bad:?}");
+        assert!(
+            corrupt(store.clist_may_hold_promise(vat(1), kp7).map(drop)),
+            "{bad:?}"
+        );
         if bad.len() < 5 {
             assert!(corrupt(store.promise_refcount(kp7).map(drop)), "{bad:?}");
             assert!(corrupt(store.put_promise_refcount(kp7, 2)), "{bad:?}");
