@@ -5,6 +5,7 @@
 use ocap_types::{EndpointId, KPromiseId, KRef, VRef};
 
 use super::{KernelStore, keys};
+use crate::Store;
 use crate::error::StoreError;
 
 /// A c-list entry seen from the kernel side.
@@ -214,7 +215,7 @@ impl KernelStore {
             _ if Self::entry_holds(kref, entry.vref) => self.decref(kref)?,
             KRef::Object(_) | KRef::Promise(_) => {}
         }
-        self.forget_read_clist_entry(ep, kref, entry.vref)
+        self.remove_clist_pair(ep, kref, entry.vref, true)
     }
 
     /// Deletes `ep`'s c-list entry `promise ↔ vref`, which the caller has just found or
@@ -234,7 +235,7 @@ impl KernelStore {
         if Self::entry_holds(kref, vref) {
             self.decref(kref)?;
         }
-        self.forget_read_clist_entry(ep, kref, vref)
+        self.remove_clist_pair(ep, kref, vref, true)
     }
 
     /// Orphans an export of `ep` (its vat retired or abandoned it, or is gone): the entry
@@ -274,27 +275,29 @@ impl KernelStore {
         kref: KRef,
         vref: VRef,
     ) -> Result<(), StoreError> {
-        self.kv.delete(&keys::clist(ep, vref))?;
-        if let (KRef::Object(id), false) = (kref, vref.is_export()) {
-            self.kv.delete(&keys::importer(id, ep))?;
-        }
-        self.kv.delete(&keys::clist(ep, kref))
+        self.remove_clist_pair(ep, kref, vref, false)
     }
 
-    /// [`KernelStore::forget_clist_entry`] of an entry one side of which the caller has
-    /// just read: the other side is there too (a c-list has both or neither), which lets
-    /// the commit delete both through its cursor (`Store::delete_present`).
-    fn forget_read_clist_entry(
+    /// Deletes both directions of the entry and its importer-index key. `stored`: the caller
+    /// has just read one direction, so both are stored (a c-list has both or neither), which
+    /// lets the commit delete them through its cursor (`Store::delete_present`).
+    fn remove_clist_pair(
         &mut self,
         ep: EndpointId,
         kref: KRef,
         vref: VRef,
+        stored: bool,
     ) -> Result<(), StoreError> {
-        self.kv.delete_present(&keys::clist(ep, vref))?;
+        let delete = if stored {
+            Store::delete_present
+        } else {
+            Store::delete
+        };
+        delete(&mut self.kv, &keys::clist(ep, vref))?;
         if let (KRef::Object(id), false) = (kref, vref.is_export()) {
             self.kv.delete(&keys::importer(id, ep))?;
         }
-        self.kv.delete_present(&keys::clist(ep, kref))
+        delete(&mut self.kv, &keys::clist(ep, kref))
     }
 
     /// Allocates the next import number (`o-N` or `p-N`) of `ep`.
