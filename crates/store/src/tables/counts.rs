@@ -93,20 +93,32 @@ impl CountCache {
         self.set(Cached::Promise(id, entry))
     }
 
-    /// Caches `cached`. A full cache puts out the entry in its last slot (the latest of the
-    /// entries that came after it filled) to make room, handed back if the store lags
-    /// behind it.
+    /// Caches the record of a promise just made, which the store holds as it is (written
+    /// directly, so that it keeps `set_new`'s claim): its first change needs no read.
+    /// Returns the record it put out to make room, which the caller writes to the store.
+    pub(crate) fn add_stored_promise(
+        &mut self,
+        id: KPromiseId,
+        entry: PromiseEntry,
+    ) -> Option<Evicted> {
+        self.insert(Cached::Promise(id, entry), false)
+    }
+
     fn set(&mut self, cached: Cached) -> Option<Evicted> {
+        self.insert(cached, true)
+    }
+
+    /// Caches `cached`, marked `written` if the store lags behind it. A full cache puts out
+    /// the entry in its last slot (the latest of the entries that came after it filled) to
+    /// make room, handed back if the store lags behind it.
+    fn insert(&mut self, cached: Cached, written: bool) -> Option<Evicted> {
         let kref = cached.kref();
         if let Some(entry) = self.entries.iter_mut().find(|e| e.cached.kref() == kref) {
             entry.cached = cached;
-            entry.written = true;
+            entry.written |= written;
             return None;
         }
-        let entry = Entry {
-            cached,
-            written: true,
-        };
+        let entry = Entry { cached, written };
         if self.entries.len() < CAPACITY {
             self.entries.push(entry);
             return None;

@@ -370,10 +370,16 @@ impl KernelStore {
         };
         // The message queue is created by the first message that waits on the promise: most
         // promises never have one. A new id: no record of it can exist.
-        self.kv.set_new(
-            &keys::promise(id),
-            &encode_record(refcount, &state, Facts::Unheld),
-        )?;
+        let entry = PromiseEntry {
+            refcount,
+            state,
+            facts: Facts::Unheld,
+        };
+        self.kv.set_new(&keys::promise(id), &entry.encode())?;
+        // Nearly every promise is changed in the crank that makes it (a hold, a holder):
+        // cached as stored, that change needs no read of what was just written.
+        let evicted = self.counts.add_stored_promise(id, entry);
+        self.write_evicted(evicted)?;
         Ok(id)
     }
 
