@@ -233,21 +233,25 @@ fn a_promise_released_to_zero_is_reported_maybe_free() {
     store.end_crank().unwrap();
 }
 
-/// A change made in place to a record the cache holds must reach the store even after a
-/// savepoint wrote the cache back (the entry was then up to date, and the change makes it
-/// lag again).
+/// A change to a record the cache holds must reach the store even after a savepoint wrote
+/// the cache back (the entry was then up to date, and the change makes it lag again):
+/// a promise's, changed in place, and an object's, replaced.
 #[test]
 fn a_cached_promise_changed_after_a_savepoint_reaches_the_store() {
     let (_dir, mut store) = store();
     let promise = store.create_promise(None).unwrap();
+    let object = store.create_object(Owner::Kernel).unwrap();
     store.incref(KRef::Promise(promise)).unwrap();
+    store.incref(KRef::Object(object)).unwrap();
     let _sp = store.savepoint().unwrap();
     store.incref(KRef::Promise(promise)).unwrap();
     store.set_decider(promise, Some(Owner::Kernel)).unwrap();
+    store.incref(KRef::Object(object)).unwrap();
     store.end_crank().unwrap();
     let record = store.promise(promise).unwrap().unwrap();
     assert_eq!(record.refcount, 3);
     assert_eq!(record.decider(), Some(Owner::Kernel));
+    assert_eq!(store.object(object).unwrap().unwrap().counts.reachable, 2);
 }
 
 /// Nothing waits on a settled promise: queueing on one is refused, whether its record is
