@@ -56,23 +56,12 @@ pub use offline::{DirLock, StoreUsage};
 pub use open::FileWalk;
 #[cfg(test)]
 pub(crate) use open::tests::snapshot;
-use overlay::{Overlay, Slot, sort_prefix, sorted_range};
+use overlay::{Known, Overlay, Slot, sort_prefix, sorted_range};
 use read_cache::ReadCache;
 use undo::UndoLog;
 
 /// A key and its value.
 type Entry = (Vec<u8>, Vec<u8>);
-
-/// What the caller of a write knows of the key's value before it (`Store::set_new`,
-/// `Store::delete_present`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Known {
-    Nothing,
-    /// It has none.
-    Absent,
-    /// It has one.
-    Present,
-}
 
 /// First byte of the store's own keys; the kernel's keyspace is every other key.
 const RESERVED_PREFIX: u8 = 0;
@@ -384,8 +373,9 @@ impl Store {
     /// value is overwritten in place (a crank rewrites the same refcounts and records
     /// several times; logging each write cost an allocation and an undo entry).
     ///
-    /// `new`: the caller knows the key reads as absent (see [`Store::set_new`]); a key
-    /// the overlay has no entry for is then known to be absent from LMDB too.
+    /// `known`: what the caller knows of the key's value before this write
+    /// ([`Store::set_new`]: none; [`Store::delete_present`]: one). For a key the overlay has
+    /// no entry for, that is what LMDB holds, which the commit relies on.
     fn write(&mut self, key: &[u8], value: Option<&[u8]>, known: Known) -> Result<(), StoreError> {
         if !self.in_crank {
             return Err(CrankError::WriteOutsideCrank.into());
@@ -408,14 +398,14 @@ impl Store {
                     }
                     return Ok(());
                 }
-                // The flags stay with the key until the commit: LMDB changes only then.
-                let (not_in_lmdb, in_lmdb) = (slot.not_in_lmdb, slot.in_lmdb);
+                // What LMDB holds stays with the key until the commit: LMDB changes only
+                // then.
+                let in_lmdb = slot.in_lmdb;
                 Some(std::mem::replace(
                     slot,
                     Slot {
                         value: value.map(<[u8]>::to_vec),
                         logged: epoch,
-                        not_in_lmdb,
                         in_lmdb,
                     },
                 ))
@@ -424,18 +414,20 @@ impl Store {
                 // A key read from LMDB since the last commit is known to be there until the
                 // next one: deleting it can take the commit's cursor path (`write_sorted`).
                 let in_lmdb = match known {
-                    Known::Present => true,
-                    Known::Absent => false,
-                    Known::Nothing => self
-                        .read_cache
-                        .borrow()
-                        .get(hash, key)
-                        .is_some_and(Option::is_some),
+                    Known::Nothing
+                        if self
+                            .read_cache
+                            .borrow()
+                            .get(hash, key)
+                            .is_some_and(Option::is_some) =>
+                    {
+                        Known::Present
+                    }
+                    known => known,
                 };
                 let slot = Slot {
                     value: value.map(<[u8]>::to_vec),
                     logged: epoch,
-                    not_in_lmdb: known == Known::Absent,
                     in_lmdb,
                 };
                 vacant.insert((key.to_vec(), slot));

@@ -11,7 +11,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, PutFlags, RwTxn, WithoutTls};
 
 use super::open::{Access, classify};
-use super::overlay::CommitEntry;
+use super::overlay::{CommitEntry, Known};
 use crate::error::OpenError;
 
 /// Opens the LMDB environment at `path`.
@@ -86,7 +86,7 @@ pub(super) fn write_sorted(
             Some(value) => unsafe {
                 cursor.put_current_with_options::<Bytes>(PutFlags::empty(), key, value)?;
             },
-            None if trust_known && slot.in_lmdb => {
+            None if trust_known && slot.in_lmdb == Known::Present => {
                 // `KeyExist`: the cursor stands on the key, left as it was.
                 // SAFETY: no value borrowed from the transaction is alive (above).
                 match unsafe {

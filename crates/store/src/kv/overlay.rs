@@ -96,16 +96,27 @@ impl Overlay {
 }
 
 /// An overlay entry: the key's uncommitted value (`None`: deleted), the undo epoch in
-/// which the crank last logged the key (see `Store::write`), whether LMDB is known not to
-/// hold the key (`Store::set_new` created it in this group), so that deleting it needs no
-/// LMDB delete at the commit, and whether LMDB is known to hold it (the read cache had it
-/// when the group first wrote it), so that the commit may delete it through its cursor.
+/// which the crank last logged the key (see `Store::write`), and what is known of the key
+/// in LMDB since the last commit: absent (`Store::set_new` created it in this group), so
+/// that deleting it needs no LMDB delete at the commit, or present (the read cache had it
+/// when the group first wrote it, or `Store::delete_present`), so that the commit may
+/// delete it through its cursor.
 #[derive(Debug, Clone)]
 pub(super) struct Slot {
     pub(super) value: Option<Vec<u8>>,
     pub(super) logged: u64,
-    pub(super) not_in_lmdb: bool,
-    pub(super) in_lmdb: bool,
+    pub(super) in_lmdb: Known,
+}
+
+/// What is known of a key in LMDB's committed state: what the caller of a write says
+/// (`Store::set_new`, `Store::delete_present`), or the read cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Known {
+    Nothing,
+    /// LMDB has no value for it.
+    Absent,
+    /// LMDB has a value for it.
+    Present,
 }
 
 /// An overlay entry in a sorted listing: its key's [`sort_prefix`], the key, the value
@@ -145,7 +156,7 @@ pub(super) type CommitEntry<'a> = (u128, &'a Vec<u8>, &'a Slot);
 pub(super) fn commit_entries(overlay: &Overlay) -> Vec<CommitEntry<'_>> {
     let mut entries: Vec<_> = overlay
         .iter()
-        .filter(|(_, slot)| slot.value.is_some() || !slot.not_in_lmdb)
+        .filter(|(_, slot)| slot.value.is_some() || slot.in_lmdb != Known::Absent)
         .map(|(key, slot)| (sort_prefix(key), key, slot))
         .collect();
     sort_by_prefix(&mut entries, |entry| entry.0, |a, b| a.1.cmp(b.1));
