@@ -47,7 +47,8 @@ struct Entry {
 }
 
 /// At most this many krefs are cached: a crank that touches more (a burst of sends) puts
-/// out the oldest to the store, instead of searching a long vector at every read.
+/// the newcomers out to the store in turn through the last slot (`CountCache::insert`),
+/// instead of searching a long vector at every read.
 const CAPACITY: usize = 8;
 
 /// The few krefs whose holds the open crank changed. A vector: a crank touches a handful,

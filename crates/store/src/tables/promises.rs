@@ -12,9 +12,9 @@
 //! [`Facts`], in the state's tag: whether a message ever waited on it (if none did, it has
 //! no queue, and settling it skips the lookup of one: an LMDB miss per settle, most
 //! settles) and, if none did, which c-lists can hold it (none, or one endpoint's, whose id
-//! follows the tag, 5 bytes as an owner is written), so that importing it into a vat that cannot hold it skips
-//! the c-list lookup, another LMDB miss (a send's result, imported by its receiver). A fact
-//! is only ever dropped, never assumed: the first message queued on the promise, or a
+//! follows the tag, 5 bytes as an owner is written), so that importing it into a vat that
+//! cannot hold it skips the c-list lookup, another LMDB miss (a send's result, imported by
+//! its receiver). A fact is only ever dropped, never assumed: the first message queued on the promise, or a
 //! second endpoint's c-list entry, turns the record into one that knows less (tag `0`,
 //! which records migrated from version 7 all carry, knows nothing). The audit checks both
 //! facts.
@@ -156,17 +156,28 @@ fn holder(r: &mut Reader<'_>) -> Result<EndpointId, Malformed> {
     }
 }
 
+/// The [`Facts`] an unresolved state's `tag` carries (reading the holder that follows
+/// [`TAG_HELD_BY`]), `None` for any other tag.
+fn unresolved_facts(tag: u8, r: &mut Reader<'_>) -> Result<Option<Facts>, Malformed> {
+    Ok(Some(match tag {
+        TAG_UNRESOLVED => Facts::None,
+        TAG_QUEUELESS => Facts::Queueless,
+        TAG_UNHELD => Facts::Unheld,
+        TAG_HELD_BY => Facts::HeldBy(holder(r)?),
+        _ => return Ok(None),
+    }))
+}
+
 /// A record's [`Facts`], read from its tag (and holder) without decoding the rest.
 fn record_facts(bytes: &[u8]) -> Result<Facts, Malformed> {
     let (_, state) = split_record(bytes)?;
     let mut r = Reader(state);
-    Ok(match r.u8()? {
-        TAG_UNRESOLVED | 1 | 2 => Facts::None,
-        TAG_QUEUELESS => Facts::Queueless,
-        TAG_UNHELD => Facts::Unheld,
-        TAG_HELD_BY => Facts::HeldBy(holder(&mut r)?),
-        _ => return Err(Malformed("bad promise state tag")),
-    })
+    let tag = r.u8()?;
+    match unresolved_facts(tag, &mut r)? {
+        Some(facts) => Ok(facts),
+        None if matches!(tag, 1 | 2) => Ok(Facts::None),
+        None => Err(Malformed("bad promise state tag")),
+    }
 }
 
 /// A promise's record decoded: its count, its state and what else it knows. What the
@@ -251,15 +262,9 @@ impl PromiseState {
     /// Decodes a state's encoding and the [`Facts`] its tag carries.
     fn decode_with_facts(bytes: &[u8]) -> Result<(Self, Facts), Malformed> {
         let mut r = Reader(bytes);
-        let mut facts = Facts::None;
-        let state = match r.u8()? {
-            tag @ (TAG_UNRESOLVED | TAG_QUEUELESS | TAG_UNHELD | TAG_HELD_BY) => {
-                facts = match tag {
-                    TAG_QUEUELESS => Facts::Queueless,
-                    TAG_UNHELD => Facts::Unheld,
-                    TAG_HELD_BY => Facts::HeldBy(holder(&mut r)?),
-                    _ => Facts::None,
-                };
+        let tag = r.u8()?;
+        let (state, facts) = match unresolved_facts(tag, &mut r)? {
+            Some(facts) => {
                 let decider = r.owner()?;
                 let n = r.u32()? as usize;
                 if n > bytes.len() {
@@ -272,14 +277,17 @@ impl PromiseState {
                         _ => return Err(Malformed("subscriber is not an endpoint")),
                     }
                 }
-                PromiseState::Unresolved {
+                let state = PromiseState::Unresolved {
                     decider,
                     subscribers,
-                }
+                };
+                (state, facts)
             }
-            1 => PromiseState::Fulfilled(r.capdata()?),
-            2 => PromiseState::Rejected(r.capdata()?),
-            _ => return Err(Malformed("bad promise state tag")),
+            None => match tag {
+                1 => (PromiseState::Fulfilled(r.capdata()?), Facts::None),
+                2 => (PromiseState::Rejected(r.capdata()?), Facts::None),
+                _ => return Err(Malformed("bad promise state tag")),
+            },
         };
         r.finish()?;
         Ok((state, facts))
@@ -702,9 +710,8 @@ impl KernelStore {
         } else {
             PromiseState::Fulfilled(value)
         };
-        // The decider baseline's release first: the count is then cached, and the record
-        // written once with it and the new state, not read again for the count and
-        // rewritten with the new count at the write-back.
+        // The decider baseline's release; both it and the new state change the one record
+        // the crank's cache holds.
         self.decref(KRef::Promise(id))?;
         let queueless = self.put_promise_state(id, state)?.queueless();
         let name = queue_name(id);
