@@ -194,14 +194,7 @@ fn bench_store(
     keys: CrankKeys,
 ) {
     let mut store = open_store(dir, durability);
-    let mut crank = store_cranks(&mut store, keys);
-    let mut crank_no = 0;
-    bench(group, "store", param, |b| {
-        b.iter(|| {
-            crank_no += 1;
-            crank(crank_no);
-        });
-    });
+    bench_cranks(group, "store", param, store_cranks(&mut store, keys));
 }
 
 /// The same puts through raw heed at `dir`, as [`raw_cranks`] commits them.
@@ -213,9 +206,18 @@ fn bench_raw(
     keys: CrankKeys,
 ) {
     let (env, db) = open_raw(dir);
-    let mut crank = raw_cranks(&env, db, every, keys);
+    bench_cranks(group, "raw_heed", param, raw_cranks(&env, db, every, keys));
+}
+
+/// Times `crank`, numbering the cranks from 1.
+fn bench_cranks(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    param: Option<&str>,
+    mut crank: Box<dyn FnMut(u64) + '_>,
+) {
     let mut crank_no = 0;
-    bench(group, "raw_heed", param, |b| {
+    bench(group, name, param, |b| {
         b.iter(|| {
             crank_no += 1;
             crank(crank_no);
